@@ -1,0 +1,451 @@
+"""The service layer: one eventsourcing application, one method per playbook command.
+
+Every command reads *get → call a command method → save*.  Around that one path:
+workspace isolation (another workspace's candidacy is simply not found), an
+optional expected version (optimistic concurrency), an optional idempotency key
+(a retry records nothing and answers the first response), and time from the
+injected clock.  The idempotency record and the candidacy's current row are
+saved in the same transaction as the events (see `engine.store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from engine.candidacy import DECISIONS, Candidacy
+from engine.clock import Clock, SystemClock
+from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
+from engine.store import CandidacyRow, IdempotencyRecord
+from engine.values import (
+    Actor,
+    NewCandidacy,
+    NextRound,
+    Offer,
+    Reply,
+    ThankYou,
+    aware,
+    validated,
+)
+
+log = structlog.get_logger("closer.engine")
+
+SNAPSHOT_INTERVAL = 20
+DEFAULT_POLICY = {"name": "playbook", "version": 1}
+_BASE_FIELDS = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
+     "on_behalf_of", "workspace", "stage", "decided_by"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a command did: the candidacy's id, version and stage after it, and any
+    data it produced (e.g. a hesitation's id).  ``replayed`` when an idempotency key
+    answered with the first response instead of recording again."""
+
+    candidacy_id: str
+    version: int
+    stage: str
+    data: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One recorded event, as auditors read it."""
+
+    version: int
+    type: str
+    at: datetime
+    actor: str
+    on_behalf_of: str | None
+    workspace: str
+    stage: str
+    data: dict[str, Any]
+    decided_by: dict[str, Any] | None
+
+
+class Candidacies(Application[UUID]):
+    """Closer's application service: every candidacy command and query."""
+
+    name = "Closer"
+    snapshotting_intervals = {Candidacy: SNAPSHOT_INTERVAL}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        default_policy: dict[str, Any] | None = None,
+        next_due_at: Callable[[Candidacy], datetime | None] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.default_policy = dict(default_policy or DEFAULT_POLICY)
+        # When the candidacy next needs the scheduler; the cadence policy supplies it.
+        self._next_due_at = next_due_at or (lambda candidacy: None)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def record_interview(
+        self, actor: Actor, details: NewCandidacy | dict[str, Any], *,
+        policy: dict[str, Any] | None = None, idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Open a candidacy from its first interview."""
+        interview = validated(NewCandidacy, details)
+        fingerprint = _fingerprint("record_interview", None, interview.model_dump(mode="json"))
+        replay = self._replayed(actor, idempotency_key, fingerprint)
+        if replay:
+            return replay
+        data = interview.model_dump(mode="python")
+        candidacy = Candidacy.record_interview(
+            id=uuid4(), actor=actor, at=self.clock.now(),
+            candidate=data.pop("candidate"), company=data.pop("company"),
+            role=data.pop("role"), timezone=data.pop("timezone"),
+            country=data.pop("country"), subdivision=data.pop("subdivision"),
+            interview=_interview_data(data), policy=dict(policy or self.default_policy),
+        )
+        return self._save(actor, candidacy, idempotency_key, fingerprint, {})
+
+    def raise_hesitation(self, actor: Actor, candidacy_id: Any, text: str, *,
+                         occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """The interviewer voiced a hesitation; answers with its ``hesitation_id``."""
+        text = _text("text", text)
+        occurred_at = self._past("occurred_at", occurred_at)
+
+        def command(candidacy: Candidacy, now: datetime) -> dict[str, Any]:
+            hesitation_id = f"r{candidacy.round}h{len(candidacy.hesitations) + 1}"
+            candidacy.raise_hesitation(actor, now, hesitation_id=hesitation_id, text=text,
+                                       occurred_at=occurred_at)
+            return {"hesitation_id": hesitation_id}
+
+        return self._execute(actor, candidacy_id, "raise_hesitation",
+                             {"text": text, "occurred_at": occurred_at}, command, **options)
+
+    def address_hesitation(self, actor: Actor, candidacy_id: Any, hesitation_id: str,
+                           answer: str, *, occurred_at: datetime | None = None,
+                           **options: Any) -> Outcome:
+        """The candidate answered a hesitation."""
+        answer = _text("response", answer)
+        occurred_at = self._past("occurred_at", occurred_at)
+        return self._execute(
+            actor, candidacy_id, "address_hesitation",
+            {"hesitation_id": hesitation_id, "answer": answer, "occurred_at": occurred_at},
+            lambda c, now: c.address_hesitation(actor, now, hesitation_id=hesitation_id,
+                                                answer=answer, occurred_at=occurred_at),
+            **options)
+
+    def record_no_hesitations(self, actor: Actor, candidacy_id: Any, **options: Any) -> Outcome:
+        """The interviewer had no hesitations."""
+        return self._execute(actor, candidacy_id, "record_no_hesitations", {},
+                             lambda c, now: c.record_no_hesitations(actor, now), **options)
+
+    def close_next_step(self, actor: Actor, candidacy_id: Any, description: str, *,
+                        scheduled_for: datetime | None = None, **options: Any) -> Outcome:
+        """The candidate closed for the next step."""
+        description = _text("description", description)
+        aware(scheduled_for, "scheduled_for")
+        return self._execute(
+            actor, candidacy_id, "close_next_step",
+            {"description": description, "scheduled_for": scheduled_for},
+            lambda c, now: c.close_next_step(actor, now, description=description,
+                                             scheduled_for=scheduled_for),
+            **options)
+
+    def send_thank_you(self, actor: Actor, candidacy_id: Any, medium: str, *,
+                       to: list[str] | None = None, covers_panel: bool = False,
+                       **options: Any) -> Outcome:
+        """A thank-you went out; without ``to`` it covers the whole panel."""
+        thank_you = validated(ThankYou, {"medium": medium, "to": to or [],
+                                         "covers_panel": covers_panel})
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            panel = {i["name"] for i in candidacy.interview["interviewers"]}
+            unknown = [name for name in thank_you.to if name not in panel]
+            if unknown:
+                raise InvalidInput("to", f"{', '.join(unknown)} did not interview the candidate "
+                                         f"(the panel: {', '.join(sorted(panel))})")
+            candidacy.send_thank_you(actor, now, medium=thank_you.medium.value,
+                                     to=list(thank_you.to), covers_panel=thank_you.covers_panel)
+
+        return self._execute(actor, candidacy_id, "send_thank_you",
+                             thank_you.model_dump(mode="json"), command, **options)
+
+    def send_nudge(self, actor: Actor, candidacy_id: Any, *,
+                   channels: list[str] | None = None, reason: str = "manual nudge",
+                   decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
+        """A nudge went out (a voicemail, then an email right after, by default)."""
+        channels = list(channels or ["voicemail", "email"])
+        for channel in channels:
+            if channel not in ("voicemail", "email", "phone"):
+                raise InvalidInput("channels", f"{channel!r} is not voicemail, email or phone")
+        return self._execute(
+            actor, candidacy_id, "send_nudge",
+            {"channels": channels, "reason": reason, "decided_by": decided_by},
+            lambda c, now: c.send_nudge(actor, now, channels=channels, reason=reason,
+                                        decided_by=decided_by),
+            **options)
+
+    def receive_reply(self, actor: Actor, candidacy_id: Any, kind: str, *,
+                      note: str | None = None, received_at: datetime | None = None,
+                      back_on: date | None = None, **options: Any) -> Outcome:
+        """The employer replied (advanced, rejected, update, or out of office until ``back_on``)."""
+        reply = validated(Reply, {"kind": kind, "note": note, "received_at": received_at,
+                                  "back_on": back_on})
+        received = self._past("received_at", reply.received_at)
+        return self._execute(
+            actor, candidacy_id, "receive_reply", reply.model_dump(mode="json"),
+            lambda c, now: c.receive_reply(actor, now, kind=reply.kind.value, note=reply.note,
+                                           occurred_at=received, back_on=reply.back_on),
+            **options)
+
+    def note_competing_offer(self, actor: Actor, candidacy_id: Any, company: str,
+                             deadline: datetime, *, occurred_at: datetime | None = None,
+                             **options: Any) -> Outcome:
+        """The candidate has an offer elsewhere with a deadline."""
+        offer = validated(Offer, {"company": company, "deadline": deadline,
+                                  "noted_at": occurred_at})
+        noted = self._past("occurred_at", offer.noted_at)
+        return self._execute(
+            actor, candidacy_id, "note_competing_offer", offer.model_dump(mode="json"),
+            lambda c, now: c.note_competing_offer(actor, now, company=offer.company,
+                                                  deadline=offer.deadline, occurred_at=noted),
+            **options)
+
+    def pause_cadence(self, actor: Actor, candidacy_id: Any, reason: str, *,
+                      until: date | None = None, **options: Any) -> Outcome:
+        """Hold every timer until ``until`` (or until resumed)."""
+        reason = _text("reason", reason)
+        if until is not None and until < self.clock.now().date():
+            raise InvalidInput("until", f"{until.isoformat()} is in the past")
+        return self._execute(
+            actor, candidacy_id, "pause_cadence", {"reason": reason, "until": until},
+            lambda c, now: c.pause_cadence(actor, now, until=until, reason=reason), **options)
+
+    def resume_cadence(self, actor: Actor, candidacy_id: Any, **options: Any) -> Outcome:
+        """Let the timers run again."""
+        return self._execute(actor, candidacy_id, "resume_cadence", {},
+                             lambda c, now: c.resume_cadence(actor, now), **options)
+
+    def stall(self, actor: Actor, candidacy_id: Any, reason: str, *,
+              decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
+        """Declare the candidacy stalled (the policy's pest line and patience are spent)."""
+        reason = _text("reason", reason)
+        return self._execute(
+            actor, candidacy_id, "stall", {"reason": reason, "decided_by": decided_by},
+            lambda c, now: c.stall(actor, now, reason=reason, decided_by=decided_by),
+            **options)
+
+    def withdraw(self, actor: Actor, candidacy_id: Any, reason: str, **options: Any) -> Outcome:
+        """The candidate withdrew."""
+        reason = _text("reason", reason)
+        return self._execute(actor, candidacy_id, "withdraw", {"reason": reason},
+                             lambda c, now: c.withdraw(actor, now, reason=reason), **options)
+
+    def start_next_round(self, actor: Actor, candidacy_id: Any,
+                         next_round: NextRound | dict[str, Any] | None = None,
+                         **options: Any) -> Outcome:
+        """After advancing, start the next interview round (unset details carry over)."""
+        details = validated(NextRound, next_round or {})
+
+        def command(candidacy: Candidacy, now: datetime) -> dict[str, Any]:
+            given = _interview_data(details.model_dump(mode="python", exclude_none=True))
+            interview = {**candidacy.interview, "interviewed_at": now, **given}
+            candidacy.start_next_round(actor, now, interview=interview)
+            return {"round": candidacy.round}
+
+        return self._execute(actor, candidacy_id, "start_next_round",
+                             details.model_dump(mode="json"), command, **options)
+
+    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: int,
+                       **options: Any) -> Outcome:
+        """Move the candidacy to another cadence policy version (recorded, never silent)."""
+        name = _text("policy", name)
+        if not isinstance(version, int) or version < 1:
+            raise InvalidInput("version", "a policy version is a whole number from 1")
+        policy = {"name": name, "version": version}
+        return self._execute(actor, candidacy_id, "migrate_policy", policy,
+                             lambda c, now: c.migrate_policy(actor, now, policy=policy),
+                             **options)
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get(self, candidacy_id: Any, workspace: str, *, version: int | None = None) -> Candidacy:
+        """The candidacy, as of ``version`` if given; not found outside its workspace."""
+        uid = _uuid(candidacy_id)
+        try:
+            candidacy = self.repository.get(uid, version=version)
+        except AggregateNotFoundError:
+            raise CandidacyNotFound(candidacy_id) from None
+        if not isinstance(candidacy, Candidacy) or candidacy.workspace != workspace:
+            raise CandidacyNotFound(candidacy_id)
+        return candidacy
+
+    def history(self, candidacy_id: Any, workspace: str) -> list[HistoryEntry]:
+        """Every event of the candidacy, oldest first."""
+        uid = _uuid(candidacy_id)
+        entries = [history_entry(e) for e in self.events.get(uid)]
+        if not entries or entries[0].workspace != workspace:
+            raise CandidacyNotFound(candidacy_id)
+        return entries
+
+    def row(self, candidacy_id: Any) -> CandidacyRow | None:
+        """The candidacy's current row (no aggregate load)."""
+        return self.recorder.find_candidacy_row(str(_uuid(candidacy_id)))  # type: ignore[attr-defined]
+
+    def rows(self, workspace: str, *, stage: str | None = None, text: str | None = None,
+             after: str | None = None, limit: int = 50) -> list[CandidacyRow]:
+        """A workspace's candidacies, as current rows, in id order."""
+        return self.recorder.select_candidacy_rows(  # type: ignore[attr-defined]
+            workspace, stage=stage, text=text, after=after, limit=limit)
+
+    def due_ids(self, before: datetime, *, batch: int = 1000) -> Iterator[str]:
+        """Ids of every candidacy with something due by ``before`` (read from rows only)."""
+        after = ""
+        while True:
+            ids = self.recorder.select_due_ids(before, after=after, limit=batch)  # type: ignore[attr-defined]
+            yield from ids
+            if len(ids) < batch:
+                return
+            after = ids[-1]
+
+    # -- the one command path -------------------------------------------------------------
+
+    def _execute(
+        self, actor: Actor, candidacy_id: Any, command: str, args: dict[str, Any],
+        run: Callable[[Candidacy, datetime], dict[str, Any] | None], *,
+        expected_version: int | None = None, idempotency_key: str | None = None,
+    ) -> Outcome:
+        fingerprint = _fingerprint(command, str(candidacy_id), args)
+        replay = self._replayed(actor, idempotency_key, fingerprint)
+        if replay:
+            return replay
+        candidacy = self.get(candidacy_id, actor.workspace)
+        if expected_version is not None and expected_version != candidacy.version:
+            raise VersionConflict(candidacy.id, expected_version, candidacy.version)
+        data = run(candidacy, self.clock.now()) or {}
+        return self._save(actor, candidacy, idempotency_key, fingerprint, data)
+
+    def _replayed(self, actor: Actor, key: str | None, fingerprint: str) -> Outcome | None:
+        if key is None:
+            return None
+        record = self.recorder.find_idempotency(actor.workspace, key)  # type: ignore[attr-defined]
+        if record is None:
+            return None
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(key)
+        return Outcome(**record.response, replayed=True)
+
+    def _save(self, actor: Actor, candidacy: Candidacy, key: str | None, fingerprint: str,
+              data: dict[str, Any]) -> Outcome:
+        outcome = Outcome(str(candidacy.id), candidacy.version, candidacy.stage, data)
+        record = None
+        if key is not None:
+            response = asdict(outcome)
+            del response["replayed"]
+            record = IdempotencyRecord(actor.workspace, key, fingerprint, response,
+                                       self.clock.now())
+        pending = list(candidacy.pending_events)
+        try:
+            self.save(candidacy, idempotency=record, rows=[self.current_row(candidacy)])
+        except IntegrityError:
+            # Either the same key raced us (answer as the winner did) or another
+            # writer saved this candidacy first (the caller reloads and retries).
+            replay = self._replayed(actor, key, fingerprint)
+            if replay:
+                return replay
+            raise VersionConflict(candidacy.id, None, None) from None
+        for event in pending:
+            log.info("event recorded", candidacy_id=str(candidacy.id),
+                     event_type=type(event).__name__, version=event.originator_version,
+                     actor=actor.user, on_behalf_of=actor.on_behalf_of,
+                     workspace=actor.workspace, stage=candidacy.stage)
+        return outcome
+
+    def current_row(self, candidacy: Candidacy) -> CandidacyRow:
+        """The candidacy's row in ``closer_candidacies``, as of its current version."""
+        return CandidacyRow(
+            id=str(candidacy.id), workspace=candidacy.workspace, stage=candidacy.stage,
+            version=candidacy.version, round=candidacy.round,
+            candidate=candidacy.candidate["name"], company=candidacy.company,
+            role=candidacy.role, updated_at=candidacy.modified_on,
+            due_at=self._next_due_at(candidacy),
+            summary={
+                "interviewed_at": candidacy.interview["interviewed_at"],
+                "timezone": candidacy.timezone, "country": candidacy.country,
+                "policy": candidacy.policy, "nudges": len(candidacy.nudges),
+                "paused": candidacy.paused is not None,
+                "outcome": candidacy.outcome["kind"] if candidacy.outcome else None,
+            },
+        )
+
+    def _take_snapshots(self, processing_event: Any) -> None:
+        # The aggregate in hand is the state at its new version: snapshot it directly
+        # instead of reloading it from the store as the library's default does.
+        if self.snapshots is None:
+            return
+        for aggregate in processing_event.aggregates.values():
+            new = [e for e in processing_event.events if e.originator_id == aggregate.id]
+            if any(e.originator_version % SNAPSHOT_INTERVAL == 0 for e in new):
+                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+
+    def _past(self, field_name: str, moment: datetime | None) -> datetime | None:
+        """A fact's own time: aware and not in the future (late logging is fine)."""
+        aware(moment, field_name)
+        if moment is not None and moment > self.clock.now():
+            raise InvalidInput(field_name, f"{moment.isoformat()} is in the future")
+        return moment
+
+
+def history_entry(event: Any) -> HistoryEntry:
+    """An event as auditors read it: its type, when, who, and its own data."""
+    fields = event.__dict__
+    return HistoryEntry(
+        version=event.originator_version, type=type(event).__name__, at=event.timestamp,
+        actor=event.actor, on_behalf_of=event.on_behalf_of, workspace=event.workspace,
+        stage=event.stage,
+        data={k: v for k, v in fields.items() if k not in _BASE_FIELDS},
+        decided_by=fields.get("decided_by"),
+    )
+
+
+def is_decision(event: Any) -> bool:
+    """Whether a cadence policy decided this event (replay re-derives these)."""
+    return isinstance(event, DECISIONS) and event.__dict__.get("decided_by") is not None
+
+
+def _interview_data(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in data.items()}
+
+
+def _text(field_name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field_name, "must be non-empty text")
+    if len(value) > 2000:
+        raise InvalidInput(field_name, "must be at most 2000 characters")
+    return value.strip()
+
+
+def _uuid(candidacy_id: Any) -> UUID:
+    if isinstance(candidacy_id, UUID):
+        return candidacy_id
+    try:
+        return UUID(str(candidacy_id))
+    except ValueError:
+        raise CandidacyNotFound(candidacy_id) from None
+
+
+def _fingerprint(command: str, candidacy_id: str | None, args: dict[str, Any]) -> str:
+    payload = orjson.dumps({"command": command, "candidacy": candidacy_id, "args": args},
+                           option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,446 @@
+"""Calendar maths for the cadence: working days, public holidays and send times.
+
+Everything here is pure: no clock reads, no I/O beyond the `holidays` package's
+built-in tables. It runs for every candidacy on every tick and in replays, so
+holiday sets are cached per (country, subdivision, observed, year), calendars
+are shared through :func:`work_calendar`, and each day step is O(1).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
+from typing import Protocol, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_lib
+
+__all__ = [
+    "CalendarError",
+    "TimeRange",
+    "WorkCalendar",
+    "allowed_send_intervals",
+    "is_send_time",
+    "next_send_time",
+    "resolve_zone",
+    "work_calendar",
+]
+
+MONDAY_TO_FRIDAY: tuple[int, ...] = (0, 1, 2, 3, 4)
+_DAY = timedelta(days=1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_SECONDS_PER_DAY = 86_400
+# A send time further than this is a misconfiguration (e.g. every day a holiday), not a wait.
+_SEARCH_HORIZON_DAYS = 400
+
+DateOrDatetime = TypeVar("DateOrDatetime", date, datetime)
+
+
+class CalendarError(ValueError):
+    """A calendar cannot be built or used as asked (unknown country, time zone, ...)."""
+
+
+class TimeRange(Protocol):
+    """A daily range of local wall-clock time, ``[start, end)``; wraps midnight when end <= start."""
+
+    @property
+    def start(self) -> time: ...
+
+    @property
+    def end(self) -> time: ...
+
+
+@lru_cache(maxsize=8192)
+def _holiday_dates(country: str, subdivision: str | None, observed: bool, year: int) -> frozenset[date]:
+    """The public holidays of one country/subdivision in one year, computed once."""
+    table = holidays_lib.country_holidays(
+        country, subdiv=subdivision, years=year, observed=observed
+    )
+    return frozenset(table.keys())
+
+
+def _check_region(country: str, subdivision: str | None) -> tuple[str, str | None]:
+    """Canonicalise a country/subdivision pair, refusing ones the holidays package lacks."""
+    code = country.strip().upper()
+    supported = holidays_lib.list_supported_countries()
+    if code not in supported:
+        try:
+            holidays_lib.country_holidays(code, years=())
+        except NotImplementedError:
+            raise CalendarError(
+                f"unknown country code {country!r} for public holidays; "
+                "use an ISO 3166-1 alpha-2 code such as US, GB or BR"
+            ) from None
+        return code, _check_subdivision(code, subdivision, None)
+    return code, _check_subdivision(code, subdivision, list(supported[code]))
+
+
+def _check_subdivision(code: str, subdivision: str | None, known: list[str] | None) -> str | None:
+    """Match a subdivision case-insensitively against the country's known ones."""
+    if subdivision is None or subdivision.strip() == "":
+        return None
+    wanted = subdivision.strip()
+    if known is not None:
+        for candidate in known:
+            if candidate.upper() == wanted.upper():
+                return candidate
+    try:
+        holidays_lib.country_holidays(code, subdiv=wanted, years=())
+    except NotImplementedError:
+        listing = ", ".join(known) if known else "none"
+        raise CalendarError(
+            f"unknown subdivision {subdivision!r} of country {code}; known: {listing}"
+        ) from None
+    return wanted
+
+
+class WorkCalendar:
+    """Working days of one place: a working week minus (optionally) its public holidays.
+
+    Build one through :func:`work_calendar` so equal calendars are shared and their
+    holiday caches reused across candidacies.
+    """
+
+    __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
+                 "_workday", "_years", "_workday_holidays")
+
+    def __init__(
+        self,
+        country: str | None = None,
+        subdivision: str | None = None,
+        working_days: Iterable[int] = MONDAY_TO_FRIDAY,
+        honour_holidays: bool = True,
+        observed: bool = True,
+    ) -> None:
+        days = tuple(sorted(set(working_days)))
+        if not days:
+            raise CalendarError("a working week needs at least one working day")
+        if any(not 0 <= d <= 6 for d in days):
+            raise CalendarError(f"working days are 0 (Monday) to 6 (Sunday), got {days}")
+        if country is None:
+            if subdivision:
+                raise CalendarError(f"subdivision {subdivision!r} given without a country")
+            self.country: str | None = None
+            self.subdivision: str | None = None
+        else:
+            self.country, self.subdivision = _check_region(country, subdivision)
+        self.working_days: tuple[int, ...] = days
+        self.honour_holidays = honour_holidays and self.country is not None
+        self.observed = observed
+        # Indexed by weekday, so a day check is one tuple lookup.
+        self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
+        self._years: dict[int, frozenset[date]] = {}
+        self._workday_holidays: dict[int, list[int]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkCalendar(country={self.country!r}, subdivision={self.subdivision!r}, "
+            f"working_days={self.working_days!r}, honour_holidays={self.honour_holidays!r})"
+        )
+
+    def holidays_in(self, year: int) -> frozenset[date]:
+        """The public holidays this calendar skips in ``year`` (empty when not honoured)."""
+        found = self._years.get(year)
+        if found is None:
+            if self.honour_holidays and self.country is not None:
+                found = _holiday_dates(self.country, self.subdivision, self.observed, year)
+            else:
+                found = frozenset()
+            self._years[year] = found
+        return found
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether ``day`` (a local date) is in the working week and not a public holiday."""
+        if isinstance(day, datetime):
+            day = day.date()
+        if not self._workday[day.weekday()]:
+            return False
+        if not self.honour_holidays:
+            return True
+        year_set = self._years.get(day.year)
+        if year_set is None:
+            year_set = self.holidays_in(day.year)
+        return day not in year_set
+
+    def next_working_day(self, day: date) -> date:
+        """``day`` itself when it is a working day, else the first working day after it."""
+        while not self.is_working_day(day):
+            day += _DAY
+        return day
+
+    def add_business_days(self, start: DateOrDatetime, n: int) -> DateOrDatetime:
+        """Move ``n`` working days from ``start``, keeping any time of day.
+
+        ``n > 0`` gives the n-th working day after ``start``; ``n < 0`` the n-th before;
+        ``n == 0`` gives ``start`` when it is a working day, else the next working day.
+        The result is always a working day. Pass a *local* date or datetime: the date
+        part is used as is.
+        """
+        day = start.date() if isinstance(start, datetime) else start
+        if n == 0:
+            result = self.next_working_day(day)
+        else:
+            step = _DAY if n > 0 else -_DAY
+            remaining = abs(n)
+            result = day
+            while remaining:
+                result += step
+                if self.is_working_day(result):
+                    remaining -= 1
+        if isinstance(start, datetime):
+            return datetime.combine(result, start.timetz(), ).replace(fold=start.fold)
+        return result
+
+    def business_days_between(self, a: date, b: date) -> int:
+        """Working days ``d`` with ``a < d <= b``; negative (the count in ``(b, a]``) when b < a.
+
+        So ``add_business_days(a, business_days_between(a, b)) == b`` whenever ``b`` is
+        a working day after ``a``.
+        """
+        if isinstance(a, datetime):
+            a = a.date()
+        if isinstance(b, datetime):
+            b = b.date()
+        if b < a:
+            return -self.business_days_between(b, a)
+        span = (b - a).days
+        full_weeks, rest = divmod(span, 7)
+        count = full_weeks * len(self.working_days)
+        weekday = a.weekday()
+        for offset in range(1, rest + 1):
+            if self._workday[(weekday + offset) % 7]:
+                count += 1
+        if self.honour_holidays:
+            count -= self._holidays_on_workdays(a, b)
+        return count
+
+    def _holidays_on_workdays(self, a: date, b: date) -> int:
+        """Holidays falling on working weekdays with ``a < d <= b``, by bisection per year."""
+        low, high = a.toordinal(), b.toordinal()
+        total = 0
+        for year in range(a.year, b.year + 1):
+            ordinals = self._workday_holidays.get(year)
+            if ordinals is None:
+                ordinals = sorted(
+                    d.toordinal() for d in self.holidays_in(year) if self._workday[d.weekday()]
+                )
+                self._workday_holidays[year] = ordinals
+            total += bisect.bisect_right(ordinals, high) - bisect.bisect_right(ordinals, low)
+        return total
+
+
+@lru_cache(maxsize=1024)
+def work_calendar(
+    country: str | None,
+    subdivision: str | None = None,
+    working_days: tuple[int, ...] = MONDAY_TO_FRIDAY,
+    honour_holidays: bool = True,
+    observed: bool = True,
+) -> WorkCalendar:
+    """A shared :class:`WorkCalendar` for these settings (built once, then reused)."""
+    return WorkCalendar(country, subdivision, working_days, honour_holidays, observed)
+
+
+def resolve_zone(tz: str | tzinfo) -> tzinfo:
+    """An IANA time zone name (or a tzinfo) as a tzinfo, with a clear error when unknown."""
+    if isinstance(tz, tzinfo):
+        return tz
+    return _zone(tz)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> tzinfo:
+    """Look a zone up once; ZoneInfo keys are case-sensitive IANA names."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CalendarError(
+            f"unknown time zone {name!r}; use an IANA name such as America/New_York"
+        ) from None
+
+
+def _seconds(t: time) -> int:
+    """Seconds since local midnight for a wall-clock time."""
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _daily_set(start: int, end: int) -> list[tuple[int, int]]:
+    """A daily range ``[start, end)`` in seconds as non-wrapping pieces (end <= start wraps)."""
+    if end > start:
+        return [(start, end)]
+    pieces = [(start, _SECONDS_PER_DAY)]
+    if end > 0:
+        pieces.insert(0, (0, end))
+    return pieces
+
+
+@lru_cache(maxsize=256)
+def _allowed(
+    window_start: time, window_end: time, quiet_start: time | None, quiet_end: time | None
+) -> tuple[tuple[int, int], ...]:
+    """Cached core of :func:`allowed_send_intervals`, keyed on plain hashable times."""
+    allowed = _daily_set(_seconds(window_start), _seconds(window_end))
+    if quiet_start is not None and quiet_end is not None:
+        for q_start, q_end in _daily_set(_seconds(quiet_start), _seconds(quiet_end)):
+            trimmed: list[tuple[int, int]] = []
+            for a_start, a_end in allowed:
+                if q_end <= a_start or q_start >= a_end:
+                    trimmed.append((a_start, a_end))
+                    continue
+                if a_start < q_start:
+                    trimmed.append((a_start, q_start))
+                if q_end < a_end:
+                    trimmed.append((q_end, a_end))
+            allowed = trimmed
+    return tuple(sorted(allowed))
+
+
+def allowed_send_intervals(
+    send_window: TimeRange, quiet_hours: TimeRange | None
+) -> tuple[tuple[int, int], ...]:
+    """The local wall-clock seconds ``[start, end)`` of a day when sending is allowed.
+
+    The send window minus the quiet hours; empty when the window lies inside them.
+    """
+    if quiet_hours is None:
+        return _allowed(send_window.start, send_window.end, None, None)
+    return _allowed(send_window.start, send_window.end, quiet_hours.start, quiet_hours.end)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, refusing naive datetimes (their zone would be a guess)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise CalendarError(f"{moment.isoformat()} has no time zone offset")
+    return moment.astimezone(timezone.utc)
+
+
+def _offset_seconds(zone: tzinfo, wall: datetime) -> int:
+    """UTC offset in seconds of a naive wall time in ``zone`` (fold as set on ``wall``)."""
+    offset = zone.utcoffset(wall)
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def _in_allowed(seconds_of_day: int, intervals: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a wall-clock second of the day falls in one of the allowed pieces."""
+    for start, end in intervals:
+        if start <= seconds_of_day < end:
+            return True
+    return False
+
+
+def _day_start_ts(day: date) -> int:
+    """POSIX seconds of ``day`` 00:00 as if it were UTC; subtract an offset to localise."""
+    return (day.toordinal() - _EPOCH_ORDINAL) * _SECONDS_PER_DAY
+
+
+def _transition_ts(zone: tzinfo, low: int, high: int, low_offset: int) -> int:
+    """First POSIX second in ``(low, high]`` whose UTC offset differs from ``low_offset``."""
+    while high - low > 1:
+        middle = (low + high) // 2
+        here = datetime.fromtimestamp(middle, timezone.utc).astimezone(zone).utcoffset()
+        if here is not None and int(here.total_seconds()) == low_offset:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _earliest_on_transition_day(
+    zone: tzinfo, day: date, start_ts: int, intervals: tuple[tuple[int, int], ...],
+    offset_before: int,
+) -> int | None:
+    """Earliest allowed POSIX second >= start_ts on a day whose UTC offset changes.
+
+    Wall time jumps (gap) or repeats (overlap) here, so candidate instants are the
+    moment itself, each window start under both folds, and the transition; each is
+    checked against its real wall time.
+    """
+    base = _day_start_ts(day)
+    day_open = base - offset_before
+    day_close = base + _SECONDS_PER_DAY - _offset_seconds(zone, datetime.combine(day + _DAY, time()))
+    transition = _transition_ts(zone, day_open - 1, day_close + 1, offset_before)
+    candidates = {start_ts, transition}
+    wall_midnight = datetime.combine(day, time())
+    for start, _end in intervals:
+        wall = wall_midnight + timedelta(seconds=start)
+        for fold in (0, 1):
+            candidates.add(base + start - _offset_seconds(zone, wall.replace(fold=fold)))
+    for ts in sorted(c for c in candidates if c >= start_ts):
+        local = datetime.fromtimestamp(ts, timezone.utc).astimezone(zone)
+        if local.date() != day:
+            continue
+        if _in_allowed(local.hour * 3600 + local.minute * 60 + local.second, intervals):
+            return ts
+    return None
+
+
+def next_send_time(
+    moment: datetime,
+    tz: str | tzinfo,
+    send_window: TimeRange,
+    quiet_hours: TimeRange | None,
+    calendar: WorkCalendar,
+) -> datetime:
+    """The earliest moment ``>= moment`` when a message may reach the recipient, in UTC.
+
+    That moment is on a working day of ``calendar`` and inside the send window but
+    outside the quiet hours, all read on the recipient's wall clock in ``tz`` (an
+    IANA name). Correct across DST changes: a window boundary skipped by a
+    spring-forward gap opens at the transition; a repeated hour is judged by its
+    real wall time. Sub-second parts of ``moment`` are kept when it is already allowed.
+    """
+    zone = resolve_zone(tz)
+    intervals = allowed_send_intervals(send_window, quiet_hours)
+    if not intervals:
+        raise CalendarError("the send window lies entirely inside the quiet hours")
+    utc_moment = _utc(moment)
+    local = utc_moment.astimezone(zone)
+    whole_ts = int(utc_moment.replace(microsecond=0).timestamp())
+    day = local.date()
+    for _ in range(_SEARCH_HORIZON_DAYS):
+        if calendar.is_working_day(day):
+            found = _earliest_on_day(zone, day, whole_ts, intervals)
+            if found is not None:
+                if found == whole_ts:
+                    return utc_moment
+                return datetime.fromtimestamp(found, timezone.utc)
+        day += _DAY
+    raise CalendarError(
+        f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
+        "check the working week and holidays"
+    )
+
+
+def _earliest_on_day(
+    zone: tzinfo, day: date, start_ts: int, intervals: tuple[tuple[int, int], ...]
+) -> int | None:
+    """Earliest allowed POSIX second >= start_ts whose local date is ``day``, if any."""
+    base = _day_start_ts(day)
+    offset_before = _offset_seconds(zone, datetime.combine(day, time()))
+    offset_after = _offset_seconds(zone, datetime.combine(day + _DAY, time()))
+    if offset_before != offset_after:
+        return _earliest_on_transition_day(zone, day, start_ts, intervals, offset_before)
+    # No offset change today: wall time maps linearly onto instants.
+    for start, end in intervals:
+        open_ts = base + start - offset_before
+        close_ts = base + end - offset_before
+        if start_ts < close_ts:
+            return max(open_ts, start_ts)
+    return None
+
+
+def is_send_time(
+    moment: datetime,
+    tz: str | tzinfo,
+    send_window: TimeRange,
+    quiet_hours: TimeRange | None,
+    calendar: WorkCalendar,
+) -> bool:
+    """Whether a message may reach the recipient at ``moment`` (see :func:`next_send_time`)."""
+    local = _utc(moment).astimezone(resolve_zone(tz))
+    if not calendar.is_working_day(local.date()):
+        return False
+    seconds = local.hour * 3600 + local.minute * 60 + local.second
+    return _in_allowed(seconds, allowed_send_intervals(send_window, quiet_hours))

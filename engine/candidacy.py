@@ -1,0 +1,364 @@
+"""A candidacy: one candidate's follow-up with one employer, as an event-sourced aggregate.
+
+Each command method asks the lifecycle whether the playbook allows it now
+(guards included), then triggers exactly one event.  An event's ``apply``
+only assigns data, so loading history never runs the lifecycle again.
+
+Two kinds of events, kept visibly apart (replay keeps facts and re-derives
+decisions): *facts* from the world (`InterviewRecorded`, `HesitationRaised`,
+`ReplyReceived`, `CompetingOfferNoted`, ...) and *decisions* of a cadence
+policy (`NudgeSent` and `Stalled` when the scheduler sends them, which carry
+``decided_by``: the policy name, version and the rule that fired).
+
+State kept on the aggregate is the current round's; earlier rounds live in the
+history.  Attributes are plain dicts, lists, strings and datetimes so that
+snapshots transcode them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from engine.lifecycle import TRANSITIONS, Stage
+from engine.values import Actor
+
+Data = dict[str, Any]
+
+
+class Candidacy(Aggregate):
+    """The follow-up after an interview, from the interview to advanced or stalled."""
+
+    # -- events -----------------------------------------------------------------
+
+    class Event(Aggregate.Event):
+        """Every event says who acted, for whom, in which workspace, and the stage after it."""
+
+        actor: str
+        on_behalf_of: str | None
+        workspace: str
+        stage: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.stage = self.stage
+            self.assign(aggregate)
+
+        def assign(self, candidacy: Candidacy) -> None:
+            """Copy the event's data onto the candidacy (nothing else)."""
+
+    class InterviewRecorded(Event, Aggregate.Created):
+        candidate: Data
+        company: str
+        role: str
+        timezone: str
+        country: str | None
+        subdivision: str | None
+        interview: Data
+        policy: Data
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.workspace = self.workspace
+            candidacy.candidate = self.candidate
+            candidacy.company = self.company
+            candidacy.role = self.role
+            candidacy.timezone = self.timezone
+            candidacy.country = self.country
+            candidacy.subdivision = self.subdivision
+            candidacy.policy = self.policy
+            candidacy.offers = []
+            candidacy.paused = None
+            candidacy.outcome = None
+            candidacy.round = 1
+            candidacy.begin_round(self.interview)
+
+    class HesitationRaised(Event):
+        hesitation_id: str
+        text: str
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.hesitations.append(
+                {"id": self.hesitation_id, "text": self.text, "raised_at": self.occurred_at,
+                 "answer": None, "addressed_at": None}
+            )
+
+    class HesitationAddressed(Event):
+        hesitation_id: str
+        answer: str
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            for hesitation in candidacy.hesitations:
+                if hesitation["id"] == self.hesitation_id:
+                    hesitation["answer"] = self.answer
+                    hesitation["addressed_at"] = self.occurred_at
+
+    class NoHesitationsRecorded(Event):
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.no_hesitations = True
+
+    class NextStepClosed(Event):
+        description: str
+        scheduled_for: datetime | None
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.next_step = {
+                "description": self.description, "scheduled_for": self.scheduled_for,
+                "closed_at": self.occurred_at,
+            }
+
+    class ThankYouSent(Event):
+        medium: str
+        to: list[str]
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.thank_yous.append({"medium": self.medium, "to": self.to,
+                                         "sent_at": self.occurred_at})
+            candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
+
+    class NudgeSent(Event):
+        channels: list[str]
+        reason: str
+        decided_by: Data | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.nudges.append({"sent_at": self.timestamp, "channels": self.channels,
+                                     "reason": self.reason, "decided_by": self.decided_by})
+
+    class ReplyReceived(Event):
+        kind: str
+        note: str | None
+        occurred_at: datetime
+        back_on: date | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.last_reply = {"kind": self.kind, "note": self.note,
+                                    "received_at": self.occurred_at, "back_on": self.back_on}
+            if self.kind == "out_of_office":
+                candidacy.paused = {"since": self.occurred_at, "until": self.back_on,
+                                    "reason": "out of office"}
+            elif self.kind in ("advanced", "rejected"):
+                candidacy.outcome = {"kind": self.kind, "at": self.occurred_at,
+                                     "reason": self.note}
+
+    class CompetingOfferNoted(Event):
+        company: str
+        deadline: datetime
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            # One entry per company: a later offer from the same company replaces it.
+            candidacy.offers = [o for o in candidacy.offers if o["company"] != self.company]
+            candidacy.offers.append({"company": self.company, "deadline": self.deadline,
+                                     "noted_at": self.occurred_at})
+
+    class CadencePaused(Event):
+        until: date | None
+        reason: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.paused = {"since": self.timestamp, "until": self.until,
+                                "reason": self.reason}
+
+    class CadenceResumed(Event):
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.paused = None
+
+    class Stalled(Event):
+        reason: str
+        decided_by: Data | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.outcome = {"kind": "stalled", "at": self.timestamp, "reason": self.reason}
+
+    class Withdrawn(Event):
+        reason: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.outcome = {"kind": "withdrawn", "at": self.timestamp,
+                                 "reason": self.reason}
+
+    class RoundStarted(Event):
+        round: int
+        interview: Data
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.round = self.round
+            candidacy.outcome = None
+            candidacy.paused = None
+            candidacy.begin_round(self.interview)
+
+    class PolicyMigrated(Event):
+        policy: Data
+        previous: Data
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.policy = self.policy
+
+    # -- state --------------------------------------------------------------------
+    # workspace, candidate, company, role, timezone, country, subdivision, policy,
+    # stage, round, outcome, paused, offers; and for the current round: interview,
+    # hesitations, no_hesitations, next_step, thank_yous, thanked, nudges, last_reply.
+    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+
+    def __init__(self) -> None:
+        """State is assigned by `InterviewRecorded.assign`."""
+
+    def begin_round(self, interview: Data) -> None:
+        """Reset the per-round state for a new interview round."""
+        self.interview = interview
+        self.hesitations = []
+        self.no_hesitations = False
+        self.next_step = None
+        self.thank_yous = []
+        self.thanked = []
+        self.nudges = []
+        self.last_reply = None
+
+    # -- commands -----------------------------------------------------------------
+
+    @classmethod
+    def record_interview(
+        cls, *, id: UUID, actor: Actor, at: datetime, candidate: Data, company: str, role: str,
+        timezone: str, country: str | None, subdivision: str | None, interview: Data,
+        policy: Data,
+    ) -> Candidacy:
+        """Open a candidacy with its first interview."""
+        return cls._create(
+            cls.InterviewRecorded, id=id, timestamp=at, actor=actor.user,
+            on_behalf_of=actor.on_behalf_of, workspace=actor.workspace,
+            stage=Stage.INTERVIEWED.value, candidate=candidate, company=company, role=role,
+            timezone=timezone, country=country, subdivision=subdivision, interview=interview,
+            policy=policy,
+        )
+
+    def raise_hesitation(self, actor: Actor, at: datetime, *, hesitation_id: str, text: str,
+                         occurred_at: datetime | None = None) -> None:
+        """The interviewer voiced a hesitation about moving the candidate forward."""
+        self._trigger("raise_hesitation", self.HesitationRaised, actor, at,
+                      guard_args={"hesitation_id": hesitation_id},
+                      hesitation_id=hesitation_id, text=text, occurred_at=occurred_at or at)
+
+    def address_hesitation(self, actor: Actor, at: datetime, *, hesitation_id: str,
+                           answer: str, occurred_at: datetime | None = None) -> None:
+        """The candidate answered one hesitation."""
+        self._trigger("address_hesitation", self.HesitationAddressed, actor, at,
+                      guard_args={"hesitation_id": hesitation_id},
+                      hesitation_id=hesitation_id, answer=answer, occurred_at=occurred_at or at)
+
+    def record_no_hesitations(self, actor: Actor, at: datetime) -> None:
+        """The interviewer said they had no hesitations."""
+        self._trigger("record_no_hesitations", self.NoHesitationsRecorded, actor, at,
+                      occurred_at=at)
+
+    def close_next_step(self, actor: Actor, at: datetime, *, description: str,
+                        scheduled_for: datetime | None = None) -> None:
+        """The candidate closed for the next step (what it is, and when if known)."""
+        self._trigger("close_next_step", self.NextStepClosed, actor, at,
+                      description=description, scheduled_for=scheduled_for, occurred_at=at)
+
+    def send_thank_you(self, actor: Actor, at: datetime, *, medium: str, to: list[str],
+                       covers_panel: bool = False) -> None:
+        """A thank-you went out to ``to`` (or to the whole panel when ``covers_panel``)."""
+        if covers_panel or not to:
+            to = [i["name"] for i in self.interview["interviewers"]]
+            covers_panel = True
+        self._trigger("send_thank_you", self.ThankYouSent, actor, at,
+                      guard_args={"to": tuple(to), "covers_panel": covers_panel},
+                      medium=medium, to=list(to), occurred_at=at)
+
+    def send_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
+                   decided_by: Data | None = None) -> None:
+        """A nudge (by default a voicemail, then an email right after) went out."""
+        self._trigger("send_nudge", self.NudgeSent, actor, at, channels=channels,
+                      reason=reason, decided_by=decided_by)
+
+    def receive_reply(self, actor: Actor, at: datetime, *, kind: str, note: str | None = None,
+                      occurred_at: datetime | None = None, back_on: date | None = None) -> None:
+        """The employer replied: advanced, rejected, an update, or out of office."""
+        self._trigger("receive_reply", self.ReplyReceived, actor, at, guard_args={"kind": kind},
+                      kind=kind, note=note, occurred_at=occurred_at or at, back_on=back_on)
+
+    def note_competing_offer(self, actor: Actor, at: datetime, *, company: str,
+                             deadline: datetime, occurred_at: datetime | None = None) -> None:
+        """The candidate holds an offer elsewhere, with a deadline."""
+        self._trigger("note_competing_offer", self.CompetingOfferNoted, actor, at,
+                      company=company, deadline=deadline, occurred_at=occurred_at or at)
+
+    def pause_cadence(self, actor: Actor, at: datetime, *, until: date | None,
+                      reason: str) -> None:
+        """Hold every timer (until a date, or until resumed)."""
+        self._trigger("pause_cadence", self.CadencePaused, actor, at, until=until,
+                      reason=reason)
+
+    def resume_cadence(self, actor: Actor, at: datetime) -> None:
+        """Let the timers run again; later steps shift by the time paused."""
+        self._trigger("resume_cadence", self.CadenceResumed, actor, at)
+
+    def stall(self, actor: Actor, at: datetime, *, reason: str,
+              decided_by: Data | None = None) -> None:
+        """Give up waiting: the pest line is reached and patience is spent."""
+        self._trigger("stall", self.Stalled, actor, at, reason=reason, decided_by=decided_by)
+
+    def withdraw(self, actor: Actor, at: datetime, *, reason: str) -> None:
+        """The candidate withdrew."""
+        self._trigger("withdraw", self.Withdrawn, actor, at, reason=reason)
+
+    def start_next_round(self, actor: Actor, at: datetime, *, interview: Data) -> None:
+        """After advancing, the next interview round begins in the same history."""
+        self._trigger("start_next_round", self.RoundStarted, actor, at, round=self.round + 1,
+                      interview=interview)
+
+    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data) -> None:
+        """Move the candidacy to another cadence policy (name and version)."""
+        self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
+                      previous=self.policy)
+
+    # -- queries --------------------------------------------------------------------
+
+    def allowed_commands(self) -> tuple[str, ...]:
+        """Commands the current stage allows (guards aside)."""
+        return TRANSITIONS.allowed(self.stage)
+
+    def can(self, command: str, **args: Any) -> bool:
+        """Whether ``command`` with ``args`` would be accepted now."""
+        return TRANSITIONS.is_enabled(self.stage, command, self, **args)
+
+    def open_hesitations(self) -> list[Data]:
+        return [h for h in self.hesitations if h["answer"] is None]
+
+    def paused_for(self, until: datetime) -> timedelta:
+        """How long the cadence has been held, up to ``until`` (zero when running)."""
+        if self.paused is None:
+            return timedelta(0)
+        return max(until - self.paused["since"], timedelta(0))
+
+    # -- the one path every command takes ---------------------------------------------
+
+    def _trigger(self, command: str, event_class: type[Event], actor: Actor, at: datetime,
+                 guard_args: dict[str, Any] | None = None, **data: Any) -> None:
+        stage = TRANSITIONS.target(self.stage, command, self, **(guard_args or {}))
+        self.trigger_event(event_class, timestamp=at, actor=actor.user,
+                           on_behalf_of=actor.on_behalf_of, workspace=self.workspace,
+                           stage=stage, **data)
+
+
+FACTS: tuple[type[Candidacy.Event], ...] = (
+    Candidacy.InterviewRecorded, Candidacy.HesitationRaised, Candidacy.HesitationAddressed,
+    Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed, Candidacy.ThankYouSent,
+    Candidacy.ReplyReceived, Candidacy.CompetingOfferNoted, Candidacy.CadencePaused,
+    Candidacy.CadenceResumed, Candidacy.Withdrawn, Candidacy.RoundStarted,
+    Candidacy.PolicyMigrated,
+)
+"""Events that record what happened in the world; replay keeps them as recorded."""
+
+DECISIONS: tuple[type[Candidacy.Event], ...] = (Candidacy.NudgeSent, Candidacy.Stalled)
+"""Events a cadence policy decides when the scheduler sends them (``decided_by`` set);
+a manual nudge is the candidate's own act.  Replay re-derives the scheduled ones."""

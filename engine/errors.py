@@ -1,0 +1,63 @@
+"""One error type per kind of failure; every one names the problem."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CloserError(Exception):
+    """Base class of every error Closer reports to its users."""
+
+
+class InvalidInput(CloserError):
+    """A command's data is wrong: names the field and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class IllegalCommand(CloserError):
+    """The playbook does not allow this command at the candidacy's current stage."""
+
+    def __init__(self, command: str, stage: str, allowed: Sequence[str], why: str = "") -> None:
+        self.command = command
+        self.stage = stage
+        self.allowed = list(allowed)
+        self.why = why
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none"
+        detail = f" ({why})" if why else ""
+        super().__init__(
+            f"cannot {command} at stage '{stage}'{detail}; allowed here: {allowed_text}"
+        )
+
+
+class CandidacyNotFound(CloserError):
+    """No candidacy with this id in this workspace (another workspace's ids look the same)."""
+
+    def __init__(self, candidacy_id: object) -> None:
+        self.candidacy_id = candidacy_id
+        super().__init__(f"no candidacy {candidacy_id}")
+
+
+class VersionConflict(CloserError):
+    """The candidacy changed since the version the command expected."""
+
+    def __init__(self, candidacy_id: object, expected: int | None, actual: int | None) -> None:
+        self.candidacy_id = candidacy_id
+        self.expected = expected
+        self.actual = actual
+        if expected is None:
+            text = f"candidacy {candidacy_id} was changed concurrently; reload and retry"
+        else:
+            text = f"candidacy {candidacy_id} is at version {actual}, not {expected}"
+        super().__init__(text)
+
+
+class IdempotencyKeyReused(CloserError):
+    """An idempotency key was sent again with a different command."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"idempotency key {key!r} was already used for a different command")

@@ -1,0 +1,248 @@
+"""The playbook's order, declared once as a state machine.
+
+`Lifecycle` (python-statemachine) is the single declaration of which command
+is allowed at which stage and where it leads; its guards carry the playbook's
+conditions.  Running a machine instance costs ~180 µs a command, so the
+command path asks `TRANSITIONS`, a table derived from the machine class at
+import time that evaluates the very same guard functions in the machine's own
+order (`tests/test_lifecycle.py` checks the two always agree).
+
+Guards receive the candidacy as ``candidacy`` plus the command's arguments.
+Each guard's docstring is the reason shown when it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import reduce
+from operator import or_
+from typing import Any
+
+from statemachine import State, StateMachine
+
+from engine.errors import IllegalCommand
+
+
+class Stage(StrEnum):
+    """Where a candidacy stands in the playbook."""
+
+    INTERVIEWED = "interviewed"
+    HESITATIONS_ADDRESSED = "hesitations_addressed"
+    NEXT_STEP_CLOSED = "next_step_closed"
+    THANKED = "thanked"
+    AWAITING = "awaiting"
+    NUDGED = "nudged"
+    ADVANCED = "advanced"
+    STALLED = "stalled"
+
+
+# -- guards: the playbook's conditions ---------------------------------------
+
+
+def hesitation_is_open(candidacy: Any, hesitation_id: str = "", **_: Any) -> bool:
+    """the hesitation must be one that is raised and not yet answered"""
+    return any(h["id"] == hesitation_id and h["answer"] is None for h in candidacy.hesitations)
+
+
+def answers_last_open_hesitation(candidacy: Any, **_: Any) -> bool:
+    """it must be the last open hesitation"""
+    return sum(1 for h in candidacy.hesitations if h["answer"] is None) == 1
+
+
+def no_hesitation_raised(candidacy: Any, **_: Any) -> bool:
+    """no hesitation may have been raised in this round"""
+    return not candidacy.hesitations
+
+
+def every_hesitation_answered(candidacy: Any, **_: Any) -> bool:
+    """every hesitation must be answered first"""
+    return all(h["answer"] is not None for h in candidacy.hesitations)
+
+
+def thanks_whole_panel(
+    candidacy: Any, to: tuple[str, ...] = (), covers_panel: bool = False, **_: Any
+) -> bool:
+    """after this thank-you every interviewer must have been thanked"""
+    if covers_panel:
+        return True
+    panel = {i["name"] for i in candidacy.interview["interviewers"]}
+    return panel <= set(candidacy.thanked) | set(to)
+
+
+def thanks_someone_new(
+    candidacy: Any, to: tuple[str, ...] = (), covers_panel: bool = False, **_: Any
+) -> bool:
+    """the thank-you must go to an interviewer not yet thanked"""
+    return covers_panel or bool(set(to) - set(candidacy.thanked))
+
+
+def reply_advances(candidacy: Any, kind: str = "", **_: Any) -> bool:
+    """the reply must say the candidate advances"""
+    return kind == "advanced"
+
+
+def reply_rejects(candidacy: Any, kind: str = "", **_: Any) -> bool:
+    """the reply must be a rejection"""
+    return kind == "rejected"
+
+
+def reply_is_not_a_decision(candidacy: Any, kind: str = "", **_: Any) -> bool:
+    """an advance or a rejection ends the wait, so only other replies keep it"""
+    return kind not in ("advanced", "rejected")
+
+
+def cadence_running(candidacy: Any, **_: Any) -> bool:
+    """the cadence must not be paused already"""
+    return candidacy.paused is None
+
+
+def cadence_paused(candidacy: Any, **_: Any) -> bool:
+    """the cadence must be paused"""
+    return candidacy.paused is not None
+
+
+def _stay(*states: State, cond: Any = None) -> Any:
+    """A self-transition on each of ``states`` (same guard on each)."""
+    return reduce(or_, (s.to.itself(cond=cond) if cond else s.to.itself() for s in states))
+
+
+class Lifecycle(StateMachine):
+    """interviewed → hesitations addressed → next step closed → thanked → awaiting
+    → nudged → advanced or stalled.  `advanced` is final for the round only:
+    the next round starts from it.  `stalled` is final."""
+
+    interviewed = State(value=Stage.INTERVIEWED.value, initial=True)
+    hesitations_addressed = State(value=Stage.HESITATIONS_ADDRESSED.value)
+    next_step_closed = State(value=Stage.NEXT_STEP_CLOSED.value)
+    thanked = State(value=Stage.THANKED.value)
+    awaiting = State(value=Stage.AWAITING.value)
+    nudged = State(value=Stage.NUDGED.value)
+    advanced = State(value=Stage.ADVANCED.value)
+    stalled = State(value=Stage.STALLED.value, final=True)
+
+    raise_hesitation = interviewed.to.itself() | hesitations_addressed.to(interviewed)
+    address_hesitation = interviewed.to(
+        hesitations_addressed, cond=[hesitation_is_open, answers_last_open_hesitation]
+    ) | interviewed.to.itself(cond=hesitation_is_open)
+    record_no_hesitations = interviewed.to(hesitations_addressed, cond=no_hesitation_raised)
+    close_next_step = hesitations_addressed.to(next_step_closed, cond=every_hesitation_answered)
+    send_thank_you = (
+        next_step_closed.to(awaiting, cond=thanks_whole_panel)
+        | next_step_closed.to(thanked)
+        | thanked.to(awaiting, cond=[thanks_someone_new, thanks_whole_panel])
+        | thanked.to.itself(cond=thanks_someone_new)
+    )
+    send_nudge = awaiting.to(nudged) | nudged.to.itself()
+    receive_reply = (
+        next_step_closed.to(advanced, cond=reply_advances)
+        | thanked.to(advanced, cond=reply_advances)
+        | awaiting.to(advanced, cond=reply_advances)
+        | nudged.to(advanced, cond=reply_advances)
+        | next_step_closed.to(stalled, cond=reply_rejects)
+        | thanked.to(stalled, cond=reply_rejects)
+        | awaiting.to(stalled, cond=reply_rejects)
+        | nudged.to(stalled, cond=reply_rejects)
+        | _stay(next_step_closed, thanked, awaiting, nudged, cond=reply_is_not_a_decision)
+    )
+    note_competing_offer = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
+    )
+    pause_cadence = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged,
+        cond=cadence_running,
+    )
+    resume_cadence = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged,
+        cond=cadence_paused,
+    )
+    stall = awaiting.to(stalled) | nudged.to(stalled)
+    withdraw = stalled.from_(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
+    )
+    start_next_round = advanced.to(interviewed)
+    migrate_policy = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
+    )
+
+
+# -- the table derived from the machine ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    func: Callable[..., bool]
+    expected: bool
+
+    def holds(self, candidacy: Any, args: Mapping[str, Any]) -> bool:
+        return bool(self.func(candidacy=candidacy, **args)) is self.expected
+
+    @property
+    def reason(self) -> str:
+        text = (self.func.__doc__ or self.func.__name__).strip()
+        return text if self.expected else f"not: {text}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    target: str
+    guards: tuple[_Guard, ...]
+
+
+def _event_id(event: Any) -> str:
+    return str(getattr(event, "id", event))
+
+
+class TransitionTable:
+    """``(stage, command) → transitions`` in the machine's own order and guards."""
+
+    def __init__(self, machine: type[StateMachine]) -> None:
+        self._table: dict[tuple[str, str], list[_Transition]] = {}
+        self.commands: tuple[str, ...] = tuple(_event_id(e) for e in machine._events)
+        for state in machine.states:
+            for transition in state.transitions:
+                guards = tuple(
+                    _Guard(spec.func, spec.expected_value is not False)
+                    for spec in transition.cond
+                )
+                for event in transition.events:
+                    key = (state.value, _event_id(event))
+                    self._table.setdefault(key, []).append(
+                        _Transition(transition.target.value, guards)
+                    )
+        self.stages: tuple[str, ...] = tuple(s.value for s in machine.states)
+        self._allowed = {
+            stage: tuple(c for c in self.commands if (stage, c) in self._table)
+            for stage in self.stages
+        }
+
+    def allowed(self, stage: str) -> tuple[str, ...]:
+        """Commands the stage allows before guards are asked (for errors and menus)."""
+        return self._allowed[stage]
+
+    def target(self, stage: str, command: str, candidacy: Any, **args: Any) -> str:
+        """The stage ``command`` leads to, or `IllegalCommand` naming stage and allowed ones."""
+        transitions = self._table.get((stage, command))
+        if transitions is None:
+            raise IllegalCommand(command, stage, self._allowed.get(stage, ()))
+        for transition in transitions:
+            if all(g.holds(candidacy, args) for g in transition.guards):
+                return transition.target
+        failed = next(g for g in transitions[0].guards if not g.holds(candidacy, args))
+        raise IllegalCommand(command, stage, self._allowed[stage], why=failed.reason)
+
+    def is_enabled(self, stage: str, command: str, candidacy: Any, **args: Any) -> bool:
+        """Whether ``command`` would be accepted now (guards asked)."""
+        return any(
+            all(g.holds(candidacy, args) for g in t.guards)
+            for t in self._table.get((stage, command), ())
+        )
+
+
+TRANSITIONS = TransitionTable(Lifecycle)
+
+
+def mermaid_diagram() -> str:
+    """The lifecycle as a Mermaid state diagram, generated from `Lifecycle`."""
+    return format(Lifecycle, "mermaid")

@@ -1,0 +1,253 @@
+"""The facts a user hands us, validated before anything is recorded.
+
+Each model refuses unknown fields (a typo never passes silently) and names
+the field and the reason when it refuses.  The API reuses these models.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from engine.errors import InvalidInput
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone name (e.g. Europe/London)") from None
+    if value not in _timezones():
+        raise ValueError(f"{value!r} is not an IANA time zone name (e.g. Europe/London)")
+    return value
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@cache
+def _countries() -> frozenset[str]:
+    import holidays  # a heavy import, needed only when a country is given
+
+    return frozenset(holidays.list_supported_countries())
+
+
+def _country(value: str) -> str:
+    code = value.upper()
+    if code not in _countries():
+        raise ValueError(f"{value!r} is not an ISO 3166 country code with a holiday calendar")
+    return code
+
+
+Email = Annotated[str, AfterValidator(_email)]
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+CountryCode = Annotated[str, AfterValidator(_country)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InterviewFormat(StrEnum):
+    IN_PERSON = "in_person"
+    VIDEO = "video"
+    PHONE = "phone"
+
+
+class ThankYouMedium(StrEnum):
+    """How a thank-you travels.  Postal mail is not one: it arrives too late."""
+
+    CARD = "card"
+    EMAIL = "email"
+    VOICEMAIL_AND_EMAIL = "voicemail_and_email"
+
+
+class NudgeChannel(StrEnum):
+    VOICEMAIL = "voicemail"
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class ReplyKind(StrEnum):
+    ADVANCED = "advanced"
+    REJECTED = "rejected"
+    UPDATE = "update"
+    OUT_OF_OFFICE = "out_of_office"
+
+
+class Candidate(_Strict):
+    name: Name
+    email: Email
+    phone: Name | None = None
+
+
+class Interviewer(_Strict):
+    """An interviewer exactly as their card spells them: the thank-you must match."""
+
+    name: Name
+    title: Name
+    email: Email | None = None
+    phone: Name | None = None
+
+
+class Timeline(_Strict):
+    """The timeline the employer stated, e.g. "3 to 4 weeks"."""
+
+    min_weeks: float = Field(gt=0, le=52)
+    max_weeks: float = Field(gt=0, le=52)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Timeline:
+        if self.max_weeks < self.min_weeks:
+            raise ValueError("max_weeks must not be less than min_weeks")
+        return self
+
+
+class Interview(_Strict):
+    """Everything recorded about one interview round."""
+
+    format: InterviewFormat
+    interviewers: list[Interviewer] = Field(min_length=1, max_length=50)
+    interviewed_at: AwareDatetime
+    timeline: Timeline | None = None
+    asked_to_follow_up: bool = False
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> Interview:
+        names = [i.name for i in self.interviewers]
+        if len(set(names)) != len(names):
+            raise ValueError("interviewers must have distinct names")
+        return self
+
+
+class NewCandidacy(Interview):
+    """The first interview, with who and where it concerns."""
+
+    candidate: Candidate
+    company: Name
+    role: Name
+    timezone: TimeZoneName
+    country: CountryCode | None = None
+    subdivision: Name | None = None
+
+
+class NextRound(_Strict):
+    """The next interview round; unset fields carry over from the last round."""
+
+    format: InterviewFormat | None = None
+    interviewers: list[Interviewer] | None = Field(default=None, min_length=1, max_length=50)
+    interviewed_at: AwareDatetime | None = None
+    timeline: Timeline | None = None
+    asked_to_follow_up: bool | None = None
+
+
+class Reply(_Strict):
+    kind: ReplyKind
+    note: Text | None = None
+    received_at: AwareDatetime | None = None
+    back_on: date | None = None
+
+    @model_validator(mode="after")
+    def _back_on_for_out_of_office(self) -> Reply:
+        if self.kind is ReplyKind.OUT_OF_OFFICE and self.back_on is None:
+            raise ValueError("an out_of_office reply needs back_on, the return date")
+        if self.kind is not ReplyKind.OUT_OF_OFFICE and self.back_on is not None:
+            raise ValueError("back_on only goes with an out_of_office reply")
+        return self
+
+
+class Offer(_Strict):
+    company: Name
+    deadline: AwareDatetime
+    noted_at: AwareDatetime | None = None
+
+
+class ThankYou(_Strict):
+    medium: ThankYouMedium
+    to: list[Name] = Field(default_factory=list)
+    covers_panel: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_postal(cls, data: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("medium", "")).lower() in {
+            "postal", "mail", "letter", "post", "postal_mail",
+        }:
+            raise ValueError("postal mail arrives too late: use card, email or voicemail_and_email")
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who issues a command: a user of a workspace, maybe on a candidate's behalf."""
+
+    user: str
+    workspace: str
+    on_behalf_of: str | None = None
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], data: Any) -> Model:
+    """``model`` built from ``data``, or `InvalidInput` naming the first bad field."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise invalid_input(error) from None
+
+
+def invalid_input(error: ValidationError) -> InvalidInput:
+    """The first problem of a pydantic error as `InvalidInput`; the others joined in."""
+    problems = error.errors()
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    reason = first["msg"].removeprefix("Value error, ")
+    if len(problems) > 1:
+        reason += f" (and {len(problems) - 1} more problem(s))"
+    return InvalidInput(field, reason)
+
+
+def aware(moment: datetime | None, field: str) -> datetime | None:
+    """Refuse a naive datetime for ``field`` (its zone would be a guess)."""
+    if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+        raise InvalidInput(field, "needs a time zone offset, e.g. 2026-11-25T10:00:00+01:00")
+    return moment
+
+
+__all__ = [
+    "Actor", "Candidate", "Interview", "InterviewFormat", "Interviewer", "NewCandidacy",
+    "NextRound", "NudgeChannel", "Offer", "Reply", "ReplyKind", "ThankYou", "ThankYouMedium",
+    "Timeline", "aware", "invalid_input", "validated",
+]
