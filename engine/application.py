@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import orjson
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from engine.candidacy import DECISIONS, Candidacy
 from engine.clock import Clock, SystemClock
@@ -95,6 +95,10 @@ class Candidacies(Application[UUID]):
         # When the candidacy next needs the scheduler; the cadence policy supplies it.
         self._next_due_at = next_due_at or (lambda candidacy: None)
 
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
     # -- commands ---------------------------------------------------------------------
 
     def record_interview(
@@ -164,7 +168,7 @@ class Candidacies(Application[UUID]):
 
     def send_thank_you(self, actor: Actor, candidacy_id: Any, medium: str, *,
                        to: list[str] | None = None, covers_panel: bool = False,
-                       **options: Any) -> Outcome:
+                       decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
         """A thank-you went out; without ``to`` it covers the whole panel."""
         thank_you = validated(ThankYou, {"medium": medium, "to": to or [],
                                          "covers_panel": covers_panel})
@@ -176,10 +180,12 @@ class Candidacies(Application[UUID]):
                 raise InvalidInput("to", f"{', '.join(unknown)} did not interview the candidate "
                                          f"(the panel: {', '.join(sorted(panel))})")
             candidacy.send_thank_you(actor, now, medium=thank_you.medium.value,
-                                     to=list(thank_you.to), covers_panel=thank_you.covers_panel)
+                                     to=list(thank_you.to), covers_panel=thank_you.covers_panel,
+                                     decided_by=decided_by)
 
         return self._execute(actor, candidacy_id, "send_thank_you",
-                             thank_you.model_dump(mode="json"), command, **options)
+                             {**thank_you.model_dump(mode="json"), "decided_by": decided_by},
+                             command, **options)
 
     def send_nudge(self, actor: Actor, candidacy_id: Any, *,
                    channels: list[str] | None = None, reason: str = "manual nudge",
@@ -236,6 +242,17 @@ class Candidacies(Application[UUID]):
         """Let the timers run again."""
         return self._execute(actor, candidacy_id, "resume_cadence", {},
                              lambda c, now: c.resume_cadence(actor, now), **options)
+
+    def send_reminder(self, actor: Actor, candidacy_id: Any, kind: str, key: str, *,
+                      decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
+        """Record that a reminder or alert went out (once per ``key``)."""
+        kind, key = _text("kind", kind), _text("key", key)
+        return self._execute(
+            actor, candidacy_id, "send_reminder",
+            {"kind": kind, "key": key, "decided_by": decided_by},
+            lambda c, now: c.send_reminder(actor, now, kind=kind, key=key,
+                                           decided_by=decided_by),
+            **options)
 
     def stall(self, actor: Actor, candidacy_id: Any, reason: str, *,
               decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
@@ -405,6 +422,19 @@ class Candidacies(Application[UUID]):
         if moment is not None and moment > self.clock.now():
             raise InvalidInput(field_name, f"{moment.isoformat()} is in the future")
         return moment
+
+
+class DateAsISO(Transcoding):
+    """Calendar dates (a return date, a pause's end) as ISO-8601 text."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
 
 
 def history_entry(event: Any) -> HistoryEntry:

@@ -17,9 +17,10 @@ snapshots transcode them.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timezone
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
@@ -117,11 +118,14 @@ class Candidacy(Aggregate):
         medium: str
         to: list[str]
         occurred_at: datetime
+        decided_by: Data | None
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.thank_yous.append({"medium": self.medium, "to": self.to,
                                          "sent_at": self.occurred_at})
             candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
+            if self.stage == "awaiting":
+                candidacy.awaiting_since = self.occurred_at
 
     class NudgeSent(Event):
         channels: list[str]
@@ -137,13 +141,16 @@ class Candidacy(Aggregate):
         note: str | None
         occurred_at: datetime
         back_on: date | None
+        back_at: datetime | None
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.last_reply = {"kind": self.kind, "note": self.note,
                                     "received_at": self.occurred_at, "back_on": self.back_on}
             if self.kind == "out_of_office":
-                candidacy.paused = {"since": self.occurred_at, "until": self.back_on,
-                                    "reason": "out of office"}
+                candidacy.begin_pause(self.occurred_at, self.back_on, self.back_at,
+                                      "out of office")
+            elif self.kind == "update":
+                candidacy.last_update_at = self.occurred_at
             elif self.kind in ("advanced", "rejected"):
                 candidacy.outcome = {"kind": self.kind, "at": self.occurred_at,
                                      "reason": self.note}
@@ -161,15 +168,23 @@ class Candidacy(Aggregate):
 
     class CadencePaused(Event):
         until: date | None
+        ends_at: datetime | None
         reason: str
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.paused = {"since": self.timestamp, "until": self.until,
-                                "reason": self.reason}
+            candidacy.begin_pause(self.timestamp, self.until, self.ends_at, self.reason)
 
     class CadenceResumed(Event):
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.paused = None
+            candidacy.end_pause(self.timestamp)
+
+    class ReminderSent(Event):
+        kind: str
+        key: str
+        decided_by: Data | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.reminders.append(self.key)
 
     class Stalled(Event):
         reason: str
@@ -204,8 +219,10 @@ class Candidacy(Aggregate):
 
     # -- state --------------------------------------------------------------------
     # workspace, candidate, company, role, timezone, country, subdivision, policy,
-    # stage, round, outcome, paused, offers; and for the current round: interview,
-    # hesitations, no_hesitations, next_step, thank_yous, thanked, nudges, last_reply.
+    # stage, round, outcome, paused (the pause holding now, if any), pauses (closed
+    # ones), offers; and for the current round: interview, hesitations, no_hesitations,
+    # next_step, thank_yous, thanked, awaiting_since, nudges, last_reply,
+    # last_update_at, reminders (keys of reminders sent).
     # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
 
     def __init__(self) -> None:
@@ -221,6 +238,24 @@ class Candidacy(Aggregate):
         self.thanked = []
         self.nudges = []
         self.last_reply = None
+        self.last_update_at = None
+        self.awaiting_since = None
+        self.reminders = []
+        self.pauses = []
+
+    def begin_pause(self, since: datetime, until: date | None, ends_at: datetime | None,
+                    reason: str) -> None:
+        """Hold the timers from ``since`` (an expired pause is closed first)."""
+        self.end_pause(since)
+        self.paused = {"since": since, "until": until, "ends_at": ends_at, "reason": reason}
+
+    def end_pause(self, at: datetime) -> None:
+        """Close the current pause at ``at`` (or at its own end, if that came first)."""
+        if self.paused is not None:
+            ends_at = self.paused["ends_at"]
+            end = min(at, ends_at) if ends_at is not None else at
+            self.pauses.append({"since": self.paused["since"], "until": end})
+            self.paused = None
 
     # -- commands -----------------------------------------------------------------
 
@@ -265,14 +300,14 @@ class Candidacy(Aggregate):
                       description=description, scheduled_for=scheduled_for, occurred_at=at)
 
     def send_thank_you(self, actor: Actor, at: datetime, *, medium: str, to: list[str],
-                       covers_panel: bool = False) -> None:
+                       covers_panel: bool = False, decided_by: Data | None = None) -> None:
         """A thank-you went out to ``to`` (or to the whole panel when ``covers_panel``)."""
         if covers_panel or not to:
             to = [i["name"] for i in self.interview["interviewers"]]
             covers_panel = True
         self._trigger("send_thank_you", self.ThankYouSent, actor, at,
                       guard_args={"to": tuple(to), "covers_panel": covers_panel},
-                      medium=medium, to=list(to), occurred_at=at)
+                      medium=medium, to=list(to), occurred_at=at, decided_by=decided_by)
 
     def send_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
                    decided_by: Data | None = None) -> None:
@@ -284,7 +319,8 @@ class Candidacy(Aggregate):
                       occurred_at: datetime | None = None, back_on: date | None = None) -> None:
         """The employer replied: advanced, rejected, an update, or out of office."""
         self._trigger("receive_reply", self.ReplyReceived, actor, at, guard_args={"kind": kind},
-                      kind=kind, note=note, occurred_at=occurred_at or at, back_on=back_on)
+                      kind=kind, note=note, occurred_at=occurred_at or at, back_on=back_on,
+                      back_at=self.local_midnight(back_on))
 
     def note_competing_offer(self, actor: Actor, at: datetime, *, company: str,
                              deadline: datetime, occurred_at: datetime | None = None) -> None:
@@ -296,11 +332,17 @@ class Candidacy(Aggregate):
                       reason: str) -> None:
         """Hold every timer (until a date, or until resumed)."""
         self._trigger("pause_cadence", self.CadencePaused, actor, at, until=until,
-                      reason=reason)
+                      ends_at=self.local_midnight(until), reason=reason)
 
     def resume_cadence(self, actor: Actor, at: datetime) -> None:
         """Let the timers run again; later steps shift by the time paused."""
         self._trigger("resume_cadence", self.CadenceResumed, actor, at)
+
+    def send_reminder(self, actor: Actor, at: datetime, *, kind: str, key: str,
+                      decided_by: Data | None = None) -> None:
+        """A reminder or alert went out (thank-you due, next step tomorrow, overdue...)."""
+        self._trigger("send_reminder", self.ReminderSent, actor, at, kind=kind, key=key,
+                      decided_by=decided_by)
 
     def stall(self, actor: Actor, at: datetime, *, reason: str,
               decided_by: Data | None = None) -> None:
@@ -334,17 +376,17 @@ class Candidacy(Aggregate):
     def open_hesitations(self) -> list[Data]:
         return [h for h in self.hesitations if h["answer"] is None]
 
-    def paused_for(self, until: datetime) -> timedelta:
-        """How long the cadence has been held, up to ``until`` (zero when running)."""
-        if self.paused is None:
-            return timedelta(0)
-        return max(until - self.paused["since"], timedelta(0))
+    def local_midnight(self, day: date | None) -> datetime | None:
+        """The start of ``day`` in the candidacy's time zone (when a pause ends)."""
+        if day is None:
+            return None
+        return datetime.combine(day, time(0), ZoneInfo(self.timezone)).astimezone(timezone.utc)
 
     # -- the one path every command takes ---------------------------------------------
 
     def _trigger(self, command: str, event_class: type[Event], actor: Actor, at: datetime,
                  guard_args: dict[str, Any] | None = None, **data: Any) -> None:
-        stage = TRANSITIONS.target(self.stage, command, self, **(guard_args or {}))
+        stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
         self.trigger_event(event_class, timestamp=at, actor=actor.user,
                            on_behalf_of=actor.on_behalf_of, workspace=self.workspace,
                            stage=stage, **data)
@@ -352,13 +394,16 @@ class Candidacy(Aggregate):
 
 FACTS: tuple[type[Candidacy.Event], ...] = (
     Candidacy.InterviewRecorded, Candidacy.HesitationRaised, Candidacy.HesitationAddressed,
-    Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed, Candidacy.ThankYouSent,
+    Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed,
     Candidacy.ReplyReceived, Candidacy.CompetingOfferNoted, Candidacy.CadencePaused,
     Candidacy.CadenceResumed, Candidacy.Withdrawn, Candidacy.RoundStarted,
     Candidacy.PolicyMigrated,
 )
 """Events that record what happened in the world; replay keeps them as recorded."""
 
-DECISIONS: tuple[type[Candidacy.Event], ...] = (Candidacy.NudgeSent, Candidacy.Stalled)
+DECISIONS: tuple[type[Candidacy.Event], ...] = (
+    Candidacy.ThankYouSent, Candidacy.NudgeSent, Candidacy.ReminderSent, Candidacy.Stalled,
+)
 """Events a cadence policy decides when the scheduler sends them (``decided_by`` set);
-a manual nudge is the candidate's own act.  Replay re-derives the scheduled ones."""
+the same events issued by a person (a manual nudge, a hand-written card) are facts.
+Replay re-derives the scheduled ones."""

@@ -93,14 +93,22 @@ def reply_is_not_a_decision(candidacy: Any, kind: str = "", **_: Any) -> bool:
     return kind not in ("advanced", "rejected")
 
 
-def cadence_running(candidacy: Any, **_: Any) -> bool:
+def cadence_running(candidacy: Any, at: Any = None, **_: Any) -> bool:
     """the cadence must not be paused already"""
-    return candidacy.paused is None
+    return not is_paused(candidacy.paused, at)
 
 
-def cadence_paused(candidacy: Any, **_: Any) -> bool:
+def cadence_paused(candidacy: Any, at: Any = None, **_: Any) -> bool:
     """the cadence must be paused"""
-    return candidacy.paused is not None
+    return is_paused(candidacy.paused, at)
+
+
+def is_paused(pause: Any, at: Any) -> bool:
+    """Whether a pause (``{"since", "ends_at", ...}`` or None) still holds at ``at``:
+    a pause with an end date holds until that moment, an open one until resumed."""
+    if pause is None:
+        return False
+    return pause["ends_at"] is None or at is None or at < pause["ends_at"]
 
 
 def _stay(*states: State, cond: Any = None) -> Any:
@@ -156,6 +164,9 @@ class Lifecycle(StateMachine):
     resume_cadence = _stay(
         interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged,
         cond=cadence_paused,
+    )
+    send_reminder = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
     )
     stall = awaiting.to(stalled) | nudged.to(stalled)
     withdraw = stalled.from_(

@@ -1,0 +1,119 @@
+"""`closer`: the command line.  User mistakes print one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import typer
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+from rich.table import Table
+
+from engine.application import Candidacies, HistoryEntry
+from engine.clock import FixedClock
+from engine.errors import CloserError, InvalidInput
+
+from api.demo import seed_demo
+from api.logs import configure_logging
+from api.settings import get_settings
+from api.wiring import build_candidacies
+
+app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Print user mistakes and unreachable stores as one line and exit 1."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (CloserError, ValueError) as error:
+            console.print(f"[red]error:[/red] {error}", highlight=False)
+        except PersistenceError as error:
+            console.print(f"[red]error:[/red] the store is not reachable: {error}",
+                          highlight=False)
+        raise typer.Exit(1)
+
+    return run  # type: ignore[return-value]
+
+
+@app.callback()
+def main() -> None:
+    """Configure logging once for every command."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@app.command()
+@friendly
+def demo() -> None:
+    """Walk a few realistic candidacies through the playbook and print their histories."""
+    clock = FixedClock(datetime.now(timezone.utc) - timedelta(days=30))
+    candidacies = build_candidacies(clock=clock)
+    ids = seed_demo(candidacies, clock)
+    for candidacy_id in ids:
+        _print_history(candidacies, candidacy_id)
+    console.print(f"\n{len(ids)} candidacies recorded in {get_settings().database_url}; "
+                  f"see one with: closer history {ids[0]}")
+
+
+@app.command()
+@friendly
+def history(candidacy_id: str = typer.Argument(..., help="the candidacy's id")) -> None:
+    """Print one candidacy's whole history, oldest first."""
+    _print_history(build_candidacies(), candidacy_id)
+
+
+def _print_history(candidacies: Candidacies, candidacy_id: str) -> None:
+    row = candidacies.row(candidacy_id)
+    if row is None:
+        raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
+    entries = candidacies.history(candidacy_id, row.workspace)
+    table = Table(title=f"{row.candidate} · {row.role} at {row.company} ({row.id})",
+                  title_justify="left")
+    for column in ("v", "at (UTC)", "event", "stage", "actor", "details"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(str(entry.version), entry.at.strftime("%Y-%m-%d %H:%M"), entry.type,
+                      entry.stage, _actor(entry), _details(entry))
+    console.print(table)
+
+
+def _actor(entry: HistoryEntry) -> str:
+    return entry.actor + (f" for {entry.on_behalf_of}" if entry.on_behalf_of else "")
+
+
+def _details(entry: HistoryEntry) -> str:
+    data = entry.data
+    if entry.type == "InterviewRecorded":
+        names = ", ".join(i["name"] for i in data["interview"]["interviewers"])
+        return f"{data['candidate']['name']} met {names} ({data['interview']['format']})"
+    shown = {k: v for k, v in data.items() if v not in (None, [], {}) and k != "occurred_at"}
+    text = "; ".join(f"{k}={_short(v)}" for k, v in shown.items())
+    if entry.decided_by:
+        text += f" [policy {entry.decided_by.get('policy')} rule {entry.decided_by.get('rule')}]"
+    return text
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m api.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,15 @@
+"""Builds the engine's application from the settings: the one place that wires them."""
+
+from __future__ import annotations
+
+from engine.application import Candidacies
+from engine.clock import Clock, SystemClock
+from engine.store import eventsourcing_env
+
+from api.settings import Settings, get_settings
+
+
+def build_candidacies(settings: Settings | None = None, clock: Clock | None = None) -> Candidacies:
+    """The application on the configured store (keep one per process)."""
+    settings = settings or get_settings()
+    return Candidacies(eventsourcing_env(settings.database_url), clock=clock or SystemClock())
