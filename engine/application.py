@@ -22,9 +22,11 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
+from engine.cadence import Action, decide, next_due_at
 from engine.candidacy import DECISIONS, Candidacy
 from engine.clock import Clock, SystemClock
 from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
+from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 from engine.values import (
     Actor,
@@ -87,13 +89,11 @@ class Candidacies(Application[UUID]):
         *,
         clock: Clock | None = None,
         default_policy: dict[str, Any] | None = None,
-        next_due_at: Callable[[Candidacy], datetime | None] | None = None,
     ) -> None:
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
+        self.policies = PolicyBook(self)
         self.default_policy = dict(default_policy or DEFAULT_POLICY)
-        # When the candidacy next needs the scheduler; the cadence policy supplies it.
-        self._next_due_at = next_due_at or (lambda candidacy: None)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -111,13 +111,15 @@ class Candidacies(Application[UUID]):
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
+        policy = dict(policy or self.default_policy)
+        self.policies.get(policy["name"], policy["version"])  # refuse an unpublished one
         data = interview.model_dump(mode="python")
         candidacy = Candidacy.record_interview(
             id=uuid4(), actor=actor, at=self.clock.now(),
             candidate=data.pop("candidate"), company=data.pop("company"),
             role=data.pop("role"), timezone=data.pop("timezone"),
             country=data.pop("country"), subdivision=data.pop("subdivision"),
-            interview=_interview_data(data), policy=dict(policy or self.default_policy),
+            interview=_interview_data(data), policy=policy,
         )
         return self._save(actor, candidacy, idempotency_key, fingerprint, {})
 
@@ -290,10 +292,41 @@ class Candidacies(Application[UUID]):
         name = _text("policy", name)
         if not isinstance(version, int) or version < 1:
             raise InvalidInput("version", "a policy version is a whole number from 1")
+        self.policies.get(name, version)  # refuse an unpublished one
         policy = {"name": name, "version": version}
         return self._execute(actor, candidacy_id, "migrate_policy", policy,
                              lambda c, now: c.migrate_policy(actor, now, policy=policy),
                              **options)
+
+    # -- the policy's decisions ----------------------------------------------------------
+
+    def apply_policy(self, candidacy_id: Any, now: datetime | None = None,
+                     *, limit: int = 10) -> list[Action]:
+        """Record what the candidacy's policy says is due by ``now``, as its own events
+        (each with ``decided_by``: policy, version, rule, key, due moment), in one save.
+
+        Idempotent: once recorded, an action is no longer due, so running again for
+        the same moment records nothing.  Several due actions are applied in due order,
+        re-deciding after each, never more than ``limit`` (a safety bound, not a rule).
+        """
+        now = now or self.clock.now()
+        row = self.row(candidacy_id)
+        if row is None:
+            raise CandidacyNotFound(candidacy_id)
+        candidacy = self.get(candidacy_id, row.workspace)
+        policy = self.policies.of(candidacy)
+        actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
+        applied: list[Action] = []
+        for _ in range(limit):
+            due = decide(candidacy, policy, now)
+            if not due:
+                break
+            action = due[0]
+            _apply(candidacy, actor, now, action, action.decided_by(policy))
+            applied.append(action)
+        if applied:
+            self._save(actor, candidacy, None, "", {})
+        return applied
 
     # -- queries ----------------------------------------------------------------------
 
@@ -396,7 +429,7 @@ class Candidacies(Application[UUID]):
             version=candidacy.version, round=candidacy.round,
             candidate=candidacy.candidate["name"], company=candidacy.company,
             role=candidacy.role, updated_at=candidacy.modified_on,
-            due_at=self._next_due_at(candidacy),
+            due_at=next_due_at(candidacy, self.policies.of(candidacy)),
             summary={
                 "interviewed_at": candidacy.interview["interviewed_at"],
                 "timezone": candidacy.timezone, "country": candidacy.country,
@@ -435,6 +468,28 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+SCHEDULER = "closer-scheduler"
+"""The acting user recorded on events the scheduler records for a policy."""
+
+_THANK_YOU_MEDIUM = {"card": "card", "email": "email", "voicemail": "voicemail_and_email"}
+
+
+def _apply(candidacy: Candidacy, actor: Actor, now: datetime, action: Action,
+           decided_by: dict[str, Any]) -> None:
+    """Turn one due action into the candidacy's command (the routing table's trigger)."""
+    if action.kind == "thank_you":
+        candidacy.send_thank_you(actor, now, medium=_THANK_YOU_MEDIUM[action.medium or "email"],
+                                 to=[], covers_panel=True, decided_by=decided_by)
+    elif action.kind in ("nudge", "offer_nudge"):
+        candidacy.send_nudge(actor, now, channels=list(action.channels), reason=action.note,
+                             decided_by=decided_by)
+    elif action.kind == "stall":
+        candidacy.stall(actor, now, reason=action.note, decided_by=decided_by)
+    else:
+        candidacy.send_reminder(actor, now, kind=action.kind, key=action.key,
+                                decided_by=decided_by)
 
 
 def history_entry(event: Any) -> HistoryEntry:

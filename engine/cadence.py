@@ -1,0 +1,303 @@
+"""The one decision function: what is due for a candidacy, under a policy, at a moment.
+
+`plan(candidacy, policy)` lists every step still pending (at most one of each
+kind) with the moment it falls due and the rule that produced it;
+`decide(candidacy, policy, now)` keeps those due by ``now``.  Both are pure:
+no clock reads, no I/O.  They read the candidacy's attributes only (the
+aggregate, or the plain state object replay folds with the same events), so
+live scheduling and replay decide alike.
+
+Timing rules, in the playbook's words (the numbers live in `CadencePolicy`):
+
+- thank-you the same day: due when the next step is closed; overdue after the
+  interview's local day (an alert, once);
+- patience: no first nudge before the early end of the timeline the employer
+  stated (or N business days after the thank-you when none was stated) unless
+  the interviewer asked the candidate to follow up (then sooner, with its own
+  spacing and pest line), and never before an employer's update plus spacing;
+- persistence: the next nudge a spacing of business days after the last one;
+- the pest line: no more than ``max_nudges``;
+- a competing offer: one tactful nudge some business days before its deadline;
+- stall: nudges exhausted and the late end of the timeline plus grace passed;
+- every message to the employer inside the send window, outside quiet hours,
+  on a working day of the candidacy's country, in the recipient's time zone;
+- pauses (out of office, manual) hold every timer; afterwards later steps
+  shift by the time paused (`engine.policy.slip_after_pause`), so at most one
+  step fires at resume, never a burst.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+
+from engine.calendar import WorkCalendar, next_send_time, resolve_zone
+from engine.policy import CadencePolicy, Medium, slip_after_pause
+
+UTC = timezone.utc
+_ACTIVE = frozenset({"awaiting", "nudged"})
+_BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A step the policy says is due: what, when, why, and its stable identity."""
+
+    kind: str  # thank_you | thank_you_overdue | nudge | offer_nudge | stall | next_step_reminder
+    due_at: datetime
+    rule: str
+    key: str
+    channels: tuple[str, ...] = ()
+    medium: str | None = None
+    note: str = ""
+
+    def decided_by(self, policy: CadencePolicy) -> dict[str, Any]:
+        """What the resulting event records about this decision."""
+        return {"policy": policy.name, "version": policy.version, "rule": self.rule,
+                "key": self.key, "due_at": self.due_at.isoformat()}
+
+
+def decide(candidacy: Any, policy: CadencePolicy, now: datetime) -> list[Action]:
+    """The actions due by ``now``, earliest first."""
+    return [a for a in plan(candidacy, policy) if a.due_at <= now]
+
+
+def next_due_at(candidacy: Any, policy: CadencePolicy) -> datetime | None:
+    """When the candidacy next needs the scheduler (None: nothing pending, or held open-ended)."""
+    actions = plan(candidacy, policy)
+    return actions[0].due_at if actions else None
+
+
+def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
+    """Every pending step with its due moment, earliest first."""
+    stage = candidacy.stage
+    if stage in ("advanced", "stalled"):
+        return []
+    c = _Context(candidacy, policy)
+    actions: list[Action | None] = []
+    if stage in _BEFORE_THANKS:
+        actions.append(c.thank_you() if stage == "next_step_closed" else None)
+        actions.append(c.thank_you_overdue())
+    if stage in _ACTIVE:
+        actions.append(c.nudge())
+        actions.extend(c.offer_nudges())
+        actions.append(c.stall())
+    actions.append(c.next_step_reminder())
+    due = [a for a in actions if a is not None]
+    due.sort(key=lambda a: (a.due_at, a.key))
+    return due
+
+
+class _Context:
+    """One candidacy under one policy: the derived facts each rule needs."""
+
+    __slots__ = ("c", "p", "zone", "calendar", "round", "follow_up", "counted")
+
+    def __init__(self, candidacy: Any, policy: CadencePolicy) -> None:
+        self.c = candidacy
+        self.p = policy
+        self.zone = resolve_zone(candidacy.timezone)
+        self.calendar: WorkCalendar = policy.work_calendar(candidacy.country,
+                                                           candidacy.subdivision)
+        self.round = candidacy.round
+        self.follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
+        counts_offer = policy.competing_offer.counts_toward_pest_line
+        self.counted = [n for n in candidacy.nudges if counts_offer or not _is_offer_nudge(n)]
+
+    # -- the rules ------------------------------------------------------------------
+
+    def thank_you(self) -> Action | None:
+        """Thank the panel the same day the next step is closed, by the best medium."""
+        closed_at = self.c.next_step["closed_at"]
+        medium = self.medium(closed_at)
+        due = closed_at
+        if medium is not Medium.CARD and self.p.thank_you.within_send_window:
+            due = self.send_time(closed_at)
+        due = self.held(due, closed_at)
+        if due is None:
+            return None
+        return Action("thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
+                      medium=medium.value, note=f"by {medium.value}")
+
+    def thank_you_overdue(self) -> Action | None:
+        """Alert once when the interview's thank-you deadline passes without one."""
+        key = f"r{self.round}:thank_you_overdue"
+        if key in self.c.reminders:
+            return None
+        deadline = self.thank_you_deadline()
+        return Action("thank_you_overdue", deadline, "thank_you.deadline", key,
+                      note=f"no thank-you by {deadline.isoformat()}")
+
+    def nudge(self) -> Action | None:
+        """The next nudge, unless the pest line is reached."""
+        n = len(self.counted)
+        if n >= self.max_nudges():
+            return None
+        anchor = self.c.awaiting_since
+        if n == 0:
+            if self.follow_up:
+                raw = self.business_days_after(anchor,
+                                               self.p.follow_up.first_nudge_after_business_days)
+                rule = "follow_up.first_nudge"
+            elif self.timeline() is not None:
+                early_end = self.interviewed_at() + timedelta(weeks=self.timeline()[0])
+                raw = max(anchor, self.business_days_after(
+                    early_end, self.p.patience.first_nudge_after_timeline_min_business_days))
+                rule = "patience.timeline_early_end"
+            else:
+                raw = self.business_days_after(
+                    anchor, self.p.patience.first_nudge_without_timeline_business_days)
+                rule = "patience.no_timeline"
+        else:
+            anchor = self.counted[-1]["sent_at"]
+            raw = self.business_days_after(anchor, self.spacing())
+            rule = "follow_up.spacing" if self.follow_up else "nudge.spacing"
+        update = self.c.last_update_at
+        if update is not None and update > anchor:
+            # An update from the employer restarts the wait: respect the new word.
+            after_update = self.business_days_after(update, self.spacing())
+            if after_update > raw:
+                raw, rule, anchor = after_update, "patience.after_update", update
+        due = self.held(raw, anchor)
+        if due is None:
+            return None
+        return Action("nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
+                      channels=tuple(ch.value for ch in self.p.nudge.channels),
+                      note=f"nudge {n + 1} of {self.max_nudges()}")
+
+    def offer_nudges(self) -> list[Action | None]:
+        """One tactful nudge some business days before each competing offer's deadline."""
+        rule = self.p.competing_offer
+        if rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges():
+            return []
+        sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
+        actions: list[Action | None] = []
+        for offer in self.c.offers:
+            key = f"r{self.round}:offer:{offer['company']}"
+            if key in sent:
+                continue
+            deadline = offer["deadline"]
+            raw = self.business_days_after(deadline, -rule.nudge_business_days_before_deadline)
+            anchor = max(offer["noted_at"], self.c.awaiting_since)
+            due = self.held(max(raw, anchor), anchor)
+            if due is None:
+                continue
+            due = self.send_time(due)
+            if due >= deadline:
+                continue  # too late to be tactful: the deadline has come
+            actions.append(Action("offer_nudge", due, "competing_offer.before_deadline", key,
+                                  channels=tuple(ch.value for ch in self.p.nudge.channels),
+                                  note=f"offer from {offer['company']} due "
+                                       f"{deadline.isoformat()}"))
+        return actions
+
+    def stall(self) -> Action | None:
+        """Stalled: nudges exhausted and the late end of the timeline plus grace passed."""
+        if len(self.counted) < self.max_nudges():
+            return None
+        timeline = self.timeline()
+        if timeline is not None:
+            late_end = self.interviewed_at() + timedelta(weeks=timeline[1])
+        else:
+            late_end = self.c.awaiting_since + timedelta(
+                weeks=self.p.patience.window_without_timeline_weeks)
+        raw = self.business_days_after(late_end, self.p.stall.grace_business_days)
+        anchor = self.c.awaiting_since
+        if self.counted:
+            # The last nudge gets its spacing to be answered.
+            last = self.counted[-1]["sent_at"]
+            raw = max(raw, self.business_days_after(last, self.spacing()))
+            anchor = last
+        due = self.held(raw, anchor)
+        if due is None:
+            return None
+        return Action("stall", due, "stall.exhausted_and_patience_spent",
+                      f"r{self.round}:stall",
+                      note=f"{len(self.counted)} nudges sent; patience ended {raw.isoformat()}")
+
+    def next_step_reminder(self) -> Action | None:
+        """Remind the candidate the day before the next step, at the send window's start."""
+        step = self.c.next_step
+        if step is None or step["scheduled_for"] is None:
+            return None
+        key = f"r{self.round}:next_step_reminder"
+        if key in self.c.reminders:
+            return None
+        local_day = step["scheduled_for"].astimezone(self.zone).date() - timedelta(days=1)
+        due = self.local(local_day, self.p.send_window.start)
+        if due < step["closed_at"] or due >= step["scheduled_for"]:
+            return None  # closed too late for a "tomorrow" reminder to make sense
+        return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
+                      note=step["description"])
+
+    # -- derived facts ------------------------------------------------------------------
+
+    def medium(self, at: datetime) -> Medium:
+        """The first medium in the policy's order that is possible now: a card only when
+        the interview was in person and it can be left at reception the same day."""
+        for medium in self.p.thank_you.media:
+            if medium is not Medium.CARD:
+                return medium
+            same_day = at.astimezone(self.zone).date() == self.interviewed_at().astimezone(
+                self.zone).date()
+            before_close = at.astimezone(self.zone).time() < self.p.send_window.end
+            if self.c.interview["format"] == "in_person" and same_day and before_close:
+                return medium
+        return Medium.EMAIL
+
+    def thank_you_deadline(self) -> datetime:
+        rule = self.p.thank_you
+        day = self.interviewed_at().astimezone(self.zone).date() + timedelta(
+            days=rule.deadline_days_after_interview)
+        return self.local(day, rule.deadline_local_time)
+
+    def max_nudges(self) -> int:
+        return self.p.follow_up.max_nudges if self.follow_up else self.p.pest_line.max_nudges
+
+    def spacing(self) -> int:
+        if self.follow_up:
+            return self.p.follow_up.spacing_business_days
+        return self.p.nudge.spacing_business_days
+
+    def timeline(self) -> tuple[float, float] | None:
+        timeline = self.c.interview.get("timeline")
+        if not timeline:
+            return None
+        return timeline["min_weeks"], timeline["max_weeks"]
+
+    def interviewed_at(self) -> datetime:
+        return self.c.interview["interviewed_at"]
+
+    def business_days_after(self, moment: datetime, days: int) -> datetime:
+        """``days`` working days after ``moment`` on the recipient's wall clock."""
+        local = moment.astimezone(self.zone)
+        moved = self.calendar.add_business_days(local.replace(tzinfo=None), days)
+        return moved.replace(tzinfo=self.zone).astimezone(UTC)
+
+    def local(self, day: Any, at: time) -> datetime:
+        return datetime.combine(day, at, self.zone).astimezone(UTC)
+
+    def send_time(self, moment: datetime) -> datetime:
+        return next_send_time(moment, self.zone, self.p.send_window, self.p.quiet_hours,
+                              self.calendar)
+
+    def held(self, due: datetime, anchor: datetime) -> datetime | None:
+        """``due`` after the slip rule for every pause since ``anchor``; None while an
+        open-ended pause holds."""
+        for pause in self.c.pauses:
+            if pause["until"] > anchor:
+                due = slip_after_pause(due, max(pause["since"], anchor), pause["until"])
+        current = self.c.paused
+        if current is not None:
+            ends_at = current["ends_at"]
+            if ends_at is None:
+                return None
+            if ends_at > anchor:
+                due = slip_after_pause(due, max(current["since"], anchor), ends_at)
+        return due
+
+
+def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
+    key = (nudge.get("decided_by") or {}).get("key") or ""
+    return ":offer:" in key

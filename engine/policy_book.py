@@ -1,0 +1,82 @@
+"""The published cadence policies, by name and version.
+
+A candidacy names the policy version it runs under; that version never
+changes under it (editing a policy means publishing a new version, and moving
+a candidacy to it is an explicit, recorded `migrate_policy`).  Versions are
+stored as small aggregates in the same event store, so every process agrees;
+the built-in ``playbook`` version 1 is always there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from engine.errors import InvalidInput
+from engine.policy import CadencePolicy, default_policy, parse_policy, policy_to_toml
+
+
+class PublishedPolicy(Aggregate):
+    """One published policy version, kept as its canonical TOML."""
+
+    class Published(Aggregate.Created):
+        name: str
+        version: int
+        toml: str
+
+    def __init__(self, name: str, version: int, toml: str) -> None:
+        self.name = name
+        self.version = version
+        self.toml = toml
+
+    @staticmethod
+    def id_for(name: str, version: int) -> UUID:
+        return uuid5(NAMESPACE_URL, f"closer:policy:{name}:{version}")
+
+
+class PolicyBook:
+    """Looks policies up by name and version (cached: a published version never changes)."""
+
+    def __init__(self, application: Any) -> None:
+        self._app = application
+        builtin = default_policy()
+        self._cache: dict[tuple[str, int], CadencePolicy] = {
+            (builtin.name, builtin.version): builtin}
+
+    def get(self, name: str, version: int) -> CadencePolicy:
+        """The policy ``name`` at ``version``; `InvalidInput` when none was published."""
+        key = (name, version)
+        policy = self._cache.get(key)
+        if policy is None:
+            try:
+                published = self._app.repository.get(PublishedPolicy.id_for(name, version))
+            except AggregateNotFoundError:
+                raise InvalidInput("policy", f"no policy {name!r} version {version} "
+                                             "has been published") from None
+            policy = parse_policy(published.toml, source=f"{name} v{version}")
+            self._cache[key] = policy
+        return policy
+
+    def of(self, candidacy: Any) -> CadencePolicy:
+        """The policy version a candidacy runs under."""
+        return self.get(candidacy.policy["name"], candidacy.policy["version"])
+
+    def publish(self, policy: CadencePolicy) -> bool:
+        """Publish ``policy``; True if new, False if that exact version was already there.
+        A different policy under a published name and version is refused."""
+        toml = policy_to_toml(policy)
+        try:
+            existing = self.get(policy.name, policy.version)
+        except InvalidInput:
+            self._app.save(PublishedPolicy._create(
+                PublishedPolicy.Published, id=PublishedPolicy.id_for(policy.name, policy.version),
+                name=policy.name, version=policy.version, toml=toml))
+            self._cache[(policy.name, policy.version)] = policy
+            return True
+        if policy_to_toml(existing) != toml:
+            raise InvalidInput("version", f"{policy.name} version {policy.version} is already "
+                                          "published with other rules: publish a new version")
+        return False

@@ -1,0 +1,65 @@
+"""The scheduler: applies what each candidacy's policy says is due.
+
+`tick(now)` finds the candidacies with something due from their current rows
+(an index on ``due_at``; no aggregate is loaded unless it is due) and asks the
+application to record the due actions.  Running it twice for one moment records
+nothing the second time.  `run_forever` is the loop `closer serve` and
+`closer scheduler` run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from engine.application import Candidacies
+from engine.errors import VersionConflict
+
+log = structlog.get_logger("closer.scheduler")
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    now: datetime
+    candidacies: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    conflicts: int = 0
+
+    @property
+    def recorded(self) -> int:
+        return sum(self.actions.values())
+
+
+def tick(app: Candidacies, now: datetime | None = None) -> TickReport:
+    """Apply every due action at ``now`` (the application's clock when omitted)."""
+    now = now or app.clock.now()
+    report = TickReport(now=now)
+    for candidacy_id in list(app.due_ids(now)):
+        report.candidacies += 1
+        try:
+            applied = app.apply_policy(candidacy_id, now)
+        except VersionConflict:
+            # Someone else (a person, another scheduler) changed it: next tick decides again.
+            report.conflicts += 1
+            continue
+        for action in applied:
+            report.actions[action.kind] += 1
+            log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
+                     rule=action.rule, due_at=action.due_at.isoformat())
+    return report
+
+
+def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event) -> None:
+    """Tick every ``interval_seconds`` until ``stop`` is set."""
+    while not stop.is_set():
+        report = tick(app)
+        if report.recorded or report.conflicts:
+            log.info("tick", candidacies=report.candidacies, recorded=report.recorded,
+                     conflicts=report.conflicts)
+        stop.wait(interval_seconds)
