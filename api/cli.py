@@ -17,13 +17,17 @@ from engine.application import Candidacies, HistoryEntry
 from engine.clock import FixedClock
 from engine.errors import CloserError, InvalidInput
 
+from engine.scheduler import run_forever, tick
+
 from api.demo import seed_demo
 from api.logs import configure_logging
+from api.policy_cli import policy_app
 from api.settings import get_settings
 from api.wiring import build_candidacies
 
 app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(policy_app, name="policy")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +74,47 @@ def demo() -> None:
 def history(candidacy_id: str = typer.Argument(..., help="the candidacy's id")) -> None:
     """Print one candidacy's whole history, oldest first."""
     _print_history(build_candidacies(), candidacy_id)
+
+
+@app.command("tick")
+@friendly
+def tick_command(
+    now: str = typer.Option(None, help="the moment to decide for (ISO-8601 with offset); "
+                                       "default: the current time"),
+) -> None:
+    """Record every action due now (thank-yous, nudges, stalls, reminders) once."""
+    moment = _moment(now) if now else None
+    candidacies = build_candidacies()
+    report = tick(candidacies, moment)
+    done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
+    console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
+                  f"recorded {done}; {report.conflicts} changed concurrently (next tick)")
+
+
+@app.command()
+@friendly
+def scheduler(
+    every: float = typer.Option(60.0, help="seconds between ticks", min=1.0),
+) -> None:
+    """Run the scheduler in a loop (Ctrl-C stops it)."""
+    import threading
+
+    stop = threading.Event()
+    console.print(f"scheduler: ticking every {every:g}s on {get_settings().database_url}")
+    try:
+        run_forever(build_candidacies(), every, stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("--now", f"{text!r} is not an ISO-8601 moment") from None
+    if moment.tzinfo is None:
+        raise InvalidInput("--now", "needs a UTC offset, e.g. 2026-12-01T09:00:00+00:00")
+    return moment
 
 
 def _print_history(candidacies: Candidacies, candidacy_id: str) -> None:
