@@ -1,1 +1,1 @@
-"""Root conftest: its presence puts the repository root on sys.path, so tests import `engine` and `api`."""
+"""Root conftest: puts the repository root on sys.path so tests import `engine` and `api`."""

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from engine.calendar import WorkCalendar, next_send_time, resolve_zone
-from engine.policy import CadencePolicy, Medium, slip_after_pause
+from engine.calendar import WorkCalendar, next_send_time, resolve_zone, work_calendar
+from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 UTC = timezone.utc
+_WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
+_EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
@@ -112,8 +114,12 @@ class _Context:
         closed_at = self.c.next_step["closed_at"]
         medium = self.medium(closed_at)
         due = closed_at
-        if medium is not Medium.CARD and self.p.thank_you.within_send_window:
-            due = self.send_time(closed_at)
+        if medium is not Medium.CARD:
+            # The same-day deadline beats the send window, unless the policy says
+            # otherwise; quiet hours hold either way.
+            due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
+                   else next_send_time(closed_at, self.zone, _WHOLE_DAY, self.p.quiet_hours,
+                                       _EVERY_DAY))
         due = self.held(due, closed_at)
         if due is None:
             return None

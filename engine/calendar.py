@@ -43,7 +43,7 @@ class CalendarError(ValueError):
 
 
 class TimeRange(Protocol):
-    """A daily range of local wall-clock time, ``[start, end)``; wraps midnight when end <= start."""
+    """A daily range of local wall-clock time, ``[start, end)``; wraps midnight if end <= start."""
 
     @property
     def start(self) -> time: ...
@@ -53,7 +53,9 @@ class TimeRange(Protocol):
 
 
 @lru_cache(maxsize=8192)
-def _holiday_dates(country: str, subdivision: str | None, observed: bool, year: int) -> frozenset[date]:
+def _holiday_dates(
+    country: str, subdivision: str | None, observed: bool, year: int
+) -> frozenset[date]:
     """The public holidays of one country/subdivision in one year, computed once."""
     table = holidays_lib.country_holidays(
         country, subdiv=subdivision, years=year, observed=observed
@@ -190,7 +192,7 @@ class WorkCalendar:
                 if self.is_working_day(result):
                     remaining -= 1
         if isinstance(start, datetime):
-            return datetime.combine(result, start.timetz(), ).replace(fold=start.fold)
+            return datetime.combine(result, start.timetz())
         return result
 
     def business_days_between(self, a: date, b: date) -> int:
@@ -231,15 +233,35 @@ class WorkCalendar:
         return total
 
 
-@lru_cache(maxsize=1024)
 def work_calendar(
     country: str | None,
     subdivision: str | None = None,
-    working_days: tuple[int, ...] = MONDAY_TO_FRIDAY,
+    working_days: Iterable[int] = MONDAY_TO_FRIDAY,
     honour_holidays: bool = True,
     observed: bool = True,
 ) -> WorkCalendar:
-    """A shared :class:`WorkCalendar` for these settings (built once, then reused)."""
+    """A shared :class:`WorkCalendar` for these settings (built once, then reused).
+
+    Country and subdivision codes are case-insensitive, so ``us`` and ``US`` share one.
+    """
+    return _shared_calendar(
+        country.strip().upper() if country else None,
+        subdivision.strip().upper() if subdivision else None,
+        tuple(sorted(set(working_days))),
+        honour_holidays,
+        observed,
+    )
+
+
+@lru_cache(maxsize=1024)
+def _shared_calendar(
+    country: str | None,
+    subdivision: str | None,
+    working_days: tuple[int, ...],
+    honour_holidays: bool,
+    observed: bool,
+) -> WorkCalendar:
+    """The cache behind :func:`work_calendar`, keyed on normalised settings."""
     return WorkCalendar(country, subdivision, working_days, honour_holidays, observed)
 
 
@@ -359,7 +381,8 @@ def _earliest_on_transition_day(
     """
     base = _day_start_ts(day)
     day_open = base - offset_before
-    day_close = base + _SECONDS_PER_DAY - _offset_seconds(zone, datetime.combine(day + _DAY, time()))
+    offset_after = _offset_seconds(zone, datetime.combine(day + _DAY, time()))
+    day_close = base + _SECONDS_PER_DAY - offset_after
     transition = _transition_ts(zone, day_open - 1, day_close + 1, offset_before)
     candidates = {start_ts, transition}
     wall_midnight = datetime.combine(day, time())

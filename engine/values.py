@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -196,14 +197,13 @@ class ThankYou(_Strict):
     to: list[Name] = Field(default_factory=list)
     covers_panel: bool = False
 
-    @model_validator(mode="before")
+    @field_validator("medium", mode="before")
     @classmethod
-    def _never_postal(cls, data: Any) -> Any:
-        if isinstance(data, dict) and str(data.get("medium", "")).lower() in {
-            "postal", "mail", "letter", "post", "postal_mail",
-        }:
+    def _never_postal(cls, medium: Any) -> Any:
+        # A field validator, so the refusal names the field `medium`.
+        if str(medium).lower() in {"postal", "mail", "letter", "post", "postal_mail"}:
             raise ValueError("postal mail arrives too late: use card, email or voicemail_and_email")
-        return data
+        return medium
 
 
 @dataclass(frozen=True, slots=True)
