@@ -10,10 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from api.wiring import build_candidacies
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from engine.errors import CloserError
 from engine.policy import (
     CadencePolicy,
     PolicyError,
@@ -31,8 +34,6 @@ policy_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Names that mean the shipped policy; named policies beyond it live in files for now.
-_DEFAULT_NAMES = frozenset({"playbook", "default"})
 _IDENTITY = frozenset({"name", "version", "description"})
 
 
@@ -42,18 +43,22 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _resolve(name: str | None) -> CadencePolicy:
-    """The default policy for no name or 'playbook'; otherwise a path to a TOML file."""
-    if name is None or name in _DEFAULT_NAMES:
+def _resolve(name: str | None, version: int | None = None) -> CadencePolicy:
+    """The default policy for no name; a path to a TOML file; or a policy published
+    in the store (its latest version unless ``version`` is given)."""
+    if name is None or name == "default":
         return default_policy()
     path = Path(name)
     if path.suffix == ".toml" or path.exists():
         return load_policy(path)
-    raise PolicyError(
-        name,
-        [(None, f"no policy named {name!r}; known: {', '.join(sorted(_DEFAULT_NAMES))}, "
-                "or give the path of a .toml file")],
-    )
+    book = build_candidacies().policies
+    if version is not None:
+        return book.get(name, version)
+    latest = book.latest(name)
+    if latest is None:
+        raise PolicyError(name, [(None, f"no policy named {name!r} is published; give the "
+                                        "path of a .toml file or publish one first")])
+    return latest
 
 
 def _shown(value: Any) -> str:
@@ -71,15 +76,32 @@ def _shown(value: Any) -> str:
 def show(
     name: Annotated[
         str | None,
-        typer.Argument(help="Policy name ('playbook', the default) or path to a .toml file."),
+        typer.Argument(help="A published policy's name ('playbook', the default) or the "
+                            "path of a .toml file."),
     ] = None,
+    version: Annotated[int | None, typer.Option(help="a published version (default: latest)")]
+    = None,
 ) -> None:
     """Print a policy as TOML (the default playbook policy when no name is given)."""
     try:
-        policy = _resolve(name)
-    except PolicyError as exc:
+        policy = _resolve(name, version)
+    except CloserError as exc:
         raise _fail(str(exc)) from None
     typer.echo(policy_to_toml(policy), nl=False)
+
+
+@policy_app.command("publish")
+def publish(
+    file: Annotated[Path, typer.Argument(help="The TOML policy file to publish.")],
+) -> None:
+    """Publish a policy version so candidacies can start on it or migrate to it."""
+    try:
+        policy = load_policy(file)
+        new = build_candidacies().policies.publish(policy)
+    except CloserError as exc:
+        raise _fail(str(exc)) from None
+    state = "published" if new else "already published (identical)"
+    typer.echo(f"{policy.name} version {policy.version}: {state}")
 
 
 @policy_app.command("check")

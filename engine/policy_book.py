@@ -60,6 +60,17 @@ class PolicyBook:
             self._cache[key] = policy
         return policy
 
+    def latest(self, name: str) -> CadencePolicy | None:
+        """The highest published version of ``name`` (None when none is)."""
+        found = None
+        version = 1
+        while True:
+            try:
+                found = self.get(name, version)
+            except InvalidInput:
+                return found
+            version += 1
+
     def of(self, candidacy: Any) -> CadencePolicy:
         """The policy version a candidacy runs under."""
         return self.get(candidacy.policy["name"], candidacy.policy["version"])
