@@ -1,14 +1,20 @@
-"""Where candidacies are stored: eventsourcing's own SQLite and PostgreSQL recorders,
-extended with two small tables written in the *same transaction* as the events.
+"""Where candidacies are stored: eventsourcing's own SQLite and PostgreSQL (process)
+recorders, extended with small tables written in the *same transaction* as the events.
 
 - ``closer_idempotency``: the first response to each idempotency key, so a retried
   command records nothing new and answers the same.
 - ``closer_candidacies``: one current row per candidacy (stage, version, when it is
   next due, and a JSON summary), so lists and the scheduler's tick read one row per
   candidacy instead of loading every aggregate.
+- ``closer_messages``: one current row per outbound message (status, attempts, when
+  it may next be tried), so the outbox finds what to deliver without loading every
+  message.
 
-Both are written from ``Application.save(..., idempotency=..., rows=...)``: the
-keyword arguments travel with the events down to the recorder.
+They are written from ``Application.save(..., idempotency=..., rows=...,
+message_rows=..., position=...)``: the keyword arguments travel with the events
+down to the recorder.  ``position`` is an eventsourcing `Tracking` (a follower's
+position in the notification log), stored in eventsourcing's own tracking table
+with what the follower recorded.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL
 
 from engine.errors import InvalidInput
@@ -55,6 +61,43 @@ class CandidacyRow:
     summary: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """An outbound message's current row: enough to know whether and when to deliver it."""
+
+    id: str
+    candidacy_id: str
+    workspace: str
+    kind: str
+    channel: str
+    status: str  # queued | approval_needed | blocked | sent | failed | dead_letter
+    attempts: int
+    next_attempt_at: datetime | None
+    updated_at: datetime
+    summary: dict[str, Any]
+
+
+_MESSAGE_COLUMNS = ("id, candidacy_id, workspace, kind, channel, status, attempts, "
+                    "next_attempt_at, updated_at, summary")
+
+
+def _message_params(row: MessageRow) -> tuple[Any, ...]:
+    return (row.id, row.candidacy_id, row.workspace, row.kind, row.channel, row.status,
+            row.attempts, _ts(row.next_attempt_at), _ts(row.updated_at),
+            orjson.dumps(row.summary).decode())
+
+
+def _message_row(values: Sequence[Any]) -> MessageRow:
+    (id_, candidacy_id, workspace, kind, channel, status, attempts, next_attempt_at,
+     updated_at, summary) = values
+    return MessageRow(
+        id=id_, candidacy_id=candidacy_id, workspace=workspace, kind=kind, channel=channel,
+        status=status, attempts=attempts,
+        next_attempt_at=datetime.fromisoformat(next_attempt_at) if next_attempt_at else None,
+        updated_at=datetime.fromisoformat(updated_at), summary=orjson.loads(summary),
+    )
+
+
 def _row_params(row: CandidacyRow) -> tuple[Any, ...]:
     return (
         row.id, row.workspace, row.stage, row.version, row.round, row.candidate, row.company,
@@ -72,6 +115,11 @@ _UPSERT_SET = ("stage=excluded.stage, version=excluded.version, round=excluded.r
                "candidate=excluded.candidate, company=excluded.company, role=excluded.role, "
                "updated_at=excluded.updated_at, due_at=excluded.due_at, "
                "summary=excluded.summary")
+
+
+_MESSAGE_UPSERT_SET = ("status=excluded.status, attempts=excluded.attempts, "
+                       "next_attempt_at=excluded.next_attempt_at, "
+                       "updated_at=excluded.updated_at, summary=excluded.summary")
 
 
 def _row(values: Sequence[Any]) -> CandidacyRow:
@@ -141,6 +189,29 @@ class _Queries:
             "AND id>? ORDER BY id LIMIT ?", (_ts(before), after, limit))
         return [r[0] for r in rows]
 
+    def select_deliverable_messages(self, now: datetime, *, limit: int = 100) -> list[MessageRow]:
+        """Messages waiting for delivery whose next attempt is due, oldest first."""
+        rows = self._select(
+            f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
+            "('queued', 'failed') AND next_attempt_at<=? ORDER BY next_attempt_at, id LIMIT ?",
+            (_ts(now), limit))
+        return [_message_row(r) for r in rows]
+
+    def select_message_rows(self, *, candidacy_id: str | None = None,
+                            status: str | None = None, limit: int = 1000) -> list[MessageRow]:
+        """Message rows of one candidacy and/or in one status, in creation order."""
+        sql = f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE 1=1"
+        params: list[Any] = []
+        if candidacy_id:
+            sql += " AND candidacy_id=?"
+            params.append(candidacy_id)
+        if status:
+            sql += " AND status=?"
+            params.append(status)
+        sql += " ORDER BY updated_at, id LIMIT ?"
+        params.append(limit)
+        return [_message_row(r) for r in self._select(sql, params)]
+
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         rows = self._select(f"SELECT {_COLUMNS} FROM closer_candidacies WHERE id>? "
@@ -158,11 +229,17 @@ _SQLITE_TABLES = [
     "CREATE INDEX IF NOT EXISTS closer_candidacies_due ON closer_candidacies (due_at)",
     "CREATE INDEX IF NOT EXISTS closer_candidacies_workspace ON closer_candidacies "
     "(workspace, stage, id)",
+    "CREATE TABLE IF NOT EXISTS closer_messages (id TEXT PRIMARY KEY, candidacy_id TEXT NOT NULL, "
+    "workspace TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, "
+    "attempts INTEGER NOT NULL, next_attempt_at TEXT, updated_at TEXT NOT NULL, "
+    "summary TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS closer_messages_due ON closer_messages (status, next_attempt_at)",
+    "CREATE INDEX IF NOT EXISTS closer_messages_candidacy ON closer_messages (candidacy_id)",
 ]
 
 
-class CloserSQLiteRecorder(_Queries, SQLiteApplicationRecorder):
-    """eventsourcing's SQLite recorder plus the idempotency and candidacy tables."""
+class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
+    """eventsourcing's SQLite process recorder plus Closer's tables."""
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + _SQLITE_TABLES
@@ -170,6 +247,8 @@ class CloserSQLiteRecorder(_Queries, SQLiteApplicationRecorder):
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         _write_extras(c.execute, self._q, kwargs)
+        if kwargs.get("position") is not None:
+            self._insert_tracking(c, kwargs["position"])
         return notification_ids
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
@@ -189,10 +268,14 @@ def _write_extras(execute: Any, q: Any, kwargs: dict[str, Any]) -> None:
         execute(q(f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
                   f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                   f"{_UPSERT_SET}"), _row_params(row))
+    for message in kwargs.get("message_rows") or ():
+        execute(q(f"INSERT INTO closer_messages ({_MESSAGE_COLUMNS}) VALUES "
+                  f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                  f"{_MESSAGE_UPSERT_SET}"), _message_params(message))
 
 
-class CloserPostgresRecorder(_Queries, PostgresApplicationRecorder):
-    """eventsourcing's PostgreSQL recorder plus the idempotency and candidacy tables."""
+class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
+    """eventsourcing's PostgreSQL process recorder plus Closer's tables."""
 
     placeholder = "%s"
 
@@ -204,6 +287,8 @@ class CloserPostgresRecorder(_Queries, PostgresApplicationRecorder):
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
         _write_extras(lambda sql, params: curs.execute(SQL(sql), params), self._q, kwargs)
+        if kwargs.get("position") is not None:
+            self._insert_tracking(curs, tracking=kwargs["position"])
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as curs:
