@@ -1,0 +1,538 @@
+"""The outbox: candidacy transitions become proofed messages, delivered once, never lost.
+
+Two halves, both run by `Dispatcher.run_once`:
+
+1. **follow**: reads the application's notification log from the outbox's tracked
+   position (``max_tracking_id("Outbox")``), turns each routed candidacy event into
+   `OutboxMessage` aggregates (`OutboxMessage.Queued`), and saves a page's new
+   messages *with* ``position=Tracking("Outbox", last notification id)`` in ONE
+   save: the position and the queued messages commit together, so a crash between
+   pages loses nothing and queues nothing twice.
+2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
+   the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
+   (never sent) or delivers and records `Proofed` + `Sent`; a `DeliveryError`
+   records `Failed` with exponential backoff, or `DeadLettered` after
+   ``max_attempts`` (or at once when not retryable).  A person can `retry` a dead
+   letter or a blocked message.
+
+Message ids are ``uuid5(candidacy, triggering event version, channel)``
+(`adapters.message.message_id`), so a restart recomputes the same id: the SMTP
+``Message-ID`` and the webhook ``Idempotency-Key`` are the same on every attempt.
+A kill between a channel's hand-off and the ``Sent`` save re-sends that one
+message after restart (at-least-once); a channel that deduplicates applies it once.
+
+Concurrency: on PostgreSQL a dispatcher holds a session-level advisory lock
+(``pg_try_advisory_lock(ADVISORY_KEY)``) on a separate connection for as long as it
+runs; a second dispatcher stands by until the first is gone.  On SQLite a single
+dispatcher is assumed (run one `closer dispatch` per database file).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Tracking
+from pydantic import ValidationError
+
+from adapters.base import Adapter, Registry
+from adapters.errors import AdapterError, DeliveryError
+from adapters.message import Kind, MessageContext, message_id
+from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
+from engine.candidacy import Candidacy
+from engine.store import MessageRow
+
+log = structlog.get_logger("closer.outbox")
+
+TRACKING_NAME = "Outbox"
+ADVISORY_KEY = 0x0C105E_0B0C  # fixed: every Closer dispatcher contends for this key
+_CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
+
+Data = dict[str, Any]
+
+
+# -- the message aggregate ------------------------------------------------------------
+
+
+class OutboxMessage(Aggregate):
+    """One outbound message on one channel, from queued to sent (or dead-lettered)."""
+
+    class Event(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            self.assign(aggregate)
+
+        def assign(self, message: OutboxMessage) -> None:
+            """Copy the event's data onto the message."""
+
+    class Queued(Event, Aggregate.Created):
+        candidacy_id: str
+        workspace: str
+        kind: str
+        channel: str
+        trigger_type: str
+        trigger_version: int
+        context: Data  # the MessageContext as JSON (recipients and all), a snapshot
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.candidacy_id = self.candidacy_id
+            message.workspace = self.workspace
+            message.kind = self.kind
+            message.channel = self.channel
+            message.trigger = {"type": self.trigger_type, "version": self.trigger_version}
+            message.context = self.context
+            message.status = "queued"
+            message.attempts = 0
+            message.next_attempt_at = self.timestamp
+            message.findings = []
+            message.receipt = None
+            message.last_error = None
+            message.subject = None
+
+    class Proofed(Event):
+        subject: str
+        to: list[str]
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.findings = []
+            message.subject = self.subject
+
+    class Blocked(Event):
+        findings: list[Data]
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "blocked"
+            message.findings = self.findings
+            message.next_attempt_at = None
+
+    class Sent(Event):
+        receipt: Data
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "sent"
+            message.attempts += 1
+            message.receipt = self.receipt
+            message.next_attempt_at = None
+
+    class Failed(Event):
+        error: str
+        attempt: int
+        next_attempt_at: datetime
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "failed"
+            message.attempts = self.attempt
+            message.last_error = self.error
+            message.next_attempt_at = self.next_attempt_at
+
+    class DeadLettered(Event):
+        error: str
+        attempt: int
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "dead_letter"
+            message.attempts = self.attempt
+            message.last_error = self.error
+            message.next_attempt_at = None
+
+    class Retried(Event):
+        by: str
+        reason: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "queued"
+            message.attempts = 0
+            message.findings = []
+            message.next_attempt_at = self.timestamp
+
+    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+
+    @classmethod
+    def queue(cls, *, at: datetime, candidacy_id: str, workspace: str, kind: str, channel: str,
+              trigger_type: str, trigger_version: int, context: Data) -> OutboxMessage:
+        mid = message_id(candidacy_id, trigger_version, channel)
+        context = {**context, "message_id": mid, "kind": kind}
+        return cls._create(cls.Queued, id=UUID(mid), timestamp=at, candidacy_id=candidacy_id,
+                           workspace=workspace, kind=kind, channel=channel,
+                           trigger_type=trigger_type, trigger_version=trigger_version,
+                           context=context)
+
+    def record(self, event_class: type[Event], at: datetime, **data: Any) -> None:
+        self.trigger_event(event_class, timestamp=at, **data)
+
+    def row(self) -> MessageRow:
+        """The message's current row in ``closer_messages``."""
+        return MessageRow(
+            id=str(self.id), candidacy_id=self.candidacy_id, workspace=self.workspace,
+            kind=self.kind, channel=self.channel, status=self.status, attempts=self.attempts,
+            next_attempt_at=self.next_attempt_at, updated_at=self.modified_on,
+            summary={"trigger": self.trigger, "subject": self.subject,
+                     "findings": self.findings, "last_error": self.last_error,
+                     "receipt": self.receipt},
+        )
+
+
+# -- from candidacy events to messages ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A message a candidacy event asks for: its kind, channel and who it is to."""
+
+    kind: str
+    channel: str
+    recipients: tuple[str, ...] = ()
+
+
+# The channel a kind travels on, by the thank-you's medium where it has one.
+_KIND_CHANNEL = {
+    Kind.NUDGE_VOICEMAIL: "voicemail", Kind.NUDGE_EMAIL: "email", Kind.OFFER_NUDGE: "email",
+    Kind.REMINDER_THANK_YOU_DUE: "email", Kind.REMINDER_NEXT_STEP: "email",
+    Kind.ALERT_STALLED: "email", Kind.ALERT_OVERDUE: "email",
+    Kind.NEXT_STEP_INVITE: "calendar",
+}
+_THANK_YOU_CHANNELS = {"email": ("email",), "card": ("card",),
+                       "voicemail_and_email": ("voicemail", "email")}
+_REMINDER_TRIGGER = {"thank_you_due": "thank_you_due", "thank_you_overdue": "thank_you_overdue",
+                     "next_step_reminder": "next_step_tomorrow",
+                     "next_step_tomorrow": "next_step_tomorrow"}
+
+
+def plan(event: Any, routing: Any) -> list[Planned]:
+    """The messages ``event`` asks for under the policy's ``routing`` (empty: none)."""
+    decided = getattr(event, "decided_by", None)
+    planned: list[Planned] = []
+    if isinstance(event, Candidacy.ThankYouSent) and decided:
+        for kind in routing.kinds_for("next_step_closed"):
+            if kind == Kind.THANK_YOU:
+                for channel in _THANK_YOU_CHANNELS.get(event.medium, ("email",)):
+                    planned.append(Planned(Kind.THANK_YOU, channel, tuple(event.to)))
+            else:
+                planned.append(Planned(kind, _KIND_CHANNEL[Kind(kind)]))
+    elif isinstance(event, Candidacy.NudgeSent) and decided:
+        trigger = "offer_deadline_near" if "offer" in str(decided.get("rule", "")) \
+            else "nudge_due"
+        for kind in routing.kinds_for(trigger):
+            channel = _KIND_CHANNEL[Kind(kind)]
+            if trigger == "nudge_due" and channel not in event.channels:
+                continue
+            planned.append(Planned(kind, channel))
+    elif isinstance(event, Candidacy.Stalled):
+        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
+    elif isinstance(event, Candidacy.ReminderSent):
+        trigger = _REMINDER_TRIGGER.get(event.kind)
+        if trigger:
+            planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for(trigger)]
+    elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
+        planned.append(Planned(Kind.NEXT_STEP_INVITE, "calendar"))
+    # One message per channel per event: the id is (candidacy, event, channel).
+    seen: set[str] = set()
+    return [p for p in planned if not (p.channel in seen or seen.add(p.channel))]
+
+
+def context_data(candidacy: Candidacy, event: Any, planned: Planned,
+                 recruiter: Mapping[str, Any] | None) -> Data:
+    """The `MessageContext` fields (as JSON) for ``planned``, from the candidacy as of
+    ``event``; validated only at delivery (an invalid one is recorded as Blocked)."""
+    interview = candidacy.interview
+    step = getattr(candidacy, "next_step", None)
+    offers = sorted(candidacy.offers or [], key=lambda o: o["deadline"])
+    data: Data = {
+        "candidate": {k: v for k, v in candidacy.candidate.items()
+                      if k in ("name", "email", "phone")},
+        "company": candidacy.company, "role": candidacy.role,
+        "interview_format": interview.get("format", "in_person"),
+        "interviewers": [{k: v for k, v in i.items() if k in ("name", "title", "email", "phone")}
+                         for i in interview.get("interviewers", [])],
+        "timezone": candidacy.timezone,
+        "recipients": list(planned.recipients),
+        "interviewed_at": _iso(interview.get("interviewed_at")),
+        "occurred_at": _iso(getattr(event, "occurred_at", None) or event.timestamp),
+        "candidacy_id": str(candidacy.id),
+    }
+    if step:
+        data["next_step"] = {"description": step["description"],
+                             "scheduled_for": _iso(step.get("scheduled_for"))}
+    if offers:
+        data["competing_offer"] = {"company": offers[0]["company"],
+                                   "deadline": _iso(offers[0]["deadline"])}
+    if recruiter:
+        data["recruiter"] = dict(recruiter)
+    note = getattr(event, "reason", None)
+    if note:
+        data["note"] = note
+    return data
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+# -- the dispatcher -------------------------------------------------------------------
+
+
+@dataclass
+class DispatchReport:
+    """What one `Dispatcher.run_once` did."""
+
+    standby: bool = False
+    notifications: int = 0
+    queued: int = 0
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return not (self.notifications or self.queued or self.sent or self.blocked
+                    or self.failed or self.dead_lettered)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff: ``base * factor**(attempt-1)``, capped; dead after ``max_attempts``."""
+
+    base_seconds: float = 60.0
+    factor: float = 2.0
+    cap_seconds: float = 6 * 3600.0
+    max_attempts: int = 5
+
+    def delay(self, attempt: int) -> timedelta:
+        return timedelta(seconds=min(self.cap_seconds,
+                                     self.base_seconds * self.factor ** (attempt - 1)))
+
+
+@dataclass
+class Dispatcher:
+    """Follows the candidacies' notifications into messages and delivers them.
+
+    ``adapters`` maps a channel name to a ready adapter (or the dispatcher builds
+    one from ``registry`` and ``channel_settings``); ``reroute`` moves a channel to
+    another per workspace (e.g. ``{"ats": {"email": "webhook"}}``: that workspace's
+    email goes to its ATS webhook).  ``database_url`` is needed for the PostgreSQL
+    advisory lock; without it (or on SQLite) a single dispatcher is assumed.
+    """
+
+    app: Any  # engine.application.Candidacies
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+    registry: Registry | None = None
+    channel_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    reroute: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    recruiter: Mapping[str, Any] | None = None
+    rules: ProofRules = DEFAULT_RULES
+    backoff: Backoff = field(default_factory=Backoff)
+    page_size: int = 200
+    batch_size: int = 100
+    database_url: str | None = None
+    _lock: Any = None
+
+    # -- running ------------------------------------------------------------------
+
+    def run_once(self, *, drain: bool = True) -> DispatchReport:
+        """Follow every new notification, then deliver what is due (all of it with
+        ``drain``, else one batch).  Stands by (does nothing) without the lock."""
+        report = DispatchReport()
+        if not self.acquire():
+            report.standby = True
+            return report
+        while self.follow(report):
+            pass
+        while self.deliver(report) and drain:
+            pass
+        return report
+
+    def run_forever(self, every: float, stop: Any = None,
+                    sleep: Callable[[float], Any] = time.sleep) -> None:
+        """Dispatch every ``every`` seconds until ``stop`` (a threading.Event) is set."""
+        while stop is None or not stop.is_set():
+            report = self.run_once()
+            if not report.idle:
+                log.info("dispatch", **{k: v for k, v in vars(report).items()})
+            if stop is not None:
+                stop.wait(every)
+            else:
+                sleep(every)
+
+    # -- the advisory lock ------------------------------------------------------------
+
+    def acquire(self) -> bool:
+        """True when this dispatcher may work (it holds the PostgreSQL advisory lock,
+        or the store is SQLite)."""
+        url = self.database_url or ""
+        if not url.startswith(("postgresql:", "postgres:")):
+            return True
+        if self._lock is not None:
+            try:
+                self._lock.execute("SELECT 1")
+                return True
+            except Exception:  # the lock's connection died: the lock went with it
+                self.release()
+        import psycopg
+
+        connection = psycopg.connect(url, autocommit=True)
+        held = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()[0]
+        if not held:
+            connection.close()
+            return False
+        self._lock = connection
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            try:
+                self._lock.close()  # ends the session: PostgreSQL releases the lock
+            finally:
+                self._lock = None
+
+    # -- first half: notifications -> queued messages ------------------------------------
+
+    def follow(self, report: DispatchReport | None = None) -> bool:
+        """Queue the messages of one page of notifications; True if a page was read."""
+        report = report if report is not None else DispatchReport()
+        recorder = self.app.recorder
+        position = recorder.max_tracking_id(TRACKING_NAME) or 0
+        page = recorder.select_notifications(start=position, limit=self.page_size,
+                                             inclusive_of_start=False)
+        if not page:
+            return False
+        messages: dict[UUID, OutboxMessage] = {}
+        now = self.app.clock.now()
+        for notification in page:
+            if not notification.topic.startswith(_CANDIDACY_TOPIC):
+                continue
+            event = self.app.mapper.to_domain_event(notification)
+            for message in self.messages_for(event, now):
+                messages.setdefault(message.id, message)
+        fresh = [m for m in messages.values() if not self._exists(m.id)]
+        try:
+            self.app.save(*fresh, message_rows=[m.row() for m in fresh],
+                          position=Tracking(TRACKING_NAME, page[-1].id))
+        except IntegrityError:
+            # Another follower recorded this page first (or a message already exists):
+            # nothing is lost, the next call starts from the recorded position.
+            log.warning("outbox page already recorded", start=position + 1, end=page[-1].id)
+            return True
+        report.notifications += len(page)
+        report.queued += len(fresh)
+        return True
+
+    def messages_for(self, event: Any, now: datetime) -> list[OutboxMessage]:
+        """The messages a candidacy event asks for (none for most events)."""
+        if not isinstance(event, (Candidacy.ThankYouSent, Candidacy.NudgeSent,
+                                  Candidacy.Stalled, Candidacy.ReminderSent,
+                                  Candidacy.NextStepClosed)):
+            return []
+        candidacy = self.app.repository.get(event.originator_id,
+                                            version=event.originator_version)
+        routing = self.app.policies.of(candidacy).routing
+        out = []
+        for planned in plan(event, routing):
+            channel = self.reroute.get(candidacy.workspace, {}).get(planned.channel,
+                                                                    planned.channel)
+            context = context_data(candidacy, event, planned, self.recruiter)
+            out.append(OutboxMessage.queue(
+                at=now, candidacy_id=str(candidacy.id), workspace=candidacy.workspace,
+                kind=str(planned.kind), channel=channel, trigger_type=type(event).__name__,
+                trigger_version=event.originator_version, context=context))
+        return out
+
+    def _exists(self, uid: UUID) -> bool:
+        return bool(self.app.recorder.select_events(uid, limit=1))
+
+    # -- second half: deliver -------------------------------------------------------------
+
+    def deliver(self, report: DispatchReport | None = None) -> int:
+        """Deliver one batch of due messages; the number handled."""
+        report = report if report is not None else DispatchReport()
+        rows = self.app.recorder.select_deliverable_messages(self.app.clock.now(),
+                                                             limit=self.batch_size)
+        for row in rows:
+            self.deliver_one(UUID(row.id), report)
+        return len(rows)
+
+    def deliver_one(self, uid: UUID, report: DispatchReport) -> None:
+        message: OutboxMessage = self.app.repository.get(uid)
+        if message.status not in ("queued", "failed"):
+            return
+        now = self.app.clock.now()
+        try:
+            adapter = self.adapter(message.channel)
+            context = MessageContext.model_validate(message.context)
+        except (ValidationError, AdapterError, ValueError, TypeError) as error:
+            message.record(OutboxMessage.Blocked, now, findings=[
+                {"code": "context", "message": f"cannot build the {message.channel} message: "
+                                               f"{error}", "excerpt": ""}])
+            report.blocked += 1
+            return self._save(message)
+        rendered, proof = prepare(adapter, context, self.rules)
+        if rendered is None or not proof.passed:
+            message.record(OutboxMessage.Blocked, now,
+                           findings=[f.as_dict() for f in proof.findings])
+            report.blocked += 1
+            log.warning("message blocked", message_id=str(uid),
+                        findings=[f.code for f in proof.findings])
+            return self._save(message)
+        message.record(OutboxMessage.Proofed, now, subject=rendered.subject,
+                       to=list(rendered.to))
+        attempt = message.attempts + 1
+        try:
+            receipt = adapter.deliver(rendered)
+        except DeliveryError as error:
+            now = self.app.clock.now()
+            if error.retryable and attempt < self.backoff.max_attempts:
+                message.record(OutboxMessage.Failed, now, error=str(error), attempt=attempt,
+                               next_attempt_at=now + self.backoff.delay(attempt))
+                report.failed += 1
+            else:
+                message.record(OutboxMessage.DeadLettered, now, error=str(error),
+                               attempt=attempt)
+                report.dead_lettered += 1
+            log.warning("delivery failed", message_id=str(uid), attempt=attempt,
+                        error=str(error))
+            return self._save(message)
+        message.record(OutboxMessage.Sent, self.app.clock.now(), receipt=adapter.report(receipt))
+        report.sent += 1
+        return self._save(message)
+
+    def _save(self, message: OutboxMessage) -> None:
+        self.app.save(message, message_rows=[message.row()])
+
+    def adapter(self, channel: str) -> Adapter:
+        if channel not in self.adapters:
+            registry = self.registry or Registry()
+            self.adapters[channel] = registry.create(
+                channel, **dict(self.channel_settings.get(channel, {})))
+        return self.adapters[channel]
+
+    # -- people ---------------------------------------------------------------------------
+
+    def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:
+        """Re-queue a dead-lettered or blocked message (a person's decision, recorded)."""
+        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+        if message.status not in ("dead_letter", "blocked"):
+            raise ValueError(f"message {message_id} is {message.status}; only a dead letter "
+                             "or a blocked message can be retried")
+        message.record(OutboxMessage.Retried, self.app.clock.now(), by=by, reason=reason)
+        self._save(message)
+
+
+def history(app: Any, message_id: str) -> list[tuple[str, Data]]:
+    """The message's events as (type, data), oldest first."""
+    out = []
+    for event in app.events.get(UUID(str(message_id))):
+        data = {k: v for k, v in event.__dict__.items()
+                if k not in ("originator_id", "originator_version", "originator_topic")}
+        out.append((type(event).__name__, data))
+    return out
+
+
+def messages(app: Any, *, candidacy_id: str | None = None,
+             status: str | None = None) -> list[MessageRow]:
+    """The current rows of messages (see `engine.store.MessageRow`)."""
+    return app.recorder.select_message_rows(candidacy_id=candidacy_id, status=status)
