@@ -10,7 +10,8 @@ Two halves, both run by `Dispatcher.run_once`:
    pages loses nothing and queues nothing twice.
 2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
    the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
-   (never sent) or delivers and records `Proofed` + `Sent`; a `DeliveryError`
+   (never sent), or `ApprovalRequested` when the workspace wants a person to approve
+   first (`approve` lets it go), or delivers and records `Proofed` + `Sent`; a `DeliveryError`
    records `Failed` with exponential backoff, or `DeadLettered` after
    ``max_attempts`` (or at once when not retryable).  A person can `retry` a dead
    letter or a blocked message.
@@ -93,6 +94,7 @@ class OutboxMessage(Aggregate):
             message.receipt = None
             message.last_error = None
             message.subject = None
+            message.approved_by = None
 
     class Proofed(Event):
         subject: str
@@ -139,6 +141,26 @@ class OutboxMessage(Aggregate):
             message.attempts = self.attempt
             message.last_error = self.error
             message.next_attempt_at = None
+
+    class ApprovalRequested(Event):
+        """Proofed, and the workspace wants a person to approve it before it goes."""
+
+        subject: str
+        to: list[str]
+        body: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "approval_needed"
+            message.subject = self.subject
+            message.next_attempt_at = None
+
+    class Approved(Event):
+        by: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "queued"
+            message.approved_by = self.by
+            message.next_attempt_at = self.timestamp
 
     class Retried(Event):
         by: str
@@ -287,11 +309,12 @@ class DispatchReport:
     blocked: int = 0
     failed: int = 0
     dead_lettered: int = 0
+    awaiting_approval: int = 0
 
     @property
     def idle(self) -> bool:
         return not (self.notifications or self.queued or self.sent or self.blocked
-                    or self.failed or self.dead_lettered)
+                    or self.failed or self.dead_lettered or self.awaiting_approval)
 
 
 @dataclass
@@ -330,6 +353,7 @@ class Dispatcher:
     page_size: int = 200
     batch_size: int = 100
     database_url: str | None = None
+    approval_workspaces: frozenset[str] = frozenset()
     _lock: Any = None
 
     # -- running ------------------------------------------------------------------
@@ -478,6 +502,11 @@ class Dispatcher:
             log.warning("message blocked", message_id=str(uid),
                         findings=[f.code for f in proof.findings])
             return self._save(message)
+        if message.workspace in self.approval_workspaces and message.approved_by is None:
+            message.record(OutboxMessage.ApprovalRequested, now, subject=rendered.subject,
+                           to=list(rendered.to), body=rendered.body)
+            report.awaiting_approval += 1
+            return self._save(message)
         message.record(OutboxMessage.Proofed, now, subject=rendered.subject,
                        to=list(rendered.to))
         attempt = message.attempts + 1
@@ -511,6 +540,15 @@ class Dispatcher:
         return self.adapters[channel]
 
     # -- people ---------------------------------------------------------------------------
+
+    def approve(self, message_id: str, *, by: str) -> None:
+        """A person approves a proofed message; it is delivered on the next pass."""
+        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+        if message.status != "approval_needed":
+            raise ValueError(f"message {message_id} is {message.status}; only a message "
+                             "awaiting approval can be approved")
+        message.record(OutboxMessage.Approved, self.app.clock.now(), by=by)
+        self._save(message)
 
     def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:
         """Re-queue a dead-lettered or blocked message (a person's decision, recorded)."""

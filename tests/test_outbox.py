@@ -259,3 +259,27 @@ def test_message_ids_are_deterministic(candidacies: Candidacies) -> None:
     Dispatcher(candidacies).follow()
     [row] = messages(candidacies)
     assert UUID(row.id) == UUID(thank_you_id(candidacies, candidacy_id))
+
+
+def test_a_workspace_that_requires_approval_sends_only_after_a_person_approves(
+        candidacies: Candidacies, smtp_server: SmtpServer) -> None:
+    candidacy_id = closed(candidacies)
+    tick(candidacies, LATER)
+    dispatcher = Dispatcher(candidacies, adapters={"email": email(smtp_server)},
+                            approval_workspaces=frozenset({MAYA.workspace}))
+
+    first = dispatcher.run_once()
+    assert (first.sent, first.awaiting_approval) == (0, 1)
+    assert smtp_server.sink.received == []
+    expected = thank_you_id(candidacies, candidacy_id)
+    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    assert row.status == "approval_needed"
+    assert dispatcher.run_once().sent == 0  # waiting is not retried on its own
+
+    dispatcher.approve(expected, by="recruiter@agency.example")
+    assert dispatcher.run_once().sent == 1
+    assert len(smtp_server.sink.received) == 1
+    kinds = [kind for kind, _ in history(candidacies, expected)]
+    assert kinds == ["Queued", "ApprovalRequested", "Approved", "Proofed", "Sent"]
+    with pytest.raises(ValueError, match="only a message awaiting approval"):
+        dispatcher.approve(expected, by="recruiter@agency.example")
