@@ -10,17 +10,20 @@ import orjson
 import structlog
 
 
-def configure_logging(fmt: str = "auto", level: str = "info") -> None:
-    """Route structlog to stderr as console lines or JSON lines, from ``level`` up."""
+def configure_logging(fmt: str = "auto", level: str = "info", *,
+                      stream: Any = None, cache: bool = True) -> None:
+    """Route structlog to ``stream`` (stderr) as console lines or JSON lines, from
+    ``level`` up.  ``cache=False`` lets a later call reconfigure loggers already used."""
+    stream = stream or sys.stderr
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        fmt = "console" if stream.isatty() else "json"
     if fmt == "console":
         renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=False)
-        factory: Any = structlog.PrintLoggerFactory(sys.stderr)
+        factory: Any = structlog.PrintLoggerFactory(stream)
     else:
         # orjson renders bytes straight to the stream: several times cheaper than json.
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
-        factory = structlog.BytesLoggerFactory(sys.stderr.buffer)
+        factory = structlog.BytesLoggerFactory(getattr(stream, "buffer", stream))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -32,5 +35,5 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=factory,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )

@@ -234,11 +234,17 @@ class Candidacies(Application[UUID]):
                       until: date | None = None, **options: Any) -> Outcome:
         """Hold every timer until ``until`` (or until resumed)."""
         reason = _text("reason", reason)
-        if until is not None and until < self.clock.now().date():
-            raise InvalidInput("until", f"{until.isoformat()} is in the past")
-        return self._execute(
-            actor, candidacy_id, "pause_cadence", {"reason": reason, "until": until},
-            lambda c, now: c.pause_cadence(actor, now, until=until, reason=reason), **options)
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            # A pause ends at local midnight of ``until``: one already over is refused.
+            ends_at = candidacy.local_midnight(until)
+            if ends_at is not None and ends_at <= now:
+                raise InvalidInput("until", f"{until} has already begun in "
+                                            f"{candidacy.timezone}: a pause must end later")
+            candidacy.pause_cadence(actor, now, until=until, reason=reason)
+
+        return self._execute(actor, candidacy_id, "pause_cadence",
+                             {"reason": reason, "until": until}, command, **options)
 
     def resume_cadence(self, actor: Actor, candidacy_id: Any, **options: Any) -> Outcome:
         """Let the timers run again."""
@@ -334,7 +340,7 @@ class Candidacies(Application[UUID]):
         """The candidacy, as of ``version`` if given; not found outside its workspace."""
         uid = _uuid(candidacy_id)
         try:
-            candidacy = self.repository.get(uid, version=version)
+            candidacy = self.repository.get(uid, version=version, projector_func=_project)
         except AggregateNotFoundError:
             raise CandidacyNotFound(candidacy_id) from None
         if not isinstance(candidacy, Candidacy) or candidacy.workspace != workspace:
@@ -444,9 +450,11 @@ class Candidacies(Application[UUID]):
         # instead of reloading it from the store as the library's default does.
         if self.snapshots is None:
             return
+        # One pass over the events (a save of many aggregates stays linear).
+        due = {e.originator_id for e in processing_event.events
+               if e.originator_version % SNAPSHOT_INTERVAL == 0}
         for aggregate in processing_event.aggregates.values():
-            new = [e for e in processing_event.events if e.originator_id == aggregate.id]
-            if any(e.originator_version % SNAPSHOT_INTERVAL == 0 for e in new):
+            if aggregate.id in due:
                 self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
 
     def _past(self, field_name: str, moment: datetime | None) -> datetime | None:
@@ -490,6 +498,14 @@ def _apply(candidacy: Candidacy, actor: Actor, now: datetime, action: Action,
     else:
         candidacy.send_reminder(actor, now, kind=action.kind, key=action.key,
                                 decided_by=decided_by)
+
+
+def _project(aggregate: Any, events: Any) -> Any:
+    # The library's projector asserts a runtime-checkable Protocol on every event,
+    # a tenth of a command's CPU; our events are all aggregate events.
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 def history_entry(event: Any) -> HistoryEntry:

@@ -274,6 +274,9 @@ def _write_extras(execute: Any, q: Any, kwargs: dict[str, Any]) -> None:
                   f"{_MESSAGE_UPSERT_SET}"), _message_params(message))
 
 
+_SCHEMA_LOCK = 0x436C6F736572  # "Closer": the advisory lock taken while creating tables
+
+
 class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     """eventsourcing's PostgreSQL process recorder plus Closer's tables."""
 
@@ -283,6 +286,17 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         super().__init__(datastore, **kwargs)
         for statement in _SQLITE_TABLES:
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
+
+    def create_table(self) -> None:
+        # Processes opening the application together race on the library's schema
+        # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
+        # new database, the tracking migration row): one process at a time.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -175,15 +176,18 @@ class Reply(_Strict):
     kind: ReplyKind
     note: Text | None = None
     received_at: AwareDatetime | None = None
-    back_on: date | None = None
+    back_on: date | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _back_on_for_out_of_office(self) -> Reply:
-        if self.kind is ReplyKind.OUT_OF_OFFICE and self.back_on is None:
+    @field_validator("back_on")
+    @classmethod
+    def _back_on_for_out_of_office(cls, back_on: date | None, info: ValidationInfo) -> date | None:
+        # A field validator, so the refusal names the field `back_on`.
+        kind = info.data.get("kind")
+        if kind is ReplyKind.OUT_OF_OFFICE and back_on is None:
             raise ValueError("an out_of_office reply needs back_on, the return date")
-        if self.kind is not ReplyKind.OUT_OF_OFFICE and self.back_on is not None:
+        if kind is not ReplyKind.OUT_OF_OFFICE and back_on is not None:
             raise ValueError("back_on only goes with an out_of_office reply")
-        return self
+        return back_on
 
 
 class Offer(_Strict):

@@ -1,0 +1,395 @@
+"""The application service on a real store (SQLite file and PostgreSQL).
+
+Idempotency keys, expected versions, workspace isolation, input errors, who acted,
+late-logged facts, snapshots and the current-row table.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from uuid import UUID
+
+import pytest
+from builders import PANEL, candidacy_at, interview
+
+from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome
+from engine.candidacy import Candidacy
+from engine.clock import FixedClock
+from engine.errors import (
+    CandidacyNotFound,
+    IdempotencyKeyReused,
+    IllegalCommand,
+    InvalidInput,
+    VersionConflict,
+)
+from engine.values import Actor
+
+OTHER = Actor(user="recruiter@other.example", workspace="other-agency")
+
+
+def state(candidacy: Candidacy) -> dict[str, Any]:
+    """Everything a candidacy holds (its id, version and times included)."""
+    return {k: v for k, v in vars(candidacy).items() if k != "_pending_events"}
+
+
+def replayed_from_events(app: Candidacies, candidacy_id: str) -> Candidacy:
+    """The candidacy folded from every stored event, no snapshot used."""
+    candidacy = None
+    for event in app.events.get(UUID(candidacy_id)):
+        candidacy = event.mutate(candidacy)
+    assert isinstance(candidacy, Candidacy)
+    return candidacy
+
+
+def event_count(app: Candidacies, candidacy_id: str) -> int:
+    return len(list(app.events.get(UUID(candidacy_id))))
+
+
+# -- idempotency -----------------------------------------------------------------------
+
+
+def test_a_retried_interview_records_nothing_and_answers_the_first_outcome(
+        candidacies: Candidacies, coach: Actor) -> None:
+    first = candidacies.record_interview(coach, interview(), idempotency_key="intake-1")
+    again = candidacies.record_interview(coach, interview(), idempotency_key="intake-1")
+    assert not first.replayed and again.replayed
+    assert (again.candidacy_id, again.version, again.stage, again.data) == (
+        first.candidacy_id, first.version, first.stage, first.data)
+    assert [r.id for r in candidacies.rows(coach.workspace)] == [first.candidacy_id]
+
+
+def test_a_retried_command_records_nothing_and_answers_the_first_outcome(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    first = candidacies.raise_hesitation(coach, cid, "Too little Go?", idempotency_key="k1")
+    clock.advance(timedelta(minutes=5))
+    again = candidacies.raise_hesitation(coach, cid, "Too little Go?", idempotency_key="k1")
+    assert again == Outcome(cid, 2, "interviewed", {"hesitation_id": "r1h1"}, replayed=True)
+    assert first == Outcome(cid, 2, "interviewed", {"hesitation_id": "r1h1"})
+    assert event_count(candidacies, cid) == 2
+    # The answer stays the first one even after the candidacy moved on.
+    candidacies.address_hesitation(coach, cid, "r1h1", "Shipped two Go services")
+    late = candidacies.raise_hesitation(coach, cid, "Too little Go?", idempotency_key="k1")
+    assert (late.version, late.stage, late.replayed) == (2, "interviewed", True)
+    assert event_count(candidacies, cid) == 3
+
+
+@pytest.mark.parametrize("second", [
+    lambda app, actor, cid: app.raise_hesitation(actor, cid, "Another text",
+                                                 idempotency_key="k1"),
+    lambda app, actor, cid: app.note_competing_offer(
+        actor, cid, "Contoso", datetime(2026, 12, 9, tzinfo=timezone.utc), idempotency_key="k1"),
+    lambda app, actor, cid: app.record_interview(actor, interview(), idempotency_key="k1"),
+], ids=["other-args", "other-command", "other-candidacy"])
+def test_a_key_reused_for_another_command_is_refused(
+        candidacies: Candidacies, coach: Actor, second: Any) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    candidacies.raise_hesitation(coach, cid, "Too little Go?", idempotency_key="k1")
+    with pytest.raises(IdempotencyKeyReused) as reused:
+        second(candidacies, coach, cid)
+    assert reused.value.key == "k1" and "'k1'" in str(reused.value)
+    assert event_count(candidacies, cid) == 2
+    assert len(candidacies.rows(coach.workspace)) == 1
+
+
+def test_keys_belong_to_a_workspace(candidacies: Candidacies, coach: Actor) -> None:
+    ours = candidacies.record_interview(coach, interview(), idempotency_key="intake-1")
+    theirs = candidacies.record_interview(OTHER, interview(), idempotency_key="intake-1")
+    assert not theirs.replayed and theirs.candidacy_id != ours.candidacy_id
+    assert candidacies.raise_hesitation(OTHER, theirs.candidacy_id, "Visa?",
+                                        idempotency_key="h").version == 2
+    assert candidacies.raise_hesitation(coach, ours.candidacy_id, "Visa?",
+                                        idempotency_key="h").version == 2
+    assert len(candidacies.rows(coach.workspace)) == len(candidacies.rows(OTHER.workspace)) == 1
+
+
+def test_a_refused_command_does_not_spend_its_key(candidacies: Candidacies,
+                                                  coach: Actor) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    candidacies.raise_hesitation(coach, cid, "Notice period?")
+    with pytest.raises(IllegalCommand):
+        candidacies.close_next_step(coach, cid, "Onsite", idempotency_key="close")
+    candidacies.address_hesitation(coach, cid, "r1h1", "Four weeks")
+    outcome = candidacies.close_next_step(coach, cid, "Onsite", idempotency_key="close")
+    assert (outcome.stage, outcome.replayed) == ("next_step_closed", False)
+
+
+# -- optimistic concurrency ----------------------------------------------------------------
+
+
+def test_an_expected_version_mismatch_is_refused_and_records_nothing(
+        candidacies: Candidacies, coach: Actor) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    assert candidacies.raise_hesitation(coach, cid, "Relocation?",
+                                        expected_version=1).version == 2
+    with pytest.raises(VersionConflict) as conflict:
+        candidacies.raise_hesitation(coach, cid, "Salary?", expected_version=1)
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
+    assert "version 2, not 1" in str(conflict.value)
+    assert event_count(candidacies, cid) == 2
+    assert candidacies.row(cid).version == 2
+
+
+def test_a_stale_save_is_a_version_conflict(candidacies: Candidacies, coach: Actor,
+                                            clock: FixedClock) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    stale = candidacies.get(cid, coach.workspace)
+    candidacies.raise_hesitation(coach, cid, "Relocation?")  # another writer got there first
+    stale.raise_hesitation(coach, clock.now(), hesitation_id="r1h1", text="Salary?")
+    with pytest.raises(VersionConflict):
+        candidacies._save(coach, stale, None, "fingerprint", {})
+    assert [e.data["text"] for e in candidacies.history(cid, coach.workspace)[1:]] == [
+        "Relocation?"]
+    assert candidacies.row(cid).version == 2
+
+
+# -- workspaces ------------------------------------------------------------------------------
+
+
+def test_another_workspace_sees_no_candidacy(candidacies: Candidacies, coach: Actor) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    with pytest.raises(CandidacyNotFound):
+        candidacies.get(cid, OTHER.workspace)
+    with pytest.raises(CandidacyNotFound):
+        candidacies.history(cid, OTHER.workspace)
+    for command in (lambda: candidacies.raise_hesitation(OTHER, cid, "?"),
+                    lambda: candidacies.record_no_hesitations(OTHER, cid),
+                    lambda: candidacies.withdraw(OTHER, cid, "hijack")):
+        with pytest.raises(CandidacyNotFound):
+            command()
+    assert candidacies.rows(OTHER.workspace) == []
+    assert event_count(candidacies, cid) == 1
+
+
+@pytest.mark.parametrize("candidacy_id", ["not-a-uuid", "5f0c3a52-8f7e-4c7b-9d1e-2a6b4c8d0e11", ""])
+def test_an_unknown_id_is_not_found(candidacies: Candidacies, coach: Actor,
+                                    candidacy_id: str) -> None:
+    with pytest.raises(CandidacyNotFound):
+        candidacies.get(candidacy_id, coach.workspace)
+    with pytest.raises(CandidacyNotFound):
+        candidacies.history(candidacy_id, coach.workspace)
+    with pytest.raises(CandidacyNotFound):
+        candidacies.record_no_hesitations(coach, candidacy_id)
+
+
+# -- input errors name the field --------------------------------------------------------------
+
+NAIVE = datetime(2026, 11, 24, 9, 0)
+FUTURE = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"interviewed_at": NAIVE}, "interviewed_at"),
+    ({"interviewed_at": "2026-11-25T09:00:00"}, "interviewed_at"),
+    ({"timezone": "Europe/Atlantis"}, "timezone"),
+    ({"country": "XX"}, "country"),
+    ({"timeline": {"min_weeks": 4, "max_weeks": 3}}, "timeline"),
+    ({"interviewers": []}, "interviewers"),
+    ({"favourite_colour": "teal"}, "favourite_colour"),
+    ({"interviewers": [{"name": "Ann", "title": "CTO", "email": "ann"}]}, "interviewers.0.email"),
+    ({"format": "carrier_pigeon"}, "format"),
+], ids=["naive", "naive-text", "timezone", "country", "timeline", "no-interviewers",
+        "unknown-field", "email", "format"])
+def test_a_bad_interview_names_the_field(candidacies: Candidacies, coach: Actor,
+                                         overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as invalid:
+        candidacies.record_interview(coach, interview(**overrides))
+    assert invalid.value.field == field
+    assert str(invalid.value).startswith(f"{field}: ")
+    assert candidacies.rows(coach.workspace) == []
+
+
+@pytest.mark.parametrize(("command", "field"), [
+    (lambda a, c, cid: a.raise_hesitation(c, cid, "?", occurred_at=FUTURE), "occurred_at"),
+    (lambda a, c, cid: a.raise_hesitation(c, cid, "?", occurred_at=NAIVE), "occurred_at"),
+    (lambda a, c, cid: a.raise_hesitation(c, cid, "   "), "text"),
+    (lambda a, c, cid: a.receive_reply(c, cid, "update", received_at=FUTURE), "received_at"),
+    (lambda a, c, cid: a.receive_reply(c, cid, "maybe"), "kind"),
+    (lambda a, c, cid: a.note_competing_offer(c, cid, "Contoso", NAIVE), "deadline"),
+    (lambda a, c, cid: a.note_competing_offer(c, cid, "Contoso", FUTURE, occurred_at=FUTURE),
+     "occurred_at"),
+    (lambda a, c, cid: a.close_next_step(c, cid, "Onsite", scheduled_for=NAIVE),
+     "scheduled_for"),
+    (lambda a, c, cid: a.pause_cadence(c, cid, "Holiday", until=date(2026, 11, 1)), "until"),
+    (lambda a, c, cid: a.send_nudge(c, cid, channels=["fax"]), "channels"),
+    (lambda a, c, cid: a.migrate_policy(c, cid, "playbook", 0), "version"),
+    (lambda a, c, cid: a.migrate_policy(c, cid, "unpublished", 1), "policy"),
+], ids=["future", "naive", "empty-text", "future-reply", "reply-kind", "naive-deadline",
+        "future-offer", "naive-schedule", "past-pause", "channel", "policy-version",
+        "unpublished-policy"])
+def test_a_bad_command_names_the_field_and_records_nothing(
+        candidacies: Candidacies, coach: Actor, command: Any, field: str) -> None:
+    cid = candidacy_at(candidacies, coach, "awaiting")
+    with pytest.raises(InvalidInput) as invalid:
+        command(candidacies, coach, cid)
+    assert invalid.value.field == field
+    assert event_count(candidacies, cid) == candidacies.row(cid).version == 5
+
+
+@pytest.mark.parametrize(("zone", "country", "now", "until"), [
+    ("Europe/London", "GB", datetime(2026, 11, 25, 10, tzinfo=timezone.utc), date(2026, 11, 25)),
+    ("Pacific/Auckland", "NZ", datetime(2026, 11, 25, 20, tzinfo=timezone.utc),
+     date(2026, 11, 26)),  # already the 26th in Auckland
+], ids=["today", "today-ahead-of-utc"])
+def test_a_pause_that_would_never_hold_is_refused(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock, zone: str, country: str,
+        now: datetime, until: date) -> None:
+    cid = candidacies.record_interview(
+        coach, interview(timezone=zone, country=country)).candidacy_id
+    clock.set(now)
+    with pytest.raises(InvalidInput) as invalid:
+        candidacies.pause_cadence(coach, cid, "Holiday", until=until)
+    assert invalid.value.field == "until"
+
+
+@pytest.mark.parametrize("kind", ["out_of_office", "update"])
+def test_a_wrong_return_date_names_back_on(candidacies: Candidacies, coach: Actor,
+                                           kind: str) -> None:
+    cid = candidacy_at(candidacies, coach, "awaiting")
+    back_on = None if kind == "out_of_office" else date(2026, 12, 1)
+    with pytest.raises(InvalidInput) as invalid:
+        candidacies.receive_reply(coach, cid, kind, back_on=back_on)
+    assert invalid.value.field == "back_on"
+
+
+# -- who acted, and when things happened --------------------------------------------------------
+
+
+def test_every_event_says_who_acted_for_whom_in_which_workspace(
+        candidacies: Candidacies, coach: Actor) -> None:
+    maya = Actor(user="maya", workspace="agency")
+    cid = candidacy_at(candidacies, coach, "thanked")
+    candidacies.send_thank_you(maya, cid, "card", to=["Tom Becker"])
+    candidacies.send_nudge(maya, cid)
+    history = candidacies.history(cid, "agency")
+    assert [(e.actor, e.on_behalf_of, e.workspace) for e in history] == (
+        [("coach@agency.example", "maya", "agency")] * 4 + [("maya", None, "agency")] * 2)
+    for event in candidacies.events.get(UUID(cid)):  # as stored, not only as shown
+        assert {"actor", "on_behalf_of", "workspace"} <= set(vars(event))
+
+
+def test_late_logged_facts_keep_when_they_happened(candidacies: Candidacies, coach: Actor,
+                                                   clock: FixedClock) -> None:
+    now = clock.now()
+    cid = candidacies.record_interview(coach, interview(interviewers=PANEL)).candidacy_id
+    said = now - timedelta(hours=20)
+    candidacies.raise_hesitation(coach, cid, "Team size?", occurred_at=said)
+    answered = now - timedelta(hours=19)
+    candidacies.address_hesitation(coach, cid, "r1h1", "Led eight", occurred_at=answered)
+    offered = now - timedelta(days=1, hours=2)
+    candidacies.note_competing_offer(coach, cid, "Contoso", now + timedelta(days=7),
+                                     occurred_at=offered)
+    candidacies.close_next_step(coach, cid, "Onsite")
+    candidacies.send_thank_you(coach, cid, "email")
+    clock.advance(timedelta(days=3))
+    replied = now + timedelta(days=1)  # logged two days after it arrived
+    candidacies.receive_reply(coach, cid, "rejected", note="Internal hire", received_at=replied)
+
+    history = {e.type: e for e in candidacies.history(cid, coach.workspace)}
+    assert (history["HesitationRaised"].at, history["HesitationRaised"].data["occurred_at"]) == (
+        now, said)
+    assert history["HesitationAddressed"].data["occurred_at"] == answered
+    assert (history["CompetingOfferNoted"].at,
+            history["CompetingOfferNoted"].data["occurred_at"]) == (now, offered)
+    assert (history["ReplyReceived"].at, history["ReplyReceived"].data["occurred_at"]) == (
+        clock.now(), replied)
+    # The state uses when things happened.
+    candidacy = candidacies.get(cid, coach.workspace)
+    assert candidacy.hesitations[0]["raised_at"] == said
+    assert candidacy.hesitations[0]["addressed_at"] == answered
+    assert candidacy.offers[0]["noted_at"] == offered
+    assert candidacy.last_reply["received_at"] == replied
+    assert candidacy.outcome == {"kind": "rejected", "at": replied, "reason": "Internal hire"}
+    assert candidacy.modified_on == clock.now()
+
+
+# -- snapshots ------------------------------------------------------------------------------------
+
+
+def test_snapshots_every_interval_load_to_the_same_state(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock) -> None:
+    cid = candidacies.record_interview(coach, interview(interviewers=PANEL)).candidacy_id
+    total = 2 * SNAPSHOT_INTERVAL + 3
+    for version in range(2, total + 1):
+        clock.advance(timedelta(hours=1))
+        if version % 2 == 0:  # paused at every multiple of the interval: dates in the snapshot
+            candidacies.pause_cadence(coach, cid, f"pause {version}", until=date(2027, 1, 4))
+        else:
+            candidacies.resume_cadence(coach, cid)
+    candidacies.note_competing_offer(coach, cid, "Contoso", clock.now() + timedelta(days=9))
+    total += 1
+
+    snapshots = list(candidacies.snapshots.get(UUID(cid)))
+    assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL,
+                                                          2 * SNAPSHOT_INTERVAL]
+    loaded = candidacies.get(cid, coach.workspace)
+    assert loaded.version == total
+    assert state(loaded) == state(replayed_from_events(candidacies, cid))
+    assert loaded.paused is None and len(loaded.pauses) == SNAPSHOT_INTERVAL + 1
+    assert loaded.pauses[0]["since"] == datetime(2026, 11, 25, 11, tzinfo=timezone.utc)
+
+    at_snapshot = candidacies.get(cid, coach.workspace, version=2 * SNAPSHOT_INTERVAL)
+    assert at_snapshot.paused["until"] == date(2027, 1, 4)  # a date, back from JSON
+    assert isinstance(at_snapshot.paused["until"], date)
+    assert not isinstance(at_snapshot.paused["until"], datetime)
+    # A fresh application object on the same store loads the same.
+    fresh = Candidacies(candidacies.env, clock=clock)
+    try:
+        assert state(fresh.get(cid, coach.workspace)) == state(loaded)
+    finally:
+        fresh.close()
+
+
+# -- the current row -------------------------------------------------------------------------------
+
+
+def test_the_row_tracks_stage_and_version_after_every_command(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock) -> None:
+    first = candidacies.record_interview(coach, interview(interviewers=PANEL))
+    cid = first.candidacy_id
+    seen = [first]
+    steps = [
+        lambda: candidacies.raise_hesitation(coach, cid, "Weekend on-call?"),
+        lambda: candidacies.address_hesitation(coach, cid, "r1h1", "Fine, paid"),
+        lambda: candidacies.close_next_step(coach, cid, "Onsite"),
+        lambda: candidacies.send_thank_you(coach, cid, "email", to=["Priya Raman"]),
+        lambda: candidacies.pause_cadence(coach, cid, "Travelling"),
+        lambda: candidacies.resume_cadence(coach, cid),
+        lambda: candidacies.send_thank_you(coach, cid, "card", to=["Tom Becker"]),
+        lambda: candidacies.send_nudge(coach, cid),
+        lambda: candidacies.receive_reply(coach, cid, "advanced"),
+        lambda: candidacies.start_next_round(coach, cid),
+        lambda: candidacies.withdraw(coach, cid, "Moved abroad"),
+    ]
+    for step in steps:
+        clock.advance(timedelta(hours=5))
+        outcome = step()
+        row = candidacies.row(cid)
+        assert (row.stage, row.version) == (outcome.stage, outcome.version)
+        loaded = candidacies.get(cid, coach.workspace)
+        assert (row.stage, row.version, row.round) == (loaded.stage, loaded.version, loaded.round)
+        seen.append(outcome)
+    assert [o.version for o in seen] == list(range(1, len(steps) + 2))
+    assert [o.stage for o in seen] == [
+        "interviewed", "interviewed", "hesitations_addressed", "next_step_closed", "thanked",
+        "thanked", "thanked", "awaiting", "nudged", "advanced", "interviewed", "stalled"]
+    row = candidacies.row(cid)
+    assert (row.stage, row.version, row.round) == ("stalled", len(steps) + 1, 2)
+    assert (row.workspace, row.candidate, row.company) == (
+        "agency", "Maya Okafor", "Northwind Analytics")
+    assert row.updated_at == clock.now()
+    assert row.summary["outcome"] == "withdrawn"
+    assert [r.id for r in candidacies.rows("agency", stage="stalled")] == [cid]
+    assert candidacies.rows("agency", stage="awaiting") == []
+
+
+@pytest.mark.parametrize("stage", ["interviewed", "hesitations_addressed", "next_step_closed",
+                                   "thanked", "awaiting", "nudged", "advanced", "stalled"])
+def test_the_row_matches_the_candidacy_at_each_stage(candidacies: Candidacies, coach: Actor,
+                                                     stage: str) -> None:
+    cid = candidacy_at(candidacies, coach, stage)
+    candidacy = candidacies.get(cid, coach.workspace)
+    row = candidacies.row(cid)
+    assert (row.stage, row.version, row.round) == (stage, candidacy.version, 1)
+    assert [r.id for r in candidacies.rows(coach.workspace, stage=stage)] == [cid]
