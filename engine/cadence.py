@@ -146,19 +146,17 @@ class _Context:
                 raw = self.business_days_after(anchor,
                                                self.p.follow_up.first_nudge_after_business_days)
                 rule = "follow_up.first_nudge"
-            elif self.timeline() is not None:
-                early_end = self.interviewed_at() + timedelta(weeks=self.timeline()[0])
-                raw = max(anchor, self.business_days_after(
-                    early_end, self.p.patience.first_nudge_after_timeline_min_business_days))
-                rule = "patience.timeline_early_end"
             else:
-                raw = self.business_days_after(
-                    anchor, self.p.patience.first_nudge_without_timeline_business_days)
-                rule = "patience.no_timeline"
+                raw, rule = self.patience_end()
         else:
             anchor = self.counted[-1]["sent_at"]
             raw = self.business_days_after(anchor, self.spacing())
             rule = "follow_up.spacing" if self.follow_up else "nudge.spacing"
+            if not self.follow_up:
+                # A nudge sent by hand before the patience window does not open it early.
+                patient, patience_rule = self.patience_end()
+                if patient > raw:
+                    raw, rule = patient, patience_rule
         update = self.c.last_update_at
         if update is not None and update > anchor:
             # An update from the employer restarts the wait: respect the new word.
@@ -184,7 +182,11 @@ class _Context:
             if key in sent:
                 continue
             deadline = offer["deadline"]
-            raw = self.business_days_after(deadline, -rule.nudge_business_days_before_deadline)
+            # That business day from its start (then the send window), whatever the
+            # deadline's time of day: an evening deadline must not push it a day later.
+            day = self.business_days_after(
+                deadline, -rule.nudge_business_days_before_deadline).astimezone(self.zone)
+            raw = self.local(day.date(), time(0))
             anchor = max(offer["noted_at"], self.c.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
             if due is None:
@@ -252,6 +254,20 @@ class _Context:
                 return medium
         return Medium.EMAIL
 
+    def patience_end(self) -> tuple[datetime, str]:
+        """When patience allows a nudge without a reason, and the rule saying so: the
+        early end of the stated timeline, or N business days after the thank-you."""
+        anchor = self.c.awaiting_since
+        patience = self.p.patience
+        timeline = self.timeline()
+        if timeline is None:
+            days = patience.first_nudge_without_timeline_business_days
+            return self.business_days_after(anchor, days), "patience.no_timeline"
+        early_end = self.interviewed_at() + timedelta(weeks=timeline[0])
+        days = patience.first_nudge_after_timeline_min_business_days
+        patient = max(anchor, self.business_days_after(early_end, days))
+        return patient, "patience.timeline_early_end"
+
     def thank_you_deadline(self) -> datetime:
         rule = self.p.thank_you
         day = self.interviewed_at().astimezone(self.zone).date() + timedelta(
@@ -290,17 +306,20 @@ class _Context:
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor``; None while an
-        open-ended pause holds."""
+        open-ended pause holds.  A pause ending when or before it starts (an out-of-office
+        reply "back today", logged after midnight) holds nothing."""
         for pause in self.c.pauses:
-            if pause["until"] > anchor:
-                due = slip_after_pause(due, max(pause["since"], anchor), pause["until"])
+            start = max(pause["since"], anchor)
+            if pause["until"] > start:
+                due = slip_after_pause(due, start, pause["until"])
         current = self.c.paused
         if current is not None:
             ends_at = current["ends_at"]
             if ends_at is None:
                 return None
-            if ends_at > anchor:
-                due = slip_after_pause(due, max(current["since"], anchor), ends_at)
+            start = max(current["since"], anchor)
+            if ends_at > start:
+                due = slip_after_pause(due, start, ends_at)
         return due
 
 
