@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from engine.calendar import WorkCalendar, next_send_time, resolve_zone, work_calendar
+from engine.calendar import (
+    WorkCalendar,
+    is_send_time,
+    next_send_time,
+    resolve_zone,
+    work_calendar,
+)
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 UTC = timezone.utc
@@ -61,8 +67,32 @@ class Action:
 
 
 def decide(candidacy: Any, policy: CadencePolicy, now: datetime) -> list[Action]:
-    """The actions due by ``now``, earliest first."""
-    return [a for a in plan(candidacy, policy) if a.due_at <= now]
+    """The actions due by ``now`` that may be carried out at ``now``, earliest first.
+
+    A prefix of `plan`: it stops at the first action not yet due, and at the first
+    message to the employer that ``now`` may not carry (a late tick at 22:00 does
+    not call; that nudge waits for the window, and what follows waits behind it).
+    """
+    due: list[Action] = []
+    for action in plan(candidacy, policy):
+        if action.due_at > now or not _may_go_at(action, candidacy, policy, now):
+            break
+        due.append(action)
+    return due
+
+
+def _may_go_at(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> bool:
+    """Whether ``now`` respects the send window and quiet hours the action obeys."""
+    if action.kind in ("nudge", "offer_nudge"):
+        return is_send_time(now, candidacy.timezone, policy.send_window, policy.quiet_hours,
+                            policy.work_calendar(candidacy.country, candidacy.subdivision))
+    if action.kind == "thank_you" and action.medium != Medium.CARD.value:
+        if policy.thank_you.within_send_window:
+            return is_send_time(now, candidacy.timezone, policy.send_window,
+                                policy.quiet_hours,
+                                policy.work_calendar(candidacy.country, candidacy.subdivision))
+        return is_send_time(now, candidacy.timezone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+    return True
 
 
 def next_due_at(candidacy: Any, policy: CadencePolicy) -> datetime | None:

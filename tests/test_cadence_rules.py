@@ -470,10 +470,6 @@ def test_a_nudge_across_a_dst_change_keeps_the_local_send_window(
     assert nudge.at.astimezone(NEW_YORK).hour == 9  # not 08:00 or 10:00
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open: a tick that runs late (scheduler down, hourly cron) records a nudge that fell "
-    "due earlier at the late tick's own moment, even inside quiet hours: decide() keeps "
-    "every action with due_at <= now and apply_policy records it at now"))
 def test_a_late_tick_does_not_call_inside_quiet_hours(app: Candidacies, actor: Actor) -> None:
     candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
     # The nudge is due Wed 16 Dec 10:30; the scheduler was down all day and first
