@@ -22,7 +22,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from engine.cadence import Action, decide, next_due_at
+from engine.cadence import Action, due_prefix, next_due_at, plan
 from engine.candidacy import DECISIONS, Candidacy
 from engine.clock import Clock, SystemClock
 from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
@@ -60,6 +60,21 @@ class Outcome:
     stage: str
     data: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
+
+
+@dataclass
+class PolicyRun:
+    """What `apply_policies` recorded, per candidacy id, and which changed meanwhile."""
+
+    applied: dict[str, list[Action]] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+
+    def merge(self, other: PolicyRun) -> None:
+        self.applied.update(other.applied)
+        self.conflicts.extend(other.conflicts)
+
+
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,25 +329,57 @@ class Candidacies(Application[UUID]):
         Idempotent: once recorded, an action is no longer due, so running again for
         the same moment records nothing.  Several due actions are applied in due order,
         re-deciding after each, never more than ``limit`` (a safety bound, not a rule).
+        Raises `VersionConflict` when the candidacy changed meanwhile.
         """
+        run = self.apply_policies([candidacy_id], now, limit=limit)
+        if run.conflicts:
+            raise VersionConflict(candidacy_id, None, None)
+        return run.applied.get(str(_uuid(candidacy_id)), [])
+
+    def apply_policies(self, candidacy_ids: list[Any], now: datetime | None = None,
+                       *, limit: int = 10) -> PolicyRun:
+        """`apply_policy` for many candidacies, saved in one transaction (one commit
+        for a page of due candidacies); when another writer changed one of them, each
+        is saved on its own and the changed ones are reported as conflicts."""
         now = now or self.clock.now()
-        row = self.row(candidacy_id)
-        if row is None:
-            raise CandidacyNotFound(candidacy_id)
-        candidacy = self.get(candidacy_id, row.workspace)
-        policy = self.policies.of(candidacy)
-        actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
-        applied: list[Action] = []
-        for _ in range(limit):
-            due = decide(candidacy, policy, now)
-            if not due:
-                break
-            action = due[0]
-            _apply(candidacy, actor, now, action, action.decided_by(policy))
-            applied.append(action)
-        if applied:
-            self._save(actor, candidacy, None, "", {})
-        return applied
+        run = PolicyRun()
+        decided: list[tuple[Candidacy, datetime | None]] = []
+        for candidacy_id in candidacy_ids:
+            candidacy = self._load(candidacy_id)
+            policy = self.policies.of(candidacy)
+            actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
+            applied: list[Action] = []
+            planned = plan(candidacy, policy)
+            for _ in range(limit):
+                due = due_prefix(planned, candidacy, policy, now)
+                if not due:
+                    break
+                _apply(candidacy, actor, now, due[0], due[0].decided_by(policy))
+                applied.append(due[0])
+                planned = plan(candidacy, policy)
+            if applied:
+                run.applied[str(candidacy.id)] = applied
+                decided.append((candidacy, planned[0].due_at if planned else None))
+        if not decided:
+            return run
+        pending = {c.id: list(c.pending_events) for c, _ in decided}
+        try:
+            self.save(*(c for c, _ in decided),
+                      rows=[self.current_row(c, due_at=due_at) for c, due_at in decided])
+        except IntegrityError:
+            if len(decided) == 1:
+                run.conflicts.append(str(decided[0][0].id))
+                del run.applied[str(decided[0][0].id)]
+                return run
+            # One of them changed meanwhile: decide again for each on its own.
+            retry = self.apply_policies([c.id for c, _ in decided[:1]], now, limit=limit)
+            for candidacy, _ in decided[1:]:
+                retry.merge(self.apply_policies([candidacy.id], now, limit=limit))
+            return retry
+        for candidacy, _ in decided:
+            self._log(Actor(user=SCHEDULER, workspace=candidacy.workspace), candidacy,
+                      pending[candidacy.id])
+        return run
 
     # -- queries ----------------------------------------------------------------------
 
@@ -344,6 +391,16 @@ class Candidacies(Application[UUID]):
         except AggregateNotFoundError:
             raise CandidacyNotFound(candidacy_id) from None
         if not isinstance(candidacy, Candidacy) or candidacy.workspace != workspace:
+            raise CandidacyNotFound(candidacy_id)
+        return candidacy
+
+    def _load(self, candidacy_id: Any) -> Candidacy:
+        """The candidacy whatever its workspace (for the scheduler, never for users)."""
+        try:
+            candidacy = self.repository.get(_uuid(candidacy_id), projector_func=_project)
+        except AggregateNotFoundError:
+            raise CandidacyNotFound(candidacy_id) from None
+        if not isinstance(candidacy, Candidacy):
             raise CandidacyNotFound(candidacy_id)
         return candidacy
 
@@ -367,13 +424,13 @@ class Candidacies(Application[UUID]):
 
     def due_ids(self, before: datetime, *, batch: int = 1000) -> Iterator[str]:
         """Ids of every candidacy with something due by ``before`` (read from rows only)."""
-        after = ""
+        after = ("", "")
         while True:
-            ids = self.recorder.select_due_ids(before, after=after, limit=batch)  # type: ignore[attr-defined]
-            yield from ids
-            if len(ids) < batch:
+            page = self.recorder.select_due(before, after=after, limit=batch)  # type: ignore[attr-defined]
+            yield from (candidacy_id for _, candidacy_id in page)
+            if len(page) < batch:
                 return
-            after = ids[-1]
+            after = page[-1]
 
     # -- the one command path -------------------------------------------------------------
 
@@ -421,21 +478,29 @@ class Candidacies(Application[UUID]):
             if replay:
                 return replay
             raise VersionConflict(candidacy.id, None, None) from None
-        for event in pending:
+        self._log(actor, candidacy, pending)
+        return outcome
+
+    @staticmethod
+    def _log(actor: Actor, candidacy: Candidacy, events: list[Any]) -> None:
+        for event in events:
             log.info("event recorded", candidacy_id=str(candidacy.id),
                      event_type=type(event).__name__, version=event.originator_version,
                      actor=actor.user, on_behalf_of=actor.on_behalf_of,
                      workspace=actor.workspace, stage=candidacy.stage)
-        return outcome
 
-    def current_row(self, candidacy: Candidacy) -> CandidacyRow:
-        """The candidacy's row in ``closer_candidacies``, as of its current version."""
+    def current_row(self, candidacy: Candidacy, *,
+                    due_at: datetime | None | object = _UNKNOWN) -> CandidacyRow:
+        """The candidacy's row in ``closer_candidacies``, as of its current version
+        (``due_at`` when the caller has just planned it, else planned here)."""
+        if due_at is _UNKNOWN:
+            due_at = next_due_at(candidacy, self.policies.of(candidacy))
         return CandidacyRow(
             id=str(candidacy.id), workspace=candidacy.workspace, stage=candidacy.stage,
             version=candidacy.version, round=candidacy.round,
             candidate=candidacy.candidate["name"], company=candidacy.company,
             role=candidacy.role, updated_at=candidacy.modified_on,
-            due_at=next_due_at(candidacy, self.policies.of(candidacy)),
+            due_at=due_at,  # type: ignore[arg-type]
             summary={
                 "interviewed_at": candidacy.interview["interviewed_at"],
                 "timezone": candidacy.timezone, "country": candidacy.country,

@@ -73,8 +73,14 @@ def decide(candidacy: Any, policy: CadencePolicy, now: datetime) -> list[Action]
     message to the employer that ``now`` may not carry (a late tick at 22:00 does
     not call; that nudge waits for the window, and what follows waits behind it).
     """
+    return due_prefix(plan(candidacy, policy), candidacy, policy, now)
+
+
+def due_prefix(planned: list[Action], candidacy: Any, policy: CadencePolicy,
+               now: datetime) -> list[Action]:
+    """`decide` from an already computed ``plan(candidacy, policy)``."""
     due: list[Action] = []
-    for action in plan(candidacy, policy):
+    for action in planned:
         if action.due_at > now or not _may_go_at(action, candidacy, policy, now):
             break
         due.append(action)

@@ -147,7 +147,10 @@ class Weekday(StrEnum):
     @property
     def number(self) -> int:
         """0 for Monday to 6 for Sunday, as ``date.weekday()`` counts."""
-        return list(Weekday).index(self)
+        return _WEEKDAY_NUMBERS[self]
+
+
+_WEEKDAY_NUMBERS = {day: number for number, day in enumerate(Weekday)}
 
 
 def _choices(enum: type[StrEnum]) -> str:

@@ -17,7 +17,6 @@ from datetime import datetime
 import structlog
 
 from engine.application import Candidacies
-from engine.errors import VersionConflict
 
 log = structlog.get_logger("closer.scheduler")
 
@@ -36,22 +35,22 @@ class TickReport:
         return sum(self.actions.values())
 
 
-def tick(app: Candidacies, now: datetime | None = None) -> TickReport:
+def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> TickReport:
     """Apply every due action at ``now`` (the application's clock when omitted)."""
     now = now or app.clock.now()
     report = TickReport(now=now)
-    for candidacy_id in list(app.due_ids(now)):
-        report.candidacies += 1
-        try:
-            applied = app.apply_policy(candidacy_id, now)
-        except VersionConflict:
-            # Someone else (a person, another scheduler) changed it: next tick decides again.
-            report.conflicts += 1
-            continue
-        for action in applied:
-            report.actions[action.kind] += 1
-            log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
-                     rule=action.rule, due_at=action.due_at.isoformat())
+    due = list(app.due_ids(now))
+    report.candidacies = len(due)
+    for start in range(0, len(due), page):
+        # One transaction per page; a candidacy someone else changed meanwhile is
+        # left for the next tick, which decides again.
+        run = app.apply_policies(due[start:start + page], now)
+        report.conflicts += len(run.conflicts)
+        for candidacy_id, applied in run.applied.items():
+            for action in applied:
+                report.actions[action.kind] += 1
+                log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
+                         rule=action.rule, due_at=action.due_at.isoformat())
     return report
 
 

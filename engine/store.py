@@ -182,12 +182,15 @@ class _Queries:
         params.append(limit)
         return [_row(r) for r in self._select(sql, params)]
 
-    def select_due_ids(self, before: datetime, *, after: str = "", limit: int = 1000) -> list[str]:
-        """Ids of candidacies with something due at or before ``before``, in id order."""
+    def select_due(self, before: datetime, *, after: tuple[str, str] = ("", ""),
+                   limit: int = 1000) -> list[tuple[str, str]]:
+        """``(due_at, id)`` of candidacies with something due by ``before``, in that order,
+        from just after the ``after`` cursor: a range scan of the ``(due_at, id)`` index."""
         rows = self._select(
-            "SELECT id FROM closer_candidacies WHERE due_at IS NOT NULL AND due_at<=? "
-            "AND id>? ORDER BY id LIMIT ?", (_ts(before), after, limit))
-        return [r[0] for r in rows]
+            "SELECT due_at, id FROM closer_candidacies WHERE due_at<=? AND (due_at>? OR "
+            "(due_at=? AND id>?)) ORDER BY due_at, id LIMIT ?",
+            (_ts(before), after[0], after[0], after[1], limit))
+        return [(r[0], r[1]) for r in rows]
 
     def select_deliverable_messages(self, now: datetime, *, limit: int = 100) -> list[MessageRow]:
         """Messages waiting for delivery whose next attempt is due, oldest first."""
@@ -226,7 +229,7 @@ _SQLITE_TABLES = [
     "CREATE TABLE IF NOT EXISTS closer_candidacies (id TEXT PRIMARY KEY, workspace TEXT NOT NULL, "
     "stage TEXT NOT NULL, version INTEGER NOT NULL, round INTEGER NOT NULL, candidate TEXT, "
     "company TEXT, role TEXT, updated_at TEXT NOT NULL, due_at TEXT, summary TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS closer_candidacies_due ON closer_candidacies (due_at)",
+    "CREATE INDEX IF NOT EXISTS closer_candidacies_due_id ON closer_candidacies (due_at, id)",
     "CREATE INDEX IF NOT EXISTS closer_candidacies_workspace ON closer_candidacies "
     "(workspace, stage, id)",
     "CREATE TABLE IF NOT EXISTS closer_messages (id TEXT PRIMARY KEY, candidacy_id TEXT NOT NULL, "

@@ -1,0 +1,916 @@
+"""Counterfactual replay: recorded histories re-run under other cadence policies.
+
+A candidacy's recorded events split in two (see `engine.candidacy`): *facts* (the
+interview, hesitations, the next step, the employer's replies and their times, competing
+offers, pauses, a person's own messages) and *decisions* a policy made (``decided_by``
+set).  Replay keeps the facts as recorded, drops the decisions, and lets policy P decide
+again with `engine.simulation.drive`: the same loop `closer simulate` records through,
+calling the same `plan`, applying actions through the same `_apply` mapping.
+
+Nothing here reconstructs aggregates.  Rows are streamed from the store in
+``(originator_id, originator_version)`` order with a plain cursor, decoded with orjson
+(only the fields replay needs become datetimes), grouped per candidacy and folded into a
+`ReplayState` with the aggregate's own ``assign`` functions; the stage comes from
+`TRANSITIONS` (the lifecycle's guards), not from the record, because under another policy
+the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
+events.  Partitions of the id space can run in worker processes (``workers``).
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import sqlite3
+import time as _time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import orjson
+
+from engine.application import SCHEDULER, _apply
+from engine.cadence import Action
+from engine.calendar import WorkCalendar
+from engine.candidacy import Candidacy
+from engine.errors import IllegalCommand, InvalidInput
+from engine.lifecycle import TRANSITIONS, Stage
+from engine.policy import CadencePolicy
+from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
+from engine.values import Actor
+
+__all__ = [
+    "METRICS", "JsonlSource", "Metrics", "PostgresSource", "ReplayPolicy", "ReplayResult",
+    "ReplayState", "ReplayTarget", "SQLiteSource", "agreement", "candidacy_histories",
+    "replay", "source_for",
+]
+
+_loads = orjson.loads
+_fromiso = datetime.fromisoformat
+_fromisodate = date.fromisoformat
+_WEEK = timedelta(weeks=1)
+_SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
+
+
+# -- the state replay folds into ---------------------------------------------------------------
+
+
+class ReplayState:
+    """A candidacy's state as plain attributes, the same ones `Candidacy` keeps, so that
+    `plan`, the lifecycle's guards and the events' ``assign`` functions read and write it
+    exactly as they do the aggregate.  Its methods ARE the aggregate's (plain functions)."""
+
+    __slots__ = ("stage", "round", "workspace", "candidate", "company", "role", "timezone",
+                 "country", "subdivision", "policy", "outcome", "paused", "pauses", "offers",
+                 "interview", "hesitations", "no_hesitations", "next_step", "thank_yous",
+                 "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
+                 "reminders")
+
+    begin_round = Candidacy.begin_round
+    begin_pause = Candidacy.begin_pause
+    end_pause = Candidacy.end_pause
+    local_midnight = Candidacy.local_midnight
+    # The scheduler's commands, called by `engine.application._apply`.
+    send_thank_you = Candidacy.send_thank_you
+    send_nudge = Candidacy.send_nudge
+    send_reminder = Candidacy.send_reminder
+    stall = Candidacy.stall
+    ThankYouSent = Candidacy.ThankYouSent
+    NudgeSent = Candidacy.NudgeSent
+    ReminderSent = Candidacy.ReminderSent
+    Stalled = Candidacy.Stalled
+
+    def _trigger(self, command: str, event_class: type[Candidacy.Event], actor: Actor,
+                 at: datetime, guard_args: dict[str, Any] | None = None, **data: Any) -> None:
+        """`Candidacy._trigger` without the event object: the lifecycle says the stage,
+        then, as `Event.apply` does, the stage is set and the event's data assigned."""
+        stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
+        data["timestamp"] = at
+        data["stage"] = stage
+        self.stage = stage
+        event_class.assign(_Payload(data), self)  # type: ignore[arg-type]
+
+
+class _Payload:
+    """An event's data as attributes (its decoded dict is the instance dict: no copy)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__ = data
+
+
+# -- decoding recorded events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """How replay reads one event type: the command that produced it (for the lifecycle),
+    its assign function, which fields hold datetimes and dates, its guard arguments."""
+
+    name: str
+    command: str
+    assign: Callable[[Any, Any], None]
+    datetimes: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    guard: Callable[[Any], dict[str, Any]] | None = None
+    decision: bool = False  # a policy decides it when decided_by is set
+    message: bool = False   # a person's own message: skipped if refused while open
+    interview: bool = False  # carries an interview (its interviewed_at is a datetime)
+
+
+def _hesitation_guard(fact: Any) -> dict[str, Any]:
+    return {"hesitation_id": fact.hesitation_id}
+
+
+def _thank_you_guard(fact: Any) -> dict[str, Any]:
+    return {"to": tuple(fact.to), "covers_panel": False}
+
+
+def _reply_guard(fact: Any) -> dict[str, Any]:
+    return {"kind": fact.kind}
+
+
+_C = Candidacy
+_SPECS: tuple[_Spec, ...] = (
+    _Spec("InterviewRecorded", "record_interview", _C.InterviewRecorded.assign,
+          interview=True),
+    _Spec("HesitationRaised", "raise_hesitation", _C.HesitationRaised.assign, ("occurred_at",),
+          guard=_hesitation_guard),
+    _Spec("HesitationAddressed", "address_hesitation", _C.HesitationAddressed.assign,
+          ("occurred_at",), guard=_hesitation_guard),
+    _Spec("NoHesitationsRecorded", "record_no_hesitations", _C.NoHesitationsRecorded.assign,
+          ("occurred_at",)),
+    _Spec("NextStepClosed", "close_next_step", _C.NextStepClosed.assign,
+          ("occurred_at", "scheduled_for")),
+    _Spec("ThankYouSent", "send_thank_you", _C.ThankYouSent.assign, ("occurred_at",),
+          guard=_thank_you_guard, decision=True, message=True),
+    _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, decision=True, message=True),
+    _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
+          ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
+    _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
+          ("occurred_at", "deadline")),
+    _Spec("CadencePaused", "pause_cadence", _C.CadencePaused.assign, ("ends_at",), ("until",)),
+    _Spec("CadenceResumed", "resume_cadence", _C.CadenceResumed.assign),
+    _Spec("ReminderSent", "send_reminder", _C.ReminderSent.assign, decision=True,
+          message=True),
+    _Spec("Stalled", "stall", _C.Stalled.assign, decision=True),
+    _Spec("Withdrawn", "withdraw", _C.Withdrawn.assign),
+    _Spec("RoundStarted", "start_next_round", _C.RoundStarted.assign, interview=True),
+    _Spec("PolicyMigrated", "migrate_policy", _C.PolicyMigrated.assign),
+)
+_TOPIC_PREFIX = "engine.candidacy:Candidacy."
+SPECS: dict[str, _Spec] = {_TOPIC_PREFIX + s.name: s for s in _SPECS}
+"""Candidacy event topics replay reads; any other topic (published policies, API tokens...)
+is skipped."""
+
+for _spec in _SPECS:  # every candidacy event must be known to replay
+    assert isinstance(getattr(Candidacy, _spec.name), type), _spec.name
+
+
+_DECIDED = b'"decided_by":{'
+"""How a policy's decision reads in a stored payload (compact JSON, as the transcoder writes
+it): a non-null ``decided_by`` object.  Inside a JSON string the quotes would be escaped,
+so this cannot match text; payloads written otherwise are simply parsed."""
+
+
+def decode(spec: _Spec, state: bytes | str) -> tuple[dict[str, Any], bool]:
+    """A stored payload as a dict, with only the fields replay reads turned into datetimes
+    and dates; and whether a policy decided it (then nothing else is converted)."""
+    data: dict[str, Any] = _loads(state)
+    if spec.decision and data.get("decided_by") is not None:
+        return data, True
+    data["timestamp"] = _fromiso(data["timestamp"]["_data_"])
+    for name in spec.datetimes:
+        value = data[name]
+        if value is not None:
+            data[name] = _fromiso(value["_data_"])
+    for name in spec.dates:
+        value = data[name]
+        if value is not None:
+            data[name] = _fromisodate(value["_data_"])
+    if spec.interview:
+        interview = data["interview"]
+        interview["interviewed_at"] = _fromiso(interview["interviewed_at"]["_data_"])
+    data["at"] = data.get("occurred_at") or data["timestamp"]
+    data["spec"] = spec
+    data["name"] = spec.name
+    return data, False
+
+
+# -- replaying one candidacy ---------------------------------------------------------------------
+
+
+class ReplayTarget:
+    """The loop's target for replay: recorded facts folded with the events' own ``assign``
+    after the lifecycle's guards say the stage; decisions via `_apply` onto the state."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def create(self, fact: Any) -> None:
+        state = ReplayState()
+        fact.stage = state.stage = Stage.INTERVIEWED.value
+        Candidacy.InterviewRecorded.assign(fact, state)
+        self.state = state
+
+    def fact(self, fact: Any) -> str:
+        spec: _Spec = fact.spec
+        state = self.state
+        try:
+            if spec.guard is None:
+                stage = TRANSITIONS.target(state.stage, spec.command, state, at=fact.timestamp)
+            else:
+                stage = TRANSITIONS.target(state.stage, spec.command, state,
+                                           at=fact.timestamp, **spec.guard(fact))
+        except IllegalCommand:
+            if state.stage == "stalled":
+                return REFUSED
+            # A person's message the counterfactual made redundant (the policy already
+            # thanked): nothing to fold.  Any other fact refused ends the replay too.
+            return SKIPPED if spec.message else REFUSED
+        fact.stage = state.stage = stage
+        spec.assign(fact, state)
+        return APPLIED
+
+    def decide(self, action: Action, policy: Any, at: datetime) -> None:
+        _apply(self.state, _SCHEDULER, at, action, action.decided_by(policy))
+
+
+class ReplayPolicy:
+    """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
+    are the policy's own); only its calendars are remembered per place (`plan` asks for
+    one on every call) and remember their answers per day (`_MemoCalendar`)."""
+
+    def __init__(self, policy: CadencePolicy, label: str | None = None) -> None:
+        self.__dict__.update({name: getattr(policy, name) for name in type(policy).model_fields})
+        self.policy = policy
+        self.label = label or f"{policy.name} v{policy.version}"
+        self._calendars: dict[tuple[str | None, str | None], WorkCalendar] = {}
+
+    def work_calendar(self, country: str | None, subdivision: str | None = None) -> WorkCalendar:
+        key = (country, subdivision)
+        calendar = self._calendars.get(key)
+        if calendar is None:
+            calendar = self._calendars[key] = _MemoCalendar.of(
+                self.policy.work_calendar(country, subdivision))
+        return calendar
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"policy": self.policy, "label": self.label}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["policy"], state["label"])  # type: ignore[misc]
+
+
+class _MemoCalendar(WorkCalendar):
+    """A place's calendar whose day-level answers (is this a working day; which day is n
+    working days on) are computed once per date: pure functions of the date, asked for
+    many times per candidacy.  Memory is bounded by the dates seen, not the events."""
+
+    __slots__ = ("_working", "_moves")
+
+    @classmethod
+    def of(cls, base: WorkCalendar) -> _MemoCalendar:
+        memo = cls.__new__(cls)
+        for name in WorkCalendar.__slots__:
+            setattr(memo, name, getattr(base, name))
+        memo._working = {}
+        memo._moves = {}
+        return memo
+
+    def is_working_day(self, day: date) -> bool:
+        if type(day) is datetime:
+            day = day.date()
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = WorkCalendar.is_working_day(self, day)
+        return known
+
+    def add_business_days(self, start: Any, n: int) -> Any:
+        if type(start) is not datetime:
+            return WorkCalendar.add_business_days(self, start, n)
+        key = (start.date(), n)
+        moved = self._moves.get(key)
+        if moved is None:
+            moved = self._moves[key] = WorkCalendar.add_business_days(self, key[0], n)
+        return datetime.combine(moved, start.timetz())
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+METRICS: dict[str, str] = {
+    "thank_you_misses": "rounds whose panel was not fully thanked by the deadline",
+    "pester_load": "nudges sent to an employer who replied later in the round",
+    "impatience": "nudges (not offer nudges) before the late end of a stated timeline",
+    "premature_stalls": "stalled before an employer reply that did come",
+    "premature_stalls_advanced": "premature stalls whose reply was an advance",
+    "stalls": "stalls the policy declared",
+    "advanced": "rounds that reached an advance",
+    "days_to_next_step": "mean days from interview to the advance, rounds that advanced",
+    "nudges": "nudges sent (the policy's and people's own)",
+    "messages": "messages to employers, per channel (email, voicemail, card)",
+    "reminders": "reminders and alerts to the candidate",
+}
+"""What replay reports per policy (docs/replay.md defines each precisely)."""
+
+_HISTOGRAM_BINS = 1000  # half days, up to 500 days: a median without keeping every value
+
+
+class Metrics:
+    """One policy's counts over the candidacies replayed (constant memory: counters and a
+    half-day histogram).  Implements the loop's tally hooks."""
+
+    COUNTERS = ("candidacies", "rounds", "thank_yous", "thank_you_misses", "nudges",
+                "policy_nudges", "offer_nudges", "pester_load", "impatience", "stalls",
+                "premature_stalls", "premature_stalls_advanced", "advanced", "rejected",
+                "updates", "withdrawn", "reminders", "superseded", "ended_early")
+
+    __slots__ = (*COUNTERS, "label", "channels", "days_sum", "days_count", "days_histogram",
+                 "_unanswered")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        for name in self.COUNTERS:
+            setattr(self, name, 0)
+        self.channels: dict[str, int] = {"email": 0, "voicemail": 0, "card": 0}
+        self.days_sum = 0.0
+        self.days_count = 0
+        self.days_histogram = [0] * _HISTOGRAM_BINS
+        self._unanswered = 0
+
+    # -- the loop's hooks --
+
+    def fact(self, fact: Any, state: Any) -> None:
+        name = fact.name
+        if name == "ReplyReceived":
+            kind = fact.kind
+            if kind == "out_of_office":
+                return
+            self.pester_load += self._unanswered
+            self._unanswered = 0
+            if kind == "advanced":
+                self.advanced += 1
+                days = (fact.at - state.interview["interviewed_at"]).total_seconds() / 86400
+                self.days_sum += days
+                self.days_count += 1
+                self.days_histogram[min(max(int(days * 2), 0), _HISTOGRAM_BINS - 1)] += 1
+            elif kind == "rejected":
+                self.rejected += 1
+            else:
+                self.updates += 1
+        elif name == "InterviewRecorded":
+            self.candidacies += 1
+            self.rounds += 1
+            self._unanswered = 0
+        elif name == "RoundStarted":
+            self.rounds += 1
+            self._unanswered = 0
+        elif name == "NudgeSent":
+            self._nudge(fact.timestamp, fact.channels, state, offer=False)
+        elif name == "ThankYouSent":
+            self._thank_you(fact.medium)
+        elif name == "Withdrawn":
+            self.withdrawn += 1
+
+    def decision(self, action: Action, at: datetime, state: Any) -> None:
+        kind = action.kind
+        if kind == "nudge" or kind == "offer_nudge":
+            self.policy_nudges += 1
+            self._nudge(at, action.channels, state, offer=kind == "offer_nudge")
+        elif kind == "thank_you":
+            self._thank_you(state.thank_yous[-1]["medium"])
+        elif kind == "stall":
+            self.stalls += 1
+        else:
+            self.reminders += 1
+            if kind == "thank_you_overdue":
+                self.thank_you_misses += 1
+
+    def skipped(self, fact: Any) -> None:
+        self.superseded += 1
+
+    def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
+        outcome = state.outcome
+        if not (state.stage == "stalled" and outcome and outcome["kind"] == "stalled"):
+            self.ended_early += 1
+            return
+        # Stalled by the policy: did the employer reply later in this round?
+        replied = advanced = False
+        for k in range(index, end):
+            fact = facts[k]
+            if fact.name == "RoundStarted":
+                break
+            if fact.name == "ReplyReceived" and fact.kind != "out_of_office":
+                replied = True
+                if fact.kind != "update":
+                    advanced = fact.kind == "advanced"
+                    break
+        if replied:
+            self.premature_stalls += 1
+            self.pester_load += self._unanswered
+            if advanced:
+                self.premature_stalls_advanced += 1
+
+    def _nudge(self, at: datetime, channels: Sequence[str], state: Any, *, offer: bool) -> None:
+        self.nudges += 1
+        self._unanswered += 1
+        for channel in channels:
+            self.channels[channel] = self.channels.get(channel, 0) + 1
+        if offer:
+            self.offer_nudges += 1
+            return
+        interview = state.interview
+        timeline = interview.get("timeline")
+        if timeline and not interview.get("asked_to_follow_up") and (
+                at < interview["interviewed_at"] + timeline["max_weeks"] * _WEEK):
+            self.impatience += 1
+
+    def _thank_you(self, medium: str) -> None:
+        self.thank_yous += 1
+        for channel in ("voicemail", "email") if medium == "voicemail_and_email" else (medium,):
+            self.channels[channel] = self.channels.get(channel, 0) + 1
+
+    # -- results --
+
+    def merge(self, other: Metrics) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for channel, n in other.channels.items():
+            self.channels[channel] = self.channels.get(channel, 0) + n
+        self.days_sum += other.days_sum
+        self.days_count += other.days_count
+        for i, n in enumerate(other.days_histogram):
+            self.days_histogram[i] += n
+
+    def median_days(self) -> float | None:
+        """The median days to the next step, to the half day."""
+        if not self.days_count:
+            return None
+        half, seen = (self.days_count + 1) / 2, 0
+        for i, n in enumerate(self.days_histogram):
+            seen += n
+            if seen >= half:
+                return (i + 0.5) / 2
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"policy": self.label}
+        data.update({name: getattr(self, name) for name in self.COUNTERS})
+        data["days_to_next_step"] = (round(self.days_sum / self.days_count, 2)
+                                     if self.days_count else None)
+        data["days_to_next_step_median"] = self.median_days()
+        data["messages"] = dict(self.channels)
+        return data
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+Row = tuple[Any, int, str, bytes]
+_SELECT = "SELECT originator_id, originator_version, topic, state FROM {table}"
+_ORDER = " ORDER BY originator_id, originator_version"
+
+
+class SQLiteSource:
+    """Stored events in a SQLite file, read-only, streamed with ``fetchmany``."""
+
+    def __init__(self, path: str | Path, table: str = "stored_events",
+                 batch: int = 4096) -> None:
+        self.path = str(path)
+        self.table = table
+        self.batch = batch
+
+    def _read_only_uri(self) -> str:
+        return f"{Path(self.path).resolve().as_uri()}?mode=ro"
+
+    def partitions(self, count: int) -> list[Any]:
+        """``count`` ranges of the (hex text) originator ids."""
+        return _hex_ranges(count, lambda k: format(k, "04x"))
+
+    def batches(self, partition: Any = None) -> Iterator[list[Row]]:
+        connection = sqlite3.connect(self._read_only_uri(), uri=True)
+        try:
+            sql, params = _ranged(_SELECT.format(table=self.table), partition, "?")
+            cursor = connection.execute(sql + _ORDER, params)
+            while rows := cursor.fetchmany(self.batch):
+                yield rows
+        finally:
+            connection.close()
+
+    def count(self) -> int:
+        connection = sqlite3.connect(self._read_only_uri(), uri=True)
+        try:
+            return int(connection.execute(f"SELECT COUNT(*) FROM {self.table}").fetchone()[0])
+        finally:
+            connection.close()
+
+
+class PostgresSource:
+    """Stored events in PostgreSQL (the same SQL), streamed with a server-side cursor."""
+
+    def __init__(self, url: str, table: str = "closer_events", batch: int = 4096) -> None:
+        self.url = url
+        self.table = table
+        self.batch = batch
+
+    def partitions(self, count: int) -> list[Any]:
+        return _hex_ranges(count, lambda k: f"{k:04x}0000-0000-0000-0000-000000000000")
+
+    def batches(self, partition: Any = None) -> Iterator[list[Row]]:
+        import psycopg
+
+        with psycopg.connect(self.url) as connection, connection.transaction():
+            sql, params = _ranged(_SELECT.format(table=f'"{self.table}"'), partition, "%s")
+            with connection.cursor(name="closer_replay") as cursor:
+                cursor.execute(sql + _ORDER, params)
+                while rows := cursor.fetchmany(self.batch):
+                    yield [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def count(self) -> int:
+        import psycopg
+
+        with psycopg.connect(self.url) as connection:
+            row = connection.execute(f'SELECT COUNT(*) FROM "{self.table}"').fetchone()
+            return int(row[0]) if row else 0
+
+
+class JsonlSource:
+    """Events exported by `closer export` (one a line, in originator order)."""
+
+    def __init__(self, path: str | Path, batch: int = 4096) -> None:
+        self.path = Path(path)
+        self.batch = batch
+
+    def partitions(self, count: int) -> list[Any]:
+        return [None]
+
+    def batches(self, partition: Any = None) -> Iterator[list[Row]]:
+        from engine.history_io import parse_line
+
+        with self.path.open("rb") as lines:
+            batch: list[Row] = []
+            for line in lines:
+                if line.strip():
+                    batch.append(parse_line(line))
+                    if len(batch) >= self.batch:
+                        yield batch
+                        batch = []
+            if batch:
+                yield batch
+
+    def count(self) -> int:
+        with self.path.open("rb") as lines:
+            return sum(1 for line in lines if line.strip())
+
+
+Source = SQLiteSource | PostgresSource | JsonlSource
+
+
+def source_for(database_url: str, table: str) -> SQLiteSource | PostgresSource:
+    """The events ``table`` of the store at ``database_url`` (as `engine.store` reads it)."""
+    from engine.store import eventsourcing_env
+
+    env = eventsourcing_env(database_url)
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        return SQLiteSource(env["SQLITE_DBNAME"], table)
+    return PostgresSource(database_url, table)
+
+
+def _hex_ranges(count: int, bound: Callable[[int], str]) -> list[Any]:
+    if count <= 1:
+        return [None]
+    edges = [bound(k * 0x10000 // count) for k in range(1, count)]
+    return [(low, high) for low, high in zip([None, *edges], [*edges, None], strict=True)]
+
+
+def _ranged(sql: str, partition: Any, mark: str) -> tuple[str, tuple[Any, ...]]:
+    if partition is None:
+        return sql, ()
+    low, high = partition
+    clauses, params = [], []
+    if low is not None:
+        clauses.append(f"originator_id >= {mark}")
+        params.append(low)
+    if high is not None:
+        clauses.append(f"originator_id < {mark}")
+        params.append(high)
+    return sql + " WHERE " + " AND ".join(clauses), tuple(params)
+
+
+# -- streaming candidacies ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class History:
+    """One candidacy's recorded events: its facts (decoded), the decisions recorded (when
+    asked for), and its last stored payload (for the final recorded stage)."""
+
+    id: Any
+    facts: list[Any]
+    decisions: list[dict[str, Any]]
+    last: bytes | str
+    events: int
+
+    @property
+    def final_stage(self) -> str:
+        return str(_loads(self.last)["stage"])
+
+
+def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = False,
+                        counter: Callable[[int], None] | None = None) -> Iterator[History]:
+    """Rows in originator order, grouped into one `History` per candidacy (other
+    aggregates' events skipped).  A policy's recorded decisions are not even parsed unless
+    ``keep_decisions``: replay re-derives them.  ``counter(n)`` hears how many rows were
+    read."""
+    current: Any = None
+    facts: list[Any] = []
+    decisions: list[dict[str, Any]] = []
+    last: bytes | str = b""
+    events = 0
+    specs = SPECS
+    decided_mark = _DECIDED
+    for rows in batches:
+        for originator_id, _version, topic, state in rows:
+            if originator_id != current:
+                if events:
+                    yield History(current, facts, decisions, last, events)
+                current, facts, decisions, events = originator_id, [], [], 0
+            spec = specs.get(topic)
+            if spec is None:
+                continue
+            events += 1
+            last = state
+            if spec.decision and not keep_decisions and decided_mark in state:
+                continue
+            data, decided = decode(spec, state)
+            if decided:
+                if keep_decisions:
+                    decisions.append(data)
+            else:
+                facts.append(_Payload(data))
+        if counter is not None:
+            counter(len(rows))
+    if events:
+        yield History(current, facts, decisions, last, events)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which recorded candidacies to replay."""
+
+    stage: str | None = None        # the final recorded stage
+    since: datetime | None = None   # interviewed (first round) at or after
+    country: str | None = None
+    workspace: str | None = None
+    policy: str | None = None       # the recorded policy's name
+
+    def admit(self, history: History) -> bool:
+        first = history.facts[0]
+        if self.stage is not None and history.final_stage != self.stage:
+            return False
+        if self.since is not None and first.interview["interviewed_at"] < self.since:
+            return False
+        if self.country is not None and first.country != self.country:
+            return False
+        if self.workspace is not None and first.workspace != self.workspace:
+            return False
+        return self.policy is None or first.policy.get("name") == self.policy
+
+    @classmethod
+    def parse(cls, where: Sequence[str] = (), since: str | None = None) -> Filters:
+        """From ``--where key=value`` (stage, country, workspace, policy) and ``--since``."""
+        known = {"stage", "country", "workspace", "policy"}
+        values: dict[str, Any] = {}
+        for item in where:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in known or not value.strip():
+                raise InvalidInput("--where", f"{item!r}: use key=value with key one of "
+                                              f"{', '.join(sorted(known))}")
+            values[key] = value.strip().upper() if key == "country" else value.strip()
+        if "stage" in values and values["stage"] not in {s.value for s in Stage}:
+            raise InvalidInput("--where", f"unknown stage {values['stage']!r}; stages: "
+                                          f"{', '.join(s.value for s in Stage)}")
+        if since:
+            values["since"] = parse_moment(since, "--since")
+        return cls(**values)
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    """An ISO date (its midnight UTC) or an ISO moment with its UTC offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(option, f"{text!r} is not an ISO-8601 date or moment") from None
+    if moment.tzinfo is None:
+        if len(text.strip()) > 10:
+            raise InvalidInput(option, "a moment needs a UTC offset, e.g. 2026-01-05T09:00+00:00")
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+# -- the replay run ---------------------------------------------------------------------------
+
+
+@dataclass
+class ReplayResult:
+    """Per-policy metrics, and what was read."""
+
+    metrics: list[Metrics]
+    events: int = 0
+    candidacies: int = 0
+    replayed: int = 0
+    malformed: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+
+    def merge(self, other: ReplayResult) -> None:
+        for mine, theirs in zip(self.metrics, other.metrics, strict=True):
+            mine.merge(theirs)
+        self.events += other.events
+        self.candidacies += other.candidacies
+        self.replayed += other.replayed
+        self.malformed += other.malformed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events": self.events, "candidacies": self.candidacies,
+                "replayed": self.replayed, "malformed": self.malformed,
+                "seconds": round(self.seconds, 3), "workers": self.workers,
+                "policies": [m.as_dict() for m in self.metrics]}
+
+
+def replay(source: Any, policies: Sequence[CadencePolicy | ReplayPolicy], *,
+           filters: Filters | None = None, until: datetime | None = None, workers: int = 1,
+           progress: Callable[[int], None] | None = None) -> ReplayResult:
+    """Replay every recorded candidacy of ``source`` under each policy, in one pass over
+    the events.  ``workers`` > 1 splits the candidacy ids between that many processes."""
+    started = _time.perf_counter()
+    views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
+    filters = filters or Filters()
+    partitions = source.partitions(workers)
+    if len(partitions) == 1:
+        result = _replay_partition(source, partitions[0], views, filters, until, progress)
+    else:
+        result = _in_processes(source, partitions, views, filters, until, progress)
+    result.seconds = _time.perf_counter() - started
+    result.workers = len(partitions)
+    return result
+
+
+def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy],
+                      filters: Filters, until: datetime | None,
+                      progress: Callable[[int], None] | None) -> ReplayResult:
+    result = ReplayResult([Metrics(p.label) for p in policies])
+    runs = list(zip(policies, result.metrics, strict=True))
+    # Replay allocates many short-lived objects and no cycles: collect garbage rarely.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        for history in candidacy_histories(source.batches(partition), counter=progress):
+            result.events += history.events
+            result.candidacies += 1
+            facts = history.facts
+            if not facts or facts[0].name != "InterviewRecorded":
+                result.malformed += 1
+                continue
+            if not filters.admit(history):
+                continue
+            result.replayed += 1
+            for policy, metrics in runs:
+                drive(ReplayTarget(), facts, policy, until=until,  # type: ignore[arg-type]
+                      tally=metrics)
+    finally:
+        gc.set_threshold(*thresholds)
+    return result
+
+
+def _in_processes(source: Any, partitions: list[Any], policies: Sequence[ReplayPolicy],
+                  filters: Filters, until: datetime | None,
+                  progress: Callable[[int], None] | None) -> ReplayResult:
+    """One forked process per partition; each streams its own rows and sends back its
+    counts (and its progress now and then)."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    processes = [context.Process(target=_worker, daemon=True,
+                                 args=(source, part, policies, filters, until, queue))
+                 for part in partitions]
+    for process in processes:
+        process.start()
+    result: ReplayResult | None = None
+    pending = len(processes)
+    try:
+        while pending:
+            try:
+                kind, payload = queue.get(timeout=1)
+            except Empty:
+                if not any(p.is_alive() for p in processes):
+                    raise RuntimeError("a replay worker died without a result") from None
+                continue
+            if kind == "progress":
+                if progress is not None:
+                    progress(payload)
+            elif kind == "done":
+                pending -= 1
+                if result is None:
+                    result = payload
+                else:
+                    result.merge(payload)
+            else:
+                raise RuntimeError(f"a replay worker failed:\n{payload}")
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+    assert result is not None
+    return result
+
+
+def _worker(source: Any, partition: Any, policies: Sequence[ReplayPolicy], filters: Filters,
+            until: datetime | None, queue: Any) -> None:
+    read = 0
+
+    def report(rows: int) -> None:
+        nonlocal read
+        read += rows
+        if read >= 20_000:
+            queue.put(("progress", read))
+            read = 0
+
+    try:
+        result = _replay_partition(source, partition, policies, filters, until, report)
+        if read:
+            queue.put(("progress", read))
+        queue.put(("done", result))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(("error", traceback.format_exc()))
+
+
+# -- live and replay agree -------------------------------------------------------------------
+
+
+class _DecisionLog:
+    """A tally that only lists the decisions, as (kind, key, due_at)."""
+
+    def __init__(self) -> None:
+        self.decisions: list[tuple[str, str, str]] = []
+
+    def fact(self, fact: Any, state: Any) -> None:
+        pass
+
+    def decision(self, action: Action, at: datetime, state: Any) -> None:
+        self.decisions.append((action.kind, action.key, action.due_at.isoformat()))
+
+    def skipped(self, fact: Any) -> None:
+        pass
+
+    def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
+        pass
+
+
+@dataclass
+class Agreement:
+    """How many candidacies' replayed decisions equal the recorded ones exactly."""
+
+    candidacies: int = 0
+    agreeing: int = 0
+    differing: list[tuple[Any, list[tuple[str, str]], list[tuple[str, str]]]] = field(
+        default_factory=list)
+
+
+def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy], *,
+              until: datetime | None = None, keep: int = 5) -> Agreement:
+    """Replay each candidacy under the policy it was recorded under (``policy_of`` maps
+    its ``{"name", "version"}``) and compare the decisions, key and due moment, with the
+    ones the live scheduler recorded."""
+    views: dict[tuple[str, int], ReplayPolicy] = {}
+    report = Agreement()
+    for history in candidacy_histories(source.batches(None), keep_decisions=True):
+        if not history.facts or history.facts[0].name != "InterviewRecorded":
+            continue
+        ref = history.facts[0].policy
+        key = (ref["name"], ref["version"])
+        if key not in views:
+            views[key] = ReplayPolicy(policy_of(ref))
+        log = _DecisionLog()
+        drive(ReplayTarget(), history.facts, views[key], until=until,  # type: ignore[arg-type]
+              tally=log)
+        replayed = [(k, due) for _, k, due in log.decisions]
+        recorded = [(d["decided_by"]["key"], d["decided_by"]["due_at"])
+                    for d in history.decisions]
+        report.candidacies += 1
+        if replayed == recorded:
+            report.agreeing += 1
+        elif len(report.differing) < keep:
+            report.differing.append((history.id, recorded, replayed))
+    return report

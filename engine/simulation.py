@@ -1,0 +1,574 @@
+"""The simulation loop, and plausible histories generated through it (`closer simulate`).
+
+One loop, `drive`, moves a candidacy through simulated time: facts in time order and,
+between two facts, whatever the cadence policy says falls due first.  It asks
+`engine.cadence.plan` (the one decision function) and applies the earliest action with
+`engine.application._apply` (the scheduler's own mapping from action to command), stamped
+at its due moment, as a scheduler ticking at that moment would.  Two uses share it:
+
+- **replay** (`engine.replay`): the facts are a candidacy's *recorded* ones, folded into a
+  plain state object with the aggregate's own ``assign`` functions, under any policy;
+- **simulate** (here): the facts are *generated* employer and candidate behaviour, applied
+  to a real `Candidacy` through its command methods, under the policy that is live; the
+  aggregates are then saved through the application.
+
+Because both go through the same loop, replaying a simulated history under the policy
+that was live reproduces exactly the decisions that were recorded (a test checks it).
+
+Rules of simulated time, the same for both uses:
+
+- facts that happen at the same moment are applied together, before anything that falls
+  due at that moment (facts win ties);
+- time never runs backwards: an action already overdue is applied at the current moment;
+- a fact the lifecycle refuses is skipped while the candidacy is open (a person's command
+  refused, nothing recorded); once the candidacy is stalled, the history ends there.
+
+The employer's time from the first interview to its decision is drawn per country from a
+lognormal distribution whose mean is Glassdoor's published average (see `MEAN_DAYS` and
+docs/replay.md for how the spread was chosen).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Protocol
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from engine.application import SCHEDULER, _apply
+from engine.cadence import Action, plan
+from engine.candidacy import Candidacy
+from engine.errors import CloserError, IllegalCommand
+from engine.policy import CadencePolicy
+from engine.values import Actor
+
+UTC = timezone.utc
+
+APPLIED, SKIPPED, REFUSED = "applied", "skipped", "refused"
+"""What a target did with a fact: applied it, skipped it (refused while the candidacy is
+open: nothing changes), or refused it because the candidacy has ended (the history stops)."""
+
+MAX_STEPS = 10_000
+"""A runaway guard per candidacy: far above any real history's length."""
+
+
+class SimulationError(CloserError):
+    """The loop could not finish a candidacy (a bug, never a user mistake)."""
+
+
+class Fact(Protocol):
+    """Anything the loop can order: it happened ``at`` (its effective moment)."""
+
+    at: datetime
+
+
+class Target(Protocol):
+    """What the loop moves: ``state`` is what `plan` reads."""
+
+    state: Any
+
+    def create(self, fact: Any) -> None: ...
+
+    def fact(self, fact: Any) -> str: ...
+
+    def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None: ...
+
+
+class Tally(Protocol):
+    """Optional observer of the loop (replay's metrics)."""
+
+    def fact(self, fact: Any, state: Any) -> None: ...
+
+    def decision(self, action: Action, at: datetime, state: Any) -> None: ...
+
+    def skipped(self, fact: Any) -> None: ...
+
+    def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None: ...
+
+
+React = Callable[[Action, datetime, Any], "list[Any] | None"]
+
+
+def drive(target: Target, facts: list[Any], policy: CadencePolicy, *,
+          until: datetime | None = None, tally: Tally | None = None,
+          react: React | None = None) -> None:
+    """Run one candidacy: ``facts`` in order (the first creates it), the policy's
+    decisions in between, until nothing is left to apply (or up to ``until``).
+
+    ``react(action, at, state)`` may answer a decision with new facts (a simulated
+    employer's out-of-office reply); they are inserted in time order.
+    """
+    first = facts[0]
+    target.create(first)
+    state = target.state
+    if tally is not None:
+        tally.fact(first, state)
+    now = first.at
+    end = len(facts)
+    i = 1
+    actions: list[Action] | None = None
+    for _ in range(MAX_STEPS):
+        if i < end:
+            fact = facts[i]
+            t = fact.at
+            if until is not None and t > until:
+                end = i  # the history is observed up to `until`
+                continue
+            if t > now:
+                # Only a later fact leaves room for a decision in between.
+                if actions is None:
+                    actions = plan(state, policy)
+                if actions and actions[0].due_at < t:
+                    now, end = _decide(target, policy, actions[0], now, tally, react, facts,
+                                       i, end)
+                    actions = None
+                    continue
+            else:
+                t = now  # the same moment (or logged late): time never runs backwards
+            result = target.fact(fact)
+            if result == REFUSED:
+                if tally is not None:
+                    tally.refused(facts, i, end, state)
+                return
+            now = t
+            i += 1
+            if result == APPLIED:
+                actions = None
+                if tally is not None:
+                    tally.fact(fact, state)
+            elif tally is not None:
+                tally.skipped(fact)  # nothing changed: the plan in hand still holds
+            continue
+        if actions is None:
+            actions = plan(state, policy)
+        if not actions or (until is not None and actions[0].due_at > until):
+            return
+        now, end = _decide(target, policy, actions[0], now, tally, react, facts, i, end)
+        actions = None
+    raise SimulationError(f"candidacy did not settle within {MAX_STEPS} steps")
+
+
+def _decide(target: Target, policy: CadencePolicy, action: Action, now: datetime,
+            tally: Tally | None, react: React | None, facts: list[Any], i: int,
+            end: int) -> tuple[datetime, int]:
+    at = max(now, action.due_at)
+    target.decide(action, policy, at)
+    if tally is not None:
+        tally.decision(action, at, target.state)
+    if react is not None:
+        for new in react(action, at, target.state) or ():
+            position = i
+            while position < len(facts) and facts[position].at <= new.at:
+                position += 1
+            facts.insert(position, new)
+            if position <= end:
+                end += 1  # a fact past `until` is cut when the loop reaches it
+    return at, end
+
+
+# -- simulate: a real aggregate moved by its command methods -------------------------------
+
+
+@dataclass(slots=True)
+class SimulatedFact:
+    """A generated fact: the command a person issues ``at`` that moment, with its data."""
+
+    at: datetime
+    command: str
+    kwargs: dict[str, Any]
+
+
+class AggregateTarget:
+    """A real `Candidacy`: facts through its command methods (the lifecycle's guards
+    included), decisions through `engine.application._apply` as the scheduler records them."""
+
+    __slots__ = ("state", "actor", "scheduler")
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.scheduler = Actor(user=SCHEDULER, workspace=actor.workspace)
+        self.state: Any = None
+
+    def create(self, fact: SimulatedFact) -> None:
+        self.state = Candidacy.record_interview(actor=self.actor, at=fact.at, **fact.kwargs)
+
+    def fact(self, fact: SimulatedFact) -> str:
+        try:
+            getattr(self.state, fact.command)(self.actor, fact.at, **fact.kwargs)
+        except IllegalCommand:
+            return REFUSED if self.state.stage == "stalled" else SKIPPED
+        return APPLIED
+
+    def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
+        _apply(self.state, self.scheduler, at, action, action.decided_by(policy))
+
+
+# -- the simulated world ---------------------------------------------------------------------
+
+# Average days from application to offer or rejection, first half of 2017: Glassdoor Economic
+# Research, "How Long Does it Take to Hire? Interview Duration in 25 Countries" (A. Chamberlain,
+# 9 Aug 2017), as in ../shared/data/interview_duration_by_country.csv (a test keeps them equal).
+MEAN_DAYS: dict[str, float] = {
+    "BR": 39.6, "FR": 38.9, "CH": 37.6, "IT": 36.0, "BE": 36.0, "AE": 35.8, "EG": 35.2,
+    "ES": 31.7, "MX": 31.2, "JP": 30.9, "DE": 28.5, "GB": 27.5, "PL": 25.9, "IE": 25.5,
+    "NL": 25.4, "SG": 25.4, "CN": 24.7, "US": 23.8, "AU": 23.3, "PH": 21.8, "MY": 21.7,
+    "CA": 20.1, "RO": 19.2, "IL": 16.9, "IN": 16.1,
+}
+
+SIGMA = 0.5
+"""Spread of the lognormal time to decision (log scale): median 0.88x the mean, 10th to
+90th percentile 0.47x to 1.67x (see docs/replay.md for why)."""
+
+ZONES: dict[str, tuple[str, ...]] = {
+    "BR": ("America/Sao_Paulo",), "FR": ("Europe/Paris",), "CH": ("Europe/Zurich",),
+    "IT": ("Europe/Rome",), "BE": ("Europe/Brussels",), "AE": ("Asia/Dubai",),
+    "EG": ("Africa/Cairo",), "ES": ("Europe/Madrid",), "MX": ("America/Mexico_City",),
+    "JP": ("Asia/Tokyo",), "DE": ("Europe/Berlin",), "GB": ("Europe/London",),
+    "PL": ("Europe/Warsaw",), "IE": ("Europe/Dublin",), "NL": ("Europe/Amsterdam",),
+    "SG": ("Asia/Singapore",), "CN": ("Asia/Shanghai",),
+    "US": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
+    "AU": ("Australia/Sydney", "Australia/Melbourne", "Australia/Perth"),
+    "PH": ("Asia/Manila",), "MY": ("Asia/Kuala_Lumpur",),
+    "CA": ("America/Toronto", "America/Vancouver"), "RO": ("Europe/Bucharest",),
+    "IL": ("Asia/Jerusalem",), "IN": ("Asia/Kolkata",),
+}
+
+DEFAULT_START = date(2025, 1, 6)
+"""Simulated first interviews fall in the year from this Monday."""
+
+# How often each behaviour happens (per candidacy, or per round where it says so).
+P_SILENCE = 0.15          # the employer never decides (the policy ends up stalling)
+P_OFFER = 0.35            # a decision is an offer (else a rejection)
+P_SECOND_ROUND = 0.4      # after an advance there is another interview round...
+P_THIRD_ROUND = 0.15      # ...and sometimes a third
+P_TIMELINE = 0.6          # the employer states a timeline (per round)
+P_ASKED_TO_FOLLOW_UP = 0.1
+P_LATE_CLOSE = 0.07       # the next step is closed the next day, not at the interview
+P_MANUAL_CARD = 0.25      # in person: the candidate leaves a card at reception themselves
+P_UPDATE = 0.3            # the employer sends an update while deciding (per round)
+P_COMPETING_OFFER = 0.12
+P_MANUAL_NUDGE = 0.05
+P_MANUAL_PAUSE = 0.03
+P_WITHDRAW = 0.02
+P_VACATION = 0.12         # the interviewer is away for a while: messages get an auto-reply
+
+_FIRST = ("Maya", "Luis", "Anika", "Tom", "Priya", "Kenji", "Sofia", "Omar", "Lena", "Chidi",
+          "Ana", "Mateo", "Yara", "Noah", "Ines", "Ravi", "Mei", "Jonas", "Zara", "Felix")
+_LAST = ("Okafor", "Ortega", "Sharma", "Becker", "Raman", "Sato", "Rossi", "Haddad", "Novak",
+         "Eze", "Silva", "Garcia", "Cohen", "Smith", "Dubois", "Iyer", "Chen", "Weber",
+         "Khan", "Moreau")
+_COMPANIES = ("Northwind Analytics", "Contoso Health", "Fabrikam", "Globex", "Initech",
+              "Umbrella Robotics", "Tailspin Travel", "Wide World Importers", "Litware",
+              "Adventure Works", "Proseware", "Lucerne Publishing")
+_ROLES = ("Data Engineer", "Platform Engineer", "Product Manager", "Backend Developer",
+          "Site Reliability Engineer", "Engineering Manager", "Data Scientist",
+          "Frontend Developer")
+_TITLES = ("Engineering Manager", "Staff Engineer", "VP Engineering", "Head of Data",
+           "Recruiter", "CTO", "Product Director", "Team Lead")
+_HESITATIONS = ("Limited experience with streaming pipelines", "Never managed a team this size",
+                "Worried about on-call experience", "Gap in the last year",
+                "Little exposure to our industry", "Salary expectations look high")
+_NEXT_STEPS = ("Technical deep-dive with the platform team", "Call with the hiring manager",
+               "Take-home exercise", "Onsite with the CTO", "Reference checks",
+               "Panel with the product team")
+
+
+@dataclass
+class World:
+    """One simulated candidacy's world: the facts people cause, in time order, and how
+    the employer answers messages while away.  ``decision_at`` is when the employer
+    decides (None: it never does), whatever the policy did meanwhile."""
+
+    id: UUID
+    country: str
+    timezone: str
+    facts: list[SimulatedFact]
+    first_interview_at: datetime
+    decision_at: datetime | None
+    decision: str | None
+    rounds: int
+    vacation: tuple[datetime, datetime] | None = None
+    answered_vacation: bool = field(default=False, repr=False)
+
+    def react(self, action: Action, at: datetime, state: Any) -> list[SimulatedFact] | None:
+        """An automatic out-of-office reply to the first message reaching an interviewer
+        who is away (a card left at reception gets none)."""
+        if self.vacation is None or self.answered_vacation:
+            return None
+        away, back = self.vacation
+        if not away <= at < back:
+            return None
+        if action.kind not in ("nudge", "offer_nudge") and not (
+                action.kind == "thank_you" and action.medium != "card"):
+            return None
+        self.answered_vacation = True
+        back_on = back.astimezone(ZoneInfo(self.timezone)).date()
+        return [SimulatedFact(at + timedelta(minutes=2), "receive_reply",
+                              {"kind": "out_of_office", "back_on": back_on})]
+
+
+def lognormal_mu(mean: float, sigma: float = SIGMA) -> float:
+    """The log-scale location of a lognormal with this arithmetic mean."""
+    return math.log(mean) - sigma * sigma / 2
+
+
+def generate(index: int, seed: int, *, country: str | None = None,
+             start: date = DEFAULT_START, policy: dict[str, Any] | None = None) -> World:
+    """The ``index``-th simulated candidacy of ``seed`` (the same every time)."""
+    rng = random.Random(f"{seed}:{index}")
+    code = country or rng.choice(tuple(MEAN_DAYS))
+    zone_name = rng.choice(ZONES[code])
+    zone = ZoneInfo(zone_name)
+    # Its own stream, so the calibrated time does not depend on the other choices.
+    timing = random.Random(f"{seed}:{index}:decision")
+    days = timing.lognormvariate(lognormal_mu(MEAN_DAYS[code]), SIGMA)
+
+    first = _interview_moment(rng, start + timedelta(days=rng.randrange(365)), zone)
+    logged = first + timedelta(minutes=30 + rng.randrange(0, 120, 5))
+    decision_at = max(_working_moment(first + timedelta(days=days), zone),
+                      _working_moment(logged + timedelta(days=1), zone, forward=True))
+    silent = rng.random() < P_SILENCE
+    decision = None if silent else ("advanced" if rng.random() < P_OFFER else "rejected")
+
+    # Earlier rounds end in an advance, each some way towards the employer's decision.
+    rounds = 1
+    if rng.random() < P_SECOND_ROUND:
+        rounds = 3 if rng.random() < P_THIRD_ROUND / P_SECOND_ROUND else 2
+    interviews = [first]
+    advances: list[datetime] = []
+    for fraction in sorted(rng.uniform(0.25, 0.75) for _ in range(rounds - 1)):
+        advanced = _working_moment(first + (decision_at - first) * fraction, zone)
+        nxt = _interview_moment(rng, (advanced + timedelta(days=2 + rng.randrange(6)))
+                                .astimezone(zone).date(), zone)
+        if advanced <= interviews[-1] + timedelta(days=3) or nxt + timedelta(days=4) > decision_at:
+            break
+        advances.append(advanced)
+        interviews.append(nxt)
+
+    name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+    candidate = {"name": name, "email": f"{name.lower().replace(' ', '.')}@example.com",
+                 "phone": None}
+    actor_facts: list[tuple[datetime, int, SimulatedFact]] = []
+    seq = 0
+
+    def add(at: datetime, command: str, **kwargs: Any) -> None:
+        nonlocal seq
+        seq += 1
+        actor_facts.append((at, seq, SimulatedFact(at, command, kwargs)))
+
+    panel = _panel(rng)
+    for number, interviewed_at in enumerate(interviews, start=1):
+        last = number == len(interviews)
+        ends_at = decision_at if last else advances[number - 1]
+        if number > 1:
+            panel = _panel(rng) if rng.random() < 0.6 else panel
+        interview = _interview(rng, interviewed_at, panel, code, ends_at)
+        at = logged if number == 1 else (
+            interviewed_at + timedelta(minutes=30 + rng.randrange(0, 120, 5)))
+        if number == 1:
+            add(at, "record_interview", id=UUID(int=rng.getrandbits(128), version=4),
+                candidate=candidate, company=rng.choice(_COMPANIES), role=rng.choice(_ROLES),
+                timezone=zone_name, country=code, subdivision=None, interview=interview,
+                policy=dict(policy or {"name": "playbook", "version": 1}))
+        else:
+            add(at, "start_next_round", interview=interview)
+        _interview_day(rng, add, at, number, interview, zone)
+        _while_waiting(rng, add, at, ends_at, zone, number)
+        if not last:
+            add(ends_at, "receive_reply", kind="advanced", note="Invited to the next round")
+    if decision is not None:
+        add(decision_at, "receive_reply", kind=decision,
+            note="Offer extended" if decision == "advanced" else "Went with another candidate")
+
+    vacation = None
+    if rng.random() < P_VACATION:
+        away = logged + timedelta(days=rng.uniform(0.5, 20))
+        back = datetime.combine((away + timedelta(days=rng.randint(4, 14))).astimezone(zone)
+                                .date(), time(0), zone).astimezone(UTC)
+        vacation = (away, back)
+    actor_facts.sort(key=lambda item: (item[0], item[1]))
+    return World(id=actor_facts[0][2].kwargs["id"], country=code, timezone=zone_name,
+                 facts=[f for _, _, f in actor_facts], first_interview_at=first,
+                 decision_at=None if silent else decision_at, decision=decision,
+                 rounds=len(interviews), vacation=vacation)
+
+
+def _panel(rng: random.Random) -> list[dict[str, Any]]:
+    names = rng.sample([f"{f} {last}" for f in _FIRST[:10] for last in _LAST[10:]],
+                       rng.choice((1, 1, 2, 2, 3)))
+    return [{"name": n, "title": rng.choice(_TITLES), "email": None, "phone": None}
+            for n in names]
+
+
+def _interview(rng: random.Random, at: datetime, panel: list[dict[str, Any]], country: str,
+               ends_at: datetime) -> dict[str, Any]:
+    timeline = None
+    if rng.random() < P_TIMELINE:
+        # What employers say, from how long they usually take: often optimistic.
+        weeks = max(1.0, round(MEAN_DAYS[country] * rng.uniform(0.35, 0.7) / 7))
+        timeline = {"min_weeks": weeks, "max_weeks": weeks + rng.choice((1.0, 1.0, 2.0))}
+    return {"format": rng.choice(("in_person", "in_person", "video", "video", "phone")),
+            "interviewers": panel, "interviewed_at": at, "timeline": timeline,
+            "asked_to_follow_up": rng.random() < P_ASKED_TO_FOLLOW_UP}
+
+
+def _interview_day(rng: random.Random, add: Callable[..., None], at: datetime, number: int,
+                   interview: dict[str, Any], zone: ZoneInfo) -> None:
+    """The playbook in the room: hesitations asked for and answered, the next step closed
+    (now, or the next morning when the candidate forgets), maybe a card left at reception."""
+    hesitations = rng.choice((0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3))
+    if hesitations == 0:
+        add(at, "record_no_hesitations")
+    for k in range(1, hesitations + 1):
+        add(at, "raise_hesitation", hesitation_id=f"r{number}h{k}",
+            text=rng.choice(_HESITATIONS))
+    for k in range(1, hesitations + 1):
+        add(at, "address_hesitation", hesitation_id=f"r{number}h{k}",
+            answer="Walked them through a concrete example from my last role")
+    closed_at = at
+    if rng.random() < P_LATE_CLOSE:
+        closed_at = _local(at.astimezone(zone).date() + timedelta(days=1), time(9, 30), zone)
+    scheduled_for = None
+    if rng.random() < 0.25:
+        scheduled_for = _local(closed_at.astimezone(zone).date()
+                               + timedelta(days=rng.randint(5, 12)), time(10), zone)
+    add(closed_at, "close_next_step", description=rng.choice(_NEXT_STEPS),
+        scheduled_for=scheduled_for)
+    if interview["format"] == "in_person" and rng.random() < P_MANUAL_CARD:
+        add(closed_at, "send_thank_you", medium="card", to=[], covers_panel=True)
+
+
+def _while_waiting(rng: random.Random, add: Callable[..., None], at: datetime,
+                   ends_at: datetime, zone: ZoneInfo, number: int) -> None:
+    """What may happen before the employer's word: an update, a competing offer, a nudge
+    of the candidate's own, a pause, a withdrawal."""
+    span = (ends_at - at).total_seconds() / 86400
+
+    def moment(low: float, high_margin: float) -> datetime | None:
+        if span - high_margin <= low:
+            return None
+        when = _working_moment(at + timedelta(days=rng.uniform(low, span - high_margin)), zone)
+        return when if at < when < ends_at else None
+
+    if rng.random() < P_UPDATE and (when := moment(3, 1)) is not None:
+        add(when, "receive_reply", kind="update", note="Still interviewing other candidates")
+    if number == 1 and rng.random() < P_COMPETING_OFFER and (when := moment(2, 0.5)):
+        deadline = _local(when.astimezone(zone).date() + timedelta(days=rng.randint(5, 14)),
+                          time(17), zone)
+        add(when, "note_competing_offer", company=rng.choice(_COMPANIES), deadline=deadline)
+    if rng.random() < P_MANUAL_NUDGE and (when := moment(4, 1)):
+        add(when, "send_nudge", channels=["email"], reason="the candidate's own follow-up")
+    if rng.random() < P_MANUAL_PAUSE and (when := moment(2, 1)):
+        until = when.astimezone(zone).date() + timedelta(days=rng.randint(5, 10))
+        add(when, "pause_cadence", until=until, reason="candidate travelling")
+    if rng.random() < P_WITHDRAW and (when := moment(2, 0.5)):
+        add(when, "withdraw", reason="accepted another offer")
+
+
+def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, zone).astimezone(UTC)
+
+
+def _interview_moment(rng: random.Random, day: date, zone: ZoneInfo) -> datetime:
+    """A weekday between 09:00 and 18:45 local (mostly before 17:00)."""
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    hour = rng.randint(17, 18) if rng.random() < 0.08 else rng.randint(9, 16)
+    return _local(day, time(hour, rng.choice((0, 15, 30, 45))), zone)
+
+
+def _working_moment(moment: datetime, zone: ZoneInfo, forward: bool = False) -> datetime:
+    """The nearest weekday moment between 09:00 and 18:00 local (``forward``: the next one)."""
+    local = moment.astimezone(zone)
+    day, clock = local.date(), local.time().replace(tzinfo=None)
+    if clock < time(9):
+        clock = time(9)
+    elif clock >= time(18):
+        if forward:
+            day, clock = day + timedelta(days=1), time(9)
+        else:
+            clock = time(17, 59)
+    if day.weekday() == 5:
+        day += timedelta(days=2) if forward else timedelta(days=-1)
+    elif day.weekday() == 6:
+        day += timedelta(days=1)
+    return _local(day, clock, zone)
+
+
+def actor_for(world: World, workspace: str = "simulated") -> Actor:
+    return Actor(user="coach@simulated.closer", workspace=workspace,
+                 on_behalf_of=world.facts[0].kwargs["candidate"]["name"])
+
+
+def run_world(world: World, policy: CadencePolicy, *, workspace: str = "simulated",
+              until: datetime | None = None) -> Candidacy:
+    """The world's candidacy as a real aggregate, moved through the loop under ``policy``
+    (its events pending, ready to save)."""
+    target = AggregateTarget(actor_for(world, workspace))
+    drive(target, list(world.facts), policy, until=until, react=world.react)
+    return target.state  # type: ignore[no-any-return]
+
+
+def simulate_in_memory(count: int, seed: int, policy: CadencePolicy, *,
+                       country: str | None = None, start: date = DEFAULT_START,
+                       first: int = 0) -> Iterator[tuple[World, Candidacy]]:
+    """Simulated candidacies with their aggregates, nothing saved."""
+    ref = {"name": policy.name, "version": policy.version}
+    for index in range(first, first + count):
+        world = generate(index, seed, country=country, start=start, policy=ref)
+        yield world, run_world(world, policy)
+
+
+@dataclass
+class SimulationReport:
+    """What `simulate` wrote."""
+
+    candidacies: int = 0
+    events: int = 0
+    stages: Counter[str] = field(default_factory=Counter)
+    decisions_lost_to_stalls: int = 0
+
+    def add(self, world: World, candidacy: Candidacy) -> None:
+        self.candidacies += 1
+        self.events += candidacy.version
+        self.stages[candidacy.stage] += 1
+        outcome = candidacy.outcome or {}
+        if world.decision_at is not None and outcome.get("kind") == "stalled":
+            self.decisions_lost_to_stalls += 1
+
+
+def simulate(app: Any, count: int, seed: int, *, policy: CadencePolicy | None = None,
+             country: str | None = None, start: date = DEFAULT_START, batch: int = 200,
+             progress: Callable[[int], None] | None = None) -> SimulationReport:
+    """Write ``count`` simulated candidacies into ``app``'s store: the engine's own
+    aggregates and events, saved ``batch`` candidacies per transaction with their rows."""
+    from engine.policy import default_policy
+
+    policy = policy or default_policy()
+    if (policy.name, policy.version) != (default_policy().name, default_policy().version):
+        app.policies.publish(policy)
+    report = SimulationReport()
+    pending: list[Candidacy] = []
+    for world, candidacy in simulate_in_memory(count, seed, policy, country=country,
+                                               start=start):
+        report.add(world, candidacy)
+        pending.append(candidacy)
+        if len(pending) >= batch:
+            _save(app, pending)
+            if progress is not None:
+                progress(len(pending))
+            pending = []
+    if pending:
+        _save(app, pending)
+        if progress is not None:
+            progress(len(pending))
+    return report
+
+
+def _save(app: Any, aggregates: list[Candidacy]) -> None:
+    app.save(*aggregates, rows=[app.current_row(c) for c in aggregates])
