@@ -22,7 +22,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from engine.cadence import Action, due_prefix, next_due_at, plan
+from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
 from engine.candidacy import DECISIONS, Candidacy
 from engine.clock import Clock, SystemClock
 from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
@@ -344,6 +344,7 @@ class Candidacies(Application[UUID]):
         now = now or self.clock.now()
         run = PolicyRun()
         decided: list[tuple[Candidacy, datetime | None]] = []
+        held: list[CandidacyRow] = []
         for candidacy_id in candidacy_ids:
             candidacy = self._load(candidacy_id)
             policy = self.policies.of(candidacy)
@@ -360,6 +361,13 @@ class Candidacies(Application[UUID]):
             if applied:
                 run.applied[str(candidacy.id)] = applied
                 decided.append((candidacy, planned[0].due_at if planned else None))
+            elif planned and planned[0].due_at <= now:
+                # Due but held by its send window: the row waits for the window instead
+                # of being read again by every tick until then.
+                held.append(self.current_row(
+                    candidacy, due_at=held_until(planned[0], candidacy, policy, now)))
+        if held:
+            self.save(rows=held)
         if not decided:
             return run
         pending = {c.id: list(c.pending_events) for c, _ in decided}

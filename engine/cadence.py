@@ -87,6 +87,20 @@ def due_prefix(planned: list[Action], candidacy: Any, policy: CadencePolicy,
     return due
 
 
+def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> datetime:
+    """When a due action that ``now`` may not carry can go: the next moment its
+    send window and quiet hours allow (``now`` for an action that is not held)."""
+    zone = resolve_zone(candidacy.timezone)
+    calendar = policy.work_calendar(candidacy.country, candidacy.subdivision)
+    if action.kind in ("nudge", "offer_nudge") or (
+            action.kind == "thank_you" and policy.thank_you.within_send_window
+            and action.medium != Medium.CARD.value):
+        return next_send_time(now, zone, policy.send_window, policy.quiet_hours, calendar)
+    if action.kind == "thank_you" and action.medium != Medium.CARD.value:
+        return next_send_time(now, zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+    return now
+
+
 def _may_go_at(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> bool:
     """Whether ``now`` respects the send window and quiet hours the action obeys."""
     if action.kind in ("nudge", "offer_nudge"):

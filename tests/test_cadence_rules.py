@@ -477,6 +477,9 @@ def test_a_late_tick_does_not_call_inside_quiet_hours(app: Candidacies, actor: A
     app.clock.set(utc("2026-12-16T22:00:00+00:00"))  # type: ignore[attr-defined]
     tick(app, app.clock.now())
     assert decisions(app, candidacy_id) == [], "called at 22:00, inside quiet hours"
+    # The row now waits for the window, so later ticks that night do not read it again.
+    assert app.row(candidacy_id).due_at == utc("2026-12-17T09:00:00+00:00")
+    assert tick(app, utc("2026-12-16T23:00:00+00:00")).candidacies == 0
 
     drive(app, utc("2026-12-17T12:00:00+00:00"))
     (nudge,) = decisions(app, candidacy_id)
