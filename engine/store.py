@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote, urlparse
+from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL
@@ -215,6 +217,40 @@ class _Queries:
         params.append(limit)
         return [_message_row(r) for r in self._select(sql, params)]
 
+    def select_latest_stored(self, table: str, ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The highest-version record of each of ``ids`` in ``table`` (their snapshots)."""
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        rows = self._select(
+            f"SELECT t.originator_id, t.originator_version, t.topic, t.state FROM {table} t "
+            f"JOIN (SELECT originator_id, MAX(originator_version) AS v FROM {table} "
+            f"WHERE originator_id IN ({marks}) GROUP BY originator_id) m "
+            "ON t.originator_id = m.originator_id AND t.originator_version = m.v",
+            [self._id_param(i) for i in ids])
+        return [self._stored(r) for r in rows]
+
+    def select_stored_after(self, table: str, after: dict[UUID, int]) -> list[StoredEvent]:
+        """Each id's records in ``table`` after its given version, in version order."""
+        if not after:
+            return []
+        where = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in after)
+        params: list[Any] = []
+        for uid, version in after.items():
+            params += [self._id_param(uid), version]
+        rows = self._select(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {where} ORDER BY originator_id, originator_version", params)
+        return [self._stored(r) for r in rows]
+
+    def _id_param(self, uid: UUID) -> Any:
+        return uid.hex
+
+    def _stored(self, row: Sequence[Any]) -> StoredEvent:
+        originator_id, version, topic, state = row
+        return StoredEvent(originator_id=UUID(str(originator_id)), originator_version=version,
+                           topic=topic, state=bytes(state))
+
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         rows = self._select(f"SELECT {_COLUMNS} FROM closer_candidacies WHERE id>? "
@@ -284,6 +320,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     """eventsourcing's PostgreSQL process recorder plus Closer's tables."""
 
     placeholder = "%s"
+
+    def _id_param(self, uid: UUID) -> Any:
+        return uid
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
