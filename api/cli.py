@@ -19,6 +19,8 @@ from engine.errors import CloserError, InvalidInput
 
 from engine.scheduler import run_forever, tick
 
+from api.app import serve as serve_api
+from api.auth import Role, create_token
 from api.demo import seed_demo
 from api.logs import configure_logging
 from api.policy_cli import policy_app
@@ -28,6 +30,10 @@ from api.wiring import build_candidacies
 app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(policy_app, name="policy")
+from api.replay_cli import register as register_replay  # noqa: E402
+register_replay(app)
+from api.outbox_cli import register as register_outbox  # noqa: E402
+register_outbox(app)
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,6 +160,49 @@ def _short(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+# -- the HTTP API ------------------------------------------------------------------
+
+token_app = typer.Typer(help="API tokens (bearer tokens bound to a workspace and a role).",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@friendly
+def token_create(
+    workspace: str = typer.Option(..., help="the workspace the token reads and writes"),
+    role: Role = typer.Option(..., help="admin and recruiter issue commands; viewer reads"),
+    user: str = typer.Option(None, help="who acts with it, as recorded on events "
+                                        "(default: ROLE@WORKSPACE)"),
+) -> None:
+    """Issue an API token and print it once (only its SHA-256 is stored)."""
+    candidacies = build_candidacies()
+    try:
+        token = create_token(candidacies, workspace=workspace, role=role, user=user)
+    finally:
+        candidacies.close()
+    typer.echo(token)
+    typer.echo(f"{role.value} token for workspace {workspace!r}: store it now, it is not "
+               "shown again.", err=True)
+
+
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option(None, help="interface to bind (default: CLOSER_HOST or 127.0.0.1)"),
+    port: int = typer.Option(None, min=1, max=65535, help="port (default: CLOSER_PORT or 8000)"),
+    workers: int = typer.Option(None, min=1, help="worker processes (default: CLOSER_WORKERS "
+                                                  "or 1)"),
+    demo: bool = typer.Option(False, "--demo", help="on an empty store, load demo candidacies; "
+                                                    "print the URL and an admin token"),
+) -> None:
+    """Serve the HTTP API with uvicorn (SQLite by default, PostgreSQL when configured)."""
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items()
+                 if v is not None}
+    settings = get_settings().model_copy(update=overrides)
+    serve_api(settings, demo=demo, echo=typer.echo)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m api.cli`

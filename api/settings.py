@@ -23,8 +23,62 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # -- the HTTP API (`closer serve`) ---------------------------------------------
+    host: str = Field(default="127.0.0.1", description="interface `closer serve` binds")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `closer serve` binds")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    token_cache_seconds: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="how long a process trusts a verified API token before reading it again",
+    )
+    sse_poll_seconds: float = Field(
+        default=0.25, gt=0, le=10,
+        description="how often an idle /events/stream looks for new events",
+    )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, le=300,
+        description="an idle /events/stream sends a comment this often to keep proxies open",
+    )
+
 
 @cache
 def get_settings() -> Settings:
     """The process's settings (read once)."""
     return Settings()
+
+
+# -- the outbox (`closer dispatch`, issue 5) ---------------------------------------------
+# Appended as its own block: channel settings the dispatcher reads.
+
+
+class OutboxSettings(BaseSettings):
+    """SMTP, webhook and task-folder settings for `closer dispatch` (prefix ``CLOSER_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOSER_", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///./closer.db")
+    smtp_host: str = Field(default="localhost", description="SMTP relay host")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=True, description="upgrade with STARTTLS")
+    smtp_implicit_tls: bool = Field(default=False, description="TLS from the start (465)")
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = Field(default="Closer <closer@localhost>",
+                             description="From of Closer's own mail (reminders, alerts)")
+    smtp_timeout: float = Field(default=10.0, gt=0, le=300)
+    webhook_url: str | None = Field(default=None, description="where the webhook channel POSTs")
+    webhook_secret: str | None = Field(default=None, description="HMAC secret for the webhook")
+    webhook_workspaces: str = Field(
+        default="", description="comma-separated workspaces whose email goes to the webhook")
+    tasks_dir: str = Field(default="./closer-tasks",
+                           description="folder for card/voicemail tasks and calendar invites")
+    recruiter_name: str | None = Field(default=None, description="who gets recruiter alerts")
+    recruiter_email: str | None = None
+    outbox_max_attempts: int = Field(default=5, ge=1, le=50)
+    outbox_backoff_seconds: float = Field(default=60.0, gt=0, le=86400)
+    outbox_batch: int = Field(default=100, ge=1, le=10000)
+
+
+def get_outbox_settings() -> OutboxSettings:
+    """The outbox's settings (read each time: `closer dispatch` reads them once)."""
+    return OutboxSettings()

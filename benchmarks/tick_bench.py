@@ -53,12 +53,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.application import SCHEDULER, Candidacies, _apply  # noqa: E402
-from engine.cadence import decide, plan  # noqa: E402
+from engine.cadence import plan  # noqa: E402
 from engine.candidacy import Candidacy  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
 from engine.errors import CloserError  # noqa: E402
 from engine.policy import CadencePolicy, policy_from_dict  # noqa: E402
-from engine.scheduler import TickReport, tick  # noqa: E402
+from engine.scheduler import tick  # noqa: E402
 from engine.store import eventsourcing_env  # noqa: E402
 from engine.values import Actor  # noqa: E402
 
@@ -76,45 +76,24 @@ SECTION = "## Scheduler tick (issue 3)"
 # What `--profile` showed for the +60 min tick (794 due) on the machine in the run below;
 # kept here so that --write-docs rewrites it with the section.
 ANALYSIS = [
-    "### What dominates, and what would bring the tick near the floor",
+    "What the tick does per due candidacy, and what changed after the first profile",
+    "(a busy +60 min tick took 5.5 s, 17.8x floor B):",
     "",
-    "cProfile of the +60 min tick (794 due; 11.2 s under the profiler):",
+    "- due rows are found by a range scan of a `(due_at, id)` index (it used to walk",
+    "  every row in id order: 0.3 s even with nothing due);",
+    "- a page of 200 due candidacies is loaded with two queries (their latest snapshots,",
+    "  then the events after them) through the application's own mapper and projector;",
+    "- the decisions are recorded for the whole page in one transaction (one commit per",
+    "  candidacy was 38 % of the time); a conflict falls back to one save each and",
+    "  leaves the changed candidacy to the next tick;",
+    "- `plan` runs once per recorded action plus once, and the row's `due_at` reuses it;",
+    "- a due action held by its send window (a late tick at night) moves its row's",
+    "  `due_at` to when the window opens, so later ticks do not read it again.",
     "",
-    "- **One SQLite commit per due candidacy: 4.3 s (38 %).** `apply_policy` saves each",
-    "  candidacy in its own transaction; each WAL commit waits for the disk. With encoding",
-    "  and inserting, `save` is 5.9 s (53 %).",
-    "- **Loading the due aggregates: 2.0 s (18 %)** (`Application.get`, 7 events each on",
-    "  average; a quarter of it was eventsourcing's per-event Protocol check, which",
-    "  commit 6f038c6 has since skipped: the run above is after it).",
-    "- **Deciding: 1.9 s (17 %), 3 `plan` calls per due candidacy** (`decide` before and",
-    "  after the action, then `next_due_at` for the row). Within `plan`, building the",
-    "  `_Context` costs a third: `CadencePolicy.work_calendar` recomputes",
-    "  `WorkingWeek.weekday_numbers`, whose `Weekday.number` is `list(Weekday).index(...)`.",
-    "- **Finding the due ids: ~0.3 s even when nothing is due (the whole +1 min tick).**",
-    "  `select_due_ids` (`... WHERE due_at<=? AND id>? ORDER BY id LIMIT ?`) is planned by",
-    "  SQLite on the primary key (`SEARCH closer_candidacies USING INDEX",
-    "  sqlite_autoindex_closer_candidacies_1 (id>?)`): it walks all 100,000 rows, as",
-    "  long as floor B. With the `due_at` index the same ids come in 4 ms (794 due).",
-    "",
-    "Proposals, in order of gain:",
-    "",
-    "1. `engine/store.py`: page due ids by `(due_at, id)` on a composite index",
-    "   `(due_at, id)` (`WHERE due_at<=? AND (due_at, id) > (?, ?) ORDER BY due_at, id",
-    "   LIMIT ?`, portable to PostgreSQL), so finding them costs what is due, not the table.",
-    "2. `engine/scheduler.py` + `Candidacies`: apply a page of due candidacies and save",
-    "   them in one transaction (`save(*changed, rows=[...])`), falling back to one save",
-    "   per candidacy for a page that hits a conflict. The prototype line measures it.",
-    "3. Plan once per step: let `apply_policy` keep the last `plan` and hand its first",
-    "   `due_at` to `current_row`; cache the work calendar per (policy, country,",
-    "   subdivision) or make `Weekday.number` a constant (`engine/policy.py`).",
-    "4. Optional, a durability trade: `PRAGMA synchronous=NORMAL` in WAL mode makes",
-    "   commits skip the disk wait (the last transactions can roll back on power loss).",
-    "",
-    "Even so the tick does work per due candidacy (load, decide, write) and the floor",
-    "does none, so 3x the plain-SELECT floor holds only while few are due (the",
-    "`closer scheduler` loop every 60 s: 0 due at +1 min here); an hourly or daily",
-    "`closer tick` stays above it.",
-    "",
+    "The tick still does work per due candidacy (load, decide, write) and the floor",
+    "does none, so 3x the plain-SELECT floor holds while few are due (the `closer",
+    "scheduler` loop every 60 s) but not for an hourly or daily cron with thousands",
+    "due; see the verdicts above.",
 ]
 
 
@@ -291,15 +270,14 @@ def floor_plain(path: Path) -> tuple[float, int]:
     return timer.perf_counter() - started, seen
 
 
-def tick_in_process(url: str, now: datetime, profile: bool = False,
-                    batched: bool = False) -> tuple[float, Any, str]:
+def tick_in_process(url: str, now: datetime, profile: bool = False) -> tuple[float, Any, str]:
     app = Candidacies(eventsourcing_env(url), clock=FixedClock(now))
     try:
         profiler = cProfile.Profile() if profile else None
         started = timer.perf_counter()
         if profiler:
             profiler.enable()
-        report = tick_batched(app, now) if batched else tick(app, now)
+        report = tick(app, now)
         if profiler:
             profiler.disable()
         elapsed = timer.perf_counter() - started
@@ -313,30 +291,6 @@ def tick_in_process(url: str, now: datetime, profile: bool = False,
         return elapsed, report, text
     finally:
         app.close()
-
-
-def tick_batched(app: Candidacies, now: datetime, batch: int = 500) -> Any:
-    """PROTOTYPE, not the shipped tick: what `tick` would cost if it saved the due
-    candidacies of each page of due ids in ONE transaction instead of one each (same
-    decisions, same events and rows; a conflict would need a per-candidacy retry)."""
-    report = TickReport(now=now)
-    ids = list(app.due_ids(now))
-    for first in range(0, len(ids), batch):
-        changed = []
-        for candidacy_id in ids[first:first + batch]:
-            candidacy = app.repository.get(UUID(candidacy_id))
-            policy = app.policies.of(candidacy)
-            actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
-            report.candidacies += 1
-            for _ in range(10):
-                due = decide(candidacy, policy, now)
-                if not due:
-                    break
-                _apply(candidacy, actor, now, due[0], due[0].decided_by(policy))
-                report.actions[due[0].kind] += 1
-            changed.append(candidacy)
-        app.save(*changed, rows=[app.current_row(c) for c in changed])
-    return report
 
 
 def tick_cli(url: str, now: datetime) -> tuple[float, str]:
@@ -397,8 +351,6 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the populated store left in --dir by an earlier run")
     parser.add_argument("--profile", action="store_true", help="cProfile each in-process tick")
-    parser.add_argument("--prototype", action="store_true",
-                        help="also time a prototype tick saving each page in one transaction")
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--write-docs", action="store_true",
                         help=f"write the '{SECTION}' section of docs/performance.md")
@@ -467,13 +419,6 @@ def main() -> None:
             f"{tick_s / rows_s:.1f}x floor A; again at the same moment {again_s:.3f} s, "
             f"records nothing; {per}",
         ]
-        if args.prototype:
-            url = fresh()
-            floor_rows(url)
-            proto_s, proto, _ = tick_in_process(url, now, batched=True)
-            assert proto.actions == report.actions, (proto.actions, report.actions)
-            lines.append(f"  prototype, one transaction per 500 due: {proto_s:.3f} s = "
-                         f"{proto_s / plain_s:.1f}x floor B, {proto_s / rows_s:.1f}x floor A")
     if not args.skip_cli:
         now = LAST + timedelta(minutes=args.cli_gap)
         url = fresh()
@@ -515,7 +460,7 @@ def write_docs(args: argparse.Namespace, lines: list[str],
         "",
         "```",
         f"/work/venv/bin/python benchmarks/tick_bench.py --count {args.count} "
-        f"--gaps {args.gaps} --seed {args.seed}" + (" --prototype" if args.prototype else ""),
+        f"--gaps {args.gaps} --seed {args.seed}",
         "```",
         "",
         "Latest run:",
@@ -532,9 +477,7 @@ def write_docs(args: argparse.Namespace, lines: list[str],
         "policy. The floors are warm (best of 3); each tick runs once on a fresh copy of the",
         "store whose pages were read once first, then again at the same moment (idempotency:",
         "it must record nothing). The CLI runs on another fresh copy. `--profile` prints a",
-        "cProfile of each in-process tick. The prototype line is NOT the shipped tick: it",
-        "makes the same decisions but saves each page of due candidacies in one transaction,",
-        "to size proposal 2 below.",
+        "cProfile of each in-process tick.",
         "",
         *ANALYSIS,
     ])

@@ -1,0 +1,198 @@
+"""The HTTP API: one FastAPI app over the one `Candidacies` application of the process.
+
+`create_app()` builds it (tests hand it their own application); `server_app()` is the
+factory `closer serve` (`serve`, `run_server`) gives uvicorn, so every worker process builds
+its own from the settings.  The engine is synchronous, so routes are plain `def`s (FastAPI
+runs them in its thread pool); the event stream and the dependencies that do no I/O are
+`async`.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import structlog
+import uvicorn
+import uvicorn.supervisors
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import problems
+from api.auth import Role, TokenVerifier, create_token
+from api.demo import COACH, seed_demo
+from api.dependencies import InFlight, known_query_only
+from api.logs import configure_logging
+from api.routes import ROUTERS
+from api.settings import Settings, get_settings
+from api.wiring import build_candidacies
+from engine.application import Candidacies
+from engine.clock import FixedClock, SystemClock
+
+log = structlog.get_logger("closer.api")
+
+DESCRIPTION = """\
+Closer's HTTP face: record interviews, issue the playbook's commands, read any
+candidacy's complete history, and follow every event as it happens.
+
+Every request but `/healthz`, `/openapi.json` and `/docs` needs
+`Authorization: Bearer <token>` (`closer token create --workspace W --role R`).
+Errors are `application/problem+json` (RFC 9457) with a stable `type`.
+See `docs/api.md`.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("closer")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0"
+
+
+class RequestLog:
+    """One structlog line per request: method, path, status, duration and workspace.
+    Never headers, query strings or bodies (tokens and candidates' words stay out of logs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            log.info("request", method=scope["method"], path=scope["path"], status=status,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                     workspace=state.get("workspace"))
+
+
+def create_app(settings: Settings | None = None, *,
+               candidacies: Candidacies | None = None) -> FastAPI:
+    """The API over ``candidacies`` (default: built from ``settings``, closed at shutdown)."""
+    settings = settings or get_settings()
+    owned = candidacies is None
+    application = candidacies if candidacies is not None else build_candidacies(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            application.close()
+
+    app = FastAPI(
+        title="Closer", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+        dependencies=[Depends(known_query_only)],
+    )
+    app.state.settings = settings
+    app.state.candidacies = application
+    app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
+    app.state.inflight = InFlight()
+    for router in ROUTERS:
+        app.include_router(router)
+    problems.install(app)
+    app.add_middleware(RequestLog)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def server_app() -> FastAPI:
+    """The factory uvicorn calls in each worker (`closer serve`)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with errors documented as problem+json only."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and problems.PROBLEM_JSON in content:
+                    content.pop("application/json", None)
+    app.openapi_schema = schema
+    return schema
+
+
+def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
+    """`closer serve`: with ``demo``, an empty store first gets the demo candidacies, and an
+    admin token of the demo workspace is printed; then `run_server`."""
+    # Create the tables once here, not racing in every worker; fail early if unreachable.
+    candidacies = build_candidacies(settings, clock=SystemClock())
+    try:
+        if demo:
+            if not candidacies.recorder.select_all_rows(limit=1):
+                seed_demo_store(settings)
+                echo("Loaded the demo candidacies.")
+            token = create_token(candidacies, workspace=COACH.workspace, role=Role.ADMIN)
+            url = f"http://{settings.host}:{settings.port}"
+            echo(f"Closer API at {url}  (docs: {url}/docs)")
+            echo(f"Admin token for workspace {COACH.workspace!r} (shown once):\n  {token}")
+            echo(f"Try: curl -H 'Authorization: Bearer {token}' {url}/candidacies")
+    finally:
+        candidacies.close()
+    run_server(settings)
+
+
+def run_server(settings: Settings, app: str = "api.app:server_app") -> None:
+    """uvicorn on ``settings.host:port`` with ``settings.workers`` processes, each building
+    the app from the factory ``app`` (an import string, so workers can import it)."""
+    config = TcpConfig(app, factory=True, host=settings.host, port=settings.port,
+                        workers=settings.workers, access_log=False,
+                        timeout_graceful_shutdown=3, log_level=settings.log_level)
+    if config.workers > 1:
+        uvicorn.supervisors.Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's start-up failure code (it logged why)
+
+
+class TcpConfig(uvicorn.Config):
+    """uvicorn's config, with the listener bound as IPPROTO_TCP.  uvicorn binds it with
+    ``proto=0`` for `--workers N`, so asyncio never sets TCP_NODELAY on accepted connections
+    and every keep-alive request waits ~40 ms for a delayed ACK (Kludex/uvicorn#3149;
+    measured here: 44 ms vs 1.5 ms a request)."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP,
+                                 fileno=sock.detach())
+            sock.set_inheritable(True)
+        return sock
+
+
+def seed_demo_store(settings: Settings) -> list[str]:
+    """Seed the demo through a short-lived application whose fixed clock starts a month ago
+    (the demo walks three weeks of follow-up); the server keeps the system clock."""
+    clock = FixedClock(datetime.now(UTC) - timedelta(days=30))
+    seeding = build_candidacies(settings, clock=clock)
+    try:
+        return seed_demo(seeding, clock)
+    finally:
+        seeding.close()

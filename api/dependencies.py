@@ -1,0 +1,210 @@
+"""What routes depend on, as typed aliases: the application, the caller, and a command runner
+that applies `If-Match`, `Idempotency-Key` and the caller's role to every command.
+
+Dependencies are `async` when they do no I/O: FastAPI would run a plain `def` one in its
+thread pool, a hop per dependency per request."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Principal, TokenVerifier
+from api.problems import ProblemError
+from engine.application import Candidacies, Outcome
+from engine.errors import VersionConflict
+from engine.values import Actor, NewCandidacy
+
+# A command that lost a race without If-Match is simply applied again to the new state.
+CONFLICT_RETRIES = 5
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`; "
+                    "tokens come from `closer token create --workspace W --role R`")
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the operation does not take: a typo (`?stgae=`) would
+    otherwise silently return everything."""
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute):
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = frozenset(_query_names(route.dependant))
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        raise ProblemError("invalid-input", f"{unknown[0]}: unknown query parameter",
+                           field=unknown[0], reason="unknown query parameter",
+                           errors=[{"field": name, "reason": "unknown query parameter",
+                                    "location": "query"} for name in unknown])
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}  # per route (routes live as long as the app)
+
+
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    yield from (param.alias for param in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)
+
+
+async def get_candidacies(request: Request) -> Candidacies:
+    """The process's one application object."""
+    return request.app.state.candidacies  # type: ignore[no-any-return]
+
+
+Store = Annotated[Candidacies, Depends(get_candidacies)]
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller of a valid bearer token, else 401."""
+    verifier: TokenVerifier = request.app.state.tokens
+    principal = None
+    if credentials is not None:
+        # A recently verified token needs no I/O; otherwise read it off the event loop.
+        principal = verifier.cached(credentials.credentials) or await run_in_threadpool(
+            verifier.verify, credentials.credentials)
+    if principal is None:
+        raise ProblemError("unauthorized", "send a valid token as `Authorization: Bearer <token>`",
+                           headers={"WWW-Authenticate": 'Bearer realm="closer"'})
+    request.state.workspace = principal.workspace  # for the request log
+    return principal
+
+
+Reader = Annotated[Principal, Depends(current_principal)]
+
+
+async def require_writer(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller, if their role may issue commands, else 403 (401 without a valid token)."""
+    principal = await current_principal(request, credentials)
+    if not principal.role.can_write:
+        raise ProblemError("forbidden", f"the {principal.role.value} role only reads")
+    return principal
+
+
+Writer = Annotated[Principal, Depends(require_writer)]
+
+
+IfMatchHeader = Annotated[str | None, Header(
+    alias="If-Match", max_length=64,
+    description='The version the command expects the candidacy to be at: the `ETag` of a '
+                'response, e.g. `"3"` (a stale one answers 412).',
+    pattern=r'^\s*(?:W/)?"?\d{1,18}"?\s*$|^\*$')]
+IdempotencyKeyHeader = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    description="Any unique string (e.g. a UUID). Repeating a request with the same key and "
+                "body answers the first response and records nothing.")]
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """`If-Match: <version>` as an expected version (`*` and absence expect none)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _IF_MATCH.match(if_match)
+    if match is None:  # pragma: no cover - the header's pattern refuses it first
+        raise ProblemError("bad-request", "If-Match takes one version, e.g. \"3\"")
+    return int(match.group(1))
+
+
+class InFlight:
+    """Idempotency keys whose first request is still running in this process.
+    (Across processes the store's unique key decides: the loser answers the winner's response.)"""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, workspace: str, key: str | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        entry = (workspace, key)
+        with self._lock:
+            if entry in self._keys:
+                raise ProblemError("idempotency-key-in-flight",
+                                   "the first request with this Idempotency-Key is still "
+                                   "running; retry once it has answered",
+                                   headers={"Retry-After": "1"})
+            self._keys.add(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keys.discard(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRunner:
+    """Runs one engine command for the caller with the request's version and key."""
+
+    candidacies: Candidacies
+    principal: Principal
+    expected_version: int | None
+    idempotency_key: str | None
+    inflight: InFlight
+    response: Response
+
+    def actor(self, on_behalf_of: str | None) -> Actor:
+        return Actor(user=self.principal.user, workspace=self.principal.workspace,
+                     on_behalf_of=on_behalf_of)
+
+    def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
+        """Open a candidacy (there is no version to expect yet)."""
+        with self.inflight.hold(self.principal.workspace, self.idempotency_key):
+            outcome = self.candidacies.record_interview(
+                self.actor(on_behalf_of), details, idempotency_key=self.idempotency_key)
+        return self._answered(outcome)
+
+    def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
+            on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
+        """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key."""
+        actor = self.actor(on_behalf_of)
+        with self.inflight.hold(self.principal.workspace, self.idempotency_key):
+            for _ in range(CONFLICT_RETRIES):
+                try:
+                    outcome = command(actor, candidacy_id, *args,
+                                      expected_version=self.expected_version,
+                                      idempotency_key=self.idempotency_key, **kwargs)
+                except VersionConflict:
+                    if self.expected_version is not None:
+                        raise
+                    continue
+                return self._answered(outcome)
+        raise ProblemError("concurrent-modification",
+                           "the candidacy changed under every attempt; retry")
+
+    def _answered(self, outcome: Outcome) -> Outcome:
+        self.response.headers["ETag"] = f'"{outcome.version}"'
+        if outcome.replayed:
+            self.response.headers["Idempotent-Replayed"] = "true"
+        return outcome
+
+
+async def command_runner(request: Request, response: Response, principal: Writer,
+                         if_match: IfMatchHeader = None,
+                         idempotency_key: IdempotencyKeyHeader = None) -> CommandRunner:
+    # One dependency with its headers declared here, not one per header: FastAPI's
+    # dependency solving is a measurable share of a command's CPU.
+    return CommandRunner(request.app.state.candidacies, principal, expected_version(if_match),
+                         idempotency_key, request.app.state.inflight, response)
+
+
+Command = Annotated[CommandRunner, Depends(command_runner)]

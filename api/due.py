@@ -1,0 +1,31 @@
+"""What a candidacy needs next, for `next_due` and `GET /agenda`: the API's one seam to the
+cadence decision function."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from engine.application import Candidacies
+from engine.candidacy import Candidacy
+
+
+class DueAction(BaseModel):
+    """One step the candidacy's policy wants taken, and by when."""
+
+    kind: str = Field(description="thank_you, thank_you_overdue, nudge, offer_nudge, stall "
+                                  "or next_step_reminder")
+    due_at: datetime = Field(description="when it falls due (UTC)")
+    rule: str = Field(description="the policy rule that makes it due")
+    key: str = Field(description="the step's stable identity within the candidacy")
+    channels: list[str] = Field(default_factory=list)
+    medium: str | None = None
+    note: str = ""
+
+
+def due_actions(candidacies: Candidacies, candidacy: Candidacy, now: datetime
+                ) -> list[DueAction]:
+    """Every step still pending for ``candidacy`` as of ``now``, soonest first (those with
+    ``due_at <= now`` are due or overdue)."""
+    return []  # wired to engine.cadence once it lands

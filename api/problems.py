@@ -1,0 +1,235 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), one stable `type` each.
+
+Every failure a client can cause maps to a 4xx problem here; engine errors are
+translated by type, never by message.  Anything else is a 500 problem that
+reveals nothing (and is logged with its traceback).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import (
+    CandidacyNotFound,
+    CloserError,
+    IdempotencyKeyReused,
+    IllegalCommand,
+    InvalidInput,
+    VersionConflict,
+)
+
+log = structlog.get_logger("closer.api")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:closer:problem:"
+"""Problem types are URNs: stable, and they promise no web page (docs/api.md lists them)."""
+
+TYPES: dict[str, tuple[int, str]] = {
+    "bad-request": (400, "The request is malformed"),
+    "invalid-input": (422, "The request's data is invalid"),
+    "idempotency-key-reused": (422, "The idempotency key was used for another request"),
+    "unauthorized": (401, "A valid bearer token is required"),
+    "forbidden": (403, "Your role may not do this"),
+    "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "not-acceptable": (406, "Not acceptable"),
+    "illegal-command": (409, "The playbook does not allow this now"),
+    "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
+    "concurrent-modification": (409, "The candidacy kept changing; retry"),
+    "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "internal": (500, "Internal error"),
+    "store-unavailable": (503, "The event store is unavailable"),
+}
+
+
+class FieldProblem(BaseModel):
+    """One invalid field and why."""
+
+    field: str = Field(description="dotted path of the field, e.g. `candidate.email`")
+    reason: str
+    location: str = Field(default="body", description="body, query, header or path")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; extension members depend on its `type`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description=f"stable URI: {PROBLEM_BASE}<name>")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    field: str | None = Field(default=None, description="invalid-input: the first bad field")
+    reason: str | None = Field(default=None, description="invalid-input: why it is bad")
+    errors: list[FieldProblem] | None = Field(default=None,
+                                              description="invalid-input: every bad field")
+    stage: str | None = Field(default=None, description="illegal-command: the current stage")
+    allowed: list[str] | None = Field(default=None,
+                                      description="illegal-command: commands allowed now")
+    command: str | None = None
+    expected_version: int | None = None
+    current_version: int | None = None
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem of ``kind`` (a key of `TYPES`)."""
+
+    def __init__(self, kind: str, detail: str | None = None, *,
+                 headers: dict[str, str] | None = None, **extensions: Any) -> None:
+        super().__init__(detail or kind)
+        self.kind = kind
+        self.detail = detail
+        self.headers = headers
+        self.extensions = extensions
+
+
+def problem_response(request: Request | None, kind: str, detail: str | None = None, *,
+                     status: int | None = None, headers: dict[str, str] | None = None,
+                     **extensions: Any) -> JSONResponse:
+    """The problem+json response for ``kind``."""
+    code, title = TYPES[kind]
+    body: dict[str, Any] = {"type": PROBLEM_BASE + kind, "title": title,
+                            "status": status or code}
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return JSONResponse(jsonable_encoder(body), status_code=status or code,
+                        media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json for ``statuses``."""
+    descriptions = {code: title for code, title in TYPES.values()}
+    return {
+        status: {"model": Problem, "description": descriptions.get(status, "Problem"),
+                 "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for status in statuses
+    }
+
+
+def _field_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
+    problems = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc and loc[0] in ("body", "query", "header", "path",
+                                                   "cookie") else "body"
+        if loc and loc[0] == location:
+            loc = loc[1:]
+        reason = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        problems.append(FieldProblem(field=".".join(loc) or location, reason=reason,
+                                     location=location))
+    return problems
+
+
+def _invalid(request: Request, problems: list[FieldProblem]) -> JSONResponse:
+    first = problems[0]
+    detail = f"{first.field}: {first.reason}"
+    if len(problems) > 1:
+        detail += f" (and {len(problems) - 1} more problem(s))"
+    return problem_response(request, "invalid-input", detail, field=first.field,
+                            reason=first.reason,
+                            errors=[p.model_dump() for p in problems])
+
+
+async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = list(error.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return problem_response(request, "bad-request", "the body is not valid JSON")
+    return _invalid(request, _field_problems(errors))
+
+
+async def _pydantic_validation(request: Request, error: ValidationError) -> JSONResponse:
+    return _invalid(request, _field_problems(list(error.errors())))
+
+
+async def _invalid_input(request: Request, error: InvalidInput) -> JSONResponse:
+    return _invalid(request, [FieldProblem(field=error.field, reason=error.reason)])
+
+
+async def _key_reused(request: Request, error: IdempotencyKeyReused) -> JSONResponse:
+    return problem_response(request, "idempotency-key-reused",
+                            "this Idempotency-Key was already used with another request; "
+                            "use a new key for a new request")
+
+
+async def _illegal(request: Request, error: IllegalCommand) -> JSONResponse:
+    return problem_response(request, "illegal-command", str(error), command=error.command,
+                            stage=error.stage, allowed=error.allowed, why=error.why or None)
+
+
+async def _not_found(request: Request, error: CandidacyNotFound) -> JSONResponse:
+    return problem_response(request, "not-found", f"no candidacy {error.candidacy_id}")
+
+
+async def _version_conflict(request: Request, error: VersionConflict) -> JSONResponse:
+    return problem_response(request, "version-conflict", str(error),
+                            expected_version=error.expected, current_version=error.actual)
+
+
+async def _closer_error(request: Request, error: CloserError) -> JSONResponse:
+    # An engine refusal without a more specific mapping: the client's data, by construction.
+    return problem_response(request, "invalid-input", str(error))
+
+
+async def _problem(request: Request, error: ProblemError) -> JSONResponse:
+    return problem_response(request, error.kind, error.detail, headers=error.headers,
+                            **error.extensions)
+
+
+_HTTP_KINDS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed", 406: "not-acceptable", 415: "unsupported-media-type"}
+
+
+async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    kind = _HTTP_KINDS.get(error.status_code, "bad-request")
+    detail = error.detail if isinstance(error.detail, str) else None
+    return problem_response(request, kind, detail, status=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+
+async def _store_down(request: Request, error: Exception) -> JSONResponse:
+    log.error("store unavailable", error=type(error).__name__)
+    return problem_response(request, "store-unavailable", "try again shortly",
+                            headers={"Retry-After": "5"})
+
+
+async def _internal(request: Request, error: Exception) -> JSONResponse:
+    # The traceback as plain text: renderers that expand locals would dump request data.
+    log.error("unhandled error", path=request.url.path, error=type(error).__name__,
+              traceback="".join(traceback.format_exception(error)))
+    return problem_response(request, "internal")
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of ``app`` as problem+json."""
+    handlers: list[tuple[type[Exception], Any]] = [
+        (RequestValidationError, _request_validation),
+        (ValidationError, _pydantic_validation),
+        (InvalidInput, _invalid_input),
+        (IdempotencyKeyReused, _key_reused),
+        (IllegalCommand, _illegal),
+        (CandidacyNotFound, _not_found),
+        (VersionConflict, _version_conflict),
+        (CloserError, _closer_error),
+        (ProblemError, _problem),
+        (StarletteHTTPException, _http),
+        (OperationalError, _store_down),
+        (InterfaceError, _store_down),
+        (Exception, _internal),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)

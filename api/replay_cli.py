@@ -1,0 +1,504 @@
+"""`closer replay`, `closer tune`, `closer simulate`, `closer export`, `closer import`.
+
+Mounted on the main CLI by `register(app)`.  See docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import itertools
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.errors import InvalidInput
+from engine.policy import CadencePolicy, policy_from_dict
+from engine.replay import (
+    Filters,
+    JsonlSource,
+    Metrics,
+    PostgresSource,
+    ReplayPolicy,
+    ReplayResult,
+    SQLiteSource,
+    parse_moment,
+    replay,
+    source_for,
+)
+
+console = Console(highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the replay commands to ``app`` as top-level commands."""
+    app.command("replay")(replay_command)
+    app.command("tune")(tune_command)
+    app.command("simulate")(simulate_command)
+    app.command("export")(export_command)
+    app.command("import")(import_command)
+
+
+def _friendly(command: F) -> F:
+    """The main CLI's one-line error handling (looked up at call time: api.cli mounts us)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from api.cli import friendly
+
+        return friendly(command)(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+# -- sources and policies -------------------------------------------------------------------------
+
+
+def store_source() -> SQLiteSource | PostgresSource:
+    """The configured store, read directly (the events table the application writes)."""
+    from api.settings import get_settings
+    from api.wiring import build_candidacies
+
+    app = build_candidacies()  # creates the tables if the store is new
+    table = app.recorder.events_table_name  # type: ignore[attr-defined]
+    app.close()
+    return source_for(get_settings().database_url, table)
+
+
+def open_source(name: str) -> Any:
+    """``store`` (the configured database), an exported ``.jsonl`` file, or a SQLite file."""
+    if name == "store":
+        return store_source()
+    path = Path(name)
+    if not path.is_file():
+        raise InvalidInput("--source", f"{name}: no such file (use 'store' or a .jsonl export)")
+    if path.suffix == ".jsonl":
+        return JsonlSource(path)
+    return SQLiteSource(path)
+
+
+def resolve_policy(name: str) -> CadencePolicy:
+    """A TOML file, ``default``, or a published policy (``name``: its latest version, or
+    ``name@version``), as `closer policy show` resolves them."""
+    from api.policy_cli import _resolve
+
+    policy_name, _, version = name.partition("@")
+    if version and not version.isdigit():
+        raise InvalidInput("--policy", f"{name!r}: the version after @ is a whole number")
+    return _resolve(policy_name, int(version) if version else None)
+
+
+def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:
+    labels = [f"{p.name} v{p.version}" for p in policies]
+    if len(set(labels)) < len(labels):  # two files of one name: tell them apart by file
+        labels = [Path(n).stem if Path(n).suffix == ".toml" else n for n in names]
+    return [ReplayPolicy(p, label) for p, label in zip(policies, labels, strict=True)]
+
+
+def _workers(requested: int, source: Any) -> int:
+    if requested > 0:
+        return requested
+    return 1 if isinstance(source, JsonlSource) else min(2, os.cpu_count() or 1)
+
+
+def _until(text: str | None) -> datetime:
+    return parse_moment(text, "--until") if text else datetime.now(timezone.utc)
+
+
+def _with_progress(description: str, total: int, run: Callable[[Callable[[int], None]], R],
+                   *, disable: bool = False) -> R:
+    """``run(tick)`` under a progress bar on stderr (none when ``disable`` or not a
+    terminal); ``tick(n)`` advances it by n."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  disable=disable or not sys.stderr.isatty()) as progress:
+        task = progress.add_task(description, total=total)
+        return run(lambda n: progress.advance(task, n))
+
+
+# -- closer replay ---------------------------------------------------------------------------------
+
+ROWS: tuple[tuple[str, str], ...] = (
+    ("candidacies", "candidacies"),
+    ("rounds", "rounds"),
+    ("thank_you_misses", "thank-you deadline misses"),
+    ("pester_load", "pester load (nudges before a reply that came)"),
+    ("impatience", "impatience (nudges inside the stated timeline)"),
+    ("stalls", "stalls"),
+    ("premature_stalls", "premature stalls (a reply came later)"),
+    ("premature_stalls_advanced", "  of which the reply advanced"),
+    ("advanced", "rounds advanced"),
+    ("days_to_next_step", "days to the next step (mean)"),
+    ("days_to_next_step_median", "days to the next step (median)"),
+    ("nudges", "nudges sent"),
+    ("reminders", "reminders and alerts"),
+    ("superseded", "own messages made redundant"),
+)
+
+
+def replay_command(
+    policy: Annotated[list[str], typer.Option("--policy", "-p", help=(
+        "a policy TOML file, 'default', or a published name (name@version); repeat to compare"))],
+    source: Annotated[str, typer.Option(help="'store' (the configured database), an "
+                                             "exported .jsonl file, or a SQLite file")] = "store",
+    where: Annotated[list[str] | None, typer.Option(help=(
+        "keep candidacies whose stage (final recorded), country, workspace or policy "
+        "equals, e.g. stage=stalled; repeatable"))] = None,
+    since: Annotated[str | None, typer.Option(help="interviewed on or after (ISO date)")] = None,
+    until: Annotated[str | None, typer.Option(help=(
+        "replay up to this moment (ISO); default: now"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV, one row per policy")] = False,
+    chart: Annotated[Path | None, typer.Option(help="write a PNG chart comparing them")] = None,
+    workers: Annotated[int, typer.Option(help="processes (0: one per core, at most 2)")] = 0,
+) -> None:
+    """Re-run recorded histories under cadence policies: the facts as recorded, the
+    policy's decisions re-derived by the same decision function."""
+    _friendly(_replay)(policy, source, where or [], since, until, as_json, as_csv, chart,
+                       workers)
+
+
+def _replay(policy: list[str], source: str, where: list[str], since: str | None,
+            until: str | None, as_json: bool, as_csv: bool, chart: Path | None,
+            workers: int) -> None:
+    policies = _labelled(policy, [resolve_policy(p) for p in policy])
+    filters = Filters.parse(where, since)
+    moment = _until(until)
+    events = open_source(source)
+    count = _workers(workers, events)
+    quiet = as_json or as_csv or not sys.stderr.isatty()
+    result = _with_progress("replaying", 0 if quiet else events.count(), lambda tick: replay(
+        events, policies, filters=filters, until=moment, workers=count, progress=tick),
+        disable=quiet)
+    if chart is not None:
+        write_chart(result.metrics, chart)
+    if as_json:
+        sys.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode()
+                         + "\n")
+    elif as_csv:
+        sys.stdout.write(metrics_csv(result.metrics))
+    else:
+        print_table(result, "Replay")
+        if chart is not None:
+            console.print(f"chart written to {chart}")
+
+
+def print_table(result: ReplayResult, title: str) -> None:
+    table = Table(title=f"{title}: {result.replayed} of {result.candidacies} candidacies, "
+                        f"{result.events} events, {result.seconds:.1f}s", title_justify="left")
+    table.add_column("metric")
+    for metrics in result.metrics:
+        table.add_column(metrics.label, justify="right")
+    rows = [m.as_dict() for m in result.metrics]
+    for key, label in ROWS:
+        table.add_row(label, *(_cell(r[key]) for r in rows))
+    for channel in ("email", "voicemail", "card"):
+        table.add_row(f"messages by {channel}", *(_cell(r["messages"].get(channel, 0))
+                                                   for r in rows))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def metrics_csv(metrics: Sequence[Metrics]) -> str:
+    rows = []
+    for m in metrics:
+        data = m.as_dict()
+        messages = data.pop("messages")
+        data.update({f"messages_{k}": v for k, v in messages.items()})
+        rows.append(data)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+CHARTED = (("thank_you_misses", "thank-you misses"), ("pester_load", "pester load"),
+           ("impatience", "impatience"), ("premature_stalls", "premature stalls"),
+           ("stalls", "stalls"), ("advanced", "rounds advanced"),
+           ("days_to_next_step", "days to next step (mean)"), ("nudges", "nudges"))
+
+
+def write_chart(metrics: Sequence[Metrics], path: Path) -> None:
+    """One small bar chart per metric, the policies side by side (PNG, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [m.as_dict() for m in metrics]
+    labels = [m.label for m in metrics]
+    colours = [f"C{i % 10}" for i in range(len(labels))]
+    figure, axes = plt.subplots(2, 4, figsize=(14, 6.5))
+    for axis, (key, title) in zip(axes.flat, CHARTED, strict=True):
+        values = [r[key] or 0 for r in rows]
+        bars = axis.bar(range(len(values)), values, color=colours)
+        axis.bar_label(bars, fmt="%g", fontsize=8)
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks([])
+    figure.legend(bars.patches if len(labels) == 1 else axes.flat[0].patches, labels,
+                  loc="lower center", ncol=min(len(labels), 4), frameon=False)
+    figure.suptitle("Replay: the same recorded facts under each policy")
+    figure.tight_layout(rect=(0, 0.07, 1, 0.95))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# -- closer tune -------------------------------------------------------------------------------------
+
+TUNABLE: dict[str, str] = {
+    "first_nudge": "patience.first_nudge_without_timeline_business_days",
+    "first_nudge_after_timeline": "patience.first_nudge_after_timeline_min_business_days",
+    "window": "patience.window_without_timeline_weeks",
+    "spacing": "nudge.spacing_business_days",
+    "max_nudges": "pest_line.max_nudges",
+    "grace": "stall.grace_business_days",
+    "follow_up_first": "follow_up.first_nudge_after_business_days",
+    "follow_up_spacing": "follow_up.spacing_business_days",
+    "follow_up_max": "follow_up.max_nudges",
+    "offer_days": "competing_offer.nudge_business_days_before_deadline",
+    "thank_you_days": "thank_you.deadline_days_after_interview",
+    "thank_you_in_window": "thank_you.within_send_window",
+}
+"""Short names ``--vary`` accepts (any dotted policy field path works too)."""
+
+
+def parse_vary(text: str) -> tuple[str, list[Any]]:
+    """``name=2..6`` (whole numbers, inclusive), ``name=2,4,6`` or ``name=true,false``."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    path = TUNABLE.get(name, name)
+    if not sep or "." not in path:
+        raise InvalidInput("--vary", f"{text!r}: use name=LOW..HIGH or name=a,b,c with name "
+                                     f"one of {', '.join(TUNABLE)} or a field path")
+    values = values.strip()
+    low, dots, high = values.partition("..")
+    try:
+        if dots:
+            options: list[Any] = list(range(int(low), int(high) + 1))
+        else:
+            options = [_value(v.strip()) for v in values.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInput("--vary", f"{text!r}: {values!r} is not LOW..HIGH or a list") from None
+    if not options:
+        raise InvalidInput("--vary", f"{text!r}: no values")
+    return path, options
+
+
+def _value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def variants(base: CadencePolicy, vary: Sequence[tuple[str, list[Any]]]
+             ) -> list[tuple[str, CadencePolicy]]:
+    """Every combination of the varied fields over ``base``, validated, with a label."""
+    found = []
+    for combination in itertools.product(*(options for _, options in vary)):
+        data = base.model_dump(mode="json")
+        parts = []
+        for (path, _), value in zip(vary, combination, strict=True):
+            section = data
+            *parents, leaf = path.split(".")
+            for key in parents:
+                section = section.get(key) if isinstance(section, dict) else None
+                if not isinstance(section, dict):
+                    raise InvalidInput("--vary", f"{path}: no such policy field")
+            if leaf not in section:
+                raise InvalidInput("--vary", f"{path}: no such policy field")
+            section[leaf] = value
+            short = next((k for k, v in TUNABLE.items() if v == path), path)
+            parts.append(f"{short}={value}")
+        label = " ".join(parts)
+        found.append((label, policy_from_dict(data, source=label)))
+    return found
+
+
+def rank(metrics: Sequence[Metrics], objective: Sequence[str]) -> list[Metrics]:
+    """Best first: lexicographic on the objective's metrics (ascending; '-name' descending)."""
+
+    def key(m: Metrics) -> tuple[float, ...]:
+        data = m.as_dict()
+        values = []
+        for name in objective:
+            sign, field = (-1, name[1:]) if name.startswith("-") else (1, name)
+            value = data[field]
+            values.append(sign * (value if value is not None else float("inf")))
+        return tuple(values)
+
+    return sorted(metrics, key=key)
+
+
+def parse_objective(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    known = {k for k, v in Metrics("x").as_dict().items() if not isinstance(v, (str, dict))}
+    for name in names:
+        if name.lstrip("-") not in known:
+            raise InvalidInput("--objective", f"unknown metric {name!r}; known: "
+                                              f"{', '.join(sorted(known))}")
+    if not names:
+        raise InvalidInput("--objective", "name at least one metric")
+    return names
+
+
+_SHORT = {"premature_stalls": "premature", "pester_load": "pester", "impatience": "impatient",
+          "thank_you_misses": "missed", "days_to_next_step": "days"}
+"""Column headings of `closer tune`'s table (the JSON keeps the metric names)."""
+
+
+def tune_command(
+    vary: Annotated[list[str], typer.Option(help=(
+        "a field and its values: first_nudge=2..6, max_nudges=1,2,3 (see docs/replay.md "
+        "for the short names); repeat for a grid"))],
+    base: Annotated[str, typer.Option(help="the policy to vary (TOML file or 'default')")]
+    = "default",
+    objective: Annotated[str, typer.Option(help=(
+        "metrics to minimise, in order of importance; prefix '-' to maximise"))]
+    = "premature_stalls,pester_load",
+    source: Annotated[str, typer.Option(help="'store', a .jsonl export or a SQLite file")]
+    = "store",
+    where: Annotated[list[str] | None, typer.Option(help="as for replay")] = None,
+    since: Annotated[str | None, typer.Option(help="interviewed on or after (ISO date)")] = None,
+    until: Annotated[str | None, typer.Option(help="replay up to (ISO); default now")] = None,
+    top: Annotated[int, typer.Option(help="rows to show", min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    workers: Annotated[int, typer.Option(help="processes (0: one per core, at most 2)")] = 0,
+) -> None:
+    """Replay every combination of policy values and rank them by an objective."""
+    _friendly(_tune)(vary, base, objective, source, where or [], since, until, top, as_json,
+                     workers)
+
+
+def _tune(vary: list[str], base: str, objective: str, source: str, where: list[str],
+          since: str | None, until: str | None, top: int, as_json: bool, workers: int) -> None:
+    order = parse_objective(objective)
+    grid = variants(resolve_policy(base), [parse_vary(v) for v in vary])
+    policies = [ReplayPolicy(policy, label) for label, policy in grid]
+    events = open_source(source)
+    filters = Filters.parse(where, since)
+    moment = _until(until)
+    count = _workers(workers, events)
+    result = _with_progress(f"{len(policies)} combinations", events.count(), lambda tick:
+                            replay(events, policies, filters=filters, until=moment,
+                                   workers=count, progress=tick), disable=as_json)
+    ranked = rank(result.metrics, order)
+    if as_json:
+        data = {"objective": order, "candidacies": result.replayed,
+                "ranking": [m.as_dict() for m in ranked]}
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    table = Table(title=f"{len(ranked)} combinations over {result.replayed} candidacies, "
+                        f"ranked by {', '.join(order)}", title_justify="left")
+    shown = list(dict.fromkeys([*(o.lstrip("-") for o in order), "thank_you_misses",
+                                "pester_load", "impatience", "premature_stalls", "stalls",
+                                "days_to_next_step"]))
+    table.add_column("#", justify="right")
+    table.add_column("combination", overflow="fold", min_width=12)
+    for name in shown:
+        table.add_column(_SHORT.get(name, name), justify="right")
+    for place, metrics in enumerate(ranked[:top], start=1):
+        data = metrics.as_dict()
+        table.add_row(str(place), metrics.label, *(_cell(data[n]) for n in shown))
+    console.print(table)
+
+
+# -- closer simulate ---------------------------------------------------------------------------------
+
+
+def simulate_command(
+    candidacies: Annotated[int, typer.Option(help="how many candidacies", min=1)],
+    seed: Annotated[int, typer.Option(help="the same seed writes the same histories")] = 1,
+    country: Annotated[str | None, typer.Option(help=(
+        "one country (ISO code) instead of the 25 of the published table"))] = None,
+    policy: Annotated[str, typer.Option(help="the live policy (TOML file or 'default')")]
+    = "default",
+    start: Annotated[str, typer.Option(help="first interviews fall in the year from this "
+                                            "date (ISO)")] = "2025-01-06",
+    batch: Annotated[int, typer.Option(help="candidacies per transaction", min=1)] = 200,
+) -> None:
+    """Write plausible histories into the configured store, through the engine."""
+    _friendly(_simulate)(candidacies, seed, country, policy, start, batch)
+
+
+def _simulate(count: int, seed: int, country: str | None, policy: str, start: str,
+              batch: int) -> None:
+    from api.settings import get_settings
+    from api.wiring import build_candidacies
+    from engine.simulation import MEAN_DAYS, simulate
+
+    code = country.upper() if country else None
+    if code is not None and code not in MEAN_DAYS:
+        raise InvalidInput("--country", f"{country!r} is not in the published table: "
+                                        f"{', '.join(MEAN_DAYS)}")
+    live = resolve_policy(policy)
+    first_day = parse_moment(start, "--start").date()
+    app = build_candidacies()
+    report = _with_progress("simulating", count, lambda tick: simulate(
+        app, count, seed, policy=live, country=code, start=first_day, batch=batch,
+        progress=tick))
+    stages = ", ".join(f"{n} {stage}" for stage, n in report.stages.most_common())
+    console.print(f"{report.candidacies} candidacies, {report.events} events written to "
+                  f"{get_settings().database_url} under {live.name} v{live.version} "
+                  f"(seed {seed}): {stages}; {report.decisions_lost_to_stalls} employer "
+                  "decisions came after the live policy had stalled")
+
+
+# -- closer export / import ------------------------------------------------------------------------
+
+
+def export_command(
+    out: Annotated[Path | None, typer.Option(help="the .jsonl file (default: stdout)")] = None,
+) -> None:
+    """Write every stored event as JSON Lines, one a line, losslessly."""
+    _friendly(_export)(out)
+
+
+def _export(out: Path | None) -> None:
+    from engine.history_io import export
+
+    source = store_source()
+    if out is None:
+        export(source.batches(None), sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with out.open("wb") as file:
+        count = export(source.batches(None), file)
+    console.print(f"{count} events written to {out}")
+
+
+def import_command(
+    file: Annotated[Path, typer.Argument(help="a .jsonl file written by `closer export`")],
+) -> None:
+    """Insert exported events into the configured store (rows rebuilt)."""
+    _friendly(_import)(file)
+
+
+def _import(file: Path) -> None:
+    from api.wiring import build_candidacies
+    from engine.history_io import import_file
+
+    report = import_file(build_candidacies(), file)
+    console.print(f"{report.events} events imported: {report.candidacies} candidacies, "
+                  f"{report.other_aggregates} other aggregates")

@@ -1,0 +1,261 @@
+"""`/candidacies`: record an interview, list and read candidacies, read a candidacy's history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from api.dependencies import Command, Reader, Store
+from api.due import DueAction, due_actions
+from api.problems import problem_responses
+from engine.application import Candidacies, HistoryEntry
+from engine.candidacy import Candidacy
+from engine.errors import CandidacyNotFound
+from engine.lifecycle import TRANSITIONS, Stage
+from engine.values import Name, NewCandidacy
+
+router = APIRouter(prefix="/candidacies", tags=["candidacies"])
+
+CandidacyId = Annotated[str, Path(description="the candidacy's id (a UUID)", max_length=64)]
+
+
+# -- request bodies ------------------------------------------------------------------------
+
+
+class RecordInterview(NewCandidacy):
+    """The first interview (unknown fields are refused)."""
+
+    on_behalf_of: Name | None = Field(default=None,
+                                      description="who the acting user acts for")
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+class Recorded(BaseModel):
+    """A new candidacy."""
+
+    id: str
+    stage: Stage
+    version: int
+
+
+class Hesitation(BaseModel):
+    id: str
+    text: str
+    raised_at: datetime
+    answer: str | None = None
+    addressed_at: datetime | None = None
+
+
+class NextStep(BaseModel):
+    description: str
+    scheduled_for: datetime | None = None
+    closed_at: datetime
+
+
+class ThankYou(BaseModel):
+    medium: str
+    to: list[str]
+    sent_at: datetime
+
+
+class Nudge(BaseModel):
+    sent_at: datetime
+    channels: list[str]
+    reason: str
+    decided_by: dict[str, Any] | None = None
+
+
+class LastReply(BaseModel):
+    kind: str
+    note: str | None = None
+    received_at: datetime
+    back_on: date | None = None
+
+
+class CompetingOffer(BaseModel):
+    company: str
+    deadline: datetime
+    noted_at: datetime
+
+
+class Pause(BaseModel):
+    since: datetime
+    until: date | None = None
+    ends_at: datetime | None = None
+    reason: str
+
+
+class Ending(BaseModel):
+    kind: str = Field(description="advanced, rejected, stalled or withdrawn")
+    at: datetime
+    reason: str | None = None
+
+
+class CandidacyView(BaseModel):
+    """A candidacy as it stands: the current round's steps, and what may and must happen next."""
+
+    id: str
+    stage: Stage
+    version: int
+    round: int
+    created_at: datetime
+    updated_at: datetime
+    candidate: dict[str, Any]
+    company: str
+    role: str
+    timezone: str
+    country: str | None = None
+    subdivision: str | None = None
+    policy: dict[str, Any]
+    interview: dict[str, Any] = Field(description="the current round's interview")
+    hesitations: list[Hesitation]
+    no_hesitations: bool
+    next_step: NextStep | None = None
+    thank_yous: list[ThankYou]
+    thanked: list[str]
+    nudges: list[Nudge]
+    last_reply: LastReply | None = None
+    offers: list[CompetingOffer]
+    paused: Pause | None = None
+    outcome: Ending | None = None
+    allowed_actions: list[str] = Field(
+        description="commands the playbook allows at this stage (see docs/api.md for "
+                    "their endpoints)")
+    next_due: DueAction | None = Field(default=None,
+                                       description="the next step the policy wants taken")
+
+
+class CandidacyPage(BaseModel):
+    items: list[CandidacyView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null "
+                                                "at the end")
+
+
+class PolicyRef(BaseModel):
+    name: str | None = None
+    version: int | None = None
+
+
+class HistoryEvent(BaseModel):
+    """One recorded event, as auditors read it."""
+
+    version: int
+    type: str
+    at: datetime
+    actor: str
+    on_behalf_of: str | None = None
+    stage: Stage = Field(description="the stage after the event")
+    data: dict[str, Any]
+    decided_by: dict[str, Any] | None = Field(
+        default=None, description="for events a cadence policy decided: what decided it")
+    policy: PolicyRef | None = Field(default=None, description="scheduled events: the policy")
+    rule: str | None = Field(default=None, description="scheduled events: the rule that fired")
+
+
+class History(BaseModel):
+    events: list[HistoryEvent]
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def candidacy_view(candidacies: Candidacies, candidacy: Candidacy) -> CandidacyView:
+    """The public view of ``candidacy`` now."""
+    upcoming = due_actions(candidacies, candidacy, candidacies.clock.now())
+    return CandidacyView.model_validate({
+        "id": str(candidacy.id), "stage": candidacy.stage, "version": candidacy.version,
+        "round": candidacy.round, "created_at": candidacy.created_on,
+        "updated_at": candidacy.modified_on, "candidate": candidacy.candidate,
+        "company": candidacy.company, "role": candidacy.role, "timezone": candidacy.timezone,
+        "country": candidacy.country, "subdivision": candidacy.subdivision,
+        "policy": candidacy.policy, "interview": candidacy.interview,
+        "hesitations": candidacy.hesitations, "no_hesitations": candidacy.no_hesitations,
+        "next_step": candidacy.next_step, "thank_yous": candidacy.thank_yous,
+        "thanked": candidacy.thanked, "nudges": candidacy.nudges,
+        "last_reply": candidacy.last_reply, "offers": candidacy.offers,
+        "paused": candidacy.paused, "outcome": candidacy.outcome,
+        "allowed_actions": list(TRANSITIONS.allowed(candidacy.stage)),
+        "next_due": upcoming[0] if upcoming else None,
+    })
+
+
+def history_event(entry: HistoryEntry) -> HistoryEvent:
+    decided = entry.decided_by or None
+    return HistoryEvent(
+        version=entry.version, type=entry.type, at=entry.at, actor=entry.actor,
+        on_behalf_of=entry.on_behalf_of, stage=Stage(entry.stage), data=entry.data,
+        decided_by=decided,
+        policy=PolicyRef(name=decided.get("policy"), version=decided.get("version"))
+        if decided else None,
+        rule=decided.get("rule") if decided else None,
+    )
+
+
+def etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = f'"{version}"'
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+@router.post("", status_code=201, operation_id="recordInterview",
+             responses=problem_responses(400, 401, 403, 409, 422))
+def record_interview(body: RecordInterview, command: Command, response: Response) -> Recorded:
+    """Record a first interview: opens a candidacy at stage `interviewed`."""
+    details = NewCandidacy.model_construct(
+        **{name: getattr(body, name) for name in NewCandidacy.model_fields})
+    outcome = command.record(details, body.on_behalf_of)
+    response.headers["Location"] = f"/candidacies/{outcome.candidacy_id}"
+    return Recorded(id=outcome.candidacy_id, stage=Stage(outcome.stage), version=outcome.version)
+
+
+@router.get("", operation_id="listCandidacies", responses=problem_responses(401, 422))
+def list_candidacies(
+    candidacies: Store, principal: Reader,
+    stage: Annotated[Stage | None, Query(description="only candidacies at this stage")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the candidate's "
+                                   "name, the company or the role")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the "
+                                        "previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> CandidacyPage:
+    """The workspace's candidacies in a stable order, a page at a time."""
+    rows = candidacies.rows(principal.workspace, stage=stage.value if stage else None,
+                            text=q or None, after=cursor or None, limit=limit)
+    items = []
+    for row in rows:
+        try:
+            items.append(candidacy_view(candidacies,
+                                        candidacies.get(row.id, principal.workspace)))
+        except CandidacyNotFound:  # pragma: no cover - a row always has its candidacy
+            continue
+    return CandidacyPage(items=items, next_cursor=rows[-1].id if len(rows) == limit else None)
+
+
+@router.get("/{candidacy_id}", operation_id="getCandidacy",
+            responses=problem_responses(401, 404, 422))
+def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
+                  response: Response) -> CandidacyView:
+    """One candidacy as it stands (`ETag`: its version)."""
+    candidacy = candidacies.get(candidacy_id, principal.workspace)
+    etag(response, candidacy.version)
+    return candidacy_view(candidacies, candidacy)
+
+
+@router.get("/{candidacy_id}/events", operation_id="getCandidacyEvents",
+            responses=problem_responses(401, 404, 422))
+def get_candidacy_events(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
+                         response: Response) -> History:
+    """Every event of the candidacy, oldest first."""
+    row = candidacies.row(candidacy_id)
+    if row is None or row.workspace != principal.workspace:
+        # Only candidacies have rows: other aggregates' ids are not found either.
+        raise CandidacyNotFound(candidacy_id)
+    entries = candidacies.history(candidacy_id, principal.workspace)
+    etag(response, entries[-1].version)
+    return History(events=[history_event(e) for e in entries])

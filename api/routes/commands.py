@@ -1,0 +1,231 @@
+"""`/candidacies/{id}/...`: the playbook's commands.  Each records exactly one event or is
+refused cleanly (409 with the stage and the allowed commands), honours `If-Match` and
+`Idempotency-Key`, and answers the candidacy's new version (also as `ETag`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.dependencies import Command
+from api.problems import problem_responses
+from api.routes.candidacies import CandidacyId
+from engine.application import Outcome
+from engine.lifecycle import Stage
+from engine.values import Name, NextRound, NudgeChannel, Offer, Reply, Text, ThankYou
+
+router = APIRouter(prefix="/candidacies/{candidacy_id}", tags=["commands"])
+
+ERRORS = problem_responses(400, 401, 403, 404, 409, 412, 422)
+HEADERS = {
+    "ETag": {"description": 'the candidacy\'s new version, e.g. `"4"`: send it as `If-Match`',
+             "schema": {"type": "string"}},
+    "Idempotent-Replayed": {"description": "`true` when an Idempotency-Key answered the "
+                                           "first response again", "schema": {"type": "string"}},
+}
+
+
+def command_route(path: str, operation_id: str, status_code: int = 200) -> Any:
+    """The route decorator every command shares."""
+    return router.post(path, operation_id=operation_id, status_code=status_code,
+                       responses={**ERRORS, status_code: {"headers": HEADERS}},
+                       response_model_exclude_none=True)
+HesitationId = Annotated[str, Path(description="a hesitation's id, as raising it answered",
+                                   max_length=64)]
+
+
+# -- request bodies (unknown fields are refused) ----------------------------------------------
+
+
+class Acting(BaseModel):
+    """Every command may say whom the acting user acts for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_behalf_of: Name | None = Field(default=None,
+                                      description="who the acting user acts for")
+
+
+class RaiseHesitation(Acting):
+    text: Text = Field(description="the hesitation, in the interviewer's words")
+    occurred_at: AwareDatetime | None = Field(default=None,
+                                              description="when it was voiced (default: now)")
+
+
+class AddressHesitation(Acting):
+    response: Text = Field(description="the candidate's answer")
+    occurred_at: AwareDatetime | None = None
+
+
+class NoDetails(Acting):
+    """A command that needs no data (the body may be omitted)."""
+
+
+class CloseNextStep(Acting):
+    description: Text
+    scheduled_for: AwareDatetime | None = None
+
+
+class SendThankYou(ThankYou, Acting):
+    """`to` names interviewers exactly as interviewed; without it the whole panel."""
+
+
+class SendNudge(Acting):
+    channels: list[NudgeChannel] | None = Field(
+        default=None, min_length=1, max_length=3,
+        description="default: a voicemail, then an email right after")
+    reason: Text | None = None
+
+
+class ReceiveReply(Reply, Acting):
+    """The employer's reply; `back_on` only with `out_of_office`."""
+
+
+class NoteOffer(Offer, Acting):
+    """A competing offer the candidate holds, with its deadline."""
+
+
+class PauseCadence(Acting):
+    reason: Text
+    until: date | None = Field(default=None, description="resume by itself on this date")
+
+
+class Withdraw(Acting):
+    reason: Text
+
+
+class StartNextRound(NextRound, Acting):
+    """The next round's interview; unset fields carry over from the last round."""
+
+
+# -- response ----------------------------------------------------------------------------------
+
+
+class CommandResult(BaseModel):
+    """What the command did: the candidacy's new version and stage (a replayed
+    Idempotency-Key answers exactly the first response)."""
+
+    id: str
+    version: int
+    stage: Stage
+    hesitation_id: str | None = Field(default=None, description="raising a hesitation: its id")
+    round: int | None = Field(default=None, description="starting a round: its number")
+
+
+def result(outcome: Outcome) -> CommandResult:
+    return CommandResult(id=outcome.candidacy_id, version=outcome.version,
+                         stage=Stage(outcome.stage), **outcome.data)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+@command_route("/hesitations", "raiseHesitation", status_code=201)
+def raise_hesitation(candidacy_id: CandidacyId, body: RaiseHesitation,
+                     command: Command) -> CommandResult:
+    """The interviewer voiced a hesitation; answers its `hesitation_id`."""
+    app = command.candidacies
+    return result(command.run(app.raise_hesitation, candidacy_id, body.text,
+                              occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/hesitations/{hesitation_id}/address", "addressHesitation")
+def address_hesitation(candidacy_id: CandidacyId, hesitation_id: HesitationId,
+                       body: AddressHesitation, command: Command) -> CommandResult:
+    """The candidate answered a hesitation."""
+    app = command.candidacies
+    return result(command.run(app.address_hesitation, candidacy_id, hesitation_id,
+                              body.response, occurred_at=body.occurred_at,
+                              on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/no-hesitations", "recordNoHesitations")
+def record_no_hesitations(candidacy_id: CandidacyId, command: Command,
+                          body: NoDetails | None = None) -> CommandResult:
+    """The interviewer had no hesitations."""
+    return result(command.run(command.candidacies.record_no_hesitations, candidacy_id,
+                              on_behalf_of=body.on_behalf_of if body else None))
+
+
+@command_route("/next-step", "closeNextStep")
+def close_next_step(candidacy_id: CandidacyId, body: CloseNextStep,
+                    command: Command) -> CommandResult:
+    """The candidate closed for the next step."""
+    return result(command.run(command.candidacies.close_next_step, candidacy_id,
+                              body.description, scheduled_for=body.scheduled_for,
+                              on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/thank-you", "sendThankYou")
+def send_thank_you(candidacy_id: CandidacyId, body: SendThankYou,
+                   command: Command) -> CommandResult:
+    """A thank-you went out (to the named interviewers, or the whole panel)."""
+    return result(command.run(command.candidacies.send_thank_you, candidacy_id,
+                              body.medium.value, to=list(body.to),
+                              covers_panel=body.covers_panel, on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/nudges", "sendNudge")
+def send_nudge(candidacy_id: CandidacyId, command: Command,
+               body: SendNudge | None = None) -> CommandResult:
+    """A manual nudge went out."""
+    body = body or SendNudge()
+    options = {"reason": body.reason} if body.reason else {}
+    return result(command.run(command.candidacies.send_nudge, candidacy_id,
+                              channels=[c.value for c in body.channels or ()] or None,
+                              on_behalf_of=body.on_behalf_of, **options))
+
+
+@command_route("/replies", "receiveReply")
+def receive_reply(candidacy_id: CandidacyId, body: ReceiveReply,
+                  command: Command) -> CommandResult:
+    """The employer replied: advanced, rejected, an update, or out of office."""
+    return result(command.run(command.candidacies.receive_reply, candidacy_id, body.kind.value,
+                              note=body.note, received_at=body.received_at,
+                              back_on=body.back_on, on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/offers", "noteCompetingOffer")
+def note_competing_offer(candidacy_id: CandidacyId, body: NoteOffer,
+                         command: Command) -> CommandResult:
+    """The candidate holds a competing offer with a deadline."""
+    return result(command.run(command.candidacies.note_competing_offer, candidacy_id,
+                              body.company, body.deadline, occurred_at=body.noted_at,
+                              on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/pause", "pauseCadence")
+def pause_cadence(candidacy_id: CandidacyId, body: PauseCadence,
+                  command: Command) -> CommandResult:
+    """Hold every timer, until a date or until resumed."""
+    return result(command.run(command.candidacies.pause_cadence, candidacy_id, body.reason,
+                              until=body.until, on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/resume", "resumeCadence")
+def resume_cadence(candidacy_id: CandidacyId, command: Command,
+                   body: NoDetails | None = None) -> CommandResult:
+    """Let the timers run again."""
+    return result(command.run(command.candidacies.resume_cadence, candidacy_id,
+                              on_behalf_of=body.on_behalf_of if body else None))
+
+
+@command_route("/withdraw", "withdraw")
+def withdraw(candidacy_id: CandidacyId, body: Withdraw, command: Command) -> CommandResult:
+    """The candidate withdrew."""
+    return result(command.run(command.candidacies.withdraw, candidacy_id, body.reason,
+                              on_behalf_of=body.on_behalf_of))
+
+
+@command_route("/rounds", "startNextRound")
+def start_next_round(candidacy_id: CandidacyId, command: Command,
+                     body: StartNextRound | None = None) -> CommandResult:
+    """After advancing, start the next interview round."""
+    body = body or StartNextRound()
+    details = NextRound.model_construct(
+        **{name: getattr(body, name) for name in NextRound.model_fields})
+    return result(command.run(command.candidacies.start_next_round, candidacy_id, details,
+                              on_behalf_of=body.on_behalf_of))

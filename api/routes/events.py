@@ -1,0 +1,136 @@
+"""`/events`: the workspace's global event log, in order, to catch up (`GET /events`) or to
+follow live (`GET /events/stream`, Server-Sent Events resumable with `Last-Event-ID`).
+
+Both read the application's notification log: each event's `id` is its position there.
+Positions only grow, can skip numbers (other workspaces' events, token events, rolled-back
+writes), and on PostgreSQL are issued in commit order (the recorder serialises inserts with
+a table lock), so reading strictly after the last id seen never misses or repeats an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from eventsourcing.utils import get_topic
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.dependencies import Reader, Store
+from api.problems import problem_responses
+from api.routes.candidacies import HistoryEvent, history_event
+from engine.application import Candidacies, history_entry
+from engine.candidacy import Candidacy
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+_CANDIDACY_TOPIC = get_topic(Candidacy) + "."
+SCAN_BATCH = 500
+MAX_SCAN = 20_000  # notifications one request reads at most (other workspaces' included)
+
+
+class FeedEvent(HistoryEvent):
+    """A candidacy event in the workspace's log."""
+
+    id: int = Field(description="position in the log: pass as `after` / `Last-Event-ID`")
+    candidacy_id: str
+
+
+class FeedPage(BaseModel):
+    events: list[FeedEvent]
+    next_after: int = Field(description="pass as `after` for the next page")
+    has_more: bool = Field(description="false once the page reached the end of the log")
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    events: list[FeedEvent]
+    next_after: int
+    has_more: bool
+
+
+def read_feed(candidacies: Candidacies, workspace: str, after: int, limit: int) -> _Page:
+    """Up to ``limit`` of the workspace's candidacy events after position ``after``."""
+    events: list[FeedEvent] = []
+    position = after
+    scanned = 0
+    while scanned < MAX_SCAN:
+        batch = candidacies.recorder.select_notifications(
+            start=position, limit=SCAN_BATCH, inclusive_of_start=False)
+        for notification in batch:
+            position = notification.id
+            if not notification.topic.startswith(_CANDIDACY_TOPIC):
+                continue  # API tokens, published policies: not the workspace's history
+            event = candidacies.mapper.to_domain_event(notification)
+            if event.workspace != workspace:
+                continue
+            entry = history_event(history_entry(event))
+            events.append(FeedEvent(id=notification.id, candidacy_id=str(event.originator_id),
+                                    **entry.model_dump()))
+            if len(events) == limit:
+                return _Page(events, position, True)
+        scanned += len(batch)
+        if len(batch) < SCAN_BATCH:
+            return _Page(events, position, False)
+    return _Page(events, position, True)
+
+
+After = Annotated[int, Query(ge=0, le=2**62, description="the last `id` already seen "
+                                                        "(0: from the start)")]
+
+
+@router.get("", operation_id="listEvents", responses=problem_responses(401, 422))
+def list_events(candidacies: Store, principal: Reader, after: After = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> FeedPage:
+    """The workspace's events after position `after`, oldest first."""
+    page = read_feed(candidacies, principal.workspace, after, limit)
+    return FeedPage(events=page.events, next_after=page.next_after, has_more=page.has_more)
+
+
+@router.get(
+    "/stream", operation_id="streamEvents", response_class=StreamingResponse,
+    responses={200: {"description": "`text/event-stream`: one SSE message per event, "
+                                    "`id` = its position, `data` = the event as JSON",
+                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+               **problem_responses(401, 422)},
+)
+async def stream_events(
+    request: Request, candidacies: Store, principal: Reader, after: After = 0,
+    last_event_id: Annotated[str | None, Header(
+        alias="Last-Event-ID", pattern=r"^\d{1,18}$",
+        description="resume after this event (browsers send it when reconnecting)")] = None,
+) -> StreamingResponse:
+    """Every event of the workspace as it is recorded, as Server-Sent Events."""
+    start = int(last_event_id) if last_event_id is not None else after
+    settings = request.app.state.settings
+    return StreamingResponse(
+        _stream(request, candidacies, principal.workspace, start,
+                settings.sse_poll_seconds, settings.sse_heartbeat_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(request: Request, candidacies: Candidacies, workspace: str, after: int,
+                  poll: float, heartbeat: float) -> AsyncIterator[str]:
+    yield f"retry: {int(max(poll, 1.0) * 1000)}\n\n"
+    position = after
+    quiet_since = time.monotonic()
+    while not await request.is_disconnected():
+        page = await run_in_threadpool(read_feed, candidacies, workspace, position, 500)
+        for event in page.events:
+            yield f"id: {event.id}\ndata: {event.model_dump_json()}\n\n"
+        position = page.next_after
+        if page.events:
+            quiet_since = time.monotonic()
+        if page.has_more:
+            continue
+        if time.monotonic() - quiet_since >= heartbeat:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(poll)

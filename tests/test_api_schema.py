@@ -1,0 +1,117 @@
+"""Our own OpenAPI document: the contract's paths and stable operation ids, and schemathesis
+fuzzing every operation (no 5xx, every response conforms to the document).  SQLite only:
+the store does not change what the API answers."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from api_support import TestClient, walk_to
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from api.app import create_app
+from api.auth import create_token
+from api.settings import Settings
+from engine.application import Candidacies
+from engine.clock import FixedClock
+from engine.store import eventsourcing_env
+
+OPERATIONS = {
+    ("POST", "/candidacies"): "recordInterview",
+    ("GET", "/candidacies"): "listCandidacies",
+    ("GET", "/candidacies/{candidacy_id}"): "getCandidacy",
+    ("GET", "/candidacies/{candidacy_id}/events"): "getCandidacyEvents",
+    ("POST", "/candidacies/{candidacy_id}/hesitations"): "raiseHesitation",
+    ("POST", "/candidacies/{candidacy_id}/hesitations/{hesitation_id}/address"):
+        "addressHesitation",
+    ("POST", "/candidacies/{candidacy_id}/no-hesitations"): "recordNoHesitations",
+    ("POST", "/candidacies/{candidacy_id}/next-step"): "closeNextStep",
+    ("POST", "/candidacies/{candidacy_id}/thank-you"): "sendThankYou",
+    ("POST", "/candidacies/{candidacy_id}/nudges"): "sendNudge",
+    ("POST", "/candidacies/{candidacy_id}/replies"): "receiveReply",
+    ("POST", "/candidacies/{candidacy_id}/offers"): "noteCompetingOffer",
+    ("POST", "/candidacies/{candidacy_id}/pause"): "pauseCadence",
+    ("POST", "/candidacies/{candidacy_id}/resume"): "resumeCadence",
+    ("POST", "/candidacies/{candidacy_id}/withdraw"): "withdraw",
+    ("POST", "/candidacies/{candidacy_id}/rounds"): "startNextRound",
+    ("GET", "/events"): "listEvents",
+    ("GET", "/events/stream"): "streamEvents",
+    ("GET", "/agenda"): "getAgenda",
+    ("GET", "/healthz"): "health",
+}
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The app on a SQLite file with candidacies at several stages and a recruiter token."""
+    path: Path = tmp_path_factory.mktemp("schemathesis") / "closer.db"
+    url = f"sqlite:///{path}"
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    candidacies = Candidacies(eventsourcing_env(url), clock=clock)
+    app = create_app(Settings(database_url=url), candidacies=candidacies)
+    token = create_token(candidacies, workspace="agency", role="recruiter")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        ids = [walk_to(client, stage) for stage in
+               ("interviewed", "next_step_closed", "awaiting", "advanced")]
+    yield {"app": app, "token": token, "ids": ids}
+    candidacies.close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzzed: dict[str, Any]) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzzed["app"])
+
+
+FUZZED = sorted(op for op in OPERATIONS.values() if op != "streamEvents")  # endless response;
+# tests/test_api_events.py covers the stream.
+
+
+@pytest.mark.parametrize("operation_id", FUZZED)
+def test_every_operation_conforms_and_never_fails_on_client_input(
+        operation_id: str, api_schema: Any, fuzzed: dict[str, Any]) -> None:
+    operation = api_schema.find_operation_by_id(operation_id)
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                      operation.as_strategy(GenerationMode.NEGATIVE))
+    headers = {"Authorization": f"Bearer {fuzzed['token']}"}
+
+    @given(case=cases, aim=st.sampled_from(fuzzed["ids"] + [None]))
+    @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case: Any, aim: str | None) -> None:
+        if aim and "candidacy_id" in (case.path_parameters or {}):
+            case.path_parameters["candidacy_id"] = aim  # real candidacies, at several stages
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            case.call_and_validate(
+                headers=headers, excluded_checks=[openapi_checks.positive_data_acceptance])
+
+    check()
+
+
+def test_the_document_has_the_contracts_operations_with_stable_ids(
+        fuzzed: dict[str, Any]) -> None:
+    with TestClient(fuzzed["app"]) as client:
+        document = client.get("/openapi.json").json()
+        docs = client.get("/docs")
+
+    found = {(method.upper(), path): operation["operationId"]
+             for path, methods in document["paths"].items()
+             for method, operation in methods.items()}
+    assert found == OPERATIONS
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for path, methods in document["paths"].items():
+        for operation in methods.values():
+            for status, response in operation["responses"].items():
+                if status[0] in "45":
+                    assert list(response["content"]) == ["application/problem+json"], (
+                        path, status)
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

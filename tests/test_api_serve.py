@@ -1,0 +1,62 @@
+"""`closer serve --demo`: a newcomer's first run, end to end (SQLite, two workers)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+GUARD_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
+        tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CLOSER_DATABASE_URL": f"sqlite:///{tmp_path}/closer.db",
+           "CLOSER_LOG_FORMAT": "json", "CLOSER_LOG_LEVEL": "warning"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port),
+         "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        printed = ""
+        assert server.stdout is not None
+        deadline = time.monotonic() + GUARD_SECONDS
+        while "closer_" not in printed and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            assert line, f"closer serve exited early:\n{printed}"
+            printed += line
+        token = re.search(r"closer_[A-Za-z0-9_-]+", printed)
+        assert token, printed
+        assert f"http://127.0.0.1:{port}" in printed
+        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server never answered /healthz"
+                time.sleep(0.1)
+            listed = http.get("/candidacies").json()["items"]
+            assert {c["candidate"]["name"] for c in listed} == {
+                "Maya Okafor", "Luis Ortega", "Anika Sharma"}
+            assert http.get("/events").json()["events"][0]["type"] == "InterviewRecorded"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(GUARD_SECONDS)
