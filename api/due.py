@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from engine.application import Candidacies
+from engine.cadence import plan
 from engine.candidacy import Candidacy
 
 
@@ -24,8 +25,9 @@ class DueAction(BaseModel):
     note: str = ""
 
 
-def due_actions(candidacies: Candidacies, candidacy: Candidacy, now: datetime
-                ) -> list[DueAction]:
-    """Every step still pending for ``candidacy`` as of ``now``, soonest first (those with
-    ``due_at <= now`` are due or overdue)."""
-    return []  # wired to engine.cadence once it lands
+def due_actions(candidacies: Candidacies, candidacy: Candidacy) -> list[DueAction]:
+    """Every step still pending for ``candidacy``, soonest first (those due by now are
+    due or overdue): the same `plan` the scheduler follows."""
+    return [DueAction(kind=a.kind, due_at=a.due_at, rule=a.rule, key=a.key,
+                      channels=list(a.channels), medium=a.medium, note=a.note)
+            for a in plan(candidacy, candidacies.policies.of(candidacy))]

@@ -29,8 +29,6 @@ def test_a_bad_day_is_a_422(client: Any, on: str) -> None:
     assert body["field"] == "on"
 
 
-@pytest.mark.xfail(strict=True, reason="api.due.due_actions is a stub until it is wired to "
-                                       "engine.cadence")
 def test_a_thank_you_due_today_is_on_the_agenda_and_is_next_due(client: Any) -> None:
     # Interviewed in person at 09:00 London, next step closed at 10:00: the playbook wants
     # the thank-you the same day (a card, left at reception), due as the next step closes.

@@ -73,7 +73,7 @@ def get_agenda(
             zone = ZoneInfo(candidacy.timezone)
             start = datetime.combine(day, time(0), zone)
             end = datetime.combine(day + timedelta(days=1), time(0), zone)
-            for action in due_actions(candidacies, candidacy, end):
+            for action in due_actions(candidacies, candidacy):
                 if action.due_at < end:
                     items.append(AgendaItem(
                         **action.model_dump(), candidacy_id=row.id, candidate=row.candidate,

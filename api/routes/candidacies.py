@@ -166,7 +166,7 @@ class History(BaseModel):
 
 def candidacy_view(candidacies: Candidacies, candidacy: Candidacy) -> CandidacyView:
     """The public view of ``candidacy`` now."""
-    upcoming = due_actions(candidacies, candidacy, candidacies.clock.now())
+    upcoming = due_actions(candidacies, candidacy)
     return CandidacyView.model_validate({
         "id": str(candidacy.id), "stage": candidacy.stage, "version": candidacy.version,
         "round": candidacy.round, "created_at": candidacy.created_on,
