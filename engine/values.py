@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -69,6 +70,19 @@ def _country(value: str) -> str:
         raise ValueError(f"{value!r} is not an ISO 3166 country code with a holiday calendar")
     return code
 
+
+def _not_a_number(value: Any) -> Any:
+    # Lax parsing would read 20000 as seconds since 1970: a typo must not become a date.
+    if isinstance(value, (int, float)):
+        raise ValueError("must be ISO-8601 text, e.g. 2026-11-25T10:00:00+01:00, not a number")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+"""An aware date-time, given as ISO-8601 text with an offset."""
+
+Day = Annotated[date, BeforeValidator(_not_a_number)]
+"""A calendar date, given as ISO-8601 text (2026-12-01)."""
 
 Email = Annotated[str, AfterValidator(_email)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
@@ -139,7 +153,7 @@ class Interview(_Strict):
 
     format: InterviewFormat
     interviewers: list[Interviewer] = Field(min_length=1, max_length=50)
-    interviewed_at: AwareDatetime
+    interviewed_at: Moment
     timeline: Timeline | None = None
     asked_to_follow_up: bool = False
 
@@ -167,7 +181,7 @@ class NextRound(_Strict):
 
     format: InterviewFormat | None = None
     interviewers: list[Interviewer] | None = Field(default=None, min_length=1, max_length=50)
-    interviewed_at: AwareDatetime | None = None
+    interviewed_at: Moment | None = None
     timeline: Timeline | None = None
     asked_to_follow_up: bool | None = None
 
@@ -175,8 +189,8 @@ class NextRound(_Strict):
 class Reply(_Strict):
     kind: ReplyKind
     note: Text | None = None
-    received_at: AwareDatetime | None = None
-    back_on: date | None = Field(default=None, validate_default=True)
+    received_at: Moment | None = None
+    back_on: Day | None = Field(default=None, validate_default=True)
 
     @field_validator("back_on")
     @classmethod
@@ -192,8 +206,8 @@ class Reply(_Strict):
 
 class Offer(_Strict):
     company: Name
-    deadline: AwareDatetime
-    noted_at: AwareDatetime | None = None
+    deadline: Moment
+    noted_at: Moment | None = None
 
 
 class ThankYou(_Strict):

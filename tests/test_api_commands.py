@@ -262,3 +262,12 @@ def test_a_repeat_while_the_first_is_in_flight_is_a_409(
     assert ok(results[0]).json()["version"] == 2
     replay = client.post(f"/candidacies/{candidacy_id}/no-hesitations", headers=headers)
     assert replay.json() == results[0].json() and replay.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_number_is_not_a_moment(client: Any) -> None:
+    # Lax parsing would read 20000 as seconds since 1970; the field must say so instead.
+    candidacy_id = walk_to(client, "awaiting")
+    body = problem(client.post(f"/candidacies/{candidacy_id}/replies",
+                               json={"kind": "update", "received_at": 20000}), 422,
+                   "invalid-input")
+    assert body["field"] == "received_at" and "not a number" in body["reason"]

@@ -4,18 +4,17 @@ refused cleanly (409 with the stage and the allowed commands), honours `If-Match
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Command
 from api.problems import problem_responses
 from api.routes.candidacies import CandidacyId
 from engine.application import Outcome
 from engine.lifecycle import Stage
-from engine.values import Name, NextRound, NudgeChannel, Offer, Reply, Text, ThankYou
+from engine.values import Day, Moment, Name, NextRound, NudgeChannel, Offer, Reply, Text, ThankYou
 
 router = APIRouter(prefix="/candidacies/{candidacy_id}", tags=["commands"])
 
@@ -51,13 +50,13 @@ class Acting(BaseModel):
 
 class RaiseHesitation(Acting):
     text: Text = Field(description="the hesitation, in the interviewer's words")
-    occurred_at: AwareDatetime | None = Field(default=None,
+    occurred_at: Moment | None = Field(default=None,
                                               description="when it was voiced (default: now)")
 
 
 class AddressHesitation(Acting):
     response: Text = Field(description="the candidate's answer")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
 
 
 class NoDetails(Acting):
@@ -66,7 +65,7 @@ class NoDetails(Acting):
 
 class CloseNextStep(Acting):
     description: Text
-    scheduled_for: AwareDatetime | None = None
+    scheduled_for: Moment | None = None
 
 
 class SendThankYou(ThankYou, Acting):
@@ -90,7 +89,7 @@ class NoteOffer(Offer, Acting):
 
 class PauseCadence(Acting):
     reason: Text
-    until: date | None = Field(default=None, description="resume by itself on this date")
+    until: Day | None = Field(default=None, description="resume by itself on this date")
 
 
 class Withdraw(Acting):
