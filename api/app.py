@@ -10,6 +10,7 @@ runs them in its thread pool); the event stream and the dependencies that do no 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,11 +30,13 @@ from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, seed_demo
 from api.dependencies import InFlight, known_query_only
 from api.logs import configure_logging
+from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
 from engine.application import Candidacies
 from engine.clock import FixedClock, SystemClock
+from engine.scheduler import run_forever
 
 log = structlog.get_logger("closer.api")
 
@@ -154,7 +157,36 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
             echo(f"Try: curl -H 'Authorization: Bearer {token}' {url}/candidacies")
     finally:
         candidacies.close()
-    run_server(settings)
+    stop = threading.Event()
+    workers = start_background(settings, stop) if settings.background else []
+    try:
+        run_server(settings)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)
+
+
+def start_background(settings: Settings, stop: threading.Event) -> list[threading.Thread]:
+    """The scheduler and the outbox dispatcher as threads of the serving (parent) process,
+    on their own application object: one of each however many HTTP workers serve."""
+    candidacies = build_candidacies(settings, clock=SystemClock())
+    dispatcher = build_dispatcher(candidacies, settings)
+
+    def schedule() -> None:
+        run_forever(candidacies, settings.scheduler_every_seconds, stop)
+
+    def dispatch() -> None:
+        try:
+            dispatcher.run_forever(settings.dispatch_every_seconds, stop)
+        finally:
+            dispatcher.release()
+
+    threads = [threading.Thread(target=schedule, name="closer-scheduler", daemon=True),
+               threading.Thread(target=dispatch, name="closer-outbox", daemon=True)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def run_server(settings: Settings, app: str = "api.app:server_app") -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import typer
 
 from adapters.outbox import Backoff, Dispatcher
-from api.settings import OutboxSettings, get_outbox_settings
+from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
 
 
-def build_dispatcher(app: Any, settings: OutboxSettings) -> Dispatcher:
+def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
     """A dispatcher with every channel configured from ``settings``."""
     tasks = Path(settings.tasks_dir)
     smtp = {"host": settings.smtp_host, "port": settings.smtp_port,
@@ -35,12 +35,14 @@ def build_dispatcher(app: Any, settings: OutboxSettings) -> Dispatcher:
     workspaces = [w.strip() for w in settings.webhook_workspaces.split(",") if w.strip()]
     recruiter = ({"name": settings.recruiter_name, "email": settings.recruiter_email}
                  if settings.recruiter_name else None)
+    approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
     return Dispatcher(
         app, channel_settings=channels, recruiter=recruiter,
         reroute={w: {"email": "webhook"} for w in workspaces},
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
                         max_attempts=settings.outbox_max_attempts),
-        batch_size=settings.outbox_batch, database_url=settings.database_url)
+        batch_size=settings.outbox_batch, database_url=settings.database_url,
+        approval_workspaces=approval)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
         every: float = typer.Option(5.0, "--every", min=0.01, help="seconds between passes"),
     ) -> None:
         """Turn recorded transitions into proofed messages and deliver them."""
-        settings = get_outbox_settings()
+        settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
         try:

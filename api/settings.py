@@ -40,23 +40,7 @@ class Settings(BaseSettings):
         description="an idle /events/stream sends a comment this often to keep proxies open",
     )
 
-
-@cache
-def get_settings() -> Settings:
-    """The process's settings (read once)."""
-    return Settings()
-
-
-# -- the outbox (`closer dispatch`, issue 5) ---------------------------------------------
-# Appended as its own block: channel settings the dispatcher reads.
-
-
-class OutboxSettings(BaseSettings):
-    """SMTP, webhook and task-folder settings for `closer dispatch` (prefix ``CLOSER_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="CLOSER_", extra="ignore")
-
-    database_url: str = Field(default="sqlite:///./closer.db")
+    # -- the outbox (`closer dispatch`, and `closer serve` in the background) -----------
     smtp_host: str = Field(default="localhost", description="SMTP relay host")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_starttls: bool = Field(default=True, description="upgrade with STARTTLS")
@@ -77,8 +61,20 @@ class OutboxSettings(BaseSettings):
     outbox_max_attempts: int = Field(default=5, ge=1, le=50)
     outbox_backoff_seconds: float = Field(default=60.0, gt=0, le=86400)
     outbox_batch: int = Field(default=100, ge=1, le=10000)
+    approval_workspaces: str = Field(
+        default="", description="comma-separated workspaces where a person approves each "
+                                "proofed message before it goes")
+
+    # -- background work inside `closer serve` ----------------------------------------
+    scheduler_every_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="how often `closer serve` ticks the scheduler")
+    dispatch_every_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="how often `closer serve` runs the outbox")
+    background: bool = Field(
+        default=True, description="run the scheduler and the outbox inside `closer serve`")
 
 
-def get_outbox_settings() -> OutboxSettings:
-    """The outbox's settings (read each time: `closer dispatch` reads them once)."""
-    return OutboxSettings()
+@cache
+def get_settings() -> Settings:
+    """The process's settings (read once)."""
+    return Settings()

@@ -27,7 +27,9 @@ def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
         tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "CLOSER_DATABASE_URL": f"sqlite:///{tmp_path}/closer.db",
-           "CLOSER_LOG_FORMAT": "json", "CLOSER_LOG_LEVEL": "warning"}
+           "CLOSER_LOG_FORMAT": "json", "CLOSER_LOG_LEVEL": "warning",
+           "CLOSER_TASKS_DIR": str(tmp_path / "tasks"), "CLOSER_SCHEDULER_EVERY_SECONDS": "0.5",
+           "CLOSER_SMTP_PORT": str(free_port())}
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--demo", "--port", str(port),
          "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -57,6 +59,12 @@ def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
             assert {c["candidate"]["name"] for c in listed} == {
                 "Maya Okafor", "Luis Ortega", "Anika Sharma"}
             assert http.get("/events").json()["events"][0]["type"] == "InterviewRecorded"
+            # The scheduler runs inside `closer serve`: the demo's due steps get recorded
+            # (the second round's overdue thank-you alert, the panel's follow-up nudge).
+            while not [e for e in http.get("/events", params={"limit": 500}).json()["events"]
+                       if e["actor"] == "closer-scheduler"]:
+                assert time.monotonic() < deadline, "the scheduler never ran inside serve"
+                time.sleep(0.2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(GUARD_SECONDS)
