@@ -9,7 +9,9 @@ from typing import Any
 
 import typer
 
-from adapters.outbox import Backoff, Dispatcher
+from eventsourcing.application import AggregateNotFoundError
+
+from adapters.outbox import Backoff, Dispatcher, messages
 from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
 
@@ -46,7 +48,61 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `closer dispatch` to the command line."""
+    """Add `closer dispatch` and `closer messages ...` to the command line."""
+    messages_app = typer.Typer(help="Outbound messages: list them, retry a dead letter or a "
+                                    "blocked one, approve one awaiting approval.",
+                               no_args_is_help=True)
+    app.add_typer(messages_app, name="messages")
+
+    @messages_app.command("list")
+    def list_messages(
+        status: str = typer.Option(None, help="queued, approval_needed, blocked, sent, "
+                                              "failed or dead_letter"),
+        candidacy: str = typer.Option(None, help="one candidacy's messages"),
+    ) -> None:
+        """List messages (dead letters with --status dead_letter), oldest first."""
+        candidacies = build_candidacies()
+        try:
+            rows = messages(candidacies, candidacy_id=candidacy, status=status)
+        finally:
+            candidacies.close()
+        for row in rows:
+            problem = row.summary.get("last_error") or "; ".join(
+                f["message"] for f in row.summary.get("findings") or [])
+            typer.echo(f"{row.id}  {row.status:<15} {row.kind:<22} {row.channel:<9} "
+                       f"attempts={row.attempts}  {problem}".rstrip())
+        if not rows:
+            typer.echo("no messages")
+
+    def _by_hand(action: str, message_id: str, by: str) -> None:
+        settings = get_settings()
+        candidacies = build_candidacies()
+        dispatcher = build_dispatcher(candidacies, settings)
+        try:
+            if action == "retry":
+                dispatcher.retry(message_id, by=by)
+            else:
+                dispatcher.approve(message_id, by=by)
+        except (ValueError, AggregateNotFoundError) as error:
+            typer.echo(f"error: {error or 'no message ' + message_id}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            dispatcher.release()
+            candidacies.close()
+        typer.echo(f"{message_id}: {'queued again' if action == 'retry' else 'approved'}; "
+                   "the next dispatch delivers it")
+
+    @messages_app.command("retry")
+    def retry(message_id: str, by: str = typer.Option(..., help="who decides (recorded)")
+              ) -> None:
+        """Queue a dead-lettered or blocked message again."""
+        _by_hand("retry", message_id, by)
+
+    @messages_app.command("approve")
+    def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)")
+                ) -> None:
+        """Approve a proofed message waiting for a person's approval."""
+        _by_hand("approve", message_id, by)
 
     @app.command("dispatch")
     def dispatch(

@@ -1,0 +1,75 @@
+"""`closer messages list|retry|approve` and `closer dispatch --once`, on a SQLite file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from adapters_fixtures import SmtpServer, free_port, smtp_server  # noqa: F401
+from builders import interview
+from typer.testing import CliRunner
+
+from api.cli import app as cli
+from api.settings import get_settings
+from engine.application import Candidacies
+from engine.clock import FixedClock
+from engine.scheduler import tick
+from engine.store import eventsourcing_env
+from engine.values import Actor
+
+MAYA = Actor(user="maya@example.com", workspace="maya")
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path}/closer.db"
+    monkeypatch.setenv("CLOSER_DATABASE_URL", url)
+    monkeypatch.setenv("CLOSER_TASKS_DIR", str(tmp_path / "tasks"))
+    monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
+    monkeypatch.setenv("CLOSER_SMTP_STARTTLS", "false")
+    monkeypatch.setenv("CLOSER_OUTBOX_MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def run(*args: str) -> str:
+    get_settings.cache_clear()
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
+        store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        candidacy_id = app.record_interview(MAYA, interview(format="video")).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+    finally:
+        app.close()
+
+    monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(free_port()))  # nobody listens: refused
+    assert "dead-lettered 1" in run("dispatch", "--once")
+    listed = run("messages", "list", "--status", "dead_letter")
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+dead_letter\s+thank_you", listed, re.M)
+
+    assert "queued again" in run("messages", "retry", message_id, "--by", "maya")
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
+    assert "sent 1" in run("dispatch", "--once")
+    assert [m.message["Message-ID"] for m in smtp_server.sink.received] == [
+        f"<{message_id}@closer.local>"]
+    assert "sent" in run("messages", "list", "--candidacy", candidacy_id)
+
+    get_settings.cache_clear()
+    refused = runner.invoke(cli, ["messages", "approve", message_id, "--by", "maya"])
+    assert refused.exit_code == 1
+    assert "only a message awaiting approval" in refused.output
