@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from engine.policy import MessageKind
 
 # Fixed forever: changing it would change every message id and resend everything.
 NAMESPACE = uuid.UUID("6f1c2a4e-8b0d-5c3e-9a7f-0c105e4d1e55")
@@ -30,18 +31,9 @@ def message_id(candidacy_id: object, event_id_or_version: object, channel: str) 
     return str(uuid.uuid5(NAMESPACE, name))
 
 
-class Kind(StrEnum):
-    """What a message is for; each kind has default templates."""
-
-    THANK_YOU = "thank_you"
-    NUDGE_VOICEMAIL = "nudge_voicemail"
-    NUDGE_EMAIL = "nudge_email"
-    OFFER_NUDGE = "offer_nudge"
-    REMINDER_THANK_YOU_DUE = "reminder_thank_you_due"
-    REMINDER_NEXT_STEP = "reminder_next_step"
-    ALERT_STALLED = "alert_stalled"
-    ALERT_OVERDUE = "alert_overdue"
-    NEXT_STEP_INVITE = "next_step_invite"
+# What a message is for (each kind has default templates): the policy's routing names
+# the same kinds, so there is one list of them.
+Kind = MessageKind
 
 
 # The template medium a kind uses on channels without their own (console, webhook).

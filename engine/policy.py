@@ -131,6 +131,7 @@ class MessageKind(StrEnum):
     REMINDER_NEXT_STEP = "reminder_next_step"
     ALERT_STALLED = "alert_stalled"
     ALERT_OVERDUE = "alert_overdue"
+    NEXT_STEP_INVITE = "next_step_invite"
 
 
 class Weekday(StrEnum):
