@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
@@ -34,6 +35,7 @@ from engine.values import (
     NextRound,
     Offer,
     Reply,
+    ReplyKind,
     ThankYou,
     aware,
     validated,
@@ -226,11 +228,21 @@ class Candidacies(Application[UUID]):
         reply = validated(Reply, {"kind": kind, "note": note, "received_at": received_at,
                                   "back_on": back_on})
         received = self._past("received_at", reply.received_at)
-        return self._execute(
-            actor, candidacy_id, "receive_reply", reply.model_dump(mode="json"),
-            lambda c, now: c.receive_reply(actor, now, kind=reply.kind.value, note=reply.note,
-                                           occurred_at=received, back_on=reply.back_on),
-            **options)
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            back_on = reply.back_on
+            if reply.kind is ReplyKind.OUT_OF_OFFICE and back_on is None:
+                # No return date given: the policy says how long such a pause lasts.
+                pause = self.policies.of(candidacy).pause.no_return_date_business_days
+                calendar = self.policies.of(candidacy).work_calendar(candidacy.country,
+                                                                     candidacy.subdivision)
+                today = (received or now).astimezone(ZoneInfo(candidacy.timezone)).date()
+                back_on = calendar.add_business_days(today, pause)
+            candidacy.receive_reply(actor, now, kind=reply.kind.value, note=reply.note,
+                                    occurred_at=received, back_on=back_on)
+
+        return self._execute(actor, candidacy_id, "receive_reply", reply.model_dump(mode="json"),
+                             command, **options)
 
     def note_competing_offer(self, actor: Actor, candidacy_id: Any, company: str,
                              deadline: datetime, *, occurred_at: datetime | None = None,

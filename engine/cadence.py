@@ -39,6 +39,7 @@ from engine.calendar import (
     resolve_zone,
     work_calendar,
 )
+from engine.candidacy import OUT_OF_OFFICE
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 UTC = timezone.utc
@@ -355,15 +356,18 @@ class _Context:
                               self.calendar)
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
-        """``due`` after the slip rule for every pause since ``anchor``; None while an
-        open-ended pause holds.  A pause ending when or before it starts (an out-of-office
+        """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
+        only when the policy says they pause); None while an open-ended pause holds.  A pause ending when or before it starts (an out-of-office
         reply "back today", logged after midnight) holds nothing."""
+        holds_out_of_office = self.p.pause.out_of_office_pauses
         for pause in self.c.pauses:
+            if not holds_out_of_office and pause.get("reason") == OUT_OF_OFFICE:
+                continue
             start = max(pause["since"], anchor)
             if pause["until"] > start:
                 due = slip_after_pause(due, start, pause["until"])
         current = self.c.paused
-        if current is not None:
+        if current is not None and (holds_out_of_office or current["reason"] != OUT_OF_OFFICE):
             ends_at = current["ends_at"]
             if ends_at is None:
                 return None

@@ -28,6 +28,8 @@ from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import Actor
 
 Data = dict[str, Any]
+OUT_OF_OFFICE = "out of office"
+"""The reason recorded on the pause an out-of-office reply starts."""
 
 
 class Candidacy(Aggregate):
@@ -148,7 +150,7 @@ class Candidacy(Aggregate):
                                     "received_at": self.occurred_at, "back_on": self.back_on}
             if self.kind == "out_of_office":
                 candidacy.begin_pause(self.occurred_at, self.back_on, self.back_at,
-                                      "out of office")
+                                      OUT_OF_OFFICE)
             elif self.kind == "update":
                 candidacy.last_update_at = self.occurred_at
             elif self.kind in ("advanced", "rejected"):
@@ -254,7 +256,8 @@ class Candidacy(Aggregate):
         if self.paused is not None:
             ends_at = self.paused["ends_at"]
             end = min(at, ends_at) if ends_at is not None else at
-            self.pauses.append({"since": self.paused["since"], "until": end})
+            self.pauses.append({"since": self.paused["since"], "until": end,
+                                "reason": self.paused["reason"]})
             self.paused = None
 
     # -- commands -----------------------------------------------------------------

@@ -196,9 +196,8 @@ class Reply(_Strict):
     @classmethod
     def _back_on_for_out_of_office(cls, back_on: date | None, info: ValidationInfo) -> date | None:
         # A field validator, so the refusal names the field `back_on`.
+        # An out-of-office reply without a return date pauses for the policy's default.
         kind = info.data.get("kind")
-        if kind is ReplyKind.OUT_OF_OFFICE and back_on is None:
-            raise ValueError("an out_of_office reply needs back_on, the return date")
         if kind is not ReplyKind.OUT_OF_OFFICE and back_on is not None:
             raise ValueError("back_on only goes with an out_of_office reply")
         return back_on

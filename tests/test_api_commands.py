@@ -93,7 +93,7 @@ def test_every_command_refuses_unknown_fields(client: Any, path: str) -> None:
      "scheduled_for"),
     ("thank-you", {"medium": "postal"}, "medium"),
     ("thank-you", {"medium": "email", "to": ["Someone Else"]}, "to"),
-    ("replies", {"kind": "out_of_office"}, "back_on"),
+    ("replies", {"kind": "update", "back_on": "2026-12-03"}, "back_on"),
     ("replies", {"kind": "update", "received_at": "2027-01-01T00:00:00+00:00"}, "received_at"),
     ("offers", {"company": "Globex"}, "deadline"),
     ("pause", {"reason": "trip", "until": "2020-01-01"}, "until"),

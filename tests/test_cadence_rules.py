@@ -489,6 +489,18 @@ def test_a_late_tick_does_not_call_inside_quiet_hours(app: Candidacies, actor: A
 # ---------------------------------------------------------------- pauses and replies
 
 
+def test_a_policy_may_ignore_out_of_office_replies(app: Candidacies, actor: Actor) -> None:
+    ignoring = publish(app, "ignores-ooo", 1, pause={"out_of_office_pauses": False})
+    # Same spacing as the playbook: without pauses the first nudge is due Wed 16 Dec.
+    candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"), policy=ignoring)
+    drive(app, utc("2026-12-10T09:00:00+00:00"))
+    app.receive_reply(actor, candidacy_id, "out_of_office", back_on=date(2027, 1, 4))
+
+    drive(app, utc("2026-12-16T12:00:00+00:00"))
+    (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+    assert nudge.at == utc("2026-12-16T10:30:00+00:00")
+
+
 def test_out_of_office_holds_the_cadence_then_later_steps_slip(app: Candidacies,
                                                               actor: Actor) -> None:
     # Asked to follow up: nudges would go Fri 27 Nov, Tue 1 Dec, Thu 3 Dec, ...

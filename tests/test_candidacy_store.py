@@ -243,14 +243,22 @@ def test_a_pause_that_would_never_hold_is_refused(
     assert invalid.value.field == "until"
 
 
-@pytest.mark.parametrize("kind", ["out_of_office", "update"])
-def test_a_wrong_return_date_names_back_on(candidacies: Candidacies, coach: Actor,
-                                           kind: str) -> None:
+def test_a_return_date_on_a_reply_that_is_not_out_of_office_names_back_on(
+        candidacies: Candidacies, coach: Actor) -> None:
     cid = candidacy_at(candidacies, coach, "awaiting")
-    back_on = None if kind == "out_of_office" else date(2026, 12, 1)
     with pytest.raises(InvalidInput) as invalid:
-        candidacies.receive_reply(coach, cid, kind, back_on=back_on)
+        candidacies.receive_reply(coach, cid, "update", back_on=date(2026, 12, 1))
     assert invalid.value.field == "back_on"
+
+
+def test_an_out_of_office_reply_without_a_return_date_pauses_for_the_policys_default(
+        candidacies: Candidacies, coach: Actor) -> None:
+    # Wednesday 25 November 2026 in London; the playbook policy pauses 5 business days.
+    cid = candidacy_at(candidacies, coach, "awaiting")
+    candidacies.receive_reply(coach, cid, "out_of_office")
+    candidacy = candidacies.get(cid, coach.workspace)
+    assert candidacy.paused["until"] == date(2026, 12, 2)
+    assert candidacy.paused["reason"] == "out of office"
 
 
 # -- who acted, and when things happened --------------------------------------------------------

@@ -360,13 +360,16 @@ def test_out_of_office_keeps_the_stage_and_pauses_until_back(
     assert candidacies.pause_cadence(coach, cid, "candidate ill").stage == "nudged"
     candidacy = candidacies.get(cid, coach.workspace)
     assert candidacy.pauses[-1] == {"since": datetime(2026, 11, 25, 10, tzinfo=timezone.utc),
-                                    "until": datetime(2026, 12, 2, tzinfo=timezone.utc)}
+                                    "until": datetime(2026, 12, 2, tzinfo=timezone.utc),
+                                    "reason": "out of office"}
 
 
-def test_out_of_office_needs_a_return_date(candidacies: Candidacies, coach: Actor) -> None:
+def test_out_of_office_without_a_return_date_pauses_for_the_policys_default(
+        candidacies: Candidacies, coach: Actor) -> None:
     cid = candidacy_at(candidacies, coach, "awaiting")
-    with pytest.raises(InvalidInput, match="back_on"):
-        candidacies.receive_reply(coach, cid, "out_of_office")
+    assert candidacies.receive_reply(coach, cid, "out_of_office").stage == "awaiting"
+    paused = candidacies.get(cid, coach.workspace).paused
+    assert paused is not None and paused["until"] == date(2026, 12, 2)  # 5 business days
 
 
 def test_pause_and_resume_keep_the_stage(candidacies: Candidacies, coach: Actor,
@@ -380,7 +383,8 @@ def test_pause_and_resume_keep_the_stage(candidacies: Candidacies, coach: Actor,
     candidacy = candidacies.get(cid, coach.workspace)
     assert candidacy.paused is None
     assert candidacy.pauses == [{"since": datetime(2026, 11, 25, 10, tzinfo=timezone.utc),
-                                 "until": datetime(2026, 11, 28, 10, tzinfo=timezone.utc)}]
+                                 "until": datetime(2026, 11, 28, 10, tzinfo=timezone.utc),
+                                 "reason": "Candidate travelling"}]
 
 
 @pytest.mark.parametrize("stage", NOT_FINAL)
