@@ -5,8 +5,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.errors import InvalidInput
+from engine.values import CountryCode, validated
+
+
+class _CountryCheck(BaseModel):
+    country: CountryCode
 
 
 class Settings(BaseSettings):
@@ -64,6 +71,32 @@ class Settings(BaseSettings):
     approval_workspaces: str = Field(
         default="", description="comma-separated workspaces where a person approves each "
                                 "proofed message before it goes")
+
+    # -- workspaces ----------------------------------------------------------------------
+    workspace_countries: str = Field(
+        default="", description="comma-separated WORKSPACE=CC pairs: the country (ISO 3166, "
+                                "for public holidays) of an interview that names none")
+
+    @field_validator("workspace_countries")
+    @classmethod
+    def _known_countries(cls, value: str) -> str:
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            workspace, _, country = pair.partition("=")
+            if not workspace.strip() or not country.strip():
+                raise ValueError(f"{pair!r} is not WORKSPACE=COUNTRY")
+            try:
+                validated(_CountryCheck, {"country": country.strip()})
+            except InvalidInput as error:
+                raise ValueError(f"{workspace.strip()}: {error.reason}") from None
+        return value
+
+    def country_for(self, workspace: str) -> str | None:
+        """The workspace's default country, if the settings give one."""
+        for pair in filter(None, (p.strip() for p in self.workspace_countries.split(","))):
+            name, _, country = pair.partition("=")
+            if name.strip() == workspace:
+                return country.strip().upper()
+        return None
 
     # -- background work inside `closer serve` ----------------------------------------
     scheduler_every_seconds: float = Field(

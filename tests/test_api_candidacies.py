@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from api_support import (
+    TestClient,
     history,
     ok,
     problem,
@@ -15,6 +16,9 @@ from api_support import (
 )
 from builders import PANEL, interview
 
+from api.app import create_app
+from api.auth import create_token
+from api.settings import Settings
 from engine.application import Candidacies
 from engine.clock import FixedClock
 
@@ -174,3 +178,17 @@ def test_scheduled_events_name_the_policy_and_the_rule(
     assert scheduled["policy"] == {"name": "playbook", "version": 1}
     assert scheduled["rule"] == applied[0].rule
     assert scheduled["decided_by"]["key"] == applied[0].key
+
+
+def test_an_interview_without_a_country_takes_the_workspaces_default(
+        candidacies: Candidacies, database_url: str) -> None:
+    settings = Settings(database_url=database_url, workspace_countries="agency=IN,other=US")
+    app = create_app(settings, candidacies=candidacies)
+    token = create_token(candidacies, workspace="agency", role="recruiter")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as http:
+        body = interview()
+        del body["country"]
+        created = ok(http.post("/candidacies", json=body)).json()["id"]
+        named = ok(http.post("/candidacies", json=interview(country="GB"))).json()["id"]
+    assert candidacies.get(created, "agency").country == "IN"
+    assert candidacies.get(named, "agency").country == "GB"  # a given country wins
