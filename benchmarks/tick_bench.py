@@ -10,7 +10,7 @@ Population (not timed): each candidacy is built as an aggregate in memory with t
 aggregate's own command methods (the facts a person records: interview, hesitations,
 closing the next step, replies, offers, pauses, the odd nudge by hand) while a
 punctual scheduler applies the policy's decisions exactly as `Candidacies.apply_policy`
-does (`engine.application._apply` with the action's ``decided_by``) up to the
+does (`engine.application.apply_action` with the action's ``decided_by``) up to the
 scheduler's last run, LAST.  They are saved in batches with
 ``save(*aggregates, rows=[current_row(c) ...])``, so events, rows and ``due_at`` are
 written exactly as the application writes them.  Interviews are spread over the 6
@@ -52,7 +52,7 @@ import structlog
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.application import SCHEDULER, Candidacies, _apply  # noqa: E402
+from engine.application import SCHEDULER, Candidacies, apply_action  # noqa: E402
 from engine.cadence import plan  # noqa: E402
 from engine.candidacy import Candidacy  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
@@ -185,7 +185,7 @@ def _schedule(c: Candidacy, policy: CadencePolicy, until: datetime) -> None:
         if not actions or actions[0].due_at > until:
             return
         action = actions[0]  # decide(c, policy, action.due_at)[0], without planning twice
-        _apply(c, actor, action.due_at, action, action.decided_by(policy))
+        apply_action(c, actor, action.due_at, action, action.decided_by(policy))
 
 
 def build(rng: random.Random, policies: dict[str, CadencePolicy], last_tick: datetime) -> Candidacy:

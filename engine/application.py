@@ -366,7 +366,7 @@ class Candidacies(Application[UUID]):
                 due = due_prefix(planned, candidacy, policy, now)
                 if not due:
                     break
-                _apply(candidacy, actor, now, due[0], due[0].decided_by(policy))
+                apply_action(candidacy, actor, now, due[0], due[0].decided_by(policy))
                 applied.append(due[0])
                 planned = plan(candidacy, policy)
             if applied:
@@ -581,7 +581,7 @@ SCHEDULER = "closer-scheduler"
 _THANK_YOU_MEDIUM = {"card": "card", "email": "email", "voicemail": "voicemail_and_email"}
 
 
-def _apply(candidacy: Candidacy, actor: Actor, now: datetime, action: Action,
+def apply_action(candidacy: Candidacy, actor: Actor, now: datetime, action: Action,
            decided_by: dict[str, Any]) -> None:
     """Turn one due action into the candidacy's command (the routing table's trigger)."""
     if action.kind == "thank_you":

@@ -5,7 +5,7 @@ interview, hesitations, the next step, the employer's replies and their times, c
 offers, pauses, a person's own messages) and *decisions* a policy made (``decided_by``
 set).  Replay keeps the facts as recorded, drops the decisions, and lets policy P decide
 again with `engine.simulation.drive`: the same loop `closer simulate` records through,
-calling the same `plan`, applying actions through the same `_apply` mapping.
+calling the same `plan`, applying actions through the same `apply_action` mapping.
 
 Nothing here reconstructs aggregates.  Rows are streamed from the store in
 ``(originator_id, originator_version)`` order with a plain cursor, decoded with orjson
@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from engine.application import SCHEDULER, _apply
+from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
 from engine.calendar import WorkCalendar
 from engine.candidacy import Candidacy
@@ -73,7 +73,7 @@ class ReplayState:
     begin_pause = Candidacy.begin_pause
     end_pause = Candidacy.end_pause
     local_midnight = Candidacy.local_midnight
-    # The scheduler's commands, called by `engine.application._apply`.
+    # The scheduler's commands, called by `engine.application.apply_action`.
     send_thank_you = Candidacy.send_thank_you
     send_nudge = Candidacy.send_nudge
     send_reminder = Candidacy.send_reminder
@@ -204,7 +204,7 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[dict[str, Any], bool]:
 
 class ReplayTarget:
     """The loop's target for replay: recorded facts folded with the events' own ``assign``
-    after the lifecycle's guards say the stage; decisions via `_apply` onto the state."""
+    after the lifecycle's guards say the stage; decisions via `apply_action` onto the state."""
 
     __slots__ = ("state",)
 
@@ -237,7 +237,7 @@ class ReplayTarget:
         return APPLIED
 
     def decide(self, action: Action, policy: Any, at: datetime) -> None:
-        _apply(self.state, _SCHEDULER, at, action, action.decided_by(policy))
+        apply_action(self.state, _SCHEDULER, at, action, action.decided_by(policy))
 
 
 class ReplayPolicy:

@@ -3,7 +3,7 @@
 One loop, `drive`, moves a candidacy through simulated time: facts in time order and,
 between two facts, whatever the cadence policy says falls due first.  It asks
 `engine.cadence.plan` (the one decision function) and applies the earliest action with
-`engine.application._apply` (the scheduler's own mapping from action to command), stamped
+`engine.application.apply_action` (the scheduler's own mapping from action to command), stamped
 at its due moment, as a scheduler ticking at that moment would.  Two uses share it:
 
 - **replay** (`engine.replay`): the facts are a candidacy's *recorded* ones, folded into a
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from engine.application import SCHEDULER, _apply
+from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action, plan
 from engine.candidacy import Candidacy
 from engine.errors import CloserError, IllegalCommand
@@ -185,7 +185,7 @@ class SimulatedFact:
 
 class AggregateTarget:
     """A real `Candidacy`: facts through its command methods (the lifecycle's guards
-    included), decisions through `engine.application._apply` as the scheduler records them."""
+    included), decisions through `engine.application.apply_action` as the scheduler records them."""
 
     __slots__ = ("state", "actor", "scheduler")
 
@@ -205,7 +205,7 @@ class AggregateTarget:
         return APPLIED
 
     def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
-        _apply(self.state, self.scheduler, at, action, action.decided_by(policy))
+        apply_action(self.state, self.scheduler, at, action, action.decided_by(policy))
 
 
 # -- the simulated world ---------------------------------------------------------------------
