@@ -24,7 +24,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
-from engine.candidacy import DECISIONS, Candidacy
+from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
 from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
 from engine.policy_book import PolicyBook
@@ -391,8 +391,8 @@ class Candidacies(Application[UUID]):
                 del run.applied[str(decided[0][0].id)]
                 return run
             # One of them changed meanwhile: decide again for each on its own.
-            retry = self.apply_policies([c.id for c, _ in decided[:1]], now, limit=limit)
-            for candidacy, _ in decided[1:]:
+            retry = PolicyRun()
+            for candidacy, _ in decided:
                 retry.merge(self.apply_policies([candidacy.id], now, limit=limit))
             return retry
         for candidacy, _ in decided:
@@ -615,11 +615,6 @@ def history_entry(event: Any) -> HistoryEntry:
         data={k: v for k, v in fields.items() if k not in _BASE_FIELDS},
         decided_by=fields.get("decided_by"),
     )
-
-
-def is_decision(event: Any) -> bool:
-    """Whether a cadence policy decided this event (replay re-derives these)."""
-    return isinstance(event, DECISIONS) and event.__dict__.get("decided_by") is not None
 
 
 def _interview_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -368,14 +368,6 @@ class Candidacy(Aggregate):
 
     # -- queries --------------------------------------------------------------------
 
-    def allowed_commands(self) -> tuple[str, ...]:
-        """Commands the current stage allows (guards aside)."""
-        return TRANSITIONS.allowed(self.stage)
-
-    def can(self, command: str, **args: Any) -> bool:
-        """Whether ``command`` with ``args`` would be accepted now."""
-        return TRANSITIONS.is_enabled(self.stage, command, self, **args)
-
     def open_hesitations(self) -> list[Data]:
         return [h for h in self.hesitations if h["answer"] is None]
 

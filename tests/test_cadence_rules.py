@@ -721,3 +721,32 @@ def test_a_whole_follow_up_is_scheduled_alike_on_both_stores(candidacies: Candid
         policy = default_policy()
         assert is_send_time(entry.at, "Europe/London", policy.send_window,
                             policy.quiet_hours, policy.work_calendar("GB"))
+
+
+def test_a_page_that_loses_a_race_is_decided_again_one_candidacy_at_a_time(
+        app: Candidacies, actor: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    second = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    app.clock.set(utc("2026-12-16T12:00:00+00:00"))  # type: ignore[attr-defined]
+    load_many = app._load_many
+    raced: list[str] = []
+
+    def load_then_race(ids: list[object]) -> list[object]:
+        loaded = load_many(ids)
+        if not raced:  # a person records a fact on `second` while the page is decided
+            raced.append(second)
+            app.note_competing_offer(actor, second, "Globex",
+                                     utc("2027-01-15T17:00:00+00:00"))
+        return loaded
+
+    monkeypatch.setattr(app, "_load_many", load_then_race)
+    run = app.apply_policies([first, second], app.clock.now())  # type: ignore[attr-defined]
+
+    assert raced and run.conflicts == []
+    assert set(run.applied) == {first, second}
+    for candidacy_id in (first, second):
+        (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+        assert nudge.decided_by["rule"] == "patience.timeline_early_end"  # type: ignore[index]
+    # The person's fact is kept, before the nudge decided after it.
+    types = [e.type for e in app.history(second, WORKSPACE)]
+    assert types[-2:] == ["CompetingOfferNoted", "NudgeSent"]
