@@ -233,11 +233,11 @@ class Candidacies(Application[UUID]):
             back_on = reply.back_on
             if reply.kind is ReplyKind.OUT_OF_OFFICE and back_on is None:
                 # No return date given: the policy says how long such a pause lasts.
-                pause = self.policies.of(candidacy).pause.no_return_date_business_days
-                calendar = self.policies.of(candidacy).work_calendar(candidacy.country,
-                                                                     candidacy.subdivision)
+                policy = self.policies.of(candidacy)
+                calendar = policy.work_calendar(candidacy.country, candidacy.subdivision)
                 today = (received or now).astimezone(ZoneInfo(candidacy.timezone)).date()
-                back_on = calendar.add_business_days(today, pause)
+                back_on = calendar.add_business_days(today,
+                                                     policy.pause.no_return_date_business_days)
             candidacy.receive_reply(actor, now, kind=reply.kind.value, note=reply.note,
                                     occurred_at=received, back_on=back_on)
 
