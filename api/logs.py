@@ -10,10 +10,18 @@ import orjson
 import structlog
 
 
+# Whether configured loggers are cached on first use (cheaper per line).  A cached
+# logger keeps its configuration for good, so the test suite turns this off: commands
+# run in-process there must not pin the configuration other tests capture logs with.
+CACHE_LOGGERS = True
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", *,
-                      stream: Any = None, cache: bool = True) -> None:
+                      stream: Any = None, cache: bool | None = None) -> None:
     """Route structlog to ``stream`` (stderr) as console lines or JSON lines, from
-    ``level`` up.  ``cache=False`` lets a later call reconfigure loggers already used."""
+    ``level`` up.  ``cache=False`` lets a later call reconfigure loggers already used
+    (default: `CACHE_LOGGERS`)."""
+    cache = CACHE_LOGGERS if cache is None else cache
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"

@@ -405,13 +405,28 @@ class Candidacies(Application[UUID]):
     def get(self, candidacy_id: Any, workspace: str, *, version: int | None = None) -> Candidacy:
         """The candidacy, as of ``version`` if given; not found outside its workspace."""
         uid = _uuid(candidacy_id)
-        try:
-            candidacy = self.repository.get(uid, version=version, projector_func=_project)
-        except AggregateNotFoundError:
-            raise CandidacyNotFound(candidacy_id) from None
+        if version is None:
+            candidacy = self._load(uid)
+        else:
+            try:
+                candidacy = self.repository.get(uid, version=version, projector_func=_project)
+            except AggregateNotFoundError:
+                raise CandidacyNotFound(candidacy_id) from None
         if not isinstance(candidacy, Candidacy) or candidacy.workspace != workspace:
             raise CandidacyNotFound(candidacy_id)
         return candidacy
+
+    def _load(self, uid: UUID) -> Any:
+        """The current state of one aggregate: its latest snapshot and the events after
+        it, read in one statement (the repository reads them in two), then projected
+        through the same mapper and projector.  None when there is no such aggregate."""
+        table = None
+        if self.snapshots is not None:
+            table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
+        recorder: Any = self.recorder
+        snapshot, stored = recorder.select_for_load(table, recorder.events_table_name, uid)
+        start = None if snapshot is None else self.mapper.to_domain_event(snapshot).mutate(None)
+        return _project(start, (self.mapper.to_domain_event(s) for s in stored))
 
     def _load_many(self, candidacy_ids: list[Any]) -> list[Candidacy]:
         """Several candidacies (whatever their workspace) read with two queries: their

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import structlog
 
+import api.logs
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.store import eventsourcing_env
@@ -26,6 +27,15 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 RUN_SLOW = IN_CI or os.environ.get("CLOSER_RUN_SLOW") == "1"
 
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+api.logs.CACHE_LOGGERS = False  # see there: no test may pin another's log configuration
+
+
+@pytest.fixture(autouse=True)
+def _structlog_restored() -> Iterator[None]:
+    """Commands run in-process (the CLI) configure logging: undo it after each test."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError as PersistenceIntegrityError
+from eventsourcing.persistence import StoredEvent
 from builders import PANEL, candidacy_at, interview
 
 from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome
@@ -23,6 +25,7 @@ from engine.errors import (
     InvalidInput,
     VersionConflict,
 )
+from engine.store import IdempotencyRecord
 from engine.values import Actor
 
 OTHER = Actor(user="recruiter@other.example", workspace="other-agency")
@@ -331,9 +334,10 @@ def test_snapshots_every_interval_load_to_the_same_state(
     snapshots = list(candidacies.snapshots.get(UUID(cid)))
     assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL,
                                                           2 * SNAPSHOT_INTERVAL]
-    loaded = candidacies.get(cid, coach.workspace)
+    loaded = candidacies.get(cid, coach.workspace)  # snapshot and events in one query
     assert loaded.version == total
     assert state(loaded) == state(replayed_from_events(candidacies, cid))
+    assert state(loaded) == state(candidacies.repository.get(UUID(cid)))  # the library's read
     assert loaded.paused is None and len(loaded.pauses) == SNAPSHOT_INTERVAL + 1
     assert loaded.pauses[0]["since"] == datetime(2026, 11, 25, 11, tzinfo=timezone.utc)
 
@@ -401,3 +405,29 @@ def test_the_row_matches_the_candidacy_at_each_stage(candidacies: Candidacies, c
     row = candidacies.row(cid)
     assert (row.stage, row.version, row.round) == (stage, candidacy.version, 1)
     assert [r.id for r in candidacies.rows(coach.workspace, stage=stage)] == [cid]
+
+
+def test_a_write_the_store_refuses_leaves_nothing_behind(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock) -> None:
+    """The events, the row and the key of one command commit together or not at all (on
+    PostgreSQL they go out in one pipelined transaction), and the store stays usable."""
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    uid = UUID(cid)
+    recorder: Any = candidacies.recorder
+    key = IdempotencyRecord(coach.workspace, "k-1", "fingerprint", {"ok": True}, clock.now())
+
+    def event(version: int) -> StoredEvent:
+        stored = recorder.select_events(uid)[-1]
+        return StoredEvent(originator_id=uid, originator_version=version, topic=stored.topic,
+                           state=stored.state)
+
+    recorder.insert_events([event(2)], idempotency=key)
+    with pytest.raises(PersistenceIntegrityError):  # the key again: refused...
+        recorder.insert_events([event(3)], idempotency=key)
+    assert [e.originator_version for e in recorder.select_events(uid)] == [1, 2]  # ...whole
+    with pytest.raises(PersistenceIntegrityError):  # a version taken: refused, key unspent
+        recorder.insert_events([event(2)], idempotency=IdempotencyRecord(
+            coach.workspace, "k-2", "fingerprint", {}, clock.now()))
+    assert recorder.find_idempotency(coach.workspace, "k-2") is None
+    recorder.insert_events([event(3)])  # and the connection is usable afterwards
+    assert [e.originator_version for e in recorder.select_events(uid)] == [1, 2, 3]
