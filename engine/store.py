@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.pq import TransactionStatus
@@ -269,6 +269,42 @@ class _Queries:
             rows = rows[1:]
         return snapshot, [self._stored(r[:4]) for r in rows]
 
+    def select_workspace_events(self, workspace: str, after: int, limit: int,
+                                scan: int) -> tuple[list[Notification], int, bool]:
+        """Up to ``limit`` of one workspace's candidacy events after notification id
+        ``after``, in log order, looking at most ``scan`` ids ahead (other workspaces'
+        events are skipped by the database, through the candidacies' rows).
+
+        Answers the events, the id to read after next time, and whether there may be
+        more.  Only ids up to the log's maximum read *first* are looked at: every lower
+        id is committed or never will be (writers are serialised), so reading after the
+        answered id never misses or repeats an event.
+        """
+        events, nid = self._notification_table()
+        top = self._select(f"SELECT MAX({nid}) FROM {events}", ())[0][0]
+        if top is None or top <= after:
+            return [], after, False
+        bound = min(after + scan, top)
+        rows = self._select(
+            f"SELECT e.{nid}, e.originator_id, e.originator_version, e.topic, e.state "
+            f"FROM {events} e JOIN closer_candidacies c ON c.id = {self._row_id('e')} "
+            f"WHERE e.{nid} > ? AND e.{nid} <= ? AND c.workspace = ? ORDER BY e.{nid} LIMIT ?",
+            (after, bound, workspace, limit))
+        found = [Notification(id=r[0], originator_id=UUID(str(r[1])), originator_version=r[2],
+                              topic=r[3], state=bytes(r[4])) for r in rows]
+        if len(found) == limit:
+            return found, found[-1].id, True
+        return found, bound, bound < top
+
+    def _notification_table(self) -> tuple[str, str]:
+        return self.events_table_name, "rowid"  # type: ignore[attr-defined]
+
+    def _row_id(self, alias: str) -> str:
+        """SQL turning ``alias``'s stored originator id into its row's id (a UUID string)."""
+        o = f"{alias}.originator_id"  # 32 hex digits here
+        return (f"substr({o}, 1, 8) || '-' || substr({o}, 9, 4) || '-' || substr({o}, 13, 4)"
+                f" || '-' || substr({o}, 17, 4) || '-' || substr({o}, 21)")
+
     def _id_param(self, uid: UUID) -> Any:
         return uid.hex
 
@@ -350,6 +386,12 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
 
     def _id_param(self, uid: UUID) -> Any:
         return uid
+
+    def _notification_table(self) -> tuple[str, str]:
+        return self.events_table_name, "notification_id"
+
+    def _row_id(self, alias: str) -> str:
+        return f"{alias}.originator_id::text"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)

@@ -86,6 +86,31 @@ def test_paging_with_the_last_id_reads_each_event_once(client: Any, limit: int) 
     assert paged == whole and len(whole) == 8
 
 
+def test_a_quiet_workspace_pages_past_a_busy_one_in_bounded_steps(
+        client_for: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, theirs = client_for("recruiter"), client_for("recruiter", workspace=OTHER_WORKSPACE)
+    mine = record(ours, company="Globex")
+    for n in range(4):  # a busy neighbour: its events lie between ours
+        record(theirs, company=f"Initech {n}")
+    ok(ours.post(f"/candidacies/{mine}/hesitations", json={"text": "Salary?"}))
+    monkeypatch.setattr("api.routes.events.MAX_SCAN", 2)  # each request looks 2 ids ahead
+
+    pages = []
+    after = 0
+    while True:
+        page = ok(ours.get("/events", params={"after": after})).json()
+        pages.append(page)
+        assert page["next_after"] > after or not page["has_more"]
+        after = page["next_after"]
+        if not page["has_more"]:
+            break
+
+    events = [e for page in pages for e in page["events"]]
+    assert [(e["candidacy_id"], e["version"]) for e in events] == [(mine, 1), (mine, 2)]
+    assert len(pages) >= 3, "the other workspace's events were skipped a window at a time"
+    assert any(page["events"] == [] and page["has_more"] for page in pages)
+
+
 def test_after_the_end_there_is_nothing_more(client: Any) -> None:
     some_history(client)
     end = all_events(client)[-1]["id"]
