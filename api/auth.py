@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -46,10 +47,25 @@ class ApiToken(Aggregate):
         role: str
         user: str
 
+    class Revoked(Aggregate.Event):
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.revoked = True
+
     def __init__(self, workspace: str, role: str, user: str) -> None:
         self.workspace = workspace
         self.role = role
         self.user = user
+        self.revoked = False
+
+    @property
+    def active(self) -> bool:
+        return not self.revoked
+
+    def revoke(self, reason: str, clock: Clock) -> None:
+        if self.active:
+            self.trigger_event(self.Revoked, timestamp=clock.now(), reason=reason)
 
     @classmethod
     def issue(cls, token_hash: str, *, workspace: str, role: Role, user: str,
@@ -88,6 +104,21 @@ def create_token(app: Application[UUID], *, workspace: str, role: Role | str,
     return token
 
 
+def revoke_token(app: Application[UUID], token: str, *, reason: str = "revoked",
+                 clock: Clock | None = None) -> ApiToken:
+    """Revoke an issued token for good (its secret, as printed once, identifies it).
+    Processes that verified it in the last `TokenVerifier` ttl may accept it until then."""
+    try:
+        issued = app.repository.get(token_id(hash_token(token.strip())))
+    except AggregateNotFoundError:
+        raise ValueError("no such token: it was never issued here") from None
+    if not isinstance(issued, ApiToken):
+        raise ValueError("no such token: it was never issued here")
+    issued.revoke(_label("reason", reason), clock or SystemClock())
+    app.save(issued)
+    return issued
+
+
 def _label(name: str, value: str) -> str:
     value = value.strip()
     if not value or len(value) > 200 or not value.isprintable():
@@ -97,7 +128,8 @@ def _label(name: str, value: str) -> str:
 
 class TokenVerifier:
     """Verifies bearer tokens against the store, trusting a verified one for ``ttl`` seconds
-    (tokens are never revoked yet, so a positive answer cannot go stale)."""
+    (so a revoked token stops working within ``ttl`` in every process, at once in the one
+    that revoked it through `forget`)."""
 
     def __init__(self, app: Application[UUID], ttl: float = 30.0, max_entries: int = 10_000
                  ) -> None:
@@ -113,6 +145,11 @@ class TokenVerifier:
             cached = self._cache.get(hash_token(token))
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
+    def forget(self, token: str) -> None:
+        """Drop ``token`` from the cache (after revoking it here)."""
+        with self._lock:
+            self._cache.pop(hash_token(token.strip()), None)
+
     def verify(self, token: str) -> Principal | None:
         """The principal of ``token``, or None when it is not a token we issued."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
@@ -126,7 +163,7 @@ class TokenVerifier:
             issued = self._app.repository.get(token_id(digest))
         except AggregateNotFoundError:
             return None
-        if not isinstance(issued, ApiToken):
+        if not isinstance(issued, ApiToken) or not issued.active:
             return None
         principal = Principal(user=issued.user, workspace=issued.workspace,
                               role=Role(issued.role))

@@ -20,7 +20,7 @@ from engine.errors import CloserError, InvalidInput
 from engine.scheduler import run_forever, tick
 
 from api.app import serve as serve_api
-from api.auth import Role, create_token
+from api.auth import Role, create_token, revoke_token
 from api.demo import seed_demo
 from api.logs import configure_logging
 from api.policy_cli import policy_app
@@ -186,6 +186,24 @@ def token_create(
     typer.echo(token)
     typer.echo(f"{role.value} token for workspace {workspace!r}: store it now, it is not "
                "shown again.", err=True)
+
+
+@token_app.command("revoke")
+@friendly
+def token_revoke(
+    token: str = typer.Option(..., prompt=True, hide_input=True,
+                              help="the token as printed by `closer token create` (asked "
+                                   "for when not given, so it stays out of shell history)"),
+    reason: str = typer.Option("revoked", help="why, as recorded on the token's history"),
+) -> None:
+    """Revoke an API token for good: every server refuses it within CLOSER_TOKEN_CACHE_SECONDS."""
+    candidacies = build_candidacies()
+    try:
+        revoked = revoke_token(candidacies, token, reason=reason)
+    finally:
+        candidacies.close()
+    typer.echo(f"revoked the {revoked.role} token of {revoked.user!r} "
+               f"(workspace {revoked.workspace!r})")
 
 
 @app.command()

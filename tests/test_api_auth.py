@@ -25,7 +25,14 @@ from api_support import (
 )
 from builders import interview
 
-from api.auth import ApiToken, hash_token, token_id
+from api.auth import (
+    ApiToken,
+    TokenVerifier,
+    create_token,
+    hash_token,
+    revoke_token,
+    token_id,
+)
 from engine.application import Candidacies
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,3 +171,56 @@ def test_request_logs_name_the_request_but_never_tokens_or_bodies(client: Any) -
     everything = repr(logs)
     assert client.token not in everything
     assert secret_words not in everything and "Maya Okafor" not in everything
+
+
+def test_a_revoked_token_is_refused_and_its_history_says_why(
+        api: Any, client: Any, candidacies: Candidacies) -> None:
+    ok(client.get("/candidacies"))  # verified, so cached by the server
+
+    revoked = revoke_token(candidacies, client.token, reason="laptop stolen")
+    api.state.tokens.forget(client.token)  # what the revoking process does for itself
+
+    assert (revoked.workspace, revoked.active) == ("agency", False)
+    problem(client.get("/candidacies"), 401, "unauthorized")
+    problem(client.post("/candidacies", json=interview()), 401, "unauthorized")
+    token = candidacies.repository.get(token_id(hash_token(client.token)))
+    assert isinstance(token, ApiToken) and not token.active
+    assert [type(e).__name__ for e in candidacies.events.get(token.id)] == ["Issued", "Revoked"]
+    assert list(candidacies.events.get(token.id))[-1].reason == "laptop stolen"
+    revoke_token(candidacies, client.token)  # again: nothing more to record
+    assert len(list(candidacies.events.get(token.id))) == 2
+    with pytest.raises(ValueError, match="never issued"):
+        revoke_token(candidacies, "closer_not-a-real-token")
+
+
+def test_a_revoked_token_stays_accepted_only_for_the_cache_window(
+        candidacies: Candidacies) -> None:
+    token = create_token(candidacies, workspace="agency", role="viewer")
+    patient, strict = TokenVerifier(candidacies, ttl=60), TokenVerifier(candidacies, ttl=0)
+    assert patient.verify(token) is not None and strict.verify(token) is not None
+
+    revoke_token(candidacies, token)
+
+    assert strict.verify(token) is None  # another process, nothing cached: refused at once
+    assert patient.verify(token) is not None  # verified a moment ago: trusted for its ttl
+    patient.forget(token)
+    assert patient.verify(token) is None
+
+
+@sqlite_only
+def test_token_revoke_on_the_command_line(api: Any, database_url: str) -> None:
+    env = {**os.environ, "CLOSER_DATABASE_URL": database_url}
+
+    def closer(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "api.cli", "token", *args], check=False,
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                              input=stdin)
+
+    token = closer("create", "--workspace", "agency", "--role", "viewer").stdout.strip()
+    revoked = closer("revoke", "--reason", "left the agency", stdin=token + "\n")  # prompted
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked the viewer token" in revoked.stdout and token not in revoked.stdout
+    with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as viewer:
+        problem(viewer.get("/candidacies"), 401, "unauthorized")
+    unknown = closer("revoke", "--token", "closer_not-a-real-token")
+    assert unknown.returncode == 1 and "never issued" in unknown.stdout + unknown.stderr
