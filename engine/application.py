@@ -21,7 +21,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    StoredEvent,
+    Transcoding,
+)
 
 from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
 from engine.candidacy import Candidacy
@@ -377,23 +382,24 @@ class Candidacies(Application[UUID]):
                 # of being read again by every tick until then.
                 held.append(self.current_row(
                     candidacy, due_at=held_until(planned[0], candidacy, policy, now)))
-        if held:
-            self.save(rows=held)
-        if not decided:
+        if not decided and not held:
             return run
         pending = {c.id: list(c.pending_events) for c, _ in decided}
         try:
+            # The held rows go in the same transaction: one commit per page.
             self.save(*(c for c, _ in decided),
-                      rows=[self.current_row(c, due_at=due_at) for c, due_at in decided])
+                      rows=held + [self.current_row(c, due_at=due_at) for c, due_at in decided])
         except IntegrityError:
             if len(decided) == 1:
                 run.conflicts.append(str(decided[0][0].id))
                 del run.applied[str(decided[0][0].id)]
+                if held:
+                    self.save(rows=held)
                 return run
             # One of them changed meanwhile: decide again for each on its own.
             retry = PolicyRun()
-            for candidacy, _ in decided:
-                retry.merge(self.apply_policies([candidacy.id], now, limit=limit))
+            for candidacy_id in [c.id for c, _ in decided] + [row.id for row in held]:
+                retry.merge(self.apply_policies([candidacy_id], now, limit=limit))
             return retry
         for candidacy, _ in decided:
             self._log(Actor(user=SCHEDULER, workspace=candidacy.workspace), candidacy,
@@ -419,15 +425,17 @@ class Candidacies(Application[UUID]):
         projector as `get` (one query pair per page instead of per candidacy)."""
         uids = [_uuid(i) for i in candidacy_ids]
         recorder: Any = self.recorder
+        to_domain_event = self.mapper.to_domain_event
         start: dict[UUID, Any] = {}
         if self.snapshots is not None:
             table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
-            for stored in recorder.select_latest_stored(table, uids):
-                start[stored.originator_id] = self.mapper.to_domain_event(stored).mutate(None)
+            for record in recorder.select_latest_records(table, uids):
+                start[record[0]] = to_domain_event(StoredEvent(*record)).mutate(None)
         after = {uid: start[uid].version if uid in start else 0 for uid in uids}
         events: dict[UUID, list[Any]] = {uid: [] for uid in uids}
-        for stored in recorder.select_stored_after(recorder.events_table_name, after):
-            events[stored.originator_id].append(self.mapper.to_domain_event(stored))
+        for record in recorder.select_records_after(recorder.events_table_name, after):
+            # The record's id is the UUID asked for: no parsing it back from the row.
+            events[record[0]].append(to_domain_event(StoredEvent(*record)))
         loaded = []
         for uid, candidacy_id in zip(uids, candidacy_ids):
             candidacy = _project(start.get(uid), events[uid])

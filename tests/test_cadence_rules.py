@@ -750,3 +750,46 @@ def test_a_page_that_loses_a_race_is_decided_again_one_candidacy_at_a_time(
     # The person's fact is kept, before the nudge decided after it.
     types = [e.type for e in app.history(second, WORKSPACE)]
     assert types[-2:] == ["CompetingOfferNoted", "NudgeSent"]
+
+
+def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
+        app: Candidacies, actor: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    # At 22:00 UTC the London nudge is held by quiet hours while the Los Angeles ones
+    # (14:00 there) go out: one page holds both kinds, saved in one transaction.
+    held = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    sent = [thanked(app, actor, utc("2026-11-25T18:30:00+00:00"),
+                    timezone="America/Los_Angeles", country="US") for _ in range(2)]
+    app.clock.set(utc("2026-12-16T22:00:00+00:00"))  # type: ignore[attr-defined]
+    load_many = app._load_many
+    racer = [sent[1]]  # who a person records a fact on while the page is decided
+    raced: list[str] = []
+
+    def load_then_race(ids: list[object]) -> list[object]:
+        loaded = load_many(ids)
+        if not raced:
+            raced.append(racer[0])
+            app.note_competing_offer(actor, racer[0], "Globex",
+                                     utc("2027-01-15T17:00:00+00:00"))
+        return loaded
+
+    monkeypatch.setattr(app, "_load_many", load_then_race)
+    run = app.apply_policies([held, *sent], app.clock.now())  # type: ignore[attr-defined]
+
+    assert raced == [sent[1]] and run.conflicts == [] and set(run.applied) == set(sent)
+    for candidacy_id in sent:
+        (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+        assert nudge.at == utc("2026-12-16T22:00:00+00:00")
+    assert decisions(app, held) == []
+    assert app.row(held).due_at == utc("2026-12-17T09:00:00+00:00")  # type: ignore[union-attr]
+
+    # A page of one decided candidacy that loses its race: reported, and the held
+    # row is still saved.
+    other = thanked(app, actor, utc("2026-11-26T18:30:00+00:00"),
+                    timezone="America/Los_Angeles", country="US")
+    app.clock.set(utc("2026-12-17T22:00:00+00:00"))  # type: ignore[attr-defined]
+    racer[0] = other
+    raced.clear()
+    run = app.apply_policies([held, other], app.clock.now())  # type: ignore[attr-defined]
+    assert raced == [other] and run.conflicts == [other] and run.applied == {}
+    assert decisions(app, other) == []
+    assert app.row(held).due_at == utc("2026-12-18T09:00:00+00:00")  # type: ignore[union-attr]

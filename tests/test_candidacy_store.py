@@ -401,3 +401,55 @@ def test_the_row_matches_the_candidacy_at_each_stage(candidacies: Candidacies, c
     row = candidacies.row(cid)
     assert (row.stage, row.version, row.round) == (stage, candidacy.version, 1)
     assert [r.id for r in candidacies.rows(coach.workspace, stage=stage)] == [cid]
+
+
+# -- the scheduler's page reads and writes ---------------------------------------------
+
+
+def test_a_page_loads_each_candidacy_as_get_does(candidacies: Candidacies, coach: Actor,
+                                                  clock: FixedClock) -> None:
+    # One past two snapshots (dates in them), one at each stage, one in another workspace.
+    long = candidacies.record_interview(coach, interview(interviewers=PANEL)).candidacy_id
+    for version in range(2, 2 * SNAPSHOT_INTERVAL + 4):
+        clock.advance(timedelta(hours=1))
+        if version % 2 == 0:
+            candidacies.pause_cadence(coach, long, f"pause {version}", until=date(2027, 1, 4))
+        else:
+            candidacies.resume_cadence(coach, long)
+    staged = [candidacy_at(candidacies, coach, stage) for stage in
+              ("interviewed", "next_step_closed", "awaiting", "nudged", "advanced", "stalled")]
+    elsewhere = candidacies.record_interview(OTHER, interview()).candidacy_id
+    ids = [staged[0], long, *staged[1:], elsewhere]
+    assert len(list(candidacies.snapshots.get(UUID(long)))) == 2
+
+    loaded = candidacies._load_many(ids)
+
+    assert [str(c.id) for c in loaded] == ids
+    for cid, candidacy in zip(ids, loaded):
+        workspace = OTHER.workspace if cid == elsewhere else coach.workspace
+        assert state(candidacy) == state(candidacies.get(cid, workspace))
+    with pytest.raises(CandidacyNotFound):
+        candidacies._load_many([long, str(UUID(int=7))])
+    # However many ids a page holds, it is one query (no OR chain for SQLite to refuse).
+    many = {UUID(int=n): 0 for n in range(1, 1500)} | {UUID(long): 2 * SNAPSHOT_INTERVAL}
+    records = candidacies.recorder.select_records_after(  # type: ignore[attr-defined]
+        candidacies.recorder.events_table_name, many)
+    assert [(r[0], r[1]) for r in records] == [
+        (UUID(long), v) for v in range(2 * SNAPSHOT_INTERVAL + 1, 2 * SNAPSHOT_INTERVAL + 4)]
+
+
+def test_a_row_never_goes_back_to_an_older_version(candidacies: Candidacies, coach: Actor,
+                                                   clock: FixedClock) -> None:
+    cid = candidacy_at(candidacies, coach, "awaiting")
+    stale = candidacies.get(cid, coach.workspace)
+    candidacies.note_competing_offer(coach, cid, "Contoso", clock.now() + timedelta(days=9))
+    newer = candidacies.row(cid)
+
+    # A row computed from the candidacy as read before the offer is not written over it...
+    candidacies.save(rows=[candidacies.current_row(stale, due_at=clock.now())])
+    assert candidacies.row(cid) == newer
+    # ...while a row of the same version is (a held action's new due moment).
+    later = clock.now() + timedelta(days=1)
+    current = candidacies.get(cid, coach.workspace)
+    candidacies.save(rows=[candidacies.current_row(current, due_at=later)])
+    assert candidacies.row(cid).due_at == later
