@@ -81,6 +81,19 @@ class PolicyRun:
         self.conflicts.extend(other.conflicts)
 
 
+@dataclass
+class PolicyDecisions:
+    """What `decide_policies` applied in memory to a page of candidacies, not yet saved:
+    the candidacies with new events (and their next due moment), and the rows of
+    those whose due action waits for its send window."""
+
+    now: datetime
+    limit: int
+    run: PolicyRun = field(default_factory=PolicyRun)
+    decided: list[tuple[Candidacy, datetime | None]] = field(default_factory=list)
+    held: list[CandidacyRow] = field(default_factory=list)
+
+
 _UNKNOWN = object()
 
 
@@ -358,10 +371,14 @@ class Candidacies(Application[UUID]):
         """`apply_policy` for many candidacies, saved in one transaction (one commit
         for a page of due candidacies); when another writer changed one of them, each
         is saved on its own and the changed ones are reported as conflicts."""
+        return self.record_decisions(self.decide_policies(candidacy_ids, now, limit=limit))
+
+    def decide_policies(self, candidacy_ids: list[Any], now: datetime | None = None,
+                        *, limit: int = 10) -> PolicyDecisions:
+        """The first half of `apply_policies`: load the candidacies and apply what is
+        due to them in memory; nothing is saved until `record_decisions`."""
         now = now or self.clock.now()
-        run = PolicyRun()
-        decided: list[tuple[Candidacy, datetime | None]] = []
-        held: list[CandidacyRow] = []
+        decisions = PolicyDecisions(now=now, limit=limit)
         for candidacy in self._load_many(candidacy_ids):
             policy = self.policies.of(candidacy)
             actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
@@ -375,13 +392,20 @@ class Candidacies(Application[UUID]):
                 applied.append(due[0])
                 planned = plan(candidacy, policy)
             if applied:
-                run.applied[str(candidacy.id)] = applied
-                decided.append((candidacy, planned[0].due_at if planned else None))
+                decisions.run.applied[str(candidacy.id)] = applied
+                decisions.decided.append((candidacy, planned[0].due_at if planned else None))
             elif planned and planned[0].due_at <= now:
                 # Due but held by its send window: the row waits for the window instead
                 # of being read again by every tick until then.
-                held.append(self.current_row(
+                decisions.held.append(self.current_row(
                     candidacy, due_at=held_until(planned[0], candidacy, policy, now)))
+        return decisions
+
+    def record_decisions(self, decisions: PolicyDecisions) -> PolicyRun:
+        """The second half of `apply_policies`: save what `decide_policies` decided in
+        one transaction, or candidacy by candidacy when one changed meanwhile."""
+        run, decided, held = decisions.run, decisions.decided, decisions.held
+        now, limit = decisions.now, decisions.limit
         if not decided and not held:
             return run
         pending = {c.id: list(c.pending_events) for c, _ in decided}

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
-from engine.application import Candidacies
+from engine.application import Candidacies, PolicyRun
 
 log = structlog.get_logger("closer.scheduler")
 
@@ -41,17 +42,30 @@ def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> T
     report = TickReport(now=now)
     due = list(app.due_ids(now))
     report.candidacies = len(due)
-    for start in range(0, len(due), page):
-        # One transaction per page; a candidacy someone else changed meanwhile is
-        # left for the next tick, which decides again.
-        run = app.apply_policies(due[start:start + page], now)
-        report.conflicts += len(run.conflicts)
-        for candidacy_id, applied in run.applied.items():
-            for action in applied:
-                report.actions[action.kind] += 1
-                log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
-                         rule=action.rule, due_at=action.due_at.isoformat())
+    # One transaction per page; a candidacy someone else changed meanwhile is left for
+    # the next tick, which decides again.  A page is written (mostly waiting on the
+    # disk: commit, fsync, WAL checkpoint) by one writer thread while the next page is
+    # loaded and decided; pages hold different candidacies, and the tick returns only
+    # once every page is written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="closer-tick") as writer:
+        writing: Future[PolicyRun] | None = None
+        for start in range(0, len(due), page):
+            decisions = app.decide_policies(due[start:start + page], now)
+            if writing is not None:
+                _count(report, writing.result())
+            writing = writer.submit(app.record_decisions, decisions)
+        if writing is not None:
+            _count(report, writing.result())
     return report
+
+
+def _count(report: TickReport, run: PolicyRun) -> None:
+    report.conflicts += len(run.conflicts)
+    for candidacy_id, applied in run.applied.items():
+        for action in applied:
+            report.actions[action.kind] += 1
+            log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
+                     rule=action.rule, due_at=action.due_at.isoformat())
 
 
 def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event) -> None:

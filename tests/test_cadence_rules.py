@@ -793,3 +793,61 @@ def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
     assert raced == [other] and run.conflicts == [other] and run.applied == {}
     assert decisions(app, other) == []
     assert app.row(held).due_at == utc("2026-12-18T09:00:00+00:00")  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- the tick's pages
+
+
+def test_a_tick_in_small_pages_records_what_each_candidacy_is_due(
+        candidacies: Candidacies, actor: Actor) -> None:
+    # Nudges due, one held by quiet hours, one not due, one whose thank-you is
+    # overdue: pages of two are written by the tick's writer thread while the next
+    # page is decided.
+    now = utc("2026-12-16T22:00:00+00:00")
+    ids = [thanked(candidacies, actor, utc("2026-11-25T18:30:00+00:00"),
+                   timezone="America/Los_Angeles", country="US") for _ in range(3)]
+    ids.append(thanked(candidacies, actor, utc("2026-11-25T10:30:00+00:00")))  # held
+    ids.append(thanked(candidacies, actor, utc("2026-12-14T10:30:00+00:00")))  # not due
+    ids.append(open_candidacy(candidacies, actor, at=utc("2026-12-15T18:30:00+00:00"),
+                              timezone="America/Los_Angeles", country="US"))
+    candidacies.clock.set(now)  # type: ignore[attr-defined]
+    # What each would record on its own (deciding saves nothing).
+    expected = {cid: [(a.kind, a.key) for a in
+                      candidacies.decide_policies([cid], now).run.applied.get(cid, [])]
+                for cid in ids}
+    assert sum(map(len, expected.values())) >= 4 and [] in expected.values()
+    before = {cid: len(candidacies.history(cid, WORKSPACE)) for cid in ids}
+
+    report = tick(candidacies, now, page=2)
+
+    assert report.candidacies == len(ids) - 1 and report.conflicts == 0
+    for cid in ids:
+        recorded = candidacies.history(cid, WORKSPACE)[before[cid]:]
+        assert [(e.decided_by or {}).get("key") for e in recorded] == [
+            key for _, key in expected[cid]]
+        candidacy = candidacies.get(cid, WORKSPACE)
+        row = candidacies.row(cid)
+        assert row is not None and row.version == candidacy.version
+    assert report.recorded == sum(map(len, expected.values()))
+    assert candidacies.row(ids[3]).due_at == utc("2026-12-17T09:00:00+00:00")  # type: ignore[union-attr]
+    assert tick(candidacies, now, page=2).recorded == 0
+
+
+def test_a_page_that_fails_to_be_written_fails_the_tick(
+        app: Candidacies, actor: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [thanked(app, actor, utc("2026-11-25T10:30:00+00:00")) for _ in range(5)]
+    now = utc("2026-12-16T12:00:00+00:00")
+    record = app.record_decisions
+    written: list[int] = []
+
+    def record_then_fail(decisions: Any) -> Any:
+        if written:
+            raise RuntimeError("disk full")
+        written.append(len(decisions.decided))
+        return record(decisions)
+
+    monkeypatch.setattr(app, "record_decisions", record_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tick(app, now, page=2)
+    assert written == [2]
+    assert sum(len(decisions(app, cid)) for cid in ids) == 2
