@@ -29,6 +29,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from engine.errors import InvalidInput
@@ -132,13 +133,11 @@ _MESSAGE_UPSERT_SET = ("status=excluded.status, attempts=excluded.attempts, "
 def _row(values: Sequence[Any]) -> CandidacyRow:
     (id_, workspace, stage, version, round_, candidate, company, role, updated_at, due_at,
      summary) = values
-    return CandidacyRow(
-        id=id_, workspace=workspace, stage=stage, version=version, round=round_,
-        candidate=candidate, company=company, role=role,
-        updated_at=datetime.fromisoformat(updated_at),
-        due_at=datetime.fromisoformat(due_at) if due_at else None,
-        summary=orjson.loads(summary),
-    )
+    # Positional: keyword arguments cost a tenth of reading a row.
+    return CandidacyRow(id_, workspace, stage, version, round_, candidate, company, role,
+                        datetime.fromisoformat(updated_at),
+                        datetime.fromisoformat(due_at) if due_at else None,
+                        orjson.loads(summary))
 
 
 class _Queries:
@@ -301,8 +300,10 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as c:
+            # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
+            c.sqlite_cursor.row_factory = None
             c.execute(sql, tuple(params))
-            return [tuple(r) for r in c.fetchall()]
+            return c.fetchall()  # type: ignore[no-any-return]
 
 
 def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any]) -> None:
@@ -359,8 +360,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as curs:
+            curs.row_factory = tuple_row  # type: ignore[assignment]
             curs.execute(SQL(self._q(sql)), tuple(params))
-            return [tuple(r.values()) for r in curs.fetchall()]
+            return curs.fetchall()  # type: ignore[return-value]
 
 
 def eventsourcing_env(database_url: str) -> dict[str, str]:
