@@ -19,7 +19,7 @@ with what the follower recorded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -124,6 +124,16 @@ _UPSERT_SET = ("stage=excluded.stage, version=excluded.version, round=excluded.r
 _ROW_UPSERT = (f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {_UPSERT_SET} "
                "WHERE closer_candidacies.version <= excluded.version")
+# SQLite rewrites an index whenever one of its columns is assigned, changed or not: the
+# stage (in the workspace index) is set apart only where it changed, which saves most
+# row writes a page of the (workspace, stage, id) index.
+_ROW_UPSERT_KEEPING_STAGE = (
+    f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
+    f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    f"{_UPSERT_SET.replace('stage=excluded.stage, ', '')} "
+    "WHERE closer_candidacies.version <= excluded.version")
+_ROW_STAGE = ("UPDATE closer_candidacies SET stage=? WHERE id=? AND version=? "
+              "AND stage<>?")
 
 _MESSAGE_UPSERT_SET = ("status=excluded.status, attempts=excluded.attempts, "
                        "next_attempt_at=excluded.next_attempt_at, "
@@ -288,12 +298,15 @@ _SQLITE_TABLES = [
 class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     """eventsourcing's SQLite process recorder plus Closer's tables."""
 
+    _row_writes = ((_ROW_UPSERT_KEEPING_STAGE, _row_params),
+                   (_ROW_STAGE, lambda r: (r.stage, r.id, r.version, r.stage)))
+
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + _SQLITE_TABLES
 
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        _write_extras(c.execute, c.executemany, self._q, kwargs)
+        _write_extras(c.execute, c.executemany, self._q, kwargs, self._row_writes)
         if kwargs.get("position") is not None:
             self._insert_tracking(c, kwargs["position"])
         return notification_ids
@@ -306,7 +319,8 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             return c.fetchall()  # type: ignore[no-any-return]
 
 
-def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any]) -> None:
+def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any],
+                  row_writes: Sequence[tuple[str, Callable[[CandidacyRow], Any]]]) -> None:
     record: IdempotencyRecord | None = kwargs.get("idempotency")
     if record is not None:
         execute(q("INSERT INTO closer_idempotency (workspace, key, fingerprint, response, "
@@ -316,7 +330,8 @@ def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any]
     # One statement per kind for the whole save (a tick's page writes hundreds of rows).
     rows = kwargs.get("rows")
     if rows:
-        executemany(q(_ROW_UPSERT), [_row_params(row) for row in rows])
+        for sql, params in row_writes:
+            executemany(q(sql), [params(row) for row in rows])
     messages = kwargs.get("message_rows")
     if messages:
         executemany(q(f"INSERT INTO closer_messages ({_MESSAGE_COLUMNS}) VALUES "
@@ -331,6 +346,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     """eventsourcing's PostgreSQL process recorder plus Closer's tables."""
 
     placeholder = "%s"
+    # PostgreSQL writes a new index entry for every updated row whatever is assigned
+    # (the indexed due_at changes anyway): one upsert.
+    _row_writes = ((_ROW_UPSERT, _row_params),)
 
     def _id_param(self, uid: UUID) -> Any:
         return uid
@@ -354,7 +372,8 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
         _write_extras(lambda sql, params: curs.execute(SQL(sql), params),
-                      lambda sql, params: curs.executemany(SQL(sql), params), self._q, kwargs)
+                      lambda sql, params: curs.executemany(SQL(sql), params), self._q, kwargs,
+                      self._row_writes)
         if kwargs.get("position") is not None:
             self._insert_tracking(curs, tracking=kwargs["position"])
 

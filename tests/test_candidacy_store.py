@@ -442,10 +442,11 @@ def test_a_row_never_goes_back_to_an_older_version(candidacies: Candidacies, coa
                                                    clock: FixedClock) -> None:
     cid = candidacy_at(candidacies, coach, "awaiting")
     stale = candidacies.get(cid, coach.workspace)
-    candidacies.note_competing_offer(coach, cid, "Contoso", clock.now() + timedelta(days=9))
+    candidacies.send_nudge(coach, cid)
     newer = candidacies.row(cid)
+    assert (stale.stage, newer.stage) == ("awaiting", "nudged")
 
-    # A row computed from the candidacy as read before the offer is not written over it...
+    # A row computed from the candidacy as read before the nudge is not written over it...
     candidacies.save(rows=[candidacies.current_row(stale, due_at=clock.now())])
     assert candidacies.row(cid) == newer
     # ...while a row of the same version is (a held action's new due moment).
