@@ -270,17 +270,20 @@ def floor_plain(path: Path) -> tuple[float, int]:
     return timer.perf_counter() - started, seen
 
 
-def tick_in_process(url: str, now: datetime, profile: bool = False) -> tuple[float, Any, str]:
+def tick_in_process(url: str, now: datetime,
+                    profile: bool = False) -> tuple[float, float, Any, str]:
+    """One tick on the store at ``url``: wall seconds, this process's CPU seconds (the
+    tick's writer thread included), its report, and its profile when asked."""
     app = Candidacies(eventsourcing_env(url), clock=FixedClock(now))
     try:
         profiler = cProfile.Profile() if profile else None
-        started = timer.perf_counter()
+        started, cpu = timer.perf_counter(), timer.process_time()
         if profiler:
             profiler.enable()
         report = tick(app, now)
         if profiler:
             profiler.disable()
-        elapsed = timer.perf_counter() - started
+        elapsed, cpu = timer.perf_counter() - started, timer.process_time() - cpu
         text = ""
         if profiler:
             out = io.StringIO()
@@ -288,7 +291,7 @@ def tick_in_process(url: str, now: datetime, profile: bool = False) -> tuple[flo
             stats.sort_stats("tottime").print_stats(15)
             stats.sort_stats("cumulative").print_stats(25)
             text = out.getvalue()
-        return elapsed, report, text
+        return elapsed, cpu, report, text
     finally:
         app.close()
 
@@ -350,7 +353,10 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where to build the stores")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse the populated store left in --dir by an earlier run")
-    parser.add_argument("--profile", action="store_true", help="cProfile each in-process tick")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh copies each tick is measured on, best kept (default 3)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile each in-process tick (its first run)")
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--write-docs", action="store_true",
                         help=f"write the '{SECTION}' section of docs/performance.md")
@@ -396,28 +402,31 @@ def main() -> None:
     profiles = []
     for gap in gaps:
         now = LAST + timedelta(minutes=gap)
-        url = fresh()
-        floor_rows(url)  # warm this copy's pages as the floors' were
-        with sqlite3.connect(work) as db:
-            due = db.execute("SELECT count(*) FROM closer_candidacies WHERE due_at IS NOT NULL "
-                             "AND due_at<=?", (now.isoformat(),)).fetchone()[0]
-        tick_s, report, text = tick_in_process(url, now, profile=args.profile)
-        again_s, again, _ = tick_in_process(url, now)
+        runs = []
+        for attempt in range(args.repeat):
+            url = fresh()
+            floor_rows(url)  # warm this copy's pages as the floors' were
+            tick_s, cpu_s, report, text = tick_in_process(
+                url, now, profile=args.profile and attempt == 0)
+            runs.append((tick_s, cpu_s))
+            if text:
+                profiles.append(f"--- profile, tick at +{gap} min\n{text}")
+        again_s, _, again, _ = tick_in_process(url, now)
         if again.recorded:
             raise SystemExit(f"a second tick at the same moment recorded {again.recorded}")
-        if text:
-            profiles.append(f"--- profile, tick at +{gap} min\n{text}")
-        per = (f"{1000 * (tick_s - again_s) / report.candidacies:.1f} ms per due candidacy"
+        tick_s, cpu_s = min(runs)
+        per = (f"{1000 * (tick_s - again_s) / report.candidacies:.2f} ms per due candidacy"
                if report.candidacies else "the time is finding that nothing is due")
-        results.append((gap, tick_s, due))
+        results.append((gap, tick_s, report.candidacies))
         lines += [
-            f"tick at +{gap} min ({now.isoformat()}): {due:,} due "
-            f"({100 * due / args.count:.2f} %); "
+            f"tick at +{gap} min ({now.isoformat()}): {report.candidacies:,} due "
+            f"({100 * report.candidacies / args.count:.2f} %); "
             f"recorded {report.recorded:,} "
             f"({', '.join(f'{k} {v:,}' for k, v in sorted(report.actions.items())) or 'nothing'})",
-            f"  in-process tick {tick_s:.3f} s = {tick_s / plain_s:.1f}x floor B, "
-            f"{tick_s / rows_s:.1f}x floor A; again at the same moment {again_s:.3f} s, "
-            f"records nothing; {per}",
+            f"  in-process tick {tick_s:.3f} s (best of {len(runs)}: "
+            f"{', '.join(f'{w:.3f}' for w, _ in runs)}; CPU {cpu_s:.3f} s) "
+            f"= {tick_s / plain_s:.1f}x floor B, {tick_s / rows_s:.1f}x floor A; "
+            f"again at the same moment {again_s:.3f} s, records nothing; {per}",
         ]
     if not args.skip_cli:
         now = LAST + timedelta(minutes=args.cli_gap)
@@ -455,8 +464,8 @@ def write_docs(args: argparse.Namespace, lines: list[str],
         "",
         f"Result, by time since the scheduler last ran: {verdicts}.",
         "",
-        "Reproduce (builds the store in a temporary directory: population took 258 s for",
-        "100,000 here; add `--dir DIR` to keep it and `--reuse` to skip it next time):",
+        "Reproduce (builds the store in a temporary directory: population takes a few",
+        "minutes for 100,000; add `--dir DIR` to keep it and `--reuse` to skip it next time):",
         "",
         "```",
         f"/work/venv/bin/python benchmarks/tick_bench.py --count {args.count} "
@@ -474,10 +483,13 @@ def write_docs(args: argparse.Namespace, lines: list[str],
         "does) up to the last tick, then saved with the application's rows, so `due_at` is",
         "what the application writes. Interviews are spread over the 6 weeks before the last",
         "tick, in GB, US, IN, AU, BR and DE time zones; 15 % run under a published agency",
-        "policy. The floors are warm (best of 3); each tick runs once on a fresh copy of the",
-        "store whose pages were read once first, then again at the same moment (idempotency:",
-        "it must record nothing). The CLI runs on another fresh copy. `--profile` prints a",
-        "cProfile of each in-process tick.",
+        "policy. The floors are warm (best of 3). Each tick runs on fresh copies of the",
+        f"store whose pages were read once first (best of {args.repeat}, every run shown, with",
+        "the process's CPU time of the best), then again at the same moment (idempotency: it",
+        "must record nothing). The ticks run in one process, so only its first tick pays the",
+        "one-off import of the holiday calendars (about 45 ms); the CLI line, a process of",
+        "its own on another fresh copy, pays it. The machine is shared: compare the ratios",
+        "within one run. `--profile` prints a cProfile of each gap's first tick.",
         "",
         *ANALYSIS,
     ])
@@ -485,7 +497,7 @@ def write_docs(args: argparse.Namespace, lines: list[str],
     text = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n\n"
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
-        text = pattern.sub(lambda _: body + "\n", text, count=1)
+        text = pattern.sub(lambda _: body + "\n\n", text, count=1)
     else:
         text = text.rstrip("\n") + "\n\n" + body
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
