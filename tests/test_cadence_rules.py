@@ -25,7 +25,7 @@ from builders import interview
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
 from engine.calendar import is_send_time
 from engine.clock import FixedClock
-from engine.errors import InvalidInput
+from engine.errors import CandidacyNotFound, InvalidInput
 from engine.policy import PolicyError, default_policy, parse_policy, policy_from_dict
 from engine.scheduler import tick
 from engine.store import eventsourcing_env
@@ -851,3 +851,23 @@ def test_a_page_that_fails_to_be_written_fails_the_tick(
         tick(app, now, page=2)
     assert written == [2]
     assert sum(len(decisions(app, cid)) for cid in ids) == 2
+
+
+def test_deciding_a_page_leaves_the_garbage_collector_as_it_found_it(
+        app: Candidacies, actor: Actor) -> None:
+    import gc
+
+    candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    now = utc("2026-12-16T12:00:00+00:00")
+    assert gc.isenabled()
+    assert app.decide_policies([candidacy_id], now).run.applied
+    assert gc.isenabled()
+    with pytest.raises(CandidacyNotFound):
+        app.decide_policies([candidacy_id, "00000000-0000-4000-8000-000000000000"], now)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        app.decide_policies([candidacy_id], now)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
