@@ -124,9 +124,9 @@ _UPSERT_SET = ("stage=excluded.stage, version=excluded.version, round=excluded.r
 _ROW_UPSERT = (f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {_UPSERT_SET} "
                "WHERE closer_candidacies.version <= excluded.version")
-# SQLite rewrites an index whenever one of its columns is assigned, changed or not: the
-# stage (in the workspace index) is set apart only where it changed, which saves most
-# row writes a page of the (workspace, stage, id) index.
+# SQLite rewrites an index entry whenever one of its columns is assigned, changed or
+# not: the stage is set apart, only where it changed, so that a row whose stage stays
+# does not rewrite its (workspace, stage, id) entry (most of a page per row).
 _ROW_UPSERT_KEEPING_STAGE = (
     f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
     f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
