@@ -10,13 +10,14 @@ nothing the second time.  `run_forever` is the loop `closer serve` and
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
-from engine.application import Candidacies
+from engine.application import Candidacies, PolicyRun
 
 log = structlog.get_logger("closer.scheduler")
 
@@ -35,23 +36,38 @@ class TickReport:
         return sum(self.actions.values())
 
 
-def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> TickReport:
+def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200,
+         ahead: int = 2) -> TickReport:
     """Apply every due action at ``now`` (the application's clock when omitted)."""
     now = now or app.clock.now()
     report = TickReport(now=now)
     due = list(app.due_ids(now))
     report.candidacies = len(due)
-    for start in range(0, len(due), page):
-        # One transaction per page; a candidacy someone else changed meanwhile is
-        # left for the next tick, which decides again.
-        run = app.apply_policies(due[start:start + page], now)
-        report.conflicts += len(run.conflicts)
-        for candidacy_id, applied in run.applied.items():
-            for action in applied:
-                report.actions[action.kind] += 1
-                log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
-                         rule=action.rule, due_at=action.due_at.isoformat())
+    # One transaction per page; a candidacy someone else changed meanwhile is left for
+    # the next tick, which decides again.  Pages are written in order by one writer
+    # thread (mostly waiting on the disk: commit, fsync, a WAL checkpoint now and then)
+    # while the next pages are loaded and decided, at most ``ahead`` pages decided but
+    # not yet written; pages hold different candidacies, and the tick returns only once
+    # every page is written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="closer-tick") as writer:
+        writing: deque[Future[PolicyRun]] = deque()
+        for start in range(0, len(due), page):
+            decisions = app.decide_policies(due[start:start + page], now)
+            while len(writing) >= ahead:
+                _count(report, writing.popleft().result())
+            writing.append(writer.submit(app.record_decisions, decisions))
+        while writing:
+            _count(report, writing.popleft().result())
     return report
+
+
+def _count(report: TickReport, run: PolicyRun) -> None:
+    report.conflicts += len(run.conflicts)
+    for candidacy_id, applied in run.applied.items():
+        for action in applied:
+            report.actions[action.kind] += 1
+            log.info("policy action", candidacy_id=candidacy_id, action=action.kind,
+                     rule=action.rule, due_at=action.due_at.isoformat())
 
 
 def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event) -> None:

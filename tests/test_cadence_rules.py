@@ -25,7 +25,7 @@ from builders import interview
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
 from engine.calendar import is_send_time
 from engine.clock import FixedClock
-from engine.errors import InvalidInput
+from engine.errors import CandidacyNotFound, InvalidInput
 from engine.policy import PolicyError, default_policy, parse_policy, policy_from_dict
 from engine.scheduler import tick
 from engine.store import eventsourcing_env
@@ -750,3 +750,125 @@ def test_a_page_that_loses_a_race_is_decided_again_one_candidacy_at_a_time(
     # The person's fact is kept, before the nudge decided after it.
     types = [e.type for e in app.history(second, WORKSPACE)]
     assert types[-2:] == ["CompetingOfferNoted", "NudgeSent"]
+
+
+def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
+        app: Candidacies, actor: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    # At 22:00 UTC the London nudge is held by quiet hours while the Los Angeles ones
+    # (14:00 there) go out: one page holds both kinds, saved in one transaction.
+    held = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    sent = [thanked(app, actor, utc("2026-11-25T18:30:00+00:00"),
+                    timezone="America/Los_Angeles", country="US") for _ in range(2)]
+    app.clock.set(utc("2026-12-16T22:00:00+00:00"))  # type: ignore[attr-defined]
+    load_many = app._load_many
+    racer = [sent[1]]  # who a person records a fact on while the page is decided
+    raced: list[str] = []
+
+    def load_then_race(ids: list[object]) -> list[object]:
+        loaded = load_many(ids)
+        if not raced:
+            raced.append(racer[0])
+            app.note_competing_offer(actor, racer[0], "Globex",
+                                     utc("2027-01-15T17:00:00+00:00"))
+        return loaded
+
+    monkeypatch.setattr(app, "_load_many", load_then_race)
+    run = app.apply_policies([held, *sent], app.clock.now())  # type: ignore[attr-defined]
+
+    assert raced == [sent[1]] and run.conflicts == [] and set(run.applied) == set(sent)
+    for candidacy_id in sent:
+        (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+        assert nudge.at == utc("2026-12-16T22:00:00+00:00")
+    assert decisions(app, held) == []
+    assert app.row(held).due_at == utc("2026-12-17T09:00:00+00:00")  # type: ignore[union-attr]
+
+    # A page of one decided candidacy that loses its race: reported, and the held
+    # row is still saved.
+    other = thanked(app, actor, utc("2026-11-26T18:30:00+00:00"),
+                    timezone="America/Los_Angeles", country="US")
+    app.clock.set(utc("2026-12-17T22:00:00+00:00"))  # type: ignore[attr-defined]
+    racer[0] = other
+    raced.clear()
+    run = app.apply_policies([held, other], app.clock.now())  # type: ignore[attr-defined]
+    assert raced == [other] and run.conflicts == [other] and run.applied == {}
+    assert decisions(app, other) == []
+    assert app.row(held).due_at == utc("2026-12-18T09:00:00+00:00")  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- the tick's pages
+
+
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_a_tick_in_small_pages_records_what_each_candidacy_is_due(
+        candidacies: Candidacies, actor: Actor, ahead: int) -> None:
+    # Nudges due, one held by quiet hours, one not due, one whose thank-you is
+    # overdue: pages of two are written by the tick's writer thread while the next
+    # pages (up to ``ahead``) are decided.
+    now = utc("2026-12-16T22:00:00+00:00")
+    ids = [thanked(candidacies, actor, utc("2026-11-25T18:30:00+00:00"),
+                   timezone="America/Los_Angeles", country="US") for _ in range(3)]
+    ids.append(thanked(candidacies, actor, utc("2026-11-25T10:30:00+00:00")))  # held
+    ids.append(thanked(candidacies, actor, utc("2026-12-14T10:30:00+00:00")))  # not due
+    ids.append(open_candidacy(candidacies, actor, at=utc("2026-12-15T18:30:00+00:00"),
+                              timezone="America/Los_Angeles", country="US"))
+    candidacies.clock.set(now)  # type: ignore[attr-defined]
+    # What each would record on its own (deciding saves nothing).
+    expected = {cid: [(a.kind, a.key) for a in
+                      candidacies.decide_policies([cid], now).run.applied.get(cid, [])]
+                for cid in ids}
+    assert sum(map(len, expected.values())) >= 4 and [] in expected.values()
+    before = {cid: len(candidacies.history(cid, WORKSPACE)) for cid in ids}
+
+    report = tick(candidacies, now, page=2, ahead=ahead)
+
+    assert report.candidacies == len(ids) - 1 and report.conflicts == 0
+    for cid in ids:
+        recorded = candidacies.history(cid, WORKSPACE)[before[cid]:]
+        assert [(e.decided_by or {}).get("key") for e in recorded] == [
+            key for _, key in expected[cid]]
+        candidacy = candidacies.get(cid, WORKSPACE)
+        row = candidacies.row(cid)
+        assert row is not None and row.version == candidacy.version
+    assert report.recorded == sum(map(len, expected.values()))
+    assert candidacies.row(ids[3]).due_at == utc("2026-12-17T09:00:00+00:00")  # type: ignore[union-attr]
+    assert tick(candidacies, now, page=2).recorded == 0
+
+
+def test_a_page_that_fails_to_be_written_fails_the_tick(
+        app: Candidacies, actor: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [thanked(app, actor, utc("2026-11-25T10:30:00+00:00")) for _ in range(5)]
+    now = utc("2026-12-16T12:00:00+00:00")
+    record = app.record_decisions
+    written: list[int] = []
+
+    def record_then_fail(decisions: Any) -> Any:
+        if written:
+            raise RuntimeError("disk full")
+        written.append(len(decisions.decided))
+        return record(decisions)
+
+    monkeypatch.setattr(app, "record_decisions", record_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tick(app, now, page=2)
+    assert written == [2]
+    assert sum(len(decisions(app, cid)) for cid in ids) == 2
+
+
+def test_deciding_a_page_leaves_the_garbage_collector_as_it_found_it(
+        app: Candidacies, actor: Actor) -> None:
+    import gc
+
+    candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
+    now = utc("2026-12-16T12:00:00+00:00")
+    assert gc.isenabled()
+    assert app.decide_policies([candidacy_id], now).run.applied
+    assert gc.isenabled()
+    with pytest.raises(CandidacyNotFound):
+        app.decide_policies([candidacy_id, "00000000-0000-4000-8000-000000000000"], now)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        app.decide_policies([candidacy_id], now)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -410,7 +410,7 @@ def test_the_row_matches_the_candidacy_at_each_stage(candidacies: Candidacies, c
 def test_a_write_the_store_refuses_leaves_nothing_behind(
         candidacies: Candidacies, coach: Actor, clock: FixedClock) -> None:
     """The events, the row and the key of one command commit together or not at all (on
-    PostgreSQL they go out in one pipelined transaction), and the store stays usable."""
+    PostgreSQL they go out as one query string), and the store stays usable."""
     cid = candidacies.record_interview(coach, interview()).candidacy_id
     uid = UUID(cid)
     recorder: Any = candidacies.recorder
@@ -431,3 +431,56 @@ def test_a_write_the_store_refuses_leaves_nothing_behind(
     assert recorder.find_idempotency(coach.workspace, "k-2") is None
     recorder.insert_events([event(3)])  # and the connection is usable afterwards
     assert [e.originator_version for e in recorder.select_events(uid)] == [1, 2, 3]
+
+
+# -- the scheduler's page reads and writes ---------------------------------------------
+
+
+def test_a_page_loads_each_candidacy_as_get_does(candidacies: Candidacies, coach: Actor,
+                                                  clock: FixedClock) -> None:
+    # One past two snapshots (dates in them), one at each stage, one in another workspace.
+    long = candidacies.record_interview(coach, interview(interviewers=PANEL)).candidacy_id
+    for version in range(2, 2 * SNAPSHOT_INTERVAL + 4):
+        clock.advance(timedelta(hours=1))
+        if version % 2 == 0:
+            candidacies.pause_cadence(coach, long, f"pause {version}", until=date(2027, 1, 4))
+        else:
+            candidacies.resume_cadence(coach, long)
+    staged = [candidacy_at(candidacies, coach, stage) for stage in
+              ("interviewed", "next_step_closed", "awaiting", "nudged", "advanced", "stalled")]
+    elsewhere = candidacies.record_interview(OTHER, interview()).candidacy_id
+    ids = [staged[0], long, *staged[1:], elsewhere]
+    assert len(list(candidacies.snapshots.get(UUID(long)))) == 2
+
+    loaded = candidacies._load_many(ids)
+
+    assert [str(c.id) for c in loaded] == ids
+    for cid, candidacy in zip(ids, loaded):
+        workspace = OTHER.workspace if cid == elsewhere else coach.workspace
+        assert state(candidacy) == state(candidacies.get(cid, workspace))
+    with pytest.raises(CandidacyNotFound):
+        candidacies._load_many([long, str(UUID(int=7))])
+    # However many ids a page holds, it is one query (no OR chain for SQLite to refuse).
+    many = {UUID(int=n): 0 for n in range(1, 1500)} | {UUID(long): 2 * SNAPSHOT_INTERVAL}
+    records = candidacies.recorder.select_records_after(  # type: ignore[attr-defined]
+        candidacies.recorder.events_table_name, many)
+    assert [(r[0], r[1]) for r in records] == [
+        (UUID(long), v) for v in range(2 * SNAPSHOT_INTERVAL + 1, 2 * SNAPSHOT_INTERVAL + 4)]
+
+
+def test_a_row_never_goes_back_to_an_older_version(candidacies: Candidacies, coach: Actor,
+                                                   clock: FixedClock) -> None:
+    cid = candidacy_at(candidacies, coach, "awaiting")
+    stale = candidacies.get(cid, coach.workspace)
+    candidacies.send_nudge(coach, cid)
+    newer = candidacies.row(cid)
+    assert (stale.stage, newer.stage) == ("awaiting", "nudged")
+
+    # A row computed from the candidacy as read before the nudge is not written over it...
+    candidacies.save(rows=[candidacies.current_row(stale, due_at=clock.now())])
+    assert candidacies.row(cid) == newer
+    # ...while a row of the same version is (a held action's new due moment).
+    later = clock.now() + timedelta(days=1)
+    current = candidacies.get(cid, coach.workspace)
+    candidacies.save(rows=[candidacies.current_row(current, due_at=later)])
+    assert candidacies.row(cid).due_at == later
