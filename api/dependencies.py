@@ -166,16 +166,26 @@ class CommandRunner:
         return Actor(user=self.principal.user, workspace=self.principal.workspace,
                      on_behalf_of=on_behalf_of)
 
-    def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
-        """Open a candidacy (there is no version to expect yet)."""
+    async def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
+        """Open a candidacy (there is no version to expect yet), in the thread pool."""
+        return await run_in_threadpool(self._record, details, on_behalf_of)
+
+    async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
+                  on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
+        """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key, in
+        the thread pool.  (The routes are `async def` that await this: a plain `def` route
+        costs a second thread-pool hop, as FastAPI validates its response there too.)"""
+        return await run_in_threadpool(self._run, command, candidacy_id, *args,
+                                       on_behalf_of=on_behalf_of, **kwargs)
+
+    def _record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             outcome = self.candidacies.record_interview(
                 self.actor(on_behalf_of), details, idempotency_key=self.idempotency_key)
         return self._answered(outcome)
 
-    def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
-            on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
-        """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key."""
+    def _run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
+             on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         actor = self.actor(on_behalf_of)
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             for _ in range(CONFLICT_RETRIES):

@@ -205,15 +205,15 @@ def etag(response: Response, version: int) -> None:
 
 @router.post("", status_code=201, operation_id="recordInterview",
              responses=problem_responses(400, 401, 403, 409, 422))
-def record_interview(body: RecordInterview, command: Command, request: Request,
-                     response: Response) -> Recorded:
+async def record_interview(body: RecordInterview, command: Command, request: Request,
+                           response: Response) -> Recorded:
     """Record a first interview: opens a candidacy at stage `interviewed` (without a
     `country`, the workspace's default country from the settings, if any)."""
     fields = {name: getattr(body, name) for name in NewCandidacy.model_fields}
     if fields["country"] is None:
         fields["country"] = request.app.state.settings.country_for(command.principal.workspace)
     details = NewCandidacy.model_construct(**fields)
-    outcome = command.record(details, body.on_behalf_of)
+    outcome = await command.record(details, body.on_behalf_of)
     response.headers["Location"] = f"/candidacies/{outcome.candidacy_id}"
     return Recorded(id=outcome.candidacy_id, stage=Stage(outcome.stage), version=outcome.version)
 
