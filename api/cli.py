@@ -19,7 +19,6 @@ from engine.errors import CloserError, InvalidInput
 
 from engine.scheduler import run_forever, tick
 
-from api.app import serve as serve_api
 from api.auth import Role, create_token, revoke_token
 from api.demo import seed_demo
 from api.logs import configure_logging
@@ -220,6 +219,8 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items()
                  if v is not None}
     settings = get_settings().model_copy(update=overrides)
+    from api.app import serve as serve_api  # FastAPI and uvicorn: only for this command
+
     serve_api(settings, demo=demo, echo=typer.echo)
 
 
