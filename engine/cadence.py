@@ -91,28 +91,29 @@ def due_prefix(planned: list[Action], candidacy: Any, policy: CadencePolicy,
 def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> datetime:
     """When a due action that ``now`` may not carry can go: the next moment its
     send window and quiet hours allow (``now`` for an action that is not held)."""
-    zone = resolve_zone(candidacy.timezone)
-    calendar = policy.work_calendar(candidacy.country, candidacy.subdivision)
+    place = _rules(policy).place(candidacy)
     if action.kind in ("nudge", "offer_nudge") or (
             action.kind == "thank_you" and policy.thank_you.within_send_window
             and action.medium != Medium.CARD.value):
-        return next_send_time(now, zone, policy.send_window, policy.quiet_hours, calendar)
+        return next_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                              place.calendar)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
-        return next_send_time(now, zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+        return next_send_time(now, place.zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
     return now
 
 
 def _may_go_at(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> bool:
     """Whether ``now`` respects the send window and quiet hours the action obeys."""
     if action.kind in ("nudge", "offer_nudge"):
-        return is_send_time(now, candidacy.timezone, policy.send_window, policy.quiet_hours,
-                            policy.work_calendar(candidacy.country, candidacy.subdivision))
+        place = _rules(policy).place(candidacy)
+        return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                            place.calendar)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
+        place = _rules(policy).place(candidacy)
         if policy.thank_you.within_send_window:
-            return is_send_time(now, candidacy.timezone, policy.send_window,
-                                policy.quiet_hours,
-                                policy.work_calendar(candidacy.country, candidacy.subdivision))
-        return is_send_time(now, candidacy.timezone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+            return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                                place.calendar)
+        return is_send_time(now, place.zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
     return True
 
 
@@ -127,7 +128,7 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     stage = candidacy.stage
     if stage in ("advanced", "stalled"):
         return []
-    c = _Context(candidacy, policy)
+    c = _Context(candidacy, _rules(policy))
     actions: list[Action | None] = []
     if stage in _BEFORE_THANKS:
         actions.append(c.thank_you() if stage == "next_step_closed" else None)
@@ -145,18 +146,20 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
 class _Context:
     """One candidacy under one policy: the derived facts each rule needs."""
 
-    __slots__ = ("c", "p", "zone", "calendar", "round", "follow_up", "counted")
+    __slots__ = ("c", "p", "r", "place", "zone", "round", "follow_up", "counted")
 
-    def __init__(self, candidacy: Any, policy: CadencePolicy) -> None:
+    def __init__(self, candidacy: Any, rules: _Rules) -> None:
         self.c = candidacy
-        self.p = policy
-        self.zone = resolve_zone(candidacy.timezone)
-        self.calendar: WorkCalendar = policy.work_calendar(candidacy.country,
-                                                           candidacy.subdivision)
+        self.p = rules.policy
+        self.r = rules
+        self.place = place = rules.place(candidacy)
+        self.zone = place.zone
         self.round = candidacy.round
         self.follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
-        counts_offer = policy.competing_offer.counts_toward_pest_line
-        self.counted = [n for n in candidacy.nudges if counts_offer or not _is_offer_nudge(n)]
+        nudges = candidacy.nudges
+        # Read only, so the candidacy's own list serves when every nudge counts.
+        self.counted = nudges if rules.counts_offer or not nudges else [
+            n for n in nudges if not _is_offer_nudge(n)]
 
     # -- the rules ------------------------------------------------------------------
 
@@ -169,8 +172,7 @@ class _Context:
             # The same-day deadline beats the send window, unless the policy says
             # otherwise; quiet hours hold either way.
             due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
-                   else next_send_time(closed_at, self.zone, _WHOLE_DAY, self.p.quiet_hours,
-                                       _EVERY_DAY))
+                   else self.place.any_day_send_time(closed_at))
         due = self.held(due, closed_at)
         if due is None:
             return None
@@ -218,13 +220,14 @@ class _Context:
         if due is None:
             return None
         return Action("nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
-                      channels=tuple(ch.value for ch in self.p.nudge.channels),
+                      channels=self.r.channels,
                       note=f"nudge {n + 1} of {self.max_nudges()}")
 
     def offer_nudges(self) -> list[Action | None]:
         """One tactful nudge some business days before each competing offer's deadline."""
         rule = self.p.competing_offer
-        if rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges():
+        if not self.c.offers or (
+                rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges()):
             return []
         sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
         actions: list[Action | None] = []
@@ -246,7 +249,7 @@ class _Context:
             if due >= deadline:
                 continue  # too late to be tactful: the deadline has come
             actions.append(Action("offer_nudge", due, "competing_offer.before_deadline", key,
-                                  channels=tuple(ch.value for ch in self.p.nudge.channels),
+                                  channels=self.r.channels,
                                   note=f"offer from {offer['company']} due "
                                        f"{deadline.isoformat()}"))
         return actions
@@ -326,12 +329,10 @@ class _Context:
         return self.local(day, rule.deadline_local_time)
 
     def max_nudges(self) -> int:
-        return self.p.follow_up.max_nudges if self.follow_up else self.p.pest_line.max_nudges
+        return self.r.follow_up_max_nudges if self.follow_up else self.r.max_nudges
 
     def spacing(self) -> int:
-        if self.follow_up:
-            return self.p.follow_up.spacing_business_days
-        return self.p.nudge.spacing_business_days
+        return self.r.follow_up_spacing if self.follow_up else self.r.spacing
 
     def timeline(self) -> tuple[float, float] | None:
         timeline = self.c.interview.get("timeline")
@@ -344,22 +345,19 @@ class _Context:
 
     def business_days_after(self, moment: datetime, days: int) -> datetime:
         """``days`` working days after ``moment`` on the recipient's wall clock."""
-        local = moment.astimezone(self.zone)
-        moved = self.calendar.add_business_days(local.replace(tzinfo=None), days)
-        return moved.replace(tzinfo=self.zone).astimezone(UTC)
+        return self.place.business_days_after(moment, days)
 
     def local(self, day: Any, at: time) -> datetime:
         return datetime.combine(day, at, self.zone).astimezone(UTC)
 
     def send_time(self, moment: datetime) -> datetime:
-        return next_send_time(moment, self.zone, self.p.send_window, self.p.quiet_hours,
-                              self.calendar)
+        return self.place.send_time(moment)
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
         only when the policy says they pause); None while an open-ended pause holds.  A pause ending when or before it starts (an out-of-office
         reply "back today", logged after midnight) holds nothing."""
-        holds_out_of_office = self.p.pause.out_of_office_pauses
+        holds_out_of_office = self.r.out_of_office_pauses
         for pause in self.c.pauses:
             if not holds_out_of_office and pause.get("reason") == OUT_OF_OFFICE:
                 continue
@@ -380,3 +378,117 @@ class _Context:
 def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
     key = (nudge.get("decided_by") or {}).get("key") or ""
     return ":offer:" in key
+
+
+# -- what a policy and a place fix once ------------------------------------------------------
+
+_CACHE_LIMIT = 4096
+"""Answers remembered per place (then forgotten at once): replay meets new moments with
+every candidacy, and a candidacy asks the same questions again with every fact."""
+
+
+class _Rules:
+    """A policy's constants for `plan`, derived once per policy object, and its places."""
+
+    __slots__ = ("channels", "counts_offer", "follow_up_max_nudges", "follow_up_spacing",
+                 "max_nudges", "out_of_office_pauses", "places", "policy", "spacing")
+
+    def __init__(self, policy: CadencePolicy) -> None:
+        self.policy = policy
+        self.places: dict[tuple[Any, str | None, str | None], _Place] = {}
+        self.channels = tuple(ch.value for ch in policy.nudge.channels)
+        self.max_nudges = policy.pest_line.max_nudges
+        self.follow_up_max_nudges = policy.follow_up.max_nudges
+        self.spacing = policy.nudge.spacing_business_days
+        self.follow_up_spacing = policy.follow_up.spacing_business_days
+        self.counts_offer = policy.competing_offer.counts_toward_pest_line
+        self.out_of_office_pauses = policy.pause.out_of_office_pauses
+
+    def place(self, candidacy: Any) -> _Place:
+        """The candidacy's time zone and working days under this policy."""
+        key = (candidacy.timezone, candidacy.country, candidacy.subdivision)
+        place = self.places.get(key)
+        if place is None:
+            if len(self.places) >= _CACHE_LIMIT:
+                self.places.clear()
+            place = self.places[key] = _Place(
+                resolve_zone(key[0]), self.policy.work_calendar(key[1], key[2]), self.policy)
+        return place
+
+
+class _Place:
+    """A time zone and a working calendar under one policy, with the answers of its
+    calendar maths remembered: pure functions of the moment, asked again and again.
+
+    Only moments with a fixed UTC offset are remembered: two datetimes sharing a zone
+    whose offset depends on ``fold`` compare equal at different instants."""
+
+    __slots__ = ("_after", "_any_day", "_send", "calendar", "quiet", "window", "zone")
+
+    def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
+        self.zone = zone
+        self.calendar = calendar
+        self.window = policy.send_window
+        self.quiet = policy.quiet_hours
+        self._after: dict[tuple[datetime, int], datetime] = {}
+        self._send: dict[datetime, datetime] = {}
+        self._any_day: dict[datetime, datetime] = {}
+
+    def business_days_after(self, moment: datetime, days: int) -> datetime:
+        """``days`` working days after ``moment`` on the recipient's wall clock."""
+        fixed = type(moment.tzinfo) is timezone
+        if fixed:
+            found = self._after.get((moment, days))
+            if found is not None:
+                return found
+        local = moment.astimezone(self.zone)
+        moved = self.calendar.add_business_days(local.replace(tzinfo=None), days)
+        found = moved.replace(tzinfo=self.zone).astimezone(UTC)
+        if fixed:
+            if len(self._after) >= _CACHE_LIMIT:
+                self._after.clear()
+            self._after[moment, days] = found
+        return found
+
+    def send_time(self, moment: datetime) -> datetime:
+        """The first moment from ``moment`` inside the send window, outside quiet hours,
+        on a working day."""
+        fixed = type(moment.tzinfo) is timezone
+        if fixed:
+            found = self._send.get(moment)
+            if found is not None:
+                return found
+        found = next_send_time(moment, self.zone, self.window, self.quiet, self.calendar)
+        if fixed:
+            if len(self._send) >= _CACHE_LIMIT:
+                self._send.clear()
+            self._send[moment] = found
+        return found
+
+    def any_day_send_time(self, moment: datetime) -> datetime:
+        """The first moment from ``moment`` outside quiet hours, any day."""
+        fixed = type(moment.tzinfo) is timezone
+        if fixed:
+            found = self._any_day.get(moment)
+            if found is not None:
+                return found
+        found = next_send_time(moment, self.zone, _WHOLE_DAY, self.quiet, _EVERY_DAY)
+        if fixed:
+            if len(self._any_day) >= _CACHE_LIMIT:
+                self._any_day.clear()
+            self._any_day[moment] = found
+        return found
+
+
+_RULES: dict[int, _Rules] = {}
+
+
+def _rules(policy: CadencePolicy) -> _Rules:
+    """The policy's derived constants, by identity (the entry holds the policy, so its id
+    cannot be reused while remembered)."""
+    rules = _RULES.get(id(policy))
+    if rules is None or rules.policy is not policy:
+        if len(_RULES) >= 256:
+            _RULES.clear()
+        rules = _RULES[id(policy)] = _Rules(policy)
+    return rules

@@ -106,7 +106,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_workday", "_years", "_workday_holidays")
+                 "_workday", "_years", "_workday_holidays", "_working_ordinals")
 
     def __init__(
         self,
@@ -135,6 +135,7 @@ class WorkCalendar:
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
         self._workday_holidays: dict[int, list[int]] = {}
+        self._working_ordinals: dict[int, list[int]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -181,19 +182,46 @@ class WorkCalendar:
         part is used as is.
         """
         day = start.date() if isinstance(start, datetime) else start
-        if n == 0:
-            result = self.next_working_day(day)
-        else:
-            step = _DAY if n > 0 else -_DAY
-            remaining = abs(n)
-            result = day
-            while remaining:
-                result += step
-                if self.is_working_day(result):
-                    remaining -= 1
+        result = date.fromordinal(self._move(day.toordinal(), day.year, n))
         if isinstance(start, datetime):
             return datetime.combine(result, start.timetz())
         return result
+
+    def _move(self, ordinal: int, year: int, n: int) -> int:
+        """`add_business_days` on day ordinals: bisection in each year's working days,
+        so a move costs a lookup or two whatever ``n`` is."""
+        days = self._working_in(year)
+        if n >= 0:
+            # Working days after the start (or, for n == 0, from it on).
+            i = bisect.bisect_right(days, ordinal) if n else bisect.bisect_left(days, ordinal)
+            remaining = max(n, 1)
+            while remaining > len(days) - i:
+                remaining -= len(days) - i
+                year += 1
+                days, i = self._working_in(year), 0
+            return days[i + remaining - 1]
+        i = bisect.bisect_left(days, ordinal)  # working days before the start this year
+        remaining = -n
+        while remaining > i:
+            remaining -= i
+            year -= 1
+            days = self._working_in(year)
+            i = len(days)
+        return days[i - remaining]
+
+    def _working_in(self, year: int) -> list[int]:
+        """The ordinals of ``year``'s working days, ascending, computed once per year."""
+        days = self._working_ordinals.get(year)
+        if days is None:
+            first = date(year, 1, 1).toordinal()
+            last = date(year, 12, 31).toordinal()
+            holidays = {d.toordinal() for d in self.holidays_in(year)}
+            workday = self._workday
+            # Ordinal 1 (0001-01-01) is a Monday, so (ordinal - 1) % 7 is the weekday.
+            days = [o for o in range(first, last + 1)
+                    if workday[(o - 1) % 7] and o not in holidays]
+            self._working_ordinals[year] = days
+        return days
 
     def business_days_between(self, a: date, b: date) -> int:
         """Working days ``d`` with ``a < d <= b``; negative (the count in ``(b, a]``) when b < a.

@@ -288,6 +288,39 @@ def test_add_business_days_always_lands_on_a_working_day(
     assert (landed > start) if n > 0 else (landed < start) if n < 0 else (landed >= start)
 
 
+def naive_add_business_days(calendar: WorkCalendar, start: date, n: int) -> date:
+    """The definition, one day at a time: what the bisection must reproduce."""
+    day = start
+    if n == 0:
+        while not calendar.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+    step = timedelta(days=1 if n > 0 else -1)
+    remaining = abs(n)
+    while remaining:
+        day += step
+        remaining -= calendar.is_working_day(day)
+    return day
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendar=calendars, start=dates, n=st.integers(-400, 400))
+def test_add_business_days_equals_stepping_day_by_day(
+    calendar: WorkCalendar, start: date, n: int
+) -> None:
+    assert calendar.add_business_days(start, n) == naive_add_business_days(calendar, start, n)
+
+
+@pytest.mark.parametrize("country", ["US", "GB", "BR", "DE"])
+def test_add_business_days_across_new_year_holidays_equals_stepping(country: str) -> None:
+    calendar = work_calendar(country)
+    for offset in range(-12, 12):
+        start = date(2026, 1, 1) + timedelta(days=offset)
+        for n in (-30, -5, -1, 0, 1, 5, 30, 260):
+            assert calendar.add_business_days(start, n) == naive_add_business_days(
+                calendar, start, n), (start, n)
+
+
 @settings(deadline=None)
 @given(calendar=calendars, start=dates, n=st.integers(0, 40))
 def test_business_days_between_inverts_add_business_days(
