@@ -30,13 +30,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.calendar import (
+    SendSchedule,
     WorkCalendar,
     is_send_time,
     next_send_time,
     resolve_zone,
+    send_schedule,
     work_calendar,
 )
 from engine.candidacy import OUT_OF_OFFICE
@@ -46,6 +48,7 @@ UTC = timezone.utc
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
+_T = TypeVar("_T")
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
 
@@ -166,27 +169,46 @@ class _Context:
     def thank_you(self) -> Action | None:
         """Thank the panel the same day the next step is closed, by the best medium."""
         closed_at = self.c.next_step["closed_at"]
-        medium = self.medium(closed_at)
-        due = closed_at
-        if medium is not Medium.CARD:
-            # The same-day deadline beats the send window, unless the policy says
-            # otherwise; quiet hours hold either way.
-            due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
-                   else self.place.any_day_send_time(closed_at))
+        interviewed_at = self.interviewed_at()
+        memo = self.place.memo
+        inputs = (("thank_you", closed_at, interviewed_at, self.c.interview["format"])
+                  if _fixed(closed_at) and _fixed(interviewed_at) else None)
+        found = memo.get(inputs, _MISSING)
+        if found is _MISSING:
+            medium = self.medium(closed_at)
+            due = closed_at
+            if medium is not Medium.CARD:
+                # The same-day deadline beats the send window, unless the policy says
+                # otherwise; quiet hours hold either way.
+                due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
+                       else self.place.any_day_send_time(closed_at))
+            found = self.place.remember(inputs, (medium, due))
+        medium, due = found
         due = self.held(due, closed_at)
         if due is None:
             return None
-        return Action("thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
-                      medium=medium.value, note=f"by {medium.value}")
+        inputs = ("thank_you", self.round, due, medium) if _fixed(due) else None
+        action = memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
+                medium=medium.value, note=f"by {medium.value}"))
+        return action
 
     def thank_you_overdue(self) -> Action | None:
         """Alert once when the interview's thank-you deadline passes without one."""
         key = f"r{self.round}:thank_you_overdue"
         if key in self.c.reminders:
             return None
-        deadline = self.thank_you_deadline()
-        return Action("thank_you_overdue", deadline, "thank_you.deadline", key,
-                      note=f"no thank-you by {deadline.isoformat()}")
+        interviewed_at = self.interviewed_at()
+        inputs = (key, interviewed_at) if _fixed(interviewed_at) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            deadline = self.thank_you_deadline()
+            action = self.place.remember(inputs, Action(
+                "thank_you_overdue", deadline, "thank_you.deadline", key,
+                note=f"no thank-you by {deadline.isoformat()}"))
+        return action
 
     def nudge(self) -> Action | None:
         """The next nudge, unless the pest line is reached."""
@@ -219,9 +241,13 @@ class _Context:
         due = self.held(raw, anchor)
         if due is None:
             return None
-        return Action("nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
-                      channels=self.r.channels,
-                      note=f"nudge {n + 1} of {self.max_nudges()}")
+        inputs = ("nudge", self.round, n, self.follow_up, rule, due) if _fixed(due) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
+                channels=self.r.channels, note=f"nudge {n + 1} of {self.max_nudges()}"))
+        return action
 
     def offer_nudges(self) -> list[Action | None]:
         """One tactful nudge some business days before each competing offer's deadline."""
@@ -274,9 +300,14 @@ class _Context:
         due = self.held(raw, anchor)
         if due is None:
             return None
-        return Action("stall", due, "stall.exhausted_and_patience_spent",
-                      f"r{self.round}:stall",
-                      note=f"{len(self.counted)} nudges sent; patience ended {raw.isoformat()}")
+        n = len(self.counted)
+        inputs = ("stall", self.round, n, raw, due) if _fixed(raw) and _fixed(due) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "stall", due, "stall.exhausted_and_patience_spent", f"r{self.round}:stall",
+                note=f"{n} nudges sent; patience ended {raw.isoformat()}"))
+        return action
 
     def next_step_reminder(self) -> Action | None:
         """Remind the candidate the day before the next step, at the send window's start."""
@@ -286,12 +317,19 @@ class _Context:
         key = f"r{self.round}:next_step_reminder"
         if key in self.c.reminders:
             return None
-        local_day = step["scheduled_for"].astimezone(self.zone).date() - timedelta(days=1)
-        due = self.local(local_day, self.p.send_window.start)
-        if due < step["closed_at"] or due >= step["scheduled_for"]:
-            return None  # closed too late for a "tomorrow" reminder to make sense
-        return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
-                      note=step["description"])
+        scheduled_for, closed_at = step["scheduled_for"], step["closed_at"]
+        inputs = ((key, scheduled_for, closed_at, step["description"])
+                  if _fixed(scheduled_for) and _fixed(closed_at) else None)
+        action = self.place.memo.get(inputs, _MISSING)
+        if action is _MISSING:
+            local_day = scheduled_for.astimezone(self.zone).date() - timedelta(days=1)
+            due = self.local(local_day, self.p.send_window.start)
+            action = None
+            if closed_at <= due < scheduled_for:  # else closed too late for "tomorrow"
+                action = Action("next_step_reminder", due, "reminder.next_step_tomorrow",
+                                key, note=step["description"])
+            self.place.remember(inputs, action)
+        return action
 
     # -- derived facts ------------------------------------------------------------------
 
@@ -423,16 +461,27 @@ class _Place:
     Only moments with a fixed UTC offset are remembered: two datetimes sharing a zone
     whose offset depends on ``fold`` compare equal at different instants."""
 
-    __slots__ = ("_after", "_any_day", "_send", "calendar", "quiet", "window", "zone")
+    __slots__ = ("_after", "_any_day", "_any_day_times", "_send", "_send_times", "calendar",
+                 "memo", "policy", "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
         self.calendar = calendar
-        self.window = policy.send_window
-        self.quiet = policy.quiet_hours
+        self.policy = policy
+        self._send_times: SendSchedule | None = None  # built when first asked, as before
+        self._any_day_times: SendSchedule | None = None
         self._after: dict[tuple[datetime, int], datetime] = {}
         self._send: dict[datetime, datetime] = {}
         self._any_day: dict[datetime, datetime] = {}
+        self.memo: dict[Any, Any] = {}
+
+    def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
+        """Keep a rule's answer for these inputs (None: inputs not safe to compare)."""
+        if inputs is not None:
+            if len(self.memo) >= _CACHE_LIMIT:
+                self.memo.clear()
+            self.memo[inputs] = answer
+        return answer
 
     def business_days_after(self, moment: datetime, days: int) -> datetime:
         """``days`` working days after ``moment`` on the recipient's wall clock."""
@@ -441,9 +490,8 @@ class _Place:
             found = self._after.get((moment, days))
             if found is not None:
                 return found
-        local = moment.astimezone(self.zone)
-        moved = self.calendar.add_business_days(local.replace(tzinfo=None), days)
-        found = moved.replace(tzinfo=self.zone).astimezone(UTC)
+        found = self.calendar.add_business_days(moment.astimezone(self.zone),
+                                                days).astimezone(UTC)
         if fixed:
             if len(self._after) >= _CACHE_LIMIT:
                 self._after.clear()
@@ -458,7 +506,10 @@ class _Place:
             found = self._send.get(moment)
             if found is not None:
                 return found
-        found = next_send_time(moment, self.zone, self.window, self.quiet, self.calendar)
+        if self._send_times is None:
+            self._send_times = send_schedule(self.zone, self.policy.send_window,
+                                             self.policy.quiet_hours, self.calendar)
+        found = self._send_times.next(moment)
         if fixed:
             if len(self._send) >= _CACHE_LIMIT:
                 self._send.clear()
@@ -472,13 +523,25 @@ class _Place:
             found = self._any_day.get(moment)
             if found is not None:
                 return found
-        found = next_send_time(moment, self.zone, _WHOLE_DAY, self.quiet, _EVERY_DAY)
+        if self._any_day_times is None:
+            self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
+                                                _EVERY_DAY)
+        found = self._any_day_times.next(moment)
         if fixed:
             if len(self._any_day) >= _CACHE_LIMIT:
                 self._any_day.clear()
             self._any_day[moment] = found
         return found
 
+
+def _fixed(moment: datetime) -> bool:
+    """Whether ``moment`` can key a remembered answer: a fixed UTC offset, so that equal
+    moments are the same instant (with a zone like ZoneInfo, two datetimes differing only
+    in ``fold`` compare equal)."""
+    return type(moment.tzinfo) is timezone
+
+
+_MISSING = object()
 
 _RULES: dict[int, _Rules] = {}
 

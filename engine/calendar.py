@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,18 +19,22 @@ import holidays as holidays_lib
 
 __all__ = [
     "CalendarError",
+    "SendSchedule",
     "TimeRange",
     "WorkCalendar",
     "allowed_send_intervals",
     "is_send_time",
     "next_send_time",
     "resolve_zone",
+    "send_schedule",
     "work_calendar",
 ]
 
 MONDAY_TO_FRIDAY: tuple[int, ...] = (0, 1, 2, 3, 4)
 _DAY = timedelta(days=1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 _SECONDS_PER_DAY = 86_400
 # A send time further than this is a misconfiguration (e.g. every day a holiday), not a wait.
 _SEARCH_HORIZON_DAYS = 400
@@ -442,26 +446,90 @@ def next_send_time(
     spring-forward gap opens at the transition; a repeated hour is judged by its
     real wall time. Sub-second parts of ``moment`` are kept when it is already allowed.
     """
+    return send_schedule(tz, send_window, quiet_hours, calendar).next(moment)
+
+
+def send_schedule(
+    tz: str | tzinfo, send_window: TimeRange, quiet_hours: TimeRange | None,
+    calendar: WorkCalendar,
+) -> SendSchedule:
+    """The shared :class:`SendSchedule` of a recipient's zone, hours and working days."""
     zone = resolve_zone(tz)
     intervals = allowed_send_intervals(send_window, quiet_hours)
     if not intervals:
         raise CalendarError("the send window lies entirely inside the quiet hours")
-    utc_moment = _utc(moment)
-    local = utc_moment.astimezone(zone)
-    whole_ts = int(utc_moment.replace(microsecond=0).timestamp())
-    day = local.date()
-    for _ in range(_SEARCH_HORIZON_DAYS):
-        if calendar.is_working_day(day):
-            found = _earliest_on_day(zone, day, whole_ts, intervals)
+    return _shared_schedule(zone, intervals, calendar)
+
+
+@lru_cache(maxsize=1024)
+def _shared_schedule(zone: tzinfo, intervals: tuple[tuple[int, int], ...],
+                     calendar: WorkCalendar) -> SendSchedule:
+    return SendSchedule(zone, intervals, calendar)
+
+
+_TRANSITION_DAY = None
+"""A day whose UTC offset changes: its sending moments are worked out each time."""
+
+
+class SendSchedule:
+    """When messages may reach one recipient: :func:`next_send_time` for one zone, one
+    set of allowed daily intervals and one calendar, with each local day's allowed
+    spans of POSIX seconds worked out once (days seen are few; answers are many)."""
+
+    __slots__ = ("_days", "calendar", "intervals", "zone")
+
+    def __init__(self, zone: tzinfo, intervals: tuple[tuple[int, int], ...],
+                 calendar: WorkCalendar) -> None:
+        self.zone = zone
+        self.intervals = intervals
+        self.calendar = calendar
+        self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
+
+    def next(self, moment: datetime) -> datetime:
+        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
+        utc_moment = moment if moment.tzinfo is UTC else _utc(moment)
+        whole_ts = (utc_moment - _EPOCH) // _SECOND  # POSIX seconds, in integers
+        ordinal = utc_moment.astimezone(self.zone).toordinal()
+        days = self._days
+        for _ in range(_SEARCH_HORIZON_DAYS):
+            spans = days.get(ordinal, False)
+            if spans is False:
+                spans = self._spans(ordinal)
+            found = None
+            if spans is _TRANSITION_DAY:
+                found = _earliest_on_day(self.zone, date.fromordinal(ordinal), whole_ts,
+                                         self.intervals)
+            else:
+                for open_ts, close_ts in spans:
+                    if whole_ts < close_ts:
+                        found = max(whole_ts, open_ts)
+                        break
             if found is not None:
                 if found == whole_ts:
                     return utc_moment
                 return datetime.fromtimestamp(found, timezone.utc)
-        day += _DAY
-    raise CalendarError(
-        f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
-        "check the working week and holidays"
-    )
+            ordinal += 1
+        raise CalendarError(
+            f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
+            "check the working week and holidays"
+        )
+
+    def _spans(self, ordinal: int) -> tuple[tuple[int, int], ...] | None:
+        """A local day's allowed spans ``[open, close)`` in POSIX seconds: none on a day
+        off; `_TRANSITION_DAY` when its offset changes (wall time is not linear then)."""
+        if len(self._days) >= 4096:
+            self._days.clear()
+        day = date.fromordinal(ordinal)
+        spans: tuple[tuple[int, int], ...] | None = ()
+        if self.calendar.is_working_day(day):
+            offset = _offset_seconds(self.zone, datetime.combine(day, time()))
+            if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+                spans = _TRANSITION_DAY
+            else:
+                base = _day_start_ts(day) - offset
+                spans = tuple((base + start, base + end) for start, end in self.intervals)
+        self._days[ordinal] = spans
+        return spans
 
 
 def _earliest_on_day(

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from builders import PANEL, interview
 from engine.application import Candidacies
+from engine import cadence
 from engine.cadence import decide, next_due_at, plan
 from engine.calendar import is_send_time, work_calendar
 from engine.candidacy import Candidacy
@@ -423,3 +424,15 @@ def test_decide_is_a_pure_prefix_of_plan(policy: CadencePolicy, opening: dict[st
             assert is_send_time(action.due_at, zone, policy.send_window, policy.quiet_hours,
                                 calendar)
             assert action.channels == tuple(c.value for c in policy.nudge.channels)
+
+
+@given(policy=policies(), opening=openings(), facts=STEPS)
+def test_remembered_answers_change_no_plan(policy: CadencePolicy, opening: dict[str, Any],
+                                           facts: list[tuple[int, tuple[Any, ...]]]) -> None:
+    """`plan` remembers its calendar answers and actions per policy and place: a plan
+    from those answers equals one worked out afresh, with no answer remembered."""
+    candidacy = _aggregate(opening, facts)
+    warm = plan(candidacy, policy)
+    assert plan(candidacy, policy) == warm
+    cadence._RULES.clear()
+    assert plan(candidacy, policy) == warm
