@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.calendar import (
@@ -142,8 +144,12 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
         actions.append(c.stall())
     actions.append(c.next_step_reminder())
     due = [a for a in actions if a is not None]
-    due.sort(key=lambda a: (a.due_at, a.key))
+    if len(due) > 1:
+        due.sort(key=_EARLIEST)
     return due
+
+
+_EARLIEST = attrgetter("due_at", "key")
 
 
 class _Context:
@@ -456,13 +462,14 @@ class _Rules:
 
 class _Place:
     """A time zone and a working calendar under one policy, with the answers of its
-    calendar maths remembered: pure functions of the moment, asked again and again.
+    calendar maths and rules remembered: pure functions of their inputs, asked again
+    and again (the calendar answers are shared by policies with the same calendar).
 
     Only moments with a fixed UTC offset are remembered: two datetimes sharing a zone
     whose offset depends on ``fold`` compare equal at different instants."""
 
-    __slots__ = ("_after", "_any_day", "_any_day_times", "_send", "_send_times", "calendar",
-                 "memo", "policy", "zone")
+    __slots__ = ("_after", "_any_day_times", "_send_times", "calendar", "memo", "policy",
+                 "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
@@ -470,9 +477,7 @@ class _Place:
         self.policy = policy
         self._send_times: SendSchedule | None = None  # built when first asked, as before
         self._any_day_times: SendSchedule | None = None
-        self._after: dict[tuple[datetime, int], datetime] = {}
-        self._send: dict[datetime, datetime] = {}
-        self._any_day: dict[datetime, datetime] = {}
+        self._after = _business_day_answers(zone, calendar)
         self.memo: dict[Any, Any] = {}
 
     def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
@@ -493,7 +498,7 @@ class _Place:
         found = self.calendar.add_business_days(moment.astimezone(self.zone),
                                                 days).astimezone(UTC)
         if fixed:
-            if len(self._after) >= _CACHE_LIMIT:
+            if len(self._after) >= 4 * _CACHE_LIMIT:
                 self._after.clear()
             self._after[moment, days] = found
         return found
@@ -501,37 +506,23 @@ class _Place:
     def send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
         on a working day."""
-        fixed = type(moment.tzinfo) is timezone
-        if fixed:
-            found = self._send.get(moment)
-            if found is not None:
-                return found
         if self._send_times is None:
             self._send_times = send_schedule(self.zone, self.policy.send_window,
                                              self.policy.quiet_hours, self.calendar)
-        found = self._send_times.next(moment)
-        if fixed:
-            if len(self._send) >= _CACHE_LIMIT:
-                self._send.clear()
-            self._send[moment] = found
-        return found
+        return self._send_times.next(moment)
 
     def any_day_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` outside quiet hours, any day."""
-        fixed = type(moment.tzinfo) is timezone
-        if fixed:
-            found = self._any_day.get(moment)
-            if found is not None:
-                return found
         if self._any_day_times is None:
             self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
                                                 _EVERY_DAY)
-        found = self._any_day_times.next(moment)
-        if fixed:
-            if len(self._any_day) >= _CACHE_LIMIT:
-                self._any_day.clear()
-            self._any_day[moment] = found
-        return found
+        return self._any_day_times.next(moment)
+
+
+@lru_cache(maxsize=1024)
+def _business_day_answers(zone: Any, calendar: WorkCalendar) -> dict[Any, datetime]:
+    """Where the business-day answers of one zone and calendar are kept, for every policy."""
+    return {}
 
 
 def _fixed(moment: datetime) -> bool:

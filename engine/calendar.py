@@ -476,7 +476,7 @@ class SendSchedule:
     set of allowed daily intervals and one calendar, with each local day's allowed
     spans of POSIX seconds worked out once (days seen are few; answers are many)."""
 
-    __slots__ = ("_days", "calendar", "intervals", "zone")
+    __slots__ = ("_answers", "_days", "calendar", "intervals", "zone")
 
     def __init__(self, zone: tzinfo, intervals: tuple[tuple[int, int], ...],
                  calendar: WorkCalendar) -> None:
@@ -484,9 +484,24 @@ class SendSchedule:
         self.intervals = intervals
         self.calendar = calendar
         self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
+        self._answers: dict[datetime, datetime] = {}
 
     def next(self, moment: datetime) -> datetime:
-        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
+        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`).
+
+        Answers for moments with a fixed UTC offset are remembered (equal ones are the
+        same instant; with a zone like ZoneInfo, datetimes differing only in ``fold``
+        compare equal)."""
+        if type(moment.tzinfo) is not timezone:
+            return self._next(moment)
+        found = self._answers.get(moment)
+        if found is None:
+            if len(self._answers) >= 16384:
+                self._answers.clear()
+            found = self._answers[moment] = self._next(moment)
+        return found
+
+    def _next(self, moment: datetime) -> datetime:
         utc_moment = moment if moment.tzinfo is UTC else _utc(moment)
         whole_ts = (utc_moment - _EPOCH) // _SECOND  # POSIX seconds, in integers
         ordinal = utc_moment.astimezone(self.zone).toordinal()
