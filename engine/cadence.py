@@ -143,7 +143,7 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
         actions.extend(c.offer_nudges())
         actions.append(c.stall())
     actions.append(c.next_step_reminder())
-    due = [a for a in actions if a is not None]
+    due = list(filter(None, actions))  # an Action is always true
     if len(due) > 1:
         due.sort(key=_EARLIEST)
     return due
