@@ -426,9 +426,10 @@ def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
 
 # -- what a policy and a place fix once ------------------------------------------------------
 
-_CACHE_LIMIT = 4096
-"""Answers remembered per place (then forgotten at once): replay meets new moments with
-every candidacy, and a candidacy asks the same questions again with every fact."""
+_CACHE_LIMIT = 512
+"""Answers remembered per place (then forgotten at once): a candidacy asks the same
+questions again with every fact, replay then moves on to new moments for good; a small
+table keeps the hits and keeps memory flat."""
 
 
 class _Rules:
@@ -498,7 +499,7 @@ class _Place:
         found = self.calendar.add_business_days(moment.astimezone(self.zone),
                                                 days).astimezone(UTC)
         if fixed:
-            if len(self._after) >= 4 * _CACHE_LIMIT:
+            if len(self._after) >= 2 * _CACHE_LIMIT:
                 self._after.clear()
             self._after[moment, days] = found
         return found
@@ -526,10 +527,10 @@ def _business_day_answers(zone: Any, calendar: WorkCalendar) -> dict[Any, dateti
 
 
 def _fixed(moment: datetime) -> bool:
-    """Whether ``moment`` can key a remembered answer: a fixed UTC offset, so that equal
-    moments are the same instant (with a zone like ZoneInfo, two datetimes differing only
-    in ``fold`` compare equal)."""
-    return type(moment.tzinfo) is timezone
+    """Whether ``moment`` can key a remembered step: in UTC, so that equal moments are the
+    same instant written the same way (an answer may carry the moment itself; with a
+    zone like ZoneInfo, datetimes differing only in ``fold`` even compare equal)."""
+    return moment.tzinfo is UTC
 
 
 _MISSING = object()

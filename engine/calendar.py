@@ -496,7 +496,7 @@ class SendSchedule:
             return self._next(moment)
         found = self._answers.get(moment)
         if found is None:
-            if len(self._answers) >= 16384:
+            if len(self._answers) >= 1024:  # recent ones: they are the ones asked again
                 self._answers.clear()
             found = self._answers[moment] = self._next(moment)
         return found

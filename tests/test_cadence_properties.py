@@ -432,7 +432,38 @@ def test_remembered_answers_change_no_plan(policy: CadencePolicy, opening: dict[
     """`plan` remembers its calendar answers and actions per policy and place: a plan
     from those answers equals one worked out afresh, with no answer remembered."""
     candidacy = _aggregate(opening, facts)
-    warm = plan(candidacy, policy)
-    assert plan(candidacy, policy) == warm
+    warm = repr(plan(candidacy, policy))  # repr: the same moments, written the same way
+    assert repr(plan(candidacy, policy)) == warm
     cadence._RULES.clear()
-    assert plan(candidacy, policy) == warm
+    assert repr(plan(candidacy, policy)) == warm
+
+
+def _closed_state(closed_at: datetime) -> Any:
+    """A candidacy just closed for its next step, interviewed in person that morning."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        stage="next_step_closed", round=1, timezone="Europe/London", country="GB",
+        subdivision=None, interview={"interviewed_at": datetime(2026, 11, 25, 9, tzinfo=UTC_),
+                                     "format": "in_person"},
+        next_step={"closed_at": closed_at, "scheduled_for": None, "description": "panel"},
+        reminders=[], nudges=[], offers=[], pauses=[], paused=None, awaiting_since=None,
+        last_update_at=None)
+
+
+UTC_ = timezone.utc
+
+
+def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:
+    """Equal moments written with other offsets are not one key: the card thank-you is due
+    at the moment the step was closed, written as it was recorded."""
+    policy = default_policy()
+    in_utc = datetime(2026, 11, 25, 11, tzinfo=UTC_)
+    in_paris = in_utc.astimezone(timezone(timedelta(hours=1)))
+    first = [repr(plan(_closed_state(moment), policy)) for moment in (in_utc, in_paris)]
+    cadence._RULES.clear()
+    fresh = [repr(plan(_closed_state(in_paris), policy))]
+    cadence._RULES.clear()
+    fresh.insert(0, repr(plan(_closed_state(in_utc), policy)))
+    assert first == fresh
+    assert "+01:00" in first[1] or "3600" in first[1]
