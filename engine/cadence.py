@@ -361,9 +361,15 @@ class _Context:
         if timeline is None:
             days = patience.first_nudge_without_timeline_business_days
             return self.business_days_after(anchor, days), "patience.no_timeline"
-        early_end = self.interviewed_at() + timedelta(weeks=timeline[0])
-        days = patience.first_nudge_after_timeline_min_business_days
-        patient = max(anchor, self.business_days_after(early_end, days))
+        interviewed_at = self.interviewed_at()
+        inputs = (("patience", anchor, interviewed_at, timeline[0])
+                  if _fixed(anchor) and _fixed(interviewed_at) else None)
+        patient = self.place.memo.get(inputs)
+        if patient is None:
+            early_end = interviewed_at + timedelta(weeks=timeline[0])
+            days = patience.first_nudge_after_timeline_min_business_days
+            patient = self.place.remember(
+                inputs, max(anchor, self.business_days_after(early_end, days)))
         return patient, "patience.timeline_early_end"
 
     def thank_you_deadline(self) -> datetime:
