@@ -444,21 +444,19 @@ def _closed_state(closed_at: datetime) -> Any:
 
     return SimpleNamespace(
         stage="next_step_closed", round=1, timezone="Europe/London", country="GB",
-        subdivision=None, interview={"interviewed_at": datetime(2026, 11, 25, 9, tzinfo=UTC_),
+        subdivision=None, interview={"interviewed_at": datetime(2026, 11, 25, 9, tzinfo=UTC),
                                      "format": "in_person"},
         next_step={"closed_at": closed_at, "scheduled_for": None, "description": "panel"},
         reminders=[], nudges=[], offers=[], pauses=[], paused=None, awaiting_since=None,
         last_update_at=None)
 
 
-UTC_ = timezone.utc
-
 
 def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:
     """Equal moments written with other offsets are not one key: the card thank-you is due
     at the moment the step was closed, written as it was recorded."""
     policy = default_policy()
-    in_utc = datetime(2026, 11, 25, 11, tzinfo=UTC_)
+    in_utc = datetime(2026, 11, 25, 11, tzinfo=UTC)
     in_paris = in_utc.astimezone(timezone(timedelta(hours=1)))
     first = [repr(plan(_closed_state(moment), policy)) for moment in (in_utc, in_paris)]
     cadence._RULES.clear()
