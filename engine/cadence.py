@@ -30,13 +30,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from typing import Any
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from engine.calendar import (
+    SendSchedule,
     WorkCalendar,
     is_send_time,
     next_send_time,
     resolve_zone,
+    send_schedule,
     work_calendar,
 )
 from engine.candidacy import OUT_OF_OFFICE
@@ -46,6 +50,7 @@ UTC = timezone.utc
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
+_T = TypeVar("_T")
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
 
@@ -91,28 +96,29 @@ def due_prefix(planned: list[Action], candidacy: Any, policy: CadencePolicy,
 def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> datetime:
     """When a due action that ``now`` may not carry can go: the next moment its
     send window and quiet hours allow (``now`` for an action that is not held)."""
-    zone = resolve_zone(candidacy.timezone)
-    calendar = policy.work_calendar(candidacy.country, candidacy.subdivision)
+    place = _rules(policy).place(candidacy)
     if action.kind in ("nudge", "offer_nudge") or (
             action.kind == "thank_you" and policy.thank_you.within_send_window
             and action.medium != Medium.CARD.value):
-        return next_send_time(now, zone, policy.send_window, policy.quiet_hours, calendar)
+        return next_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                              place.calendar)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
-        return next_send_time(now, zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+        return next_send_time(now, place.zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
     return now
 
 
 def _may_go_at(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> bool:
     """Whether ``now`` respects the send window and quiet hours the action obeys."""
     if action.kind in ("nudge", "offer_nudge"):
-        return is_send_time(now, candidacy.timezone, policy.send_window, policy.quiet_hours,
-                            policy.work_calendar(candidacy.country, candidacy.subdivision))
+        place = _rules(policy).place(candidacy)
+        return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                            place.calendar)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
+        place = _rules(policy).place(candidacy)
         if policy.thank_you.within_send_window:
-            return is_send_time(now, candidacy.timezone, policy.send_window,
-                                policy.quiet_hours,
-                                policy.work_calendar(candidacy.country, candidacy.subdivision))
-        return is_send_time(now, candidacy.timezone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+            return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
+                                place.calendar)
+        return is_send_time(now, place.zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
     return True
 
 
@@ -127,7 +133,7 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     stage = candidacy.stage
     if stage in ("advanced", "stalled"):
         return []
-    c = _Context(candidacy, policy)
+    c = _Context(candidacy, _rules(policy))
     actions: list[Action | None] = []
     if stage in _BEFORE_THANKS:
         actions.append(c.thank_you() if stage == "next_step_closed" else None)
@@ -137,54 +143,78 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
         actions.extend(c.offer_nudges())
         actions.append(c.stall())
     actions.append(c.next_step_reminder())
-    due = [a for a in actions if a is not None]
-    due.sort(key=lambda a: (a.due_at, a.key))
+    due = list(filter(None, actions))  # an Action is always true
+    if len(due) > 1:
+        due.sort(key=_EARLIEST)
     return due
+
+
+_EARLIEST = attrgetter("due_at", "key")
 
 
 class _Context:
     """One candidacy under one policy: the derived facts each rule needs."""
 
-    __slots__ = ("c", "p", "zone", "calendar", "round", "follow_up", "counted")
+    __slots__ = ("c", "p", "r", "place", "zone", "round", "follow_up", "counted")
 
-    def __init__(self, candidacy: Any, policy: CadencePolicy) -> None:
+    def __init__(self, candidacy: Any, rules: _Rules) -> None:
         self.c = candidacy
-        self.p = policy
-        self.zone = resolve_zone(candidacy.timezone)
-        self.calendar: WorkCalendar = policy.work_calendar(candidacy.country,
-                                                           candidacy.subdivision)
+        self.p = rules.policy
+        self.r = rules
+        self.place = place = rules.place(candidacy)
+        self.zone = place.zone
         self.round = candidacy.round
         self.follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
-        counts_offer = policy.competing_offer.counts_toward_pest_line
-        self.counted = [n for n in candidacy.nudges if counts_offer or not _is_offer_nudge(n)]
+        nudges = candidacy.nudges
+        # Read only, so the candidacy's own list serves when every nudge counts.
+        self.counted = nudges if rules.counts_offer or not nudges else [
+            n for n in nudges if not _is_offer_nudge(n)]
 
     # -- the rules ------------------------------------------------------------------
 
     def thank_you(self) -> Action | None:
         """Thank the panel the same day the next step is closed, by the best medium."""
         closed_at = self.c.next_step["closed_at"]
-        medium = self.medium(closed_at)
-        due = closed_at
-        if medium is not Medium.CARD:
-            # The same-day deadline beats the send window, unless the policy says
-            # otherwise; quiet hours hold either way.
-            due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
-                   else next_send_time(closed_at, self.zone, _WHOLE_DAY, self.p.quiet_hours,
-                                       _EVERY_DAY))
+        interviewed_at = self.interviewed_at()
+        memo = self.place.memo
+        inputs = (("thank_you", closed_at, interviewed_at, self.c.interview["format"])
+                  if _fixed(closed_at) and _fixed(interviewed_at) else None)
+        found = memo.get(inputs, _MISSING)
+        if found is _MISSING:
+            medium = self.medium(closed_at)
+            due = closed_at
+            if medium is not Medium.CARD:
+                # The same-day deadline beats the send window, unless the policy says
+                # otherwise; quiet hours hold either way.
+                due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
+                       else self.place.any_day_send_time(closed_at))
+            found = self.place.remember(inputs, (medium, due))
+        medium, due = found
         due = self.held(due, closed_at)
         if due is None:
             return None
-        return Action("thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
-                      medium=medium.value, note=f"by {medium.value}")
+        inputs = ("thank_you", self.round, due, medium) if _fixed(due) else None
+        action = memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
+                medium=medium.value, note=f"by {medium.value}"))
+        return action
 
     def thank_you_overdue(self) -> Action | None:
         """Alert once when the interview's thank-you deadline passes without one."""
         key = f"r{self.round}:thank_you_overdue"
         if key in self.c.reminders:
             return None
-        deadline = self.thank_you_deadline()
-        return Action("thank_you_overdue", deadline, "thank_you.deadline", key,
-                      note=f"no thank-you by {deadline.isoformat()}")
+        interviewed_at = self.interviewed_at()
+        inputs = (key, interviewed_at) if _fixed(interviewed_at) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            deadline = self.thank_you_deadline()
+            action = self.place.remember(inputs, Action(
+                "thank_you_overdue", deadline, "thank_you.deadline", key,
+                note=f"no thank-you by {deadline.isoformat()}"))
+        return action
 
     def nudge(self) -> Action | None:
         """The next nudge, unless the pest line is reached."""
@@ -217,14 +247,19 @@ class _Context:
         due = self.held(raw, anchor)
         if due is None:
             return None
-        return Action("nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
-                      channels=tuple(ch.value for ch in self.p.nudge.channels),
-                      note=f"nudge {n + 1} of {self.max_nudges()}")
+        inputs = ("nudge", self.round, n, self.follow_up, rule, due) if _fixed(due) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
+                channels=self.r.channels, note=f"nudge {n + 1} of {self.max_nudges()}"))
+        return action
 
     def offer_nudges(self) -> list[Action | None]:
         """One tactful nudge some business days before each competing offer's deadline."""
         rule = self.p.competing_offer
-        if rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges():
+        if not self.c.offers or (
+                rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges()):
             return []
         sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
         actions: list[Action | None] = []
@@ -246,7 +281,7 @@ class _Context:
             if due >= deadline:
                 continue  # too late to be tactful: the deadline has come
             actions.append(Action("offer_nudge", due, "competing_offer.before_deadline", key,
-                                  channels=tuple(ch.value for ch in self.p.nudge.channels),
+                                  channels=self.r.channels,
                                   note=f"offer from {offer['company']} due "
                                        f"{deadline.isoformat()}"))
         return actions
@@ -271,9 +306,14 @@ class _Context:
         due = self.held(raw, anchor)
         if due is None:
             return None
-        return Action("stall", due, "stall.exhausted_and_patience_spent",
-                      f"r{self.round}:stall",
-                      note=f"{len(self.counted)} nudges sent; patience ended {raw.isoformat()}")
+        n = len(self.counted)
+        inputs = ("stall", self.round, n, raw, due) if _fixed(raw) and _fixed(due) else None
+        action = self.place.memo.get(inputs)
+        if action is None:
+            action = self.place.remember(inputs, Action(
+                "stall", due, "stall.exhausted_and_patience_spent", f"r{self.round}:stall",
+                note=f"{n} nudges sent; patience ended {raw.isoformat()}"))
+        return action
 
     def next_step_reminder(self) -> Action | None:
         """Remind the candidate the day before the next step, at the send window's start."""
@@ -283,12 +323,19 @@ class _Context:
         key = f"r{self.round}:next_step_reminder"
         if key in self.c.reminders:
             return None
-        local_day = step["scheduled_for"].astimezone(self.zone).date() - timedelta(days=1)
-        due = self.local(local_day, self.p.send_window.start)
-        if due < step["closed_at"] or due >= step["scheduled_for"]:
-            return None  # closed too late for a "tomorrow" reminder to make sense
-        return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
-                      note=step["description"])
+        scheduled_for, closed_at = step["scheduled_for"], step["closed_at"]
+        inputs = ((key, scheduled_for, closed_at, step["description"])
+                  if _fixed(scheduled_for) and _fixed(closed_at) else None)
+        action = self.place.memo.get(inputs, _MISSING)
+        if action is _MISSING:
+            local_day = scheduled_for.astimezone(self.zone).date() - timedelta(days=1)
+            due = self.local(local_day, self.p.send_window.start)
+            action = None
+            if closed_at <= due < scheduled_for:  # else closed too late for "tomorrow"
+                action = Action("next_step_reminder", due, "reminder.next_step_tomorrow",
+                                key, note=step["description"])
+            self.place.remember(inputs, action)
+        return action
 
     # -- derived facts ------------------------------------------------------------------
 
@@ -314,9 +361,15 @@ class _Context:
         if timeline is None:
             days = patience.first_nudge_without_timeline_business_days
             return self.business_days_after(anchor, days), "patience.no_timeline"
-        early_end = self.interviewed_at() + timedelta(weeks=timeline[0])
-        days = patience.first_nudge_after_timeline_min_business_days
-        patient = max(anchor, self.business_days_after(early_end, days))
+        interviewed_at = self.interviewed_at()
+        inputs = (("patience", anchor, interviewed_at, timeline[0])
+                  if _fixed(anchor) and _fixed(interviewed_at) else None)
+        patient = self.place.memo.get(inputs)
+        if patient is None:
+            early_end = interviewed_at + timedelta(weeks=timeline[0])
+            days = patience.first_nudge_after_timeline_min_business_days
+            patient = self.place.remember(
+                inputs, max(anchor, self.business_days_after(early_end, days)))
         return patient, "patience.timeline_early_end"
 
     def thank_you_deadline(self) -> datetime:
@@ -326,12 +379,10 @@ class _Context:
         return self.local(day, rule.deadline_local_time)
 
     def max_nudges(self) -> int:
-        return self.p.follow_up.max_nudges if self.follow_up else self.p.pest_line.max_nudges
+        return self.r.follow_up_max_nudges if self.follow_up else self.r.max_nudges
 
     def spacing(self) -> int:
-        if self.follow_up:
-            return self.p.follow_up.spacing_business_days
-        return self.p.nudge.spacing_business_days
+        return self.r.follow_up_spacing if self.follow_up else self.r.spacing
 
     def timeline(self) -> tuple[float, float] | None:
         timeline = self.c.interview.get("timeline")
@@ -344,22 +395,19 @@ class _Context:
 
     def business_days_after(self, moment: datetime, days: int) -> datetime:
         """``days`` working days after ``moment`` on the recipient's wall clock."""
-        local = moment.astimezone(self.zone)
-        moved = self.calendar.add_business_days(local.replace(tzinfo=None), days)
-        return moved.replace(tzinfo=self.zone).astimezone(UTC)
+        return self.place.business_days_after(moment, days)
 
     def local(self, day: Any, at: time) -> datetime:
         return datetime.combine(day, at, self.zone).astimezone(UTC)
 
     def send_time(self, moment: datetime) -> datetime:
-        return next_send_time(moment, self.zone, self.p.send_window, self.p.quiet_hours,
-                              self.calendar)
+        return self.place.send_time(moment)
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
         only when the policy says they pause); None while an open-ended pause holds.  A pause ending when or before it starts (an out-of-office
         reply "back today", logged after midnight) holds nothing."""
-        holds_out_of_office = self.p.pause.out_of_office_pauses
+        holds_out_of_office = self.r.out_of_office_pauses
         for pause in self.c.pauses:
             if not holds_out_of_office and pause.get("reason") == OUT_OF_OFFICE:
                 continue
@@ -380,3 +428,128 @@ class _Context:
 def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
     key = (nudge.get("decided_by") or {}).get("key") or ""
     return ":offer:" in key
+
+
+# -- what a policy and a place fix once ------------------------------------------------------
+
+_CACHE_LIMIT = 512
+"""Answers remembered per place (then forgotten at once): a candidacy asks the same
+questions again with every fact, replay then moves on to new moments for good; a small
+table keeps the hits and keeps memory flat."""
+
+
+class _Rules:
+    """A policy's constants for `plan`, derived once per policy object, and its places."""
+
+    __slots__ = ("channels", "counts_offer", "follow_up_max_nudges", "follow_up_spacing",
+                 "max_nudges", "out_of_office_pauses", "places", "policy", "spacing")
+
+    def __init__(self, policy: CadencePolicy) -> None:
+        self.policy = policy
+        self.places: dict[tuple[Any, str | None, str | None], _Place] = {}
+        self.channels = tuple(ch.value for ch in policy.nudge.channels)
+        self.max_nudges = policy.pest_line.max_nudges
+        self.follow_up_max_nudges = policy.follow_up.max_nudges
+        self.spacing = policy.nudge.spacing_business_days
+        self.follow_up_spacing = policy.follow_up.spacing_business_days
+        self.counts_offer = policy.competing_offer.counts_toward_pest_line
+        self.out_of_office_pauses = policy.pause.out_of_office_pauses
+
+    def place(self, candidacy: Any) -> _Place:
+        """The candidacy's time zone and working days under this policy."""
+        key = (candidacy.timezone, candidacy.country, candidacy.subdivision)
+        place = self.places.get(key)
+        if place is None:
+            if len(self.places) >= _CACHE_LIMIT:
+                self.places.clear()
+            place = self.places[key] = _Place(
+                resolve_zone(key[0]), self.policy.work_calendar(key[1], key[2]), self.policy)
+        return place
+
+
+class _Place:
+    """A time zone and a working calendar under one policy, with the answers of its
+    calendar maths and rules remembered: pure functions of their inputs, asked again
+    and again (the calendar answers are shared by policies with the same calendar).
+
+    Only moments with a fixed UTC offset are remembered: two datetimes sharing a zone
+    whose offset depends on ``fold`` compare equal at different instants."""
+
+    __slots__ = ("_after", "_any_day_times", "_send_times", "calendar", "memo", "policy",
+                 "zone")
+
+    def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
+        self.zone = zone
+        self.calendar = calendar
+        self.policy = policy
+        self._send_times: SendSchedule | None = None  # built when first asked, as before
+        self._any_day_times: SendSchedule | None = None
+        self._after = _business_day_answers(zone, calendar)
+        self.memo: dict[Any, Any] = {}
+
+    def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
+        """Keep a rule's answer for these inputs (None: inputs not safe to compare)."""
+        if inputs is not None:
+            if len(self.memo) >= _CACHE_LIMIT:
+                self.memo.clear()
+            self.memo[inputs] = answer
+        return answer
+
+    def business_days_after(self, moment: datetime, days: int) -> datetime:
+        """``days`` working days after ``moment`` on the recipient's wall clock."""
+        fixed = type(moment.tzinfo) is timezone
+        if fixed:
+            found = self._after.get((moment, days))
+            if found is not None:
+                return found
+        found = self.calendar.add_business_days(moment.astimezone(self.zone),
+                                                days).astimezone(UTC)
+        if fixed:
+            if len(self._after) >= 2 * _CACHE_LIMIT:
+                self._after.clear()
+            self._after[moment, days] = found
+        return found
+
+    def send_time(self, moment: datetime) -> datetime:
+        """The first moment from ``moment`` inside the send window, outside quiet hours,
+        on a working day."""
+        if self._send_times is None:
+            self._send_times = send_schedule(self.zone, self.policy.send_window,
+                                             self.policy.quiet_hours, self.calendar)
+        return self._send_times.next(moment)
+
+    def any_day_send_time(self, moment: datetime) -> datetime:
+        """The first moment from ``moment`` outside quiet hours, any day."""
+        if self._any_day_times is None:
+            self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
+                                                _EVERY_DAY)
+        return self._any_day_times.next(moment)
+
+
+@lru_cache(maxsize=1024)
+def _business_day_answers(zone: Any, calendar: WorkCalendar) -> dict[Any, datetime]:
+    """Where the business-day answers of one zone and calendar are kept, for every policy."""
+    return {}
+
+
+def _fixed(moment: datetime) -> bool:
+    """Whether ``moment`` can key a remembered step: in UTC, so that equal moments are the
+    same instant written the same way (an answer may carry the moment itself; with a
+    zone like ZoneInfo, datetimes differing only in ``fold`` even compare equal)."""
+    return moment.tzinfo is UTC
+
+
+_MISSING = object()
+
+_RULES: dict[int, _Rules] = {}
+
+
+def _rules(policy: CadencePolicy) -> _Rules:
+    """The policy's derived constants, by identity (the entry holds the policy, so its id
+    cannot be reused while remembered)."""
+    rules = _RULES.get(id(policy))
+    if rules is None or rules.policy is not policy:
+        if len(_RULES) >= 256:
+            _RULES.clear()
+        rules = _RULES[id(policy)] = _Rules(policy)
+    return rules

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,18 +19,22 @@ import holidays as holidays_lib
 
 __all__ = [
     "CalendarError",
+    "SendSchedule",
     "TimeRange",
     "WorkCalendar",
     "allowed_send_intervals",
     "is_send_time",
     "next_send_time",
     "resolve_zone",
+    "send_schedule",
     "work_calendar",
 ]
 
 MONDAY_TO_FRIDAY: tuple[int, ...] = (0, 1, 2, 3, 4)
 _DAY = timedelta(days=1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 _SECONDS_PER_DAY = 86_400
 # A send time further than this is a misconfiguration (e.g. every day a holiday), not a wait.
 _SEARCH_HORIZON_DAYS = 400
@@ -106,7 +110,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_workday", "_years", "_workday_holidays")
+                 "_workday", "_years", "_workday_holidays", "_working_ordinals")
 
     def __init__(
         self,
@@ -135,6 +139,7 @@ class WorkCalendar:
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
         self._workday_holidays: dict[int, list[int]] = {}
+        self._working_ordinals: dict[int, list[int]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -181,19 +186,46 @@ class WorkCalendar:
         part is used as is.
         """
         day = start.date() if isinstance(start, datetime) else start
-        if n == 0:
-            result = self.next_working_day(day)
-        else:
-            step = _DAY if n > 0 else -_DAY
-            remaining = abs(n)
-            result = day
-            while remaining:
-                result += step
-                if self.is_working_day(result):
-                    remaining -= 1
+        result = date.fromordinal(self._move(day.toordinal(), day.year, n))
         if isinstance(start, datetime):
             return datetime.combine(result, start.timetz())
         return result
+
+    def _move(self, ordinal: int, year: int, n: int) -> int:
+        """`add_business_days` on day ordinals: bisection in each year's working days,
+        so a move costs a lookup or two whatever ``n`` is."""
+        days = self._working_in(year)
+        if n >= 0:
+            # Working days after the start (or, for n == 0, from it on).
+            i = bisect.bisect_right(days, ordinal) if n else bisect.bisect_left(days, ordinal)
+            remaining = max(n, 1)
+            while remaining > len(days) - i:
+                remaining -= len(days) - i
+                year += 1
+                days, i = self._working_in(year), 0
+            return days[i + remaining - 1]
+        i = bisect.bisect_left(days, ordinal)  # working days before the start this year
+        remaining = -n
+        while remaining > i:
+            remaining -= i
+            year -= 1
+            days = self._working_in(year)
+            i = len(days)
+        return days[i - remaining]
+
+    def _working_in(self, year: int) -> list[int]:
+        """The ordinals of ``year``'s working days, ascending, computed once per year."""
+        days = self._working_ordinals.get(year)
+        if days is None:
+            first = date(year, 1, 1).toordinal()
+            last = date(year, 12, 31).toordinal()
+            holidays = {d.toordinal() for d in self.holidays_in(year)}
+            workday = self._workday
+            # Ordinal 1 (0001-01-01) is a Monday, so (ordinal - 1) % 7 is the weekday.
+            days = [o for o in range(first, last + 1)
+                    if workday[(o - 1) % 7] and o not in holidays]
+            self._working_ordinals[year] = days
+        return days
 
     def business_days_between(self, a: date, b: date) -> int:
         """Working days ``d`` with ``a < d <= b``; negative (the count in ``(b, a]``) when b < a.
@@ -414,26 +446,105 @@ def next_send_time(
     spring-forward gap opens at the transition; a repeated hour is judged by its
     real wall time. Sub-second parts of ``moment`` are kept when it is already allowed.
     """
+    return send_schedule(tz, send_window, quiet_hours, calendar).next(moment)
+
+
+def send_schedule(
+    tz: str | tzinfo, send_window: TimeRange, quiet_hours: TimeRange | None,
+    calendar: WorkCalendar,
+) -> SendSchedule:
+    """The shared :class:`SendSchedule` of a recipient's zone, hours and working days."""
     zone = resolve_zone(tz)
     intervals = allowed_send_intervals(send_window, quiet_hours)
     if not intervals:
         raise CalendarError("the send window lies entirely inside the quiet hours")
-    utc_moment = _utc(moment)
-    local = utc_moment.astimezone(zone)
-    whole_ts = int(utc_moment.replace(microsecond=0).timestamp())
-    day = local.date()
-    for _ in range(_SEARCH_HORIZON_DAYS):
-        if calendar.is_working_day(day):
-            found = _earliest_on_day(zone, day, whole_ts, intervals)
+    return _shared_schedule(zone, intervals, calendar)
+
+
+@lru_cache(maxsize=1024)
+def _shared_schedule(zone: tzinfo, intervals: tuple[tuple[int, int], ...],
+                     calendar: WorkCalendar) -> SendSchedule:
+    return SendSchedule(zone, intervals, calendar)
+
+
+_TRANSITION_DAY = None
+"""A day whose UTC offset changes: its sending moments are worked out each time."""
+
+
+class SendSchedule:
+    """When messages may reach one recipient: :func:`next_send_time` for one zone, one
+    set of allowed daily intervals and one calendar, with each local day's allowed
+    spans of POSIX seconds worked out once (days seen are few; answers are many)."""
+
+    __slots__ = ("_answers", "_days", "calendar", "intervals", "zone")
+
+    def __init__(self, zone: tzinfo, intervals: tuple[tuple[int, int], ...],
+                 calendar: WorkCalendar) -> None:
+        self.zone = zone
+        self.intervals = intervals
+        self.calendar = calendar
+        self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
+        self._answers: dict[datetime, datetime] = {}
+
+    def next(self, moment: datetime) -> datetime:
+        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`).
+
+        Answers for moments with a fixed UTC offset are remembered (equal ones are the
+        same instant; with a zone like ZoneInfo, datetimes differing only in ``fold``
+        compare equal)."""
+        if type(moment.tzinfo) is not timezone:
+            return self._next(moment)
+        found = self._answers.get(moment)
+        if found is None:
+            if len(self._answers) >= 1024:  # recent ones: they are the ones asked again
+                self._answers.clear()
+            found = self._answers[moment] = self._next(moment)
+        return found
+
+    def _next(self, moment: datetime) -> datetime:
+        utc_moment = moment if moment.tzinfo is UTC else _utc(moment)
+        whole_ts = (utc_moment - _EPOCH) // _SECOND  # POSIX seconds, in integers
+        ordinal = utc_moment.astimezone(self.zone).toordinal()
+        days = self._days
+        for _ in range(_SEARCH_HORIZON_DAYS):
+            spans = days.get(ordinal, False)
+            if spans is False:
+                spans = self._spans(ordinal)
+            found = None
+            if spans is _TRANSITION_DAY:
+                found = _earliest_on_day(self.zone, date.fromordinal(ordinal), whole_ts,
+                                         self.intervals)
+            else:
+                for open_ts, close_ts in spans:
+                    if whole_ts < close_ts:
+                        found = max(whole_ts, open_ts)
+                        break
             if found is not None:
                 if found == whole_ts:
                     return utc_moment
                 return datetime.fromtimestamp(found, timezone.utc)
-        day += _DAY
-    raise CalendarError(
-        f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
-        "check the working week and holidays"
-    )
+            ordinal += 1
+        raise CalendarError(
+            f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
+            "check the working week and holidays"
+        )
+
+    def _spans(self, ordinal: int) -> tuple[tuple[int, int], ...] | None:
+        """A local day's allowed spans ``[open, close)`` in POSIX seconds: none on a day
+        off; `_TRANSITION_DAY` when its offset changes (wall time is not linear then)."""
+        if len(self._days) >= 4096:
+            self._days.clear()
+        day = date.fromordinal(ordinal)
+        spans: tuple[tuple[int, int], ...] | None = ()
+        if self.calendar.is_working_day(day):
+            offset = _offset_seconds(self.zone, datetime.combine(day, time()))
+            if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+                spans = _TRANSITION_DAY
+            else:
+                base = _day_start_ts(day) - offset
+                spans = tuple((base + start, base + end) for start, end in self.intervals)
+        self._days[ordinal] = spans
+        return spans
 
 
 def _earliest_on_day(

@@ -242,62 +242,21 @@ class ReplayTarget:
 
 class ReplayPolicy:
     """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
-    are the policy's own); only its calendars are remembered per place (`plan` asks for
-    one on every call) and remember their answers per day (`_MemoCalendar`)."""
+    are the policy's own), with a label for the report."""
 
     def __init__(self, policy: CadencePolicy, label: str | None = None) -> None:
         self.__dict__.update({name: getattr(policy, name) for name in type(policy).model_fields})
         self.policy = policy
         self.label = label or f"{policy.name} v{policy.version}"
-        self._calendars: dict[tuple[str | None, str | None], WorkCalendar] = {}
 
     def work_calendar(self, country: str | None, subdivision: str | None = None) -> WorkCalendar:
-        key = (country, subdivision)
-        calendar = self._calendars.get(key)
-        if calendar is None:
-            calendar = self._calendars[key] = _MemoCalendar.of(
-                self.policy.work_calendar(country, subdivision))
-        return calendar
+        return self.policy.work_calendar(country, subdivision)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"policy": self.policy, "label": self.label}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["policy"], state["label"])  # type: ignore[misc]
-
-
-class _MemoCalendar(WorkCalendar):
-    """A place's calendar whose day-level answers (is this a working day; which day is n
-    working days on) are computed once per date: pure functions of the date, asked for
-    many times per candidacy.  Memory is bounded by the dates seen, not the events."""
-
-    __slots__ = ("_working", "_moves")
-
-    @classmethod
-    def of(cls, base: WorkCalendar) -> _MemoCalendar:
-        memo = cls.__new__(cls)
-        for name in WorkCalendar.__slots__:
-            setattr(memo, name, getattr(base, name))
-        memo._working = {}
-        memo._moves = {}
-        return memo
-
-    def is_working_day(self, day: date) -> bool:
-        if type(day) is datetime:
-            day = day.date()
-        known = self._working.get(day)
-        if known is None:
-            known = self._working[day] = WorkCalendar.is_working_day(self, day)
-        return known
-
-    def add_business_days(self, start: Any, n: int) -> Any:
-        if type(start) is not datetime:
-            return WorkCalendar.add_business_days(self, start, n)
-        key = (start.date(), n)
-        moved = self._moves.get(key)
-        if moved is None:
-            moved = self._moves[key] = WorkCalendar.add_business_days(self, key[0], n)
-        return datetime.combine(moved, start.timetz())
 
 
 # -- metrics --------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 from builders import PANEL, interview
 from engine.application import Candidacies
+from engine import cadence
 from engine.cadence import decide, next_due_at, plan
 from engine.calendar import is_send_time, work_calendar
 from engine.candidacy import Candidacy
@@ -423,3 +424,44 @@ def test_decide_is_a_pure_prefix_of_plan(policy: CadencePolicy, opening: dict[st
             assert is_send_time(action.due_at, zone, policy.send_window, policy.quiet_hours,
                                 calendar)
             assert action.channels == tuple(c.value for c in policy.nudge.channels)
+
+
+@given(policy=policies(), opening=openings(), facts=STEPS)
+def test_remembered_answers_change_no_plan(policy: CadencePolicy, opening: dict[str, Any],
+                                           facts: list[tuple[int, tuple[Any, ...]]]) -> None:
+    """`plan` remembers its calendar answers and actions per policy and place: a plan
+    from those answers equals one worked out afresh, with no answer remembered."""
+    candidacy = _aggregate(opening, facts)
+    warm = repr(plan(candidacy, policy))  # repr: the same moments, written the same way
+    assert repr(plan(candidacy, policy)) == warm
+    cadence._RULES.clear()
+    assert repr(plan(candidacy, policy)) == warm
+
+
+def _closed_state(closed_at: datetime) -> Any:
+    """A candidacy just closed for its next step, interviewed in person that morning."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        stage="next_step_closed", round=1, timezone="Europe/London", country="GB",
+        subdivision=None, interview={"interviewed_at": datetime(2026, 11, 25, 9, tzinfo=UTC),
+                                     "format": "in_person"},
+        next_step={"closed_at": closed_at, "scheduled_for": None, "description": "panel"},
+        reminders=[], nudges=[], offers=[], pauses=[], paused=None, awaiting_since=None,
+        last_update_at=None)
+
+
+
+def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:
+    """Equal moments written with other offsets are not one key: the card thank-you is due
+    at the moment the step was closed, written as it was recorded."""
+    policy = default_policy()
+    in_utc = datetime(2026, 11, 25, 11, tzinfo=UTC)
+    in_paris = in_utc.astimezone(timezone(timedelta(hours=1)))
+    first = [repr(plan(_closed_state(moment), policy)) for moment in (in_utc, in_paris)]
+    cadence._RULES.clear()
+    fresh = [repr(plan(_closed_state(in_paris), policy))]
+    cadence._RULES.clear()
+    fresh.insert(0, repr(plan(_closed_state(in_utc), policy)))
+    assert first == fresh
+    assert "+01:00" in first[1] or "3600" in first[1]

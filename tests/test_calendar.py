@@ -10,6 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from engine import calendar as calendar_module
 from engine.calendar import (
     CalendarError,
     WorkCalendar,
@@ -288,6 +289,39 @@ def test_add_business_days_always_lands_on_a_working_day(
     assert (landed > start) if n > 0 else (landed < start) if n < 0 else (landed >= start)
 
 
+def naive_add_business_days(calendar: WorkCalendar, start: date, n: int) -> date:
+    """The definition, one day at a time: what the bisection must reproduce."""
+    day = start
+    if n == 0:
+        while not calendar.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+    step = timedelta(days=1 if n > 0 else -1)
+    remaining = abs(n)
+    while remaining:
+        day += step
+        remaining -= calendar.is_working_day(day)
+    return day
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendar=calendars, start=dates, n=st.integers(-400, 400))
+def test_add_business_days_equals_stepping_day_by_day(
+    calendar: WorkCalendar, start: date, n: int
+) -> None:
+    assert calendar.add_business_days(start, n) == naive_add_business_days(calendar, start, n)
+
+
+@pytest.mark.parametrize("country", ["US", "GB", "BR", "DE"])
+def test_add_business_days_across_new_year_holidays_equals_stepping(country: str) -> None:
+    calendar = work_calendar(country)
+    for offset in range(-12, 12):
+        start = date(2026, 1, 1) + timedelta(days=offset)
+        for n in (-30, -5, -1, 0, 1, 5, 30, 260):
+            assert calendar.add_business_days(start, n) == naive_add_business_days(
+                calendar, start, n), (start, n)
+
+
 @settings(deadline=None)
 @given(calendar=calendars, start=dates, n=st.integers(0, 40))
 def test_business_days_between_inverts_add_business_days(
@@ -309,6 +343,58 @@ def test_business_days_between_matches_counting_day_by_day(
         calendar.is_working_day(low + timedelta(days=i)) for i in range(1, (high - low).days + 1)
     )
     assert calendar.business_days_between(a, b) == (counted if b >= a else -counted)
+
+
+def day_by_day_send_time(moment: datetime, zone: str, send_window: Hours,
+                         quiet_hours: Hours | None, calendar: WorkCalendar) -> datetime:
+    """`next_send_time` as first written: each local day worked out from scratch."""
+    tz = ZoneInfo(zone)
+    intervals = allowed_send_intervals(send_window, quiet_hours)
+    utc_moment = moment.astimezone(UTC)
+    whole_ts = int(utc_moment.replace(microsecond=0).timestamp())
+    day = utc_moment.astimezone(tz).date()
+    for _ in range(400):
+        if calendar.is_working_day(day):
+            found = calendar_module._earliest_on_day(tz, day, whole_ts, intervals)
+            if found is not None:
+                return utc_moment if found == whole_ts else datetime.fromtimestamp(found, UTC)
+        day += timedelta(days=1)
+    raise AssertionError("no sending moment")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31),
+                        timezones=st.just(UTC)),
+    zone=st.sampled_from(ZONES),
+    window=st.tuples(clock_times, clock_times).filter(lambda w: w[0] < w[1]),
+    quiet=st.none() | st.tuples(clock_times, clock_times).filter(lambda q: q[0] != q[1]),
+    calendar=calendars,
+)
+def test_send_schedule_equals_working_each_day_out_afresh(
+    moment: datetime, zone: str, window: tuple[time, time], quiet: tuple[time, time] | None,
+    calendar: WorkCalendar,
+) -> None:
+    send_window = Hours(*window)
+    quiet_hours = Hours(*quiet) if quiet else None
+    assume(allowed_send_intervals(send_window, quiet_hours))
+    expected = day_by_day_send_time(moment, zone, send_window, quiet_hours, calendar)
+    assert next_send_time(moment, zone, send_window, quiet_hours, calendar) == expected
+    # Asked again (the day's spans now remembered) and from another offset: the same.
+    assert next_send_time(moment, zone, send_window, quiet_hours, calendar) == expected
+    elsewhere = moment.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert next_send_time(elsewhere, zone, send_window, quiet_hours, calendar) == expected
+
+
+@pytest.mark.parametrize("zone", [NEW_YORK, LONDON, "Australia/Sydney", "Pacific/Chatham"])
+def test_send_schedule_equals_day_by_day_every_half_hour_around_dst(zone: str) -> None:
+    for start in ("2026-03-06", "2026-03-27", "2026-04-03", "2026-09-25", "2026-10-23",
+                  "2026-10-30"):
+        moment = utc(f"{start}T00:00:00")
+        for _ in range(12 * 48):
+            assert next_send_time(moment, zone, OFFICE, NIGHT, US) == day_by_day_send_time(
+                moment, zone, OFFICE, NIGHT, US), moment
+            moment += timedelta(minutes=30)
 
 
 @settings(max_examples=300, deadline=None)
