@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import ClientCursor
@@ -287,11 +287,12 @@ class _Queries:
                 f"UNION ALL SELECT originator_id, originator_version, topic, state, 0 "
                 f"FROM {events} WHERE originator_id = ? AND originator_version > "
                 f"COALESCE({latest}, 0) ORDER BY 5 DESC, 2", (param, param, param, param))
+        # The id is the one asked for: no parsing it back from each row.
         snapshot = None
         if rows and rows[0][4] == 1:
-            snapshot = self._stored(rows[0][:4])
+            snapshot = StoredEvent(uid, rows[0][1], rows[0][2], bytes(rows[0][3]))
             rows = rows[1:]
-        return snapshot, [self._stored(r[:4]) for r in rows]
+        return snapshot, [StoredEvent(uid, r[1], r[2], bytes(r[3])) for r in rows]
 
     def select_workspace_events(self, workspace: str, after: int, limit: int,
                                 scan: int) -> tuple[list[Notification], int, bool]:
@@ -331,11 +332,6 @@ class _Queries:
 
     def _id_param(self, uid: UUID) -> Any:
         return uid.hex
-
-    def _stored(self, row: Sequence[Any]) -> StoredEvent:
-        originator_id, version, topic, state = row
-        return StoredEvent(originator_id=UUID(str(originator_id)), originator_version=version,
-                           topic=topic, state=bytes(state))
 
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
@@ -484,7 +480,8 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         self._insert_events(statements, stored_events, **kwargs)
         self._insert_stored_events(statements, stored_events, **kwargs)
         returning = len(statements.calls)  # the result after BEGIN and those statements
-        with self.datastore.get_connection() as conn, ClientCursor(conn) as curs:
+        with (self.datastore.get_connection() as conn,
+              ClientCursor(conn, row_factory=tuple_row) as curs):
             script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
                                            for query, params in statements.calls), b"COMMIT"])
             try:
@@ -495,7 +492,11 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                 raise
             for _ in range(returning):
                 curs.nextset()
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            ids = [row[0] for row in curs.fetchall()]
+            if len(ids) != len(stored_events):  # pragma: no cover - the INSERT returns each
+                raise ProgrammingError(f"got {len(ids)} notification ids for "
+                                       f"{len(stored_events)} events")
+            return ids
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
