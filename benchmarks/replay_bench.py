@@ -259,7 +259,7 @@ def write_section(report: dict[str, Any], command: str) -> None:
     section = render(report, command)
     pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
     if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
+        text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text)
     else:
         text = text.rstrip("\n") + "\n\n" + section
     doc.write_text(text)
