@@ -484,3 +484,22 @@ def test_a_row_never_goes_back_to_an_older_version(candidacies: Candidacies, coa
     current = candidacies.get(cid, coach.workspace)
     candidacies.save(rows=[candidacies.current_row(current, due_at=later)])
     assert candidacies.row(cid).due_at == later
+
+
+def test_text_that_looks_like_sql_or_placeholders_is_stored_as_written(
+        candidacies: Candidacies, clock: FixedClock) -> None:
+    """On PostgreSQL a command's statements are bound on the client into one query string:
+    quotes, percent signs, semicolons and backslashes must come back exactly as written."""
+    weird = "100% O'Brien \\ \"Co\" %s %(x)s ;; COMMIT; --"
+    actor = Actor(user="o'brien; --", workspace="agency%s", on_behalf_of="50% 'quoted'")
+    cid = candidacies.record_interview(actor, interview(company=weird)).candidacy_id
+    candidacies.note_competing_offer(actor, cid, weird, clock.now() + timedelta(days=9),
+                                     idempotency_key="key%s'; --")
+
+    loaded = candidacies.get(cid, actor.workspace)
+    assert loaded.company == weird and loaded.offers[0]["company"] == weird
+    assert candidacies.row(cid).company == weird
+    assert candidacies.history(cid, actor.workspace)[-1].actor == actor.user
+    again = candidacies.note_competing_offer(actor, cid, weird, clock.now() + timedelta(days=9),
+                                             idempotency_key="key%s'; --")
+    assert again.replayed
