@@ -277,6 +277,8 @@ moments = st.datetimes(
     min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(UTC)
 )
 clock_times = st.times().map(lambda t: t.replace(microsecond=0))
+send_windows = st.tuples(clock_times, clock_times).filter(lambda w: w[0] < w[1])
+quiet_spans = st.none() | st.tuples(clock_times, clock_times).filter(lambda q: q[0] != q[1])
 
 
 @settings(deadline=None)
@@ -367,8 +369,8 @@ def day_by_day_send_time(moment: datetime, zone: str, send_window: Hours,
     moment=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31),
                         timezones=st.just(UTC)),
     zone=st.sampled_from(ZONES),
-    window=st.tuples(clock_times, clock_times).filter(lambda w: w[0] < w[1]),
-    quiet=st.none() | st.tuples(clock_times, clock_times).filter(lambda q: q[0] != q[1]),
+    window=send_windows,
+    quiet=quiet_spans,
     calendar=calendars,
 )
 def test_send_schedule_equals_working_each_day_out_afresh(
@@ -401,8 +403,8 @@ def test_send_schedule_equals_day_by_day_every_half_hour_around_dst(zone: str) -
 @given(
     moment=moments,
     zone=st.sampled_from(ZONES),
-    window=st.tuples(clock_times, clock_times).filter(lambda w: w[0] < w[1]),
-    quiet=st.none() | st.tuples(clock_times, clock_times).filter(lambda q: q[0] != q[1]),
+    window=send_windows,
+    quiet=quiet_spans,
     calendar=calendars,
 )
 def test_next_send_time_is_the_earliest_allowed_moment_at_or_after_the_input(
