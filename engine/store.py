@@ -124,17 +124,17 @@ _UPSERT_SET = ("stage=excluded.stage, version=excluded.version, round=excluded.r
 
 # A row never goes back to an older version: a row computed from a candidacy read
 # before another writer saved it (the tick's held rows) must not undo that writer's row.
-_ROW_UPSERT = (f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
-               f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {_UPSERT_SET} "
-               "WHERE closer_candidacies.version <= excluded.version")
+def _row_upsert(assignments: str) -> str:
+    return (f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
+            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET {assignments} "
+            "WHERE closer_candidacies.version <= excluded.version")
+
+
+_ROW_UPSERT = _row_upsert(_UPSERT_SET)
 # SQLite rewrites an index entry whenever one of its columns is assigned, changed or
 # not: the stage is set apart, only where it changed, so that a row whose stage stays
 # does not rewrite its (workspace, stage, id) entry (most of a page per row).
-_ROW_UPSERT_KEEPING_STAGE = (
-    f"INSERT INTO closer_candidacies ({_COLUMNS}) VALUES "
-    f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-    f"{_UPSERT_SET.replace('stage=excluded.stage, ', '')} "
-    "WHERE closer_candidacies.version <= excluded.version")
+_ROW_UPSERT_KEEPING_STAGE = _row_upsert(_UPSERT_SET.replace("stage=excluded.stage, ", ""))
 _ROW_STAGE = ("UPDATE closer_candidacies SET stage=? WHERE id=? AND version=? "
               "AND stage<>?")
 
@@ -276,23 +276,23 @@ class _Queries:
         param = self._id_param(uid)
         if snapshots is None:
             rows = self._select(
-                f"SELECT originator_id, originator_version, topic, state, 0 FROM {events} "
+                f"SELECT originator_version, topic, state, 0 FROM {events} "
                 "WHERE originator_id = ? ORDER BY originator_version", (param,))
         else:
-            latest = (f"(SELECT MAX(originator_version) FROM {snapshots} "
-                      "WHERE originator_id = ?)")
             rows = self._select(
-                f"SELECT originator_id, originator_version, topic, state, 1 FROM {snapshots} "
-                f"WHERE originator_id = ? AND originator_version = {latest} "
-                f"UNION ALL SELECT originator_id, originator_version, topic, state, 0 "
-                f"FROM {events} WHERE originator_id = ? AND originator_version > "
-                f"COALESCE({latest}, 0) ORDER BY 5 DESC, 2", (param, param, param, param))
+                f"WITH s AS (SELECT originator_version, topic, state FROM {snapshots} "
+                "WHERE originator_id = ? ORDER BY originator_version DESC LIMIT 1) "
+                "SELECT originator_version, topic, state, 1 FROM s "
+                f"UNION ALL SELECT originator_version, topic, state, 0 FROM {events} "
+                "WHERE originator_id = ? AND originator_version > "
+                "COALESCE((SELECT originator_version FROM s), 0) ORDER BY 4 DESC, 1",
+                (param, param))
         # The id is the one asked for: no parsing it back from each row.
         snapshot = None
-        if rows and rows[0][4] == 1:
-            snapshot = StoredEvent(uid, rows[0][1], rows[0][2], bytes(rows[0][3]))
+        if rows and rows[0][3] == 1:
+            snapshot = StoredEvent(uid, rows[0][0], rows[0][1], bytes(rows[0][2]))
             rows = rows[1:]
-        return snapshot, [StoredEvent(uid, r[1], r[2], bytes(r[3])) for r in rows]
+        return snapshot, [StoredEvent(uid, r[0], r[1], bytes(r[2])) for r in rows]
 
     def select_workspace_events(self, workspace: str, after: int, limit: int,
                                 scan: int) -> tuple[list[Notification], int, bool]:
