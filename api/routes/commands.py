@@ -124,107 +124,107 @@ def result(outcome: Outcome) -> CommandResult:
 
 @command_route("/hesitations", "raiseHesitation", status_code=201)
 async def raise_hesitation(candidacy_id: CandidacyId, body: RaiseHesitation,
-                     command: Command) -> CommandResult:
+                           command: Command) -> CommandResult:
     """The interviewer voiced a hesitation; answers its `hesitation_id`."""
     app = command.candidacies
     return result(await command.run(app.raise_hesitation, candidacy_id, body.text,
-                              occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of))
+                                    occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/hesitations/{hesitation_id}/address", "addressHesitation")
 async def address_hesitation(candidacy_id: CandidacyId, hesitation_id: HesitationId,
-                       body: AddressHesitation, command: Command) -> CommandResult:
+                             body: AddressHesitation, command: Command) -> CommandResult:
     """The candidate answered a hesitation."""
     app = command.candidacies
     return result(await command.run(app.address_hesitation, candidacy_id, hesitation_id,
-                              body.response, occurred_at=body.occurred_at,
-                              on_behalf_of=body.on_behalf_of))
+                                    body.response, occurred_at=body.occurred_at,
+                                    on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/no-hesitations", "recordNoHesitations")
 async def record_no_hesitations(candidacy_id: CandidacyId, command: Command,
-                          body: NoDetails | None = None) -> CommandResult:
+                                body: NoDetails | None = None) -> CommandResult:
     """The interviewer had no hesitations."""
     return result(await command.run(command.candidacies.record_no_hesitations, candidacy_id,
-                              on_behalf_of=body.on_behalf_of if body else None))
+                                    on_behalf_of=body.on_behalf_of if body else None))
 
 
 @command_route("/next-step", "closeNextStep")
 async def close_next_step(candidacy_id: CandidacyId, body: CloseNextStep,
-                    command: Command) -> CommandResult:
+                          command: Command) -> CommandResult:
     """The candidate closed for the next step."""
     return result(await command.run(command.candidacies.close_next_step, candidacy_id,
-                              body.description, scheduled_for=body.scheduled_for,
-                              on_behalf_of=body.on_behalf_of))
+                                    body.description, scheduled_for=body.scheduled_for,
+                                    on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/thank-you", "sendThankYou")
 async def send_thank_you(candidacy_id: CandidacyId, body: SendThankYou,
-                   command: Command) -> CommandResult:
+                         command: Command) -> CommandResult:
     """A thank-you went out (to the named interviewers, or the whole panel)."""
     return result(await command.run(command.candidacies.send_thank_you, candidacy_id,
-                              body.medium.value, to=list(body.to),
-                              covers_panel=body.covers_panel, on_behalf_of=body.on_behalf_of))
+                                    body.medium.value, to=list(body.to),
+                                    covers_panel=body.covers_panel, on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/nudges", "sendNudge")
 async def send_nudge(candidacy_id: CandidacyId, command: Command,
-               body: SendNudge | None = None) -> CommandResult:
+                     body: SendNudge | None = None) -> CommandResult:
     """A manual nudge went out."""
     body = body or SendNudge()
     options = {"reason": body.reason} if body.reason else {}
     return result(await command.run(command.candidacies.send_nudge, candidacy_id,
-                              channels=[c.value for c in body.channels or ()] or None,
-                              on_behalf_of=body.on_behalf_of, **options))
+                                    channels=[c.value for c in body.channels or ()] or None,
+                                    on_behalf_of=body.on_behalf_of, **options))
 
 
 @command_route("/replies", "receiveReply")
 async def receive_reply(candidacy_id: CandidacyId, body: ReceiveReply,
-                  command: Command) -> CommandResult:
+                        command: Command) -> CommandResult:
     """The employer replied: advanced, rejected, an update, or out of office."""
-    return result(await command.run(command.candidacies.receive_reply, candidacy_id, body.kind.value,
-                              note=body.note, received_at=body.received_at,
-                              back_on=body.back_on, on_behalf_of=body.on_behalf_of))
+    return result(await command.run(command.candidacies.receive_reply, candidacy_id,
+                                    body.kind.value, note=body.note, received_at=body.received_at,
+                                    back_on=body.back_on, on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/offers", "noteCompetingOffer")
 async def note_competing_offer(candidacy_id: CandidacyId, body: NoteOffer,
-                         command: Command) -> CommandResult:
+                               command: Command) -> CommandResult:
     """The candidate holds a competing offer with a deadline."""
     return result(await command.run(command.candidacies.note_competing_offer, candidacy_id,
-                              body.company, body.deadline, occurred_at=body.noted_at,
-                              on_behalf_of=body.on_behalf_of))
+                                    body.company, body.deadline, occurred_at=body.noted_at,
+                                    on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/pause", "pauseCadence")
 async def pause_cadence(candidacy_id: CandidacyId, body: PauseCadence,
-                  command: Command) -> CommandResult:
+                        command: Command) -> CommandResult:
     """Hold every timer, until a date or until resumed."""
     return result(await command.run(command.candidacies.pause_cadence, candidacy_id, body.reason,
-                              until=body.until, on_behalf_of=body.on_behalf_of))
+                                    until=body.until, on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/resume", "resumeCadence")
 async def resume_cadence(candidacy_id: CandidacyId, command: Command,
-                   body: NoDetails | None = None) -> CommandResult:
+                         body: NoDetails | None = None) -> CommandResult:
     """Let the timers run again."""
     return result(await command.run(command.candidacies.resume_cadence, candidacy_id,
-                              on_behalf_of=body.on_behalf_of if body else None))
+                                    on_behalf_of=body.on_behalf_of if body else None))
 
 
 @command_route("/withdraw", "withdraw")
 async def withdraw(candidacy_id: CandidacyId, body: Withdraw, command: Command) -> CommandResult:
     """The candidate withdrew."""
     return result(await command.run(command.candidacies.withdraw, candidacy_id, body.reason,
-                              on_behalf_of=body.on_behalf_of))
+                                    on_behalf_of=body.on_behalf_of))
 
 
 @command_route("/rounds", "startNextRound")
 async def start_next_round(candidacy_id: CandidacyId, command: Command,
-                     body: StartNextRound | None = None) -> CommandResult:
+                           body: StartNextRound | None = None) -> CommandResult:
     """After advancing, start the next interview round."""
     body = body or StartNextRound()
     details = NextRound.model_construct(
         **{name: getattr(body, name) for name in NextRound.model_fields})
     return result(await command.run(command.candidacies.start_next_round, candidacy_id, details,
-                              on_behalf_of=body.on_behalf_of))
+                                    on_behalf_of=body.on_behalf_of))

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -55,7 +55,8 @@ def read_feed(candidacies: Candidacies, workspace: str, after: int, limit: int) 
 
     The store filters by workspace and looks at most `MAX_SCAN` positions ahead, so a
     quiet workspace on a busy server answers quickly (`has_more` says to read on)."""
-    notifications, next_after, has_more = candidacies.recorder.select_workspace_events(  # type: ignore[attr-defined]
+    recorder: Any = candidacies.recorder
+    notifications, next_after, has_more = recorder.select_workspace_events(
         workspace, after, limit, MAX_SCAN)
     events = []
     for notification in notifications:
