@@ -241,7 +241,7 @@ class TransitionTable:
         # guards are asked in a plain loop (the first one failing ends the transition).
         for transition in transitions:
             for guard in transition.guards:
-                if bool(guard.func(candidacy=candidacy, **args)) is not guard.expected:
+                if not guard.holds(candidacy, args):
                     break
             else:
                 return transition.target
