@@ -38,7 +38,6 @@ from engine.calendar import (
     SendSchedule,
     WorkCalendar,
     is_send_time,
-    next_send_time,
     resolve_zone,
     send_schedule,
     work_calendar,
@@ -100,10 +99,9 @@ def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datet
     if action.kind in ("nudge", "offer_nudge") or (
             action.kind == "thank_you" and policy.thank_you.within_send_window
             and action.medium != Medium.CARD.value):
-        return next_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
-                              place.calendar)
+        return place.send_time(now)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
-        return next_send_time(now, place.zone, _WHOLE_DAY, policy.quiet_hours, _EVERY_DAY)
+        return place.any_day_send_time(now)
     return now
 
 
