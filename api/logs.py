@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import structlog
 
-
 # Whether configured loggers are cached on first use (cheaper per line).  A cached
 # logger keeps its configuration for good, so the test suite turns this off: commands
 # run in-process there must not pin the configuration other tests capture logs with.

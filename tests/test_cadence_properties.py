@@ -451,7 +451,6 @@ def _closed_state(closed_at: datetime) -> Any:
         last_update_at=None)
 
 
-
 def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:
     """Equal moments written with other offsets are not one key: the card thank-you is due
     at the moment the step was closed, written as it was recorded."""

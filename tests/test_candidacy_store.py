@@ -11,9 +11,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from builders import PANEL, candidacy_at, interview
 from eventsourcing.persistence import IntegrityError as PersistenceIntegrityError
 from eventsourcing.persistence import StoredEvent
-from builders import PANEL, candidacy_at, interview
 
 from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome
 from engine.candidacy import Candidacy
