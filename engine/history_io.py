@@ -55,8 +55,9 @@ def export(batches: Iterable[list[tuple[Any, int, str, bytes]]], out: IO[bytes])
     return count
 
 
-def parse_line(line: bytes) -> tuple[str, int, str, bytes]:
-    """``(originator_id, version, topic, state)`` of one line, the state as stored."""
+def parse_line(line: bytes, number: int | None = None) -> tuple[str, int, str, bytes]:
+    """``(originator_id, version, topic, state)`` of one line (``number``, from 1, names
+    it in the error), the state as stored."""
     line = line.rstrip(b"\r\n")
     cut = line.find(_STATE_KEY)
     if line.startswith(_HEADER) and cut > 0 and line.endswith(b"}"):
@@ -72,7 +73,8 @@ def parse_line(line: bytes) -> tuple[str, int, str, bytes]:
             state = orjson.dumps(data["state"])
         return data["originator_id"], data["originator_version"], data["topic"], state
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise InvalidInput("file", f"not an exported event line ({error}): "
+        where = f"line {number}: " if number is not None else ""
+        raise InvalidInput("file", f"{where}not an exported event line ({error}): "
                                    f"{line[:80].decode(errors='replace')}") from None
 
 
@@ -118,7 +120,7 @@ def _groups(path: Path) -> Iterator[list[StoredEvent]]:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            originator_id, version, topic, state = parse_line(line)
+            originator_id, version, topic, state = parse_line(line, number)
             if originator_id != current:
                 if group:
                     yield group

@@ -518,9 +518,9 @@ class JsonlSource:
 
         with self.path.open("rb") as lines:
             batch: list[Row] = []
-            for line in lines:
+            for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    batch.append(parse_line(line))
+                    batch.append(parse_line(line, number))
                     if len(batch) >= self.batch:
                         yield batch
                         batch = []

@@ -245,6 +245,26 @@ def test_export_then_import_is_lossless_and_replays_the_same(
     twice.close()
 
 
+def test_a_damaged_export_line_is_named_by_its_number_and_nothing_is_imported(
+        store: Any, tmp_path: Any) -> None:
+    app, _clock, source = store
+    simulate(app, 3, seed=2)
+    exported = io.BytesIO()
+    export(source.batches(None), exported)
+    lines = exported.getvalue().splitlines(keepends=True)
+    lines[4] = lines[4][: len(lines[4]) // 2] + b"\n"  # cut short, as by a full disk
+    path = tmp_path / "damaged.jsonl"
+    path.write_bytes(b"".join(lines))
+
+    with pytest.raises(InvalidInput, match="line 5: not an exported event line"):
+        replay(JsonlSource(path), [default_policy()])
+    copy = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/copy.db"))
+    with pytest.raises(InvalidInput, match="line 5: not an exported event line"):
+        import_file(copy, path)
+    assert copy.recorder.select_all_rows() == []
+    copy.close()
+
+
 @pytest.mark.parametrize("live", ["playbook", "house"])
 def test_replaying_simulated_histories_under_the_live_policy_reproduces_their_decisions(
         store: Any, live: str) -> None:
