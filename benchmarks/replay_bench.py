@@ -358,10 +358,14 @@ def _verdict(r: dict[str, Any], floor_rate: float) -> str:
             "out a step never asked for before (the nudge after the one just sent), so the "
             "answers `plan` remembers (business days and send times per zone and calendar, "
             "unchanged steps per policy) save little more; what a call costs now is Python "
-            "creating datetimes, converting time zones and building the step. Meeting the "
-            "target would take a decision function several times cheaper per call (compiled, "
-            "or on integer timestamps throughout) or far fewer calls per event; replay "
-            "already calls it only where a decision can fall.")
+            "creating datetimes, converting time zones and building the step. Compiling "
+            "does not change that: `engine/cadence.py` and `engine/calendar.py` built with "
+            "mypyc 1.19 (tried on 2026-11-26, not kept) took 15% off a call (13.2 to 11.2 "
+            "µs on the small store, same run), because the time goes to datetime, time-zone "
+            "and dict work in C, not to interpreting Python. Meeting the target would take "
+            "a decision function several times cheaper per call (integer timestamps "
+            "throughout the calendar and the rules) together with a cheaper fold, or far "
+            "fewer calls per event; replay already calls it only where a decision can fall.")
 
 
 def main() -> None:
