@@ -375,6 +375,11 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             self._insert_tracking(c, kwargs["position"])
         return notification_ids
 
+    def writer_in_use(self) -> bool:
+        """Whether one of this process's threads is writing (the pool lets one writer in
+        at a time; a write from another process is not known here)."""
+        return self.datastore.pool._writer_lock.locked()  # type: ignore[no-any-return]
+
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.

@@ -271,3 +271,33 @@ def test_a_number_is_not_a_moment(client: Any) -> None:
                                json={"kind": "update", "received_at": 20000}), 422,
                    "invalid-input")
     assert body["field"] == "received_at" and "not a number" in body["reason"]
+
+
+@sqlite_only
+def test_sqlite_commands_run_on_the_event_loop_unless_a_thread_writes(
+        api: Any, client: Any, candidacies: Candidacies, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One worker on a SQLite file: no thread hop, unless another thread of the process is
+    # writing (a tick's page), which the event loop must not wait for.
+    assert api.state.commands_inline
+    candidacy_id = walk_to(client, "awaiting")
+    ran_on: list[str] = []
+    note = candidacies.note_competing_offer
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        ran_on.append(threading.current_thread().name)
+        return note(*args, **kwargs)
+
+    monkeypatch.setattr(candidacies, "note_competing_offer", noting)
+    offer = {"company": "Rival", "deadline": "2099-01-01T17:00:00+00:00"}
+    first = ok(client.post(f"/candidacies/{candidacy_id}/offers", json=offer)).json()
+    writer = candidacies.recorder.datastore.pool._writer_lock  # type: ignore[attr-defined]
+    results: list[Any] = []
+    with writer:
+        waiting = threading.Thread(target=lambda: results.append(
+            client.post(f"/candidacies/{candidacy_id}/offers", json=offer)))
+        waiting.start()
+        waiting.join(0.3)
+    waiting.join(10)
+
+    assert ok(results[0]).json()["version"] == first["version"] + 1
+    assert not ran_on[0].startswith("closer-command") and ran_on[1].startswith("closer-command")
