@@ -190,7 +190,8 @@ class CommandRunner:
     def _here(self) -> bool:
         # Inline only while no thread of this process writes (a tick's page, say): the
         # command would wait for it with the whole event loop.
-        return self.inline and not self.candidacies.recorder.writer_in_use()  # type: ignore[attr-defined]
+        recorder: Any = self.candidacies.recorder
+        return self.inline and not recorder.writer_in_use()
 
     def _record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
