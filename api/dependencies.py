@@ -172,7 +172,8 @@ class CommandRunner:
                      on_behalf_of=on_behalf_of)
 
     async def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
-        """Open a candidacy (there is no version to expect yet), in a worker thread."""
+        """Open a candidacy (there is no version to expect yet), in a command thread (or
+        on the event loop, see `commands_inline`)."""
         if self._here():
             return self._record(details, on_behalf_of)
         return await _in_worker(self._record, details, on_behalf_of)
@@ -180,8 +181,9 @@ class CommandRunner:
     async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key, in
-        a worker thread.  (The routes are `async def` that await this: a plain `def` route
-        costs a second thread hop, as FastAPI validates its response in the pool too.)"""
+        a command thread (or on the event loop, see `commands_inline`).  (The routes are
+        `async def` that await this: a plain `def` route costs a second thread hop, as
+        FastAPI validates its response in the pool too.)"""
         if self._here():
             return self._run(command, candidacy_id, *args, on_behalf_of=on_behalf_of, **kwargs)
         return await _in_worker(self._run, command, candidacy_id, *args,
@@ -238,7 +240,9 @@ class CommandThreads:
         self._name = name
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads = 0
-        self._running = 0  # submitted, not yet answered (a hint for starting threads)
+        # Submitted, not yet answered: only a hint for starting threads (event loops of
+        # other threads, as in tests, may race on it; the first call starts one anyway).
+        self._running = 0
         self._lock = threading.Lock()
 
     async def run(self, function: Callable[..., Outcome], /, *args: Any, **kwargs: Any) -> Outcome:
@@ -299,10 +303,11 @@ def commands_inline(candidacies: Candidacies, workers: int) -> bool:
     A SQLite command is local work (a read, one short write transaction) of well under a
     millisecond, and the thread hop cost more than the command itself: the event loop and
     the command thread hand the GIL to each other at every sqlite3 call (each releases
-    it), measured as 1.9-2.3 ms of server CPU per command through a thread against
-    1.1-1.3 ms inline.  Writes of one process are serialised anyway.  On PostgreSQL a
-    command waits on network round trips, which a thread overlaps with other requests;
-    with several workers on SQLite, a writer may wait for another process's lock."""
+    it), measured in process on a busy 2-core machine as 1.9-2.8 ms of CPU per command
+    through a thread against 1.4-1.8 ms inline.  Writes of one process are serialised
+    anyway.  On PostgreSQL a command waits on network round trips, which a thread
+    overlaps with other requests; with several workers on SQLite, a writer may wait for
+    another process's lock."""
     return workers == 1 and isinstance(candidacies.recorder, CloserSQLiteRecorder)
 
 
