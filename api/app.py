@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, seed_demo
-from api.dependencies import InFlight, known_query_only
+from api.dependencies import InFlight, commands_inline, known_query_only
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.candidacies = application
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
+    app.state.commands_inline = commands_inline(application, settings.workers)
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)

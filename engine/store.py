@@ -19,6 +19,7 @@ with what the follower recorded.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -359,6 +360,12 @@ _SQLITE_TABLES = [
 ]
 
 
+# Write transactions in progress (or waiting for the writer) per SQLite file, across every
+# application object of the process.
+_WRITES: dict[str, int] = {}
+_WRITES_LOCK = threading.Lock()
+
+
 class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     """eventsourcing's SQLite process recorder plus Closer's tables."""
 
@@ -374,6 +381,23 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
         if kwargs.get("position") is not None:
             self._insert_tracking(c, kwargs["position"])
         return notification_ids
+
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        db_name = self.datastore.pool.db_name
+        with _WRITES_LOCK:
+            _WRITES[db_name] = _WRITES.get(db_name, 0) + 1
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        finally:
+            with _WRITES_LOCK:
+                _WRITES[db_name] -= 1
+
+    def writer_in_use(self) -> bool:
+        """Whether a thread of this process is writing to (or waiting to write to) this
+        database file, through any application object: the scheduler and the outbox of
+        `closer serve` have their own.  A write from another process is not known here."""
+        return _WRITES.get(self.datastore.pool.db_name, 0) > 0
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as c:
