@@ -5,13 +5,18 @@ workspace isolation (another workspace's candidacy is simply not found), an
 optional expected version (optimistic concurrency), an optional idempotency key
 (a retry records nothing and answers the first response), and time from the
 injected clock.  The idempotency record and the candidacy's current row are
-saved in the same transaction as the events (see `engine.store`).
+saved in the same transaction as the events (see `engine.store`).  The candidacies
+this object's commands saved last are kept as they left them (`RecentCandidacies`):
+the next command on one skips reading it back, and a stale copy is refused by the
+save's version check, the command then decided again on the stored state.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -33,7 +38,13 @@ from eventsourcing.persistence import (
 from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
-from engine.errors import CandidacyNotFound, IdempotencyKeyReused, InvalidInput, VersionConflict
+from engine.errors import (
+    CandidacyNotFound,
+    CloserError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    VersionConflict,
+)
 from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 from engine.values import (
@@ -51,6 +62,8 @@ from engine.values import (
 log = structlog.get_logger("closer.engine")
 
 SNAPSHOT_INTERVAL = 20
+RECENT_CANDIDACIES = 1000
+"""How many candidacies a `Candidacies` keeps as its commands left them (0: none)."""
 DEFAULT_POLICY = {"name": "playbook", "version": 1}
 _BASE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
@@ -126,11 +139,13 @@ class Candidacies(Application[UUID]):
         *,
         clock: Clock | None = None,
         default_policy: dict[str, Any] | None = None,
+        recent: int = RECENT_CANDIDACIES,
     ) -> None:
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.policies = PolicyBook(self)
         self.default_policy = dict(default_policy or DEFAULT_POLICY)
+        self.recent = RecentCandidacies(recent)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -529,11 +544,29 @@ class Candidacies(Application[UUID]):
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
+        kept = self.recent.take(_uuid(candidacy_id))
+        if kept is not None and kept.workspace != actor.workspace:
+            self.recent.keep(kept)  # not this caller's: it reads as not found below
+        elif kept is not None and (expected_version is None
+                                   or expected_version == kept.version):
+            try:
+                return self._apply(actor, kept, run, expected_version, idempotency_key,
+                                   fingerprint)
+            except CloserError:
+                # The copy may be stale (another writer saved since): whatever it
+                # refused or failed to save is decided again on the stored state.
+                pass
         candidacy = self.get(candidacy_id, actor.workspace)
+        return self._apply(actor, candidacy, run, expected_version, idempotency_key,
+                           fingerprint)
+
+    def _apply(self, actor: Actor, candidacy: Candidacy,
+               run: Callable[[Candidacy, datetime], dict[str, Any] | None],
+               expected_version: int | None, key: str | None, fingerprint: str) -> Outcome:
         if expected_version is not None and expected_version != candidacy.version:
             raise VersionConflict(candidacy.id, expected_version, candidacy.version)
         data = run(candidacy, self.clock.now()) or {}
-        return self._save(actor, candidacy, idempotency_key, fingerprint, data)
+        return self._save(actor, candidacy, key, fingerprint, data)
 
     def _replayed(self, actor: Actor, key: str | None, fingerprint: str) -> Outcome | None:
         if key is None:
@@ -564,6 +597,7 @@ class Candidacies(Application[UUID]):
             if replay:
                 return replay
             raise VersionConflict(candidacy.id, None, None) from None
+        self.recent.keep(candidacy)
         self._log(actor, candidacy, pending)
         return outcome
 
@@ -700,6 +734,43 @@ def _text(field_name: str, value: Any) -> str:
     if len(value) > 2000:
         raise InvalidInput(field_name, "must be at most 2000 characters")
     return value.strip()
+
+
+class RecentCandidacies:
+    """The candidacies a `Candidacies` object's commands saved last, as they left them.
+
+    A command on one of them starts from this copy instead of reading the snapshot and
+    events back (a round trip and a decode).  The copy is *taken*, so no two threads
+    work on one object; it comes back only when its command is saved.  It may be stale
+    (another process, or another application object, saved the candidacy since): the
+    save's version check refuses it and the command is decided again on what is stored.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[UUID, Candidacy] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, uid: UUID) -> Candidacy | None:
+        if not self.size:
+            return None
+        with self._lock:
+            return self._items.pop(uid, None)
+
+    def keep(self, candidacy: Candidacy) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            held = self._items.get(candidacy.id)
+            if held is not None and held.version > candidacy.version:
+                return  # another thread saved a later version meanwhile
+            self._items[candidacy.id] = candidacy
+            self._items.move_to_end(candidacy.id)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _uuid(candidacy_id: Any) -> UUID:

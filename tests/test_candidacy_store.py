@@ -25,7 +25,7 @@ from engine.errors import (
     InvalidInput,
     VersionConflict,
 )
-from engine.store import IdempotencyRecord
+from engine.store import IdempotencyRecord, eventsourcing_env
 from engine.values import Actor
 
 OTHER = Actor(user="recruiter@other.example", workspace="other-agency")
@@ -145,6 +145,88 @@ def test_a_stale_save_is_a_version_conflict(candidacies: Candidacies, coach: Act
     assert [e.data["text"] for e in candidacies.history(cid, coach.workspace)[1:]] == [
         "Relocation?"]
     assert candidacies.row(cid).version == 2
+
+
+# -- the copies a command leaves behind -----------------------------------------------------
+
+
+def test_a_command_starts_from_the_copy_the_last_one_saved(
+        candidacies: Candidacies, coach: Actor, monkeypatch: pytest.MonkeyPatch) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    reads: list[str] = []
+    real_load = candidacies._load
+    monkeypatch.setattr(candidacies, "_load", lambda uid: reads.append(str(uid)) or
+                        real_load(uid))
+    candidacies.raise_hesitation(coach, cid, "Relocation?")
+    candidacies.raise_hesitation(coach, cid, "Salary?")
+    assert reads == []  # both started from the copy the previous command saved
+    assert state(candidacies.get(cid, coach.workspace)) == state(
+        replayed_from_events(candidacies, cid))
+    assert [e.version for e in candidacies.history(cid, coach.workspace)] == [1, 2, 3]
+
+
+def test_a_copy_another_writer_made_stale_is_decided_again_on_the_stored_state(
+        database_url: str, clock: FixedClock, coach: Actor) -> None:
+    first = Candidacies(eventsourcing_env(database_url), clock=clock)
+    second = Candidacies(eventsourcing_env(database_url), clock=clock)
+    try:
+        cid = candidacy_at(first, coach, "nudged")  # `first` keeps its copy at nudged
+        second.receive_reply(coach, cid, "advanced", note="onsite next week")
+        # Starting a round is illegal on the copy (nudged), legal on what is stored.
+        outcome = first.start_next_round(coach, cid)
+        assert (outcome.stage, outcome.version) == ("interviewed", 8)
+        # A stale copy with If-Match: the stored version decides, not the copy's.
+        second.note_competing_offer(coach, cid, "Initech", clock.now() + timedelta(days=9))
+        with pytest.raises(VersionConflict) as conflict:
+            first.raise_hesitation(coach, cid, "Notice period?", expected_version=8)
+        assert (conflict.value.expected, conflict.value.actual) == (8, 9)
+        assert first.raise_hesitation(coach, cid, "Notice period?",
+                                      expected_version=9).version == 10
+        # Without one, a command on a stale copy lands on top of the other writer's event.
+        second.raise_hesitation(coach, cid, "Visa?")
+        assert first.raise_hesitation(coach, cid, "Start date?").version == 12
+        texts = [e.data.get("text") or e.data.get("company")
+                 for e in first.history(cid, coach.workspace)[8:]]
+        assert texts == ["Initech", "Notice period?", "Visa?", "Start date?"]
+        assert state(first.get(cid, coach.workspace)) == state(
+            replayed_from_events(first, cid))
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_refused_command_leaves_no_half_applied_copy(candidacies: Candidacies,
+                                                       coach: Actor) -> None:
+    cid = candidacy_at(candidacies, coach, "interviewed")
+    with pytest.raises(IllegalCommand):
+        candidacies.send_nudge(coach, cid)
+    with pytest.raises(InvalidInput):
+        candidacies.raise_hesitation(coach, cid, "")
+    assert candidacies.record_no_hesitations(coach, cid).version == 2
+    assert state(candidacies.get(cid, coach.workspace)) == state(
+        replayed_from_events(candidacies, cid))
+
+
+def test_a_kept_copy_is_not_served_to_another_workspace(candidacies: Candidacies,
+                                                        coach: Actor) -> None:
+    cid = candidacies.record_interview(coach, interview()).candidacy_id
+    with pytest.raises(CandidacyNotFound):
+        candidacies.raise_hesitation(OTHER, cid, "?")
+    assert candidacies.raise_hesitation(coach, cid, "Relocation?").version == 2
+    assert event_count(candidacies, cid) == 2
+
+
+def test_the_kept_copies_are_bounded(database_url: str, clock: FixedClock,
+                                     coach: Actor) -> None:
+    app = Candidacies(eventsourcing_env(database_url), clock=clock, recent=3)
+    try:
+        ids = [app.record_interview(coach, interview()).candidacy_id for _ in range(5)]
+        assert len(app.recent) == 3
+        for cid in ids:  # the forgotten ones are read back
+            assert app.record_no_hesitations(coach, cid).version == 2
+        assert len(app.recent) == 3
+    finally:
+        app.close()
 
 
 # -- workspaces ------------------------------------------------------------------------------

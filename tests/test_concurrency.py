@@ -2,7 +2,8 @@
 
 Each process issues stage-neutral commands (a competing offer or a reminder, each
 carrying a marker unique to that command) against random candidacies of the same
-twenty, retrying on `VersionConflict` (the application reloads on every call).
+twenty, retrying on `VersionConflict` (each process's application keeps the copy its
+last command saved, often stale here: the save refuses it and the command runs again).
 Half of the processes send the version they read as ``expected_version``; the others
 find out at save time.  Every process logs the marker of each command the
 application ACCEPTED.  Afterwards each logged marker is in the histories exactly
