@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.application import RECENT_CANDIDACIES  # noqa: E402 - after the path is set
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## API (issue 6)"
 PG_ADMIN = os.environ.get("CLOSER_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -173,7 +176,7 @@ async def _load(url: str, token: str, target: str, ids: list[str], concurrency: 
         mine = ids[n::concurrency]
         i = 0
         while not stop.is_set():
-            if target == "command":
+            if target in ("command", "command-cold"):
                 # Offers from a few companies: one event each, and the state stays the same
                 # size (a company's later offer replaces its earlier one).
                 cid = mine[i % len(mine)]
@@ -262,6 +265,7 @@ def load(spec: dict[str, Any]) -> dict[str, Any]:
 TARGETS = [("bare-async", "`GET /bench/bare-async` (bare `async def`, no work)"),
            ("bare-sync", "`GET /bench/bare-sync` (bare `def`, thread pool, no work)"),
            ("command", "`POST /candidacies/{id}/offers` (one event each)"),
+           ("command-cold", "the same on candidacies whose copy the server no longer keeps"),
            ("engine", "the same command on `Candidacies` in-process, no HTTP (diagnostic)")]
 
 
@@ -270,6 +274,9 @@ def bench_store(store: str, workers: int, args: argparse.Namespace) -> dict[str,
     workdir = tempfile.mkdtemp(prefix="closer-bench-")
     database_url = f"sqlite:///{workdir}/closer.db" if store == "sqlite" else fresh_postgres()
     token, ids = seed(database_url, args.pool)
+    # More candidacies than the server keeps copies of (`RecentCandidacies`), visited in
+    # turn: each command on them reads its candidacy back from the store first.
+    _token, cold_ids = seed(database_url, RECENT_CANDIDACIES + 200)
     port = free_port()
     server = start_server(database_url, port, workers)
     rounds: dict[str, list[dict[str, Any]]] = {target: [] for target, _ in TARGETS}
@@ -277,7 +284,8 @@ def bench_store(store: str, workers: int, args: argparse.Namespace) -> dict[str,
         for n in range(args.rounds):
             for target, _ in TARGETS:
                 spec = {"concurrency": args.concurrency, "seconds": args.seconds,
-                        "warmup": args.warmup, "ids": ids}
+                        "warmup": args.warmup,
+                        "ids": cold_ids if target == "command-cold" else ids}
                 if target == "engine":
                     spec |= {"engine": True, "database_url": database_url}
                 else:
@@ -330,8 +338,13 @@ def render(all_results: dict[tuple[str, int], dict[str, Any]], args: argparse.Na
         f"connections; {args.rounds} interleaved rounds of {args.seconds:g} s per endpoint "
         f"(after {args.warmup:g} s warm-up each); req/s is the median over rounds, latencies "
         f"pool every request. Server, load generator and database share the machine. The "
-        f"command authenticates (cached token), validates the body, loads the candidacy "
-        f"(snapshots every 20 events), and commits one event with its row.")
+        f"command authenticates (cached token), validates the body, starts from the copy "
+        f"of the candidacy the previous command on it left in the server (each connection "
+        f"cycles {args.pool // args.concurrency} of the {args.pool} seeded candidacies, so "
+        f"every command here finds one), and commits one event with its row; the cold row "
+        f"cycles {RECENT_CANDIDACIES + 200:,} candidacies, more than the server keeps, so "
+        f"each command first reads its candidacy back (latest snapshot and the events after "
+        f"it, one statement).")
     lines = [
         SECTION, "", setup, "",
         ("| store | workers | endpoint | req/s (rounds) | p50 ms | p99 ms | vs bare async "
@@ -355,10 +368,13 @@ def render(all_results: dict[tuple[str, int], dict[str, Any]], args: argparse.Na
     verdicts = []
     for (store, workers), results in all_results.items():
         ratio = results["command"]["throughput"] / results["bare-async"]["throughput"]
+        cold = results["command-cold"]["throughput"] / results["bare-async"]["throughput"]
         share = results["command"]["throughput"] / results["engine"]["throughput"]
         verdict = "met" if ratio >= 0.4 else "MISSED"
-        verdicts.append(f"{store} with {workers} worker(s) {ratio:.2f}x ({verdict}; "
-                        f"the HTTP command reaches {share:.2f}x of the in-process engine)")
+        cold_verdict = "met" if cold >= 0.4 else "missed"
+        verdicts.append(f"{store} with {workers} worker(s) {ratio:.2f}x ({verdict}; cold "
+                        f"{cold:.2f}x, {cold_verdict}; the HTTP command reaches {share:.2f}x "
+                        "of the in-process engine)")
     target = ("Target: the command endpoint at least 0.4x the bare endpoint's throughput, "
               "against the bare `async def` endpoint: " + "; ".join(verdicts) + ".")
     command = (f"    python benchmarks/api_bench.py --rounds {args.rounds} --seconds "
