@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default="auto", description="console in a terminal, JSON lines otherwise, when auto"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    recent_candidacies: int = Field(
+        default=1000, ge=0, le=1_000_000,
+        description="candidacies a process keeps as its last commands saved them, so the next "
+                    "command on one skips reading it back (0: read every time)",
+    )
 
     # -- the HTTP API (`closer serve`) ---------------------------------------------
     host: str = Field(default="127.0.0.1", description="interface `closer serve` binds")

@@ -12,4 +12,5 @@ from api.settings import Settings, get_settings
 def build_candidacies(settings: Settings | None = None, clock: Clock | None = None) -> Candidacies:
     """The application on the configured store (keep one per process)."""
     settings = settings or get_settings()
-    return Candidacies(eventsourcing_env(settings.database_url), clock=clock or SystemClock())
+    return Candidacies(eventsourcing_env(settings.database_url), clock=clock or SystemClock(),
+                       recent=settings.recent_candidacies)

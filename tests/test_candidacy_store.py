@@ -229,6 +229,30 @@ def test_the_kept_copies_are_bounded(database_url: str, clock: FixedClock,
         app.close()
 
 
+def test_how_many_copies_a_process_keeps_is_a_setting(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, coach: Actor) -> None:
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+    from api.wiring import build_candidacies
+
+    monkeypatch.setenv("CLOSER_DATABASE_URL", f"sqlite:///{tmp_path}/closer.db")
+    monkeypatch.setenv("CLOSER_RECENT_CANDIDACIES", "0")
+    app = build_candidacies(Settings())
+    try:
+        cid = app.record_interview(coach, interview()).candidacy_id
+        assert app.recent.size == 0 and len(app.recent) == 0
+        assert app.record_no_hesitations(coach, cid).version == 2  # read back, as before
+    finally:
+        app.close()
+    seven = build_candidacies(Settings(recent_candidacies=7))
+    assert seven.recent.size == 7
+    seven.close()
+    monkeypatch.setenv("CLOSER_RECENT_CANDIDACIES", "-1")
+    with pytest.raises(ValidationError, match="recent_candidacies"):
+        Settings()
+
+
 # -- workspaces ------------------------------------------------------------------------------
 
 
