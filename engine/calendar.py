@@ -110,7 +110,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_workday", "_years", "_workday_holidays", "_working_ordinals")
+                 "_workday", "_years", "_working_ordinals")
 
     def __init__(
         self,
@@ -138,7 +138,6 @@ class WorkCalendar:
         # Indexed by weekday, so a day check is one tuple lookup.
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
-        self._workday_holidays: dict[int, list[int]] = {}
         self._working_ordinals: dict[int, list[int]] = {}
 
     def __repr__(self) -> str:
@@ -239,30 +238,13 @@ class WorkCalendar:
             b = b.date()
         if b < a:
             return -self.business_days_between(b, a)
-        span = (b - a).days
-        full_weeks, rest = divmod(span, 7)
-        count = full_weeks * len(self.working_days)
-        weekday = a.weekday()
-        for offset in range(1, rest + 1):
-            if self._workday[(weekday + offset) % 7]:
-                count += 1
-        if self.honour_holidays:
-            count -= self._holidays_on_workdays(a, b)
-        return count
-
-    def _holidays_on_workdays(self, a: date, b: date) -> int:
-        """Holidays falling on working weekdays with ``a < d <= b``, by bisection per year."""
+        # The same per-year lists of working days `add_business_days` moves through.
         low, high = a.toordinal(), b.toordinal()
-        total = 0
+        count = 0
         for year in range(a.year, b.year + 1):
-            ordinals = self._workday_holidays.get(year)
-            if ordinals is None:
-                ordinals = sorted(
-                    d.toordinal() for d in self.holidays_in(year) if self._workday[d.weekday()]
-                )
-                self._workday_holidays[year] = ordinals
-            total += bisect.bisect_right(ordinals, high) - bisect.bisect_right(ordinals, low)
-        return total
+            days = self._working_in(year)
+            count += bisect.bisect_right(days, high) - bisect.bisect_right(days, low)
+        return count
 
 
 def work_calendar(
