@@ -174,9 +174,7 @@ class CommandRunner:
     async def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
         """Open a candidacy (there is no version to expect yet), in a command thread (or
         on the event loop, see `commands_inline`)."""
-        if self._here():
-            return self._record(details, on_behalf_of)
-        return await _in_worker(self._record, details, on_behalf_of)
+        return await self._call(self._record, details, on_behalf_of)
 
     async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
@@ -184,16 +182,17 @@ class CommandRunner:
         a command thread (or on the event loop, see `commands_inline`).  (The routes are
         `async def` that await this: a plain `def` route costs a second thread hop, as
         FastAPI validates its response in the pool too.)"""
-        if self._here():
-            return self._run(command, candidacy_id, *args, on_behalf_of=on_behalf_of, **kwargs)
-        return await _in_worker(self._run, command, candidacy_id, *args,
+        return await self._call(self._run, command, candidacy_id, *args,
                                 on_behalf_of=on_behalf_of, **kwargs)
 
-    def _here(self) -> bool:
+    async def _call(self, function: Callable[..., Outcome], /, *args: Any,
+                    **kwargs: Any) -> Outcome:
         # Inline only while no thread of this process writes (a tick's page, say): the
         # command would wait for it with the whole event loop.
         recorder: Any = self.candidacies.recorder
-        return self.inline and not recorder.writer_in_use()
+        if self.inline and not recorder.writer_in_use():
+            return function(*args, **kwargs)
+        return await _in_worker(function, *args, **kwargs)
 
     def _record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
