@@ -364,6 +364,15 @@ def day_by_day_send_time(moment: datetime, zone: str, send_window: Hours,
     raise AssertionError("no sending moment")
 
 
+def sendable_hours(window: tuple[time, time],
+                   quiet: tuple[time, time] | None) -> tuple[Hours, Hours | None]:
+    """A drawn send window and quiet hours, the example skipped when nothing is left."""
+    send_window = Hours(*window)
+    quiet_hours = Hours(*quiet) if quiet else None
+    assume(allowed_send_intervals(send_window, quiet_hours))
+    return send_window, quiet_hours
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     moment=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2028, 12, 31),
@@ -377,9 +386,7 @@ def test_send_schedule_equals_working_each_day_out_afresh(
     moment: datetime, zone: str, window: tuple[time, time], quiet: tuple[time, time] | None,
     calendar: WorkCalendar,
 ) -> None:
-    send_window = Hours(*window)
-    quiet_hours = Hours(*quiet) if quiet else None
-    assume(allowed_send_intervals(send_window, quiet_hours))
+    send_window, quiet_hours = sendable_hours(window, quiet)
     expected = day_by_day_send_time(moment, zone, send_window, quiet_hours, calendar)
     assert next_send_time(moment, zone, send_window, quiet_hours, calendar) == expected
     # Asked again (the day's spans now remembered) and from another offset: the same.
@@ -414,9 +421,7 @@ def test_next_send_time_is_the_earliest_allowed_moment_at_or_after_the_input(
     quiet: tuple[time, time] | None,
     calendar: WorkCalendar,
 ) -> None:
-    send_window = Hours(*window)
-    quiet_hours = Hours(*quiet) if quiet else None
-    assume(allowed_send_intervals(send_window, quiet_hours))
+    send_window, quiet_hours = sendable_hours(window, quiet)
     sent = next_send_time(moment, zone, send_window, quiet_hours, calendar)
     assert sent >= moment
     assert sent.utcoffset() == timedelta(0)
