@@ -187,7 +187,8 @@ class _Guard:
     expected: bool
 
     def holds(self, candidacy: Any, args: Mapping[str, Any]) -> bool:
-        return bool(self.func(candidacy=candidacy, **args)) is self.expected
+        # Every guard takes the candidacy first (python-statemachine passes it by name).
+        return bool(self.func(candidacy, **args)) is self.expected
 
     @property
     def reason(self) -> str:
@@ -222,6 +223,10 @@ class TransitionTable:
                     self._table.setdefault(key, []).append(
                         _Transition(transition.target.value, guards)
                     )
+        # Most (stage, command) pairs have one transition and no guard: its target at once.
+        self._unguarded: dict[tuple[str, str], str] = {
+            key: transitions[0].target for key, transitions in self._table.items()
+            if len(transitions) == 1 and not transitions[0].guards}
         self.stages: tuple[str, ...] = tuple(s.value for s in machine.states)
         self._allowed = {
             stage: tuple(c for c in self.commands if (stage, c) in self._table)
@@ -234,6 +239,9 @@ class TransitionTable:
 
     def target(self, stage: str, command: str, candidacy: Any, **args: Any) -> str:
         """The stage ``command`` leads to, or `IllegalCommand` naming stage and allowed ones."""
+        unguarded = self._unguarded.get((stage, command))
+        if unguarded is not None:
+            return unguarded
         transitions = self._table.get((stage, command))
         if transitions is None:
             raise IllegalCommand(command, stage, self._allowed.get(stage, ()))
