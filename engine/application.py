@@ -379,9 +379,11 @@ class Candidacies(Application[UUID]):
     async def writing_async(self, connections: int = ASYNC_CONNECTIONS) -> AsyncIterator[None]:
         """While open, `execute_async` may write on the running event loop, through up to
         ``connections`` async database connections.  A store without async writes
-        (SQLite) opens nothing, and `execute_async` then always answers None."""
+        (SQLite) opens nothing, and `execute_async` then always answers None; so does
+        opening it again while it is open (on another loop, it answers None there)."""
         opener = getattr(self.recorder, "writing_async", None)
-        if opener is None:
+        if opener is None or self._async_loop is not None:
+            # SQLite; or open already (one object served by two apps): the first keeps them.
             yield
             return
         async with opener(connections):

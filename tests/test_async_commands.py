@@ -101,6 +101,19 @@ def test_outside_writing_async_it_answers_none(candidacies: Candidacies,
 
 
 @postgres_only
+def test_opened_twice_the_first_opening_keeps_writing(candidacies: Candidacies,
+                                                       recorded: str) -> None:
+    async def body() -> tuple[Outcome | None, Outcome | None]:
+        async with candidacies.writing_async():  # a second app over the same object
+            inside = await offer(candidacies, recorded, "Inside")
+        return inside, await offer(candidacies, recorded, "After")
+
+    inside, after = writing(candidacies, body)
+
+    assert inside is not None and after is not None and after.version == 3
+
+
+@postgres_only
 def test_without_a_kept_copy_or_with_a_key_it_answers_none(
         candidacies: Candidacies, recorded: str, database_url: str) -> None:
     assert writing(candidacies, lambda: offer(candidacies, recorded,
