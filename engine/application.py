@@ -409,6 +409,11 @@ class Candidacies(Application[UUID]):
         which decides it on the stored state: the answers are the same either way."""
         if self._async_loop is None or asyncio.get_running_loop() is not self._async_loop:
             return None
+        try:
+            if _uuid(candidacy_id) not in self.recent:
+                return None  # cold: no need to validate and decide twice
+        except CandidacyNotFound:
+            return None
         deferred = _Deferred()
         try:
             command(actor, candidacy_id, *args, deferred=deferred, **options)
@@ -887,6 +892,10 @@ class RecentCandidacies:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __contains__(self, uid: UUID) -> bool:
+        """Whether a copy is kept (a hint: another thread may take it next)."""
+        return uid in self._items
 
 
 def _uuid(candidacy_id: Any) -> UUID:
