@@ -713,6 +713,8 @@ class _AsyncConnections:
         kwargs = {k: v for k, v in pool.kwargs.items() if k != "row_factory"}
         if getattr(pool, "get_password_func", None):
             kwargs["password"] = pool.get_password_func()
+        # The library's pool gives up on a connection after its timeout: so does a write.
+        kwargs.setdefault("connect_timeout", max(1, round(pool.timeout)))
         conn = await AsyncConnection.connect(pool.conninfo, autocommit=True,
                                              prepare_threshold=None, **kwargs)
         if datastore.idle_in_transaction_session_timeout:  # as the library's connections
