@@ -558,7 +558,8 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         duplicate version is an IntegrityError).  Not for a follower's position, nor
         with the library's database functions (`insert_events` only)."""
         if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async writes events without a position")
+            raise ProgrammingError("insert_events_async: events, without a position, "
+                                   "and not with the database functions")
         async with self._async_connection() as conn:
             curs = AsyncClientCursor(conn, row_factory=tuple_row)
             script, returning = self._script(curs, stored_events, kwargs)
@@ -651,9 +652,10 @@ class _AsyncConnections:
     """Up to ``size`` psycopg async connections to the datastore's database, used one
     write at a time on the event loop that made them; a write waits for a free one.
 
-    psycopg_pool's async pool would do, with a maintenance task and checks on every
-    return that cost CPU a command does not need: a connection here is only ever
-    handed back idle (or closed, when a write left it otherwise)."""
+    psycopg_pool's async pool would do too (it comes with eventsourcing, undeclared
+    here), with a maintenance task and checks on return that this does not need: a
+    connection here is only ever handed back idle, or closed when a write left it
+    otherwise (an error, a broken connection)."""
 
     def __init__(self, datastore: Any, size: int) -> None:
         self._datastore = datastore
@@ -717,9 +719,14 @@ class _AsyncConnections:
         kwargs.setdefault("connect_timeout", max(1, round(pool.timeout)))
         conn = await AsyncConnection.connect(pool.conninfo, autocommit=True,
                                              prepare_threshold=None, **kwargs)
-        if datastore.idle_in_transaction_session_timeout:  # as the library's connections
-            await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'").format(
-                int(datastore.idle_in_transaction_session_timeout * 1000)))
+        try:
+            if datastore.idle_in_transaction_session_timeout:  # as the library's connections
+                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
+                                   .format(int(datastore.idle_in_transaction_session_timeout
+                                               * 1000)))
+        except BaseException:
+            await conn.close()
+            raise
         # The stored events' composite type, as the library registers on its own connections.
         for info in datastore.psycopg_type_adapters.values():
             register_composite(info, conn)
