@@ -96,7 +96,9 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        # PostgreSQL: warm commands write on this loop's own connections.
+        async with application.writing_async():
+            yield
         if owned:
             application.close()
 

@@ -8,17 +8,20 @@ injected clock.  The idempotency record and the candidacy's current row are
 saved in the same transaction as the events (see `engine.store`).  The candidacies
 this object's commands saved last are kept as they left them (`RecentCandidacies`):
 the next command on one skips reading it back, and a stale copy is refused by the
-save's version check, the command then decided again on the stored state.
+save's version check, the command then decided again on the stored state.  On such a
+copy a command can also be decided on an event loop and its write awaited there
+(`execute_async`, PostgreSQL), with the same answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -27,10 +30,12 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Notification,
+    Recording,
     StoredEvent,
     Transcoding,
 )
@@ -64,6 +69,8 @@ log = structlog.get_logger("closer.engine")
 SNAPSHOT_INTERVAL = 20
 RECENT_CANDIDACIES = 1000
 """How many candidacies a `Candidacies` keeps as its commands left them (0: none)."""
+ASYNC_CONNECTIONS = 4
+"""How many database connections `Candidacies.writing_async` opens at most."""
 DEFAULT_POLICY = {"name": "playbook", "version": 1}
 _BASE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
@@ -366,6 +373,87 @@ class Candidacies(Application[UUID]):
                              lambda c, now: c.migrate_policy(actor, now, policy=policy),
                              **options)
 
+    # -- commands written without blocking --------------------------------------------------
+
+    @asynccontextmanager
+    async def writing_async(self, connections: int = ASYNC_CONNECTIONS) -> AsyncIterator[None]:
+        """While open, `execute_async` may write on the running event loop, through up to
+        ``connections`` async database connections.  A store without async writes
+        (SQLite) opens nothing, and `execute_async` then always answers None; so does
+        opening it again while it is open (on another loop, it answers None there)."""
+        opener = getattr(self.recorder, "writing_async", None)
+        if opener is None or self._async_loop is not None:
+            # SQLite; or open already (one object served by two apps): the first keeps them.
+            yield
+            return
+        async with opener(connections):
+            self._async_loop = asyncio.get_running_loop()
+            try:
+                yield
+            finally:
+                self._async_loop = None
+
+    _async_loop: asyncio.AbstractEventLoop | None = None
+
+    async def execute_async(self, command: Callable[..., Outcome], actor: Actor,
+                            candidacy_id: Any, *args: Any, **options: Any) -> Outcome | None:
+        """``command(actor, candidacy_id, *args, **options)`` without blocking the event
+        loop, when it needs no read: decided on the copy this object keeps of the
+        candidacy, here, and its one write awaited on an async connection (see
+        `writing_async`); then snapshotted, kept and logged as `save` would.
+
+        None, having recorded nothing, when it cannot go that way: no copy kept (or not
+        at the expected version), an idempotency key to look up, a refusal on the copy
+        or a save that found it stale (another writer saved the candidacy since), or no
+        async writes open on this loop.  The caller then runs the command as usual,
+        which decides it on the stored state: the answers are the same either way."""
+        if self._async_loop is None or asyncio.get_running_loop() is not self._async_loop:
+            return None
+        try:
+            if _uuid(candidacy_id) not in self.recent:
+                return None  # cold: no need to validate and decide twice
+        except CandidacyNotFound:
+            return None
+        deferred = _Deferred()
+        try:
+            command(actor, candidacy_id, *args, deferred=deferred, **options)
+        except _NeedsStore:
+            return None
+        # In a task of its own, so the write and its bookkeeping run to their end even
+        # if the caller stops waiting, as a command thread's would.
+        return await asyncio.shield(asyncio.ensure_future(self._save_async(deferred)))
+
+    async def _save_async(self, deferred: _Deferred) -> Outcome | None:
+        """`save` of the deferred command's candidacy, awaited: the library's
+        `save` (record, snapshots, notify) and `EventStore.put`, step by step."""
+        candidacy = deferred.candidacy
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.collect_events(candidacy, **deferred.saved_kwargs)
+        events = processing_event.events
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        recorder: Any = self.recorder
+        try:
+            ids = await recorder.insert_events_async(stored, **processing_event.saved_kwargs)
+        except IntegrityError:
+            return None  # another writer saved the candidacy since the copy was kept
+        recordings = [Recording(e, Notification(id=i, originator_id=s.originator_id,
+                                                originator_version=s.originator_version,
+                                                topic=s.topic, state=s.state))
+                      for e, s, i in zip(events, stored, ids, strict=True)]
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        if self.snapshots is not None:
+            await recorder.insert_into_async(
+                self.snapshots.recorder,
+                [self.snapshots.mapper.to_stored_event(s)
+                 for s in self._snapshots_due(processing_event)])
+        self._notify(recordings)
+        self.notify(events)  # as `save`, which still calls the deprecated hook
+        self.recent.keep(candidacy)
+        self._log(deferred.actor, candidacy, deferred.pending)
+        return deferred.outcome
+
     # -- the policy's decisions ----------------------------------------------------------
 
     def apply_policy(self, candidacy_id: Any, now: datetime | None = None,
@@ -539,7 +627,12 @@ class Candidacies(Application[UUID]):
         self, actor: Actor, candidacy_id: Any, command: str, args: dict[str, Any],
         run: Callable[[Candidacy, datetime], dict[str, Any] | None], *,
         expected_version: int | None = None, idempotency_key: str | None = None,
+        deferred: _Deferred | None = None,
     ) -> Outcome:
+        # ``deferred`` (from `execute_async`): decide on the kept copy only, and leave
+        # the save to the caller; anything needing a read raises `_NeedsStore` first.
+        if deferred is not None and idempotency_key is not None:
+            raise _NeedsStore
         fingerprint = _fingerprint(command, str(candidacy_id), args)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
@@ -551,22 +644,25 @@ class Candidacies(Application[UUID]):
                                    or expected_version == kept.version):
             try:
                 return self._apply(actor, kept, run, expected_version, idempotency_key,
-                                   fingerprint)
+                                   fingerprint, deferred)
             except CloserError:
                 # The copy may be stale (another writer saved since): whatever it
                 # refused or failed to save is decided again on the stored state.
                 pass
+        if deferred is not None:
+            raise _NeedsStore
         candidacy = self.get(candidacy_id, actor.workspace)
         return self._apply(actor, candidacy, run, expected_version, idempotency_key,
                            fingerprint)
 
     def _apply(self, actor: Actor, candidacy: Candidacy,
                run: Callable[[Candidacy, datetime], dict[str, Any] | None],
-               expected_version: int | None, key: str | None, fingerprint: str) -> Outcome:
+               expected_version: int | None, key: str | None, fingerprint: str,
+               deferred: _Deferred | None = None) -> Outcome:
         if expected_version is not None and expected_version != candidacy.version:
             raise VersionConflict(candidacy.id, expected_version, candidacy.version)
         data = run(candidacy, self.clock.now()) or {}
-        return self._save(actor, candidacy, key, fingerprint, data)
+        return self._save(actor, candidacy, key, fingerprint, data, deferred)
 
     def _replayed(self, actor: Actor, key: str | None, fingerprint: str) -> Outcome | None:
         if key is None:
@@ -579,7 +675,7 @@ class Candidacies(Application[UUID]):
         return Outcome(**record.response, replayed=True)
 
     def _save(self, actor: Actor, candidacy: Candidacy, key: str | None, fingerprint: str,
-              data: dict[str, Any]) -> Outcome:
+              data: dict[str, Any], deferred: _Deferred | None = None) -> Outcome:
         outcome = Outcome(str(candidacy.id), candidacy.version, candidacy.stage, data)
         record = None
         if key is not None:
@@ -588,6 +684,12 @@ class Candidacies(Application[UUID]):
             record = IdempotencyRecord(actor.workspace, key, fingerprint, response,
                                        self.clock.now())
         pending = list(candidacy.pending_events)
+        if deferred is not None:
+            deferred.actor, deferred.candidacy, deferred.outcome = actor, candidacy, outcome
+            deferred.pending = pending
+            deferred.saved_kwargs = {"idempotency": record,
+                                     "rows": [self.current_row(candidacy)]}
+            return outcome  # not saved yet: `execute_async` saves it
         try:
             self.save(candidacy, idempotency=record, rows=[self.current_row(candidacy)])
         except IntegrityError:
@@ -631,16 +733,20 @@ class Candidacies(Application[UUID]):
         )
 
     def _take_snapshots(self, processing_event: Any) -> None:
-        # The aggregate in hand is the state at its new version: snapshot it directly
-        # instead of reloading it from the store as the library's default does.
         if self.snapshots is None:
             return
+        for snapshot in self._snapshots_due(processing_event):
+            self.snapshots.put([snapshot])
+
+    @staticmethod
+    def _snapshots_due(processing_event: Any) -> list[Any]:
+        # The aggregate in hand is the state at its new version: snapshot it directly
+        # instead of reloading it from the store as the library's default does.
         # One pass over the events (a save of many aggregates stays linear).
         due = {e.originator_id for e in processing_event.events
                if e.originator_version % SNAPSHOT_INTERVAL == 0}
-        for aggregate in processing_event.aggregates.values():
-            if aggregate.id in due:
-                self.snapshots.put([type(aggregate).Snapshot.take(aggregate)])
+        return [type(aggregate).Snapshot.take(aggregate)
+                for aggregate in processing_event.aggregates.values() if aggregate.id in due]
 
     def _past(self, field_name: str, moment: datetime | None) -> datetime | None:
         """A fact's own time: aware and not in the future (late logging is fine)."""
@@ -736,6 +842,21 @@ def _text(field_name: str, value: Any) -> str:
     return value.strip()
 
 
+class _NeedsStore(Exception):
+    """A command given `_Deferred` needs to read the store first (see `execute_async`)."""
+
+
+@dataclass(slots=True)
+class _Deferred:
+    """A command decided on a kept copy, its save left to `execute_async`."""
+
+    actor: Any = None
+    candidacy: Any = None
+    outcome: Any = None
+    pending: list[Any] = field(default_factory=list)
+    saved_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
 class RecentCandidacies:
     """The candidacies a `Candidacies` object's commands saved last, as they left them.
 
@@ -771,6 +892,10 @@ class RecentCandidacies:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __contains__(self, uid: UUID) -> bool:
+        """Whether a copy is kept (a hint: another thread may take it next)."""
+        return uid in self._items
 
 
 def _uuid(candidacy_id: Any) -> UUID:

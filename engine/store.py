@@ -19,8 +19,11 @@ with what the follower recorded.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -28,13 +31,16 @@ from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 import orjson
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
-from psycopg import ClientCursor
+from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
+from psycopg.types.composite import register_composite
 
 from engine.errors import InvalidInput
 
@@ -495,19 +501,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         failing statement stops the rest (COMMIT included): its own error is raised (a
         duplicate version is an IntegrityError) and the transaction rolled back.
         """
-        if (self.datastore.enable_db_functions or not stored_events
-                or kwargs.get("position") is not None or kwargs.get("tracking") is not None):
+        if not self._in_one_script(stored_events, kwargs):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             return super().insert_events(stored_events, **kwargs)
-        statements = _Statements()
-        self._insert_events(statements, stored_events, **kwargs)
-        self._insert_stored_events(statements, stored_events, **kwargs)
-        returning = len(statements.calls)  # the result after BEGIN and those statements
         with (self.datastore.get_connection() as conn,
               ClientCursor(conn, row_factory=tuple_row) as curs):
-            script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
-                                           for query, params in statements.calls), b"COMMIT"])
+            script, returning = self._script(curs, stored_events, kwargs)
             try:
                 curs.execute(script)
             except BaseException:
@@ -516,11 +516,87 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                 raise
             for _ in range(returning):
                 curs.nextset()
-            ids = [row[0] for row in curs.fetchall()]
-            if len(ids) != len(stored_events):  # pragma: no cover - the INSERT returns each
-                raise ProgrammingError(f"got {len(ids)} notification ids for "
-                                       f"{len(stored_events)} events")
-            return ids
+            return _notification_ids(curs.fetchall(), stored_events)
+
+    def _in_one_script(self, stored_events: Sequence[StoredEvent],
+                       kwargs: dict[str, Any]) -> bool:
+        return not (self.datastore.enable_db_functions or not stored_events
+                    or kwargs.get("position") is not None
+                    or kwargs.get("tracking") is not None)
+
+    def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
+                stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
+        """The write as one simple query, and how many results precede the INSERT's ids."""
+        statements = _Statements()
+        self._insert_events(statements, stored_events, **kwargs)
+        self._insert_stored_events(statements, stored_events, **kwargs)
+        script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
+                                       for query, params in statements.calls), b"COMMIT"])
+        return script, len(statements.calls)  # the result after BEGIN and those statements
+
+    # -- writes awaited on an event loop ------------------------------------------------------
+
+    @asynccontextmanager
+    async def writing_async(self, connections: int) -> AsyncIterator[None]:
+        """While open, `insert_events_async` and `insert_into_async` write on up to
+        ``connections`` psycopg async connections of the running event loop, opened as
+        writes need them and closed on the way out."""
+        pool = _AsyncConnections(self.datastore, connections)
+        self._async_pool = pool
+        try:
+            yield
+        finally:
+            self._async_pool = None
+            await pool.close()
+
+    _async_pool: _AsyncConnections | None = None
+
+    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
+                                  **kwargs: Any) -> Sequence[int]:
+        """`insert_events`, awaited on the event loop instead of blocking a thread: the
+        same script, on one of `writing_async`'s connections, with the same errors (a
+        duplicate version is an IntegrityError).  Not for a follower's position, nor
+        with the library's database functions (`insert_events` only)."""
+        if not self._in_one_script(stored_events, kwargs):
+            raise ProgrammingError("insert_events_async: events, without a position, "
+                                   "and not with the database functions")
+        async with self._async_connection() as conn:
+            curs = AsyncClientCursor(conn, row_factory=tuple_row)
+            script, returning = self._script(curs, stored_events, kwargs)
+            try:
+                await curs.execute(script)
+            except BaseException:
+                if conn.info.transaction_status == TransactionStatus.INERROR:
+                    await conn.execute(_ROLLBACK)
+                raise
+            for _ in range(returning):
+                curs.nextset()
+            return _notification_ids(await curs.fetchall(), stored_events)
+
+    async def insert_into_async(self, recorder: PostgresAggregateRecorder,
+                                stored_events: Sequence[StoredEvent]) -> None:
+        """``recorder.insert_events(stored_events)`` for another aggregate recorder on this
+        database (the snapshots'), awaited on one of `writing_async`'s connections."""
+        if not stored_events:
+            return
+        statements = _Statements()
+        recorder._insert_stored_events(statements, stored_events)
+        async with self._async_connection() as conn:
+            curs = AsyncClientCursor(conn)
+            await curs.execute(b";".join(curs.mogrify(query, params).encode()
+                                         for query, params in statements.calls))
+
+    @asynccontextmanager
+    async def _async_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        pool = self._async_pool
+        if pool is None:
+            raise ProgrammingError("no async writes open (see writing_async)")
+        with _as_persistence_errors():
+            conn = await pool.get()
+            try:
+                yield conn
+            finally:
+                pool.put(conn)
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -536,6 +612,134 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
             c.execute(SQL(self._q(sql)), tuple(params))
             return c.fetchall()
+
+
+def _notification_ids(rows: list[Any], stored_events: Sequence[StoredEvent]) -> list[int]:
+    ids = [row[0] for row in rows]
+    if len(ids) != len(stored_events):  # pragma: no cover - the INSERT returns each
+        raise ProgrammingError(f"got {len(ids)} notification ids for "
+                               f"{len(stored_events)} events")
+    return ids
+
+
+# psycopg's errors as eventsourcing's, most specific first, as the library's own
+# `PostgresDatastore.get_connection` translates them.
+_ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
+    (psycopg.InterfaceError, persistence.InterfaceError),
+    (psycopg.OperationalError, persistence.OperationalError),
+    (psycopg.DataError, persistence.DataError),
+    (psycopg.IntegrityError, persistence.IntegrityError),
+    (psycopg.InternalError, persistence.InternalError),
+    (psycopg.ProgrammingError, persistence.ProgrammingError),
+    (psycopg.NotSupportedError, persistence.NotSupportedError),
+    (psycopg.DatabaseError, persistence.DatabaseError),
+    (psycopg.Error, persistence.PersistenceError),
+)
+
+
+@contextmanager
+def _as_persistence_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as error:
+        for theirs, ours in _ERRORS:
+            if isinstance(error, theirs):
+                raise ours(str(error)) from error
+        raise  # pragma: no cover - psycopg.Error is the last entry
+
+
+class _AsyncConnections:
+    """Up to ``size`` psycopg async connections to the datastore's database, used one
+    write at a time on the event loop that made them; a write waits for a free one.
+
+    psycopg_pool's async pool would do too (it comes with eventsourcing, undeclared
+    here), with a maintenance task and checks on return that this does not need: a
+    connection here is only ever handed back idle, or closed when a write left it
+    otherwise (an error, a broken connection)."""
+
+    def __init__(self, datastore: Any, size: int) -> None:
+        self._datastore = datastore
+        self._size = size
+        self._idle: list[AsyncConnection[Any]] = []
+        self._waiting: deque[asyncio.Future[AsyncConnection[Any] | None]] = deque()
+        self._count = 0  # open or opening
+        self._closed = False
+
+    async def get(self) -> AsyncConnection[Any]:
+        while True:
+            if self._closed:
+                raise persistence.InterfaceError("the async connections are closed")
+            if self._idle:
+                return self._idle.pop()
+            if self._count < self._size:
+                self._count += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._count -= 1
+                    self._wake(None)
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                conn = await waiter  # None: one was closed, so one may be opened
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self.put(waiter.result())  # handed over just as the wait was cancelled
+                raise
+            if conn is not None:
+                return conn
+
+    def put(self, conn: AsyncConnection[Any]) -> None:
+        if (self._closed or conn.closed
+                or conn.info.transaction_status != TransactionStatus.IDLE):
+            if not conn.closed:
+                conn.pgconn.finish()  # what AsyncConnection.close does, without awaiting
+            self._count -= 1
+            self._wake(None)
+            return
+        if not self._wake(conn):
+            self._idle.append(conn)
+
+    def _wake(self, conn: AsyncConnection[Any] | None) -> bool:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():  # not cancelled
+                waiter.set_result(conn)
+                return True
+        return False
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        datastore = self._datastore
+        pool = datastore.pool
+        kwargs = {k: v for k, v in pool.kwargs.items() if k != "row_factory"}
+        if getattr(pool, "get_password_func", None):
+            kwargs["password"] = pool.get_password_func()
+        # The library's pool gives up on a connection after its timeout: so does a write.
+        kwargs.setdefault("connect_timeout", max(1, round(pool.timeout)))
+        conn = await AsyncConnection.connect(pool.conninfo, autocommit=True,
+                                             prepare_threshold=None, **kwargs)
+        try:
+            if datastore.idle_in_transaction_session_timeout:  # as the library's connections
+                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
+                                   .format(int(datastore.idle_in_transaction_session_timeout
+                                               * 1000)))
+        except BaseException:
+            await conn.close()
+            raise
+        # The stored events' composite type, as the library registers on its own connections.
+        for info in datastore.psycopg_type_adapters.values():
+            register_composite(info, conn)
+        return conn
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            self._count -= 1
+            await conn.close()
+        while self._wake(None):
+            pass
 
 
 def eventsourcing_env(database_url: str) -> dict[str, str]:

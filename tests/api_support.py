@@ -107,14 +107,15 @@ def history(client: TestClient, candidacy_id: str) -> list[dict[str, Any]]:
 
 
 class LiveServer:
-    """The app under uvicorn on a free loopback port, in a thread."""
+    """The app under uvicorn on a free loopback port, in a thread, with its lifespan (on
+    PostgreSQL warm commands then write on the server's event loop, as in `closer serve`)."""
 
     def __init__(self, app: FastAPI) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run,
