@@ -30,13 +30,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.calendar import (
     SendSchedule,
     WorkCalendar,
+    business_days,
     is_send_time,
     resolve_zone,
     send_schedule,
@@ -482,7 +482,7 @@ class _Place:
         self.policy = policy
         self._send_times: SendSchedule | None = None  # built when first asked, as before
         self._any_day_times: SendSchedule | None = None
-        self._after = _business_day_answers(zone, calendar)
+        self._after = business_days(zone, calendar).after
         self.memo: dict[Any, Any] = {}
 
     def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
@@ -495,18 +495,7 @@ class _Place:
 
     def business_days_after(self, moment: datetime, days: int) -> datetime:
         """``days`` working days after ``moment`` on the recipient's wall clock."""
-        fixed = type(moment.tzinfo) is timezone
-        if fixed:
-            found = self._after.get((moment, days))
-            if found is not None:
-                return found
-        found = self.calendar.add_business_days(moment.astimezone(self.zone),
-                                                days).astimezone(UTC)
-        if fixed:
-            if len(self._after) >= 2 * _CACHE_LIMIT:
-                self._after.clear()
-            self._after[moment, days] = found
-        return found
+        return self._after(moment, days)
 
     def send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
@@ -522,12 +511,6 @@ class _Place:
             self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
                                                 _EVERY_DAY)
         return self._any_day_times.next(moment)
-
-
-@lru_cache(maxsize=1024)
-def _business_day_answers(zone: Any, calendar: WorkCalendar) -> dict[Any, datetime]:
-    """Where the business-day answers of one zone and calendar are kept, for every policy."""
-    return {}
 
 
 def _fixed(moment: datetime) -> bool:

@@ -12,17 +12,19 @@ import bisect
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
 __all__ = [
+    "BusinessDays",
     "CalendarError",
     "SendSchedule",
     "TimeRange",
     "WorkCalendar",
     "allowed_send_intervals",
+    "business_days",
     "is_send_time",
     "next_send_time",
     "resolve_zone",
@@ -110,7 +112,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_workday", "_years", "_working_ordinals")
+                 "_shifts", "_workday", "_years", "_working_ordinals")
 
     def __init__(
         self,
@@ -139,6 +141,7 @@ class WorkCalendar:
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
         self._working_ordinals: dict[int, list[int]] = {}
+        self._shifts: dict[tuple[int, int], int] = {}
 
     def __repr__(self) -> str:
         return (
@@ -189,6 +192,16 @@ class WorkCalendar:
         if isinstance(start, datetime):
             return datetime.combine(result, start.timetz())
         return result
+
+    def shift(self, ordinal: int, n: int) -> int:
+        """`add_business_days` on a day ordinal, answers remembered (days asked are few)."""
+        found = self._shifts.get((ordinal, n))
+        if found is None:
+            if len(self._shifts) >= 16384:
+                self._shifts.clear()
+            found = self._shifts[ordinal, n] = self._move(
+                ordinal, date.fromordinal(ordinal).year, n)
+        return found
 
     def _move(self, ordinal: int, year: int, n: int) -> int:
         """`add_business_days` on day ordinals: bisection in each year's working days,
@@ -295,6 +308,126 @@ def _zone(name: str) -> tzinfo:
         raise CalendarError(
             f"unknown time zone {name!r}; use an IANA name such as America/New_York"
         ) from None
+
+
+_UNSET: Any = object()
+"""Not yet worked out (None is an answer in the day tables below)."""
+
+
+class ZoneDays:
+    """One time zone's UTC offset by UTC day, so that an instant's local day (and, away
+    from offset changes, the instant of a local wall time) is integer arithmetic
+    instead of a tzinfo call.
+
+    A day's offset is known only when it holds all day: offsets agreeing at a day's
+    two ends mean none changed in between, as tzdata's offset changes are days apart
+    (a week at the least). A day whose offset changes is None: callers then take the
+    datetime path."""
+
+    __slots__ = ("utc", "zone")
+
+    _BLOCK = 32
+    """UTC days worked out at a time: replay and live ticks ask about runs of days."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.utc: dict[int, int | None] = {}
+
+    def utc_day(self, ordinal: int) -> int | None:
+        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes)."""
+        found = self.utc.get(ordinal, _UNSET)
+        if found is _UNSET:
+            if len(self.utc) >= 8192:
+                self.utc.clear()
+            first = ordinal - ordinal % self._BLOCK
+            try:
+                midnight = datetime.combine(date.fromordinal(first), time(), UTC)
+                offsets = [_whole_seconds((midnight + timedelta(days=i)).astimezone(
+                    self.zone).utcoffset()) for i in range(self._BLOCK + 1)]
+            except (OverflowError, ValueError):  # the ends of datetime's range
+                self.utc[ordinal] = None
+                return None
+            for i in range(self._BLOCK):
+                offset = offsets[i]
+                self.utc[first + i] = offset if offset == offsets[i + 1] else None
+            found = self.utc[ordinal]
+        return found
+
+    def local_day(self, ordinal: int) -> int | None:
+        """The UTC offset in seconds of every wall time of the local day ``ordinal``, when
+        the UTC days before, of and after it share it (None near an offset change).
+
+        That day's wall times lie within those three UTC days whatever the offset (under
+        24 hours), so each of them then has this one offset, once."""
+        offset = self.utc_day(ordinal)
+        if offset is None or self.utc_day(ordinal - 1) != offset or (
+                self.utc_day(ordinal + 1) != offset):
+            return None
+        return offset
+
+
+def _whole_seconds(offset: timedelta | None) -> int | None:
+    """A UTC offset in seconds; None for no offset or one with a fraction of a second."""
+    if offset is None or offset.microseconds:
+        return None
+    return offset.days * _SECONDS_PER_DAY + offset.seconds
+
+
+@lru_cache(maxsize=1024)
+def zone_days(zone: tzinfo) -> ZoneDays:
+    """The shared :class:`ZoneDays` of a zone."""
+    return ZoneDays(zone)
+
+
+class BusinessDays:
+    """A working calendar read on one time zone's wall clock: working days after an
+    instant, with the local day's shift remembered (the days asked about are few)."""
+
+    __slots__ = ("_shifts", "calendar", "days", "zone")
+
+    def __init__(self, zone: tzinfo, calendar: WorkCalendar) -> None:
+        self.zone = zone
+        self.calendar = calendar
+        self.days = zone_days(zone)
+        self._shifts: dict[tuple[int, int], tuple[int, timedelta] | None] = {}
+
+    def after(self, moment: datetime, n: int) -> datetime:
+        """`WorkCalendar.add_business_days` on ``moment``'s wall time in the zone, in UTC."""
+        if moment.tzinfo is UTC:
+            day = moment.toordinal()
+            offset = self.days.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.days.utc_day(day)
+            if offset is not None:
+                local_day = day + (moment.hour * 3600 + moment.minute * 60 + moment.second
+                                   + offset) // _SECONDS_PER_DAY
+                found = self._shifts.get((local_day, n), _UNSET)
+                if found is _UNSET:
+                    found = self._shift(local_day, n)
+                # The same wall time on the day moved to, both days keeping one offset.
+                if found is not None and found[0] == offset:
+                    return moment + found[1]
+        return self.calendar.add_business_days(moment.astimezone(self.zone), n).astimezone(UTC)
+
+    def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:
+        """The day's offset and how far its instants move for ``n`` working days; None
+        when the offset of either day changes (wall time is not linear then)."""
+        start = self.days.local_day(local_day)
+        moved = self.calendar.shift(local_day, n)
+        end = self.days.local_day(moved)
+        found = None
+        if start is not None and end is not None:
+            found = start, timedelta(seconds=(moved - local_day) * _SECONDS_PER_DAY + start - end)
+        if len(self._shifts) >= 16384:
+            self._shifts.clear()
+        self._shifts[local_day, n] = found
+        return found
+
+
+@lru_cache(maxsize=1024)
+def business_days(zone: tzinfo, calendar: WorkCalendar) -> BusinessDays:
+    """The shared :class:`BusinessDays` of a zone and calendar."""
+    return BusinessDays(zone, calendar)
 
 
 def _seconds(t: time) -> int:
@@ -458,35 +591,36 @@ class SendSchedule:
     set of allowed daily intervals and one calendar, with each local day's allowed
     spans of POSIX seconds worked out once (days seen are few; answers are many)."""
 
-    __slots__ = ("_answers", "_days", "calendar", "intervals", "zone")
+    __slots__ = ("_days", "calendar", "intervals", "zone", "zone_days")
 
     def __init__(self, zone: tzinfo, intervals: tuple[tuple[int, int], ...],
                  calendar: WorkCalendar) -> None:
         self.zone = zone
         self.intervals = intervals
         self.calendar = calendar
+        self.zone_days = zone_days(zone)
         self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
-        self._answers: dict[datetime, datetime] = {}
 
     def next(self, moment: datetime) -> datetime:
-        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`).
-
-        Answers for moments with a fixed UTC offset are remembered (equal ones are the
-        same instant; with a zone like ZoneInfo, datetimes differing only in ``fold``
-        compare equal)."""
-        if type(moment.tzinfo) is not timezone:
-            return self._next(moment)
-        found = self._answers.get(moment)
-        if found is None:
-            if len(self._answers) >= 1024:  # recent ones: they are the ones asked again
-                self._answers.clear()
-            found = self._answers[moment] = self._next(moment)
-        return found
-
-    def _next(self, moment: datetime) -> datetime:
-        utc_moment = moment if moment.tzinfo is UTC else _utc(moment)
+        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
+        if moment.tzinfo is UTC:
+            # Its local day from the zone's offset that UTC day, when one holds all day.
+            day = moment.toordinal()
+            offset = self.zone_days.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.zone_days.utc_day(day)
+            if offset is not None:
+                seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
+                return self._first(moment, (day - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + seconds,
+                                   day + (seconds + offset) // _SECONDS_PER_DAY)
+            utc_moment = moment
+        else:
+            utc_moment = _utc(moment)
         whole_ts = (utc_moment - _EPOCH) // _SECOND  # POSIX seconds, in integers
-        ordinal = utc_moment.astimezone(self.zone).toordinal()
+        return self._first(utc_moment, whole_ts, utc_moment.astimezone(self.zone).toordinal())
+
+    def _first(self, utc_moment: datetime, whole_ts: int, ordinal: int) -> datetime:
+        """`next` from the moment in UTC, its whole POSIX seconds and its local day."""
         days = self._days
         for _ in range(_SEARCH_HORIZON_DAYS):
             spans = days.get(ordinal, False)
@@ -519,12 +653,16 @@ class SendSchedule:
         day = date.fromordinal(ordinal)
         spans: tuple[tuple[int, int], ...] | None = ()
         if self.calendar.is_working_day(day):
-            offset = _offset_seconds(self.zone, datetime.combine(day, time()))
-            if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+            offset = self.zone_days.local_day(ordinal)
+            if offset is None:  # near an offset change: both midnights asked
+                offset = _offset_seconds(self.zone, datetime.combine(day, time()))
+                if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+                    offset = None
+            if offset is None:
                 spans = _TRANSITION_DAY
             else:
-                base = _day_start_ts(day) - offset
-                spans = tuple((base + start, base + end) for start, end in self.intervals)
+                base = (ordinal - _EPOCH_ORDINAL) * _SECONDS_PER_DAY - offset
+                spans = tuple([(base + start, base + end) for start, end in self.intervals])
         self._days[ordinal] = spans
         return spans
 
