@@ -324,7 +324,7 @@ class ZoneDays:
     (a week at the least). A day whose offset changes is None: callers then take the
     datetime path."""
 
-    __slots__ = ("utc", "zone")
+    __slots__ = ("local", "utc", "zone")
 
     _BLOCK = 32
     """UTC days worked out at a time: replay and live ticks ask about runs of days."""
@@ -332,6 +332,7 @@ class ZoneDays:
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self.utc: dict[int, int | None] = {}
+        self.local: dict[int, int | None] = {}
 
     def utc_day(self, ordinal: int) -> int | None:
         """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes)."""
@@ -359,11 +360,16 @@ class ZoneDays:
 
         That day's wall times lie within those three UTC days whatever the offset (under
         24 hours), so each of them then has this one offset, once."""
-        offset = self.utc_day(ordinal)
-        if offset is None or self.utc_day(ordinal - 1) != offset or (
-                self.utc_day(ordinal + 1) != offset):
-            return None
-        return offset
+        found = self.local.get(ordinal, _UNSET)
+        if found is _UNSET:
+            found = self.utc_day(ordinal)
+            if found is not None and (self.utc_day(ordinal - 1) != found
+                                      or self.utc_day(ordinal + 1) != found):
+                found = None
+            if len(self.local) >= 8192:
+                self.local.clear()
+            self.local[ordinal] = found
+        return found
 
 
 def _whole_seconds(offset: timedelta | None) -> int | None:
@@ -412,16 +418,35 @@ class BusinessDays:
     def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:
         """The day's offset and how far its instants move for ``n`` working days; None
         when the offset of either day changes (wall time is not linear then)."""
-        start = self.days.local_day(local_day)
+        days = self.days
+        start = days.local.get(local_day, _UNSET)
+        if start is _UNSET:
+            start = days.local_day(local_day)
         moved = self.calendar.shift(local_day, n)
-        end = self.days.local_day(moved)
+        end = days.local.get(moved, _UNSET)
+        if end is _UNSET:
+            end = days.local_day(moved)
         found = None
         if start is not None and end is not None:
-            found = start, timedelta(seconds=(moved - local_day) * _SECONDS_PER_DAY + start - end)
+            found = start, _seconds_delta((moved - local_day) * _SECONDS_PER_DAY + start - end)
         if len(self._shifts) >= 16384:
             self._shifts.clear()
         self._shifts[local_day, n] = found
         return found
+
+
+_DELTAS: dict[int, timedelta] = {}
+
+
+def _seconds_delta(seconds: int) -> timedelta:
+    """``timedelta(seconds=seconds)``, built once per value (whole days, give or take an
+    offset change, so few)."""
+    found = _DELTAS.get(seconds)
+    if found is None:
+        if len(_DELTAS) >= 4096:
+            _DELTAS.clear()
+        found = _DELTAS[seconds] = timedelta(seconds=seconds)
+    return found
 
 
 @lru_cache(maxsize=1024)
