@@ -112,7 +112,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_shifts", "_workday", "_years", "_working_ordinals")
+                 "_index", "_workday", "_years", "_working_ordinals")
 
     def __init__(
         self,
@@ -141,7 +141,11 @@ class WorkCalendar:
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
         self._working_ordinals: dict[int, list[int]] = {}
-        self._shifts: dict[tuple[int, int], int] = {}
+        # For `shift`, one tuple (so threads sharing the calendar read one consistent
+        # index): the first and last of a run of years, the ordinal of the first one's
+        # 1 January, their working days, and for each day from then on how many of
+        # those come before it.
+        self._index: tuple[int, int, int, list[int], list[int]] = (0, -1, 0, [], [])
 
     def __repr__(self) -> str:
         return (
@@ -188,42 +192,46 @@ class WorkCalendar:
         part is used as is.
         """
         day = start.date() if isinstance(start, datetime) else start
-        result = date.fromordinal(self._move(day.toordinal(), day.year, n))
+        result = date.fromordinal(self.shift(day.toordinal(), n))
         if isinstance(start, datetime):
             return datetime.combine(result, start.timetz())
         return result
 
     def shift(self, ordinal: int, n: int) -> int:
-        """`add_business_days` on a day ordinal, answers remembered (days asked are few)."""
-        found = self._shifts.get((ordinal, n))
-        if found is None:
-            if len(self._shifts) >= 16384:
-                self._shifts.clear()
-            found = self._shifts[ordinal, n] = self._move(
-                ordinal, date.fromordinal(ordinal).year, n)
-        return found
+        """`add_business_days` on day ordinals: an index into the working days of the
+        years asked about, so a move costs two lookups whatever ``n`` is."""
+        while True:
+            first, last, start, days, below = self._index
+            k = ordinal - start
+            if 0 <= k < len(below) - 1:
+                # Working days up to the start (n > 0) or before it (n <= 0), then n on.
+                i = below[k + 1] + n - 1 if n > 0 else below[k] + n
+                if 0 <= i < len(days):
+                    return days[i]
+                self._cover(first - 1 if i < 0 else last + 1)
+            else:
+                self._cover(date.fromordinal(ordinal).year)
 
-    def _move(self, ordinal: int, year: int, n: int) -> int:
-        """`add_business_days` on day ordinals: bisection in each year's working days,
-        so a move costs a lookup or two whatever ``n`` is."""
-        days = self._working_in(year)
-        if n >= 0:
-            # Working days after the start (or, for n == 0, from it on).
-            i = bisect.bisect_right(days, ordinal) if n else bisect.bisect_left(days, ordinal)
-            remaining = max(n, 1)
-            while remaining > len(days) - i:
-                remaining -= len(days) - i
-                year += 1
-                days, i = self._working_in(year), 0
-            return days[i + remaining - 1]
-        i = bisect.bisect_left(days, ordinal)  # working days before the start this year
-        remaining = -n
-        while remaining > i:
-            remaining -= i
-            year -= 1
-            days = self._working_in(year)
-            i = len(days)
-        return days[i - remaining]
+    def _cover(self, year: int) -> None:
+        """Extend the years `shift` indexes to ``year`` (or start afresh from it when
+        it is far from them: a stray date must not index the centuries in between)."""
+        first, last, _start, days, _below = self._index
+        if not days or not first - 10 <= year <= last + 10:
+            first = last = year
+        else:
+            first, last = min(first, year), max(last, year)
+        days = [o for y in range(first, last + 1) for o in self._working_in(y)]
+        start = date(first, 1, 1).toordinal()
+        below = []
+        count = 0
+        working = iter(days)
+        next_working = next(working, None)
+        for ordinal in range(start, date(last, 12, 31).toordinal() + 2):
+            below.append(count)
+            if ordinal == next_working:
+                count += 1
+                next_working = next(working, None)
+        self._index = (first, last, start, days, below)
 
     def _working_in(self, year: int) -> list[int]:
         """The ordinals of ``year``'s working days, ascending, computed once per year."""
