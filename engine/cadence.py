@@ -28,13 +28,13 @@ Timing rules, in the playbook's words (the numbers live in `CadencePolicy`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.calendar import (
-    SendSchedule,
     WorkCalendar,
     business_days,
     is_send_time,
@@ -503,15 +503,17 @@ class _Place:
     Moments key a remembered answer only in UTC: two datetimes sharing a zone whose
     offset depends on ``fold`` compare equal at different instants."""
 
-    __slots__ = ("_any_day_times", "_send_times", "_walls", "business_days_after", "calendar",
-                 "memo", "policy", "zone")
+    __slots__ = ("_walls", "any_day_send_time", "business_days_after", "calendar", "memo",
+                 "policy", "send_time", "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
         self.calendar = calendar
         self.policy = policy
-        self._send_times: SendSchedule | None = None  # built when first asked, as before
-        self._any_day_times: SendSchedule | None = None
+        # Each schedule is built when first asked (a policy may have none to build),
+        # then its own `next` answers.
+        self.send_time: Callable[[datetime], datetime] = self._first_send_time
+        self.any_day_send_time: Callable[[datetime], datetime] = self._first_any_day_send_time
         # (moment, days) -> ``days`` working days after ``moment`` on the recipient's wall clock.
         self.business_days_after = business_days(zone, calendar).after
         self.memo: dict[Any, Any] = {}
@@ -535,20 +537,18 @@ class _Place:
                 date.fromordinal(day), at, self.zone).astimezone(UTC)
         return found
 
-    def send_time(self, moment: datetime) -> datetime:
+    def _first_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
         on a working day."""
-        if self._send_times is None:
-            self._send_times = send_schedule(self.zone, self.policy.send_window,
-                                             self.policy.quiet_hours, self.calendar)
-        return self._send_times.next(moment)
+        self.send_time = send_schedule(self.zone, self.policy.send_window,
+                                       self.policy.quiet_hours, self.calendar).next
+        return self.send_time(moment)
 
-    def any_day_send_time(self, moment: datetime) -> datetime:
+    def _first_any_day_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` outside quiet hours, any day."""
-        if self._any_day_times is None:
-            self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
-                                                _EVERY_DAY)
-        return self._any_day_times.next(moment)
+        self.any_day_send_time = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
+                                               _EVERY_DAY).next
+        return self.any_day_send_time(moment)
 
 
 def _fixed(moment: datetime) -> bool:

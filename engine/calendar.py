@@ -632,7 +632,7 @@ class SendSchedule:
         self.intervals = intervals
         self.calendar = calendar
         self.zone_days = zone_days(zone)
-        self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
+        self._days: dict[int, tuple[tuple[int, int, datetime], ...] | None] = {}
 
     def next(self, moment: datetime) -> datetime:
         """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
@@ -644,8 +644,16 @@ class SendSchedule:
                 offset = self.zone_days.utc_day(day)
             if offset is not None:
                 seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
-                return self._first(moment, (day - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + seconds,
-                                   day + (seconds + offset) // _SECONDS_PER_DAY)
+                whole_ts = (day - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + seconds
+                ordinal = day + (seconds + offset) // _SECONDS_PER_DAY
+                spans = self._days.get(ordinal)
+                if spans:  # the common case, that day's spans (a transition day's are None)
+                    for open_ts, close_ts, opening in spans:
+                        if whole_ts < close_ts:
+                            if whole_ts < open_ts:
+                                return opening
+                            return moment
+                return self._first(moment, whole_ts, ordinal)
             utc_moment = moment
         else:
             utc_moment = _utc(moment)
@@ -659,32 +667,31 @@ class SendSchedule:
             spans = days.get(ordinal, False)
             if spans is False:
                 spans = self._spans(ordinal)
-            found = None
             if spans is _TRANSITION_DAY:
                 found = _earliest_on_day(self.zone, date.fromordinal(ordinal), whole_ts,
                                          self.intervals)
+                if found is not None:
+                    if found == whole_ts:
+                        return utc_moment
+                    return datetime.fromtimestamp(found, timezone.utc)
             else:
-                for open_ts, close_ts in spans:
+                for open_ts, close_ts, opening in spans:
                     if whole_ts < close_ts:
-                        found = max(whole_ts, open_ts)
-                        break
-            if found is not None:
-                if found == whole_ts:
-                    return utc_moment
-                return datetime.fromtimestamp(found, timezone.utc)
+                        return opening if whole_ts < open_ts else utc_moment
             ordinal += 1
         raise CalendarError(
             f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
             "check the working week and holidays"
         )
 
-    def _spans(self, ordinal: int) -> tuple[tuple[int, int], ...] | None:
-        """A local day's allowed spans ``[open, close)`` in POSIX seconds: none on a day
-        off; `_TRANSITION_DAY` when its offset changes (wall time is not linear then)."""
+    def _spans(self, ordinal: int) -> tuple[tuple[int, int, datetime], ...] | None:
+        """A local day's allowed spans ``[open, close)`` in POSIX seconds, with the opening
+        as a datetime in UTC: none on a day off; `_TRANSITION_DAY` when its offset changes
+        (wall time is not linear then)."""
         if len(self._days) >= 4096:
             self._days.clear()
         day = date.fromordinal(ordinal)
-        spans: tuple[tuple[int, int], ...] | None = ()
+        spans: tuple[tuple[int, int, datetime], ...] | None = ()
         if self.calendar.is_working_day(day):
             offset = self.zone_days.local_day(ordinal)
             if offset is None:  # near an offset change: both midnights asked
@@ -695,7 +702,9 @@ class SendSchedule:
                 spans = _TRANSITION_DAY
             else:
                 base = (ordinal - _EPOCH_ORDINAL) * _SECONDS_PER_DAY - offset
-                spans = tuple([(base + start, base + end) for start, end in self.intervals])
+                spans = tuple([(base + start, base + end,
+                                datetime.fromtimestamp(base + start, UTC))
+                               for start, end in self.intervals])
         self._days[ordinal] = spans
         return spans
 
