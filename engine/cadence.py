@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -41,6 +41,7 @@ from engine.calendar import (
     resolve_zone,
     send_schedule,
     work_calendar,
+    zone_days,
 )
 from engine.candidacy import OUT_OF_OFFICE
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
@@ -174,14 +175,13 @@ class _Context:
     """One candidacy under one policy: the derived facts each rule needs."""
 
     __slots__ = ("after", "c", "counted", "follow_up", "max_nudges", "p", "pausing", "place",
-                 "r", "round", "spacing", "zone")
+                 "r", "round", "spacing")
 
     def __init__(self, candidacy: Any, rules: _Rules) -> None:
         self.c = candidacy
         self.p = rules.policy
         self.r = rules
         self.place = place = rules.place(candidacy)
-        self.zone = place.zone
         self.after = place.business_days_after
         self.round = candidacy.round
         self.follow_up = follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
@@ -205,9 +205,10 @@ class _Context:
             # otherwise; quiet hours hold either way.
             due = (self.place.send_time(closed_at) if self.p.thank_you.within_send_window
                    else self.place.any_day_send_time(closed_at))
-        due = self.held(due, closed_at)
-        if due is None:
-            return None
+        if self.pausing:
+            due = self.held(due, closed_at)
+            if due is None:
+                return None
         value = medium.value
         return Action("thank_you", due, "thank_you.same_day", _keys(self.round).thank_you,
                       (), value, _BY[value])
@@ -218,9 +219,8 @@ class _Context:
         if key in self.c.reminders:
             return None
         # The deadline is the interview's local day's: one alert per round and day.
-        day = self.interviewed_at().astimezone(self.zone).toordinal()
-        memo = self.place.memo
-        action = memo.get((key, day))
+        day = self.place.days.local_ordinal(self.interviewed_at())
+        action = self.place.memo.get((key, day))
         if action is None:
             deadline = self.thank_you_deadline(day)
             action = self.place.remember((key, day), Action(
@@ -255,9 +255,11 @@ class _Context:
             after_update = self.after(update, self.spacing)
             if after_update > raw:
                 raw, rule, anchor = after_update, "patience.after_update", update
-        due = self.held(raw, anchor)
-        if due is None:
-            return None
+        due = raw
+        if self.pausing:
+            due = self.held(raw, anchor)
+            if due is None:
+                return None
         key, note = _nudge_labels(self.round, n, self.max_nudges)
         return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 
@@ -277,8 +279,8 @@ class _Context:
             # That business day from its start (then the send window), whatever the
             # deadline's time of day: an evening deadline must not push it a day later.
             day = self.after(
-                deadline, -rule.nudge_business_days_before_deadline).astimezone(self.zone)
-            raw = self.place.wall_time(day.toordinal(), _MIDNIGHT)
+                deadline, -rule.nudge_business_days_before_deadline)
+            raw = self.place.days.wall_time(self.place.days.local_ordinal(day), _MIDNIGHT)
             anchor = max(offer["noted_at"], self.c.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
             if due is None:
@@ -325,8 +327,8 @@ class _Context:
         if key in self.c.reminders:
             return None
         scheduled_for = step["scheduled_for"]
-        day = scheduled_for.astimezone(self.zone).toordinal() - 1
-        due = self.place.wall_time(day, self.p.send_window.start)
+        days = self.place.days
+        due = days.wall_time(days.local_ordinal(scheduled_for) - 1, self.p.send_window.start)
         if step["closed_at"] <= due < scheduled_for:  # else closed too late for "tomorrow"
             return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
                           note=step["description"])
@@ -341,8 +343,9 @@ class _Context:
             if medium is not _CARD:
                 return medium
             if self.c.interview["format"] == "in_person":
-                local = at.astimezone(self.zone)
-                if (local.date() == self.interviewed_at().astimezone(self.zone).date()
+                zone = self.place.zone
+                local = at.astimezone(zone)
+                if (local.date() == self.interviewed_at().astimezone(zone).date()
                         and local.time() < self.p.send_window.end):
                     return medium
         return Medium.EMAIL
@@ -356,20 +359,15 @@ class _Context:
         if timeline is None:
             days = patience.first_nudge_without_timeline_business_days
             return self.after(anchor, days), "patience.no_timeline"
-        interviewed_at = self.interviewed_at()
-        inputs = (("patience", anchor, interviewed_at, timeline[0])
-                  if _fixed(anchor) and _fixed(interviewed_at) else None)
-        patient = self.place.memo.get(inputs)
-        if patient is None:
-            early_end = interviewed_at + _weeks(timeline[0])
-            days = patience.first_nudge_after_timeline_min_business_days
-            patient = self.place.remember(inputs, max(anchor, self.after(early_end, days)))
+        early_end = self.interviewed_at() + _weeks(timeline[0])
+        patient = max(anchor, self.after(early_end,
+                                         patience.first_nudge_after_timeline_min_business_days))
         return patient, "patience.timeline_early_end"
 
     def thank_you_deadline(self, day: int) -> datetime:
         """The thank-you deadline of an interview on the local day ``day`` (an ordinal)."""
         rule = self.p.thank_you
-        return self.place.wall_time(day + rule.deadline_days_after_interview,
+        return self.place.days.wall_time(day + rule.deadline_days_after_interview,
                                     rule.deadline_local_time)
 
     def timeline(self) -> tuple[float, float] | None:
@@ -461,9 +459,8 @@ def _weeks(weeks: float) -> timedelta:
 # -- what a policy and a place fix once ------------------------------------------------------
 
 _CACHE_LIMIT = 512
-"""Answers remembered per place (then forgotten at once): a candidacy asks the same
-questions again with every fact, replay then moves on to new moments for good; a small
-table keeps the hits and keeps memory flat."""
+"""Entries a table of remembered answers keeps (then forgets at once, keeping memory
+flat): places per policy, round keys, nudge labels; a place keeps 8 times as many."""
 
 
 class _Rules:
@@ -497,19 +494,17 @@ class _Rules:
 
 class _Place:
     """A time zone and a working calendar under one policy, with the answers of its
-    calendar maths and rules remembered: pure functions of their inputs, asked again
-    and again (the calendar answers are shared by policies with the same calendar).
+    calendar maths shared (by policies with the same zone and calendar) and its rules'
+    answers that depend on a local day only remembered."""
 
-    Moments key a remembered answer only in UTC: two datetimes sharing a zone whose
-    offset depends on ``fold`` compare equal at different instants."""
-
-    __slots__ = ("_walls", "any_day_send_time", "business_days_after", "calendar", "memo",
+    __slots__ = ("any_day_send_time", "business_days_after", "calendar", "days", "memo",
                  "policy", "send_time", "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
         self.calendar = calendar
         self.policy = policy
+        self.days = zone_days(zone)
         # Each schedule is built when first asked (a policy may have none to build),
         # then its own `next` answers.
         self.send_time: Callable[[datetime], datetime] = self._first_send_time
@@ -517,25 +512,13 @@ class _Place:
         # (moment, days) -> ``days`` working days after ``moment`` on the recipient's wall clock.
         self.business_days_after = business_days(zone, calendar).after
         self.memo: dict[Any, Any] = {}
-        self._walls: dict[tuple[int, time, int], datetime] = {}
 
-    def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
-        """Keep a rule's answer for these inputs (None: inputs not safe to compare)."""
-        if inputs is not None:
-            if len(self.memo) >= _CACHE_LIMIT:
-                self.memo.clear()
-            self.memo[inputs] = answer
+    def remember(self, inputs: tuple[Any, ...], answer: _T) -> _T:
+        """Keep a rule's answer for these inputs."""
+        if len(self.memo) >= 8 * _CACHE_LIMIT:
+            self.memo.clear()
+        self.memo[inputs] = answer
         return answer
-
-    def wall_time(self, day: int, at: time) -> datetime:
-        """The instant, in UTC, of the wall time ``at`` on the local day ``day`` (an ordinal)."""
-        found = self._walls.get((day, at, at.fold))  # times equal whatever their fold
-        if found is None:
-            if len(self._walls) >= 8 * _CACHE_LIMIT:
-                self._walls.clear()
-            found = self._walls[day, at, at.fold] = datetime.combine(
-                date.fromordinal(day), at, self.zone).astimezone(UTC)
-        return found
 
     def _first_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
@@ -549,13 +532,6 @@ class _Place:
         self.any_day_send_time = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
                                                _EVERY_DAY).next
         return self.any_day_send_time(moment)
-
-
-def _fixed(moment: datetime) -> bool:
-    """Whether ``moment`` can key a remembered step: in UTC, so that equal moments are the
-    same instant written the same way (an answer may carry the moment itself; with a
-    zone like ZoneInfo, datetimes differing only in ``fold`` even compare equal)."""
-    return moment.tzinfo is UTC
 
 
 _RULES: dict[int, _Rules] = {}

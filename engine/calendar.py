@@ -332,7 +332,7 @@ class ZoneDays:
     (a week at the least). A day whose offset changes is None: callers then take the
     datetime path."""
 
-    __slots__ = ("local", "utc", "zone")
+    __slots__ = ("_walls", "local", "utc", "zone")
 
     _BLOCK = 32
     """UTC days worked out at a time: replay and live ticks ask about runs of days."""
@@ -341,6 +341,7 @@ class ZoneDays:
         self.zone = zone
         self.utc: dict[int, int | None] = {}
         self.local: dict[int, int | None] = {}
+        self._walls: dict[tuple[int, time, int], datetime] = {}
 
     def utc_day(self, ordinal: int) -> int | None:
         """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes)."""
@@ -377,6 +378,30 @@ class ZoneDays:
             if len(self.local) >= 8192:
                 self.local.clear()
             self.local[ordinal] = found
+        return found
+
+
+    def local_ordinal(self, moment: datetime) -> int:
+        """The local day (an ordinal) of an aware ``moment`` in the zone."""
+        if moment.tzinfo is UTC:
+            day = moment.toordinal()
+            offset = self.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.utc_day(day)
+            if offset is not None:
+                return day + (moment.hour * 3600 + moment.minute * 60 + moment.second
+                              + offset) // _SECONDS_PER_DAY
+        return moment.astimezone(self.zone).toordinal()
+
+    def wall_time(self, day: int, at: time) -> datetime:
+        """The instant, in UTC, of the wall time ``at`` on the local day ``day`` (an
+        ordinal), as ``datetime.combine`` in the zone reads it."""
+        found = self._walls.get((day, at, at.fold))  # times equal whatever their fold
+        if found is None:
+            if len(self._walls) >= 8192:
+                self._walls.clear()
+            found = self._walls[day, at, at.fold] = datetime.combine(
+                date.fromordinal(day), at, self.zone).astimezone(UTC)
         return found
 
 
