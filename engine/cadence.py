@@ -188,10 +188,13 @@ class _Context:
         self.max_nudges = rules.follow_up_max_nudges if follow_up else rules.max_nudges
         self.spacing = rules.follow_up_spacing if follow_up else rules.spacing
         self.pausing = bool(candidacy.pauses) or candidacy.paused is not None
-        nudges = candidacy.nudges
         # Read only, so the candidacy's own list serves when every nudge counts.
-        self.counted = nudges if rules.counts_offer or not nudges else [
-            n for n in nudges if ":offer:" not in ((n.get("decided_by") or {}).get("key") or "")]
+        self.counted = nudges = candidacy.nudges
+        if not rules.counts_offer:
+            for nudge in nudges:
+                if _is_offer_nudge(nudge):  # rare: only then a list without them
+                    self.counted = [n for n in nudges if not _is_offer_nudge(n)]
+                    break
 
     # -- the rules ------------------------------------------------------------------
 
@@ -260,7 +263,8 @@ class _Context:
             due = self.held(raw, anchor)
             if due is None:
                 return None
-        key, note = _nudge_labels(self.round, n, self.max_nudges)
+        labels = _NUDGE_LABELS.get((self.round, n, self.max_nudges))
+        key, note = labels or _nudge_labels(self.round, n, self.max_nudges)
         return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 
     def offer_nudges(self) -> list[Action | None]:
@@ -354,14 +358,12 @@ class _Context:
         """When patience allows a nudge without a reason, and the rule saying so: the
         early end of the stated timeline, or N business days after the thank-you."""
         anchor = self.c.awaiting_since
-        patience = self.p.patience
-        timeline = self.timeline()
-        if timeline is None:
-            days = patience.first_nudge_without_timeline_business_days
-            return self.after(anchor, days), "patience.no_timeline"
-        early_end = self.interviewed_at() + _weeks(timeline[0])
-        patient = max(anchor, self.after(early_end,
-                                         patience.first_nudge_after_timeline_min_business_days))
+        interview = self.c.interview
+        timeline = interview.get("timeline")
+        if not timeline:
+            return self.after(anchor, self.r.patience_without_timeline), "patience.no_timeline"
+        early_end = interview["interviewed_at"] + _weeks(timeline["min_weeks"])
+        patient = max(anchor, self.after(early_end, self.r.patience_after_timeline))
         return patient, "patience.timeline_early_end"
 
     def thank_you_deadline(self, day: int) -> datetime:
@@ -456,6 +458,11 @@ def _weeks(weeks: float) -> timedelta:
     return found
 
 
+def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
+    key = (nudge.get("decided_by") or {}).get("key") or ""
+    return ":offer:" in key
+
+
 # -- what a policy and a place fix once ------------------------------------------------------
 
 _CACHE_LIMIT = 512
@@ -467,7 +474,8 @@ class _Rules:
     """A policy's constants for `plan`, derived once per policy object, and its places."""
 
     __slots__ = ("channels", "counts_offer", "follow_up_max_nudges", "follow_up_spacing",
-                 "max_nudges", "out_of_office_pauses", "places", "policy", "spacing")
+                 "max_nudges", "out_of_office_pauses", "patience_after_timeline",
+                 "patience_without_timeline", "places", "policy", "spacing")
 
     def __init__(self, policy: CadencePolicy) -> None:
         self.policy = policy
@@ -479,6 +487,8 @@ class _Rules:
         self.follow_up_spacing = policy.follow_up.spacing_business_days
         self.counts_offer = policy.competing_offer.counts_toward_pest_line
         self.out_of_office_pauses = policy.pause.out_of_office_pauses
+        self.patience_after_timeline = policy.patience.first_nudge_after_timeline_min_business_days
+        self.patience_without_timeline = policy.patience.first_nudge_without_timeline_business_days
 
     def place(self, candidacy: Any) -> _Place:
         """The candidacy's time zone and working days under this policy."""

@@ -428,7 +428,8 @@ class BusinessDays:
         self.zone = zone
         self.calendar = calendar
         self.days = zone_days(zone)
-        self._shifts: dict[tuple[int, int], tuple[int, timedelta] | None] = {}
+        # n -> local day -> (that day's offset, how far its instants move) or None.
+        self._shifts: dict[int, dict[int, tuple[int, timedelta] | None]] = {}
 
     def after(self, moment: datetime, n: int) -> datetime:
         """`WorkCalendar.add_business_days` on ``moment``'s wall time in the zone, in UTC."""
@@ -440,7 +441,8 @@ class BusinessDays:
             if offset is not None:
                 local_day = day + (moment.hour * 3600 + moment.minute * 60 + moment.second
                                    + offset) // _SECONDS_PER_DAY
-                found = self._shifts.get((local_day, n), _UNSET)
+                shifts = self._shifts.get(n)
+                found = _UNSET if shifts is None else shifts.get(local_day, _UNSET)
                 if found is _UNSET:
                     found = self._shift(local_day, n)
                 # The same wall time on the day moved to, both days keeping one offset.
@@ -462,9 +464,12 @@ class BusinessDays:
         found = None
         if start is not None and end is not None:
             found = start, _seconds_delta((moved - local_day) * _SECONDS_PER_DAY + start - end)
-        if len(self._shifts) >= 16384:
-            self._shifts.clear()
-        self._shifts[local_day, n] = found
+        shifts = self._shifts.get(n)
+        if shifts is None or len(shifts) >= 8192:
+            if len(self._shifts) >= 64:
+                self._shifts.clear()
+            shifts = self._shifts[n] = {}
+        shifts[local_day] = found
         return found
 
 
