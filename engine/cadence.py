@@ -156,11 +156,12 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
         actions.append(c.thank_you() if stage == "next_step_closed" else None)
         actions.append(c.thank_you_overdue())
     if stage in _ACTIVE:
-        actions.append(c.nudge())
+        # The pest line parts the two: below it the next nudge, at it the stall.
+        actions.append(c.nudge() if len(c.counted) < c.max_nudges else c.stall())
         if candidacy.offers:
             actions.extend(c.offer_nudges())
-        actions.append(c.stall())
-    actions.append(c.next_step_reminder())
+    if candidacy.next_step is not None:
+        actions.append(c.next_step_reminder())
     due = list(filter(None, actions))  # an Action is always true
     if len(due) > 1:
         due.sort(key=_EARLIEST)
