@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -46,7 +46,6 @@ from engine.calendar import (
 from engine.candidacy import OUT_OF_OFFICE
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
-UTC = timezone.utc
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
@@ -264,8 +263,7 @@ class _Context:
             due = self.held(raw, anchor)
             if due is None:
                 return None
-        labels = _NUDGE_LABELS.get((self.round, n, self.max_nudges))
-        key, note = labels or _nudge_labels(self.round, n, self.max_nudges)
+        key, note = _nudge_labels(self.round, n, self.max_nudges)
         return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 
     def offer_nudges(self) -> list[Action | None]:
@@ -283,9 +281,9 @@ class _Context:
             deadline = offer["deadline"]
             # That business day from its start (then the send window), whatever the
             # deadline's time of day: an evening deadline must not push it a day later.
-            day = self.after(
-                deadline, -rule.nudge_business_days_before_deadline)
-            raw = self.place.days.wall_time(self.place.days.local_ordinal(day), _MIDNIGHT)
+            days = self.place.days
+            day = days.local_ordinal(self.after(deadline, -rule.nudge_business_days_before_deadline))
+            raw = days.wall_time(day, _MIDNIGHT)
             anchor = max(offer["noted_at"], self.c.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
             if due is None:
@@ -371,7 +369,7 @@ class _Context:
         """The thank-you deadline of an interview on the local day ``day`` (an ordinal)."""
         rule = self.p.thank_you
         return self.place.days.wall_time(day + rule.deadline_days_after_interview,
-                                    rule.deadline_local_time)
+                                         rule.deadline_local_time)
 
     def timeline(self) -> tuple[float, float] | None:
         timeline = self.c.interview.get("timeline")
