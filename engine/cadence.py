@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 
 from engine.calendar import (
     WorkCalendar,
@@ -49,7 +49,6 @@ from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
-_T = TypeVar("_T")
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
 
@@ -221,14 +220,15 @@ class _Context:
         key = _keys(self.round).thank_you_overdue
         if key in self.c.reminders:
             return None
-        # The deadline is the interview's local day's: one alert per round and day.
-        day = self.place.days.local_ordinal(self.interviewed_at())
-        action = self.place.memo.get((key, day))
+        deadline = self.thank_you_deadline(self.place.days.local_ordinal(self.interviewed_at()))
+        # One alert per round and deadline (in UTC), whatever the policy: remembered.
+        action = _OVERDUE.get((key, deadline))
         if action is None:
-            deadline = self.thank_you_deadline(day)
-            action = self.place.remember((key, day), Action(
+            if len(_OVERDUE) >= 8 * _CACHE_LIMIT:
+                _OVERDUE.clear()
+            action = _OVERDUE[key, deadline] = Action(
                 "thank_you_overdue", deadline, "thank_you.deadline", key,
-                note=f"no thank-you by {deadline.isoformat()}"))
+                note=f"no thank-you by {deadline.isoformat()}")
         return action
 
     def nudge(self) -> Action | None:
@@ -442,6 +442,7 @@ def _nudge_labels(round_: int, n: int, max_nudges: int) -> tuple[str, str]:
     return labels
 
 
+_OVERDUE: dict[tuple[str, datetime], Action] = {}
 _BY = {medium.value: f"by {medium.value}" for medium in Medium}
 _MIDNIGHT = time(0)
 _WEEKS: dict[float, timedelta] = {}
@@ -466,7 +467,7 @@ def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
 
 _CACHE_LIMIT = 512
 """Entries a table of remembered answers keeps (then forgets at once, keeping memory
-flat): places per policy, round keys, nudge labels; a place keeps 8 times as many."""
+flat): places per policy, round keys, nudge labels; overdue alerts 8 times as many."""
 
 
 class _Rules:
@@ -502,12 +503,11 @@ class _Rules:
 
 
 class _Place:
-    """A time zone and a working calendar under one policy, with the answers of its
-    calendar maths shared (by policies with the same zone and calendar) and its rules'
-    answers that depend on a local day only remembered."""
+    """A time zone and a working calendar under one policy, with their calendar maths
+    (whose answers are shared by policies with the same zone and calendar)."""
 
-    __slots__ = ("any_day_send_time", "business_days_after", "calendar", "days", "memo",
-                 "policy", "send_time", "zone")
+    __slots__ = ("any_day_send_time", "business_days_after", "calendar", "days", "policy",
+                 "send_time", "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
@@ -520,14 +520,6 @@ class _Place:
         self.any_day_send_time: Callable[[datetime], datetime] = self._first_any_day_send_time
         # (moment, days) -> ``days`` working days after ``moment`` on the recipient's wall clock.
         self.business_days_after = business_days(zone, calendar).after
-        self.memo: dict[Any, Any] = {}
-
-    def remember(self, inputs: tuple[Any, ...], answer: _T) -> _T:
-        """Keep a rule's answer for these inputs."""
-        if len(self.memo) >= 8 * _CACHE_LIMIT:
-            self.memo.clear()
-        self.memo[inputs] = answer
-        return answer
 
     def _first_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
