@@ -3,7 +3,9 @@
 Everything here is pure: no clock reads, no I/O beyond the `holidays` package's
 built-in tables. It runs for every candidacy on every tick and in replays, so
 holiday sets are cached per (country, subdivision, observed, year), calendars
-are shared through :func:`work_calendar`, and each day step is O(1).
+are shared through :func:`work_calendar`, each day step is O(1), and a zone's UTC
+offsets are kept by day (:class:`ZoneDays`) so that instants and local days convert
+with integer arithmetic.
 """
 
 from __future__ import annotations
@@ -329,7 +331,7 @@ class ZoneDays:
 
     A day's offset is known only when it holds all day: offsets agreeing at a day's
     two ends mean none changed in between, as tzdata's offset changes are days apart
-    (a week at the least). A day whose offset changes is None: callers then take the
+    (nearly a week at the least; tests check it). A day whose offset changes is None: callers then take the
     datetime path."""
 
     __slots__ = ("_walls", "local", "utc", "zone")
@@ -379,7 +381,6 @@ class ZoneDays:
                 self.local.clear()
             self.local[ordinal] = found
         return found
-
 
     def local_ordinal(self, moment: datetime) -> int:
         """The local day (an ordinal) of an aware ``moment`` in the zone."""
