@@ -28,28 +28,27 @@ Timing rules, in the playbook's words (the numbers live in `CadencePolicy`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
-from functools import lru_cache
+from datetime import datetime, time, timedelta
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 
 from engine.calendar import (
-    SendSchedule,
     WorkCalendar,
+    business_days,
     is_send_time,
     resolve_zone,
     send_schedule,
     work_calendar,
+    zone_days,
 )
 from engine.candidacy import OUT_OF_OFFICE
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
-UTC = timezone.utc
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
 _ACTIVE = frozenset({"awaiting", "nudged"})
-_T = TypeVar("_T")
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
 
@@ -65,10 +64,28 @@ class Action:
     medium: str | None = None
     note: str = ""
 
+    def __init__(self, kind: str, due_at: datetime, rule: str, key: str,
+                 channels: tuple[str, ...] = (), medium: str | None = None,
+                 note: str = "") -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__; the slots' own setters take half the time (plan makes one
+        # Action or so per call).
+        _set_kind(self, kind)
+        _set_due_at(self, due_at)
+        _set_rule(self, rule)
+        _set_key(self, key)
+        _set_channels(self, channels)
+        _set_medium(self, medium)
+        _set_note(self, note)
+
     def decided_by(self, policy: CadencePolicy) -> dict[str, Any]:
         """What the resulting event records about this decision."""
         return {"policy": policy.name, "version": policy.version, "rule": self.rule,
                 "key": self.key, "due_at": self.due_at.isoformat()}
+
+
+_set_kind, _set_due_at, _set_rule, _set_key, _set_channels, _set_medium, _set_note = (
+    vars(Action)[name].__set__ for name in Action.__match_args__)
 
 
 def decide(candidacy: Any, policy: CadencePolicy, now: datetime) -> list[Action]:
@@ -137,10 +154,12 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
         actions.append(c.thank_you() if stage == "next_step_closed" else None)
         actions.append(c.thank_you_overdue())
     if stage in _ACTIVE:
-        actions.append(c.nudge())
-        actions.extend(c.offer_nudges())
-        actions.append(c.stall())
-    actions.append(c.next_step_reminder())
+        # The pest line parts the two: below it the next nudge, at it the stall.
+        actions.append(c.nudge() if len(c.counted) < c.max_nudges else c.stall())
+        if candidacy.offers:
+            actions.extend(c.offer_nudges())
+    if candidacy.next_step is not None:
+        actions.append(c.next_step_reminder())
     due = list(filter(None, actions))  # an Action is always true
     if len(due) > 1:
         due.sort(key=_EARLIEST)
@@ -148,88 +167,85 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
 
 
 _EARLIEST = attrgetter("due_at", "key")
+_CARD = Medium.CARD
 
 
 class _Context:
     """One candidacy under one policy: the derived facts each rule needs."""
 
-    __slots__ = ("c", "p", "r", "place", "zone", "round", "follow_up", "counted")
+    __slots__ = ("after", "c", "counted", "follow_up", "max_nudges", "p", "pausing", "place",
+                 "r", "round", "spacing")
 
     def __init__(self, candidacy: Any, rules: _Rules) -> None:
         self.c = candidacy
         self.p = rules.policy
         self.r = rules
         self.place = place = rules.place(candidacy)
-        self.zone = place.zone
+        self.after = place.business_days_after
         self.round = candidacy.round
-        self.follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
-        nudges = candidacy.nudges
+        self.follow_up = follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
+        self.max_nudges = rules.follow_up_max_nudges if follow_up else rules.max_nudges
+        self.spacing = rules.follow_up_spacing if follow_up else rules.spacing
+        self.pausing = bool(candidacy.pauses) or candidacy.paused is not None
         # Read only, so the candidacy's own list serves when every nudge counts.
-        self.counted = nudges if rules.counts_offer or not nudges else [
-            n for n in nudges if not _is_offer_nudge(n)]
+        self.counted = nudges = candidacy.nudges
+        if not rules.counts_offer:
+            for nudge in nudges:
+                if _is_offer_nudge(nudge):  # rare: only then a list without them
+                    self.counted = [n for n in nudges if not _is_offer_nudge(n)]
+                    break
 
     # -- the rules ------------------------------------------------------------------
 
     def thank_you(self) -> Action | None:
         """Thank the panel the same day the next step is closed, by the best medium."""
         closed_at = self.c.next_step["closed_at"]
-        interviewed_at = self.interviewed_at()
-        memo = self.place.memo
-        inputs = (("thank_you", closed_at, interviewed_at, self.c.interview["format"])
-                  if _fixed(closed_at) and _fixed(interviewed_at) else None)
-        found = memo.get(inputs, _MISSING)
-        if found is _MISSING:
-            medium = self.medium(closed_at)
-            due = closed_at
-            if medium is not Medium.CARD:
-                # The same-day deadline beats the send window, unless the policy says
-                # otherwise; quiet hours hold either way.
-                due = (self.send_time(closed_at) if self.p.thank_you.within_send_window
-                       else self.place.any_day_send_time(closed_at))
-            found = self.place.remember(inputs, (medium, due))
-        medium, due = found
-        due = self.held(due, closed_at)
-        if due is None:
-            return None
-        inputs = ("thank_you", self.round, due, medium) if _fixed(due) else None
-        action = memo.get(inputs)
-        if action is None:
-            action = self.place.remember(inputs, Action(
-                "thank_you", due, "thank_you.same_day", f"r{self.round}:thank_you",
-                medium=medium.value, note=f"by {medium.value}"))
-        return action
+        medium = self.medium(closed_at)
+        due = closed_at
+        if medium is not _CARD:
+            # The same-day deadline beats the send window, unless the policy says
+            # otherwise; quiet hours hold either way.
+            due = (self.place.send_time(closed_at) if self.p.thank_you.within_send_window
+                   else self.place.any_day_send_time(closed_at))
+        if self.pausing:
+            due = self.held(due, closed_at)
+            if due is None:
+                return None
+        value = medium.value
+        return Action("thank_you", due, "thank_you.same_day", _keys(self.round).thank_you,
+                      (), value, _BY[value])
 
     def thank_you_overdue(self) -> Action | None:
         """Alert once when the interview's thank-you deadline passes without one."""
-        key = f"r{self.round}:thank_you_overdue"
+        key = _keys(self.round).thank_you_overdue
         if key in self.c.reminders:
             return None
-        interviewed_at = self.interviewed_at()
-        inputs = (key, interviewed_at) if _fixed(interviewed_at) else None
-        action = self.place.memo.get(inputs)
+        deadline = self.thank_you_deadline(self.place.days.local_ordinal(self.interviewed_at()))
+        # One alert per round and deadline (in UTC), whatever the policy: remembered.
+        action = _OVERDUE.get((key, deadline))
         if action is None:
-            deadline = self.thank_you_deadline()
-            action = self.place.remember(inputs, Action(
+            if len(_OVERDUE) >= 8 * _CACHE_LIMIT:
+                _OVERDUE.clear()
+            action = _OVERDUE[key, deadline] = Action(
                 "thank_you_overdue", deadline, "thank_you.deadline", key,
-                note=f"no thank-you by {deadline.isoformat()}"))
+                note=f"no thank-you by {deadline.isoformat()}")
         return action
 
     def nudge(self) -> Action | None:
         """The next nudge, unless the pest line is reached."""
         n = len(self.counted)
-        if n >= self.max_nudges():
+        if n >= self.max_nudges:
             return None
         anchor = self.c.awaiting_since
         if n == 0:
             if self.follow_up:
-                raw = self.business_days_after(anchor,
-                                               self.p.follow_up.first_nudge_after_business_days)
+                raw = self.after(anchor, self.p.follow_up.first_nudge_after_business_days)
                 rule = "follow_up.first_nudge"
             else:
                 raw, rule = self.patience_end()
         else:
             anchor = self.counted[-1]["sent_at"]
-            raw = self.business_days_after(anchor, self.spacing())
+            raw = self.after(anchor, self.spacing)
             rule = "follow_up.spacing" if self.follow_up else "nudge.spacing"
             if not self.follow_up:
                 # A nudge sent by hand before the patience window does not open it early.
@@ -239,25 +255,22 @@ class _Context:
         update = self.c.last_update_at
         if update is not None and update > anchor:
             # An update from the employer restarts the wait: respect the new word.
-            after_update = self.business_days_after(update, self.spacing())
+            after_update = self.after(update, self.spacing)
             if after_update > raw:
                 raw, rule, anchor = after_update, "patience.after_update", update
-        due = self.held(raw, anchor)
-        if due is None:
-            return None
-        inputs = ("nudge", self.round, n, self.follow_up, rule, due) if _fixed(due) else None
-        action = self.place.memo.get(inputs)
-        if action is None:
-            action = self.place.remember(inputs, Action(
-                "nudge", self.send_time(due), rule, f"r{self.round}:nudge:{n + 1}",
-                channels=self.r.channels, note=f"nudge {n + 1} of {self.max_nudges()}"))
-        return action
+        due = raw
+        if self.pausing:
+            due = self.held(raw, anchor)
+            if due is None:
+                return None
+        key, note = _nudge_labels(self.round, n, self.max_nudges)
+        return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 
     def offer_nudges(self) -> list[Action | None]:
         """One tactful nudge some business days before each competing offer's deadline."""
         rule = self.p.competing_offer
         if not self.c.offers or (
-                rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges()):
+                rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges):
             return []
         sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
         actions: list[Action | None] = []
@@ -268,14 +281,14 @@ class _Context:
             deadline = offer["deadline"]
             # That business day from its start (then the send window), whatever the
             # deadline's time of day: an evening deadline must not push it a day later.
-            day = self.business_days_after(
-                deadline, -rule.nudge_business_days_before_deadline).astimezone(self.zone)
-            raw = self.local(day.date(), time(0))
+            days = self.place.days
+            day = days.local_ordinal(self.after(deadline, -rule.nudge_business_days_before_deadline))
+            raw = days.wall_time(day, _MIDNIGHT)
             anchor = max(offer["noted_at"], self.c.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
             if due is None:
                 continue
-            due = self.send_time(due)
+            due = self.place.send_time(due)
             if due >= deadline:
                 continue  # too late to be tactful: the deadline has come
             actions.append(Action("offer_nudge", due, "competing_offer.before_deadline", key,
@@ -286,54 +299,43 @@ class _Context:
 
     def stall(self) -> Action | None:
         """Stalled: nudges exhausted and the late end of the timeline plus grace passed."""
-        if len(self.counted) < self.max_nudges():
+        n = len(self.counted)
+        if n < self.max_nudges:
             return None
         timeline = self.timeline()
         if timeline is not None:
-            late_end = self.interviewed_at() + timedelta(weeks=timeline[1])
+            late_end = self.interviewed_at() + _weeks(timeline[1])
         else:
-            late_end = self.c.awaiting_since + timedelta(
-                weeks=self.p.patience.window_without_timeline_weeks)
-        raw = self.business_days_after(late_end, self.p.stall.grace_business_days)
+            late_end = self.c.awaiting_since + _weeks(
+                self.p.patience.window_without_timeline_weeks)
+        raw = self.after(late_end, self.p.stall.grace_business_days)
         anchor = self.c.awaiting_since
         if self.counted:
             # The last nudge gets its spacing to be answered.
             last = self.counted[-1]["sent_at"]
-            raw = max(raw, self.business_days_after(last, self.spacing()))
+            raw = max(raw, self.after(last, self.spacing))
             anchor = last
         due = self.held(raw, anchor)
         if due is None:
             return None
-        n = len(self.counted)
-        inputs = ("stall", self.round, n, raw, due) if _fixed(raw) and _fixed(due) else None
-        action = self.place.memo.get(inputs)
-        if action is None:
-            action = self.place.remember(inputs, Action(
-                "stall", due, "stall.exhausted_and_patience_spent", f"r{self.round}:stall",
-                note=f"{n} nudges sent; patience ended {raw.isoformat()}"))
-        return action
+        return Action("stall", due, "stall.exhausted_and_patience_spent", _keys(self.round).stall,
+                      note=f"{n} nudges sent; patience ended {raw.isoformat()}")
 
     def next_step_reminder(self) -> Action | None:
         """Remind the candidate the day before the next step, at the send window's start."""
         step = self.c.next_step
         if step is None or step["scheduled_for"] is None:
             return None
-        key = f"r{self.round}:next_step_reminder"
+        key = _keys(self.round).next_step_reminder
         if key in self.c.reminders:
             return None
-        scheduled_for, closed_at = step["scheduled_for"], step["closed_at"]
-        inputs = ((key, scheduled_for, closed_at, step["description"])
-                  if _fixed(scheduled_for) and _fixed(closed_at) else None)
-        action = self.place.memo.get(inputs, _MISSING)
-        if action is _MISSING:
-            local_day = scheduled_for.astimezone(self.zone).date() - timedelta(days=1)
-            due = self.local(local_day, self.p.send_window.start)
-            action = None
-            if closed_at <= due < scheduled_for:  # else closed too late for "tomorrow"
-                action = Action("next_step_reminder", due, "reminder.next_step_tomorrow",
-                                key, note=step["description"])
-            self.place.remember(inputs, action)
-        return action
+        scheduled_for = step["scheduled_for"]
+        days = self.place.days
+        due = days.wall_time(days.local_ordinal(scheduled_for) - 1, self.p.send_window.start)
+        if step["closed_at"] <= due < scheduled_for:  # else closed too late for "tomorrow"
+            return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
+                          note=step["description"])
+        return None
 
     # -- derived facts ------------------------------------------------------------------
 
@@ -341,46 +343,33 @@ class _Context:
         """The first medium in the policy's order that is possible now: a card only when
         the interview was in person and it can be left at reception the same day."""
         for medium in self.p.thank_you.media:
-            if medium is not Medium.CARD:
+            if medium is not _CARD:
                 return medium
-            same_day = at.astimezone(self.zone).date() == self.interviewed_at().astimezone(
-                self.zone).date()
-            before_close = at.astimezone(self.zone).time() < self.p.send_window.end
-            if self.c.interview["format"] == "in_person" and same_day and before_close:
-                return medium
+            if self.c.interview["format"] == "in_person":
+                zone = self.place.zone
+                local = at.astimezone(zone)
+                if (local.date() == self.interviewed_at().astimezone(zone).date()
+                        and local.time() < self.p.send_window.end):
+                    return medium
         return Medium.EMAIL
 
     def patience_end(self) -> tuple[datetime, str]:
         """When patience allows a nudge without a reason, and the rule saying so: the
         early end of the stated timeline, or N business days after the thank-you."""
         anchor = self.c.awaiting_since
-        patience = self.p.patience
-        timeline = self.timeline()
-        if timeline is None:
-            days = patience.first_nudge_without_timeline_business_days
-            return self.business_days_after(anchor, days), "patience.no_timeline"
-        interviewed_at = self.interviewed_at()
-        inputs = (("patience", anchor, interviewed_at, timeline[0])
-                  if _fixed(anchor) and _fixed(interviewed_at) else None)
-        patient = self.place.memo.get(inputs)
-        if patient is None:
-            early_end = interviewed_at + timedelta(weeks=timeline[0])
-            days = patience.first_nudge_after_timeline_min_business_days
-            patient = self.place.remember(
-                inputs, max(anchor, self.business_days_after(early_end, days)))
+        interview = self.c.interview
+        timeline = interview.get("timeline")
+        if not timeline:
+            return self.after(anchor, self.r.patience_without_timeline), "patience.no_timeline"
+        early_end = interview["interviewed_at"] + _weeks(timeline["min_weeks"])
+        patient = max(anchor, self.after(early_end, self.r.patience_after_timeline))
         return patient, "patience.timeline_early_end"
 
-    def thank_you_deadline(self) -> datetime:
+    def thank_you_deadline(self, day: int) -> datetime:
+        """The thank-you deadline of an interview on the local day ``day`` (an ordinal)."""
         rule = self.p.thank_you
-        day = self.interviewed_at().astimezone(self.zone).date() + timedelta(
-            days=rule.deadline_days_after_interview)
-        return self.local(day, rule.deadline_local_time)
-
-    def max_nudges(self) -> int:
-        return self.r.follow_up_max_nudges if self.follow_up else self.r.max_nudges
-
-    def spacing(self) -> int:
-        return self.r.follow_up_spacing if self.follow_up else self.r.spacing
+        return self.place.days.wall_time(day + rule.deadline_days_after_interview,
+                                         rule.deadline_local_time)
 
     def timeline(self) -> tuple[float, float] | None:
         timeline = self.c.interview.get("timeline")
@@ -391,20 +380,12 @@ class _Context:
     def interviewed_at(self) -> datetime:
         return self.c.interview["interviewed_at"]
 
-    def business_days_after(self, moment: datetime, days: int) -> datetime:
-        """``days`` working days after ``moment`` on the recipient's wall clock."""
-        return self.place.business_days_after(moment, days)
-
-    def local(self, day: Any, at: time) -> datetime:
-        return datetime.combine(day, at, self.zone).astimezone(UTC)
-
-    def send_time(self, moment: datetime) -> datetime:
-        return self.place.send_time(moment)
-
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
         only when the policy says they pause); None while an open-ended pause holds.  A pause ending when or before it starts (an out-of-office
         reply "back today", logged after midnight) holds nothing."""
+        if not self.pausing:
+            return due
         holds_out_of_office = self.r.out_of_office_pauses
         for pause in self.c.pauses:
             if not holds_out_of_office and pause.get("reason") == OUT_OF_OFFICE:
@@ -423,6 +404,60 @@ class _Context:
         return due
 
 
+class _Keys:
+    """The keys of one round's steps (the same strings every call)."""
+
+    __slots__ = ("next_step_reminder", "stall", "thank_you", "thank_you_overdue")
+
+    def __init__(self, round_: int) -> None:
+        self.thank_you = f"r{round_}:thank_you"
+        self.thank_you_overdue = f"r{round_}:thank_you_overdue"
+        self.stall = f"r{round_}:stall"
+        self.next_step_reminder = f"r{round_}:next_step_reminder"
+
+
+_KEYS: dict[int, _Keys] = {}
+
+
+def _keys(round_: int) -> _Keys:
+    keys = _KEYS.get(round_)
+    if keys is None:
+        if len(_KEYS) >= _CACHE_LIMIT:
+            _KEYS.clear()
+        keys = _KEYS[round_] = _Keys(round_)
+    return keys
+
+
+_NUDGE_LABELS: dict[tuple[int, int, int], tuple[str, str]] = {}
+
+
+def _nudge_labels(round_: int, n: int, max_nudges: int) -> tuple[str, str]:
+    """The key and note of the nudge after ``n`` sent."""
+    labels = _NUDGE_LABELS.get((round_, n, max_nudges))
+    if labels is None:
+        if len(_NUDGE_LABELS) >= _CACHE_LIMIT:
+            _NUDGE_LABELS.clear()
+        labels = _NUDGE_LABELS[round_, n, max_nudges] = (
+            f"r{round_}:nudge:{n + 1}", f"nudge {n + 1} of {max_nudges}")
+    return labels
+
+
+_OVERDUE: dict[tuple[str, datetime], Action] = {}
+_BY = {medium.value: f"by {medium.value}" for medium in Medium}
+_MIDNIGHT = time(0)
+_WEEKS: dict[float, timedelta] = {}
+
+
+def _weeks(weeks: float) -> timedelta:
+    """``timedelta(weeks=weeks)``, built once per value."""
+    found = _WEEKS.get(weeks)
+    if found is None:
+        if len(_WEEKS) >= _CACHE_LIMIT:
+            _WEEKS.clear()
+        found = _WEEKS[weeks] = timedelta(weeks=weeks)
+    return found
+
+
 def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
     key = (nudge.get("decided_by") or {}).get("key") or ""
     return ":offer:" in key
@@ -431,16 +466,16 @@ def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
 # -- what a policy and a place fix once ------------------------------------------------------
 
 _CACHE_LIMIT = 512
-"""Answers remembered per place (then forgotten at once): a candidacy asks the same
-questions again with every fact, replay then moves on to new moments for good; a small
-table keeps the hits and keeps memory flat."""
+"""Entries a table of remembered answers keeps (then forgets at once, keeping memory
+flat): places per policy, round keys, nudge labels; overdue alerts 8 times as many."""
 
 
 class _Rules:
     """A policy's constants for `plan`, derived once per policy object, and its places."""
 
     __slots__ = ("channels", "counts_offer", "follow_up_max_nudges", "follow_up_spacing",
-                 "max_nudges", "out_of_office_pauses", "places", "policy", "spacing")
+                 "max_nudges", "out_of_office_pauses", "patience_after_timeline",
+                 "patience_without_timeline", "places", "policy", "spacing")
 
     def __init__(self, policy: CadencePolicy) -> None:
         self.policy = policy
@@ -452,6 +487,8 @@ class _Rules:
         self.follow_up_spacing = policy.follow_up.spacing_business_days
         self.counts_offer = policy.competing_offer.counts_toward_pest_line
         self.out_of_office_pauses = policy.pause.out_of_office_pauses
+        self.patience_after_timeline = policy.patience.first_nudge_after_timeline_min_business_days
+        self.patience_without_timeline = policy.patience.first_nudge_without_timeline_business_days
 
     def place(self, candidacy: Any) -> _Place:
         """The candidacy's time zone and working days under this policy."""
@@ -466,78 +503,37 @@ class _Rules:
 
 
 class _Place:
-    """A time zone and a working calendar under one policy, with the answers of its
-    calendar maths and rules remembered: pure functions of their inputs, asked again
-    and again (the calendar answers are shared by policies with the same calendar).
+    """A time zone and a working calendar under one policy, with their calendar maths
+    (whose answers are shared by policies with the same zone and calendar)."""
 
-    Only moments with a fixed UTC offset are remembered: two datetimes sharing a zone
-    whose offset depends on ``fold`` compare equal at different instants."""
-
-    __slots__ = ("_after", "_any_day_times", "_send_times", "calendar", "memo", "policy",
-                 "zone")
+    __slots__ = ("any_day_send_time", "business_days_after", "calendar", "days", "policy",
+                 "send_time", "zone")
 
     def __init__(self, zone: Any, calendar: WorkCalendar, policy: CadencePolicy) -> None:
         self.zone = zone
         self.calendar = calendar
         self.policy = policy
-        self._send_times: SendSchedule | None = None  # built when first asked, as before
-        self._any_day_times: SendSchedule | None = None
-        self._after = _business_day_answers(zone, calendar)
-        self.memo: dict[Any, Any] = {}
+        self.days = zone_days(zone)
+        # Each schedule is built when first asked (a policy may have none to build),
+        # then its own `next` answers.
+        self.send_time: Callable[[datetime], datetime] = self._first_send_time
+        self.any_day_send_time: Callable[[datetime], datetime] = self._first_any_day_send_time
+        # (moment, days) -> ``days`` working days after ``moment`` on the recipient's wall clock.
+        self.business_days_after = business_days(zone, calendar).after
 
-    def remember(self, inputs: tuple[Any, ...] | None, answer: _T) -> _T:
-        """Keep a rule's answer for these inputs (None: inputs not safe to compare)."""
-        if inputs is not None:
-            if len(self.memo) >= _CACHE_LIMIT:
-                self.memo.clear()
-            self.memo[inputs] = answer
-        return answer
-
-    def business_days_after(self, moment: datetime, days: int) -> datetime:
-        """``days`` working days after ``moment`` on the recipient's wall clock."""
-        fixed = type(moment.tzinfo) is timezone
-        if fixed:
-            found = self._after.get((moment, days))
-            if found is not None:
-                return found
-        found = self.calendar.add_business_days(moment.astimezone(self.zone),
-                                                days).astimezone(UTC)
-        if fixed:
-            if len(self._after) >= 2 * _CACHE_LIMIT:
-                self._after.clear()
-            self._after[moment, days] = found
-        return found
-
-    def send_time(self, moment: datetime) -> datetime:
+    def _first_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
         on a working day."""
-        if self._send_times is None:
-            self._send_times = send_schedule(self.zone, self.policy.send_window,
-                                             self.policy.quiet_hours, self.calendar)
-        return self._send_times.next(moment)
+        self.send_time = send_schedule(self.zone, self.policy.send_window,
+                                       self.policy.quiet_hours, self.calendar).next
+        return self.send_time(moment)
 
-    def any_day_send_time(self, moment: datetime) -> datetime:
+    def _first_any_day_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` outside quiet hours, any day."""
-        if self._any_day_times is None:
-            self._any_day_times = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
-                                                _EVERY_DAY)
-        return self._any_day_times.next(moment)
+        self.any_day_send_time = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
+                                               _EVERY_DAY).next
+        return self.any_day_send_time(moment)
 
-
-@lru_cache(maxsize=1024)
-def _business_day_answers(zone: Any, calendar: WorkCalendar) -> dict[Any, datetime]:
-    """Where the business-day answers of one zone and calendar are kept, for every policy."""
-    return {}
-
-
-def _fixed(moment: datetime) -> bool:
-    """Whether ``moment`` can key a remembered step: in UTC, so that equal moments are the
-    same instant written the same way (an answer may carry the moment itself; with a
-    zone like ZoneInfo, datetimes differing only in ``fold`` even compare equal)."""
-    return moment.tzinfo is UTC
-
-
-_MISSING = object()
 
 _RULES: dict[int, _Rules] = {}
 

@@ -3,7 +3,9 @@
 Everything here is pure: no clock reads, no I/O beyond the `holidays` package's
 built-in tables. It runs for every candidacy on every tick and in replays, so
 holiday sets are cached per (country, subdivision, observed, year), calendars
-are shared through :func:`work_calendar`, and each day step is O(1).
+are shared through :func:`work_calendar`, each day step is O(1), and a zone's UTC
+offsets are kept by day (:class:`ZoneDays`) so that instants and local days convert
+with integer arithmetic.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ import bisect
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
 __all__ = [
+    "BusinessDays",
     "CalendarError",
     "SendSchedule",
     "TimeRange",
     "WorkCalendar",
     "allowed_send_intervals",
+    "business_days",
     "is_send_time",
     "next_send_time",
     "resolve_zone",
@@ -110,7 +114,7 @@ class WorkCalendar:
     """
 
     __slots__ = ("country", "subdivision", "working_days", "honour_holidays", "observed",
-                 "_workday", "_years", "_working_ordinals")
+                 "_index", "_workday", "_years", "_working_ordinals")
 
     def __init__(
         self,
@@ -139,6 +143,11 @@ class WorkCalendar:
         self._workday: tuple[bool, ...] = tuple(d in days for d in range(7))
         self._years: dict[int, frozenset[date]] = {}
         self._working_ordinals: dict[int, list[int]] = {}
+        # For `shift`, one tuple (so threads sharing the calendar read one consistent
+        # index): the first and last of a run of years, the ordinal of the first one's
+        # 1 January, their working days, and for each day from then on how many of
+        # those come before it.
+        self._index: tuple[int, int, int, list[int], list[int]] = (0, -1, 0, [], [])
 
     def __repr__(self) -> str:
         return (
@@ -185,32 +194,46 @@ class WorkCalendar:
         part is used as is.
         """
         day = start.date() if isinstance(start, datetime) else start
-        result = date.fromordinal(self._move(day.toordinal(), day.year, n))
+        result = date.fromordinal(self.shift(day.toordinal(), n))
         if isinstance(start, datetime):
             return datetime.combine(result, start.timetz())
         return result
 
-    def _move(self, ordinal: int, year: int, n: int) -> int:
-        """`add_business_days` on day ordinals: bisection in each year's working days,
-        so a move costs a lookup or two whatever ``n`` is."""
-        days = self._working_in(year)
-        if n >= 0:
-            # Working days after the start (or, for n == 0, from it on).
-            i = bisect.bisect_right(days, ordinal) if n else bisect.bisect_left(days, ordinal)
-            remaining = max(n, 1)
-            while remaining > len(days) - i:
-                remaining -= len(days) - i
-                year += 1
-                days, i = self._working_in(year), 0
-            return days[i + remaining - 1]
-        i = bisect.bisect_left(days, ordinal)  # working days before the start this year
-        remaining = -n
-        while remaining > i:
-            remaining -= i
-            year -= 1
-            days = self._working_in(year)
-            i = len(days)
-        return days[i - remaining]
+    def shift(self, ordinal: int, n: int) -> int:
+        """`add_business_days` on day ordinals: an index into the working days of the
+        years asked about, so a move costs two lookups whatever ``n`` is."""
+        while True:
+            first, last, start, days, below = self._index
+            k = ordinal - start
+            if 0 <= k < len(below) - 1:
+                # Working days up to the start (n > 0) or before it (n <= 0), then n on.
+                i = below[k + 1] + n - 1 if n > 0 else below[k] + n
+                if 0 <= i < len(days):
+                    return days[i]
+                self._cover(first - 1 if i < 0 else last + 1)
+            else:
+                self._cover(date.fromordinal(ordinal).year)
+
+    def _cover(self, year: int) -> None:
+        """Extend the years `shift` indexes to ``year`` (or start afresh from it when
+        it is far from them: a stray date must not index the centuries in between)."""
+        first, last, _start, days, _below = self._index
+        if not days or not first - 10 <= year <= last + 10:
+            first = last = year
+        else:
+            first, last = min(first, year), max(last, year)
+        days = [o for y in range(first, last + 1) for o in self._working_in(y)]
+        start = date(first, 1, 1).toordinal()
+        below = []
+        count = 0
+        working = iter(days)
+        next_working = next(working, None)
+        for ordinal in range(start, date(last, 12, 31).toordinal() + 2):
+            below.append(count)
+            if ordinal == next_working:
+                count += 1
+                next_working = next(working, None)
+        self._index = (first, last, start, days, below)
 
     def _working_in(self, year: int) -> list[int]:
         """The ordinals of ``year``'s working days, ascending, computed once per year."""
@@ -295,6 +318,180 @@ def _zone(name: str) -> tzinfo:
         raise CalendarError(
             f"unknown time zone {name!r}; use an IANA name such as America/New_York"
         ) from None
+
+
+_UNSET: Any = object()
+"""Not yet worked out (None is an answer in the day tables below)."""
+
+
+class ZoneDays:
+    """One time zone's UTC offset by UTC day, so that an instant's local day (and, away
+    from offset changes, the instant of a local wall time) is integer arithmetic
+    instead of a tzinfo call.
+
+    A day's offset is known only when it holds all day: offsets agreeing at a day's
+    two ends mean none changed in between, as tzdata's offset changes are days apart
+    (nearly a week at the least; tests check it). A day whose offset changes is None: callers then take the
+    datetime path."""
+
+    __slots__ = ("_walls", "local", "utc", "zone")
+
+    _BLOCK = 32
+    """UTC days worked out at a time: replay and live ticks ask about runs of days."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.utc: dict[int, int | None] = {}
+        self.local: dict[int, int | None] = {}
+        self._walls: dict[tuple[int, time, int], datetime] = {}
+
+    def utc_day(self, ordinal: int) -> int | None:
+        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes)."""
+        found = self.utc.get(ordinal, _UNSET)
+        if found is _UNSET:
+            if len(self.utc) >= 8192:
+                self.utc.clear()
+            first = ordinal - ordinal % self._BLOCK
+            try:
+                midnight = datetime.combine(date.fromordinal(first), time(), UTC)
+                offsets = [_whole_seconds((midnight + timedelta(days=i)).astimezone(
+                    self.zone).utcoffset()) for i in range(self._BLOCK + 1)]
+            except (OverflowError, ValueError):  # the ends of datetime's range
+                self.utc[ordinal] = None
+                return None
+            for i in range(self._BLOCK):
+                offset = offsets[i]
+                self.utc[first + i] = offset if offset == offsets[i + 1] else None
+            found = self.utc[ordinal]
+        return found
+
+    def local_day(self, ordinal: int) -> int | None:
+        """The UTC offset in seconds of every wall time of the local day ``ordinal``, when
+        the UTC days before, of and after it share it (None near an offset change).
+
+        That day's wall times lie within those three UTC days whatever the offset (under
+        24 hours), so each of them then has this one offset, once."""
+        found = self.local.get(ordinal, _UNSET)
+        if found is _UNSET:
+            found = self.utc_day(ordinal)
+            if found is not None and (self.utc_day(ordinal - 1) != found
+                                      or self.utc_day(ordinal + 1) != found):
+                found = None
+            if len(self.local) >= 8192:
+                self.local.clear()
+            self.local[ordinal] = found
+        return found
+
+    def local_ordinal(self, moment: datetime) -> int:
+        """The local day (an ordinal) of an aware ``moment`` in the zone."""
+        if moment.tzinfo is UTC:
+            day = moment.toordinal()
+            offset = self.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.utc_day(day)
+            if offset is not None:
+                return day + (moment.hour * 3600 + moment.minute * 60 + moment.second
+                              + offset) // _SECONDS_PER_DAY
+        return moment.astimezone(self.zone).toordinal()
+
+    def wall_time(self, day: int, at: time) -> datetime:
+        """The instant, in UTC, of the wall time ``at`` on the local day ``day`` (an
+        ordinal), as ``datetime.combine`` in the zone reads it."""
+        found = self._walls.get((day, at, at.fold))  # times equal whatever their fold
+        if found is None:
+            if len(self._walls) >= 8192:
+                self._walls.clear()
+            found = self._walls[day, at, at.fold] = datetime.combine(
+                date.fromordinal(day), at, self.zone).astimezone(UTC)
+        return found
+
+
+def _whole_seconds(offset: timedelta | None) -> int | None:
+    """A UTC offset in seconds; None for no offset or one with a fraction of a second."""
+    if offset is None or offset.microseconds:
+        return None
+    return offset.days * _SECONDS_PER_DAY + offset.seconds
+
+
+@lru_cache(maxsize=1024)
+def zone_days(zone: tzinfo) -> ZoneDays:
+    """The shared :class:`ZoneDays` of a zone."""
+    return ZoneDays(zone)
+
+
+class BusinessDays:
+    """A working calendar read on one time zone's wall clock: working days after an
+    instant, with the local day's shift remembered (the days asked about are few)."""
+
+    __slots__ = ("_shifts", "calendar", "days", "zone")
+
+    def __init__(self, zone: tzinfo, calendar: WorkCalendar) -> None:
+        self.zone = zone
+        self.calendar = calendar
+        self.days = zone_days(zone)
+        # n -> local day -> (that day's offset, how far its instants move) or None.
+        self._shifts: dict[int, dict[int, tuple[int, timedelta] | None]] = {}
+
+    def after(self, moment: datetime, n: int) -> datetime:
+        """`WorkCalendar.add_business_days` on ``moment``'s wall time in the zone, in UTC."""
+        if moment.tzinfo is UTC:
+            day = moment.toordinal()
+            offset = self.days.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.days.utc_day(day)
+            if offset is not None:
+                local_day = day + (moment.hour * 3600 + moment.minute * 60 + moment.second
+                                   + offset) // _SECONDS_PER_DAY
+                shifts = self._shifts.get(n)
+                found = _UNSET if shifts is None else shifts.get(local_day, _UNSET)
+                if found is _UNSET:
+                    found = self._shift(local_day, n)
+                # The same wall time on the day moved to, both days keeping one offset.
+                if found is not None and found[0] == offset:
+                    return moment + found[1]
+        return self.calendar.add_business_days(moment.astimezone(self.zone), n).astimezone(UTC)
+
+    def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:
+        """The day's offset and how far its instants move for ``n`` working days; None
+        when the offset of either day changes (wall time is not linear then)."""
+        days = self.days
+        start = days.local.get(local_day, _UNSET)
+        if start is _UNSET:
+            start = days.local_day(local_day)
+        moved = self.calendar.shift(local_day, n)
+        end = days.local.get(moved, _UNSET)
+        if end is _UNSET:
+            end = days.local_day(moved)
+        found = None
+        if start is not None and end is not None:
+            found = start, _seconds_delta((moved - local_day) * _SECONDS_PER_DAY + start - end)
+        shifts = self._shifts.get(n)
+        if shifts is None or len(shifts) >= 8192:
+            if len(self._shifts) >= 64:
+                self._shifts.clear()
+            shifts = self._shifts[n] = {}
+        shifts[local_day] = found
+        return found
+
+
+_DELTAS: dict[int, timedelta] = {}
+
+
+def _seconds_delta(seconds: int) -> timedelta:
+    """``timedelta(seconds=seconds)``, built once per value (whole days, give or take an
+    offset change, so few)."""
+    found = _DELTAS.get(seconds)
+    if found is None:
+        if len(_DELTAS) >= 4096:
+            _DELTAS.clear()
+        found = _DELTAS[seconds] = timedelta(seconds=seconds)
+    return found
+
+
+@lru_cache(maxsize=1024)
+def business_days(zone: tzinfo, calendar: WorkCalendar) -> BusinessDays:
+    """The shared :class:`BusinessDays` of a zone and calendar."""
+    return BusinessDays(zone, calendar)
 
 
 def _seconds(t: time) -> int:
@@ -458,73 +655,87 @@ class SendSchedule:
     set of allowed daily intervals and one calendar, with each local day's allowed
     spans of POSIX seconds worked out once (days seen are few; answers are many)."""
 
-    __slots__ = ("_answers", "_days", "calendar", "intervals", "zone")
+    __slots__ = ("_days", "calendar", "intervals", "zone", "zone_days")
 
     def __init__(self, zone: tzinfo, intervals: tuple[tuple[int, int], ...],
                  calendar: WorkCalendar) -> None:
         self.zone = zone
         self.intervals = intervals
         self.calendar = calendar
-        self._days: dict[int, tuple[tuple[int, int], ...] | None] = {}
-        self._answers: dict[datetime, datetime] = {}
+        self.zone_days = zone_days(zone)
+        self._days: dict[int, tuple[tuple[int, int, datetime], ...] | None] = {}
 
     def next(self, moment: datetime) -> datetime:
-        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`).
-
-        Answers for moments with a fixed UTC offset are remembered (equal ones are the
-        same instant; with a zone like ZoneInfo, datetimes differing only in ``fold``
-        compare equal)."""
-        if type(moment.tzinfo) is not timezone:
-            return self._next(moment)
-        found = self._answers.get(moment)
-        if found is None:
-            if len(self._answers) >= 1024:  # recent ones: they are the ones asked again
-                self._answers.clear()
-            found = self._answers[moment] = self._next(moment)
-        return found
-
-    def _next(self, moment: datetime) -> datetime:
-        utc_moment = moment if moment.tzinfo is UTC else _utc(moment)
+        """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
+        if moment.tzinfo is UTC:
+            # Its local day from the zone's offset that UTC day, when one holds all day.
+            day = moment.toordinal()
+            offset = self.zone_days.utc.get(day, _UNSET)
+            if offset is _UNSET:
+                offset = self.zone_days.utc_day(day)
+            if offset is not None:
+                seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
+                whole_ts = (day - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + seconds
+                ordinal = day + (seconds + offset) // _SECONDS_PER_DAY
+                spans = self._days.get(ordinal)
+                if spans:  # the common case, that day's spans (a transition day's are None)
+                    for open_ts, close_ts, opening in spans:
+                        if whole_ts < close_ts:
+                            if whole_ts < open_ts:
+                                return opening
+                            return moment
+                return self._first(moment, whole_ts, ordinal)
+            utc_moment = moment
+        else:
+            utc_moment = _utc(moment)
         whole_ts = (utc_moment - _EPOCH) // _SECOND  # POSIX seconds, in integers
-        ordinal = utc_moment.astimezone(self.zone).toordinal()
+        return self._first(utc_moment, whole_ts, utc_moment.astimezone(self.zone).toordinal())
+
+    def _first(self, utc_moment: datetime, whole_ts: int, ordinal: int) -> datetime:
+        """`next` from the moment in UTC, its whole POSIX seconds and its local day."""
         days = self._days
         for _ in range(_SEARCH_HORIZON_DAYS):
             spans = days.get(ordinal, False)
             if spans is False:
                 spans = self._spans(ordinal)
-            found = None
             if spans is _TRANSITION_DAY:
                 found = _earliest_on_day(self.zone, date.fromordinal(ordinal), whole_ts,
                                          self.intervals)
+                if found is not None:
+                    if found == whole_ts:
+                        return utc_moment
+                    return datetime.fromtimestamp(found, timezone.utc)
             else:
-                for open_ts, close_ts in spans:
+                for open_ts, close_ts, opening in spans:
                     if whole_ts < close_ts:
-                        found = max(whole_ts, open_ts)
-                        break
-            if found is not None:
-                if found == whole_ts:
-                    return utc_moment
-                return datetime.fromtimestamp(found, timezone.utc)
+                        return opening if whole_ts < open_ts else utc_moment
             ordinal += 1
         raise CalendarError(
             f"no sending moment within {_SEARCH_HORIZON_DAYS} days of {utc_moment.isoformat()}; "
             "check the working week and holidays"
         )
 
-    def _spans(self, ordinal: int) -> tuple[tuple[int, int], ...] | None:
-        """A local day's allowed spans ``[open, close)`` in POSIX seconds: none on a day
-        off; `_TRANSITION_DAY` when its offset changes (wall time is not linear then)."""
+    def _spans(self, ordinal: int) -> tuple[tuple[int, int, datetime], ...] | None:
+        """A local day's allowed spans ``[open, close)`` in POSIX seconds, with the opening
+        as a datetime in UTC: none on a day off; `_TRANSITION_DAY` when its offset changes
+        (wall time is not linear then)."""
         if len(self._days) >= 4096:
             self._days.clear()
         day = date.fromordinal(ordinal)
-        spans: tuple[tuple[int, int], ...] | None = ()
+        spans: tuple[tuple[int, int, datetime], ...] | None = ()
         if self.calendar.is_working_day(day):
-            offset = _offset_seconds(self.zone, datetime.combine(day, time()))
-            if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+            offset = self.zone_days.local_day(ordinal)
+            if offset is None:  # near an offset change: both midnights asked
+                offset = _offset_seconds(self.zone, datetime.combine(day, time()))
+                if offset != _offset_seconds(self.zone, datetime.combine(day + _DAY, time())):
+                    offset = None
+            if offset is None:
                 spans = _TRANSITION_DAY
             else:
-                base = _day_start_ts(day) - offset
-                spans = tuple((base + start, base + end) for start, end in self.intervals)
+                base = (ordinal - _EPOCH_ORDINAL) * _SECONDS_PER_DAY - offset
+                spans = tuple([(base + start, base + end,
+                                datetime.fromtimestamp(base + start, UTC))
+                               for start, end in self.intervals])
         self._days[ordinal] = spans
         return spans
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -435,3 +437,113 @@ def test_next_send_time_is_the_earliest_allowed_moment_at_or_after_the_input(
         assert before < moment or not is_send_time(before, zone, send_window, quiet_hours, calendar)
     if is_send_time(moment, zone, send_window, quiet_hours, calendar):
         assert sent == moment
+
+
+# ---------------------------------------------------------------- day tables against datetime maths
+
+
+OFFSET_CHANGE_ZONES = ZONES + ["Africa/Casablanca", "Asia/Gaza", "America/Boa_Vista",
+                               "Australia/Lord_Howe", "Antarctica/Troll", "Europe/Dublin"]
+
+
+@functools.cache
+def offset_changes(zone: str) -> tuple[datetime, ...]:
+    """The instants (UTC, to the second) when ``zone``'s UTC offset changes, 2024-2028."""
+    tz = ZoneInfo(zone)
+    found = []
+    moment, end = utc("2024-01-01T00:00:00"), utc("2029-01-01T00:00:00")
+    step = timedelta(hours=6)
+    while moment < end:
+        following = moment + step
+        if moment.astimezone(tz).utcoffset() != following.astimezone(tz).utcoffset():
+            low, high = moment, following
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                middle = middle.replace(microsecond=0)
+                if middle.astimezone(tz).utcoffset() == low.astimezone(tz).utcoffset():
+                    low = middle
+                else:
+                    high = middle
+            found.append(high)
+        moment = following
+    return tuple(found)
+
+
+@st.composite
+def zoned_moments(draw: st.DrawFn) -> tuple[str, datetime]:
+    """A zone and a moment in UTC: anywhere in 2024-2028, or within days of one of the
+    zone's offset changes (so on, next to and across them)."""
+    zone = draw(st.sampled_from(OFFSET_CHANGE_ZONES))
+    changes = offset_changes(zone)
+    if changes and draw(st.booleans()):
+        moment = draw(st.sampled_from(changes)) + timedelta(
+            seconds=draw(st.integers(-3 * 86_400, 3 * 86_400)))
+    else:
+        moment = draw(moments)
+    if draw(st.booleans()):
+        moment = moment.replace(microsecond=draw(st.integers(0, 999_999)))
+    return zone, moment
+
+
+def datetime_business_days_after(calendar: WorkCalendar, zone: str, moment: datetime,
+                                 n: int) -> datetime:
+    """Business days after an instant as first written: local wall time, day stepping, UTC."""
+    local = moment.astimezone(ZoneInfo(zone))
+    day = naive_add_business_days(calendar, local.date(), n)
+    return datetime.combine(day, local.timetz()).astimezone(UTC)
+
+
+def test_tzdata_offset_changes_are_days_apart() -> None:
+    """`ZoneDays` reads offsets agreeing at a day's two ends as one offset all day."""
+    for zone in OFFSET_CHANGE_ZONES:
+        changes = offset_changes(zone)
+        assert all(b - a > timedelta(days=2) for a, b in itertools.pairwise(changes)), zone
+
+
+@settings(max_examples=400, deadline=None)
+@given(zoned=zoned_moments(), calendar=calendars, n=st.integers(-30, 30))
+def test_business_days_from_day_tables_equal_datetime_maths(
+    zoned: tuple[str, datetime], calendar: WorkCalendar, n: int
+) -> None:
+    zone, moment = zoned
+    expected = datetime_business_days_after(calendar, zone, moment, n)
+    business = calendar_module.business_days(ZoneInfo(zone), calendar)
+    for asked in (moment, moment):  # worked out, then from the tables
+        found = business.after(asked, n)
+        assert (found, repr(found)) == (expected, repr(expected))
+    elsewhere = moment.astimezone(timezone(timedelta(hours=-3, minutes=-30)))
+    assert business.after(elsewhere, n) == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(zoned=zoned_moments(), at=clock_times, fold=st.integers(0, 1))
+def test_local_days_and_wall_times_from_day_tables_equal_datetime_maths(
+    zoned: tuple[str, datetime], at: time, fold: int
+) -> None:
+    zone, moment = zoned
+    tz = ZoneInfo(zone)
+    days = calendar_module.zone_days(tz)
+    day = moment.astimezone(tz).toordinal()
+    assert days.local_ordinal(moment) == day
+    at = at.replace(fold=fold)
+    expected = datetime.combine(date.fromordinal(day), at, tz).astimezone(UTC)
+    found = days.wall_time(day, at)
+    assert (found, repr(found)) == (expected, repr(expected))
+    offset = days.local_day(day)
+    if offset is not None:  # then every wall time of that day has that one offset
+        assert expected == datetime.combine(date.fromordinal(day), at, UTC) - timedelta(
+            seconds=offset)
+
+
+@settings(max_examples=300, deadline=None)
+@given(zoned=zoned_moments(), window=send_windows, quiet=quiet_spans, calendar=calendars)
+def test_send_schedule_near_offset_changes_equals_working_each_day_out_afresh(
+    zoned: tuple[str, datetime], window: tuple[time, time], quiet: tuple[time, time] | None,
+    calendar: WorkCalendar,
+) -> None:
+    zone, moment = zoned
+    send_window, quiet_hours = sendable_hours(window, quiet)
+    expected = day_by_day_send_time(moment, zone, send_window, quiet_hours, calendar)
+    for _ in range(2):  # worked out, then from the day's remembered spans
+        found = next_send_time(moment, zone, send_window, quiet_hours, calendar)
+        assert (found, repr(found)) == (expected, repr(expected))
