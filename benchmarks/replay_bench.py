@@ -373,7 +373,8 @@ def _verdict(r: dict[str, Any], floor_rate: float) -> str:
         "events' own assign functions, the scheduler's commands through `apply_action`, "
         f"the metrics) and `plan` ({per['plan']} µs: {calls_per_event:.2f} calls per event, "
         "once per decision it re-derives and once per fact that leaves room for one). "
-        "What changed since the previous measurement (0.31x): `plan` costs about half as "
+        "What changed since the previous measurement (0.31x on another machine; the same "
+        "code measured 0.26x on this one the same morning): `plan` costs about half as "
         "much per call. The calendar works in integer seconds from per-zone day tables "
         "(each UTC day's offset, an index of working days) instead of converting datetimes "
         "between zones on every call, with the old datetime path kept for days next to an "
@@ -458,8 +459,8 @@ def main() -> None:
     report["machine_after"] = machine()
     minutes = (time.perf_counter() - started) / 60
     report["build_note"] = (f"{minutes:.0f} minutes, building the stores included" if built
-                            else f"{minutes:.0f} minutes with --reuse, plus about 7 to build "
-                                 "the stores without it")
+                            else f"{minutes:.0f} minutes with --reuse, plus 1-7 (by machine) "
+                                 "to build the stores without it")
     print(json.dumps(report, indent=2))
     if not args.no_docs:
         write_section(report, command)
