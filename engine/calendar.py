@@ -362,7 +362,9 @@ class ZoneDays:
             for i in range(self._BLOCK):
                 offset = offsets[i]
                 self.utc[first + i] = offset if offset == offsets[i + 1] else None
-            found = self.utc[ordinal]
+            # From the list, not the table: another thread may have cleared it meanwhile.
+            i = ordinal - first
+            found = offsets[i] if offsets[i] == offsets[i + 1] else None
         return found
 
     def local_day(self, ordinal: int) -> int | None:
