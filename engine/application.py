@@ -398,22 +398,30 @@ class Candidacies(Application[UUID]):
     async def execute_async(self, command: Callable[..., Outcome], actor: Actor,
                             candidacy_id: Any, *args: Any, **options: Any) -> Outcome | None:
         """``command(actor, candidacy_id, *args, **options)`` without blocking the event
-        loop, when it needs no read: decided on the copy this object keeps of the
-        candidacy, here, and its one write awaited on an async connection (see
-        `writing_async`); then snapshotted, kept and logged as `save` would.
+        loop: decided on the copy this object keeps of the candidacy (read first, with
+        an awaited statement, when none is kept), here, and its one write awaited on an
+        async connection (see `writing_async`); then snapshotted, kept and logged as
+        `save` would.
 
-        None, having recorded nothing, when it cannot go that way: no copy kept (or not
-        at the expected version), an idempotency key to look up, a refusal on the copy
-        or a save that found it stale (another writer saved the candidacy since), or no
-        async writes open on this loop.  The caller then runs the command as usual,
-        which decides it on the stored state: the answers are the same either way."""
+        None, having recorded nothing, when it cannot go that way: no such candidacy
+        here, a copy not at the expected version, an idempotency key to look up, a
+        refusal on the copy or a save that found it stale (another writer saved the
+        candidacy since), no copies kept at all, or no async writes open on this loop.
+        The caller then runs the command as usual, which decides it on the stored
+        state: the answers are the same either way."""
         if self._async_loop is None or asyncio.get_running_loop() is not self._async_loop:
             return None
         try:
-            if _uuid(candidacy_id) not in self.recent:
-                return None  # cold: no need to validate and decide twice
+            uid = _uuid(candidacy_id)
         except CandidacyNotFound:
             return None
+        if uid not in self.recent:
+            if not self.recent.size:
+                return None  # nowhere to keep what a read would find
+            loaded = await self._load_async(uid)
+            if not isinstance(loaded, Candidacy):
+                return None  # no such candidacy: the usual path says so
+            self.recent.keep(loaded)  # (not over a later version another command kept)
         deferred = _Deferred()
         try:
             command(actor, candidacy_id, *args, deferred=deferred, **options)
@@ -564,7 +572,19 @@ class Candidacies(Application[UUID]):
         if self.snapshots is not None:
             table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
         recorder: Any = self.recorder
-        snapshot, stored = recorder.select_for_load(table, recorder.events_table_name, uid)
+        return self._projected(*recorder.select_for_load(table, recorder.events_table_name,
+                                                         uid))
+
+    async def _load_async(self, uid: UUID) -> Any:
+        """`_load`, its one statement awaited on an async connection (see `writing_async`)."""
+        table = None
+        if self.snapshots is not None:
+            table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
+        recorder: Any = self.recorder
+        return self._projected(*await recorder.select_for_load_async(
+            table, recorder.events_table_name, uid))
+
+    def _projected(self, snapshot: StoredEvent | None, stored: list[StoredEvent]) -> Any:
         start = None if snapshot is None else self.mapper.to_domain_event(snapshot).mutate(None)
         return _project(start, (self.mapper.to_domain_event(s) for s in stored))
 

@@ -280,20 +280,27 @@ class _Queries:
                         uid: UUID) -> tuple[StoredEvent | None, list[StoredEvent]]:
         """One aggregate's latest snapshot (None without one) and its events after it, in
         version order, in one statement: one round trip, and one consistent view."""
+        return self._loaded(uid, self._select(*self._for_load(snapshots, events, uid)))
+
+    def _for_load(self, snapshots: str | None, events: str,
+                  uid: UUID) -> tuple[str, tuple[Any, ...]]:
+        """`select_for_load`'s statement and parameters."""
         param = self._id_param(uid)
         if snapshots is None:
-            rows = self._select(
-                f"SELECT originator_version, topic, state, 0 FROM {events} "
-                "WHERE originator_id = ? ORDER BY originator_version", (param,))
-        else:
-            rows = self._select(
-                f"WITH s AS (SELECT originator_version, topic, state FROM {snapshots} "
+            return (f"SELECT originator_version, topic, state, 0 FROM {events} "
+                    "WHERE originator_id = ? ORDER BY originator_version", (param,))
+        return (f"WITH s AS (SELECT originator_version, topic, state FROM {snapshots} "
                 "WHERE originator_id = ? ORDER BY originator_version DESC LIMIT 1) "
                 "SELECT originator_version, topic, state, 1 FROM s "
                 f"UNION ALL SELECT originator_version, topic, state, 0 FROM {events} "
                 "WHERE originator_id = ? AND originator_version > "
                 "COALESCE((SELECT originator_version FROM s), 0) ORDER BY 4 DESC, 1",
                 (param, param))
+
+    @staticmethod
+    def _loaded(uid: UUID, rows: Sequence[Sequence[Any]]
+                ) -> tuple[StoredEvent | None, list[StoredEvent]]:
+        """`select_for_load`'s answer from its statement's rows."""
         # The id is the one asked for: no parsing it back from each row.
         snapshot = None
         if rows and rows[0][3] == 1:
@@ -572,6 +579,17 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             for _ in range(returning):
                 curs.nextset()
             return _notification_ids(await curs.fetchall(), stored_events)
+
+    async def select_for_load_async(self, snapshots: str | None, events: str, uid: UUID
+                                    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
+        """`select_for_load`, awaited on one of `writing_async`'s connections (each of
+        its statements is its own consistent view, as the library's reads are)."""
+        sql, params = self._for_load(snapshots, events, uid)
+        async with self._async_connection() as conn:
+            curs = conn.cursor(row_factory=tuple_row)
+            await curs.execute(SQL(self._q(sql)), params)  # type: ignore[arg-type]
+            rows = await curs.fetchall()
+        return self._loaded(uid, rows)
 
     async def insert_into_async(self, recorder: PostgresAggregateRecorder,
                                 stored_events: Sequence[StoredEvent]) -> None:

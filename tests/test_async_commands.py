@@ -114,15 +114,50 @@ def test_opened_twice_the_first_opening_keeps_writing(candidacies: Candidacies,
 
 
 @postgres_only
-def test_without_a_kept_copy_or_with_a_key_it_answers_none(
-        candidacies: Candidacies, recorded: str, database_url: str) -> None:
+def test_with_a_key_it_answers_none(candidacies: Candidacies, recorded: str) -> None:
     assert writing(candidacies, lambda: offer(candidacies, recorded,
                                               idempotency_key="k1")) is None
+    assert versions(candidacies, recorded) == [1]
+
+
+@postgres_only
+def test_without_a_kept_copy_it_reads_the_candidacy_on_the_event_loop(
+        candidacies: Candidacies, recorded: str, database_url: str) -> None:
     other = Candidacies(eventsourcing_env(database_url))  # keeps no copy of it
     try:
-        assert writing(other, lambda: offer(other, recorded)) is None
+        first = writing(other, lambda: offer(other, recorded))
+        second = writing(other, lambda: offer(other, recorded, "Second"))  # now kept
     finally:
         other.close()
+
+    assert first == Outcome(recorded, 2, "interviewed", {})
+    assert second is not None and second.version == 3
+    assert versions(candidacies, recorded) == [1, 2, 3]
+
+
+@postgres_only
+def test_without_a_kept_copy_the_unknown_and_the_others_answer_none(
+        candidacies: Candidacies, recorded: str, database_url: str) -> None:
+    other = Candidacies(eventsourcing_env(database_url))
+    stranger = Actor(user="someone@elsewhere.example", workspace="elsewhere")
+    try:
+        unknown = "00000000-0000-4000-8000-000000000000"
+        assert writing(other, lambda: offer(other, unknown)) is None
+        assert writing(other, lambda: other.execute_async(
+            other.note_competing_offer, stranger, recorded, "Rival", DEADLINE)) is None
+    finally:
+        other.close()
+    assert versions(candidacies, recorded) == [1]
+
+
+@postgres_only
+def test_with_no_copies_kept_it_answers_none(recorded: str, database_url: str,
+                                            candidacies: Candidacies) -> None:
+    keeping_none = Candidacies(eventsourcing_env(database_url), recent=0)
+    try:
+        assert writing(keeping_none, lambda: offer(keeping_none, recorded)) is None
+    finally:
+        keeping_none.close()
     assert versions(candidacies, recorded) == [1]
 
 
