@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -221,15 +222,7 @@ class _Context:
         if key in self.c.reminders:
             return None
         deadline = self.thank_you_deadline(self.place.days.local_ordinal(self.interviewed_at()))
-        # One alert per round and deadline (in UTC), whatever the policy: remembered.
-        action = _OVERDUE.get((key, deadline))
-        if action is None:
-            if len(_OVERDUE) >= 8 * _CACHE_LIMIT:
-                _OVERDUE.clear()
-            action = _OVERDUE[key, deadline] = Action(
-                "thank_you_overdue", deadline, "thank_you.deadline", key,
-                note=f"no thank-you by {deadline.isoformat()}")
-        return action
+        return _overdue_alert(key, deadline)
 
     def nudge(self) -> Action | None:
         """The next nudge, unless the pest line is reached."""
@@ -404,6 +397,12 @@ class _Context:
         return due
 
 
+_CACHE_LIMIT = 512
+"""Entries a table of remembered answers keeps, keeping memory flat: places per policy
+(then forgotten at once), round keys, nudge labels and week spans (the least recently
+used forgotten first); overdue alerts 8 times as many."""
+
+
 class _Keys:
     """The keys of one round's steps (the same strings every call)."""
 
@@ -416,46 +415,33 @@ class _Keys:
         self.next_step_reminder = f"r{round_}:next_step_reminder"
 
 
-_KEYS: dict[int, _Keys] = {}
-
-
+# Remembered with functools' bounded cache: the same few values every call.
+@lru_cache(maxsize=_CACHE_LIMIT)
 def _keys(round_: int) -> _Keys:
-    keys = _KEYS.get(round_)
-    if keys is None:
-        if len(_KEYS) >= _CACHE_LIMIT:
-            _KEYS.clear()
-        keys = _KEYS[round_] = _Keys(round_)
-    return keys
+    return _Keys(round_)
 
 
-_NUDGE_LABELS: dict[tuple[int, int, int], tuple[str, str]] = {}
-
-
+@lru_cache(maxsize=_CACHE_LIMIT)
 def _nudge_labels(round_: int, n: int, max_nudges: int) -> tuple[str, str]:
     """The key and note of the nudge after ``n`` sent."""
-    labels = _NUDGE_LABELS.get((round_, n, max_nudges))
-    if labels is None:
-        if len(_NUDGE_LABELS) >= _CACHE_LIMIT:
-            _NUDGE_LABELS.clear()
-        labels = _NUDGE_LABELS[round_, n, max_nudges] = (
-            f"r{round_}:nudge:{n + 1}", f"nudge {n + 1} of {max_nudges}")
-    return labels
+    return f"r{round_}:nudge:{n + 1}", f"nudge {n + 1} of {max_nudges}"
 
 
-_OVERDUE: dict[tuple[str, datetime], Action] = {}
-_BY = {medium.value: f"by {medium.value}" for medium in Medium}
-_MIDNIGHT = time(0)
-_WEEKS: dict[float, timedelta] = {}
+@lru_cache(maxsize=8 * _CACHE_LIMIT)
+def _overdue_alert(key: str, deadline: datetime) -> Action:
+    """One alert per round and deadline (in UTC), whatever the policy."""
+    return Action("thank_you_overdue", deadline, "thank_you.deadline", key,
+                  note=f"no thank-you by {deadline.isoformat()}")
 
 
+@lru_cache(maxsize=_CACHE_LIMIT)
 def _weeks(weeks: float) -> timedelta:
     """``timedelta(weeks=weeks)``, built once per value."""
-    found = _WEEKS.get(weeks)
-    if found is None:
-        if len(_WEEKS) >= _CACHE_LIMIT:
-            _WEEKS.clear()
-        found = _WEEKS[weeks] = timedelta(weeks=weeks)
-    return found
+    return timedelta(weeks=weeks)
+
+
+_BY = {medium.value: f"by {medium.value}" for medium in Medium}
+_MIDNIGHT = time(0)
 
 
 def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
@@ -464,11 +450,6 @@ def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
 
 
 # -- what a policy and a place fix once ------------------------------------------------------
-
-_CACHE_LIMIT = 512
-"""Entries a table of remembered answers keeps (then forgets at once, keeping memory
-flat): places per policy, round keys, nudge labels; overdue alerts 8 times as many."""
-
 
 class _Rules:
     """A policy's constants for `plan`, derived once per policy object, and its places."""

@@ -346,7 +346,11 @@ class ZoneDays:
         self._walls: dict[tuple[int, time, int], datetime] = {}
 
     def utc_day(self, ordinal: int) -> int | None:
-        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes)."""
+        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes).
+
+        `plan`'s hottest paths (`local_ordinal`, `BusinessDays.after`, `SendSchedule.next`)
+        read ``utc`` themselves first and call this only on a miss: the call cost more
+        than the lookup."""
         found = self.utc.get(ordinal, _UNSET)
         if found is _UNSET:
             if len(self.utc) >= 8192:
@@ -456,14 +460,9 @@ class BusinessDays:
     def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:
         """The day's offset and how far its instants move for ``n`` working days; None
         when the offset of either day changes (wall time is not linear then)."""
-        days = self.days
-        start = days.local.get(local_day, _UNSET)
-        if start is _UNSET:
-            start = days.local_day(local_day)
+        start = self.days.local_day(local_day)
         moved = self.calendar.shift(local_day, n)
-        end = days.local.get(moved, _UNSET)
-        if end is _UNSET:
-            end = days.local_day(moved)
+        end = self.days.local_day(moved)
         found = None
         if start is not None and end is not None:
             found = start, _seconds_delta((moved - local_day) * _SECONDS_PER_DAY + start - end)
@@ -476,18 +475,11 @@ class BusinessDays:
         return found
 
 
-_DELTAS: dict[int, timedelta] = {}
-
-
+@lru_cache(maxsize=4096)
 def _seconds_delta(seconds: int) -> timedelta:
     """``timedelta(seconds=seconds)``, built once per value (whole days, give or take an
     offset change, so few)."""
-    found = _DELTAS.get(seconds)
-    if found is None:
-        if len(_DELTAS) >= 4096:
-            _DELTAS.clear()
-        found = _DELTAS[seconds] = timedelta(seconds=seconds)
-    return found
+    return timedelta(seconds=seconds)
 
 
 @lru_cache(maxsize=1024)
