@@ -180,12 +180,13 @@ class CommandRunner:
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key, in
         a command thread (or on the event loop, see `commands_inline`; on PostgreSQL a
-        command on a kept copy without a key is written from the loop too).  (The routes are
+        command without a key is read, decided and written from the loop too).  (The routes are
         `async def` that await this: a plain `def` route costs a second thread hop, as
         FastAPI validates its response in the pool too.)"""
         if self.idempotency_key is None:
-            # Decided on the kept copy and written without leaving the event loop, when
-            # the store can (PostgreSQL, see `Candidacies.execute_async`); else as below.
+            # Decided on the (kept or awaited) copy and written without leaving the event
+            # loop, when the store can (PostgreSQL, see `Candidacies.execute_async`); else
+            # as below.
             outcome = await self.candidacies.execute_async(
                 command, self.actor(on_behalf_of), candidacy_id, *args,
                 expected_version=self.expected_version, **kwargs)
