@@ -568,21 +568,20 @@ class Candidacies(Application[UUID]):
         """The current state of one aggregate: its latest snapshot and the events after
         it, read in one statement (the repository reads them in two), then projected
         through the same mapper and projector.  None when there is no such aggregate."""
-        table = None
-        if self.snapshots is not None:
-            table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
         recorder: Any = self.recorder
-        return self._projected(*recorder.select_for_load(table, recorder.events_table_name,
-                                                         uid))
+        return self._projected(*recorder.select_for_load(*self._load_tables(), uid))
 
     async def _load_async(self, uid: UUID) -> Any:
         """`_load`, its one statement awaited on an async connection (see `writing_async`)."""
+        recorder: Any = self.recorder
+        return self._projected(*await recorder.select_for_load_async(*self._load_tables(), uid))
+
+    def _load_tables(self) -> tuple[str | None, str]:
+        """The snapshots' table (None without snapshots) and the events' table."""
         table = None
         if self.snapshots is not None:
             table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
-        recorder: Any = self.recorder
-        return self._projected(*await recorder.select_for_load_async(
-            table, recorder.events_table_name, uid))
+        return table, self.recorder.events_table_name  # type: ignore[attr-defined]
 
     def _projected(self, snapshot: StoredEvent | None, stored: list[StoredEvent]) -> Any:
         start = None if snapshot is None else self.mapper.to_domain_event(snapshot).mutate(None)
