@@ -29,11 +29,10 @@ Timing rules, in the playbook's words (the numbers live in `CadencePolicy`):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.calendar import (
     WorkCalendar,
@@ -53,9 +52,11 @@ _ACTIVE = frozenset({"awaiting", "nudged"})
 _BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    """A step the policy says is due: what, when, why, and its stable identity."""
+class Action(NamedTuple):
+    """A step the policy says is due: what, when, why, and its stable identity.
+
+    A named tuple: immutable (remembered alerts are shared) and the cheapest value to
+    build, which `plan` does once or so per call."""
 
     kind: str  # thank_you | thank_you_overdue | nudge | offer_nudge | stall | next_step_reminder
     due_at: datetime
@@ -65,28 +66,13 @@ class Action:
     medium: str | None = None
     note: str = ""
 
-    def __init__(self, kind: str, due_at: datetime, rule: str, key: str,
-                 channels: tuple[str, ...] = (), medium: str | None = None,
-                 note: str = "") -> None:
-        # The generated __init__ of a frozen dataclass sets each field through
-        # object.__setattr__; the slots' own setters take half the time (plan makes one
-        # Action or so per call).
-        _set_kind(self, kind)
-        _set_due_at(self, due_at)
-        _set_rule(self, rule)
-        _set_key(self, key)
-        _set_channels(self, channels)
-        _set_medium(self, medium)
-        _set_note(self, note)
-
-    def decided_by(self, policy: CadencePolicy) -> dict[str, Any]:
-        """What the resulting event records about this decision."""
+    def decided_by(self, policy: CadencePolicy, *, stored: bool = True) -> dict[str, Any]:
+        """What the resulting event records about this decision.  Replay, which stores
+        nothing, asks with ``stored=False`` and keeps the due moment as the datetime: its
+        ISO text costs a microsecond a decision and nothing reads it back."""
+        due_at = self.due_at
         return {"policy": policy.name, "version": policy.version, "rule": self.rule,
-                "key": self.key, "due_at": self.due_at.isoformat()}
-
-
-_set_kind, _set_due_at, _set_rule, _set_key, _set_channels, _set_medium, _set_note = (
-    vars(Action)[name].__set__ for name in Action.__match_args__)
+                "key": self.key, "due_at": due_at.isoformat() if stored else due_at}
 
 
 def decide(candidacy: Any, policy: CadencePolicy, now: datetime) -> list[Action]:
@@ -150,18 +136,21 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     if stage in ("advanced", "stalled"):
         return []
     c = _Context(candidacy, _rules(policy))
-    actions: list[Action | None] = []
+    due: list[Action] = []
     if stage in _BEFORE_THANKS:
-        actions.append(c.thank_you() if stage == "next_step_closed" else None)
-        actions.append(c.thank_you_overdue())
+        if stage == "next_step_closed" and (action := c.thank_you()) is not None:
+            due.append(action)
+        if (action := c.thank_you_overdue()) is not None:
+            due.append(action)
     if stage in _ACTIVE:
         # The pest line parts the two: below it the next nudge, at it the stall.
-        actions.append(c.nudge() if len(c.counted) < c.max_nudges else c.stall())
+        action = c.nudge() if len(c.counted) < c.max_nudges else c.stall()
+        if action is not None:
+            due.append(action)
         if candidacy.offers:
-            actions.extend(c.offer_nudges())
-    if candidacy.next_step is not None:
-        actions.append(c.next_step_reminder())
-    due = list(filter(None, actions))  # an Action is always true
+            due.extend(c.offer_nudges())
+    if candidacy.next_step is not None and (action := c.next_step_reminder()) is not None:
+        due.append(action)
     if len(due) > 1:
         due.sort(key=_EARLIEST)
     return due
@@ -190,7 +179,9 @@ class _Context:
         self.pausing = bool(candidacy.pauses) or candidacy.paused is not None
         # Read only, so the candidacy's own list serves when every nudge counts.
         self.counted = nudges = candidacy.nudges
-        if not rules.counts_offer:
+        # Offer nudges are only ever decided for a noted offer (and offers are never
+        # forgotten): without one, every nudge counts.
+        if not rules.counts_offer and candidacy.offers:
             for nudge in nudges:
                 if _is_offer_nudge(nudge):  # rare: only then a list without them
                     self.counted = [n for n in nudges if not _is_offer_nudge(n)]
@@ -259,14 +250,14 @@ class _Context:
         key, note = _nudge_labels(self.round, n, self.max_nudges)
         return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 
-    def offer_nudges(self) -> list[Action | None]:
+    def offer_nudges(self) -> list[Action]:
         """One tactful nudge some business days before each competing offer's deadline."""
         rule = self.p.competing_offer
         if not self.c.offers or (
                 rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges):
             return []
         sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
-        actions: list[Action | None] = []
+        actions: list[Action] = []
         for offer in self.c.offers:
             key = f"r{self.round}:offer:{offer['company']}"
             if key in sent:

@@ -118,6 +118,13 @@ class _Spec:
     decision: bool = False  # a policy decides it when decided_by is set
     message: bool = False   # a person's own message: skipped if refused while open
     interview: bool = False  # carries an interview (its interviewed_at is a datetime)
+    fact: type[_Payload] = field(init=False, repr=False, compare=False)
+    """The class of this event's recorded facts: a `_Payload` that knows its spec and
+    name, so that decoding stores neither in every fact."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fact", type(f"{self.name}Fact", (_Payload,),
+                                              {"spec": self, "name": self.name}))
 
 
 def _hesitation_guard(fact: Any) -> dict[str, Any]:
@@ -175,17 +182,21 @@ it): a non-null ``decided_by`` object.  Inside a JSON string the quotes would be
 so this cannot match text; payloads written otherwise are simply parsed."""
 
 
-def decode(spec: _Spec, state: bytes | str) -> tuple[dict[str, Any], bool]:
-    """A stored payload as a dict, with only the fields replay reads turned into datetimes
-    and dates; and whether a policy decided it (then nothing else is converted)."""
+def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
+    """A stored payload as replay reads it, and whether a policy decided it: a decision
+    as its dict (nothing converted); a fact as a ``spec.fact``, with only the fields
+    replay reads turned into datetimes and dates."""
     data: dict[str, Any] = _loads(state)
     if spec.decision and data.get("decided_by") is not None:
         return data, True
-    data["timestamp"] = _fromiso(data["timestamp"]["_data_"])
+    stamp = data["timestamp"]["_data_"]
+    timestamp = data["timestamp"] = _fromiso(stamp)
     for name in spec.datetimes:
         value = data[name]
         if value is not None:
-            data[name] = _fromiso(value["_data_"])
+            # Mostly the moment it was recorded (occurred_at): one datetime serves both.
+            text = value["_data_"]
+            data[name] = timestamp if text == stamp else _fromiso(text)
     for name in spec.dates:
         value = data[name]
         if value is not None:
@@ -193,10 +204,8 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[dict[str, Any], bool]:
     if spec.interview:
         interview = data["interview"]
         interview["interviewed_at"] = _fromiso(interview["interviewed_at"]["_data_"])
-    data["at"] = data.get("occurred_at") or data["timestamp"]
-    data["spec"] = spec
-    data["name"] = spec.name
-    return data, False
+    data["at"] = data.get("occurred_at") or timestamp
+    return spec.fact(data), False
 
 
 # -- replaying one candidacy ---------------------------------------------------------------------
@@ -237,7 +246,8 @@ class ReplayTarget:
         return APPLIED
 
     def decide(self, action: Action, policy: Any, at: datetime) -> None:
-        apply_action(self.state, _SCHEDULER, at, action, action.decided_by(policy))
+        apply_action(self.state, _SCHEDULER, at, action,
+                     action.decided_by(policy, stored=False))
 
 
 class ReplayPolicy:
@@ -611,12 +621,11 @@ def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = 
             last = state
             if spec.decision and not keep_decisions and decided_mark in state:
                 continue
-            data, decided = decode(spec, state)
-            if decided:
-                if keep_decisions:
-                    decisions.append(data)
-            else:
-                facts.append(_Payload(data))
+            decoded, decided = decode(spec, state)
+            if not decided:
+                facts.append(decoded)
+            elif keep_decisions:
+                decisions.append(decoded)
         if counter is not None:
             counter(len(rows))
     if events:
