@@ -725,14 +725,21 @@ def replay(source: Any, policies: Sequence[CadencePolicy | ReplayPolicy], *,
     started = _time.perf_counter()
     views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
     filters = filters or Filters()
-    partitions = source.partitions(workers)
+    partitions = source.partitions(workers * RANGES_PER_WORKER if workers > 1 else 1)
     if len(partitions) == 1:
         result = _replay_partition(source, partitions[0], views, filters, until, progress)
+        result.workers = 1
     else:
-        result = _in_processes(source, partitions, views, filters, until, progress)
+        result = _in_processes(source, partitions, workers, views, filters, until, progress)
+        result.workers = workers
     result.seconds = _time.perf_counter() - started
-    result.workers = len(partitions)
     return result
+
+
+RANGES_PER_WORKER = 8
+"""With workers, the candidacy ids are cut into this many ranges per worker, which take
+the next one as they finish one: a worker slowed by other work on the machine then
+replays fewer, instead of the others waiting for it at the end."""
 
 
 def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy],
@@ -762,16 +769,18 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
     return result
 
 
-def _in_processes(source: Any, partitions: list[Any], policies: Sequence[ReplayPolicy],
-                  filters: Filters, until: datetime | None,
+def _in_processes(source: Any, partitions: list[Any], workers: int,
+                  policies: Sequence[ReplayPolicy], filters: Filters, until: datetime | None,
                   progress: Callable[[int], None] | None) -> ReplayResult:
-    """One forked process per partition; each streams its own rows and sends back its
-    counts (and its progress now and then)."""
+    """``workers`` forked processes take the id ranges in turn; each streams its own rows
+    and sends back its counts (and its progress now and then)."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
+    taken = context.Value("i", 0)  # the next range to take, under its lock
     processes = [context.Process(target=_worker, daemon=True,
-                                 args=(source, part, policies, filters, until, queue))
-                 for part in partitions]
+                                 args=(source, partitions, taken, policies, filters, until,
+                                       queue))
+                 for _ in range(min(workers, len(partitions)))]
     for process in processes:
         process.start()
     result: ReplayResult | None = None
@@ -804,8 +813,8 @@ def _in_processes(source: Any, partitions: list[Any], policies: Sequence[ReplayP
     return result
 
 
-def _worker(source: Any, partition: Any, policies: Sequence[ReplayPolicy], filters: Filters,
-            until: datetime | None, queue: Any) -> None:
+def _worker(source: Any, partitions: list[Any], taken: Any, policies: Sequence[ReplayPolicy],
+            filters: Filters, until: datetime | None, queue: Any) -> None:
     read = 0
 
     def report(rows: int) -> None:
@@ -816,10 +825,22 @@ def _worker(source: Any, partition: Any, policies: Sequence[ReplayPolicy], filte
             read = 0
 
     try:
-        result = _replay_partition(source, partition, policies, filters, until, report)
+        result: ReplayResult | None = None
+        while True:
+            with taken.get_lock():
+                index = taken.value
+                taken.value = index + 1
+            if index >= len(partitions):
+                break
+            part = _replay_partition(source, partitions[index], policies, filters, until,
+                                     report)
+            if result is None:
+                result = part
+            else:
+                result.merge(part)
         if read:
             queue.put(("progress", read))
-        queue.put(("done", result))
+        queue.put(("done", result or ReplayResult([Metrics(p.label) for p in policies])))
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         queue.put(("error", traceback.format_exc()))
 
