@@ -244,9 +244,10 @@ class _Context:
                 raw, rule, anchor = after_update, "patience.after_update", update
         due = raw
         if self.pausing:
-            due = self.held(raw, anchor)
-            if due is None:
+            held = self.held(raw, anchor)
+            if held is None:
                 return None
+            due = held
         key, note = _nudge_labels(self.round, n, self.max_nudges)
         return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
 

@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, cast, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
@@ -42,8 +42,6 @@ _SECOND = timedelta(seconds=1)
 _SECONDS_PER_DAY = 86_400
 # A send time further than this is a misconfiguration (e.g. every day a holiday), not a wait.
 _SEARCH_HORIZON_DAYS = 400
-
-DateOrDatetime = TypeVar("DateOrDatetime", date, datetime)
 
 
 class CalendarError(ValueError):
@@ -185,7 +183,13 @@ class WorkCalendar:
             day += _DAY
         return day
 
-    def add_business_days(self, start: DateOrDatetime, n: int) -> DateOrDatetime:
+    @overload
+    def add_business_days(self, start: datetime, n: int) -> datetime: ...
+
+    @overload
+    def add_business_days(self, start: date, n: int) -> date: ...
+
+    def add_business_days(self, start: date, n: int) -> date:
         """Move ``n`` working days from ``start``, keeping any time of day.
 
         ``n > 0`` gives the n-th working day after ``start``; ``n < 0`` the n-th before;
@@ -193,11 +197,10 @@ class WorkCalendar:
         The result is always a working day. Pass a *local* date or datetime: the date
         part is used as is.
         """
-        day = start.date() if isinstance(start, datetime) else start
-        result = date.fromordinal(self.shift(day.toordinal(), n))
         if isinstance(start, datetime):
+            result = date.fromordinal(self.shift(start.toordinal(), n))
             return datetime.combine(result, start.timetz())
-        return result
+        return date.fromordinal(self.shift(start.toordinal(), n))
 
     def shift(self, ordinal: int, n: int) -> int:
         """`add_business_days` on day ordinals: an index into the working days of the
@@ -640,6 +643,9 @@ def _shared_schedule(zone: tzinfo, intervals: tuple[tuple[int, int], ...],
     return SendSchedule(zone, intervals, calendar)
 
 
+_Spans = tuple[tuple[int, int, datetime], ...]
+"""A local day's allowed spans: POSIX seconds ``[open, close)`` and the opening in UTC."""
+
 _TRANSITION_DAY = None
 """A day whose UTC offset changes: its sending moments are worked out each time."""
 
@@ -657,7 +663,7 @@ class SendSchedule:
         self.intervals = intervals
         self.calendar = calendar
         self.zone_days = zone_days(zone)
-        self._days: dict[int, tuple[tuple[int, int, datetime], ...] | None] = {}
+        self._days: dict[int, _Spans | None] = {}
 
     def next(self, moment: datetime) -> datetime:
         """The earliest moment ``>= moment`` when a message may go (see `next_send_time`)."""
@@ -700,7 +706,7 @@ class SendSchedule:
                         return utc_moment
                     return datetime.fromtimestamp(found, timezone.utc)
             else:
-                for open_ts, close_ts, opening in spans:
+                for open_ts, close_ts, opening in cast(_Spans, spans):
                     if whole_ts < close_ts:
                         return opening if whole_ts < open_ts else utc_moment
             ordinal += 1
@@ -709,14 +715,14 @@ class SendSchedule:
             "check the working week and holidays"
         )
 
-    def _spans(self, ordinal: int) -> tuple[tuple[int, int, datetime], ...] | None:
+    def _spans(self, ordinal: int) -> _Spans | None:
         """A local day's allowed spans ``[open, close)`` in POSIX seconds, with the opening
         as a datetime in UTC: none on a day off; `_TRANSITION_DAY` when its offset changes
         (wall time is not linear then)."""
         if len(self._days) >= 4096:
             self._days.clear()
         day = date.fromordinal(ordinal)
-        spans: tuple[tuple[int, int, datetime], ...] | None = ()
+        spans: _Spans | None = ()
         if self.calendar.is_working_day(day):
             offset = self.zone_days.local_day(ordinal)
             if offset is None:  # near an offset change: both midnights asked

@@ -1,0 +1,33 @@
+"""Build Closer: the decision function and its calendar maths compiled with mypyc.
+
+`plan` (engine/cadence.py) and the calendar under it (engine/calendar.py) are replay's
+hottest code; compiled, replay spends 10-14% less CPU per event (docs/performance.md,
+"Replay").  The sources stay in the package and stay importable: a failed compile (no C
+compiler) installs them alone, and `engine/__init__.py` loads them instead of compiled
+modules older than their sources, or when ``CLOSER_PURE_PYTHON`` is set.
+"""
+
+import os
+
+from setuptools import setup
+
+COMPILED = ["engine/calendar.py", "engine/cadence.py"]
+
+
+def ext_modules() -> list:
+    if os.environ.get("CLOSER_PURE_PYTHON"):
+        return []
+    from mypyc.build import mypycify
+
+    # The build environment holds only the build requirements: the libraries these
+    # modules import are typed Any there, and the modules they import are not checked.
+    # Their shared library goes inside the package (engine/compiled__mypyc...), where
+    # an editable install finds it too.
+    modules = mypycify(["--ignore-missing-imports", "--follow-imports=silent", *COMPILED],
+                       opt_level="3", group_name="engine.compiled")
+    for module in modules:
+        module.optional = True  # a failed compile leaves the pure-Python modules
+    return modules
+
+
+setup(ext_modules=ext_modules())

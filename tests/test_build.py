@@ -1,0 +1,107 @@
+"""The compiled decision function (setup.py, mypyc) and its sources decide alike; a stale
+build is never used; CI tests the compiled modules, as they ship."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+import engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Simulated candidacies run through the engine (the scheduler's decisions come from
+# `plan`, and so from the calendar), under the playbook and a brisker variant, in several
+# countries and zones: every event each candidacy ends with, as JSON.
+_HISTORIES = """
+import json, sys
+import engine
+from engine.policy import default_policy, policy_from_dict
+from engine.simulation import simulate_in_memory
+
+base = default_policy()
+data = base.model_dump(mode="json")
+data["name"], data["nudge"]["spacing_business_days"] = "brisk", 2
+out = {"compiled": engine.COMPILED, "histories": []}
+for policy in (base, policy_from_dict(data)):
+    for _world, candidacy in simulate_in_memory(120, 7, policy):
+        out["histories"].append([
+            [type(e).__name__, e.timestamp.isoformat(), e.stage,
+             (getattr(e, "decided_by", None) or {}).get("key")]
+            for e in candidacy.collect_events()])
+json.dump(out, sys.stdout)
+"""
+
+
+def _histories(pure: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "CLOSER_PURE_PYTHON"}
+    if pure:
+        env["CLOSER_PURE_PYTHON"] = "1"
+    done = subprocess.run([sys.executable, "-c", _HISTORIES], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True, timeout=300)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(not engine.COMPILED, reason="the decision function is not compiled here "
+                                                "(pip install -e . builds it)")
+def test_compiled_and_source_modules_decide_alike() -> None:
+    compiled, source = _histories(pure=False), _histories(pure=True)
+    assert compiled["compiled"] is True
+    assert source["compiled"] is False
+    assert len(compiled["histories"]) == 240
+    assert sum(len(h) for h in compiled["histories"]) > 1000
+    assert compiled["histories"] == source["histories"]
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI builds the modules in place")
+def test_ci_tests_the_compiled_modules() -> None:
+    assert engine.COMPILED, "CI must run the suite on the compiled decision function"
+    assert engine.cadence.__file__.endswith(tuple(EXTENSION_SUFFIXES))
+    assert engine.calendar.__file__.endswith(tuple(EXTENSION_SUFFIXES))
+
+
+def _package(tmp_path: Path, *, checkout: bool = True) -> Path:
+    package = tmp_path / "engine"
+    package.mkdir()
+    if checkout:
+        (tmp_path / "setup.py").write_text("")
+    for name in engine.GROUP:
+        (package / f"{name}.py").write_text("")
+        (package / f"{name}{EXTENSION_SUFFIXES[0]}").write_text("")
+    return package
+
+
+def _age(path: Path, seconds: float) -> None:
+    now = path.stat().st_mtime
+    os.utime(path, (now - seconds, now - seconds))
+
+
+def test_a_build_older_than_its_source_is_stale_in_a_checkout(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    assert sorted(engine.compiled_paths(package)) == sorted(engine.GROUP)
+    for name in engine.GROUP:
+        _age(package / f"{name}.py", 60)  # built after the checkout
+    assert engine.stale(package) == []
+    _age(package / f"calendar{EXTENSION_SUFFIXES[0]}", 120)  # calendar.py edited since
+    assert engine.stale(package) == ["calendar"]
+
+
+def test_an_installed_package_is_never_stale(tmp_path: Path) -> None:
+    # Installers write files in any order: only a source checkout compares their times.
+    package = _package(tmp_path, checkout=False)
+    _age(package / f"cadence{EXTENSION_SUFFIXES[0]}", 120)
+    assert engine.stale(package) == []
+
+
+def test_sources_run_when_asked_or_stale() -> None:
+    env = dict(os.environ, CLOSER_PURE_PYTHON="1")
+    script = "import engine, engine.cadence as c; print(engine.COMPILED, c.__file__[-3:] == '.py')"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True"]
