@@ -25,12 +25,15 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 GROUP = ("calendar", "cadence")
 """The compiled modules, in import order (cadence imports calendar)."""
+SHARED = "compiled__mypyc"
+"""Their shared library (setup.py's group name), without which none of them loads: a
+build that failed there but not on the modules leaves only the sources usable."""
 
 
 def compiled_paths(package: Path = _HERE) -> dict[str, Path]:
-    """The compiled module files present in ``package``, by module name."""
+    """The compiled files present in ``package`` (the group's modules and ``SHARED``)."""
     found = {}
-    for name in GROUP:
+    for name in (*GROUP, SHARED):
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = package / f"{name}{suffix}"
             if path.exists():
@@ -45,7 +48,8 @@ def stale(package: Path = _HERE) -> list[str]:
     if not (package.parent / "setup.py").exists():
         return []
     return [name for name, path in compiled_paths(package).items()
-            if path.stat().st_mtime < (package / f"{name}.py").stat().st_mtime]
+            if name != SHARED
+            and path.stat().st_mtime < (package / f"{name}.py").stat().st_mtime]
 
 
 def _load_sources() -> None:
@@ -58,7 +62,7 @@ def _load_sources() -> None:
         setattr(sys.modules[__name__], name, module)
 
 
-COMPILED = len(compiled_paths()) == len(GROUP)
+COMPILED = len(compiled_paths()) == len(GROUP) + 1
 if COMPILED and os.environ.get("CLOSER_PURE_PYTHON"):
     COMPILED = False
     _load_sources()
@@ -67,5 +71,5 @@ elif COMPILED and (_outdated := stale()):
                   "running the sources (rebuild with: pip install -e .)", stacklevel=2)
     COMPILED = False
     _load_sources()
-elif not COMPILED and compiled_paths():
+elif not COMPILED and set(compiled_paths()) - {SHARED}:
     _load_sources()  # a partial build: never mix compiled and source modules of the group

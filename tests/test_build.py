@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
@@ -74,6 +75,7 @@ def _package(tmp_path: Path, *, checkout: bool = True) -> Path:
     for name in engine.GROUP:
         (package / f"{name}.py").write_text("")
         (package / f"{name}{EXTENSION_SUFFIXES[0]}").write_text("")
+    (package / f"{engine.SHARED}{EXTENSION_SUFFIXES[0]}").write_text("")
     return package
 
 
@@ -84,7 +86,7 @@ def _age(path: Path, seconds: float) -> None:
 
 def test_a_build_older_than_its_source_is_stale_in_a_checkout(tmp_path: Path) -> None:
     package = _package(tmp_path)
-    assert sorted(engine.compiled_paths(package)) == sorted(engine.GROUP)
+    assert sorted(engine.compiled_paths(package)) == sorted((*engine.GROUP, engine.SHARED))
     for name in engine.GROUP:
         _age(package / f"{name}.py", 60)  # built after the checkout
     assert engine.stale(package) == []
@@ -105,3 +107,19 @@ def test_sources_run_when_asked_or_stale() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_a_build_without_its_shared_library_runs_the_sources(tmp_path: Path) -> None:
+    """A compile that failed on the group's shared library (the extensions are optional)
+    leaves module stubs that cannot load: the sources run."""
+    project = tmp_path / "project"
+    copy = project / "engine"
+    shutil.copytree(ROOT / "engine", copy,
+                    ignore=shutil.ignore_patterns("__pycache__", f"{engine.SHARED}*"))
+    (project / "setup.py").write_text("")
+    script = ("import engine, engine.cadence as c, engine.calendar as k; "
+              "print(engine.COMPILED, c.__file__[-3:] == '.py', k.__file__[-3:] == '.py')")
+    done = subprocess.run([sys.executable, "-c", script], cwd=project, check=True,
+                          env={k: v for k, v in os.environ.items() if k != "CLOSER_PURE_PYTHON"},
+                          capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True", "True"]
