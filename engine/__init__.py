@@ -1,16 +1,16 @@
 """Closer's domain: lifecycle, aggregate, cadence policy, scheduler, replay.
 
-The decision function and its calendar (`engine.cadence`, `engine.calendar`) are compiled
-with mypyc when the project is built (setup.py).  Their sources are always shipped beside
-them and are what runs instead when:
+The decision function, its calendar and replay (`engine.cadence`, `engine.calendar`,
+`engine.replay`) are compiled with mypyc when the project is built (setup.py).  Their
+sources are always shipped beside them and are what runs instead when:
 
 - ``CLOSER_PURE_PYTHON`` is set (to compare, or to debug with Python's own tools);
 - in a source checkout, a compiled module is older than its source (edited or checked
   out since the last build: ``pip install -e .`` rebuilds), so that a stale build never
   hides an edit.
 
-The two are one compiled group (compiled cadence calls compiled calendar directly), so
-both are compiled or both are sources.  ``COMPILED`` says which.
+They are one compiled group (compiled modules call each other directly), so all are
+compiled or all are sources.  ``COMPILED`` says which.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-GROUP = ("calendar", "cadence")
-"""The compiled modules, in import order (cadence imports calendar)."""
+GROUP = ("calendar", "cadence", "replay")
+"""The compiled modules, in import order (cadence imports calendar, replay both)."""
 SHARED = "compiled__mypyc"
 """Their shared library (setup.py's group name), without which none of them loads: a
 build that failed there but not on the modules leaves only the sources usable."""

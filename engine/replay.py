@@ -14,6 +14,10 @@ Nothing here reconstructs aggregates.  Rows are streamed from the store in
 `TRANSITIONS` (the lifecycle's guards), not from the record, because under another policy
 the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
 events.  Partitions of the id space can run in worker processes (``workers``).
+
+This module is compiled with mypyc with `engine.cadence` (setup.py, `engine.COMPILED`).
+Classes whose instances need a ``__dict__`` or borrow the aggregate's functions stay
+regular Python classes (``mypyc_attr(native_class=False)``).
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
@@ -49,6 +54,7 @@ __all__ = [
 ]
 
 _loads = orjson.loads
+_new = object.__new__
 _fromiso = datetime.fromisoformat
 _fromisodate = date.fromisoformat
 _WEEK = timedelta(weeks=1)
@@ -58,6 +64,7 @@ _SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
 # -- the state replay folds into ---------------------------------------------------------------
 
 
+@mypyc_attr(native_class=False)
 class ReplayState:
     """A candidacy's state as plain attributes, the same ones `Candidacy` keeps, so that
     `plan`, the lifecycle's guards and the events' ``assign`` functions read and write it
@@ -68,6 +75,7 @@ class ReplayState:
                  "interview", "hesitations", "no_hesitations", "next_step", "thank_yous",
                  "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
                  "reminders")
+    stage: str
 
     begin_round = Candidacy.begin_round
     begin_pause = Candidacy.begin_pause
@@ -94,6 +102,7 @@ class ReplayState:
         event_class.assign(_Payload(data), self)  # type: ignore[arg-type]
 
 
+@mypyc_attr(native_class=False)
 class _Payload:
     """An event's data as attributes (its decoded dict is the instance dict: no copy)."""
 
@@ -104,6 +113,7 @@ class _Payload:
 # -- decoding recorded events ---------------------------------------------------------------------
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """How replay reads one event type: the command that produced it (for the lifecycle),
@@ -118,12 +128,12 @@ class _Spec:
     decision: bool = False  # a policy decides it when decided_by is set
     message: bool = False   # a person's own message: skipped if refused while open
     interview: bool = False  # carries an interview (its interviewed_at is a datetime)
-    fact: type[_Payload] = field(init=False, repr=False, compare=False)
-    """The class of this event's recorded facts: a `_Payload` that knows its spec and
-    name, so that decoding stores neither in every fact."""
+    fact: type = field(init=False, repr=False, compare=False)
+    """The class of this event's recorded facts, whose instance dict is the decoded
+    payload: it knows its spec and name, so that decoding stores neither in every fact."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fact", type(f"{self.name}Fact", (_Payload,),
+        object.__setattr__(self, "fact", type(f"{self.name}Fact", (),
                                               {"spec": self, "name": self.name}))
 
 
@@ -205,7 +215,9 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
         interview = data["interview"]
         interview["interviewed_at"] = _fromiso(interview["interviewed_at"]["_data_"])
     data["at"] = data.get("occurred_at") or timestamp
-    return spec.fact(data), False
+    fact: Any = _new(spec.fact)  # its instance dict is the decoded one: no copy, no __init__
+    fact.__dict__ = data
+    return fact, False
 
 
 # -- replaying one candidacy ---------------------------------------------------------------------
@@ -223,7 +235,7 @@ class ReplayTarget:
     def create(self, fact: Any) -> None:
         state = ReplayState()
         fact.stage = state.stage = Stage.INTERVIEWED.value
-        Candidacy.InterviewRecorded.assign(fact, state)
+        Candidacy.InterviewRecorded.assign(fact, cast(Any, state))
         self.state = state
 
     def fact(self, fact: Any) -> str:
@@ -250,6 +262,7 @@ class ReplayTarget:
                      action.decided_by(policy, stored=False))
 
 
+@mypyc_attr(native_class=False)
 class ReplayPolicy:
     """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
     are the policy's own), with a label for the report."""
@@ -289,21 +302,48 @@ METRICS: dict[str, str] = {
 _HISTOGRAM_BINS = 1000  # half days, up to 500 days: a median without keeping every value
 
 
+_COUNTERS = ("candidacies", "rounds", "thank_yous", "thank_you_misses", "nudges",
+             "policy_nudges", "offer_nudges", "pester_load", "impatience", "stalls",
+             "premature_stalls", "premature_stalls_advanced", "advanced", "rejected",
+             "updates", "withdrawn", "reminders", "superseded", "ended_early")
+"""The counts `Metrics` keeps, in report order."""
+_METRICS_STATE = (*_COUNTERS, "label", "channels", "days_sum", "days_count",
+                  "days_histogram", "_unanswered")
+
+
 class Metrics:
     """One policy's counts over the candidacies replayed (constant memory: counters and a
     half-day histogram).  Implements the loop's tally hooks."""
 
-    COUNTERS = ("candidacies", "rounds", "thank_yous", "thank_you_misses", "nudges",
-                "policy_nudges", "offer_nudges", "pester_load", "impatience", "stalls",
-                "premature_stalls", "premature_stalls_advanced", "advanced", "rejected",
-                "updates", "withdrawn", "reminders", "superseded", "ended_early")
+    candidacies: int
+    rounds: int
+    thank_yous: int
+    thank_you_misses: int
+    nudges: int
+    policy_nudges: int
+    offer_nudges: int
+    pester_load: int
+    impatience: int
+    stalls: int
+    premature_stalls: int
+    premature_stalls_advanced: int
+    advanced: int
+    rejected: int
+    updates: int
+    withdrawn: int
+    reminders: int
+    superseded: int
+    ended_early: int
+    label: str
+    channels: dict[str, int]
+    days_sum: float
+    days_count: int
+    days_histogram: list[int]
+    _unanswered: int
 
-    __slots__ = (*COUNTERS, "label", "channels", "days_sum", "days_count", "days_histogram",
-                 "_unanswered")
-
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str = "") -> None:  # no argument: how pickle rebuilds one
         self.label = label
-        for name in self.COUNTERS:
+        for name in _COUNTERS:
             setattr(self, name, 0)
         self.channels: dict[str, int] = {"email": 0, "voicemail": 0, "card": 0}
         self.days_sum = 0.0
@@ -406,7 +446,7 @@ class Metrics:
     # -- results --
 
     def merge(self, other: Metrics) -> None:
-        for name in self.COUNTERS:
+        for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for channel, n in other.channels.items():
             self.channels[channel] = self.channels.get(channel, 0) + n
@@ -428,7 +468,7 @@ class Metrics:
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"policy": self.label}
-        data.update({name: getattr(self, name) for name in self.COUNTERS})
+        data.update({name: getattr(self, name) for name in _COUNTERS})
         data["days_to_next_step"] = (round(self.days_sum / self.days_count, 2)
                                      if self.days_count else None)
         data["days_to_next_step_median"] = self.median_days()
@@ -436,7 +476,7 @@ class Metrics:
         return data
 
     def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in _METRICS_STATE}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for name, value in state.items():

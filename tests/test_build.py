@@ -1,8 +1,9 @@
-"""The compiled decision function (setup.py, mypyc) and its sources decide alike; a stale
+"""The compiled modules (setup.py, mypyc) and their sources decide and replay alike; a stale
 build is never used; CI tests the compiled modules, as they ship."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -19,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Simulated candidacies run through the engine (the scheduler's decisions come from
 # `plan`, and so from the calendar), under the playbook and a brisker variant, in several
-# countries and zones: every event each candidacy ends with, as JSON.
+# countries and zones: every event each candidacy ends with; and replay's metrics of a
+# simulated store under both (two workers, so results cross processes), as JSON.
 _HISTORIES = """
 import json, sys
 import engine
@@ -29,13 +31,31 @@ from engine.simulation import simulate_in_memory
 base = default_policy()
 data = base.model_dump(mode="json")
 data["name"], data["nudge"]["spacing_business_days"] = "brisk", 2
+brisk = policy_from_dict(data)
 out = {"compiled": engine.COMPILED, "histories": []}
-for policy in (base, policy_from_dict(data)):
+for policy in (base, brisk):
     for _world, candidacy in simulate_in_memory(120, 7, policy):
         out["histories"].append([
             [type(e).__name__, e.timestamp.isoformat(), e.stage,
              (getattr(e, "decided_by", None) or {}).get("key")]
             for e in candidacy.collect_events()])
+
+# Replay of a simulated store under both policies, in two worker processes.
+import tempfile
+from engine.application import Candidacies
+from engine.replay import replay, source_for
+from engine.simulation import simulate
+from engine.store import eventsourcing_env
+
+with tempfile.TemporaryDirectory() as folder:
+    url = f"sqlite:///{folder}/store.db"
+    app = Candidacies(eventsourcing_env(url))
+    simulate(app, 150, 11)
+    table = app.recorder.events_table_name
+    app.close()
+    result = replay(source_for(url, table), [base, brisk], workers=2)
+    out["replay"] = [m.as_dict() for m in result.metrics]
+    out["replayed"] = result.replayed
 json.dump(out, sys.stdout)
 """
 
@@ -58,13 +78,17 @@ def test_compiled_and_source_modules_decide_alike() -> None:
     assert len(compiled["histories"]) == 240
     assert sum(len(h) for h in compiled["histories"]) > 1000
     assert compiled["histories"] == source["histories"]
+    assert compiled["replayed"] == 150
+    assert compiled["replay"][0]["nudges"] > 0
+    assert compiled["replay"] == source["replay"]
 
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI builds the modules in place")
 def test_ci_tests_the_compiled_modules() -> None:
     assert engine.COMPILED, "CI must run the suite on the compiled decision function"
-    assert engine.cadence.__file__.endswith(tuple(EXTENSION_SUFFIXES))
-    assert engine.calendar.__file__.endswith(tuple(EXTENSION_SUFFIXES))
+    for name in engine.GROUP:
+        assert importlib.import_module(f"engine.{name}").__file__.endswith(
+            tuple(EXTENSION_SUFFIXES))
 
 
 def _package(tmp_path: Path, *, checkout: bool = True) -> Path:
