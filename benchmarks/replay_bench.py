@@ -7,7 +7,7 @@ Measured, each on the same SQLite file:
 
 1. the floor: the plain SQL select replay issues (every stored row, in originator order)
    plus ``orjson.loads`` of each payload, nothing else; the same without ORDER BY too;
-   the floor and replay under 1 policy alternate in rounds (``--rounds``), the fastest
+   the floor and replay under 1 policy alternate in rounds (``--rounds``, 5), the fastest
    round of each counting, as the machine is shared;
 2. eventsourcing's own read path: ``app.repository.get(id)`` for every candidacy
    (snapshots included), and the notification log decoded to domain events by the mapper;
@@ -427,7 +427,7 @@ def main() -> None:
                         help="keep an existing store that holds enough events")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of the floor then 1-policy replay (the fastest of each)")
     parser.add_argument("--es-sample", type=float, default=1.0,
                         help="fraction of candidacies eventsourcing reads (1.0: all)")
