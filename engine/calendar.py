@@ -349,11 +349,8 @@ class ZoneDays:
         self._walls: dict[tuple[int, time, int], datetime] = {}
 
     def utc_day(self, ordinal: int) -> int | None:
-        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes).
-
-        `plan`'s hottest paths (`local_ordinal`, `BusinessDays.after`, `SendSchedule.next`)
-        read ``utc`` themselves first and call this only on a miss: the call cost more
-        than the lookup."""
+        """The UTC offset in seconds throughout the UTC day ``ordinal`` (None if it changes):
+        from the table, worked out on a miss."""
         found = self.utc.get(ordinal, _UNSET)
         if found is _UNSET:
             if len(self.utc) >= 8192:
@@ -395,9 +392,7 @@ class ZoneDays:
         """The local day (an ordinal) of an aware ``moment`` in the zone."""
         if moment.tzinfo is UTC:
             day = moment.toordinal()
-            offset = self.utc.get(day, _UNSET)
-            if offset is _UNSET:
-                offset = self.utc_day(day)
+            offset = self.utc_day(day)
             if offset is not None:
                 return day + (moment.hour * 3600 + moment.minute * 60 + moment.second
                               + offset) // _SECONDS_PER_DAY
@@ -445,9 +440,7 @@ class BusinessDays:
         """`WorkCalendar.add_business_days` on ``moment``'s wall time in the zone, in UTC."""
         if moment.tzinfo is UTC:
             day = moment.toordinal()
-            offset = self.days.utc.get(day, _UNSET)
-            if offset is _UNSET:
-                offset = self.days.utc_day(day)
+            offset = self.days.utc_day(day)
             if offset is not None:
                 local_day = day + (moment.hour * 3600 + moment.minute * 60 + moment.second
                                    + offset) // _SECONDS_PER_DAY
@@ -670,9 +663,7 @@ class SendSchedule:
         if moment.tzinfo is UTC:
             # Its local day from the zone's offset that UTC day, when one holds all day.
             day = moment.toordinal()
-            offset = self.zone_days.utc.get(day, _UNSET)
-            if offset is _UNSET:
-                offset = self.zone_days.utc_day(day)
+            offset = self.zone_days.utc_day(day)
             if offset is not None:
                 seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
                 whole_ts = (day - _EPOCH_ORDINAL) * _SECONDS_PER_DAY + seconds
