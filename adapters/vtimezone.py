@@ -5,9 +5,9 @@ transition as an RDATE up to a last date, 2038 by default: vobject reads such li
 in summer, and nothing past the last date is described.  Here the zone's current rule, the
 POSIX TZ string that ends its TZif file (RFC 8536, section 3.3), becomes one STANDARD and one
 DAYLIGHT with yearly RRULEs, or a single STANDARD for a zone without daylight saving time.
-The rule is checked against ``zoneinfo`` around the event; where it does not describe the
-zone there (a rule that changes soon, a change at a time an RRULE cannot say), the VTIMEZONE
-falls back to icalendar's RDATE lists over the three years around the event.
+The rule is checked against ``zoneinfo`` around the event and up to 2100; where it does not
+describe the zone (Ramadan hours, a change at a time an RRULE cannot say), the VTIMEZONE lists
+the zone's changes over the three years around the event instead (`_listed`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import icalendar
 
 _DAY = timedelta(days=1)
 _FIRST_YEAR = 1970  # the tz database's guarantee of accuracy starts here
+_LOOKBACK = 100  # years: an invite for 2100 still shows the years vobject compares (2000-2020)
+# The tz database lists changes up to 2087 (Morocco); past them zoneinfo follows the POSIX rule.
+_HORIZON = 2100
 _WEEKDAYS = ("SU", "MO", "TU", "WE", "TH", "FR", "SA")  # POSIX numbers the days from Sunday
 _NAME = r"[A-Za-z]{3,}|<[A-Za-z0-9+-]+>"
 _CLOCK = r"[+-]?\d{1,3}(?::\d{2}){0,2}"
@@ -134,11 +137,11 @@ class ZoneRule:
                 offset = new_offset
         return offset
 
-    def describes(self, zone: zoneinfo.ZoneInfo, year: int) -> bool:
+    def describes(self, zone: zoneinfo.ZoneInfo, year: int, every: int = 1) -> bool:
         """Whether the rule gives ``zone``'s offsets throughout ``year``: at every change, the
-        second before it, and every day at noon UTC."""
+        second before it, and at noon UTC every ``every`` days."""
         changes = self.changes(year)
-        probes = [datetime(year, 1, 1, 12, tzinfo=UTC) + n * _DAY for n in range(366)]
+        probes = [datetime(year, 1, 1, 12, tzinfo=UTC) + n * _DAY for n in range(0, 366, every)]
         for instant, _ in changes:
             probes += [instant - timedelta(seconds=1), instant]
         return all(self.offset_at(probe, changes) == probe.astimezone(zone).utcoffset()
@@ -180,12 +183,16 @@ def vtimezone(zone: zoneinfo.ZoneInfo, around: datetime) -> icalendar.Timezone:
     # The years checked stay inside datetime's range (extreme dates are refused upstream).
     year = min(max(around.year, _FIRST_YEAR + 1), 9997)
     rule = _rule(zone.key)
-    if rule is None or not all(_describes(zone.key, y) for y in range(year - 1, year + 2)):
-        return icalendar.Timezone.from_tzinfo(
-            zone, zone.key, date(year - 1, 1, 1), date(year + 2, 1, 1))
+    # The event's years day by day; the years after it, where the tz database still lists
+    # changes of its own (Gaza's and Morocco's Ramadan hours), week by week.
+    if (rule is None or not all(_describes(zone.key, y) for y in range(year - 1, year + 2))
+            or not all(_describes(zone.key, y, 7) for y in range(year + 2, _HORIZON))):
+        return _listed(zone, year - 1, year + 2)
     # From the rule's first year: vobject takes a zone that matches UTC over 2000-2020 for
     # UTC itself (vobject 0.9.9's tzinfo_eq), so London must show its summers of those years.
-    while year - 1 >= _FIRST_YEAR and _describes(zone.key, year - 1):
+    # At most _LOOKBACK years, week by week: they only place DTSTART.
+    first = max(_FIRST_YEAR, year - _LOOKBACK)
+    while year - 1 >= first and _describes(zone.key, year - 1, 7):
         year -= 1
     return _from_rule(zone.key, rule, year)
 
@@ -202,14 +209,15 @@ def _rule(key: str) -> ZoneRule | None:
 
 
 @lru_cache(maxsize=4096)
-def _describes(key: str, year: int) -> bool:
-    """Whether the zone's current rule gives its offsets in ``year``.
+def _describes(key: str, year: int, every: int = 1) -> bool:
+    """Whether the zone's current rule gives its offsets in ``year`` (`ZoneRule.describes`).
 
-    Kept per zone and year: a first invite in a zone checks every year back to the rule's
-    start (55 ms for New York, 120 ms for Tokyo), a later one takes 0.15 ms.
+    Kept per zone and year: a first invite in a zone checks its years, those ahead to 2100
+    and those back to the rule's start (25-65 ms in New York, London or Tokyo); a later one
+    builds its VTIMEZONE in 0.2 ms.
     """
     rule = _rule(key)
-    return rule is not None and rule.describes(zoneinfo.ZoneInfo(key), year)
+    return rule is not None and rule.describes(zoneinfo.ZoneInfo(key), year, every)
 
 
 def _from_rule(key: str, rule: ZoneRule, year: int) -> icalendar.Timezone:
@@ -231,6 +239,67 @@ def _from_rule(key: str, rule: ZoneRule, year: int) -> icalendar.Timezone:
         timezone.add_component(_observance(component, name, offset_from, offset_to,
                                            onset.local(year), onset.rrule()))
     return timezone
+
+
+def _listed(zone: zoneinfo.ZoneInfo, first: int, end: int) -> icalendar.Timezone:
+    """The VTIMEZONE that lists ``zone``'s changes from January ``first`` to before ``end``.
+
+    Not icalendar 7.3's ``Timezone.from_tzinfo``: its coarse search misses changes a few
+    weeks apart (Morocco's 2027 Ramadan hour, say), and it writes the DTSTART of a spring
+    change in the new offset where RFC 5545 wants the one it changes from.
+    """
+    assert zone.key is not None
+    start = int(datetime(first, 1, 1, tzinfo=UTC).timestamp())
+    opening = datetime.fromtimestamp(start, zone)
+    timezone = icalendar.Timezone()
+    timezone.add("tzid", zone.key)
+    timezone.add("comment", f"The changes from {first}-01-01 to {end}-01-01 only.")
+    offset = opening.utcoffset()
+    assert offset is not None
+    timezone.add_component(_observance(icalendar.TimezoneStandard(), opening.tzname() or "",
+                                       offset, offset, opening.replace(tzinfo=None), None))
+    starts: dict[tuple[timedelta, timedelta, str], list[datetime]] = {}
+    for instant, before, after in _changes(zone, start, int(
+            datetime(end, 1, 1, tzinfo=UTC).timestamp())):
+        name = datetime.fromtimestamp(instant, zone).tzname() or ""
+        local = datetime.fromtimestamp(instant, UTC).replace(tzinfo=None) + before
+        starts.setdefault((before, after, name), []).append(local)
+    for (before, after, name), locals_ in starts.items():
+        summer = after > before
+        component = _observance(
+            icalendar.TimezoneDaylight() if summer else icalendar.TimezoneStandard(),
+            name, before, after, locals_[0], None)
+        if locals_[1:]:
+            component.add("rdate", locals_[1:])
+        timezone.add_component(component)
+    return timezone
+
+
+@lru_cache(maxsize=256)
+def _changes(zone: zoneinfo.ZoneInfo, start: int, end: int
+             ) -> tuple[tuple[int, timedelta, timedelta], ...]:
+    """Each change of ``zone``'s offset between two Unix times: (instant, before, after).
+
+    Probes every 6 hours (no zone changes twice in that time), then bisects to the second;
+    kept per zone and window (7 ms for Gaza's three years, then nothing).
+    """
+    def offset(at: int) -> timedelta | None:
+        return datetime.fromtimestamp(at, zone).utcoffset()
+
+    found = []
+    step = 6 * 3600
+    current = offset(start)
+    for probe in range(start + step, end, step):
+        if (after := offset(probe)) == current:
+            continue
+        low, high = probe - step, probe
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if offset(middle) == current else (low, middle)
+        assert current is not None and after is not None
+        found.append((high, current, after))
+        current = after
+    return tuple(found)
 
 
 def _observance(component: icalendar.Component, name: str, offset_from: timedelta,
