@@ -50,9 +50,9 @@ def invite(context: MessageContext, summary: str, description: str,
         if person.email:
             event.add("attendee", _address(person.email, person.name, attendee=True))
     calendar.add_component(event)
-    # The zone first, as add_missing_timezones does: a reader meets it before the times.
-    calendar.subcomponents[:0] = [vtimezone(context.zone, start)
-                                  for _ in calendar.get_missing_tzids()]
+    if calendar.get_missing_tzids():  # the candidacy's zone, unless it is UTC
+        # First, as add_missing_timezones puts it: a reader meets it before the times.
+        calendar.subcomponents.insert(0, vtimezone(context.zone, start))
     return calendar.to_ical()
 
 
