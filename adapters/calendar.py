@@ -18,6 +18,7 @@ from adapters.email import SYSTEM_SENDER, SmtpSettings, mail_headers, send_smtp
 from adapters.message import Attachment, Message, MessageContext
 from adapters.rendering import Renderer
 from adapters.tasks import write_atomically
+from adapters.vtimezone import vtimezone
 
 PRODID = "-//Closer//Closer next steps//EN"
 
@@ -49,7 +50,9 @@ def invite(context: MessageContext, summary: str, description: str,
         if person.email:
             event.add("attendee", _address(person.email, person.name, attendee=True))
     calendar.add_component(event)
-    calendar.add_missing_timezones()
+    if calendar.get_missing_tzids():  # the candidacy's zone, unless it is UTC
+        # First, as add_missing_timezones puts it: a reader meets it before the times.
+        calendar.subcomponents.insert(0, vtimezone(context.zone, start))
     return calendar.to_ical()
 
 

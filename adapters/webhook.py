@@ -2,7 +2,8 @@
 
 The receiver checks ``X-Closer-Signature`` = ``sha256=`` + HMAC-SHA256 of
 ``"{X-Closer-Timestamp}.{raw body}"`` under the shared secret (see `verify`),
-and applies each ``Idempotency-Key`` (the message id) once.
+and applies each ``Idempotency-Key`` (the message id) once.  The contract for
+receivers (payload, headers, signature, retries) is docs/webhooks.md.
 """
 
 from __future__ import annotations
