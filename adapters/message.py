@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from engine.policy import MessageKind
 
@@ -141,8 +149,17 @@ class MessageContext(_Frozen):
             Kind.ALERT_OVERDUE: ("recruiter", self.recruiter is not None),
         }
         if self.kind in needs and not needs[self.kind][1]:
-            raise ValueError(f"a {self.kind.value} message needs {needs[self.kind][0]}")
+            raise ValueError(f"the {self.kind.value} message needs {needs[self.kind][0]}")
         return self
+
+    @classmethod
+    def from_data(cls, data: object) -> MessageContext:
+        """The context built from recorded ``data``; a `ValueError` saying in one sentence
+        what is wrong (`plain_error`) when it is not valid."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise ValueError(plain_error(error)) from None
 
     @property
     def addressees(self) -> tuple[Interviewer, ...]:
@@ -169,6 +186,21 @@ class MessageContext(_Frozen):
                          Kind.NEXT_STEP_INVITE):
             return (self.candidate,)
         return self.addressees
+
+
+def plain_error(error: BaseException) -> str:
+    """One clear sentence for ``error``: a pydantic `ValidationError` becomes each problem
+    as "where: what" (never pydantic's dump of the input or the link to its docs)."""
+    if not isinstance(error, ValidationError):
+        return str(error).strip().rstrip(".")
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                        for part in problem["loc"]).lstrip(".")
+        what = problem["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        what = what[:1].lower() + what[1:]
+        problems.append(f"{where}: {what}" if where else what)
+    return "; ".join(problems).rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)

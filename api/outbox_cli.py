@@ -6,14 +6,27 @@ import signal
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import typer
-
 from eventsourcing.application import AggregateNotFoundError
+from pydantic import ValidationError
 
-from adapters.outbox import Backoff, Dispatcher, messages
+from adapters.errors import AdapterError
+from adapters.message import MessageContext, plain_error
+from adapters.outbox import (
+    TRACKING_NAME,
+    Backoff,
+    Dispatcher,
+    DispatchReport,
+    OutboxMessage,
+    messages,
+)
+from adapters.proofing import prepare
 from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
+
+_CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
 
 
 def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
@@ -106,20 +119,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dispatch")
     def dispatch(
-        once: bool = typer.Option(False, "--once", help="dispatch what is due, then exit"),
+        once: bool = typer.Option(False, "--once", help="dispatch what is due, then exit "
+                                                        "(exit 1 when every delivery failed)"),
         every: float = typer.Option(5.0, "--every", min=0.01, help="seconds between passes"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="render and proof what a pass "
+                                     "would deliver and print it; send and write nothing"),
     ) -> None:
         """Turn recorded transitions into proofed messages and deliver them."""
         settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
         try:
+            if dry_run:
+                _print_preview(dispatcher)
+                return
             if once:
                 report = dispatcher.run_once()
                 typer.echo(("standby (another dispatcher holds the lock)" if report.standby
                             else f"followed {report.notifications} notifications, queued "
                             f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
                             f"failed {report.failed}, dead-lettered {report.dead_lettered}"))
+                if every_delivery_failed(report):
+                    typer.echo("error: every delivery of this pass failed (see closer "
+                               "messages list)", err=True)
+                    raise typer.Exit(1)
                 return
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -131,3 +154,59 @@ def register(app: typer.Typer) -> None:
         finally:
             dispatcher.release()
             candidacies.close()
+
+
+def every_delivery_failed(report: DispatchReport) -> bool:
+    """True when a pass tried to deliver and nothing went (all blocked, failed or
+    dead-lettered); a pass with nothing due, or waiting for approval, did not fail."""
+    unsent = report.blocked + report.failed + report.dead_lettered
+    return unsent > 0 and report.sent == 0 and report.awaiting_approval == 0
+
+
+def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str | None]]:
+    """What one pass would deliver now, each ``(message, rendered, proof, problem)``:
+    the messages the unfollowed notifications would queue and the queued ones due,
+    rendered and proofed as the pass would.  Reads only: nothing is queued, sent or saved."""
+    app = dispatcher.app
+    now = app.clock.now()
+    recorder = app.recorder
+    position = recorder.max_tracking_id(TRACKING_NAME) or 0
+    found: dict[UUID, OutboxMessage] = {}
+    while page := recorder.select_notifications(start=position, limit=dispatcher.page_size,
+                                                inclusive_of_start=False):
+        for notification in page:
+            if notification.topic.startswith(_CANDIDACY_TOPIC):
+                event = app.mapper.to_domain_event(notification)
+                for message in dispatcher.messages_for(event, now):
+                    if not recorder.select_events(message.id, limit=1):
+                        found.setdefault(message.id, message)
+        position = page[-1].id
+    for row in recorder.select_deliverable_messages(now, limit=10_000):
+        found.setdefault(UUID(row.id), app.repository.get(UUID(row.id)))
+    out: list[tuple[OutboxMessage, Any, Any, str | None]] = []
+    for message in found.values():
+        try:
+            adapter = dispatcher.adapter(message.channel)
+            context = MessageContext.model_validate(message.context)
+        except (ValidationError, AdapterError, ValueError, TypeError) as error:
+            problem = f"cannot build the {message.channel} message: {plain_error(error)}"
+            out.append((message, None, None, problem))
+            continue
+        rendered, proof = prepare(adapter, context, dispatcher.rules)
+        out.append((message, rendered, proof, None))
+    return out
+
+
+def _print_preview(dispatcher: Dispatcher) -> None:
+    previewed = preview(dispatcher)
+    for message, rendered, proof, problem in previewed:
+        head = f"{message.id}  {message.kind:<22} {message.channel:<9}"
+        if problem is not None:
+            typer.echo(f"{head} would be blocked: {problem}")
+        elif rendered is None or not proof.passed:
+            findings = "; ".join(f.message for f in proof.findings)
+            typer.echo(f"{head} would be blocked: {findings}")
+        else:
+            typer.echo(f"{head} would go to {', '.join(rendered.to)}: {rendered.subject}")
+    typer.echo(f"dry run: {len(previewed)} messages would be delivered or blocked; "
+               "nothing sent or written")
