@@ -47,10 +47,10 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (CloserError, ValueError) as error:
-            console.print(f"[red]error:[/red] {error}", highlight=False)
+            console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         except PersistenceError as error:
             console.print(f"[red]error:[/red] the store is not reachable: {error}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
     return run  # type: ignore[return-value]
