@@ -117,9 +117,9 @@ def _would_publish(book: Any, policy: CadencePolicy) -> bool:
     except CloserError:
         return True
     if policy_to_toml(existing) != policy_to_toml(policy):
-        raise PolicyError(policy.name, [(None, f"version {policy.version} is already "
-                                               "published with other rules: publish a new "
-                                               "version")])
+        reason = (f"version {policy.version} is already published with other rules: "
+                  "publish a new version")
+        raise PolicyError(policy.name, [(None, reason)])
     return False
 
 

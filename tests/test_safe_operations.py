@@ -20,12 +20,12 @@ from adapters_fixtures import (  # noqa: F401
     smtp_server,
 )
 from builders import interview
-from conftest import truncate_postgres
 from typer.testing import CliRunner
 
 from api.auth import TokenVerifier, create_token
 from api.cli import app as cli
 from api.settings import get_settings
+from conftest import truncate_postgres
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.policy import default_policy
@@ -268,7 +268,7 @@ def test_an_export_of_a_served_store_holds_no_token_and_no_message(
 def test_a_reimported_export_sends_nothing_again_and_its_old_token_does_not_work(
         store: str, tmp_path: Path, smtp_server: SmtpServer,  # noqa: F811
         http_receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    token, candidacy_id = served_store(store, smtp_server, monkeypatch)
+    token, _ = served_store(store, smtp_server, monkeypatch)
     # A decision the old store's outbox had not delivered yet is history in the copy too.
     thanked_by_the_policy(store, midday(-2, hour=12), candidate="Ana Lima")
     exported = tmp_path / "served.jsonl"
