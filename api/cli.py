@@ -22,7 +22,7 @@ from engine.errors import CloserError, InvalidInput
 from engine.scheduler import run_forever, tick
 
 from api.auth import Role, create_token, revoke_token
-from api.demo import seed_demo
+from api.demo import DEMO_DAYS, demo_settings, seed_demo
 from api.logs import configure_logging
 from api.policy_cli import policy_app
 from api.settings import get_settings
@@ -66,14 +66,35 @@ def main() -> None:
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk a few realistic candidacies through the playbook and print their histories."""
-    clock = FixedClock(datetime.now(timezone.utc) - timedelta(days=30))
-    candidacies = build_candidacies(clock=clock)
-    ids = seed_demo(candidacies, clock)
-    for candidacy_id in ids:
-        _print_history(candidacies, candidacy_id)
-    console.print(f"\n{len(ids)} candidacies recorded in {get_settings().database_url}; "
-                  f"see one with: closer history {ids[0]}")
+    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    ticking every hour, the outbox delivering), then print their histories and messages."""
+    from adapters.outbox import messages
+    from api.outbox_cli import build_dispatcher
+
+    settings = demo_settings(get_settings())
+    clock = FixedClock(datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS))
+    candidacies = build_candidacies(settings, clock=clock)
+    dispatcher = build_dispatcher(candidacies, settings)
+    try:
+        ids = seed_demo(candidacies, clock, dispatch=dispatcher.run_once,
+                        until=datetime.now(timezone.utc))
+        for candidacy_id in ids:
+            _print_history(candidacies, candidacy_id)
+        console.print("\nMessages the outbox handled:")
+        for candidacy_id in ids:
+            for row in messages(candidacies, candidacy_id=candidacy_id):
+                receipt = row.summary.get("receipt") or {}
+                where = (receipt.get("detail") or {}).get("txt") or \
+                    ", ".join(f"{k}={v}" for k, v in (receipt.get("detail") or {}).items())
+                console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
+                              highlight=False, soft_wrap=True)
+    finally:
+        dispatcher.release()
+        candidacies.close()
+    mail = "" if settings.smtp_host else (f"; email went to {settings.tasks_dir}/mail "
+                                          "(set CLOSER_SMTP_HOST to send it)")
+    console.print(f"\n{len(ids)} candidacies recorded in {settings.database_url}{mail}; "
+                  f"see one with: closer history {ids[0]}", highlight=False, soft_wrap=True)
 
 
 @app.command()

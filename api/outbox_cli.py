@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,7 +31,9 @@ _CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
 
 
 def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
-    """A dispatcher with every channel configured from ``settings``."""
+    """A dispatcher with every channel configured from ``settings``.  Email without an
+    SMTP host goes to the console channel, written to ``TASKS_DIR/mail``: a channel with
+    no configured delivery still shows what would have gone, and never fails for it."""
     tasks = Path(settings.tasks_dir)
     smtp = {"host": settings.smtp_host, "port": settings.smtp_port,
             "starttls": settings.smtp_starttls, "implicit_tls": settings.smtp_implicit_tls,
@@ -41,7 +44,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         "card": {"tasks_dir": str(tasks / "cards")},
         "voicemail": {"tasks_dir": str(tasks / "voicemail")},
         "calendar": {"directory": str(tasks / "invites")},
-        "console": {},
+        "console": {"directory": str(tasks / "mail")},
     }
     if settings.webhook_url:
         channels["webhook"] = {"url": settings.webhook_url,
@@ -51,13 +54,34 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
     recruiter = ({"name": settings.recruiter_name, "email": settings.recruiter_email}
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
+    unconfigured = {} if settings.smtp_host else {"email": "console"}
+    reroute = Reroute(unconfigured, {w: {"email": "webhook"} for w in workspaces
+                                     if settings.webhook_url})
     return Dispatcher(
-        app, channel_settings=channels, recruiter=recruiter,
-        reroute={w: {"email": "webhook"} for w in workspaces},
+        app, channel_settings=channels, recruiter=recruiter, reroute=reroute,
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
                         max_attempts=settings.outbox_max_attempts),
         batch_size=settings.outbox_batch, database_url=settings.database_url,
         approval_workspaces=approval)
+
+
+class Reroute(Mapping[str, Mapping[str, str]]):
+    """The channel moves of each workspace (`Dispatcher.reroute`): ``every`` for all of
+    them (a channel with no configured delivery), then the workspace's own."""
+
+    def __init__(self, every: Mapping[str, str],
+                 workspaces: Mapping[str, Mapping[str, str]]) -> None:
+        self.every = dict(every)
+        self.workspaces = dict(workspaces)
+
+    def __getitem__(self, workspace: str) -> Mapping[str, str]:
+        return {**self.every, **self.workspaces.get(workspace, {})}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.workspaces)
+
+    def __len__(self) -> int:
+        return len(self.workspaces)
 
 
 def register(app: typer.Typer) -> None:
