@@ -6,7 +6,7 @@ import functools
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -72,12 +72,12 @@ def demo() -> None:
     from api.outbox_cli import build_dispatcher
 
     settings = demo_settings(get_settings())
-    clock = FixedClock(datetime.now(timezone.utc) - timedelta(days=DEMO_DAYS))
+    clock = FixedClock(datetime.now(UTC) - timedelta(days=DEMO_DAYS))
     candidacies = build_candidacies(settings, clock=clock)
     dispatcher = build_dispatcher(candidacies, settings)
     try:
         ids = seed_demo(candidacies, clock, dispatch=dispatcher.run_once,
-                        until=datetime.now(timezone.utc))
+                        until=datetime.now(UTC))
         for candidacy_id in ids:
             _print_history(candidacies, candidacy_id)
         console.print("\nMessages the outbox handled:")

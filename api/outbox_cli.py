@@ -159,10 +159,10 @@ def register(app: typer.Typer) -> None:
                 return
             if once:
                 report = dispatcher.run_once()
-                typer.echo(("standby (another dispatcher holds the lock)" if report.standby
-                            else f"followed {report.notifications} notifications, queued "
-                            f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
-                            f"failed {report.failed}, dead-lettered {report.dead_lettered}"))
+                typer.echo("standby (another dispatcher holds the lock)" if report.standby
+                           else f"followed {report.notifications} notifications, queued "
+                           f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
+                           f"failed {report.failed}, dead-lettered {report.dead_lettered}")
                 if every_delivery_failed(report):
                     typer.echo("error: every delivery of this pass failed (see closer "
                                "messages list)", err=True)
