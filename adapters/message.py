@@ -152,15 +152,6 @@ class MessageContext(_Frozen):
             raise ValueError(f"the {self.kind.value} message needs {needs[self.kind][0]}")
         return self
 
-    @classmethod
-    def from_data(cls, data: object) -> MessageContext:
-        """The context built from recorded ``data``; a `ValueError` saying in one sentence
-        what is wrong (`plain_error`) when it is not valid."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as error:
-            raise ValueError(plain_error(error)) from None
-
     @property
     def addressees(self) -> tuple[Interviewer, ...]:
         """The interviewers this message is about or to: the recipients, else all."""
@@ -193,8 +184,13 @@ def plain_error(error: BaseException) -> str:
     as "where: what" (never pydantic's dump of the input or the link to its docs)."""
     if not isinstance(error, ValidationError):
         return str(error).strip().rstrip(".")
+    errors = error.errors(include_url=False, include_input=False, include_context=False)
     problems = []
-    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+    for problem in errors:
+        loc = tuple(problem["loc"])
+        if loc and any(tuple(other["loc"])[:len(loc)] == loc and len(other["loc"]) > len(loc)
+                       for other in errors):
+            continue  # a container's complaint that only echoes its item's (an empty tuple)
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
                         for part in problem["loc"]).lstrip(".")
         what = problem["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +23,7 @@ from engine.errors import CloserError, InvalidInput
 
 from engine.scheduler import run_forever, tick
 
+from adapters.message import plain_error
 from api.auth import Role, create_token, revoke_token
 from api.demo import DEMO_DAYS, demo_settings, seed_demo
 from api.logs import configure_logging
@@ -59,7 +62,14 @@ def friendly(command: F) -> F:
 @app.callback()
 def main() -> None:
     """Configure logging once for every command."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        # Field names as the variables the user set: "port: ..." reads CLOSER_PORT: ...
+        text = re.sub(r"(^|; )([a-z_]+)(?=[:\[.])", lambda m: m[1] + "CLOSER_" + m[2].upper(),
+                      plain_error(error))
+        console.print(f"[red]error:[/red] settings: {text}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     configure_logging(settings.log_format, settings.log_level)
 
 

@@ -112,3 +112,52 @@ def test_serve_demo_with_no_settings_delivers_on_the_folder_channel(tmp_path: Pa
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(GUARD_SECONDS)
+
+
+def test_a_message_that_cannot_be_built_says_why_in_one_sentence(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.demo import seed_demo
+    from api.outbox_cli import build_dispatcher
+    from api.wiring import build_candidacies
+    from engine.clock import FixedClock
+
+    # No recruiter configured, and not the demo's: the overdue alert cannot be built.
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/closer.db",
+                        tasks_dir=str(tmp_path / "tasks"))
+    clock = FixedClock(datetime.now(UTC) - timedelta(days=30))
+    app = build_candidacies(settings, clock=clock)
+    dispatcher = build_dispatcher(app, settings)
+    try:
+        seed_demo(app, clock, dispatch=dispatcher.run_once, until=datetime.now(UTC))
+        blocked = [m for m in app.recorder.select_message_rows()  # type: ignore[attr-defined]
+                   if m.status == "blocked"]
+    finally:
+        dispatcher.release()
+        app.close()
+
+    assert {m.kind for m in blocked} == {"alert_overdue"}
+    for message in blocked:
+        [finding] = message.summary["findings"]
+        assert finding["message"] == ("cannot build the console message: the alert_overdue "
+                                      "message needs recruiter.")
+
+
+def test_plain_error_turns_a_validation_error_into_one_sentence() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from adapters.message import MessageContext, plain_error
+
+    with pytest.raises(ValidationError) as caught:
+        MessageContext.model_validate({
+            "kind": "thank_you", "message_id": "m-1", "candidate": {"name": "Maya Okafor"},
+            "company": "Northwind", "role": "Data Engineer", "interview_format": "video",
+            "interviewers": [{"name": "Daniel Whitfield"}], "timezone": "Mars/Olympus"})
+    assert "errors.pydantic.dev" in str(caught.value)  # what it replaces
+
+    text = plain_error(caught.value)
+
+    assert text == ("interviewers[0].title: field required; timezone: 'Mars/Olympus' is not "
+                    "an IANA time zone name (e.g. Europe/London)")
+    assert "\n" not in text and "pydantic" not in text and "input_value" not in text
