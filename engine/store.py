@@ -14,7 +14,9 @@ They are written from ``Application.save(..., idempotency=..., rows=...,
 message_rows=..., position=...)``: the keyword arguments travel with the events
 down to the recorder.  ``position`` is an eventsourcing `Tracking` (a follower's
 position in the notification log), stored in eventsourcing's own tracking table
-with what the follower recorded.
+with what the follower recorded.  ``followed_past=(name, ...)`` (an import) moves those
+followers past the events being inserted, once their notification ids are known, in the
+same transaction.
 """
 
 from __future__ import annotations
