@@ -154,7 +154,7 @@ def tick_command(
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
     console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
                   f"recorded {done}; {report.conflicts} changed concurrently (next tick)"
-                  f"{where}")
+                  f"{where}", highlight=False, soft_wrap=True)
 
 
 def store_clock(candidacies: Candidacies) -> datetime:
