@@ -93,9 +93,8 @@ def demo() -> None:
         console.print("\nMessages the outbox handled:")
         for candidacy_id in ids:
             for row in messages(candidacies, candidacy_id=candidacy_id):
-                receipt = row.summary.get("receipt") or {}
-                where = (receipt.get("detail") or {}).get("txt") or \
-                    ", ".join(f"{k}={v}" for k, v in (receipt.get("detail") or {}).items())
+                detail = (row.summary.get("receipt") or {}).get("detail") or {}
+                where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
                 console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
                               highlight=False, soft_wrap=True)
     finally:
