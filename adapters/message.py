@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from engine.policy import MessageKind
 
@@ -141,7 +149,7 @@ class MessageContext(_Frozen):
             Kind.ALERT_OVERDUE: ("recruiter", self.recruiter is not None),
         }
         if self.kind in needs and not needs[self.kind][1]:
-            raise ValueError(f"a {self.kind.value} message needs {needs[self.kind][0]}")
+            raise ValueError(f"the {self.kind.value} message needs {needs[self.kind][0]}")
         return self
 
     @property
@@ -169,6 +177,26 @@ class MessageContext(_Frozen):
                          Kind.NEXT_STEP_INVITE):
             return (self.candidate,)
         return self.addressees
+
+
+def plain_error(error: BaseException) -> str:
+    """One clear sentence for ``error``: a pydantic `ValidationError` becomes each problem
+    as "where: what" (never pydantic's dump of the input or the link to its docs)."""
+    if not isinstance(error, ValidationError):
+        return str(error).strip().rstrip(".")
+    errors = error.errors(include_url=False, include_input=False, include_context=False)
+    problems = []
+    for problem in errors:
+        loc = tuple(problem["loc"])
+        if loc and any(tuple(other["loc"])[:len(loc)] == loc and len(other["loc"]) > len(loc)
+                       for other in errors):
+            continue  # a container's complaint that only echoes its item's (an empty tuple)
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                        for part in problem["loc"]).lstrip(".")
+        what = problem["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        what = what[:1].lower() + what[1:]
+        problems.append(f"{where}: {what}" if where else what)
+    return "; ".join(problems).rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)

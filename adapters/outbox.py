@@ -44,7 +44,7 @@ from pydantic import ValidationError
 
 from adapters.base import Adapter, Registry
 from adapters.errors import AdapterError, DeliveryError
-from adapters.message import Kind, MessageContext, message_id
+from adapters.message import Kind, MessageContext, message_id, plain_error
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.candidacy import Candidacy
 from engine.store import MessageRow
@@ -491,7 +491,7 @@ class Dispatcher:
         except (ValidationError, AdapterError, ValueError, TypeError) as error:
             message.record(OutboxMessage.Blocked, now, findings=[
                 {"code": "context", "message": f"cannot build the {message.channel} message: "
-                                               f"{error}", "excerpt": ""}])
+                                               f"{plain_error(error)}.", "excerpt": ""}])
             report.blocked += 1
             return self._save(message)
         rendered, proof = prepare(adapter, context, self.rules)

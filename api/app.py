@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.auth import Role, TokenVerifier, create_token
-from api.demo import COACH, seed_demo
+from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -146,6 +146,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
     """`closer serve`: with ``demo``, an empty store first gets the demo candidacies, and an
     admin token of the demo workspace is printed; then `run_server`."""
+    if demo:
+        settings = demo_settings(settings)  # alerts reach a demo recruiter
     # Create the tables once here, not racing in every worker; fail early if unreachable.
     candidacies = build_candidacies(settings, clock=SystemClock())
     try:
@@ -224,10 +226,14 @@ class TcpConfig(uvicorn.Config):
 
 def seed_demo_store(settings: Settings) -> list[str]:
     """Seed the demo through a short-lived application whose fixed clock starts a month ago
-    (the demo walks three weeks of follow-up); the server keeps the system clock."""
-    clock = FixedClock(datetime.now(UTC) - timedelta(days=30))
+    and walks to now, the scheduler ticking and the outbox delivering on it; the server
+    keeps the system clock."""
+    settings = demo_settings(settings)
+    clock = FixedClock(datetime.now(UTC) - timedelta(days=DEMO_DAYS))
     seeding = build_candidacies(settings, clock=clock)
+    dispatcher = build_dispatcher(seeding, settings)
     try:
-        return seed_demo(seeding, clock)
+        return seed_demo(seeding, clock, dispatch=dispatcher.run_once, until=datetime.now(UTC))
     finally:
+        dispatcher.release()
         seeding.close()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -19,8 +23,9 @@ from engine.errors import CloserError, InvalidInput
 
 from engine.scheduler import run_forever, tick
 
+from adapters.message import plain_error
 from api.auth import Role, create_token, revoke_token
-from api.demo import seed_demo
+from api.demo import DEMO_DAYS, demo_settings, seed_demo
 from api.logs import configure_logging
 from api.policy_cli import policy_app
 from api.settings import get_settings
@@ -45,10 +50,10 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (CloserError, ValueError) as error:
-            console.print(f"[red]error:[/red] {error}", highlight=False)
+            console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         except PersistenceError as error:
             console.print(f"[red]error:[/red] the store is not reachable: {error}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
     return run  # type: ignore[return-value]
@@ -57,21 +62,48 @@ def friendly(command: F) -> F:
 @app.callback()
 def main() -> None:
     """Configure logging once for every command."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        # Field names as the variables the user set: "port: ..." reads CLOSER_PORT: ...
+        text = re.sub(r"(^|; )([a-z_]+)(?=[:\[.])", lambda m: m[1] + "CLOSER_" + m[2].upper(),
+                      plain_error(error))
+        console.print(f"[red]error:[/red] settings: {text}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     configure_logging(settings.log_format, settings.log_level)
 
 
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk a few realistic candidacies through the playbook and print their histories."""
-    clock = FixedClock(datetime.now(timezone.utc) - timedelta(days=30))
-    candidacies = build_candidacies(clock=clock)
-    ids = seed_demo(candidacies, clock)
-    for candidacy_id in ids:
-        _print_history(candidacies, candidacy_id)
-    console.print(f"\n{len(ids)} candidacies recorded in {get_settings().database_url}; "
-                  f"see one with: closer history {ids[0]}")
+    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    ticking every hour, the outbox delivering), then print their histories and messages."""
+    from adapters.outbox import messages
+    from api.outbox_cli import build_dispatcher
+
+    settings = demo_settings(get_settings())
+    clock = FixedClock(datetime.now(UTC) - timedelta(days=DEMO_DAYS))
+    candidacies = build_candidacies(settings, clock=clock)
+    dispatcher = build_dispatcher(candidacies, settings)
+    try:
+        ids = seed_demo(candidacies, clock, dispatch=dispatcher.run_once,
+                        until=datetime.now(UTC))
+        for candidacy_id in ids:
+            _print_history(candidacies, candidacy_id)
+        console.print("\nMessages the outbox handled:")
+        for candidacy_id in ids:
+            for row in messages(candidacies, candidacy_id=candidacy_id):
+                detail = (row.summary.get("receipt") or {}).get("detail") or {}
+                where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
+                console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
+                              highlight=False, soft_wrap=True)
+    finally:
+        dispatcher.release()
+        candidacies.close()
+    mail = "" if settings.smtp_host else (f"; email went to {settings.tasks_dir}/mail "
+                                          "(set CLOSER_SMTP_HOST to send it)")
+    console.print(f"\n{len(ids)} candidacies recorded in {settings.database_url}{mail}; "
+                  f"see one with: closer history {ids[0]}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -84,16 +116,89 @@ def history(candidacy_id: str = typer.Argument(..., help="the candidacy's id")) 
 @app.command("tick")
 @friendly
 def tick_command(
-    now: str = typer.Option(None, help="the moment to decide for (ISO-8601 with offset); "
-                                       "default: the current time"),
+    now: str = typer.Option(None, help="the moment to decide for (ISO-8601 with offset), not "
+                                       "after the store's clock; default: the current time"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="decide and print what would be "
+                                                          "recorded; write nothing"),
+    on_copy: Annotated[Path | None, typer.Option(
+        "--on-copy", help="copy the store's candidacies and policies into this new SQLite "
+                          "file and tick there (any --now); the store is only read")] = None,
 ) -> None:
-    """Record every action due now (thank-yous, nudges, stalls, reminders) once."""
+    """Record every action due now (thank-yous, nudges, stalls, reminders) once.
+
+    The live store refuses a --now after its clock (exit 2): future-dated decisions would
+    push real due work out; use --dry-run or --on-copy to look ahead."""
     moment = _moment(now) if now else None
-    candidacies = build_candidacies()
-    report = tick(candidacies, moment)
+    if on_copy is not None:
+        candidacies = _copy_of_store(on_copy)
+        where = f" on the copy {on_copy} (the store is untouched)"
+    else:
+        candidacies = build_candidacies()
+        where = ""
+    try:
+        if moment is not None and on_copy is None and not dry_run:
+            clock = store_clock(candidacies)
+            if moment > clock:
+                console.print(f"[red]error:[/red] --now {moment.isoformat()} is after the "
+                              f"store's clock ({clock.isoformat()}: the current time, or the "
+                              "latest recorded event if later); nothing written: look ahead "
+                              "with --dry-run or --on-copy FILE", highlight=False, soft_wrap=True)
+                raise typer.Exit(2)
+        if dry_run:
+            _print_dry_run(candidacies, moment or candidacies.clock.now())
+            return
+        report = tick(candidacies, moment)
+    finally:
+        candidacies.close()
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
     console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
-                  f"recorded {done}; {report.conflicts} changed concurrently (next tick)")
+                  f"recorded {done}; {report.conflicts} changed concurrently (next tick)"
+                  f"{where}", highlight=False, soft_wrap=True)
+
+
+def store_clock(candidacies: Candidacies) -> datetime:
+    """The store's clock: the current time, or the latest recorded event's time if later
+    (a store that already holds later events must not be ticked before them either)."""
+    now = candidacies.clock.now()
+    latest = candidacies.recorder.latest_recorded_at()  # type: ignore[attr-defined]
+    return max(now, latest) if latest is not None else now
+
+
+def _print_dry_run(candidacies: Candidacies, moment: datetime, page: int = 200) -> None:
+    """What a tick at ``moment`` would record: the application's decide step, never its
+    record step."""
+    due = list(candidacies.due_ids(moment))
+    counts: Counter[str] = Counter()
+    for start in range(0, len(due), page):
+        decisions = candidacies.decide_policies(due[start:start + page], moment)
+        for candidacy_id, actions in decisions.run.applied.items():
+            for action in actions:
+                counts[action.kind] += 1
+                console.print(f"{candidacy_id}  {action.kind:<18} rule {action.rule}, due "
+                              f"{action.due_at.isoformat()}", highlight=False, soft_wrap=True)
+    done = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+    console.print(f"dry run at {moment.isoformat()}: {len(due)} candidacies due; would record "
+                  f"{done}; nothing written", highlight=False, soft_wrap=True)
+
+
+def _copy_of_store(path: Path) -> Candidacies:
+    """A new SQLite store at ``path`` holding the configured store's candidacies and
+    published policies (no tokens, no messages; its outbox starts past them)."""
+    import tempfile
+
+    from adapters.outbox import TRACKING_NAME
+    from api.replay_cli import store_source
+    from engine.history_io import export, import_file
+
+    if path.exists():
+        raise InvalidInput("--on-copy", f"{path} already exists: name a new file")
+    copy = build_candidacies(get_settings().model_copy(
+        update={"database_url": f"sqlite:///{path.resolve()}"}))
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as exported:
+        export(store_source().batches(None), exported, with_policies=True)
+        exported.flush()
+        import_file(copy, exported.name, followers=(TRACKING_NAME,))
+    return copy
 
 
 @app.command()

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import typer
-
 from eventsourcing.application import AggregateNotFoundError
+from pydantic import ValidationError
 
-from adapters.outbox import Backoff, Dispatcher, messages
+from adapters.errors import AdapterError
+from adapters.message import MessageContext, plain_error
+from adapters.outbox import (
+    TRACKING_NAME,
+    Backoff,
+    Dispatcher,
+    DispatchReport,
+    OutboxMessage,
+    messages,
+)
+from adapters.proofing import prepare
 from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
 
+_CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
+
 
 def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
-    """A dispatcher with every channel configured from ``settings``."""
+    """A dispatcher with every channel configured from ``settings``.  Email without an
+    SMTP host goes to the console channel, written to ``TASKS_DIR/mail``: a channel with
+    no configured delivery still shows what would have gone, and never fails for it."""
     tasks = Path(settings.tasks_dir)
     smtp = {"host": settings.smtp_host, "port": settings.smtp_port,
             "starttls": settings.smtp_starttls, "implicit_tls": settings.smtp_implicit_tls,
@@ -28,7 +44,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         "card": {"tasks_dir": str(tasks / "cards")},
         "voicemail": {"tasks_dir": str(tasks / "voicemail")},
         "calendar": {"directory": str(tasks / "invites")},
-        "console": {},
+        "console": {"directory": str(tasks / "mail")},
     }
     if settings.webhook_url:
         channels["webhook"] = {"url": settings.webhook_url,
@@ -38,13 +54,34 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
     recruiter = ({"name": settings.recruiter_name, "email": settings.recruiter_email}
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
+    unconfigured = {} if settings.smtp_host else {"email": "console"}
+    reroute = Reroute(unconfigured, {w: {"email": "webhook"} for w in workspaces
+                                     if settings.webhook_url})
     return Dispatcher(
-        app, channel_settings=channels, recruiter=recruiter,
-        reroute={w: {"email": "webhook"} for w in workspaces},
+        app, channel_settings=channels, recruiter=recruiter, reroute=reroute,
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
                         max_attempts=settings.outbox_max_attempts),
         batch_size=settings.outbox_batch, database_url=settings.database_url,
         approval_workspaces=approval)
+
+
+class Reroute(Mapping[str, Mapping[str, str]]):
+    """The channel moves of each workspace (`Dispatcher.reroute`): ``every`` for all of
+    them (a channel with no configured delivery), then the workspace's own."""
+
+    def __init__(self, every: Mapping[str, str],
+                 workspaces: Mapping[str, Mapping[str, str]]) -> None:
+        self.every = dict(every)
+        self.workspaces = dict(workspaces)
+
+    def __getitem__(self, workspace: str) -> Mapping[str, str]:
+        return {**self.every, **self.workspaces.get(workspace, {})}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.workspaces)
+
+    def __len__(self) -> int:
+        return len(self.workspaces)
 
 
 def register(app: typer.Typer) -> None:
@@ -106,20 +143,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dispatch")
     def dispatch(
-        once: bool = typer.Option(False, "--once", help="dispatch what is due, then exit"),
+        once: bool = typer.Option(False, "--once", help="dispatch what is due, then exit "
+                                                        "(exit 1 when every delivery failed)"),
         every: float = typer.Option(5.0, "--every", min=0.01, help="seconds between passes"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="render and proof what a pass "
+                                     "would deliver and print it; send and write nothing"),
     ) -> None:
         """Turn recorded transitions into proofed messages and deliver them."""
         settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
         try:
+            if dry_run:
+                _print_preview(dispatcher)
+                return
             if once:
                 report = dispatcher.run_once()
-                typer.echo(("standby (another dispatcher holds the lock)" if report.standby
-                            else f"followed {report.notifications} notifications, queued "
-                            f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
-                            f"failed {report.failed}, dead-lettered {report.dead_lettered}"))
+                typer.echo("standby (another dispatcher holds the lock)" if report.standby
+                           else f"followed {report.notifications} notifications, queued "
+                           f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
+                           f"failed {report.failed}, dead-lettered {report.dead_lettered}")
+                if every_delivery_failed(report):
+                    typer.echo("error: every delivery of this pass failed (see closer "
+                               "messages list)", err=True)
+                    raise typer.Exit(1)
                 return
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -131,3 +178,59 @@ def register(app: typer.Typer) -> None:
         finally:
             dispatcher.release()
             candidacies.close()
+
+
+def every_delivery_failed(report: DispatchReport) -> bool:
+    """True when a pass tried to deliver and nothing went (all blocked, failed or
+    dead-lettered); a pass with nothing due, or waiting for approval, did not fail."""
+    unsent = report.blocked + report.failed + report.dead_lettered
+    return unsent > 0 and report.sent == 0 and report.awaiting_approval == 0
+
+
+def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str | None]]:
+    """What one pass would deliver now, each ``(message, rendered, proof, problem)``:
+    the messages the unfollowed notifications would queue and the queued ones due,
+    rendered and proofed as the pass would.  Reads only: nothing is queued, sent or saved."""
+    app = dispatcher.app
+    now = app.clock.now()
+    recorder = app.recorder
+    position = recorder.max_tracking_id(TRACKING_NAME) or 0
+    found: dict[UUID, OutboxMessage] = {}
+    while page := recorder.select_notifications(start=position, limit=dispatcher.page_size,
+                                                inclusive_of_start=False):
+        for notification in page:
+            if notification.topic.startswith(_CANDIDACY_TOPIC):
+                event = app.mapper.to_domain_event(notification)
+                for message in dispatcher.messages_for(event, now):
+                    if not recorder.select_events(message.id, limit=1):
+                        found.setdefault(message.id, message)
+        position = page[-1].id
+    for row in recorder.select_deliverable_messages(now, limit=10_000):
+        found.setdefault(UUID(row.id), app.repository.get(UUID(row.id)))
+    out: list[tuple[OutboxMessage, Any, Any, str | None]] = []
+    for message in found.values():
+        try:
+            adapter = dispatcher.adapter(message.channel)
+            context = MessageContext.model_validate(message.context)
+        except (ValidationError, AdapterError, ValueError, TypeError) as error:
+            problem = f"cannot build the {message.channel} message: {plain_error(error)}"
+            out.append((message, None, None, problem))
+            continue
+        rendered, proof = prepare(adapter, context, dispatcher.rules)
+        out.append((message, rendered, proof, None))
+    return out
+
+
+def _print_preview(dispatcher: Dispatcher) -> None:
+    previewed = preview(dispatcher)
+    for message, rendered, proof, problem in previewed:
+        head = f"{message.id}  {message.kind:<22} {message.channel:<9}"
+        if problem is not None:
+            typer.echo(f"{head} would be blocked: {problem}")
+        elif rendered is None or not proof.passed:
+            findings = "; ".join(f.message for f in proof.findings)
+            typer.echo(f"{head} would be blocked: {findings}")
+        else:
+            typer.echo(f"{head} would go to {', '.join(rendered.to)}: {rendered.subject}")
+    typer.echo(f"dry run: {len(previewed)} messages would be delivered or blocked; "
+               "nothing sent or written")

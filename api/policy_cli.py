@@ -93,15 +93,34 @@ def show(
 @policy_app.command("publish")
 def publish(
     file: Annotated[Path, typer.Argument(help="The TOML policy file to publish.")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="validate and say whether it would be published; write nothing")]
+    = False,
 ) -> None:
     """Publish a policy version so candidacies can start on it or migrate to it."""
     try:
         policy = load_policy(file)
-        new = build_candidacies().policies.publish(policy)
+        book = build_candidacies().policies
+        new = _would_publish(book, policy) if dry_run else book.publish(policy)
     except CloserError as exc:
         raise _fail(str(exc)) from None
     state = "published" if new else "already published (identical)"
+    if dry_run:
+        state = ("would be published" if new else state) + " (dry run: nothing written)"
     typer.echo(f"{policy.name} version {policy.version}: {state}")
+
+
+def _would_publish(book: Any, policy: CadencePolicy) -> bool:
+    """What `PolicyBook.publish` would answer (and refuse), without saving anything."""
+    try:
+        existing = book.get(policy.name, policy.version)
+    except CloserError:
+        return True
+    if policy_to_toml(existing) != policy_to_toml(policy):
+        reason = (f"version {policy.version} is already published with other rules: "
+                  "publish a new version")
+        raise PolicyError(policy.name, [(None, reason)])
+    return False
 
 
 @policy_app.command("check")

@@ -470,35 +470,49 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
 
 def export_command(
     out: Annotated[Path | None, typer.Option(help="the .jsonl file (default: stdout)")] = None,
+    with_policies: Annotated[bool, typer.Option(
+        "--with-policies", help="also the published policies (needed to import candidacies "
+                                "on a policy other than the built-in playbook)")] = False,
 ) -> None:
-    """Write every stored event as JSON Lines, one a line, losslessly."""
-    _friendly(_export)(out)
+    """Write the candidacies' events as JSON Lines, one a line, losslessly (never API
+    tokens nor outbox messages)."""
+    _friendly(_export)(out, with_policies)
 
 
-def _export(out: Path | None) -> None:
+def _export(out: Path | None, with_policies: bool) -> None:
     from engine.history_io import export
 
     source = store_source()
     if out is None:
-        export(source.batches(None), sys.stdout.buffer)
+        export(source.batches(None), sys.stdout.buffer, with_policies=with_policies)
         sys.stdout.buffer.flush()
         return
     with out.open("wb") as file:
-        count = export(source.batches(None), file)
+        count = export(source.batches(None), file, with_policies=with_policies)
     console.print(f"{count} events written to {out}")
 
 
 def import_command(
     file: Annotated[Path, typer.Argument(help="a .jsonl file written by `closer export`")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="check the file against the store and say what would be "
+                          "imported; write nothing")] = False,
 ) -> None:
-    """Insert exported events into the configured store (rows rebuilt)."""
-    _friendly(_import)(file)
+    """Insert exported events into the configured store (rows rebuilt); its outbox starts
+    past them, so nothing the history already holds is sent again."""
+    _friendly(_import)(file, dry_run)
 
 
-def _import(file: Path) -> None:
+def _import(file: Path, dry_run: bool) -> None:
+    from adapters.outbox import TRACKING_NAME
     from api.wiring import build_candidacies
     from engine.history_io import import_file
 
-    report = import_file(build_candidacies(), file)
-    console.print(f"{report.events} events imported: {report.candidacies} candidacies, "
+    app = build_candidacies()
+    try:
+        report = import_file(app, file, followers=(TRACKING_NAME,), dry_run=dry_run)
+    finally:
+        app.close()
+    verb = "would be imported (dry run: nothing written)" if dry_run else "imported"
+    console.print(f"{report.events} events {verb}: {report.candidacies} candidacies, "
                   f"{report.other_aggregates} other aggregates")

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     )
 
     # -- the outbox (`closer dispatch`, and `closer serve` in the background) -----------
-    smtp_host: str = Field(default="localhost", description="SMTP relay host")
+    smtp_host: str | None = Field(
+        default=None, description="SMTP relay host; unset, email is written to the folder "
+                                  "TASKS_DIR/mail (.eml and .txt, the console channel) instead")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_starttls: bool = Field(default=True, description="upgrade with STARTTLS")
     smtp_implicit_tls: bool = Field(default=False, description="TLS from the start (465)")
@@ -62,7 +64,8 @@ class Settings(BaseSettings):
     smtp_sender: str = Field(default="Closer <closer@localhost>",
                              description="From of Closer's own mail (reminders, alerts)")
     smtp_timeout: float = Field(default=10.0, gt=0, le=300)
-    webhook_url: str | None = Field(default=None, description="where the webhook channel POSTs")
+    webhook_url: str | None = Field(
+        default=None, description="where the webhook channel POSTs (unset: no webhook channel)")
     webhook_secret: str | None = Field(default=None, description="HMAC secret for the webhook")
     webhook_workspaces: str = Field(
         default="", description="comma-separated workspaces whose email goes to the webhook")

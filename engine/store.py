@@ -14,7 +14,9 @@ They are written from ``Application.save(..., idempotency=..., rows=...,
 message_rows=..., position=...)``: the keyword arguments travel with the events
 down to the recorder.  ``position`` is an eventsourcing `Tracking` (a follower's
 position in the notification log), stored in eventsourcing's own tracking table
-with what the follower recorded.
+with what the follower recorded.  ``followed_past=(name, ...)`` (an import) moves those
+followers past the events being inserted, once their notification ids are known, in the
+same transaction.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from uuid import UUID
 import orjson
 import psycopg
 from eventsourcing import persistence
-from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent
+from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
@@ -347,6 +349,14 @@ class _Queries:
     def _id_param(self, uid: UUID) -> Any:
         return uid.hex
 
+    def latest_recorded_at(self) -> datetime | None:
+        """The latest moment a candidacy or a message was last changed at (None in an empty
+        store): the rows keep their aggregate's last event time."""
+        found = [r[0] for r in self._select(
+            "SELECT MAX(updated_at) FROM closer_candidacies UNION ALL "
+            "SELECT MAX(updated_at) FROM closer_messages", ()) if r[0] is not None]
+        return max((datetime.fromisoformat(t) for t in found), default=None)
+
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         rows = self._select(f"SELECT {_COLUMNS} FROM closer_candidacies WHERE id>? "
@@ -393,6 +403,8 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
         _write_extras(c.execute, c.executemany, self._q, kwargs, self._row_writes)
         if kwargs.get("position") is not None:
             self._insert_tracking(c, kwargs["position"])
+        for tracking in _followed_past(kwargs, notification_ids):
+            self._insert_tracking(c, tracking)
         return notification_ids
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
@@ -418,6 +430,16 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             c.sqlite_cursor.row_factory = None
             c.execute(sql, tuple(params))
             return c.fetchall()  # type: ignore[no-any-return]
+
+
+def _followed_past(kwargs: dict[str, Any], notification_ids: Sequence[int] | None
+                   ) -> list[Tracking]:
+    """``followed_past=(name, ...)``: those followers' positions moved past the events just
+    inserted, in their transaction (an import's events are history, not work to do)."""
+    names = kwargs.get("followed_past") or ()
+    if not names or not notification_ids:
+        return []
+    return [Tracking(name, max(notification_ids)) for name in names]
 
 
 def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any],
@@ -529,7 +551,8 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                        kwargs: dict[str, Any]) -> bool:
         return not (self.datastore.enable_db_functions or not stored_events
                     or kwargs.get("position") is not None
-                    or kwargs.get("tracking") is not None)
+                    or kwargs.get("tracking") is not None
+                    or kwargs.get("followed_past"))
 
     def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
                 stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
@@ -623,6 +646,15 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                       self._row_writes)
         if kwargs.get("position") is not None:
             self._insert_tracking(curs, tracking=kwargs["position"])
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                                       **kwargs: Any) -> Sequence[int] | None:
+        # The ids are known only once inserted: the followers' positions are written
+        # after them, still inside the library's transaction (its table lock held).
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        for tracking in _followed_past(kwargs, notification_ids):
+            self._insert_tracking(curs, tracking=tracking)
+        return notification_ids
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         # Every read is one statement on an autocommit connection (its own consistent

@@ -221,14 +221,15 @@ def test_export_then_import_is_lossless_and_replays_the_same(
     simulate(app, 25, seed=11)
     app.policies.publish(variant("house", pest_line__max_nudges=2))
     first = io.BytesIO()
-    exported = export(source.batches(None), first)
+    exported = export(source.batches(None), first, with_policies=True)
     path = tmp_path / "histories.jsonl"
     path.write_bytes(first.getvalue())
 
     copy = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/copy.db"))
     report = import_file(copy, path)
     again = io.BytesIO()
-    export(source_for(f"sqlite:///{tmp_path}/copy.db", "stored_events").batches(None), again)
+    export(source_for(f"sqlite:///{tmp_path}/copy.db", "stored_events").batches(None), again,
+           with_policies=True)
     copy_rows = {(r.id, r.version, r.stage, r.due_at) for r in copy.recorder.select_all_rows()}
     original_rows = {(r.id, r.version, r.stage, r.due_at) for r in app.recorder.select_all_rows()}
     copy.close()
