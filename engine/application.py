@@ -433,7 +433,10 @@ class Candidacies(Application[UUID]):
         if uid not in self.recent:
             if not self.recent.size:
                 return None  # nowhere to keep what a read would find
-            loaded = await self._load_async(uid)
+            try:
+                loaded = await self._load_async(uid)
+            except CorruptHistory:
+                return None  # the usual path tells the caller what it may know of it
             if not isinstance(loaded, Candidacy):
                 return None  # no such candidacy: the usual path says so
             self.recent.keep(loaded)  # (not over a later version another command kept)

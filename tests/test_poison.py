@@ -100,6 +100,9 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert poisoned in body["detail"] and "closer doctor" in body["detail"]
     assert "Traceback" not in json.dumps(body)
     problem(client.get(f"/candidacies/{poisoned}/events"), 500, "corrupt-history")
+    candidacies.recent.take(UUID(poisoned))  # as after a restart: no copy kept in memory
+    command = client.post(f"/candidacies/{poisoned}/thank-you", json={"medium": "email"})
+    assert problem(command, 500, "corrupt-history")["candidacy_id"] == poisoned
 
     # Every other candidacy, the list, the feed and the agenda keep working.
     assert ok(client.get(f"/candidacies/{healthy}")).json()["stage"] == "next_step_closed"
@@ -247,9 +250,29 @@ def test_another_workspace_still_finds_no_such_candidacy(
         candidacies: Candidacies, client_for: Any, database_url: str) -> None:
     poisoned = closed(candidacies, "Globex")
     corrupt(candidacies, database_url, poisoned, 2)
+    candidacies.recent.take(UUID(poisoned))
     rival = client_for("recruiter", workspace="rival-agency")
     problem(rival.get(f"/candidacies/{poisoned}"), 404, "not-found")
     problem(rival.get(f"/candidacies/{poisoned}/events"), 404, "not-found")
+    problem(rival.post(f"/candidacies/{poisoned}/nudges"), 404, "not-found")
+    assert ok(rival.get("/candidacies")).json() == {"items": [], "unreadable": [],
+                                                    "next_cursor": None}
+
+
+def test_a_command_awaited_on_the_event_loop_answers_the_same_problem(
+        api: Any, candidacies: Candidacies, client_for: Any, database_url: str) -> None:
+    """On PostgreSQL `closer serve` awaits commands on its event loop (`execute_async`):
+    a corrupt candidacy is told apart there just as on the usual path."""
+    poisoned = closed(candidacies, "Globex")
+    corrupt(candidacies, database_url, poisoned, 2)
+    candidacies.recent.take(UUID(poisoned))
+    client, rival = client_for("recruiter"), client_for("recruiter", workspace="rival-agency")
+    with LiveServer(api) as server:
+        for who, status, kind in ((client, 500, "corrupt-history"), (rival, 404, "not-found")):
+            answer = httpx.post(f"{server.url}/candidacies/{poisoned}/nudges",
+                                headers={"Authorization": f"Bearer {who.token}"},
+                                timeout=GUARD_SECONDS)
+            problem(answer, status, kind)
 
 
 def test_doctor_on_a_healthy_store_exits_0(
