@@ -616,14 +616,10 @@ class Candidacies(Application[UUID]):
     def _located(self, error: CorruptHistory) -> CorruptHistory:
         """``error`` with the notification id of its event, when the read did not know it
         (the load's statement reads versions, not log positions)."""
-        if error.notification_id is not None or error.snapshot:
-            return error
         finder = getattr(self.recorder, "find_notification_id", None)
-        if finder is not None:
-            error.notification_id = finder(_uuid(error.originator_id), error.version)
-            error.args = (str(CorruptHistory(error.originator_id, error.version, error.reason,
-                                             notification_id=error.notification_id)),)
-        return error
+        if error.notification_id is not None or error.snapshot or finder is None:
+            return error
+        return error.at_notification(finder(_uuid(error.originator_id), error.version))
 
     def _load(self, uid: UUID) -> Any:
         """The current state of one aggregate: its latest snapshot and the events after

@@ -80,3 +80,8 @@ class CorruptHistory(CloserError):
         at = f" (notification {notification_id})" if notification_id is not None else ""
         super().__init__(f"the history of {originator_id} cannot be read: its {what} at "
                          f"version {version}{at} is corrupt: {reason}")
+
+    def at_notification(self, notification_id: int | None) -> CorruptHistory:
+        """The same error, naming the record's position in the event log."""
+        return CorruptHistory(self.originator_id, self.version, self.reason, topic=self.topic,
+                              notification_id=notification_id, snapshot=self.snapshot)

@@ -75,14 +75,19 @@ def notification_of(app: Candidacies, candidacy_id: str, version: int) -> int:
     return int(found)
 
 
-def doctor(database_url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+def closer(database_url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """``closer ARGS`` run in-process on the test's store."""
     monkeypatch.setenv("CLOSER_DATABASE_URL", database_url)
     monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
     get_settings.cache_clear()
     try:
-        return CliRunner().invoke(cli, ["doctor", *args])
+        return CliRunner().invoke(cli, list(args))
     finally:
         get_settings.cache_clear()
+
+
+def doctor(database_url: str, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    return closer(database_url, monkeypatch, "doctor", *args)
 
 
 def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
@@ -160,6 +165,14 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
         "event", poisoned, 2, position)
     assert bad["error"] and "\n" not in bad["error"]
     assert found["healthy"] is False and found["events_scanned"] >= 6
+    assert [p["notification_id"] for p in found["passed_over"]] == [
+        position, notification_of(candidacies, poisoned, 3)]
+
+    # Its history on the command line: one clear line, no traceback.
+    shown = closer(database_url, monkeypatch, "history", poisoned)
+    assert shown.exit_code == 1
+    assert f"the history of {poisoned} cannot be read" in shown.output
+    assert "Traceback" not in shown.output
 
 
 def test_the_event_stream_marks_the_position_it_cannot_decode(
