@@ -85,6 +85,9 @@ class Problem(BaseModel):
     current_version: int | None = None
     candidacy_id: str | None = Field(default=None,
                                      description="corrupt-history: the quarantined candidacy")
+    originator_id: str | None = Field(default=None, description="corrupt-history: the id of "
+                                      "the record that cannot be read (a candidacy's, or "
+                                      "e.g. a policy's)")
     version: int | None = Field(default=None,
                                 description="corrupt-history: the version that cannot be read")
     notification_id: int | None = Field(default=None, description="corrupt-history: its "
@@ -194,12 +197,19 @@ async def _corrupt(request: Request, error: CorruptHistory) -> JSONResponse:
               version=error.version, notification_id=error.notification_id,
               error=error.reason)
     at = f" (notification {error.notification_id})" if error.notification_id else ""
+    candidacy = error.topic.startswith(_CANDIDACY_TOPIC)
+    what = (f"candidacy {error.originator_id}" if candidacy
+            else f"a stored record this needs ({error.originator_id})")
     return problem_response(
         request, "corrupt-history",
-        f"candidacy {error.originator_id} is quarantined: its stored event at version "
-        f"{error.version}{at} cannot be read; `closer doctor` lists it",
-        candidacy_id=str(error.originator_id), version=error.version,
+        f"{what} is quarantined: its stored event at version {error.version}{at} cannot "
+        "be read; `closer doctor` lists it",
+        candidacy_id=str(error.originator_id) if candidacy else None,
+        originator_id=str(error.originator_id), version=error.version,
         notification_id=error.notification_id)
+
+
+_CANDIDACY_TOPIC = "engine.candidacy:"
 
 
 async def _closer_error(request: Request, error: CloserError) -> JSONResponse:

@@ -135,7 +135,8 @@ class Unreadable(BaseModel):
     answers the `corrupt-history` problem until repaired; `closer doctor` lists it."""
 
     candidacy_id: str
-    version: int = Field(description="the version that cannot be read")
+    version: int = Field(description="the version that cannot be read (of the candidacy, or "
+                                     "of a record it needs, e.g. its policy)")
     notification_id: int | None = Field(default=None,
                                         description="its position in the event log")
     candidate: str | None = None
@@ -156,7 +157,7 @@ class CandidacyPage(BaseModel):
 
 def unreadable(error: CorruptHistory, row: Any) -> Unreadable:
     """What a list says of a quarantined candidacy (its current row still names it)."""
-    return Unreadable(candidacy_id=str(error.originator_id), version=error.version,
+    return Unreadable(candidacy_id=row.id, version=error.version,
                       notification_id=error.notification_id, candidate=row.candidate,
                       company=row.company, role=row.role)
 
