@@ -92,8 +92,11 @@ def tick_command(
     candidacies = build_candidacies()
     report = tick(candidacies, moment)
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
+    unreadable = (f"; {report.corrupt} passed over, their history cannot be read (see "
+                  "closer doctor)" if report.corrupt else "")
     console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
-                  f"recorded {done}; {report.conflicts} changed concurrently (next tick)")
+                  f"recorded {done}; {report.conflicts} changed concurrently (next tick)"
+                  f"{unreadable}", highlight=False)
 
 
 @app.command()

@@ -77,7 +77,7 @@ def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event
     """Tick every ``interval_seconds`` until ``stop`` is set."""
     while not stop.is_set():
         report = tick(app)
-        if report.recorded or report.conflicts:
+        if report.recorded or report.conflicts or report.corrupt:
             log.info("tick", candidacies=report.candidacies, recorded=report.recorded,
-                     conflicts=report.conflicts)
+                     conflicts=report.conflicts, corrupt=report.corrupt)
         stop.wait(interval_seconds)

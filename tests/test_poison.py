@@ -288,6 +288,33 @@ def test_a_command_awaited_on_the_event_loop_answers_the_same_problem(
             problem(answer, status, kind)
 
 
+def test_doctor_reads_every_page_of_events_and_snapshots(
+        candidacies: Candidacies, database_url: str) -> None:
+    ids = [candidacies.record_interview(AGENCY, interview()).candidacy_id for _ in range(3)]
+    for candidacy_id in ids:
+        for n in range(19):
+            candidacies.raise_hesitation(AGENCY, candidacy_id, f"Concern {n + 1}")
+    corrupt(candidacies, database_url, ids[1], 20, snapshot=True)
+    corrupt(candidacies, database_url, ids[2], 7)
+
+    whole, paged = diagnose(candidacies), diagnose(candidacies, page=2)
+    assert (paged.events, paged.snapshots) == (whole.events, whole.snapshots)
+    assert whole.snapshots == 3 and whole.events >= 60
+    assert paged.undecodable == whole.undecodable
+    assert sorted((u.record, u.originator_id, u.version) for u in whole.undecodable) == sorted(
+        [("snapshot", ids[1], 20), ("event", ids[2], 7)])
+
+
+def test_the_tick_says_how_many_it_passed_over(
+        candidacies: Candidacies, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    closed(candidacies, "Northwind Analytics")
+    corrupt(candidacies, database_url, closed(candidacies, "Globex"), 2)
+    result = closer(database_url, monkeypatch, "tick", "--now", LATER.isoformat())
+    assert result.exit_code == 0, result.output
+    assert "recorded 1 thank_you" in result.output
+    assert "1 passed over, their history cannot be read" in result.output
+
+
 def test_doctor_on_a_healthy_store_exits_0(
         candidacies: Candidacies, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     closed(candidacies, "Northwind Analytics")
