@@ -73,6 +73,7 @@ def get_agenda(
                 continue  # nothing pending, or not before the day ends anywhere on Earth
             try:
                 candidacy = candidacies.get(row.id, principal.workspace)
+                due = due_actions(candidacies, candidacy)  # (reads its policy too)
             except CandidacyNotFound:  # pragma: no cover - a row always has its candidacy
                 continue
             except CorruptHistory as error:
@@ -81,7 +82,7 @@ def get_agenda(
             zone = ZoneInfo(candidacy.timezone)
             start = datetime.combine(day, time(0), zone)
             end = datetime.combine(day + timedelta(days=1), time(0), zone)
-            for action in due_actions(candidacies, candidacy):
+            for action in due:
                 if action.due_at < end:
                     items.append(AgendaItem(
                         **action.model_dump(), candidacy_id=row.id, candidate=row.candidate,

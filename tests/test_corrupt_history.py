@@ -19,17 +19,21 @@ import httpx
 import psycopg
 import pytest
 from adapters_fixtures import SmtpServer, free_port, smtp_server  # noqa: F401
-from api_support import WORKSPACE, LiveServer, ok, problem
+from api_support import WORKSPACE, LiveServer, TestClient, ok, problem
 from builders import interview
 from typer.testing import CliRunner
 
 from adapters.email import EmailAdapter
 from adapters.outbox import Dispatcher, messages
+from api.app import create_app
+from api.auth import create_token
 from api.cli import app as cli
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 from engine.application import Candidacies
 from engine.doctor import diagnose
 from engine.errors import CorruptHistory
+from engine.policy import policy_from_dict
+from engine.policy_book import PublishedPolicy
 from engine.scheduler import tick
 from engine.values import Actor
 
@@ -286,6 +290,31 @@ def test_a_command_awaited_on_the_event_loop_answers_the_same_problem(
                                 headers={"Authorization": f"Bearer {who.token}"},
                                 timeout=GUARD_SECONDS)
             problem(answer, status, kind)
+
+
+def test_a_corrupt_policy_quarantines_the_candidacies_on_it_and_says_it_is_the_policy(
+        candidacies: Candidacies, database_url: str) -> None:
+    candidacies.policies.publish(policy_from_dict({"name": "gentle", "version": 1}))
+    on_gentle = candidacies.record_interview(
+        AGENCY, interview(), policy={"name": "gentle", "version": 1}).candidacy_id
+    healthy = candidacies.record_interview(AGENCY, interview(company="Globex")).candidacy_id
+    policy_id = str(PublishedPolicy.id_for("gentle", 1))
+    corrupt(candidacies, database_url, policy_id, 1)
+    fresh = Candidacies(candidacies.env, clock=candidacies.clock)  # no policy cached
+    api = create_app(Settings(database_url=database_url), candidacies=fresh)
+    token = create_token(fresh, workspace=WORKSPACE, role="recruiter")
+    try:
+        with TestClient(api, headers={"Authorization": f"Bearer {token}"}) as client:
+            body = problem(client.get(f"/candidacies/{on_gentle}"), 500, "corrupt-history")
+            assert (body["originator_id"], body.get("candidacy_id")) == (policy_id, None)
+            assert "a stored record this needs" in body["detail"]
+            page = ok(client.get("/candidacies")).json()
+            assert [item["id"] for item in page["items"]] == [healthy]
+            assert [u["candidacy_id"] for u in page["unreadable"]] == [on_gentle]
+            agenda = ok(client.get("/agenda", params={"on": "2026-11-25"})).json()
+            assert [u["candidacy_id"] for u in agenda["unreadable"]] == [on_gentle]
+    finally:
+        fresh.close()
 
 
 def test_doctor_reads_every_page_of_events_and_snapshots(
