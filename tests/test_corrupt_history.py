@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 from uuid import UUID
 
 import httpx
@@ -35,6 +35,7 @@ from engine.errors import CorruptHistory
 from engine.policy import policy_from_dict
 from engine.policy_book import PublishedPolicy
 from engine.scheduler import tick
+from engine.store import eventsourcing_env
 from engine.values import Actor
 
 pytest_plugins = ["api_fixtures"]  # api, client and client_for
@@ -61,10 +62,11 @@ def corrupt(app: Candidacies, database_url: str, candidacy_id: str, version: int
     table = recorder.events_table_name
     uid = UUID(candidacy_id)
     if database_url.startswith("sqlite"):
-        with sqlite3.connect(urlparse(database_url).path) as conn:
+        with closing(sqlite3.connect(eventsourcing_env(database_url)["SQLITE_DBNAME"])) as conn:
             changed = conn.execute(
                 f"UPDATE {table} SET state=? WHERE originator_id=? AND originator_version=?",
                 (state, uid.hex, version)).rowcount
+            conn.commit()
     else:
         with psycopg.connect(database_url, autocommit=True) as conn:
             changed = conn.execute(
