@@ -7,7 +7,10 @@ Two halves, both run by `Dispatcher.run_once`:
    `OutboxMessage` aggregates (`OutboxMessage.Queued`), and saves a page's new
    messages *with* ``position=Tracking("Outbox", last notification id)`` in ONE
    save: the position and the queued messages commit together, so a crash between
-   pages loses nothing and queues nothing twice.
+   pages loses nothing and queues nothing twice.  A notification that cannot be read
+   (`CorruptHistory`: its event, or the history its candidacy needs) is logged at error
+   level and recorded as `PassedOver` in that same save, then passed over: one poison
+   event never stops the follow (`closer doctor` lists both).
 2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
    the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
    (never sent), or `ApprovalRequested` when the workspace wants a person to approve
@@ -47,7 +50,8 @@ from adapters.errors import AdapterError, DeliveryError
 from adapters.message import Kind, MessageContext, message_id, plain_error
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.candidacy import Candidacy
-from engine.store import MessageRow
+from engine.errors import CorruptHistory
+from engine.store import MessageRow, PassedOver
 
 log = structlog.get_logger("closer.outbox")
 
@@ -295,6 +299,16 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _passed_over(notification: Any, error: CorruptHistory, now: datetime) -> PassedOver:
+    """The durable record (and the error log line) of a notification the outbox passes
+    over: its own event, or the candidacy history it needs, cannot be read."""
+    log.error("outbox passed over an undecodable event", notification_id=notification.id,
+              candidacy_id=str(notification.originator_id),
+              version=notification.originator_version, error=str(error))
+    return PassedOver(TRACKING_NAME, notification.id, str(notification.originator_id),
+                      notification.originator_version, str(error), now)
+
+
 # -- the dispatcher -------------------------------------------------------------------
 
 
@@ -310,11 +324,13 @@ class DispatchReport:
     failed: int = 0
     dead_lettered: int = 0
     awaiting_approval: int = 0
+    passed_over: int = 0  # notifications that cannot be read (see `PassedOver`)
 
     @property
     def idle(self) -> bool:
         return not (self.notifications or self.queued or self.sent or self.blocked
-                    or self.failed or self.dead_lettered or self.awaiting_approval)
+                    or self.failed or self.dead_lettered or self.awaiting_approval
+                    or self.passed_over)
 
 
 @dataclass
@@ -426,16 +442,23 @@ class Dispatcher:
         if not page:
             return False
         messages: dict[UUID, OutboxMessage] = {}
+        passed: list[PassedOver] = []
         now = self.app.clock.now()
         for notification in page:
             if not notification.topic.startswith(_CANDIDACY_TOPIC):
                 continue
-            event = self.app.mapper.to_domain_event(notification)
-            for message in self.messages_for(event, now):
+            try:
+                event = self.app.mapper.to_domain_event(notification)
+                planned = self.messages_for(event, now)
+            except CorruptHistory as error:
+                # Quarantined, never a stop: recorded with the position, then passed over.
+                passed.append(_passed_over(notification, error, now))
+                continue
+            for message in planned:
                 messages.setdefault(message.id, message)
         fresh = [m for m in messages.values() if not self._exists(m.id)]
         try:
-            self.app.save(*fresh, message_rows=[m.row() for m in fresh],
+            self.app.save(*fresh, message_rows=[m.row() for m in fresh], passed_over=passed,
                           position=Tracking(TRACKING_NAME, page[-1].id))
         except IntegrityError:
             # Another follower recorded this page first (or a message already exists):
@@ -444,6 +467,7 @@ class Dispatcher:
             return True
         report.notifications += len(page)
         report.queued += len(fresh)
+        report.passed_over += len(passed)
         return True
 
     def messages_for(self, event: Any, now: datetime) -> list[OutboxMessage]:
@@ -452,8 +476,8 @@ class Dispatcher:
                                   Candidacy.Stalled, Candidacy.ReminderSent,
                                   Candidacy.NextStepClosed)):
             return []
-        candidacy = self.app.repository.get(event.originator_id,
-                                            version=event.originator_version)
+        candidacy = self.app.get(event.originator_id, event.workspace,
+                                 version=event.originator_version)
         routing = self.app.policies.of(candidacy).routing
         out = []
         for planned in plan(event, routing):

@@ -151,9 +151,11 @@ def tick_command(
     finally:
         candidacies.close()
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
+    unreadable = (f"; {report.corrupt} passed over, their history cannot be read (see "
+                  "closer doctor)" if report.corrupt else "")
     console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
                   f"recorded {done}; {report.conflicts} changed concurrently (next tick)"
-                  f"{where}", highlight=False, soft_wrap=True)
+                  f"{unreadable}{where}", highlight=False, soft_wrap=True)
 
 
 def store_clock(candidacies: Candidacies) -> datetime:
@@ -264,6 +266,40 @@ def _short(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+@app.command()
+@friendly
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="print the findings as JSON"),
+) -> None:
+    """Decode every stored event and snapshot; list each one that cannot be read (exit
+    code 1 when any), and the notifications the outbox passed over."""
+    import json
+
+    from engine.doctor import diagnose
+
+    candidacies = build_candidacies()
+    try:
+        diagnosis = diagnose(candidacies)
+    finally:
+        candidacies.close()
+    if as_json:
+        typer.echo(json.dumps(diagnosis.as_dict(), indent=2))
+    else:
+        for bad in diagnosis.undecodable:
+            at = f", notification {bad.notification_id}" if bad.notification_id else ""
+            typer.echo(f"undecodable {bad.record}: {bad.originator_id} version {bad.version}"
+                       f"{at} ({bad.topic}): {bad.error}")
+        for passed in diagnosis.passed_over:
+            typer.echo(f"passed over by the {passed.reader.lower()}: notification "
+                       f"{passed.notification_id} ({passed.originator_id} version "
+                       f"{passed.originator_version}) at {passed.at.isoformat()}")
+        typer.echo(f"scanned {diagnosis.events} events and {diagnosis.snapshots} snapshots: "
+                   + (f"{len(diagnosis.undecodable)} cannot be read"
+                      if diagnosis.undecodable else "all readable"))
+    if not diagnosis.healthy:
+        raise typer.Exit(1)
 
 
 # -- the HTTP API ------------------------------------------------------------------

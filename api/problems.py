@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
+    CorruptHistory,
     IdempotencyKeyReused,
     IllegalCommand,
     InvalidInput,
@@ -49,6 +50,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "internal": (500, "Internal error"),
+    "corrupt-history": (500, "The candidacy's stored history cannot be read"),
     "store-unavailable": (503, "The event store is unavailable"),
 }
 
@@ -81,6 +83,15 @@ class Problem(BaseModel):
     command: str | None = None
     expected_version: int | None = None
     current_version: int | None = None
+    candidacy_id: str | None = Field(default=None,
+                                     description="corrupt-history: the quarantined candidacy")
+    originator_id: str | None = Field(default=None, description="corrupt-history: the id of "
+                                      "the record that cannot be read (a candidacy's, or "
+                                      "e.g. a policy's)")
+    version: int | None = Field(default=None,
+                                description="corrupt-history: the version that cannot be read")
+    notification_id: int | None = Field(default=None, description="corrupt-history: its "
+                                        "position in the event log, when known")
 
 
 class ProblemError(Exception):
@@ -180,6 +191,27 @@ async def _version_conflict(request: Request, error: VersionConflict) -> JSONRes
                             expected_version=error.expected, current_version=error.actual)
 
 
+async def _corrupt(request: Request, error: CorruptHistory) -> JSONResponse:
+    # Named and logged for the operator; the decoder's own message stays in the log.
+    log.error("corrupt history", path=request.url.path, candidacy_id=str(error.originator_id),
+              version=error.version, notification_id=error.notification_id,
+              error=error.reason)
+    at = f" (notification {error.notification_id})" if error.notification_id else ""
+    candidacy = error.topic.startswith(_CANDIDACY_TOPIC)
+    what = (f"candidacy {error.originator_id}" if candidacy
+            else f"a stored record this needs ({error.originator_id})")
+    return problem_response(
+        request, "corrupt-history",
+        f"{what} is quarantined: its stored event at version {error.version}{at} cannot "
+        "be read; `closer doctor` lists it",
+        candidacy_id=str(error.originator_id) if candidacy else None,
+        originator_id=str(error.originator_id), version=error.version,
+        notification_id=error.notification_id)
+
+
+_CANDIDACY_TOPIC = "engine.candidacy:"
+
+
 async def _closer_error(request: Request, error: CloserError) -> JSONResponse:
     # An engine refusal without a more specific mapping: the client's data, by construction.
     return problem_response(request, "invalid-input", str(error))
@@ -224,6 +256,7 @@ def install(app: FastAPI) -> None:
         (IllegalCommand, _illegal),
         (CandidacyNotFound, _not_found),
         (VersionConflict, _version_conflict),
+        (CorruptHistory, _corrupt),
         (CloserError, _closer_error),
         (ProblemError, _problem),
         (StarletteHTTPException, _http),

@@ -31,14 +31,17 @@ from zoneinfo import ZoneInfo
 import orjson
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import EventSourcingError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     Notification,
     Recording,
     StoredEvent,
     Transcoding,
 )
+from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
 from engine.candidacy import Candidacy
@@ -46,6 +49,7 @@ from engine.clock import Clock, SystemClock
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
+    CorruptHistory,
     IdempotencyKeyReused,
     InvalidInput,
     VersionConflict,
@@ -93,14 +97,17 @@ class Outcome:
 
 @dataclass
 class PolicyRun:
-    """What `apply_policies` recorded, per candidacy id, and which changed meanwhile."""
+    """What `apply_policies` recorded, per candidacy id, which changed meanwhile, and
+    which were passed over because their history cannot be read (`CorruptHistory`)."""
 
     applied: dict[str, list[Action]] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
 
     def merge(self, other: PolicyRun) -> None:
         self.applied.update(other.applied)
         self.conflicts.extend(other.conflicts)
+        self.corrupt.extend(other.corrupt)
 
 
 @dataclass
@@ -117,6 +124,7 @@ class PolicyDecisions:
 
 
 _UNKNOWN = object()
+_UNREADABLE_SNAPSHOT = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,13 @@ class Candidacies(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The library's mapper (its transcoder, compressor and cipher), raising
+        # `CorruptHistory` for a record it cannot decode; a configured MAPPER_TOPIC wins.
+        custom = self.factory.env.get(self.factory.MAPPER_TOPIC)
+        return self.factory.mapper(transcoder=self.construct_transcoder(),
+                                   mapper_class=None if custom else QuarantiningMapper)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -418,7 +433,10 @@ class Candidacies(Application[UUID]):
         if uid not in self.recent:
             if not self.recent.size:
                 return None  # nowhere to keep what a read would find
-            loaded = await self._load_async(uid)
+            try:
+                loaded = await self._load_async(uid)
+            except CorruptHistory:
+                return None  # the usual path tells the caller what it may know of it
             if not isinstance(loaded, Candidacy):
                 return None  # no such candidacy: the usual path says so
             self.recent.keep(loaded)  # (not over a later version another command kept)
@@ -498,7 +516,15 @@ class Candidacies(Application[UUID]):
 
     def _decide(self, decisions: PolicyDecisions, candidacy_ids: list[Any]) -> None:
         now, limit = decisions.now, decisions.limit
-        for candidacy in self._load_many(candidacy_ids):
+        corrupt: list[CorruptHistory] = []
+        loaded = self._load_many(candidacy_ids, corrupt)
+        for error in corrupt:
+            # Quarantined: the rest of the page is decided; the next tick tries it again.
+            log.error("candidacy passed over: its history cannot be read",
+                      candidacy_id=str(error.originator_id), version=error.version,
+                      notification_id=error.notification_id, error=error.reason)
+            decisions.run.corrupt.append(str(error.originator_id))
+        for candidacy in loaded:
             policy = self.policies.of(candidacy)
             actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
             applied: list[Action] = []
@@ -539,7 +565,7 @@ class Candidacies(Application[UUID]):
                     self.save(rows=held)
                 return run
             # One of them changed meanwhile: decide again for each on its own.
-            retry = PolicyRun()
+            retry = PolicyRun(corrupt=list(run.corrupt))
             for candidacy_id in [c.id for c, _ in decided] + [row.id for row in held]:
                 retry.merge(self.apply_policies([candidacy_id], now, limit=limit))
             return retry
@@ -551,30 +577,71 @@ class Candidacies(Application[UUID]):
     # -- queries ----------------------------------------------------------------------
 
     def get(self, candidacy_id: Any, workspace: str, *, version: int | None = None) -> Candidacy:
-        """The candidacy, as of ``version`` if given; not found outside its workspace."""
+        """The candidacy, as of ``version`` if given; not found outside its workspace.
+        Raises `CorruptHistory` when a stored event of it cannot be read."""
         uid = _uuid(candidacy_id)
-        if version is None:
-            candidacy = self._load(uid)
-        else:
-            try:
-                candidacy = self.repository.get(uid, version=version, projector_func=_project)
-            except AggregateNotFoundError:
-                raise CandidacyNotFound(candidacy_id) from None
+        try:
+            if version is None:
+                candidacy = self._load(uid)
+            else:
+                candidacy = self._load_version(uid, version, candidacy_id)
+        except CorruptHistory as error:
+            raise self._quarantined(error, candidacy_id, workspace) from error.__cause__
         if not isinstance(candidacy, Candidacy) or candidacy.workspace != workspace:
             raise CandidacyNotFound(candidacy_id)
         return candidacy
 
+    def _load_version(self, uid: UUID, version: int, candidacy_id: Any) -> Any:
+        try:
+            return self.repository.get(uid, version=version, projector_func=_project)
+        except AggregateNotFoundError:
+            raise CandidacyNotFound(candidacy_id) from None
+        except CorruptHistory as error:
+            if not error.snapshot:
+                raise
+            log.error("snapshot cannot be read: loading from the events",
+                      originator_id=str(uid), version=error.version, error=error.reason)
+        # The snapshot before ``version`` cannot be read: from the first event instead.
+        return _project(None, self.events.get(uid, lte=version))
+
+    def _quarantined(self, error: CorruptHistory, candidacy_id: Any,
+                     workspace: str) -> CloserError:
+        """What a reader in ``workspace`` is told of an unreadable candidacy: that it is
+        corrupt, if it is theirs (its row says so), else that there is no such candidacy."""
+        row = self.row(candidacy_id)
+        if row is None or row.workspace != workspace:
+            return CandidacyNotFound(candidacy_id)
+        return self._located(error)
+
+    def _located(self, error: CorruptHistory) -> CorruptHistory:
+        """``error`` with the notification id of its event, when the read did not know it
+        (the load's statement reads versions, not log positions)."""
+        finder = getattr(self.recorder, "find_notification_id", None)
+        if error.notification_id is not None or error.snapshot or finder is None:
+            return error
+        return error.at_notification(finder(_uuid(error.originator_id), error.version))
+
     def _load(self, uid: UUID) -> Any:
         """The current state of one aggregate: its latest snapshot and the events after
         it, read in one statement (the repository reads them in two), then projected
-        through the same mapper and projector.  None when there is no such aggregate."""
+        through the same mapper and projector.  None when there is no such aggregate.
+        A snapshot that cannot be decoded is passed over: the events are read from the
+        first one (the snapshot stays listed by `closer doctor`)."""
         recorder: Any = self.recorder
-        return self._projected(*recorder.select_for_load(*self._load_tables(), uid))
+        snapshots, events = self._load_tables()
+        loaded = self._projected(*recorder.select_for_load(snapshots, events, uid))
+        if loaded is _UNREADABLE_SNAPSHOT:
+            loaded = self._projected(*recorder.select_for_load(None, events, uid))
+        return loaded
 
     async def _load_async(self, uid: UUID) -> Any:
         """`_load`, its one statement awaited on an async connection (see `writing_async`)."""
         recorder: Any = self.recorder
-        return self._projected(*await recorder.select_for_load_async(*self._load_tables(), uid))
+        snapshots, events = self._load_tables()
+        loaded = self._projected(*await recorder.select_for_load_async(snapshots, events, uid))
+        if loaded is _UNREADABLE_SNAPSHOT:
+            loaded = self._projected(*await recorder.select_for_load_async(None, events, uid))
+        return loaded
 
     def _load_tables(self) -> tuple[str | None, str]:
         """The snapshots' table (None without snapshots) and the events' table."""
@@ -584,13 +651,32 @@ class Candidacies(Application[UUID]):
         return table, self.recorder.events_table_name  # type: ignore[attr-defined]
 
     def _projected(self, snapshot: StoredEvent | None, stored: list[StoredEvent]) -> Any:
-        start = None if snapshot is None else self.mapper.to_domain_event(snapshot).mutate(None)
+        start = None
+        if snapshot is not None:
+            start = self._from_snapshot(snapshot)
+            if start is _UNREADABLE_SNAPSHOT:
+                return start
         return _project(start, (self.mapper.to_domain_event(s) for s in stored))
 
-    def _load_many(self, candidacy_ids: list[Any]) -> list[Candidacy]:
+    def _from_snapshot(self, snapshot: StoredEvent) -> Any:
+        """The aggregate a stored snapshot holds, or `_UNREADABLE_SNAPSHOT` (logged)."""
+        try:
+            return _project(None, [self.mapper.to_domain_event(snapshot)])
+        except CorruptHistory as error:
+            log.error("snapshot cannot be read: loading from the events",
+                      originator_id=str(snapshot.originator_id),
+                      version=snapshot.originator_version, error=error.reason)
+            return _UNREADABLE_SNAPSHOT
+
+    def _load_many(self, candidacy_ids: list[Any],
+                   corrupt: list[CorruptHistory] | None = None) -> list[Candidacy]:
         """Several candidacies (whatever their workspace) read with two queries: their
         latest snapshots, then the events after them, through the same mapper and
-        projector as `get` (one query pair per page instead of per candidacy)."""
+        projector as `get` (one query pair per page instead of per candidacy).
+
+        A candidacy whose history cannot be read raises `CorruptHistory`, or, given a
+        ``corrupt`` list, is left out and its error added there; an unreadable snapshot
+        is passed over (its candidacy read from its first event)."""
         uids = [_uuid(i) for i in candidacy_ids]
         recorder: Any = self.recorder
         to_domain_event = self.mapper.to_domain_event
@@ -598,24 +684,44 @@ class Candidacies(Application[UUID]):
         if self.snapshots is not None:
             table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
             for record in recorder.select_latest_records(table, uids):
-                start[record[0]] = to_domain_event(StoredEvent(*record)).mutate(None)
+                aggregate = self._from_snapshot(StoredEvent(*record))
+                if aggregate is not _UNREADABLE_SNAPSHOT:
+                    start[record[0]] = aggregate
         after = {uid: start[uid].version if uid in start else 0 for uid in uids}
         events: dict[UUID, list[Any]] = {uid: [] for uid in uids}
+        failed: dict[UUID, CorruptHistory] = {}
         for record in recorder.select_records_after(recorder.events_table_name, after):
             # The record's id is the UUID asked for: no parsing it back from the row.
-            events[record[0]].append(to_domain_event(StoredEvent(*record)))
+            if record[0] in failed:
+                continue
+            try:
+                events[record[0]].append(to_domain_event(StoredEvent(*record)))
+            except CorruptHistory as error:
+                failed[record[0]] = error
         loaded = []
         for uid, candidacy_id in zip(uids, candidacy_ids):
-            candidacy = _project(start.get(uid), events[uid])
+            try:
+                if uid in failed:
+                    raise failed[uid]
+                candidacy = _project(start.get(uid), events[uid])
+            except CorruptHistory as error:
+                if corrupt is None:
+                    raise self._located(error) from error.__cause__
+                corrupt.append(self._located(error))
+                continue
             if not isinstance(candidacy, Candidacy):
                 raise CandidacyNotFound(candidacy_id)
             loaded.append(candidacy)
         return loaded
 
     def history(self, candidacy_id: Any, workspace: str) -> list[HistoryEntry]:
-        """Every event of the candidacy, oldest first."""
+        """Every event of the candidacy, oldest first (`CorruptHistory` when one of them
+        cannot be read)."""
         uid = _uuid(candidacy_id)
-        entries = [history_entry(e) for e in self.events.get(uid)]
+        try:
+            entries = [history_entry(e) for e in self.events.get(uid)]
+        except CorruptHistory as error:
+            raise self._quarantined(error, candidacy_id, workspace) from error.__cause__
         if not entries or entries[0].workspace != workspace:
             raise CandidacyNotFound(candidacy_id)
         return entries
@@ -832,21 +938,68 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _project(aggregate: Any, events: Any) -> Any:
     # The library's projector asserts a runtime-checkable Protocol on every event,
     # a tenth of a command's CPU; our events are all aggregate events.
-    for event in events:
-        aggregate = event.mutate(aggregate)
+    event = None
+    try:
+        for event in events:
+            aggregate = event.mutate(aggregate)
+    except _UNFIT as error:
+        # Decoded, but its data does not fit the aggregate (apply only assigns data).
+        if event is None:
+            raise
+        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+                             topic=get_topic(type(event)),
+                             snapshot=isinstance(event, Snapshot)) from error
     return aggregate
+
+
+_UNFIT = (AttributeError, KeyError, TypeError, ValueError, EventSourcingError)
+
+
+class QuarantiningMapper(Mapper[UUID]):
+    """The library's mapper, raising `CorruptHistory` (naming the record, its log
+    position when known, and why) for a stored record it cannot decode or upcast."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        try:
+            return super().to_domain_event(stored_event)
+        except Exception as error:  # whatever the decoder raised: named, never a traceback
+            raise CorruptHistory(stored_event.originator_id, stored_event.originator_version,
+                                 _reason(error), topic=stored_event.topic,
+                                 notification_id=getattr(stored_event, "id", None),
+                                 snapshot=_snapshot_topic(stored_event.topic)) from error
+
+
+def _snapshot_topic(topic: str) -> bool:
+    try:
+        found = resolve_topic(topic)
+    except TopicError:  # an unknown (or corrupt) topic: by its name
+        return topic.rpartition(".")[2].rpartition(":")[2] == "Snapshot"
+    return isinstance(found, type) and issubclass(found, Snapshot)
+
+
+def _reason(error: BaseException) -> str:
+    """The decoding error in one line: the innermost cause (the mapper's own message
+    repeats the record's topic, id and version)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = " ".join(str(error).split()) or "no detail"
+    return f"{type(error).__name__}: {text}"[:300]
 
 
 def history_entry(event: Any) -> HistoryEntry:
     """An event as auditors read it: its type, when, who, and its own data."""
     fields = event.__dict__
-    return HistoryEntry(
-        version=event.originator_version, type=type(event).__name__, at=event.timestamp,
-        actor=event.actor, on_behalf_of=event.on_behalf_of, workspace=event.workspace,
-        stage=event.stage,
-        data={k: v for k, v in fields.items() if k not in _BASE_FIELDS},
-        decided_by=fields.get("decided_by"),
-    )
+    try:
+        return HistoryEntry(
+            version=event.originator_version, type=type(event).__name__, at=event.timestamp,
+            actor=event.actor, on_behalf_of=event.on_behalf_of, workspace=event.workspace,
+            stage=event.stage,
+            data={k: v for k, v in fields.items() if k not in _BASE_FIELDS},
+            decided_by=fields.get("decided_by"),
+        )
+    except AttributeError as error:  # decoded, but without the fields every event has
+        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+                             topic=get_topic(type(event))) from error
 
 
 def _interview_data(data: dict[str, Any]) -> dict[str, Any]:

@@ -61,3 +61,27 @@ class IdempotencyKeyReused(CloserError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"idempotency key {key!r} was already used for a different command")
+
+
+class CorruptHistory(CloserError):
+    """A stored event (or snapshot) cannot be decoded, upcast or applied: the aggregate it
+    belongs to is quarantined (`closer doctor` lists every such record)."""
+
+    def __init__(self, originator_id: object, version: int, reason: str, *,
+                 topic: str = "", notification_id: int | None = None,
+                 snapshot: bool = False) -> None:
+        self.originator_id = originator_id
+        self.version = version
+        self.reason = reason
+        self.topic = topic
+        self.notification_id = notification_id
+        self.snapshot = snapshot
+        what = "snapshot" if self.snapshot else "event"
+        at = f" (notification {notification_id})" if notification_id is not None else ""
+        super().__init__(f"the history of {originator_id} cannot be read: its {what} at "
+                         f"version {version}{at} is corrupt: {reason}")
+
+    def at_notification(self, notification_id: int | None) -> CorruptHistory:
+        """The same error, naming the record's position in the event log."""
+        return CorruptHistory(self.originator_id, self.version, self.reason, topic=self.topic,
+                              notification_id=notification_id, snapshot=self.snapshot)

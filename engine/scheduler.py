@@ -30,6 +30,8 @@ class TickReport:
     candidacies: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
+    corrupt: int = 0
+    """Due candidacies passed over because their history cannot be read."""
 
     @property
     def recorded(self) -> int:
@@ -63,6 +65,7 @@ def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200,
 
 def _count(report: TickReport, run: PolicyRun) -> None:
     report.conflicts += len(run.conflicts)
+    report.corrupt += len(run.corrupt)
     for candidacy_id, applied in run.applied.items():
         for action in applied:
             report.actions[action.kind] += 1
@@ -74,7 +77,7 @@ def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event
     """Tick every ``interval_seconds`` until ``stop`` is set."""
     while not stop.is_set():
         report = tick(app)
-        if report.recorded or report.conflicts:
+        if report.recorded or report.conflicts or report.corrupt:
             log.info("tick", candidacies=report.candidacies, recorded=report.recorded,
-                     conflicts=report.conflicts)
+                     conflicts=report.conflicts, corrupt=report.corrupt)
         stop.wait(interval_seconds)

@@ -9,9 +9,11 @@ recorders, extended with small tables written in the *same transaction* as the e
 - ``closer_messages``: one current row per outbound message (status, attempts, when
   it may next be tried), so the outbox finds what to deliver without loading every
   message.
+- ``closer_passed_over``: each notification a follower (the outbox) could not decode
+  and went past, written with its tracked position (`PassedOver`).
 
 They are written from ``Application.save(..., idempotency=..., rows=...,
-message_rows=..., position=...)``: the keyword arguments travel with the events
+message_rows=..., passed_over=..., position=...)``: the keyword arguments travel with the events
 down to the recorder.  ``position`` is an eventsourcing `Tracking` (a follower's
 position in the notification log), stored in eventsourcing's own tracking table
 with what the follower recorded.  ``followed_past=(name, ...)`` (an import) moves those
@@ -90,6 +92,21 @@ class MessageRow:
     updated_at: datetime
     summary: dict[str, Any]
 
+
+@dataclass(frozen=True, slots=True)
+class PassedOver:
+    """A notification a follower of the log (the outbox) could not read and went past:
+    recorded with its position, in the same transaction, so it is never silently lost."""
+
+    reader: str
+    notification_id: int
+    originator_id: str
+    originator_version: int
+    error: str
+    at: datetime
+
+
+_PASSED_OVER_COLUMNS = "reader, notification_id, originator_id, originator_version, error, at"
 
 _MESSAGE_COLUMNS = ("id, candidacy_id, workspace, kind, channel, status, attempts, "
                     "next_attempt_at, updated_at, summary")
@@ -357,6 +374,34 @@ class _Queries:
             "SELECT MAX(updated_at) FROM closer_messages", ()) if r[0] is not None]
         return max((datetime.fromisoformat(t) for t in found), default=None)
 
+    def find_notification_id(self, uid: UUID, version: int) -> int | None:
+        """The log position of ``uid``'s event at ``version`` (None: no such event)."""
+        events, nid = self._notification_table()
+        rows = self._select(f"SELECT {nid} FROM {events} WHERE originator_id=? AND "
+                            "originator_version=?", (self._id_param(uid), version))
+        return int(rows[0][0]) if rows else None
+
+    def select_records_page(self, table: str, after: tuple[Any, int] | None,
+                            limit: int) -> list[tuple[UUID, int, str, bytes, Any]]:
+        """Up to ``limit`` records of ``table`` (e.g. the snapshots) in (id, version)
+        order after the ``after`` cursor (the last row's stored id and version), as
+        ``(id, version, topic, state, stored id)``."""
+        sql = f"SELECT originator_id, originator_version, topic, state FROM {table}"
+        params: list[Any] = []
+        if after is not None:
+            sql += " WHERE originator_id>? OR (originator_id=? AND originator_version>?)"
+            params = [after[0], after[0], after[1]]
+        rows = self._select(sql + " ORDER BY originator_id, originator_version LIMIT ?",
+                            [*params, limit])
+        return [(UUID(str(r[0])), r[1], r[2], bytes(r[3]), r[0]) for r in rows]
+
+    def select_passed_over(self, *, limit: int = 10_000) -> list[PassedOver]:
+        """What followers of the log recorded passing over, in log order."""
+        rows = self._select(f"SELECT {_PASSED_OVER_COLUMNS} FROM closer_passed_over "
+                            "ORDER BY notification_id, reader LIMIT ?", (limit,))
+        return [PassedOver(r[0], int(r[1]), r[2], int(r[3]), r[4],
+                           datetime.fromisoformat(r[5])) for r in rows]
+
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         rows = self._select(f"SELECT {_COLUMNS} FROM closer_candidacies WHERE id>? "
@@ -380,6 +425,10 @@ _SQLITE_TABLES = [
     "summary TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS closer_messages_due ON closer_messages (status, next_attempt_at)",
     "CREATE INDEX IF NOT EXISTS closer_messages_candidacy ON closer_messages (candidacy_id)",
+    "CREATE TABLE IF NOT EXISTS closer_passed_over (reader TEXT NOT NULL, "
+    "notification_id BIGINT NOT NULL, originator_id TEXT NOT NULL, "
+    "originator_version INTEGER NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL, "
+    "PRIMARY KEY (reader, notification_id))",
 ]
 
 
@@ -455,6 +504,12 @@ def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any]
     if rows:
         for sql, params in row_writes:
             executemany(q(sql), [params(row) for row in rows])
+    passed: Sequence[PassedOver] | None = kwargs.get("passed_over")
+    if passed:
+        executemany(q(f"INSERT INTO closer_passed_over ({_PASSED_OVER_COLUMNS}) VALUES "
+                      "(?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                    [(p.reader, p.notification_id, p.originator_id, p.originator_version,
+                      p.error, _ts(p.at)) for p in passed])
     messages = kwargs.get("message_rows")
     if messages:
         executemany(q(f"INSERT INTO closer_messages ({_MESSAGE_COLUMNS}) VALUES "

@@ -731,8 +731,8 @@ def test_a_page_that_loses_a_race_is_decided_again_one_candidacy_at_a_time(
     load_many = app._load_many
     raced: list[str] = []
 
-    def load_then_race(ids: list[object]) -> list[object]:
-        loaded = load_many(ids)
+    def load_then_race(ids: list[object], *corrupt: object) -> list[object]:
+        loaded = load_many(ids, *corrupt)
         if not raced:  # a person records a fact on `second` while the page is decided
             raced.append(second)
             app.note_competing_offer(actor, second, "Globex",
@@ -764,8 +764,8 @@ def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
     racer = [sent[1]]  # who a person records a fact on while the page is decided
     raced: list[str] = []
 
-    def load_then_race(ids: list[object]) -> list[object]:
-        loaded = load_many(ids)
+    def load_then_race(ids: list[object], *corrupt: object) -> list[object]:
+        loaded = load_many(ids, *corrupt)
         if not raced:
             raced.append(racer[0])
             app.note_competing_offer(actor, racer[0], "Globex",

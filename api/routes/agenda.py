@@ -13,7 +13,8 @@ from pydantic import BaseModel, BeforeValidator, Field
 from api.dependencies import Reader, Store
 from api.due import DueAction, due_actions
 from api.problems import problem_responses
-from engine.errors import CandidacyNotFound
+from api.routes.candidacies import Unreadable, unreadable
+from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import Stage
 
 router = APIRouter(prefix="/agenda", tags=["agenda"])
@@ -47,6 +48,9 @@ class AgendaItem(DueAction):
 class Agenda(BaseModel):
     on: date
     items: list[AgendaItem] = Field(description="soonest first")
+    unreadable: list[Unreadable] = Field(
+        default_factory=list, description="candidacies with something due whose history "
+                                          "cannot be read: their steps are not in `items`")
 
 
 @router.get("", operation_id="getAgenda", responses=problem_responses(401, 422))
@@ -60,6 +64,7 @@ def get_agenda(
     day = on or candidacies.clock.now().date()
     latest_end = datetime.combine(day + timedelta(days=1), time(0), UTC) + _LATEST_OFFSET
     items: list[AgendaItem] = []
+    corrupt: list[Unreadable] = []
     cursor: str | None = None
     while True:
         rows = candidacies.rows(principal.workspace, after=cursor, limit=_PAGE)
@@ -68,12 +73,16 @@ def get_agenda(
                 continue  # nothing pending, or not before the day ends anywhere on Earth
             try:
                 candidacy = candidacies.get(row.id, principal.workspace)
+                due = due_actions(candidacies, candidacy)  # (reads its policy too)
             except CandidacyNotFound:  # pragma: no cover - a row always has its candidacy
+                continue
+            except CorruptHistory as error:
+                corrupt.append(unreadable(error, row))
                 continue
             zone = ZoneInfo(candidacy.timezone)
             start = datetime.combine(day, time(0), zone)
             end = datetime.combine(day + timedelta(days=1), time(0), zone)
-            for action in due_actions(candidacies, candidacy):
+            for action in due:
                 if action.due_at < end:
                     items.append(AgendaItem(
                         **action.model_dump(), candidacy_id=row.id, candidate=row.candidate,
@@ -83,4 +92,4 @@ def get_agenda(
             break
         cursor = rows[-1].id
     items.sort(key=lambda item: (item.due_at, item.candidacy_id))
-    return Agenda(on=day, items=items)
+    return Agenda(on=day, items=items, unreadable=corrupt)

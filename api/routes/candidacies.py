@@ -13,7 +13,7 @@ from api.due import DueAction, due_actions
 from api.problems import problem_responses
 from engine.application import Candidacies, HistoryEntry
 from engine.candidacy import Candidacy
-from engine.errors import CandidacyNotFound
+from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import Name, NewCandidacy
 
@@ -130,10 +130,36 @@ class CandidacyView(BaseModel):
                                        description="the next step the policy wants taken")
 
 
+class Unreadable(BaseModel):
+    """A candidacy of the page whose stored history cannot be read (quarantined): it
+    answers the `corrupt-history` problem until repaired; `closer doctor` lists it."""
+
+    candidacy_id: str
+    version: int = Field(description="the version that cannot be read (of the candidacy, or "
+                                     "of a record it needs, e.g. its policy)")
+    notification_id: int | None = Field(default=None,
+                                        description="its position in the event log")
+    candidate: str | None = None
+    company: str | None = None
+    role: str | None = None
+    problem: str = Field(default="urn:closer:problem:corrupt-history",
+                         description="the problem type its own URL answers")
+
+
 class CandidacyPage(BaseModel):
     items: list[CandidacyView]
+    unreadable: list[Unreadable] = Field(
+        default_factory=list, description="candidacies of this page left out of `items` "
+                                          "because their history cannot be read")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null "
                                                 "at the end")
+
+
+def unreadable(error: CorruptHistory, row: Any) -> Unreadable:
+    """What a list says of a quarantined candidacy (its current row still names it)."""
+    return Unreadable(candidacy_id=row.id, version=error.version,
+                      notification_id=error.notification_id, candidate=row.candidate,
+                      company=row.company, role=row.role)
 
 
 class PolicyRef(BaseModel):
@@ -232,17 +258,21 @@ def list_candidacies(
     rows = candidacies.rows(principal.workspace, stage=stage.value if stage else None,
                             text=q or None, after=cursor or None, limit=limit)
     items = []
+    corrupt = []
     for row in rows:
         try:
             items.append(candidacy_view(candidacies,
                                         candidacies.get(row.id, principal.workspace)))
         except CandidacyNotFound:  # pragma: no cover - a row always has its candidacy
             continue
-    return CandidacyPage(items=items, next_cursor=rows[-1].id if len(rows) == limit else None)
+        except CorruptHistory as error:
+            corrupt.append(unreadable(error, row))
+    return CandidacyPage(items=items, unreadable=corrupt,
+                         next_cursor=rows[-1].id if len(rows) == limit else None)
 
 
 @router.get("/{candidacy_id}", operation_id="getCandidacy",
-            responses=problem_responses(401, 404, 422))
+            responses=problem_responses(401, 404, 422, 500))
 def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
                   response: Response) -> CandidacyView:
     """One candidacy as it stands (`ETag`: its version)."""
@@ -252,7 +282,7 @@ def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Read
 
 
 @router.get("/{candidacy_id}/events", operation_id="getCandidacyEvents",
-            responses=problem_responses(401, 404, 422))
+            responses=problem_responses(401, 404, 422, 500))
 def get_candidacy_events(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
                          response: Response) -> History:
     """Every event of the candidacy, oldest first."""

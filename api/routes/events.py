@@ -13,8 +13,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -24,8 +25,10 @@ from api.dependencies import Reader, Store
 from api.problems import problem_responses
 from api.routes.candidacies import HistoryEvent, history_event
 from engine.application import Candidacies, history_entry
+from engine.errors import CorruptHistory
 
 router = APIRouter(prefix="/events", tags=["events"])
+log = structlog.get_logger("closer.api")
 
 MAX_SCAN = 100_000  # log positions one request looks at, at most (all workspaces')
 
@@ -37,15 +40,30 @@ class FeedEvent(HistoryEvent):
     candidacy_id: str
 
 
+class UndecodableEvent(BaseModel):
+    """A position of the log holding a candidacy event that cannot be decoded: marked
+    here, never skipped silently (the candidacy answers the `corrupt-history` problem
+    until it is repaired; `closer doctor` lists it)."""
+
+    id: int = Field(description="position in the log: pass as `after` / `Last-Event-ID`")
+    candidacy_id: str
+    version: int
+    type: Literal["UndecodableEvent"] = "UndecodableEvent"
+    detail: str = Field(description="e.g. `undecodable event at notification 17, candidacy "
+                                    "...`")
+    problem: str = "urn:closer:problem:corrupt-history"
+
+
 class FeedPage(BaseModel):
-    events: list[FeedEvent]
+    events: list[FeedEvent | UndecodableEvent] = Field(
+        description="the events; a position that cannot be decoded is an `UndecodableEvent`")
     next_after: int = Field(description="pass as `after` for the next page")
     has_more: bool = Field(description="false once the page reached the end of the log")
 
 
 @dataclass(frozen=True, slots=True)
 class _Page:
-    events: list[FeedEvent]
+    events: list[FeedEvent | UndecodableEvent]
     next_after: int
     has_more: bool
 
@@ -58,10 +76,23 @@ def read_feed(candidacies: Candidacies, workspace: str, after: int, limit: int) 
     recorder: Any = candidacies.recorder
     notifications, next_after, has_more = recorder.select_workspace_events(
         workspace, after, limit, MAX_SCAN)
-    events = []
+    events: list[FeedEvent | UndecodableEvent] = []
     for notification in notifications:
-        entry = history_event(history_entry(candidacies.mapper.to_domain_event(notification)))
-        events.append(FeedEvent(id=notification.id, candidacy_id=str(notification.originator_id),
+        candidacy_id = str(notification.originator_id)
+        try:
+            entry = history_event(history_entry(
+                candidacies.mapper.to_domain_event(notification)))
+        except CorruptHistory as error:
+            log.error("feed: undecodable event", notification_id=notification.id,
+                      candidacy_id=candidacy_id, version=notification.originator_version,
+                      error=error.reason)
+            events.append(UndecodableEvent(
+                id=notification.id, candidacy_id=candidacy_id,
+                version=notification.originator_version,
+                detail=f"undecodable event at notification {notification.id}, candidacy "
+                       f"{candidacy_id} (version {notification.originator_version})"))
+            continue
+        events.append(FeedEvent(id=notification.id, candidacy_id=candidacy_id,
                                 **entry.model_dump()))
     return _Page(events, next_after, has_more)
 
