@@ -34,13 +34,12 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         channels["webhook"] = {"url": settings.webhook_url,
                                "secret": settings.webhook_secret or "",
                                "timeout": settings.smtp_timeout}
-    workspaces = [w.strip() for w in settings.webhook_workspaces.split(",") if w.strip()]
     recruiter = ({"name": settings.recruiter_name, "email": settings.recruiter_email}
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
     return Dispatcher(
         app, channel_settings=channels, recruiter=recruiter,
-        reroute={w: {"email": "webhook"} for w in workspaces},
+        reroute=settings.routes(),
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
                         max_attempts=settings.outbox_max_attempts),
         batch_size=settings.outbox_batch, database_url=settings.database_url,

@@ -50,6 +50,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "unsupported-media-type": (415, "Unsupported media type"),
     "internal": (500, "Internal error"),
     "store-unavailable": (503, "The event store is unavailable"),
+    "worker-down": (503, "A background worker is down"),
 }
 
 
