@@ -54,15 +54,17 @@ class Faulty(ConsoleAdapter):
         return super().report(receipt)
 
 
-def thank_yous(app: Candidacies, *formats: str) -> list[str]:
+def thank_yous(app: Candidacies, *formats: str, follower: Dispatcher | None = None
+               ) -> list[str]:
     """One closed candidacy per format, thanked by the scheduler at noon (in person: a card,
-    else an email); the messages' ids in the order the dispatcher takes them."""
+    else an email), queued by ``follower``; the messages' ids in the order the dispatcher
+    takes them."""
     for format_ in formats:
         candidacy_id = app.record_interview(MAYA, interview(format=format_)).candidacy_id
         app.record_no_hesitations(MAYA, candidacy_id)
         app.close_next_step(MAYA, candidacy_id, "a systems design interview")
     assert tick(app, NOON).actions["thank_you"] == len(formats)
-    Dispatcher(app).follow()
+    (follower or Dispatcher(app)).follow()
     return [r.id for r in app.recorder.select_deliverable_messages(app.clock.now())]
 
 
@@ -100,8 +102,9 @@ def test_an_adapter_that_raises_fails_that_message_only_and_the_others_go_first(
 
 def test_a_card_whose_file_cannot_be_written_is_retried_then_dead_lettered(
         candidacies: Candidacies, clock: FixedClock, tmp_path: Path) -> None:
-    card, mail = thank_yous(candidacies, "in_person", "video")
-    assert row(candidacies, card).channel == "card"
+    ids = thank_yous(candidacies, "in_person", "video")
+    [card] = [i for i in ids if row(candidacies, i).channel == "card"]
+    [mail] = [i for i in ids if i != card]
     cards = tmp_path / "cards"
     cards.write_text("a file where the card folder should be")  # the folder cannot be made
     email = Faulty(tmp_path / "mail")
@@ -173,3 +176,24 @@ def test_a_fatal_error_is_not_swallowed_and_the_message_waits_unchanged(
     assert row(candidacies, only).status == "queued"
     adapter.deliver_faults.clear()
     assert dispatcher.run_once().sent == 1
+
+
+def test_channel_routes_send_a_workspaces_channel_through_another_adapter(
+        candidacies: Candidacies, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from api.outbox_cli import build_dispatcher
+    from api.settings import Settings
+
+    settings = Settings(channel_routes="maya:email=console, other:card=email",
+                        webhook_workspaces="ats", tasks_dir=str(tmp_path))
+    assert settings.routes() == {"ats": {"email": "webhook"}, "maya": {"email": "console"},
+                                 "other": {"card": "email"}}
+    dispatcher = build_dispatcher(candidacies, settings)
+    dispatcher.adapters["console"] = ConsoleAdapter(directory=tmp_path / "console")
+    [only] = thank_yous(candidacies, "video", follower=dispatcher)
+    assert row(candidacies, only).channel == "console"
+    assert dispatcher.run_once().sent == 1
+    assert (tmp_path / "console" / f"{only}.eml").is_file()
+    with pytest.raises(ValidationError, match="WORKSPACE:CHANNEL=ADAPTER"):
+        Settings(channel_routes="maya:email")
