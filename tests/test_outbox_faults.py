@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from builders import interview
+from eventsourcing.persistence import IntegrityError
 
 from adapters.base import DeliveryReceipt
 from adapters.card import CardAdapter
@@ -197,3 +198,30 @@ def test_channel_routes_send_a_workspaces_channel_through_another_adapter(
     assert (tmp_path / "console" / f"{only}.eml").is_file()
     with pytest.raises(ValidationError, match="WORKSPACE:CHANNEL=ADAPTER"):
         Settings(channel_routes="maya:email")
+
+
+class Racing(Dispatcher):
+    """A dispatcher whose save of one message loses a race (another process saved it)."""
+
+    losing: str = ""
+
+    def _save(self, message: Any) -> None:
+        if str(message.id) == self.losing:
+            raise IntegrityError("another dispatcher saved this message first")
+        super()._save(message)
+
+
+def test_a_message_that_cannot_be_saved_is_left_for_the_next_pass_and_the_rest_go(
+        candidacies: Candidacies, tmp_path: Path) -> None:
+    ids = thank_yous(candidacies, "video", "video", "video")
+    adapter = Faulty(tmp_path)
+    dispatcher = Racing(candidacies, adapters={"email": adapter})
+    dispatcher.losing = ids[0]
+
+    dispatcher.run_once()  # drains, and ends although one message is never saved
+
+    assert row(candidacies, ids[0]).status == "queued"
+    assert {row(candidacies, i).status for i in ids[1:]} == {"sent"}
+    dispatcher.losing = ""
+    assert dispatcher.run_once().sent == 1
+    assert {r.status for r in messages(candidacies)} == {"sent"}

@@ -215,7 +215,7 @@ def test_the_outbox_thread_killed_by_a_fatal_error_is_restarted_and_healthz_show
     app = Candidacies(eventsourcing_env(url))
     try:
         # The server's scheduler ticks once at start (an empty store), then not for an hour.
-        with serving(tmp_path, url, "--workers", "2", BACKGROUND_RESTART_SECONDS="4",
+        with serving(tmp_path, url, "--workers", "2", BACKGROUND_RESTART_SECONDS="8",
                      BACKGROUND_DOWN_SECONDS="1", SCHEDULER_EVERY_SECONDS="3600") as http:
             assert http.get("/healthz").json()["workers"]["outbox"]["state"] == "running"
             (tmp_path / "faults" / "fatal").write_text("")  # the next delivery kills it

@@ -65,10 +65,11 @@ def health(request: Request, candidacies: Store) -> Any:
     than `CLOSER_BACKGROUND_DOWN_SECONDS`; otherwise a 503 problem (`store-unavailable`,
     or `worker-down` with the same `workers` and `messages`). No token needed."""
     counts, latest = candidacies.recorder.select_message_failures()
-    failures = MessageFailures(**counts, last_failure=latest and Failure(
+    last = None if latest is None else Failure(
         message_id=latest.id, channel=latest.channel, status=latest.status,
         attempts=latest.attempts, error=latest.summary.get("last_error"),
-        at=latest.updated_at))
+        at=latest.updated_at)
+    failures = MessageFailures(**counts, last_failure=last)
     settings = request.app.state.settings
     workers = read_state(settings.background_state_file) if settings.background else {}
     body = Health(status="ok", workers={n: Worker(**w) for n, w in workers.items()},
