@@ -192,7 +192,6 @@ def test_healthz_shows_the_workers_and_answers_503_once_one_is_down_too_long(
     workers.close()
 
 
-@sqlite_only
 def test_healthz_counts_the_messages_failing_now_and_names_the_last_failure(
         candidacies: Candidacies, database_url: str, tmp_path: Path) -> None:
     from test_outbox_faults import thank_yous
