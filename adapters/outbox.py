@@ -14,10 +14,12 @@ Two halves, both run by `Dispatcher.run_once`:
 2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
    the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
    (never sent), or `ApprovalRequested` when the workspace wants a person to approve
-   first (`approve` lets it go), or delivers and records `Proofed` + `Sent`; a `DeliveryError`
-   records `Failed` with exponential backoff, or `DeadLettered` after
-   ``max_attempts`` (or at once when not retryable).  A person can `retry` a dead
-   letter or a blocked message.
+   first (`approve` lets it go), or delivers and records `Proofed` + `Sent`.  Any
+   exception while rendering or delivering one message (a `DeliveryError`, an adapter
+   bug, a disk, an encoding) records `Failed` on that message with exponential backoff,
+   or `DeadLettered` after ``max_attempts`` (at once for a permanent `DeliveryError`);
+   the back-off puts it behind the others, so it never holds them up.  A person can
+   `retry` a dead letter or a blocked message.
 
 Message ids are ``uuid5(candidacy, triggering event version, channel)``
 (`adapters.message.message_id`), so a restart recomputes the same id: the SMTP
@@ -42,7 +44,12 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Tracking,
+)
 from pydantic import ValidationError
 
 from adapters.base import Adapter, Registry
@@ -309,6 +316,17 @@ def _passed_over(notification: Any, error: CorruptHistory, now: datetime) -> Pas
                       notification.originator_version, str(error), now)
 
 
+def _summary(adapter: Adapter, receipt: Any, message: OutboxMessage) -> Data:
+    """The adapter's report of ``receipt``; the channel took the message already, so a
+    report that fails still records it sent (a retry would send it twice)."""
+    try:
+        return adapter.report(receipt)
+    except Exception as error:  # any adapter bug, after the hand-off
+        log.exception("delivery report failed", message_id=str(message.id))
+        return {"channel": message.channel, "message_id": str(message.id), "status": "sent",
+                "report_error": f"{type(error).__name__}: {error}"}
+
+
 # -- the dispatcher -------------------------------------------------------------------
 
 
@@ -388,12 +406,16 @@ class Dispatcher:
         return report
 
     def run_forever(self, every: float, stop: Any = None,
-                    sleep: Callable[[float], Any] = time.sleep) -> None:
-        """Dispatch every ``every`` seconds until ``stop`` (a threading.Event) is set."""
+                    sleep: Callable[[float], Any] = time.sleep,
+                    on_pass: Callable[[], Any] | None = None) -> None:
+        """Dispatch every ``every`` seconds until ``stop`` (a threading.Event) is set;
+        ``on_pass`` is called after each pass that completed (a supervisor's heartbeat)."""
         while stop is None or not stop.is_set():
             report = self.run_once()
             if not report.idle:
                 log.info("dispatch", **{k: v for k, v in vars(report).items()})
+            if on_pass is not None:
+                on_pass()
             if stop is not None:
                 stop.wait(every)
             else:
@@ -496,18 +518,49 @@ class Dispatcher:
     # -- second half: deliver -------------------------------------------------------------
 
     def deliver(self, report: DispatchReport | None = None) -> int:
-        """Deliver one batch of due messages; the number handled."""
+        """Deliver one batch of due messages; the number handled.
+
+        A message that cannot even be loaded or saved (say another process changed it
+        meanwhile) is logged and left for the next pass; the rest of the batch goes on.
+        It is not counted as handled, so a batch of nothing but such messages ends the
+        drain instead of looping.  An unreachable store stops the pass (it raises).
+        """
         report = report if report is not None else DispatchReport()
         rows = self.app.recorder.select_deliverable_messages(self.app.clock.now(),
                                                              limit=self.batch_size)
+        handled = 0
         for row in rows:
-            self.deliver_one(UUID(row.id), report)
-        return len(rows)
+            try:
+                self.deliver_one(UUID(row.id), report)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as error:  # one message never stops the batch
+                log.exception("message not handled", message_id=row.id, channel=row.channel,
+                              error=f"{type(error).__name__}: {error}")
+                continue
+            handled += 1
+        return handled
 
     def deliver_one(self, uid: UUID, report: DispatchReport) -> None:
+        """Render, proof and deliver one message, and record what happened to it.
+
+        Any exception while rendering or delivering (an adapter bug, a full or read-only
+        disk, the network, an encoding) is recorded on this message as `Failed`, retried
+        with back-off, or `DeadLettered` after ``max_attempts``; it never stops the
+        dispatcher, and the back-off moves the message behind the others.
+        """
         message: OutboxMessage = self.app.repository.get(uid)
         if message.status not in ("queued", "failed"):
             return
+        try:
+            self._attempt(message, report)
+        except Exception as error:  # noqa: BLE001 - recorded on the message, retried
+            self._failed(message, error, report)
+        self._save(message)
+
+    def _attempt(self, message: OutboxMessage, report: DispatchReport) -> None:
+        """Record on ``message`` what rendering, proofing and delivering it gives (not saved)."""
+        uid = message.id
         now = self.app.clock.now()
         try:
             adapter = self.adapter(message.channel)
@@ -517,7 +570,7 @@ class Dispatcher:
                 {"code": "context", "message": f"cannot build the {message.channel} message: "
                                                f"{plain_error(error)}.", "excerpt": ""}])
             report.blocked += 1
-            return self._save(message)
+            return
         rendered, proof = prepare(adapter, context, self.rules)
         if rendered is None or not proof.passed:
             message.record(OutboxMessage.Blocked, now,
@@ -525,33 +578,41 @@ class Dispatcher:
             report.blocked += 1
             log.warning("message blocked", message_id=str(uid),
                         findings=[f.code for f in proof.findings])
-            return self._save(message)
+            return
         if message.workspace in self.approval_workspaces and message.approved_by is None:
             message.record(OutboxMessage.ApprovalRequested, now, subject=rendered.subject,
                            to=list(rendered.to), body=rendered.body)
             report.awaiting_approval += 1
-            return self._save(message)
+            return
         message.record(OutboxMessage.Proofed, now, subject=rendered.subject,
                        to=list(rendered.to))
-        attempt = message.attempts + 1
-        try:
-            receipt = adapter.deliver(rendered)
-        except DeliveryError as error:
-            now = self.app.clock.now()
-            if error.retryable and attempt < self.backoff.max_attempts:
-                message.record(OutboxMessage.Failed, now, error=str(error), attempt=attempt,
-                               next_attempt_at=now + self.backoff.delay(attempt))
-                report.failed += 1
-            else:
-                message.record(OutboxMessage.DeadLettered, now, error=str(error),
-                               attempt=attempt)
-                report.dead_lettered += 1
-            log.warning("delivery failed", message_id=str(uid), attempt=attempt,
-                        error=str(error))
-            return self._save(message)
-        message.record(OutboxMessage.Sent, self.app.clock.now(), receipt=adapter.report(receipt))
+        receipt = adapter.deliver(rendered)
+        message.record(OutboxMessage.Sent, self.app.clock.now(),
+                       receipt=_summary(adapter, receipt, message))
         report.sent += 1
-        return self._save(message)
+
+    def _failed(self, message: OutboxMessage, error: Exception, report: DispatchReport) -> None:
+        """Record ``error`` on ``message``: `Failed` with back-off, or `DeadLettered`."""
+        attempt = message.attempts + 1
+        now = self.app.clock.now()
+        if isinstance(error, DeliveryError):
+            reason, retryable = str(error), error.retryable
+        else:
+            # Not a channel's own refusal: a bug or the machine (disk, encoding); it may
+            # be fixed meanwhile, so it is retried like a temporary failure.
+            reason, retryable = (f"the {message.channel} channel raised "
+                                 f"{type(error).__name__} handling message {message.id}: "
+                                 f"{error}"), True
+        if retryable and attempt < self.backoff.max_attempts:
+            message.record(OutboxMessage.Failed, now, error=reason, attempt=attempt,
+                           next_attempt_at=now + self.backoff.delay(attempt))
+            report.failed += 1
+        else:
+            message.record(OutboxMessage.DeadLettered, now, error=reason, attempt=attempt)
+            report.dead_lettered += 1
+        log.warning("delivery failed", message_id=str(message.id), channel=message.channel,
+                    attempt=attempt, error=reason, error_type=type(error).__name__,
+                    exc_info=not isinstance(error, DeliveryError))
 
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])

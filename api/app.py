@@ -9,10 +9,11 @@ runs them in its thread pool); the event stream and the dependencies that do no 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +34,7 @@ from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
+from api.supervisor import Supervisor, default_state_file
 from api.wiring import build_candidacies
 from engine.application import Candidacies
 from engine.clock import FixedClock, SystemClock
@@ -162,36 +164,49 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
             echo(f"Try: curl -H 'Authorization: Bearer {token}' {url}/candidacies")
     finally:
         candidacies.close()
-    stop = threading.Event()
-    workers = start_background(settings, stop) if settings.background else []
+    supervisor = start_background(settings) if settings.background else None
     try:
         run_server(settings)
     finally:
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=10)
+        if supervisor is not None:
+            supervisor.close()
+            if supervisor.state_file is not None:
+                supervisor.state_file.unlink(missing_ok=True)
 
 
-def start_background(settings: Settings, stop: threading.Event) -> list[threading.Thread]:
-    """The scheduler and the outbox dispatcher as threads of the serving (parent) process,
-    on their own application object: one of each however many HTTP workers serve."""
-    candidacies = build_candidacies(settings, clock=SystemClock())
-    dispatcher = build_dispatcher(candidacies, settings)
+def start_background(settings: Settings) -> Supervisor:
+    """The scheduler and the outbox dispatcher as supervised threads of the serving (parent)
+    process, each on its own application object: one of each however many HTTP workers
+    serve.  Their state goes to ``settings.background_state_file`` (default: a file named
+    by this process), which the HTTP workers read for /healthz (the environment tells the
+    worker processes, which read their settings afresh, where it is)."""
+    state_file = settings.background_state_file or str(default_state_file())
+    os.environ["CLOSER_BACKGROUND_STATE_FILE"] = state_file
+    get_settings.cache_clear()  # this process's HTTP app too reads the path from there
+    supervisor = Supervisor(state_file=state_file,
+                            restart_seconds=settings.background_restart_seconds,
+                            restart_max_seconds=settings.background_restart_max_seconds)
 
-    def schedule() -> None:
-        run_forever(candidacies, settings.scheduler_every_seconds, stop)
-
-    def dispatch() -> None:
+    def schedule(stop: threading.Event, beat: Callable[[], None]) -> None:
+        candidacies = build_candidacies(settings, clock=SystemClock())
         try:
-            dispatcher.run_forever(settings.dispatch_every_seconds, stop)
+            run_forever(candidacies, settings.scheduler_every_seconds, stop, on_pass=beat)
+        finally:
+            candidacies.close()
+
+    def dispatch(stop: threading.Event, beat: Callable[[], None]) -> None:
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        dispatcher = build_dispatcher(candidacies, settings)
+        try:
+            dispatcher.run_forever(settings.dispatch_every_seconds, stop, on_pass=beat)
         finally:
             dispatcher.release()
+            candidacies.close()
 
-    threads = [threading.Thread(target=schedule, name="closer-scheduler", daemon=True),
-               threading.Thread(target=dispatch, name="closer-outbox", daemon=True)]
-    for thread in threads:
-        thread.start()
-    return threads
+    supervisor.add("scheduler", schedule)
+    supervisor.add("outbox", dispatch)
+    supervisor.start()
+    return supervisor
 
 
 def run_server(settings: Settings, app: str = "api.app:server_app") -> None:

@@ -36,6 +36,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # JSON lines carry an error's traceback as text (the console renders its own).
+            *([] if fmt == "console" else [structlog.processors.format_exc_info]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -50,13 +50,11 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         channels["webhook"] = {"url": settings.webhook_url,
                                "secret": settings.webhook_secret or "",
                                "timeout": settings.smtp_timeout}
-    workspaces = [w.strip() for w in settings.webhook_workspaces.split(",") if w.strip()]
     recruiter = ({"name": settings.recruiter_name, "email": settings.recruiter_email}
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
     unconfigured = {} if settings.smtp_host else {"email": "console"}
-    reroute = Reroute(unconfigured, {w: {"email": "webhook"} for w in workspaces
-                                     if settings.webhook_url})
+    reroute = Reroute(unconfigured, settings.routes())
     return Dispatcher(
         app, channel_settings=channels, recruiter=recruiter, reroute=reroute,
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,

@@ -52,6 +52,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "internal": (500, "Internal error"),
     "corrupt-history": (500, "The candidacy's stored history cannot be read"),
     "store-unavailable": (503, "The event store is unavailable"),
+    "worker-down": (503, "A background worker is down"),
 }
 
 

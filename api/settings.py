@@ -79,6 +79,32 @@ class Settings(BaseSettings):
     approval_workspaces: str = Field(
         default="", description="comma-separated workspaces where a person approves each "
                                 "proofed message before it goes")
+    channel_routes: str = Field(
+        default="", description="comma-separated WORKSPACE:CHANNEL=ADAPTER: that workspace's "
+                                "CHANNEL messages go through ADAPTER (a built-in channel or a "
+                                "`closer.adapters` plugin), e.g. `acme:email=crm`")
+
+    @field_validator("channel_routes")
+    @classmethod
+    def _routes_well_formed(cls, value: str) -> str:
+        for route in filter(None, (r.strip() for r in value.split(","))):
+            workspace, _, rest = route.partition(":")
+            channel, _, adapter = rest.partition("=")
+            if not (workspace.strip() and channel.strip() and adapter.strip()):
+                raise ValueError(f"{route!r} is not WORKSPACE:CHANNEL=ADAPTER")
+        return value
+
+    def routes(self) -> dict[str, dict[str, str]]:
+        """Workspace → {channel: adapter}: `webhook_workspaces` (email → webhook, when a
+        webhook URL is set), then `channel_routes`."""
+        routes: dict[str, dict[str, str]] = {
+            w.strip(): {"email": "webhook"}
+            for w in self.webhook_workspaces.split(",") if w.strip() and self.webhook_url}
+        for route in filter(None, (r.strip() for r in self.channel_routes.split(","))):
+            workspace, _, rest = route.partition(":")
+            channel, _, adapter = rest.partition("=")
+            routes.setdefault(workspace.strip(), {})[channel.strip()] = adapter.strip()
+        return routes
 
     # -- workspaces ----------------------------------------------------------------------
     workspace_countries: str = Field(
@@ -113,6 +139,18 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=3600, description="how often `closer serve` runs the outbox")
     background: bool = Field(
         default=True, description="run the scheduler and the outbox inside `closer serve`")
+    background_restart_seconds: float = Field(
+        default=1.0, gt=0, le=3600,
+        description="a crashed background worker is restarted after this long, doubled for "
+                    "each crash in a row (at most `background_restart_max_seconds`)")
+    background_restart_max_seconds: float = Field(default=300.0, gt=0, le=86400)
+    background_down_seconds: float = Field(
+        default=60.0, gt=0, le=86400,
+        description="/healthz answers 503 once a background worker has been down this long")
+    background_state_file: str | None = Field(
+        default=None,
+        description="where `closer serve` keeps its background workers' state for /healthz "
+                    "(default: a file in the temporary folder, named by its process id)")
 
 
 @cache

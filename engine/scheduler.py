@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,11 +74,15 @@ def _count(report: TickReport, run: PolicyRun) -> None:
                      rule=action.rule, due_at=action.due_at.isoformat())
 
 
-def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event) -> None:
-    """Tick every ``interval_seconds`` until ``stop`` is set."""
+def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event,
+                on_pass: Callable[[], object] | None = None) -> None:
+    """Tick every ``interval_seconds`` until ``stop`` is set; ``on_pass`` is called after
+    each tick that completed (a supervisor's heartbeat)."""
     while not stop.is_set():
         report = tick(app)
         if report.recorded or report.conflicts or report.corrupt:
             log.info("tick", candidacies=report.candidacies, recorded=report.recorded,
                      conflicts=report.conflicts, corrupt=report.corrupt)
+        if on_pass is not None:
+            on_pass()
         stop.wait(interval_seconds)

@@ -260,6 +260,18 @@ class _Queries:
         params.append(limit)
         return [_message_row(r) for r in self._select(sql, params)]
 
+    def select_message_failures(self) -> tuple[dict[str, int], MessageRow | None]:
+        """How many messages are failed and dead-lettered now, and the latest of them."""
+        counts = {"failed": 0, "dead_letter": 0}
+        for status, count in self._select(
+                "SELECT status, COUNT(*) FROM closer_messages WHERE status IN "
+                "('failed', 'dead_letter') GROUP BY status", ()):
+            counts[status] = int(count)
+        latest = self._select(
+            f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
+            "('failed', 'dead_letter') ORDER BY updated_at DESC, id LIMIT 1", ())
+        return counts, (_message_row(latest[0]) if latest else None)
+
     def select_latest_records(self, table: str,
                               ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
         """``(id, version, topic, state)`` of the highest-version record of each of

@@ -74,3 +74,29 @@ def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
     refused = runner.invoke(cli, ["messages", "approve", message_id, "--by", "maya"])
     assert refused.exit_code == 1
     assert "only a message awaiting approval" in refused.output
+
+
+def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest(
+        store: str, tmp_path: Path, smtp_server: SmtpServer,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        for format_ in ("in_person", "video"):  # a card first, then an email
+            candidacy_id = app.record_interview(MAYA, interview(format=format_)).candidacy_id
+            app.record_no_hesitations(MAYA, candidacy_id)
+            app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc))
+    finally:
+        app.close()
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "cards").write_text("not a folder")  # the card cannot be written
+    monkeypatch.setenv("CLOSER_SMTP_HOST", smtp_server.host)
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
+
+    output = run("dispatch", "--once")
+
+    assert "sent 1" in output and "dead-lettered 1" in output
+    assert len(smtp_server.sink.received) == 1
+    listed = run("messages", "list", "--status", "dead_letter")
+    assert re.search(r"dead_letter\s+thank_you\s+card .*FileExistsError", listed), listed
