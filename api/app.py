@@ -29,6 +29,7 @@ from api import problems
 from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
+from api.limits import BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
@@ -115,7 +116,9 @@ def create_app(settings: Settings | None = None, *,
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
-    app.add_middleware(RequestLog)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth)
+    app.add_middleware(RequestLog)  # outermost: it logs the refusals too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

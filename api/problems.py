@@ -47,6 +47,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
+    "content-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "internal": (500, "Internal error"),
     "store-unavailable": (503, "The event store is unavailable"),
@@ -79,6 +80,8 @@ class Problem(BaseModel):
     allowed: list[str] | None = Field(default=None,
                                       description="illegal-command: commands allowed now")
     command: str | None = None
+    limit: int | None = Field(default=None, description="content-too-large: the most bytes "
+                                                        "a body may have")
     expected_version: int | None = None
     current_version: int | None = None
 
@@ -191,7 +194,8 @@ async def _problem(request: Request, error: ProblemError) -> JSONResponse:
 
 
 _HTTP_KINDS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-               405: "method-not-allowed", 406: "not-acceptable", 415: "unsupported-media-type"}
+               405: "method-not-allowed", 406: "not-acceptable", 413: "content-too-large",
+               415: "unsupported-media-type"}
 
 
 async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -30,10 +30,30 @@ from pydantic import (
 
 from engine.errors import InvalidInput
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Control characters: PostgreSQL's text columns refuse NUL outright, and the others would
+# reach terminals and mail headers; a Text keeps its tabs and line breaks.
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+def _no_control_in_text(value: str) -> str:
+    if _CONTROL_IN_TEXT.search(value):
+        raise ValueError("must not contain control characters (other than tab and line breaks)")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 AfterValidator(_no_control_in_text)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_no_control)]
+
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 
 
 def _email(value: str) -> str:
@@ -129,7 +149,8 @@ def day_in_range(day: date, field: str) -> date:
     except ValueError as error:
         raise InvalidInput(field, str(error)) from None
 
-Email = Annotated[str, AfterValidator(_email)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+"""An email address (at most 254 characters, as SMTP allows: checked before the pattern)."""
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 CountryCode = Annotated[str, AfterValidator(_country)]
 
