@@ -124,6 +124,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def problem_openapi(status: int) -> dict[str, Any]:
+    """The raw OpenAPI response object for a problem+json ``status`` (for documents edited
+    after FastAPI built them)."""
+    descriptions = {code: title for code, title in TYPES.values()}
+    return {"description": descriptions.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
 def _field_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
     problems = []
     for error in errors:

@@ -205,7 +205,7 @@ def etag(response: Response, version: int) -> None:
 
 
 @router.post("", status_code=201, operation_id="recordInterview",
-             responses=problem_responses(400, 401, 403, 409, 413, 415, 422))
+             responses=problem_responses(400, 401, 403, 409, 422))
 async def record_interview(body: RecordInterview, command: Command, request: Request,
                            response: Response) -> Recorded:
     """Record a first interview: opens a candidacy at stage `interviewed` (without a

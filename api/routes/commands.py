@@ -19,7 +19,7 @@ from engine.values import Day, Moment, Name, NextRound, NudgeChannel, Offer, Rep
 
 router = APIRouter(prefix="/candidacies/{candidacy_id}", tags=["commands"])
 
-ERRORS = problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+ERRORS = problem_responses(400, 401, 403, 404, 409, 412, 422)
 HEADERS = {
     "ETag": {"description": 'the candidacy\'s new version, e.g. `"4"`: send it as `If-Match`',
              "schema": {"type": "string"}},
