@@ -33,6 +33,7 @@ from api.settings import Settings, get_settings
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.errors import InvalidInput
+from engine.scheduler import tick
 from engine.store import eventsourcing_env
 from engine.values import EARLIEST, LATEST, Actor, NewCandidacy, validated
 
@@ -744,8 +745,21 @@ def test_the_cli_refuses_moments_out_of_range_in_one_line(store: Path, args: lis
     assert "Traceback" not in result.output
 
 
-def test_the_cli_ticks_at_the_last_moment_in_range(store: Path) -> None:
-    result = runner.invoke(cli, ["tick", "--now", "2200-12-31T23:59:59+00:00"])
+@pytest.mark.parametrize(("moment", "nudges"), [
+    (LATEST, 0),  # due, but 23:59 in London: outside the hours a nudge goes out
+    (datetime(2200, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=14))), 1),  # 09:59 UTC
+    (EARLIEST, 0),  # nothing due yet
+])
+def test_the_scheduler_ticks_at_the_bounds(store: Path, moment: datetime, nudges: int) -> None:
+    candidacies = Candidacies(eventsourcing_env(f"sqlite:///{store}/closer.db"),
+                              clock=FixedClock(NOW))
+    try:
+        report = tick(candidacies, moment)  # the calendar reaches the bound without overflow
+        again = tick(candidacies, moment)
+    finally:
+        candidacies.close()
 
-    assert result.exit_code == 0, result.output
-    assert "1 candidacies due" in result.output
+    assert report.now == moment
+    assert report.candidacies == (1 if moment > NOW else 0)
+    assert report.actions.get("nudge", 0) == nudges
+    assert sum(again.actions.values()) == 0
