@@ -30,6 +30,7 @@ from api import problems
 from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
+from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
@@ -117,7 +118,9 @@ def create_app(settings: Settings | None = None, *,
     for router in ROUTERS:
         app.include_router(router)
     problems.install(app)
-    app.add_middleware(RequestLog)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth)
+    app.add_middleware(RequestLog)  # outermost: it logs the refusals too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -130,13 +133,18 @@ def server_app() -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with errors documented as problem+json only."""
+    """FastAPI's document, with errors documented as problem+json only, and the door's
+    refusals (`api.limits`: 413, 415) on every operation that takes a body."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
     for path in schema.get("paths", {}).values():
-        for operation in path.values():
+        for method, operation in path.items():
+            if method.upper() in BODY_METHODS:
+                for status in (413, 415):
+                    operation.setdefault("responses", {}).setdefault(
+                        str(status), problems.problem_openapi(status))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and problems.PROBLEM_JSON in content:

@@ -20,6 +20,7 @@ from rich.table import Table
 from engine.application import Candidacies, HistoryEntry
 from engine.clock import FixedClock
 from engine.errors import CloserError, InvalidInput
+from engine.values import in_range
 
 from engine.scheduler import run_forever, tick
 
@@ -226,7 +227,7 @@ def _moment(text: str) -> datetime:
         raise InvalidInput("--now", f"{text!r} is not an ISO-8601 moment") from None
     if moment.tzinfo is None:
         raise InvalidInput("--now", "needs a UTC offset, e.g. 2026-12-01T09:00:00+00:00")
-    return moment
+    return in_range(moment, "--now")
 
 
 def _print_history(candidacies: Candidacies, candidacy_id: str) -> None:

@@ -48,6 +48,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
+    "content-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "internal": (500, "Internal error"),
     "corrupt-history": (500, "The candidacy's stored history cannot be read"),
@@ -82,6 +83,8 @@ class Problem(BaseModel):
     allowed: list[str] | None = Field(default=None,
                                       description="illegal-command: commands allowed now")
     command: str | None = None
+    limit: int | None = Field(default=None, description="content-too-large: the most bytes "
+                                                        "a body may have")
     expected_version: int | None = None
     current_version: int | None = None
     candidacy_id: str | None = Field(default=None,
@@ -131,6 +134,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                  "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
         for status in statuses
     }
+
+
+def problem_openapi(status: int) -> dict[str, Any]:
+    """The raw OpenAPI response object for a problem+json ``status`` (for documents edited
+    after FastAPI built them)."""
+    descriptions = {code: title for code, title in TYPES.values()}
+    return {"description": descriptions.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 def _field_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
@@ -224,7 +235,8 @@ async def _problem(request: Request, error: ProblemError) -> JSONResponse:
 
 
 _HTTP_KINDS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-               405: "method-not-allowed", 406: "not-acceptable", 415: "unsupported-media-type"}
+               405: "method-not-allowed", 406: "not-acceptable", 413: "content-too-large",
+               415: "unsupported-media-type"}
 
 
 async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

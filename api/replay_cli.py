@@ -12,7 +12,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -36,10 +36,12 @@ from engine.replay import (
     replay,
     source_for,
 )
+from engine.values import LAST_DAY
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
+LAST_SIMULATED_START = date(LAST_DAY.year - 2, 12, 31)
 
 
 def register(app: typer.Typer) -> None:
@@ -454,6 +456,10 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
                                         f"{', '.join(MEAN_DAYS)}")
     live = resolve_policy(policy)
     first_day = parse_moment(start, "--start").date()
+    if first_day > LAST_SIMULATED_START:
+        # Interviews fall in the year from --start and their follow-up runs for months more.
+        raise InvalidInput("--start", f"must be on or before {LAST_SIMULATED_START}, so that "
+                                      f"every simulated moment falls before {LAST_DAY}")
     app = build_candidacies()
     report = _with_progress("simulating", count, lambda tick: simulate(
         app, count, seed, policy=live, country=code, start=first_day, batch=batch,

@@ -43,6 +43,14 @@ class Settings(BaseSettings):
         default=30.0, ge=0, le=3600,
         description="how long a process trusts a verified API token before reading it again",
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="the largest request body accepted (413 past it, before it is read)",
+    )
+    max_json_depth: int = Field(
+        default=32, ge=4, le=256,
+        description="how deeply a request body's JSON may nest arrays and objects (422 past it)",
+    )
     sse_poll_seconds: float = Field(
         default=0.25, gt=0, le=10,
         description="how often an idle /events/stream looks for new events",

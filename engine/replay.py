@@ -45,7 +45,7 @@ from engine.errors import IllegalCommand, InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.policy import CadencePolicy
 from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
-from engine.values import Actor
+from engine.values import Actor, in_range
 
 __all__ = [
     "METRICS", "JsonlSource", "Metrics", "PostgresSource", "ReplayPolicy", "ReplayResult",
@@ -715,7 +715,8 @@ class Filters:
 
 
 def parse_moment(text: str, option: str) -> datetime:
-    """An ISO date (its midnight UTC) or an ISO moment with its UTC offset."""
+    """An ISO date (its midnight UTC) or an ISO moment with its UTC offset, in the range
+    every moment given to Closer must fall in (`engine.values.in_range`)."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -724,7 +725,7 @@ def parse_moment(text: str, option: str) -> datetime:
         if len(text.strip()) > 10:
             raise InvalidInput(option, "a moment needs a UTC offset, e.g. 2026-01-05T09:00+00:00")
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment
+    return in_range(moment, option)
 
 
 # -- the replay run ---------------------------------------------------------------------------

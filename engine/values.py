@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, TypeVar
@@ -30,10 +30,30 @@ from pydantic import (
 
 from engine.errors import InvalidInput
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Control characters: PostgreSQL's text columns refuse NUL outright, and the others would
+# reach terminals and mail headers; a Text keeps its tabs and line breaks.
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+def _no_control_in_text(value: str) -> str:
+    if _CONTROL_IN_TEXT.search(value):
+        raise ValueError("must not contain control characters (other than tab and line breaks)")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 AfterValidator(_no_control_in_text)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_no_control)]
+
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 
 
 def _email(value: str) -> str:
@@ -78,13 +98,59 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
-"""An aware date-time, given as ISO-8601 text with an offset."""
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(2200, 12, 31)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The range every moment and date given to Closer must fall in: far enough inside
+`datetime`'s own (years 1 to 9999) that whatever the calendar derives from it (local days in
+any zone, weeks of patience, a year of holidays) never overflows."""
 
-Day = Annotated[date, BeforeValidator(_not_a_number)]
-"""A calendar date, given as ISO-8601 text (2026-12-01)."""
+_OUT_OF_RANGE = f"must be between {FIRST_DAY} and {LAST_DAY} (UTC)"
 
-Email = Annotated[str, AfterValidator(_email)]
+
+def _moment_in_range(moment: datetime) -> datetime:
+    # Aware datetimes compare without conversion: 0001-01-01T00:00+14:00 is refused here,
+    # not overflowed by a later astimezone().
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError(_OUT_OF_RANGE)
+    return moment
+
+
+def _day_in_range(day: date) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(_OUT_OF_RANGE)
+    return day
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_not_a_number),
+                   AfterValidator(_moment_in_range)]
+"""An aware date-time, given as ISO-8601 text with an offset, between `EARLIEST` and
+`LATEST`."""
+
+Day = Annotated[date, BeforeValidator(_not_a_number), AfterValidator(_day_in_range)]
+"""A calendar date, given as ISO-8601 text (2026-12-01), between `FIRST_DAY` and
+`LAST_DAY`."""
+
+
+def in_range(moment: datetime, field: str) -> datetime:
+    """``moment`` if it lies between `EARLIEST` and `LATEST`, else `InvalidInput` naming
+    ``field`` (for moments that do not come through a model, e.g. the CLI's options)."""
+    try:
+        return _moment_in_range(moment)
+    except ValueError as error:
+        raise InvalidInput(field, str(error)) from None
+
+
+def day_in_range(day: date, field: str) -> date:
+    """``day`` if it lies between `FIRST_DAY` and `LAST_DAY`, else `InvalidInput`."""
+    try:
+        return _day_in_range(day)
+    except ValueError as error:
+        raise InvalidInput(field, str(error)) from None
+
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+"""An email address (at most 254 characters, as SMTP allows: checked before the pattern)."""
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 CountryCode = Annotated[str, AfterValidator(_country)]
 
@@ -257,14 +323,18 @@ def invalid_input(error: ValidationError) -> InvalidInput:
 
 
 def aware(moment: datetime | None, field: str) -> datetime | None:
-    """Refuse a naive datetime for ``field`` (its zone would be a guess)."""
-    if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+    """Refuse a naive datetime for ``field`` (its zone would be a guess), and one outside
+    `EARLIEST`..`LATEST`."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInput(field, "needs a time zone offset, e.g. 2026-11-25T10:00:00+01:00")
-    return moment
+    return in_range(moment, field)
 
 
 __all__ = [
-    "Actor", "Candidate", "Interview", "InterviewFormat", "Interviewer", "NewCandidacy",
-    "NextRound", "NudgeChannel", "Offer", "Reply", "ReplyKind", "ThankYou", "ThankYouMedium",
-    "Timeline", "aware", "invalid_input", "validated",
+    "EARLIEST", "FIRST_DAY", "LAST_DAY", "LATEST", "Actor", "Candidate", "Day", "Interview",
+    "InterviewFormat", "Interviewer", "Moment", "NewCandidacy", "NextRound", "NudgeChannel",
+    "Offer", "Reply", "ReplyKind", "ThankYou", "ThankYouMedium", "Timeline", "aware",
+    "day_in_range", "in_range", "invalid_input", "validated",
 ]

@@ -125,3 +125,34 @@ def test_the_document_has_the_contracts_operations_with_stable_ids(
                     assert list(response["content"]) == ["application/problem+json"], (
                         path, status)
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+POSTS = sorted(op for (method, _), op in OPERATIONS.items() if method == "POST")
+
+
+def _nested(depth: int) -> object:
+    value: object = "deep"
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("operation_id", POSTS)
+def test_oversized_non_json_and_deep_bodies_are_answered_as_documented(
+        operation_id: str, api_schema: Any, fuzzed: dict[str, Any]) -> None:
+    operation = api_schema.find_operation_by_id(operation_id)
+    path = {name: value for name, value in
+            {"candidacy_id": fuzzed["ids"][0], "hesitation_id": "r1h1"}.items()
+            if f"{{{name}}}" in operation.path}
+    headers = {"Authorization": f"Bearer {fuzzed['token']}"}
+    answers = {}
+    for name, body, media_type in [("huge", {"text": "x" * 70_000}, "application/json"),
+                                   ("plain", "some text", "text/plain"),
+                                   ("deep", _nested(40), "application/json")]:
+        case = operation.Case(path_parameters=path, body=body, media_type=media_type)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Status, content type and body conform to the document (413 and 415 included).
+            answers[name] = case.call_and_validate(headers=headers).status_code
+
+    assert answers == {"huge": 413, "plain": 415, "deep": 422}

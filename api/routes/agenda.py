@@ -16,6 +16,7 @@ from api.problems import problem_responses
 from api.routes.candidacies import Unreadable, unreadable
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import Stage
+from engine.values import Day
 
 router = APIRouter(prefix="/agenda", tags=["agenda"])
 
@@ -31,7 +32,8 @@ def _iso_date(value: object) -> object:
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[Day, BeforeValidator(_iso_date)]
+"""A `Day` (so in Closer's range of dates), written exactly YYYY-MM-DD."""
 
 
 class AgendaItem(DueAction):
@@ -56,8 +58,8 @@ class Agenda(BaseModel):
 @router.get("", operation_id="getAgenda", responses=problem_responses(401, 422))
 def get_agenda(
     candidacies: Store, principal: Reader,
-    on: Annotated[IsoDate | None, Query(description="the day, YYYY-MM-DD (default: today, "
-                                                    "UTC)")] = None,
+    on: Annotated[IsoDate | None, Query(description="the day, YYYY-MM-DD, 1970-01-01 "
+                                                    "to 2200-12-31 (default: today, UTC)")] = None,
 ) -> Agenda:
     """Thank-yous, nudges, stalls and next-step reminders due or overdue on `on`, each in the
     candidacy's own time zone."""

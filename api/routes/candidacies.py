@@ -19,6 +19,7 @@ from engine.values import Name, NewCandidacy
 
 router = APIRouter(prefix="/candidacies", tags=["candidacies"])
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses NUL in a text parameter: a 422, not a 500
 CandidacyId = Annotated[str, Path(description="the candidacy's id (a UUID)", max_length=64)]
 
 
@@ -248,10 +249,12 @@ async def record_interview(body: RecordInterview, command: Command, request: Req
 def list_candidacies(
     candidacies: Store, principal: Reader,
     stage: Annotated[Stage | None, Query(description="only candidacies at this stage")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="text in the candidate's "
-                                   "name, the company or the role")] = None,
-    cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the "
-                                        "previous page")] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL,
+                                   description="text in the candidate's name, the company "
+                                               "or the role")] = None,
+    cursor: Annotated[str | None, Query(max_length=64, pattern=NO_NUL,
+                                        description="`next_cursor` of the previous page")
+                      ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CandidacyPage:
     """The workspace's candidacies in a stable order, a page at a time."""
