@@ -37,6 +37,7 @@ from eventsourcing.utils import Environment
 from psycopg import ClientCursor
 from psycopg_pool import PoolTimeout
 
+from conftest import PG_ADMIN_URL
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
@@ -46,8 +47,6 @@ from engine.store import (
     _as_persistence_errors,
     eventsourcing_env,
 )
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
