@@ -389,6 +389,9 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
 
         assert ids is not None and len(ids) == 2
 
+class TestTheAsyncConnections(OnPostgres):
+    """`writing_async`'s pool (psycopg_pool's), with connections like the library's."""
+
     def test_the_async_writes_use_at_most_their_connections_and_close_them(self) -> None:
         recorder = self.create_recorder()
         used: list[Any] = []
@@ -421,3 +424,17 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
 
         with pytest.raises(persistence.OperationalError):
             asyncio.run(main())
+
+    def test_the_async_connections_are_set_up_as_the_librarys_own(self) -> None:
+        recorder = self.create_recorder()
+        session = ("SELECT name, setting FROM pg_settings WHERE source = 'session' "
+                   "ORDER BY name")
+        with recorder.datastore.get_connection() as conn:
+            theirs = (conn.autocommit, [tuple(r.values()) for r in conn.execute(session)])
+
+        async def ours() -> tuple[bool, list[tuple[Any, ...]]]:
+            async with recorder.writing_async(1), recorder._async_connection() as conn:
+                return conn.autocommit, await (await conn.execute(session)).fetchall()
+
+        assert asyncio.run(ours()) == theirs
+        assert theirs[1]  # the library sets some (its idle-in-transaction timeout)
