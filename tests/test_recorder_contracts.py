@@ -57,7 +57,7 @@ def contracts_database(postgres_url: str) -> Iterator[str]:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    yield f"{postgres_url.rsplit('/', 1)[0]}/{name}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -82,16 +82,11 @@ def terminate_connections(url: str) -> None:
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
-class OnSQLite:
-    """A fresh SQLite file per test, configured as Closer configures it."""
+class OnAStore:
+    """The recorders Closer's configuration (``self.env``) makes, closed after the test."""
 
-    expected_factory_topic = "eventsourcing.sqlite:SQLiteFactory"
-    recorder_class: type = CloserSQLiteRecorder
-
-    @pytest.fixture(autouse=True)
-    def _store(self, tmp_path: Any) -> Iterator[None]:
-        self.env = eventsourcing_env(f"sqlite:///{tmp_path}/closer.db")
-        yield from self._factories()
+    env: dict[str, str]
+    recorder_class: type
 
     def _factories(self) -> Iterator[None]:
         self.factories: list[InfrastructureFactory[Any]] = []
@@ -108,15 +103,27 @@ class OnSQLite:
         return recorder
 
 
+class OnSQLite(OnAStore):
+    """A fresh SQLite file per test, configured as Closer configures it."""
+
+    expected_factory_topic = "eventsourcing.sqlite:SQLiteFactory"
+    recorder_class = CloserSQLiteRecorder
+
+    @pytest.fixture(autouse=True)
+    def _store(self, tmp_path: Any) -> Iterator[None]:
+        self.env = eventsourcing_env(f"sqlite:///{tmp_path}/closer.db")
+        yield from self._factories()
+
+
 @pytest.mark.postgres
-class OnPostgres(OnSQLite):
+class OnPostgres(OnAStore):
     """A PostgreSQL database emptied before each test, configured as Closer configures it."""
 
     expected_factory_topic = "eventsourcing.postgres:PostgresFactory"
     recorder_class = CloserPostgresRecorder
 
     @pytest.fixture(autouse=True)
-    def _store(self, contracts_database: str) -> Iterator[None]:  # type: ignore[override]
+    def _store(self, contracts_database: str) -> Iterator[None]:
         drop_tables(contracts_database)
         self.url = contracts_database
         self.env = eventsourcing_env(contracts_database)
