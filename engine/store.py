@@ -487,6 +487,12 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         return f"{alias}.originator_id::text"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        if datastore.enable_db_functions:
+            # Its database function writes the events alone: our rows and a follower's
+            # position would be dropped without a word (eventsourcing 9.5.6).
+            raise InvalidInput("POSTGRES_ENABLE_DB_FUNCTIONS", "Closer writes its rows in the "
+                               "events' transaction, which the library's database "
+                               "functions do not: leave it unset")
         super().__init__(datastore, **kwargs)
         for statement in _SQLITE_TABLES:
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
@@ -538,8 +544,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
 
     def _in_one_script(self, stored_events: Sequence[StoredEvent],
                        kwargs: dict[str, Any]) -> bool:
-        return not (self.datastore.enable_db_functions or not stored_events
-                    or kwargs.get("position") is not None
+        return not (not stored_events or kwargs.get("position") is not None
                     or kwargs.get("tracking") is not None)
 
     def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
@@ -592,11 +597,10 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                                   **kwargs: Any) -> Sequence[int]:
         """`insert_events`, awaited on the event loop instead of blocking a thread: the
         same script, on one of `writing_async`'s connections, with the same errors (a
-        duplicate version is an IntegrityError).  Not for a follower's position, nor
-        with the library's database functions (`insert_events` only)."""
+        duplicate version is an IntegrityError).  Not for a follower's position
+        (`insert_events` only)."""
         if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async: events, without a position, "
-                                   "and not with the database functions")
+            raise ProgrammingError("insert_events_async: events, without a position")
         async with self._async_connection() as conn:
             curs = AsyncClientCursor(conn, row_factory=tuple_row)
             script, returning = self._script(curs, stored_events, kwargs)

@@ -38,6 +38,7 @@ from psycopg import ClientCursor
 from psycopg_pool import PoolTimeout
 
 from conftest import PG_ADMIN_URL
+from engine.errors import InvalidInput
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
@@ -376,6 +377,12 @@ def _closed_port() -> int:
 
 
 class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
+    def test_the_librarys_database_functions_are_refused(self) -> None:
+        # Their insert function writes the events alone: Closer's rows would be lost.
+        self.env = {**self.env, "POSTGRES_ENABLE_DB_FUNCTIONS": "y"}
+        with pytest.raises(InvalidInput, match="POSTGRES_ENABLE_DB_FUNCTIONS"):
+            self.create_recorder()
+
     def test_each_psycopg_error_becomes_the_librarys_as_on_its_own_connections(self) -> None:
         recorder = self.create_recorder()
         for error in _psycopg_errors():
