@@ -323,6 +323,12 @@ class TestTheWritesAroundTheLibrary(OnPostgres):
         self.env = {**self.env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "0"}
         self.monkeypatch = monkeypatch
 
+    def test_a_pool_of_one_creates_the_tables_and_writes(self) -> None:
+        # The schema lock is held beside the pool: on one connection it waited for itself.
+        self.env = {**self.env, "POSTGRES_CONNECT_TIMEOUT": "2"}
+        recorder = self.create_recorder()
+        assert recorder.insert_events(_events(), **_extras()) is not None
+
     def test_the_events_script_is_the_librarys_write(self) -> None:
         recorder = self.create_recorder()
         events, extras = _events(), _extras()
