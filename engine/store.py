@@ -23,9 +23,7 @@ same transaction.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -40,11 +38,12 @@ from eventsourcing import persistence
 from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.utils import retry
 from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
-from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 from psycopg.types.composite import register_composite
+from psycopg_pool import AsyncConnectionPool
 
 from engine.errors import InvalidInput
 
@@ -529,21 +528,32 @@ def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any]
                       f"{_MESSAGE_UPSERT_SET}"), [_message_params(m) for m in messages])
 
 
-_ROLLBACK = SQL("ROLLBACK")
+def _statements_of(write: Callable[[Any], Any]) -> list[tuple[Any, Any]]:
+    """The ``(query, params)`` the library's cursor-level write steps execute, in order:
+    ``write(cursor)`` runs them against a stand-in cursor that only collects them.
+
+    Mirrors eventsourcing 9.5.6, whose `PostgresApplicationRecorder.insert_events` runs
+    ``_insert_events`` and then ``_insert_stored_events`` (lock, NOTIFY, INSERT ...
+    RETURNING) in one transaction, and whose aggregate recorder's write is
+    ``_insert_stored_events`` alone; tests/test_recorder_contracts.py compares what this
+    collects with what the library's own path sends."""
+    calls: list[tuple[Any, Any]] = []
+
+    class Collecting:
+        def execute(self, query: Any, params: Any = None, **_: Any) -> None:
+            calls.append((query, params))
+
+        def executemany(self, query: Any, params_seq: Any, **_: Any) -> None:
+            calls.extend((query, params) for params in params_seq)
+
+    write(Collecting())
+    return calls
 
 
-class _Statements:
-    """Stands in for a cursor to collect what the recorder would execute, in order."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, Any]] = []
-
-    def execute(self, query: Any, params: Any = None, **_: Any) -> None:
-        self.calls.append((query, params))
-
-    def executemany(self, query: Any, params_seq: Any, **_: Any) -> None:
-        self.calls.extend((query, params) for params in params_seq)
-
+# The library's retry of a write that lost its connection, with its parameters: those of
+# eventsourcing 9.5.6's `PostgresApplicationRecorder.insert_events` (a test compares them).
+_library_retry = retry((persistence.InterfaceError, persistence.OperationalError),
+                       max_attempts=10, wait=0.2)
 
 _SCHEMA_LOCK = 0x436C6F736572  # "Closer": the advisory lock taken while creating tables
 
@@ -566,6 +576,12 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         return f"{alias}.originator_id::text"
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        if datastore.enable_db_functions:
+            # Its database function writes the events alone: our rows and a follower's
+            # position would be dropped without a word (eventsourcing 9.5.6).
+            raise InvalidInput("POSTGRES_ENABLE_DB_FUNCTIONS", "Closer writes its rows in the "
+                               "events' transaction, which the library's database "
+                               "functions do not: leave it unset")
         super().__init__(datastore, **kwargs)
         for statement in _SQLITE_TABLES:
             self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
@@ -573,13 +589,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     def create_table(self) -> None:
         # Processes opening the application together race on the library's schema
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
-        # new database, the tracking migration row): one process at a time.
-        with self.datastore.get_connection() as conn:
+        # new database, the tracking migration row): one process at a time.  The lock is
+        # held on a connection of its own, so that a pool of one still serves the library.
+        with (_as_persistence_errors(),
+              psycopg.connect(self.datastore.pool.conninfo,
+                              **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            try:
-                super().create_table()
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+            super().create_table()  # the lock goes with the connection
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
@@ -595,50 +611,68 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         and the client spends less CPU than in pipeline mode (measured with 8 threads:
         0.67 against 0.96 ms of CPU a command, 1,460 against 1,050 commands/s).  A
         failing statement stops the rest (COMMIT included): its own error is raised (a
-        duplicate version is an IntegrityError) and the transaction rolled back.
+        duplicate version is an IntegrityError) and the pool rolls the transaction back.
+        A lost connection is retried as the library retries its own write.
         """
         if not self._in_one_script(stored_events, kwargs):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             return super().insert_events(stored_events, **kwargs)
+        return self._insert_in_one_script(stored_events, kwargs)
+
+    @_library_retry
+    def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
+                              kwargs: dict[str, Any]) -> Sequence[int]:
         with (self.datastore.get_connection() as conn,
               ClientCursor(conn, row_factory=tuple_row) as curs):
             script, returning = self._script(curs, stored_events, kwargs)
-            try:
-                curs.execute(script)
-            except BaseException:
-                if conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.execute(_ROLLBACK)
-                raise
+            curs.execute(script)
             for _ in range(returning):
                 curs.nextset()
             return _notification_ids(curs.fetchall(), stored_events)
 
     def _in_one_script(self, stored_events: Sequence[StoredEvent],
                        kwargs: dict[str, Any]) -> bool:
-        return not (self.datastore.enable_db_functions or not stored_events
-                    or kwargs.get("position") is not None
-                    or kwargs.get("tracking") is not None
-                    or kwargs.get("followed_past"))
+        return not (not stored_events or kwargs.get("position") is not None
+                    or kwargs.get("tracking") is not None or kwargs.get("followed_past"))
 
     def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
                 stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
         """The write as one simple query, and how many results precede the INSERT's ids."""
-        statements = _Statements()
-        self._insert_events(statements, stored_events, **kwargs)
-        self._insert_stored_events(statements, stored_events, **kwargs)
+        def write(cursor: Any) -> None:
+            self._insert_events(cursor, stored_events, **kwargs)
+            self._insert_stored_events(cursor, stored_events, **kwargs)
+        statements = _statements_of(write)
         script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
-                                       for query, params in statements.calls), b"COMMIT"])
-        return script, len(statements.calls)  # the result after BEGIN and those statements
+                                       for query, params in statements), b"COMMIT"])
+        return script, len(statements)  # the result after BEGIN and those statements
 
     # -- writes awaited on an event loop ------------------------------------------------------
 
     @asynccontextmanager
     async def writing_async(self, connections: int) -> AsyncIterator[None]:
         """While open, `insert_events_async` and `insert_into_async` write on up to
-        ``connections`` psycopg async connections of the running event loop, opened as
-        writes need them and closed on the way out."""
-        pool = _AsyncConnections(self.datastore, connections)
+        ``connections`` psycopg async connections of the running event loop (a
+        `psycopg_pool.AsyncConnectionPool`), opened as writes need them, configured as
+        the library configures its own, and closed on the way out."""
+        datastore = self.datastore
+        settings = datastore.pool
+
+        async def configure(conn: AsyncConnection[Any]) -> None:
+            if datastore.idle_in_transaction_session_timeout:
+                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
+                                   .format(int(datastore.idle_in_transaction_session_timeout
+                                               * 1000)))
+            # The stored events' composite type, as the library registers on its own.
+            for info in datastore.psycopg_type_adapters.values():
+                register_composite(info, conn)
+
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            settings.conninfo, kwargs=lambda: _connection_kwargs(datastore), min_size=0,
+            max_size=connections, open=False, configure=configure,
+            timeout=settings.timeout,  # the library's pool gives up after it: so does a write
+            max_lifetime=settings.max_lifetime, name="closer-async-writes")
+        await pool.open()
         self._async_pool = pool
         try:
             yield
@@ -646,26 +680,20 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             self._async_pool = None
             await pool.close()
 
-    _async_pool: _AsyncConnections | None = None
+    _async_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
 
     async def insert_events_async(self, stored_events: Sequence[StoredEvent],
                                   **kwargs: Any) -> Sequence[int]:
         """`insert_events`, awaited on the event loop instead of blocking a thread: the
         same script, on one of `writing_async`'s connections, with the same errors (a
-        duplicate version is an IntegrityError).  Not for a follower's position, nor
-        with the library's database functions (`insert_events` only)."""
+        duplicate version is an IntegrityError).  Not for a follower's position
+        (`insert_events` only)."""
         if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async: events, without a position, "
-                                   "and not with the database functions")
+            raise ProgrammingError("insert_events_async: events, without a position")
         async with self._async_connection() as conn:
             curs = AsyncClientCursor(conn, row_factory=tuple_row)
             script, returning = self._script(curs, stored_events, kwargs)
-            try:
-                await curs.execute(script)
-            except BaseException:
-                if conn.info.transaction_status == TransactionStatus.INERROR:
-                    await conn.execute(_ROLLBACK)
-                raise
+            await curs.execute(script)
             for _ in range(returning):
                 curs.nextset()
             return _notification_ids(await curs.fetchall(), stored_events)
@@ -687,24 +715,22 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         database (the snapshots'), awaited on one of `writing_async`'s connections."""
         if not stored_events:
             return
-        statements = _Statements()
-        recorder._insert_stored_events(statements, stored_events)
+        statements = _statements_of(lambda c: recorder._insert_stored_events(c, stored_events))
         async with self._async_connection() as conn:
             curs = AsyncClientCursor(conn)
             await curs.execute(b";".join(curs.mogrify(query, params).encode()
-                                         for query, params in statements.calls))
+                                         for query, params in statements))
 
     @asynccontextmanager
     async def _async_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
         pool = self._async_pool
         if pool is None:
             raise ProgrammingError("no async writes open (see writing_async)")
+        # The pool rolls back a transaction a failed write left open, and replaces a
+        # connection found broken.
         with _as_persistence_errors():
-            conn = await pool.get()
-            try:
+            async with pool.connection() as conn:
                 yield conn
-            finally:
-                pool.put(conn)
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -731,6 +757,17 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             return c.fetchall()
 
 
+def _connection_kwargs(datastore: Any) -> dict[str, Any]:
+    """How to connect to the library's database beside its pool: with its connections'
+    arguments and password function, autocommit, no prepared statements, its timeout."""
+    settings = datastore.pool
+    options = {k: v for k, v in settings.kwargs.items() if k != "row_factory"}
+    if getattr(settings, "get_password_func", None):
+        options["password"] = settings.get_password_func()
+    return {**options, "autocommit": True, "prepare_threshold": None,
+            "connect_timeout": max(1, round(settings.timeout))}
+
+
 def _notification_ids(rows: list[Any], stored_events: Sequence[StoredEvent]) -> list[int]:
     ids = [row[0] for row in rows]
     if len(ids) != len(stored_events):  # pragma: no cover - the INSERT returns each
@@ -739,8 +776,9 @@ def _notification_ids(rows: list[Any], stored_events: Sequence[StoredEvent]) -> 
     return ids
 
 
-# psycopg's errors as eventsourcing's, most specific first, as the library's own
-# `PostgresDatastore.get_connection` translates them.
+# psycopg's errors as eventsourcing's, most specific first: a copy of eventsourcing 9.5.6's
+# `PostgresDatastore.get_connection`, which only translates on its own (sync) connections;
+# tests/test_recorder_contracts.py checks each against the library's.
 _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
     (psycopg.InterfaceError, persistence.InterfaceError),
     (psycopg.OperationalError, persistence.OperationalError),
@@ -756,6 +794,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 @contextmanager
 def _as_persistence_errors() -> Iterator[None]:
+    """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield
     except psycopg.Error as error:
@@ -763,100 +802,6 @@ def _as_persistence_errors() -> Iterator[None]:
             if isinstance(error, theirs):
                 raise ours(str(error)) from error
         raise  # pragma: no cover - psycopg.Error is the last entry
-
-
-class _AsyncConnections:
-    """Up to ``size`` psycopg async connections to the datastore's database, used one
-    write at a time on the event loop that made them; a write waits for a free one.
-
-    psycopg_pool's async pool would do too (it comes with eventsourcing, undeclared
-    here), with a maintenance task and checks on return that this does not need: a
-    connection here is only ever handed back idle, or closed when a write left it
-    otherwise (an error, a broken connection)."""
-
-    def __init__(self, datastore: Any, size: int) -> None:
-        self._datastore = datastore
-        self._size = size
-        self._idle: list[AsyncConnection[Any]] = []
-        self._waiting: deque[asyncio.Future[AsyncConnection[Any] | None]] = deque()
-        self._count = 0  # open or opening
-        self._closed = False
-
-    async def get(self) -> AsyncConnection[Any]:
-        while True:
-            if self._closed:
-                raise persistence.InterfaceError("the async connections are closed")
-            if self._idle:
-                return self._idle.pop()
-            if self._count < self._size:
-                self._count += 1
-                try:
-                    return await self._connect()
-                except BaseException:
-                    self._count -= 1
-                    self._wake(None)
-                    raise
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            try:
-                conn = await waiter  # None: one was closed, so one may be opened
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self.put(waiter.result())  # handed over just as the wait was cancelled
-                raise
-            if conn is not None:
-                return conn
-
-    def put(self, conn: AsyncConnection[Any]) -> None:
-        if (self._closed or conn.closed
-                or conn.info.transaction_status != TransactionStatus.IDLE):
-            if not conn.closed:
-                conn.pgconn.finish()  # what AsyncConnection.close does, without awaiting
-            self._count -= 1
-            self._wake(None)
-            return
-        if not self._wake(conn):
-            self._idle.append(conn)
-
-    def _wake(self, conn: AsyncConnection[Any] | None) -> bool:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():  # not cancelled
-                waiter.set_result(conn)
-                return True
-        return False
-
-    async def _connect(self) -> AsyncConnection[Any]:
-        datastore = self._datastore
-        pool = datastore.pool
-        kwargs = {k: v for k, v in pool.kwargs.items() if k != "row_factory"}
-        if getattr(pool, "get_password_func", None):
-            kwargs["password"] = pool.get_password_func()
-        # The library's pool gives up on a connection after its timeout: so does a write.
-        kwargs.setdefault("connect_timeout", max(1, round(pool.timeout)))
-        conn = await AsyncConnection.connect(pool.conninfo, autocommit=True,
-                                             prepare_threshold=None, **kwargs)
-        try:
-            if datastore.idle_in_transaction_session_timeout:  # as the library's connections
-                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
-                                   .format(int(datastore.idle_in_transaction_session_timeout
-                                               * 1000)))
-        except BaseException:
-            await conn.close()
-            raise
-        # The stored events' composite type, as the library registers on its own connections.
-        for info in datastore.psycopg_type_adapters.values():
-            register_composite(info, conn)
-        return conn
-
-    async def close(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            self._count -= 1
-            await conn.close()
-        while self._wake(None):
-            pass
 
 
 def eventsourcing_env(database_url: str) -> dict[str, str]:
