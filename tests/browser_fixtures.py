@@ -2,7 +2,7 @@
 package driving Debian's `chromium` (never a downloaded browser), against a real uvicorn
 server on 127.0.0.1 (helpers in browser_support.py).
 
-- `browser`: headless Chromium for the session.  Missing (no `chromium` on the path, or no
+- `browser`: headless Chromium for the test module.  Missing (no `chromium` on the path, or no
   playwright package) it skips the test locally and FAILS it in CI (CI=true); `.ci/run`
   installs the Debian package when it is absent.
 - `browser_page`: a fresh 1280x800 page whose every request is intercepted: one that would
@@ -37,9 +37,11 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is started its event loop counts
+# as running in this thread, so any later test calling `asyncio.run()` would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, driven by Playwright (one per test session)."""
+    """Debian's chromium, headless, driven by Playwright (one per test module)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
