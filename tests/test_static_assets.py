@@ -34,7 +34,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 def test_every_vendored_library_has_its_licence_and_its_row_in_the_readme() -> None:
     readme = (VENDOR / "README.md").read_text()
-    assert len(LIBRARIES) == 5
     for folder in LIBRARIES:
         package, version = folder.name.rsplit("-", 1)
         assert [p for p in folder.iterdir() if p.name.startswith("LICENSE")], folder.name
