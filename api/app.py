@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import assets, problems
 from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
@@ -47,7 +47,7 @@ DESCRIPTION = """\
 Closer's HTTP face: record interviews, issue the playbook's commands, read any
 candidacy's complete history, and follow every event as it happens.
 
-Every request but `/healthz`, `/openapi.json` and `/docs` needs
+Every request but `/healthz`, `/openapi.json`, `/docs`, `/redoc` and `/static` needs
 `Authorization: Bearer <token>` (`closer token create --workspace W --role R`).
 Errors are `application/problem+json` (RFC 9457) with a stable `type`.
 See `docs/api.md`.
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, *,
         title="Closer", version=_version(), description=DESCRIPTION, lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
         dependencies=[Depends(known_query_only)],
+        docs_url=None, redoc_url=None,  # served by `assets` from vendored files, not a CDN
     )
     app.state.settings = settings
     app.state.candidacies = application
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.commands_inline = commands_inline(application, settings.workers)
     for router in ROUTERS:
         app.include_router(router)
+    assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
                        max_depth=settings.max_json_depth)
