@@ -187,9 +187,12 @@ def test_channel_routes_send_a_workspaces_channel_through_another_adapter(
     from api.settings import Settings
 
     settings = Settings(channel_routes="maya:email=console, other:card=email",
-                        webhook_workspaces="ats", tasks_dir=str(tmp_path))
+                        webhook_workspaces="ats", tasks_dir=str(tmp_path),
+                        webhook_url="http://127.0.0.1:9/hook")
     assert settings.routes() == {"ats": {"email": "webhook"}, "maya": {"email": "console"},
                                  "other": {"card": "email"}}
+    # Without a webhook URL a webhook workspace keeps its email: it has nowhere else to go.
+    assert "ats" not in settings.model_copy(update={"webhook_url": None}).routes()
     dispatcher = build_dispatcher(candidacies, settings)
     dispatcher.adapters["console"] = ConsoleAdapter(directory=tmp_path / "console")
     [only] = thank_yous(candidacies, "video", follower=dispatcher)
