@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -35,7 +35,7 @@ from engine.store import (
 )
 from engine.values import Actor
 
-T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 # Recorder methods one SQL store has for its own reasons, not queries the application
 # needs of every store: SQLite's writer count (the inline API path is SQLite's), and
 # PostgreSQL's writes awaited on an event loop (`Candidacies.writing_async` opens them
