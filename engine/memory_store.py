@@ -96,6 +96,9 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             return self._tables[name]
 
     # -- writes: the events, then the rows, in one critical section -----------------------
+    # eventsourcing 9.5.6: `POPOAggregateRecorder._insert_events` runs these two hooks under
+    # the lock, every check before any write (`POPOProcessRecorder` extends them so for
+    # ``tracking``); `tests/test_memory_store.py` fails if they stop being called so.
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
@@ -252,8 +255,10 @@ class CloserMemoryFactory(POPOFactory):
     SQLite and PostgreSQL factories do (eventsourcing 9.5.6's POPO factory ignores it),
     and ``MEMORY_STORE`` to share one named store between application objects."""
 
+    _opened: CloserMemoryRecorder | None = None
+
     def _store(self) -> CloserMemoryRecorder:
-        if getattr(self, "_opened", None) is not None:
+        if self._opened is not None:
             return self._opened
         topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
         recorder_class = resolve_topic(topic) if topic else CloserMemoryRecorder
@@ -266,7 +271,7 @@ class CloserMemoryFactory(POPOFactory):
                 recorder = recorder_class()
                 if name:
                     _STORES[name] = recorder
-        self._opened: CloserMemoryRecorder | None = recorder
+        self._opened = recorder
         return recorder
 
     def application_recorder(self) -> ApplicationRecorder:

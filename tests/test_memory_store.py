@@ -3,7 +3,8 @@
 The unit tier runs the service layer on it, so it must not be a kinder store: the same
 writes give the same answers to every query (ordering, filters, limits, pagination)
 as SQLite and PostgreSQL, a refused write leaves nothing behind, and ``memory://NAME``
-is shared by the application objects that open it, as a database is.
+is shared by the application objects that open it, as a database is.  And it still
+keeps the contracts of the library recorder it extends (eventsourcing's own test cases).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from uuid import UUID, uuid4
 
 import pytest
 from builders import interview
-from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.persistence import AggregateRecorder, IntegrityError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.tests import persistence as persistence_tests
 
 from conftest import STORES, memory_url
 from engine.application import Candidacies
@@ -247,3 +249,27 @@ def _message(uid: UUID, message_id: str, status: str, next_at: datetime | None, 
 def _key(key: str, workspace: str = "agency") -> IdempotencyRecord:
     return IdempotencyRecord(workspace, key, "fingerprint", {"version": 1,
                                                              "at": T0.isoformat()}, T0)
+
+
+# -- the library's own contracts on the in-memory recorder -----------------------------------
+
+
+class TestTheLibrarysAggregateRecorderContract(persistence_tests.AggregateRecorderTestCase):
+    def create_recorder(self) -> AggregateRecorder:
+        return CloserMemoryRecorder().table("snapshots")  # the store's other table
+
+
+class TestTheLibrarysApplicationRecorderContract(
+        persistence_tests.ApplicationRecorderTestCase[CloserMemoryRecorder]):
+    def create_recorder(self) -> CloserMemoryRecorder:
+        return CloserMemoryRecorder()
+
+
+class TestTheLibrarysTrackingRecorderContract(persistence_tests.TrackingRecorderTestCase):
+    def create_recorder(self) -> CloserMemoryRecorder:
+        return CloserMemoryRecorder()
+
+
+class TestTheLibrarysProcessRecorderContract(persistence_tests.ProcessRecorderTestCase):
+    def create_recorder(self) -> CloserMemoryRecorder:
+        return CloserMemoryRecorder()
