@@ -60,7 +60,7 @@ STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def _in_unit_module(node: pytest.Item | pytest.Metafunc) -> bool:
-    module = node.module
+    module = getattr(node, "module", None)
     return module is not None and module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES
 
 
