@@ -58,6 +58,12 @@ def _json(value: dict[str, Any]) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
 
 
+def _fresh(row: Any) -> Any:
+    # A summary of its own for each read, as each SQL read decodes one: no caller can
+    # change what is stored.
+    return replace(row, summary=_json(row.summary))
+
+
 def _like(text: str) -> re.Pattern[str]:
     """SQL's ``LIKE '%text%'`` on lowered text: ``%`` and ``_`` are wildcards there too."""
     parts = ("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in text.lower())
@@ -138,11 +144,13 @@ class CloserMemoryRecorder(POPOProcessRecorder):
 
     def find_idempotency(self, workspace: str, key: str) -> IdempotencyRecord | None:
         with self._database_lock:
-            return self._idempotency.get((workspace, key))
+            record = self._idempotency.get((workspace, key))
+        return None if record is None else replace(record, response=_json(record.response))
 
     def find_candidacy_row(self, candidacy_id: str) -> CandidacyRow | None:
         with self._database_lock:
-            return self._rows.get(candidacy_id)
+            row = self._rows.get(candidacy_id)
+        return None if row is None else _fresh(row)
 
     def select_candidacy_rows(
         self, workspace: str, *, stage: str | None = None, text: str | None = None,
@@ -156,7 +164,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
                     and (pattern is None or any(
                         v is not None and pattern.fullmatch(v.lower())
                         for v in (r.candidate, r.company, r.role)))]
-        return sorted(rows, key=lambda r: r.id)[:limit]
+        return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 
     def select_due(self, before: datetime, *, after: tuple[str, str] = ("", ""),
                    limit: int = 1000) -> list[tuple[str, str]]:
@@ -176,7 +184,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [m for m in self._messages.values() if m.status in ("queued", "failed")
                     and m.next_attempt_at is not None
                     and _ts(m.next_attempt_at) <= bound]  # type: ignore[operator]
-        return sorted(rows, key=lambda m: (_ts(m.next_attempt_at), m.id))[:limit]
+        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.next_attempt_at), m.id))[:limit]]
 
     def select_message_rows(self, *, candidacy_id: str | None = None,
                             status: str | None = None, limit: int = 1000) -> list[MessageRow]:
@@ -185,7 +193,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [m for m in self._messages.values()
                     if (not candidacy_id or m.candidacy_id == candidacy_id)
                     and (not status or m.status == status)]
-        return sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]
+        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]]
 
     def select_latest_records(self, table: str,
                               ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
@@ -242,7 +250,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         with self._database_lock:
             rows = [r for r in self._rows.values() if r.id > after]
-        return sorted(rows, key=lambda r: r.id)[:limit]
+        return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 
 
 # The named stores of this process; each lives while an application object holds it.

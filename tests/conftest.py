@@ -112,8 +112,10 @@ def _unit_tests_open_no_database(request: pytest.FixtureRequest,
     """In the unit tier, SQLite and PostgreSQL cannot be opened: it runs without them."""
     if request.node.get_closest_marker("unit") is None:
         return
-    for fixture in ("postgres_url",):
-        assert fixture not in request.fixturenames, f"a unit test asked for {fixture}"
+    assert "postgres_url" not in request.fixturenames, "a unit test asked for postgres_url"
+    if "database_url" in request.fixturenames:
+        store = request.node.callspec.params.get("database_url")
+        assert store == "memory", f"a unit test asked for a {store} database_url"
     monkeypatch.setattr(sqlite3, "connect", _no_database)
     for target in (psycopg, psycopg.Connection, psycopg.AsyncConnection):
         monkeypatch.setattr(target, "connect", _no_database)

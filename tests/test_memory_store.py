@@ -118,6 +118,23 @@ def test_a_refused_write_writes_none_of_its_rows(clock: FixedClock, coach: Actor
     app.close()
 
 
+def test_what_a_query_answers_is_the_callers_to_change(clock: FixedClock) -> None:
+    app = Candidacies(eventsourcing_env(memory_url()), clock=clock)
+    recorder: Any = app.recorder
+    uid = uuid4()
+    recorder.insert_events([_event(uid, 1)], rows=[_candidacy_row(uid, 1)],
+                           message_rows=[_message(uid, "m", "queued", T0)],
+                           idempotency=_key("k"))
+    recorder.find_candidacy_row(str(uid)).summary["changed"] = True
+    recorder.select_all_rows()[0].summary["changed"] = True
+    recorder.select_message_rows()[0].summary["changed"] = True
+    recorder.find_idempotency("agency", "k").response["changed"] = True
+    assert "changed" not in recorder.find_candidacy_row(str(uid)).summary  # as a SQL read
+    assert "changed" not in recorder.select_message_rows()[0].summary
+    assert "changed" not in recorder.find_idempotency("agency", "k").response
+    app.close()
+
+
 # -- the same writes, the same answers -------------------------------------------------------
 
 
