@@ -27,6 +27,7 @@ from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.errors import InvalidInput
 from engine.memory_store import CloserMemoryRecorder
+from engine.replay import source_for
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
@@ -88,6 +89,8 @@ def test_a_memory_store_is_configured_by_its_url() -> None:
     assert eventsourcing_env("memory://")["MEMORY_STORE"] == ""
     with pytest.raises(InvalidInput, match="memory://NAME"):
         eventsourcing_env("redis://localhost")
+    with pytest.raises(InvalidInput, match="not an in-memory one"):  # it reads SQL tables
+        source_for("memory://shared", "closer_events")
 
 
 def test_a_refused_write_writes_none_of_its_rows(clock: FixedClock, coach: Actor) -> None:
