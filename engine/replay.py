@@ -587,9 +587,8 @@ Source = SQLiteSource | PostgresSource | JsonlSource
 
 def source_for(database_url: str, table: str) -> SQLiteSource | PostgresSource:
     """The events ``table`` of the store at ``database_url`` (as `engine.store` reads it)."""
-    from engine.store import eventsourcing_env
-
     from engine.errors import InvalidInput
+    from engine.store import eventsourcing_env
 
     env = eventsourcing_env(database_url)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
