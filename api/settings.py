@@ -23,7 +23,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///./closer.db",
-        description="sqlite:///PATH (default ./closer.db) or postgresql://USER@HOST:PORT/DB",
+        description="sqlite:///PATH (default ./closer.db), postgresql://USER@HOST:PORT/DB, "
+                    "or memory://NAME (in this process only: tests)",
     )
     log_format: Literal["console", "json", "auto"] = Field(
         default="auto", description="console in a terminal, JSON lines otherwise, when auto"

@@ -587,11 +587,15 @@ Source = SQLiteSource | PostgresSource | JsonlSource
 
 def source_for(database_url: str, table: str) -> SQLiteSource | PostgresSource:
     """The events ``table`` of the store at ``database_url`` (as `engine.store` reads it)."""
+    from engine.errors import InvalidInput
     from engine.store import eventsourcing_env
 
     env = eventsourcing_env(database_url)
     if env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         return SQLiteSource(env["SQLITE_DBNAME"], table)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        raise InvalidInput("CLOSER_DATABASE_URL", "replay reads the tables of a SQLite or "
+                                                  "PostgreSQL store, not an in-memory one")
     return PostgresSource(database_url, table)
 
 

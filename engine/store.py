@@ -805,8 +805,15 @@ def _as_persistence_errors() -> Iterator[None]:
 
 
 def eventsourcing_env(database_url: str) -> dict[str, str]:
-    """The eventsourcing configuration for ``database_url`` (sqlite:///PATH or postgresql://...)."""
+    """The eventsourcing configuration for ``database_url`` (sqlite:///PATH, postgresql://...,
+    or memory://[NAME]: eventsourcing's in-memory store, see `engine.memory_store`)."""
     parsed = urlparse(database_url)
+    if parsed.scheme == "memory":
+        return {
+            "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
+            "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+            "MEMORY_STORE": (parsed.netloc + parsed.path).strip("/"),
+        }
     if parsed.scheme == "sqlite":
         # sqlite:///./closer.db -> ./closer.db ; sqlite:////abs/closer.db -> /abs/closer.db
         path = unquote(parsed.path)[1:]
@@ -836,5 +843,6 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
         return env
     raise InvalidInput(
         "CLOSER_DATABASE_URL",
-        f"unsupported scheme {parsed.scheme!r}: use sqlite:///PATH or postgresql://HOST/DB",
+        f"unsupported scheme {parsed.scheme!r}: use sqlite:///PATH, postgresql://HOST/DB "
+        "or memory://NAME",
     )

@@ -1,14 +1,21 @@
 """Fixtures shared by every test tier.
 
-Every store-backed test runs twice: on a SQLite file and on PostgreSQL
-(127.0.0.1:5432, a database of its own per test session).  When PostgreSQL is
-unreachable the PostgreSQL runs are skipped locally but FAIL in CI (CI=true).
-Slow stress tests run only in CI or with CLOSER_RUN_SLOW=1.
+Every store-backed test runs on a SQLite file and on PostgreSQL (127.0.0.1:5432, a
+database of its own per test session).  When PostgreSQL is unreachable the PostgreSQL
+runs are skipped locally but FAIL in CI (CI=true).  Slow stress tests run only in CI
+or with CLOSER_RUN_SLOW=1.
+
+The unit tier (``pytest -m unit``) needs no database and no network: the tests of
+`UNIT_MODULES` that take no store, and their store tests run a third time on the
+in-memory store (`engine.memory_store`).  A unit test that opens SQLite or
+PostgreSQL fails (see `_unit_tests_open_no_database`).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -38,13 +45,80 @@ def _structlog_restored() -> Iterator[None]:
     structlog.configure(**saved)
 
 
+UNIT_MODULES = frozenset({
+    "test_lifecycle", "test_cadence_rules", "test_cadence_properties", "test_policy",
+    "test_calendar", "test_candidacy_store", "test_properties", "test_memory_store",
+    "test_api_commands", "test_api_candidacies", "test_api_events", "test_outbox",
+    "test_async_commands", "test_api_agenda", "test_api_messages",
+})
+"""The modules of the unit tier: the domain (lifecycle, cadence rules and properties,
+policy, calendar) and the service layer, whose store tests also run in memory."""
+
+MEMORY = pytest.param("memory", marks=pytest.mark.unit, id="memory")
+"""The in-memory store as a store parameter: a test taking it is in the unit tier."""
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _in_unit_module(node: pytest.Item | pytest.Metafunc) -> bool:
+    module = getattr(node, "module", None)
+    return module is not None and module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` for every store-backed test, in memory too in a unit module
+    (unless the test chose its stores itself)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "database_url" in (names.replace(" ", "").split(",")
+                              if isinstance(names, str) else names):
+            return
+    stores = [MEMORY, *STORES] if _in_unit_module(metafunc) else STORES
+    metafunc.parametrize("database_url", stores, indirect=True)
+
+
+def _store_param(item: pytest.Item) -> bool:
+    """Whether the test runs on SQLite or PostgreSQL through a store parameter."""
+    params = getattr(item, "callspec", None)
+    return params is not None and any(
+        value in ("sqlite", "postgres") for value in params.params.values())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unit = pytest.mark.unit
+    for item in items:
+        if (_in_unit_module(item) and "unit" not in item.keywords and not _store_param(item)
+                and "database_url" not in item.fixturenames
+                and "postgres_url" not in item.fixturenames
+                and "file_store" not in item.keywords):
+            item.add_marker(unit)
     if RUN_SLOW:
         return
     skip = pytest.mark.skip(reason="slow stress test: runs in CI or with CLOSER_RUN_SLOW=1")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def _no_database(*_: object, **__: object) -> None:
+    raise AssertionError("a unit test opened a database: give it the in-memory store "
+                         "(the memory parameter), or mark it file_store")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_open_no_database(request: pytest.FixtureRequest,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the unit tier, SQLite and PostgreSQL cannot be opened: it runs without them."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    assert "postgres_url" not in request.fixturenames, "a unit test asked for postgres_url"
+    if "database_url" in request.fixturenames:
+        store = request.node.callspec.params.get("database_url")
+        assert store == "memory", f"a unit test asked for a {store} database_url"
+    monkeypatch.setattr(sqlite3, "connect", _no_database)
+    for target in (psycopg, psycopg.Connection, psycopg.AsyncConnection):
+        monkeypatch.setattr(target, "connect", _no_database)
 
 
 def _pg_reachable() -> str | None:
@@ -87,14 +161,23 @@ def truncate_postgres(url: str) -> None:
             conn.execute(f"DELETE FROM \"{table}\" WHERE application_name <> '__migration__'")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    """A fresh, empty store: a SQLite file, or the session's PostgreSQL database emptied."""
+    """A fresh, empty store: a SQLite file, the session's PostgreSQL database emptied, or
+    (unit tier) an in-memory store of this test's own (parametrised by
+    `pytest_generate_tests`)."""
+    if request.param == "memory":
+        return memory_url()
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/closer.db"
     url = request.getfixturevalue("postgres_url")
     truncate_postgres(url)
     return url
+
+
+def memory_url() -> str:
+    """A new in-memory store's URL: every application object opening it shares it."""
+    return f"memory://{uuid.uuid4()}"
 
 
 @pytest.fixture

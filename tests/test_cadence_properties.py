@@ -5,8 +5,8 @@ Two generators:
 - `test_scheduled_history_keeps_the_playbook`: a random valid policy is published,
   a candidacy is opened under it, and a random sequence of commands (closing the next
   step, thank-yous and nudges by hand, updates, out-of-office replies, pauses and
-  resumes, competing offers, a decision) is applied through the application on a
-  SQLite store while a punctual scheduler ticks exactly when the candidacy's row says
+  resumes, competing offers, a decision) is applied through the application in
+  memory (the unit tier) and on a SQLite store while a punctual scheduler ticks exactly when the candidacy's row says
   something is due.  The recorded history must keep the playbook: never more counted
   nudges than the pest line, every scheduled nudge at a send time (working day, send
   window, outside quiet hours) and never during a pause, no scheduled nudge before the
@@ -22,9 +22,8 @@ Examples are bounded (see `settings`) so both run in well under a minute.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
@@ -34,6 +33,7 @@ from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 
 from builders import PANEL, interview
+from conftest import MEMORY, memory_url
 from engine.application import Candidacies
 from engine import cadence
 from engine.cadence import decide, next_due_at, plan
@@ -157,9 +157,15 @@ BACK_TODAY = [(30, ("close_next_step",)), (24 * 60, ("out_of_office", 0)),
 # ---------------------------------------------------------------- the app property
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield tmp_path_factory.mktemp("cadence-properties")
+@pytest.fixture(scope="module", params=[MEMORY, "sqlite"])
+def store(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+    """A function giving a new, empty store's URL each time it is called."""
+    if request.param == "memory":
+        yield memory_url
+        return
+    folder = tmp_path_factory.mktemp("cadence-properties")
+    yield lambda: f"sqlite:///{folder}/run{next(_counter)}.db"
 
 
 _counter = itertools.count()
@@ -224,12 +230,11 @@ def _run_until(app: Candidacies, candidacy_id: str, until: datetime) -> None:
 @given(policy=policies(), opening=openings(), steps=STEPS)
 @example(policy=default_policy(), opening=LONDON_OPENING, steps=EARLY_NUDGE_BY_HAND)
 @example(policy=default_policy(), opening=LONDON_OPENING, steps=BACK_TODAY)
-def test_scheduled_history_keeps_the_playbook(store: Path, policy: CadencePolicy,
+def test_scheduled_history_keeps_the_playbook(store: Callable[[], str], policy: CadencePolicy,
                                               opening: dict[str, Any],
                                               steps: list[tuple[int, tuple[Any, ...]]]) -> None:
     clock = FixedClock(opening["at"])
-    app = Candidacies(eventsourcing_env(f"sqlite:///{store}/run{next(_counter)}.db"),
-                      clock=clock)
+    app = Candidacies(eventsourcing_env(store()), clock=clock)
     try:
         app.policies.publish(policy)
         details = interview(interviewers=PANEL, interviewed_at=opening["at"].isoformat(),

@@ -5,9 +5,10 @@ moves the clock forward in steps, calling `engine.scheduler.tick` at each, and
 asserts what the scheduler recorded: the event, when, and the rule named in its
 ``decided_by``.  Nothing here reads the wall clock.
 
-The timing rules themselves do not depend on the store, so they run on SQLite
-only (`app`); what does touch the store (idempotency, per-candidacy policies,
-published versions, a whole walk) runs on SQLite and PostgreSQL (`candidacies`).
+The timing rules themselves do not depend on the store, so they run in memory (the
+unit tier) and on SQLite (`app`); what does touch the store (idempotency,
+per-candidacy policies, published versions, a whole walk) runs on all three
+(`candidacies`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builders import interview
+from conftest import MEMORY, memory_url
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
 from engine.calendar import is_send_time
 from engine.clock import FixedClock
@@ -42,10 +44,13 @@ WORKSPACE = "agency"
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture
-def app(tmp_path: Path, clock: FixedClock) -> Iterator[Candidacies]:
-    """The application on a fresh SQLite file (timing rules do not depend on the store)."""
-    application = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/rules.db"), clock=clock)
+@pytest.fixture(params=[MEMORY, "sqlite"])
+def app(request: pytest.FixtureRequest, tmp_path: Path,
+        clock: FixedClock) -> Iterator[Candidacies]:
+    """The application on a fresh in-memory store or SQLite file (timing rules do not
+    depend on the store)."""
+    url = memory_url() if request.param == "memory" else f"sqlite:///{tmp_path}/rules.db"
+    application = Candidacies(eventsourcing_env(url), clock=clock)
     yield application
     application.close()
 
@@ -606,6 +611,7 @@ def test_the_scheduler_is_idempotent(candidacies: Candidacies, clock: FixedClock
     assert list(candidacies.due_ids(clock.now())) == []
 
 
+@pytest.mark.file_store  # the CLI opens the store its settings name
 def test_closer_tick_twice_for_one_moment_records_once(tmp_path: Path, clock: FixedClock,
                                                        actor: Actor,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:

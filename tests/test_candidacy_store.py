@@ -15,6 +15,7 @@ from builders import PANEL, candidacy_at, interview
 from eventsourcing.persistence import IntegrityError as PersistenceIntegrityError
 from eventsourcing.persistence import StoredEvent
 
+from conftest import memory_url
 from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome
 from engine.candidacy import Candidacy
 from engine.clock import FixedClock
@@ -230,13 +231,13 @@ def test_the_kept_copies_are_bounded(database_url: str, clock: FixedClock,
 
 
 def test_how_many_copies_a_process_keeps_is_a_setting(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, coach: Actor) -> None:
+        monkeypatch: pytest.MonkeyPatch, coach: Actor) -> None:
     from pydantic import ValidationError
 
     from api.settings import Settings
     from api.wiring import build_candidacies
 
-    monkeypatch.setenv("CLOSER_DATABASE_URL", f"sqlite:///{tmp_path}/closer.db")
+    monkeypatch.setenv("CLOSER_DATABASE_URL", memory_url())
     monkeypatch.setenv("CLOSER_RECENT_CANDIDACIES", "0")
     app = build_candidacies(Settings())
     try:

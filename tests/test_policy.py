@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from api.policy_cli import policy_app
+from api.settings import get_settings
+from conftest import memory_url
 from engine.errors import CloserError
 from engine.policy import (
     DEFAULT_POLICY_PATH,
@@ -529,8 +531,14 @@ def test_cli_show_accepts_a_path(tmp_path: Path) -> None:
     assert parse_policy(result.stdout).version == 3
 
 
-def test_cli_show_unknown_name_fails_clearly() -> None:
-    result = runner.invoke(policy_app, ["show", "nonesuch"])
+def test_cli_show_unknown_name_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name is looked up in the configured store: one in memory, not ./closer.db.
+    monkeypatch.setenv("CLOSER_DATABASE_URL", memory_url())
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(policy_app, ["show", "nonesuch"])
+    finally:
+        get_settings.cache_clear()
     assert result.exit_code == 1
     assert "no policy named 'nonesuch'" in result.stderr
 

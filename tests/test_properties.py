@@ -1,4 +1,4 @@
-"""Random command sequences, valid and invalid, on SQLite and PostgreSQL.
+"""Random command sequences, valid and invalid, in memory, on SQLite and on PostgreSQL.
 
 After every command: the candidacy loaded from the store (through its snapshots, and
 folded from every event without them) equals the one the application held in memory
@@ -6,8 +6,8 @@ when it saved; versions in the history run 1..n; a refused command left no event
 current row agrees.  At the end a new application object on the same store loads the
 same candidacy.
 
-Each example builds its own application on a fresh store (a new SQLite file, or the
-session's PostgreSQL database emptied), so no function-scoped fixture is shared
+Each example builds its own application on a fresh store (a new in-memory store or
+SQLite file, or the session's PostgreSQL database emptied), so no function-scoped fixture is shared
 between examples.
 """
 
@@ -36,7 +36,7 @@ from engine.errors import (
 from engine.lifecycle import TRANSITIONS
 from engine.store import eventsourcing_env
 from engine.values import Actor
-from tests.conftest import truncate_postgres
+from tests.conftest import MEMORY, memory_url, truncate_postgres
 
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 ACTORS = [Actor("coach@agency.example", "agency", "maya"), Actor("maya", "agency")]
@@ -191,10 +191,13 @@ def folded(app: Candidacies, candidacy_id: str) -> Candidacy:
     return candidacy
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=[MEMORY, "sqlite", pytest.param(
+    "postgres", marks=pytest.mark.postgres)])
 def fresh_store(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A function giving a new, empty store's URL each time it is called."""
+    if request.param == "memory":
+        yield memory_url
+        return
     if request.param == "sqlite":
         with tempfile.TemporaryDirectory(prefix="closer-props-") as folder:
             counter = iter(range(10**9))

@@ -1,0 +1,292 @@
+"""Candidacies in memory: eventsourcing's in-memory (POPO) process recorder, extended
+with Closer's current rows as Python structures, for tests that need no database.
+
+It answers every query `engine.store`'s SQL recorders answer, with the same ordering,
+filters, limits and pagination, and takes the same extra keyword arguments of a
+save (``idempotency``, ``rows``, ``message_rows``, ``position``), written with the
+events under the library's own lock: every check runs before anything is written,
+so a refused write (a duplicate version, a reused key, a stale position) writes
+nothing at all.  Values go in and come out as the SQL stores return them (moments in
+UTC, summaries through JSON), so a test cannot pass here and fail there on a type.
+
+``memory://NAME`` names a store shared by every application object of the process
+that opens the same name (as two objects share one SQLite file) for as long as one
+of them holds it; ``memory://`` alone is a store of the opening object's own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRecorder
+from eventsourcing.utils import resolve_topic
+
+from engine.store import CandidacyRow, IdempotencyRecord, MessageRow
+
+MEMORY_STORE = "MEMORY_STORE"
+"""The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
+
+
+def _ts(moment: datetime | None) -> str | None:
+    # The text the SQL stores keep and compare (ISO-8601 in UTC): the same order here.
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    # Through JSON as the SQL stores keep it: a moment in a summary comes back as text.
+    return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
+
+
+def _fresh(row: Any) -> Any:
+    # A summary of its own for each read, as each SQL read decodes one: no caller can
+    # change what is stored.
+    return replace(row, summary=_json(row.summary))
+
+
+def _like(text: str) -> re.Pattern[str]:
+    """SQL's ``LIKE '%text%'`` on lowered text: ``%`` and ``_`` are wildcards there too."""
+    parts = ("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in text.lower())
+    return re.compile(".*" + "".join(parts) + ".*", re.DOTALL)
+
+
+class CloserMemoryTable(POPOAggregateRecorder):
+    """Another table of the same in-memory store (the snapshots'), under its lock."""
+
+    def __init__(self, name: str, lock: Any) -> None:
+        super().__init__()
+        self.events_table_name = name
+        # One store, one lock, as one database: a read of both tables sees one state.
+        # (eventsourcing 9.5.6: `POPORecorder.__init__` makes each recorder its own.)
+        self._database_lock = lock
+
+
+class CloserMemoryRecorder(POPOProcessRecorder):
+    """eventsourcing's in-memory process recorder plus Closer's current rows."""
+
+    events_table_name = "closer_events"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._rows: dict[str, CandidacyRow] = {}
+        self._messages: dict[str, MessageRow] = {}
+        self._tables: dict[str, POPOAggregateRecorder] = {self.events_table_name: self}
+
+    def table(self, name: str) -> POPOAggregateRecorder:
+        """The store's table ``name`` (made empty on first use), as the factory's
+        `aggregate_recorder` for that purpose."""
+        with self._database_lock:
+            if name not in self._tables:
+                self._tables[name] = CloserMemoryTable(name, self._database_lock)
+            return self._tables[name]
+
+    # -- writes: the events, then the rows, in one critical section -----------------------
+    # eventsourcing 9.5.6: `POPOAggregateRecorder._insert_events` runs these two hooks under
+    # the lock, every check before any write (`POPOProcessRecorder` extends them so for
+    # ``tracking``); `tests/test_memory_store.py` fails if they stop being called so.
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._assert_uniqueness(stored_events, **kwargs)
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None and (record.workspace, record.key) in self._idempotency:
+            raise IntegrityError(f"idempotency key already recorded: {record.key!r}")
+        position: Tracking | None = kwargs.get("position")
+        if position is not None:
+            self._assert_tracking_uniqueness(position)  # a stale position is refused
+
+    def _update_table(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        notification_ids = super()._update_table(stored_events, **kwargs)
+        position: Tracking | None = kwargs.get("position")
+        if position is not None:
+            self._insert_tracking(position)
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None:
+            self._idempotency[(record.workspace, record.key)] = replace(
+                record, response=_json(record.response), created_at=_utc(record.created_at))
+        for row in kwargs.get("rows") or ():
+            held = self._rows.get(row.id)
+            # A row never goes back to an older version (see engine.store).
+            if held is None or held.version <= row.version:
+                self._rows[row.id] = replace(row, updated_at=_utc(row.updated_at),
+                                             due_at=_utc(row.due_at), summary=_json(row.summary))
+        for message in kwargs.get("message_rows") or ():
+            held_message = self._messages.get(message.id)
+            # The SQL upsert changes only these columns of a known message.
+            self._messages[message.id] = replace(
+                held_message or message, status=message.status, attempts=message.attempts,
+                next_attempt_at=_utc(message.next_attempt_at),
+                updated_at=_utc(message.updated_at), summary=_json(message.summary))
+        return notification_ids
+
+    # -- the queries of engine.store's `_Queries` ------------------------------------------
+
+    def find_idempotency(self, workspace: str, key: str) -> IdempotencyRecord | None:
+        with self._database_lock:
+            record = self._idempotency.get((workspace, key))
+        return None if record is None else replace(record, response=_json(record.response))
+
+    def find_candidacy_row(self, candidacy_id: str) -> CandidacyRow | None:
+        with self._database_lock:
+            row = self._rows.get(candidacy_id)
+        return None if row is None else _fresh(row)
+
+    def select_candidacy_rows(
+        self, workspace: str, *, stage: str | None = None, text: str | None = None,
+        after: str | None = None, limit: int = 50,
+    ) -> list[CandidacyRow]:
+        """A workspace's rows in id order, filtered, from just after ``after``."""
+        pattern = _like(text) if text else None
+        with self._database_lock:
+            rows = [r for r in self._rows.values() if r.workspace == workspace
+                    and (not stage or r.stage == stage) and (not after or r.id > after)
+                    and (pattern is None or any(
+                        v is not None and pattern.fullmatch(v.lower())
+                        for v in (r.candidate, r.company, r.role)))]
+        return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
+
+    def select_due(self, before: datetime, *, after: tuple[str, str] = ("", ""),
+                   limit: int = 1000) -> list[tuple[str, str]]:
+        """``(due_at, id)`` of candidacies with something due by ``before``, in that order,
+        from just after the ``after`` cursor."""
+        bound = _ts(before)
+        assert bound is not None
+        with self._database_lock:
+            keys = [(_ts(r.due_at), r.id) for r in self._rows.values() if r.due_at is not None]
+        due = sorted(k for k in keys if k[0] <= bound and k > after)  # type: ignore[operator]
+        return due[:limit]  # type: ignore[return-value]
+
+    def select_deliverable_messages(self, now: datetime, *, limit: int = 100) -> list[MessageRow]:
+        """Messages waiting for delivery whose next attempt is due, oldest first."""
+        bound = _ts(now)
+        with self._database_lock:
+            rows = [m for m in self._messages.values() if m.status in ("queued", "failed")
+                    and m.next_attempt_at is not None
+                    and _ts(m.next_attempt_at) <= bound]  # type: ignore[operator]
+        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.next_attempt_at), m.id))[:limit]]
+
+    def select_message_rows(self, *, candidacy_id: str | None = None,
+                            status: str | None = None, limit: int = 1000) -> list[MessageRow]:
+        """Message rows of one candidacy and/or in one status, in creation order."""
+        with self._database_lock:
+            rows = [m for m in self._messages.values()
+                    if (not candidacy_id or m.candidacy_id == candidacy_id)
+                    and (not status or m.status == status)]
+        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]]
+
+    def select_latest_records(self, table: str,
+                              ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
+        """``(id, version, topic, state)`` of the highest-version record of each of
+        ``ids`` in ``table`` (their latest snapshots)."""
+        records = self._tables[table]
+        with self._database_lock:
+            latest = [records.select_events(uid, desc=True, limit=1) for uid in dict.fromkeys(ids)]
+        return [(uid, s[0].originator_version, s[0].topic, s[0].state)
+                for uid, s in zip(dict.fromkeys(ids), latest) if s]
+
+    def select_records_after(self, table: str,
+                             after: dict[UUID, int]) -> list[tuple[UUID, int, str, bytes]]:
+        """``(id, version, topic, state)`` of each id's records in ``table`` after its
+        given version, in id order, then version order per id."""
+        records = self._tables[table]
+        with self._database_lock:
+            return [(uid, s.originator_version, s.topic, s.state) for uid in sorted(after)
+                    for s in records.select_events(uid, gt=after[uid])]
+
+    def select_for_load(self, snapshots: str | None, events: str,
+                        uid: UUID) -> tuple[StoredEvent | None, list[StoredEvent]]:
+        """One aggregate's latest snapshot (None without one) and its events after it, in
+        version order, as one consistent view."""
+        with self._database_lock:
+            snapshot = None
+            if snapshots is not None:
+                latest = self._tables[snapshots].select_events(uid, desc=True, limit=1)
+                snapshot = latest[0] if latest else None
+            gt = snapshot.originator_version if snapshot is not None else None
+            return snapshot, list(self._tables[events].select_events(uid, gt=gt))
+
+    def select_workspace_events(self, workspace: str, after: int, limit: int,
+                                scan: int) -> tuple[list[Notification], int, bool]:
+        """Up to ``limit`` of one workspace's candidacy events after notification id
+        ``after``, in log order, looking at most ``scan`` ids ahead; the events, the id
+        to read after next time, and whether there may be more (see engine.store)."""
+        with self._database_lock:
+            top = self.max_notification_id()
+            if top is None or top <= after:
+                return [], after, False
+            bound = min(after + scan, top)
+            found = []
+            for notification in self.select_notifications(after, bound - after, stop=bound,
+                                                           inclusive_of_start=False):
+                row = self._rows.get(str(notification.originator_id))
+                if row is not None and row.workspace == workspace:
+                    found.append(notification)
+                    if len(found) == limit:
+                        return found, found[-1].id, True
+        return found, bound, bound < top
+
+    def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
+        """Every candidacy's row across workspaces, in id order (for floors and audits)."""
+        with self._database_lock:
+            rows = [r for r in self._rows.values() if r.id > after]
+        return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
+
+
+# The named stores of this process; each lives while an application object holds it.
+_STORES: weakref.WeakValueDictionary[str, CloserMemoryRecorder] = weakref.WeakValueDictionary()
+_STORES_LOCK = threading.Lock()
+
+
+class CloserMemoryFactory(POPOFactory):
+    """eventsourcing's in-memory factory, reading ``APPLICATION_RECORDER_TOPIC`` as the
+    SQLite and PostgreSQL factories do (eventsourcing 9.5.6's POPO factory ignores it),
+    and ``MEMORY_STORE`` to share one named store between application objects."""
+
+    _opened: CloserMemoryRecorder | None = None
+
+    def _store(self) -> CloserMemoryRecorder:
+        if self._opened is not None:
+            return self._opened
+        topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
+        recorder_class = resolve_topic(topic) if topic else CloserMemoryRecorder
+        if not issubclass(recorder_class, CloserMemoryRecorder):
+            raise TypeError(f"{topic} is not an in-memory Closer recorder")
+        name = self.env.get(MEMORY_STORE) or ""
+        with _STORES_LOCK:
+            recorder = _STORES.get(name) if name else None
+            if recorder is None:
+                recorder = recorder_class()
+                if name:
+                    _STORES[name] = recorder
+        self._opened = recorder
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        return self._store()
+
+    def process_recorder(self) -> ProcessRecorder:
+        return self._store()
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        return self._store().table(purpose)
