@@ -85,7 +85,9 @@ def _rejected_with_offer(app: Candidacies, clock: FixedClock, start: datetime) -
     app.send_thank_you(COACH, cid, "voicemail_and_email")
     clock.advance(timedelta(days=10))
     app.note_competing_offer(COACH, cid, "Globex", clock.now() + timedelta(days=7))
-    app.send_nudge(COACH, cid, reason="competing offer deadline")
+    # Inside the stated timeline: the offer's deadline is the reason to nudge anyway.
+    app.send_nudge(COACH, cid, reason="competing offer deadline",
+                   override={"reason": "a competing offer expires in a week"})
     clock.advance(timedelta(days=3))
     app.receive_reply(COACH, cid, "rejected", note="Went with an internal candidate")
     return cid

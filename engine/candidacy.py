@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
+from engine.errors import InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import Actor
 
@@ -133,10 +134,18 @@ class Candidacy(Aggregate):
         channels: list[str]
         reason: str
         decided_by: Data | None
+        # A person's nudge: when it went (if not when logged), and the override of the
+        # playbook rule that refused it (defaults: older events carry neither).
+        occurred_at: datetime | None = None
+        override: Data | None = None
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.nudges.append({"sent_at": self.timestamp, "channels": self.channels,
-                                     "reason": self.reason, "decided_by": self.decided_by})
+            nudge = {"sent_at": _occurred(self), "channels": self.channels,
+                     "reason": self.reason, "decided_by": self.decided_by}
+            override = getattr(self, "override", None)
+            if override is not None:
+                nudge["override"] = override
+            candidacy.nudges.append(nudge)
 
     class ReplyReceived(Event):
         kind: str
@@ -172,13 +181,16 @@ class Candidacy(Aggregate):
         until: date | None
         ends_at: datetime | None
         reason: str
+        occurred_at: datetime | None = None  # when it began, if not when logged
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.begin_pause(self.timestamp, self.until, self.ends_at, self.reason)
+            candidacy.begin_pause(_occurred(self), self.until, self.ends_at, self.reason)
 
     class CadenceResumed(Event):
+        occurred_at: datetime | None = None  # when it ended, if not when logged
+
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.end_pause(self.timestamp)
+            candidacy.end_pause(_occurred(self))
 
     class ReminderSent(Event):
         kind: str
@@ -191,15 +203,17 @@ class Candidacy(Aggregate):
     class Stalled(Event):
         reason: str
         decided_by: Data | None
+        override: Data | None = None  # a person's stall the playbook refused, let through
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.outcome = {"kind": "stalled", "at": self.timestamp, "reason": self.reason}
 
     class Withdrawn(Event):
         reason: str
+        occurred_at: datetime | None = None  # when the candidate withdrew, if not when logged
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.outcome = {"kind": "withdrawn", "at": self.timestamp,
+            candidacy.outcome = {"kind": "withdrawn", "at": _occurred(self),
                                  "reason": self.reason}
 
     class RoundStarted(Event):
@@ -291,32 +305,39 @@ class Candidacy(Aggregate):
                       guard_args={"hesitation_id": hesitation_id},
                       hesitation_id=hesitation_id, answer=answer, occurred_at=occurred_at or at)
 
-    def record_no_hesitations(self, actor: Actor, at: datetime) -> None:
+    def record_no_hesitations(self, actor: Actor, at: datetime, *,
+                              occurred_at: datetime | None = None) -> None:
         """The interviewer said they had no hesitations."""
         self._trigger("record_no_hesitations", self.NoHesitationsRecorded, actor, at,
-                      occurred_at=at)
+                      occurred_at=occurred_at or at)
 
     def close_next_step(self, actor: Actor, at: datetime, *, description: str,
-                        scheduled_for: datetime | None = None) -> None:
+                        scheduled_for: datetime | None = None,
+                        occurred_at: datetime | None = None) -> None:
         """The candidate closed for the next step (what it is, and when if known)."""
         self._trigger("close_next_step", self.NextStepClosed, actor, at,
-                      description=description, scheduled_for=scheduled_for, occurred_at=at)
+                      description=description, scheduled_for=scheduled_for,
+                      occurred_at=occurred_at or at)
 
     def send_thank_you(self, actor: Actor, at: datetime, *, medium: str, to: list[str],
-                       covers_panel: bool = False, decided_by: Data | None = None) -> None:
+                       covers_panel: bool = False, decided_by: Data | None = None,
+                       occurred_at: datetime | None = None) -> None:
         """A thank-you went out to ``to`` (or to the whole panel when ``covers_panel``)."""
         if covers_panel or not to:
             to = [i["name"] for i in self.interview["interviewers"]]
             covers_panel = True
         self._trigger("send_thank_you", self.ThankYouSent, actor, at,
                       guard_args={"to": tuple(to), "covers_panel": covers_panel},
-                      medium=medium, to=list(to), occurred_at=at, decided_by=decided_by)
+                      medium=medium, to=list(to), occurred_at=occurred_at or at,
+                      decided_by=decided_by)
 
     def send_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
-                   decided_by: Data | None = None) -> None:
+                   decided_by: Data | None = None, occurred_at: datetime | None = None,
+                   override: Data | None = None) -> None:
         """A nudge (by default a voicemail, then an email right after) went out."""
         self._trigger("send_nudge", self.NudgeSent, actor, at, channels=channels,
-                      reason=reason, decided_by=decided_by)
+                      reason=reason, decided_by=decided_by,
+                      **_given(occurred_at=occurred_at, override=override))
 
     def receive_reply(self, actor: Actor, at: datetime, *, kind: str, note: str | None = None,
                       occurred_at: datetime | None = None, back_on: date | None = None) -> None:
@@ -332,14 +353,17 @@ class Candidacy(Aggregate):
                       company=company, deadline=deadline, occurred_at=occurred_at or at)
 
     def pause_cadence(self, actor: Actor, at: datetime, *, until: date | None,
-                      reason: str) -> None:
+                      reason: str, occurred_at: datetime | None = None) -> None:
         """Hold every timer (until a date, or until resumed)."""
         self._trigger("pause_cadence", self.CadencePaused, actor, at, until=until,
-                      ends_at=self.local_midnight(until), reason=reason)
+                      ends_at=self.local_midnight(until), reason=reason,
+                      **_given(occurred_at=occurred_at))
 
-    def resume_cadence(self, actor: Actor, at: datetime) -> None:
+    def resume_cadence(self, actor: Actor, at: datetime, *,
+                       occurred_at: datetime | None = None) -> None:
         """Let the timers run again; later steps shift by the time paused."""
-        self._trigger("resume_cadence", self.CadenceResumed, actor, at)
+        self._trigger("resume_cadence", self.CadenceResumed, actor, at,
+                      **_given(occurred_at=occurred_at))
 
     def send_reminder(self, actor: Actor, at: datetime, *, kind: str, key: str,
                       decided_by: Data | None = None) -> None:
@@ -348,13 +372,16 @@ class Candidacy(Aggregate):
                       decided_by=decided_by)
 
     def stall(self, actor: Actor, at: datetime, *, reason: str,
-              decided_by: Data | None = None) -> None:
+              decided_by: Data | None = None, override: Data | None = None) -> None:
         """Give up waiting: the pest line is reached and patience is spent."""
-        self._trigger("stall", self.Stalled, actor, at, reason=reason, decided_by=decided_by)
+        self._trigger("stall", self.Stalled, actor, at, reason=reason, decided_by=decided_by,
+                      **_given(override=override))
 
-    def withdraw(self, actor: Actor, at: datetime, *, reason: str) -> None:
+    def withdraw(self, actor: Actor, at: datetime, *, reason: str,
+                 occurred_at: datetime | None = None) -> None:
         """The candidate withdrew."""
-        self._trigger("withdraw", self.Withdrawn, actor, at, reason=reason)
+        self._trigger("withdraw", self.Withdrawn, actor, at, reason=reason,
+                      **_given(occurred_at=occurred_at))
 
     def start_next_round(self, actor: Actor, at: datetime, *, interview: Data) -> None:
         """After advancing, the next interview round begins in the same history."""
@@ -382,9 +409,27 @@ class Candidacy(Aggregate):
     def _trigger(self, command: str, event_class: type[Event], actor: Actor, at: datetime,
                  guard_args: dict[str, Any] | None = None, **data: Any) -> None:
         stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
+        occurred_at = data.get("occurred_at")
+        if occurred_at is not None and occurred_at < self.interview["interviewed_at"]:
+            # A fact of this round cannot precede its interview (backdated by a person).
+            raise InvalidInput("occurred_at", f"{occurred_at.isoformat()} is before the "
+                                              f"interview ({self.interview['interviewed_at']})")
         self.trigger_event(event_class, timestamp=at, actor=actor.user,
                            on_behalf_of=actor.on_behalf_of, workspace=self.workspace,
                            stage=stage, **data)
+
+
+def _given(**fields: Any) -> Data:
+    """The optional fields a person gave: one not given stays out of the payload, which
+    then reads exactly as before the field existed (the scheduler's decisions too)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _occurred(event: Any) -> datetime:
+    """When a fact happened: its ``occurred_at`` when a person gave one, else when logged
+    (older events, and replay's decoded payloads, may not carry the field at all)."""
+    occurred_at = getattr(event, "occurred_at", None)
+    return occurred_at if occurred_at is not None else event.timestamp
 
 
 FACTS: tuple[type[Candidacy.Event], ...] = (

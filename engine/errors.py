@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 class CloserError(Exception):
@@ -61,3 +62,18 @@ class IdempotencyKeyReused(CloserError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"idempotency key {key!r} was already used for a different command")
+
+
+class PlaybookRule(CloserError):
+    """A rule of the playbook (patience, spacing, the pest line) refuses a person's command
+    now; an explicit override with a reason lets it through, recorded on the event."""
+
+    def __init__(self, command: str, stage: str, rule: str, reason: str,
+                 allowed_from: datetime | None = None) -> None:
+        self.command = command
+        self.stage = stage
+        self.rule = rule
+        self.reason = reason
+        self.allowed_from = allowed_from
+        super().__init__(f"cannot {command} now: {reason} (rule {rule}); to do it anyway, "
+                         f"send an override with a reason")

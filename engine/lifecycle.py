@@ -167,6 +167,10 @@ class Lifecycle(StateMachine):
         | awaiting.to(stalled, cond=reply_rejects)
         | nudged.to(stalled, cond=reply_rejects)
         | _stay(next_step_closed, thanked, awaiting, nudged, cond=reply_is_not_a_decision)
+        # A rejection ends the round at any stage that is not final, however early.
+        | interviewed.to(stalled, cond=reply_rejects)
+        | hesitations_addressed.to(stalled, cond=reply_rejects)
+        | advanced.to(stalled, cond=reply_rejects)
     )
     note_competing_offer = _stay(
         interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced

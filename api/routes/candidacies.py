@@ -68,6 +68,9 @@ class Nudge(BaseModel):
     channels: list[str]
     reason: str
     decided_by: dict[str, Any] | None = None
+    override: dict[str, Any] | None = Field(
+        default=None, description="a person's nudge a playbook rule refused, let through: "
+                                  "the reason and the rule it overrode")
 
 
 class LastReply(BaseModel):
