@@ -288,6 +288,9 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     note = getattr(event, "reason", None)
     if note:
         data["note"] = note
+    fit = candidacy.candidate.get("why_i_fit")
+    if fit:
+        data["fit"] = fit  # the thank-you's "why I fit" line, as the candidacy has it now
     return data
 
 

@@ -120,10 +120,18 @@ class ReplyKind(StrEnum):
     OUT_OF_OFFICE = "out_of_office"
 
 
+OneLine = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300,
+                                           pattern=r"^[^\r\n]*$")]
+"""One line of text (no line breaks), e.g. the candidate's "why I fit"."""
+
+
 class Candidate(_Strict):
     name: Name
     email: Email
     phone: Name | None = None
+    why_i_fit: OneLine | None = Field(
+        default=None, description="the candidate's one line on why they fit, for the "
+                                  "thank-you (e.g. \"I ran the same migration at Globex.\")")
 
 
 class Interviewer(_Strict):
