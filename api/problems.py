@@ -8,7 +8,7 @@ reveals nothing (and is logged with its traceback).
 from __future__ import annotations
 
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -47,6 +47,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "not-acceptable": (406, "Not acceptable"),
     "illegal-command": (409, "The playbook does not allow this now"),
     "playbook-rule": (409, "A rule of the playbook refuses this now"),
+    "message-state": (409, "The message cannot be retried or rerouted now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
@@ -191,7 +192,7 @@ def _utc_text(moment: datetime | None) -> str | None:
     """A moment as the rest of the API writes it (UTC, with ``Z``)."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _not_found(request: Request, error: CandidacyNotFound) -> JSONResponse:

@@ -56,6 +56,7 @@ from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 from engine.values import (
     Actor,
+    Correction,
     NewCandidacy,
     NextRound,
     Offer,
@@ -439,6 +440,17 @@ class Candidacies(Application[UUID]):
         return self._execute(actor, candidacy_id, "migrate_policy", policy,
                              lambda c, now: c.migrate_policy(actor, now, policy=policy),
                              **options)
+
+    def correct_details(self, actor: Actor, candidacy_id: Any,
+                        correction: Correction | dict[str, Any], **options: Any) -> Outcome:
+        """Correct a recorded contact, name spelling, title or "why I fit"; the original
+        stays in the history, and messages queued (or retried) later use the correction."""
+        fix = validated(Correction, correction)
+        return self._execute(
+            actor, candidacy_id, "correct_details", fix.model_dump(mode="json"),
+            lambda c, now: c.correct_details(actor, now, person=fix.person,
+                                             field=fix.field.value, value=fix.value),
+            **options)
 
     # -- commands written without blocking --------------------------------------------------
 

@@ -233,6 +233,51 @@ class Candidacy(Aggregate):
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.policy = self.policy
 
+    # -- corrections of what was recorded (issue 13); the original stays in the history --
+
+    class ContactCorrected(Event):
+        """An email or phone of the candidate (``person="candidate"``) or of an interviewer
+        (``person`` = their name as recorded) was wrong: ``before`` and ``after``."""
+
+        person: str
+        field: str
+        before: str | None
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            _set_detail(candidacy, self.person, self.field, self.after)
+
+    class NameCorrected(Event):
+        """A name was misspelt: the candidate's, or an interviewer's (renamed everywhere the
+        round names them: the panel, who was thanked, each thank-you's recipients)."""
+
+        person: str  # "candidate" or "interviewer"
+        before: str
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            if self.person == "candidate":
+                candidacy.candidate = {**candidacy.candidate, "name": self.after}
+                return
+            if _set_detail(candidacy, self.before, "name", self.after):
+                before, after = self.before, self.after
+                candidacy.thanked = sorted(after if n == before else n
+                                           for n in candidacy.thanked)
+                candidacy.thank_yous = [
+                    {**t, "to": [after if n == before else n for n in t["to"]]}
+                    for t in candidacy.thank_yous]
+
+    class DetailCorrected(Event):
+        """An interviewer's title, or the candidate's "why I fit" line, corrected."""
+
+        person: str
+        field: str
+        before: str | None
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            _set_detail(candidacy, self.person, self.field, self.after)
+
     # -- state --------------------------------------------------------------------
     # workspace, candidate, company, role, timezone, country, subdivision, policy,
     # stage, round, outcome, paused (the pause holding now, if any), pauses (closed
@@ -393,6 +438,42 @@ class Candidacy(Aggregate):
         self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
                       previous=self.policy)
 
+    def correct_details(self, actor: Actor, at: datetime, *, person: str, field: str,
+                        value: str) -> None:
+        """Correct a recorded contact, name, title or "why I fit" (``person``: "candidate"
+        or an interviewer's name as recorded now); the event keeps before and after."""
+        if person == "candidate":
+            if field not in CANDIDATE_FIELDS:
+                raise InvalidInput("field", f"a candidate's {field} cannot be corrected "
+                                            f"(only {', '.join(CANDIDATE_FIELDS)})")
+            before = self.candidate.get(field)
+        else:
+            interviewer = next((i for i in self.interview["interviewers"]
+                                if i["name"] == person), None)
+            if interviewer is None:
+                panel = ", ".join(i["name"] for i in self.interview["interviewers"])
+                raise InvalidInput("person", f"{person!r} is neither the candidate nor an "
+                                             f"interviewer of this round ({panel})")
+            if field not in INTERVIEWER_FIELDS:
+                raise InvalidInput("field", f"an interviewer's {field} cannot be corrected "
+                                            f"(only {', '.join(INTERVIEWER_FIELDS)})")
+            if field == "name" and any(i["name"] == value
+                                       for i in self.interview["interviewers"]):
+                raise InvalidInput("value", f"{value!r} already names an interviewer")
+            before = interviewer.get(field)
+        if before == value:
+            raise InvalidInput("value", f"the {field} is already {value!r}")
+        if field == "name":
+            self._trigger("correct_details", self.NameCorrected, actor, at,
+                          person="candidate" if person == "candidate" else "interviewer",
+                          before=before, after=value)
+        elif field in ("email", "phone"):
+            self._trigger("correct_details", self.ContactCorrected, actor, at, person=person,
+                          field=field, before=before, after=value)
+        else:
+            self._trigger("correct_details", self.DetailCorrected, actor, at, person=person,
+                          field=field, before=before, after=value)
+
     # -- queries --------------------------------------------------------------------
 
     def open_hesitations(self) -> list[Data]:
@@ -419,6 +500,29 @@ class Candidacy(Aggregate):
                            stage=stage, **data)
 
 
+CANDIDATE_FIELDS = ("name", "email", "phone", "why_i_fit")
+INTERVIEWER_FIELDS = ("name", "title", "email", "phone")
+CORRECTIONS: tuple[type[Candidacy.Event], ...] = (
+    Candidacy.ContactCorrected, Candidacy.NameCorrected, Candidacy.DetailCorrected)
+"""The events that correct what was recorded (facts about the record, not the world)."""
+
+
+def _set_detail(candidacy: Any, person: str, field: str, value: str) -> bool:
+    """Set ``field`` of the candidate or of the current round's interviewer ``person``,
+    copying what it changes (the recorded events share the dicts); False when this round
+    has no such interviewer (an outbox message of an earlier round, say)."""
+    if person == "candidate":
+        candidacy.candidate = {**candidacy.candidate, field: value}
+        return True
+    interview = candidacy.interview
+    interviewers = interview["interviewers"]
+    if not any(i["name"] == person for i in interviewers):
+        return False
+    candidacy.interview = {**interview, "interviewers": [
+        {**i, field: value} if i["name"] == person else i for i in interviewers]}
+    return True
+
+
 def _given(**fields: Any) -> Data:
     """The optional fields a person gave: one not given stays out of the payload, which
     then reads exactly as before the field existed (the scheduler's decisions too)."""
@@ -437,7 +541,7 @@ FACTS: tuple[type[Candidacy.Event], ...] = (
     Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed,
     Candidacy.ReplyReceived, Candidacy.CompetingOfferNoted, Candidacy.CadencePaused,
     Candidacy.CadenceResumed, Candidacy.Withdrawn, Candidacy.RoundStarted,
-    Candidacy.PolicyMigrated,
+    Candidacy.PolicyMigrated, *CORRECTIONS,
 )
 """Events that record what happened in the world; replay keeps them as recorded."""
 

@@ -194,6 +194,10 @@ class Lifecycle(StateMachine):
     migrate_policy = _stay(
         interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
     )
+    # Correcting a recorded contact, name or title keeps the stage (issue 13).
+    correct_details = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
+    )
 
 
 # -- the table derived from the machine ---------------------------------------

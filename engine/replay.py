@@ -179,6 +179,12 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("RoundStarted", "start_next_round", _C.RoundStarted.assign, interview=True),
     _Spec("PolicyMigrated", "migrate_policy", _C.PolicyMigrated.assign),
 )
+# Corrections of what was recorded (issue 13): names matter to the thank-you guards.
+_SPECS += (
+    _Spec("ContactCorrected", "correct_details", _C.ContactCorrected.assign),
+    _Spec("NameCorrected", "correct_details", _C.NameCorrected.assign),
+    _Spec("DetailCorrected", "correct_details", _C.DetailCorrected.assign),
+)
 _TOPIC_PREFIX = "engine.candidacy:Candidacy."
 SPECS: dict[str, _Spec] = {_TOPIC_PREFIX + s.name: s for s in _SPECS}
 """Candidacy event topics replay reads; any other topic (published policies, API tokens...)

@@ -27,6 +27,7 @@ ROUTES = {
     "resume_cadence": "/candidacies/{candidacy_id}/resume",
     "withdraw": "/candidacies/{candidacy_id}/withdraw",
     "start_next_round": "/candidacies/{candidacy_id}/rounds",
+    "correct_details": "/candidacies/{candidacy_id}/corrections",
 }
 
 
@@ -45,26 +46,27 @@ def test_allowed_actions_are_exactly_what_may_be_done_now(client: Any) -> None:
     fresh = record(client)
     assert allowed_actions(client, fresh) == [
         "raise_hesitation", "record_no_hesitations", "receive_reply", "note_competing_offer",
-        "pause_cadence", "withdraw"]
+        "pause_cadence", "withdraw", "correct_details"]
 
     ok(client.post(f"/candidacies/{fresh}/hesitations", json={"text": "On-call?"}))
     # An open hesitation: it can be addressed, and "no hesitations" is no longer true.
     assert allowed_actions(client, fresh) == [
         "raise_hesitation", "address_hesitation", "receive_reply", "note_competing_offer",
-        "pause_cadence", "withdraw"]
+        "pause_cadence", "withdraw", "correct_details"]
 
     waiting = walk_to(client, "awaiting")
     assert allowed_actions(client, waiting) == [
         "send_nudge", "receive_reply", "note_competing_offer", "pause_cadence", "stall",
-        "withdraw"]
+        "withdraw", "correct_details"]
     ok(client.post(f"/candidacies/{waiting}/pause", json={"reason": "travelling"}))
     assert allowed_actions(client, waiting) == [
         "send_nudge", "receive_reply", "note_competing_offer", "resume_cadence", "stall",
-        "withdraw"]
+        "withdraw", "correct_details"]
 
     advanced = walk_to(client, "advanced")
     assert allowed_actions(client, advanced) == [
-        "receive_reply", "note_competing_offer", "withdraw", "start_next_round"]
+        "receive_reply", "note_competing_offer", "withdraw", "start_next_round",
+        "correct_details"]
 
 
 def test_the_view_says_which_allowed_command_a_playbook_rule_refuses_now(client: Any) -> None:
@@ -82,7 +84,8 @@ def test_a_409_lists_what_is_allowed_now_and_says_why(client: Any) -> None:
     fresh = record(client)
     early = problem(client.post(f"/candidacies/{fresh}/nudges"), 409, "illegal-command")
     assert early["allowed"] == ["raise_hesitation", "record_no_hesitations", "receive_reply",
-                                "note_competing_offer", "pause_cadence", "withdraw"]
+                                "note_competing_offer", "pause_cadence", "withdraw",
+                                "correct_details"]
     assert early["why"] == "send_nudge is possible only at awaiting, nudged"
 
     ok(client.post(f"/candidacies/{fresh}/hesitations", json={"text": "On-call?"}))
@@ -90,7 +93,8 @@ def test_a_409_lists_what_is_allowed_now_and_says_why(client: Any) -> None:
                       "illegal-command")
     assert refused["why"] == "no hesitation may have been raised in this round"
     assert refused["allowed"] == ["raise_hesitation", "address_hesitation", "receive_reply",
-                                  "note_competing_offer", "pause_cadence", "withdraw"]
+                                  "note_competing_offer", "pause_cadence", "withdraw",
+                                "correct_details"]
 
     waiting = walk_to(client, "awaiting")
     resumed = problem(client.post(f"/candidacies/{waiting}/resume"), 409, "illegal-command")

@@ -47,6 +47,7 @@ PLAYBOOK_V2 = default_policy().model_copy(update={"version": 2})
 # valid arguments of `issue` below) and the stage each one leads to.
 PLAYBOOK: dict[str, dict[str, str]] = {
     "interviewed": {
+        "correct_details": SAME,
         "raise_hesitation": SAME,
         "address_hesitation": "hesitations_addressed",  # the only open one
         "record_no_hesitations": "hesitations_addressed",
@@ -55,6 +56,7 @@ PLAYBOOK: dict[str, dict[str, str]] = {
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "hesitations_addressed": {
+        "correct_details": SAME,
         "raise_hesitation": "interviewed",
         "close_next_step": "next_step_closed",
         "receive_reply": "stalled",
@@ -62,28 +64,33 @@ PLAYBOOK: dict[str, dict[str, str]] = {
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "next_step_closed": {
+        "correct_details": SAME,
         "send_thank_you": "thanked",  # to one of a panel of two
         "receive_reply": "advanced",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "thanked": {
+        "correct_details": SAME,
         "send_thank_you": "awaiting",  # to the one not yet thanked
         "receive_reply": "advanced",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "awaiting": {
+        "correct_details": SAME,
         "send_nudge": "nudged", "receive_reply": "advanced", "stall": "stalled",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "nudged": {
+        "correct_details": SAME,
         "send_nudge": SAME, "receive_reply": "advanced", "stall": "stalled",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "advanced": {
+        "correct_details": SAME,
         "start_next_round": "interviewed",
         "receive_reply": "stalled",
         "note_competing_offer": SAME, "send_reminder": SAME, "withdraw": "stalled",
@@ -130,6 +137,9 @@ def issue(app: Candidacies, actor: Actor, candidacy_id: str, command: str) -> Ou
         "start_next_round": lambda: app.start_next_round(
             actor, candidacy_id, {"format": "video",
                                   "interviewers": [{"name": "Ada Lin", "title": "CTO"}]}),
+        "correct_details": lambda: app.correct_details(
+            actor, candidacy_id, {"person": "candidate", "field": "phone",
+                                  "value": "+44 20 7946 0958"}),
         "migrate_policy": lambda: (app.policies.publish(PLAYBOOK_V2),
                                    app.migrate_policy(actor, candidacy_id, "playbook", 2))[1],
     }

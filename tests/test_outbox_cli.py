@@ -73,3 +73,35 @@ def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
     refused = runner.invoke(cli, ["messages", "approve", message_id, "--by", "maya"])
     assert refused.exit_code == 1
     assert "only a message awaiting approval" in refused.output
+
+
+def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_refuses_politely(
+        store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        candidacy_id = app.record_interview(MAYA, interview(format="video", interviewers=[
+            {"name": "Daniel Whitfield", "title": "VP Engineering"}])).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+    finally:
+        app.close()
+    monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
+    assert "blocked 1" in run("dispatch", "--once")
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+blocked", run("messages", "list"), re.M)
+
+    assert "corrected" in run("correct", candidacy_id, "--person", "Daniel Whitfield",
+                              "--field", "email", "--value", "daniel@northwind.example",
+                              "--by", "maya")
+    refused = runner.invoke(cli, ["messages", "reroute", message_id, "--channel", "fax",
+                                  "--by", "maya"])
+    assert refused.exit_code == 1 and "no adapter for channel 'fax'" in refused.output
+    assert "queued again" in run("messages", "retry", message_id, "--by", "maya",
+                                 "--reason", "email corrected")
+    assert "sent 1" in run("dispatch", "--once")
+    assert smtp_server.sink.received[0].rcpt_tos == ["daniel@northwind.example"]
+    wrong = runner.invoke(cli, ["correct", candidacy_id, "--person", "candidate", "--field",
+                                "email", "--value", "nope", "--by", "maya"])
+    assert wrong.exit_code == 1 and "not an email address" in wrong.output

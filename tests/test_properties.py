@@ -123,6 +123,11 @@ def step_args(command: str) -> st.SearchStrategy[dict[str, Any]]:
         "start_next_round": st.fixed_dictionaries({
             "next_round": st.sampled_from([None, {"format": "video", "interviewers": [
                 {"name": "Ada Lin", "title": "CTO"}]}, {"format": "telepathy"}])}),
+        "correct_details": st.fixed_dictionaries({"correction": st.sampled_from([
+            {"person": "candidate", "field": "email", "value": "maya.o@example.com"},
+            {"person": "Priya Raman", "field": "name", "value": "Priya Ramanathan"},
+            {"person": "Tom Becker", "field": "title", "value": "Principal Engineer"},
+            {"person": "Nobody Known", "field": "phone", "value": "+1 555 0100"}])}),
         "migrate_policy": st.fixed_dictionaries({
             "name": st.just("playbook"), "version": st.sampled_from([1, 7, 0])}),
     }
@@ -176,7 +181,8 @@ def run_step(app: Candidacies, candidacy_id: str, step: dict[str, Any]) -> Outco
                   "close_next_step": ["description"], "send_thank_you": ["medium"],
                   "receive_reply": ["kind"], "note_competing_offer": ["company", "deadline"],
                   "pause_cadence": ["reason"], "send_reminder": ["kind", "key"],
-                  "stall": ["reason"], "withdraw": ["reason"], "migrate_policy": ["name", "version"]
+                  "stall": ["reason"], "withdraw": ["reason"], "migrate_policy": ["name", "version"],
+                  "correct_details": ["correction"]
                   }.get(command, [])
     call_args = [args.pop(name) for name in positional]
     return getattr(app, command)(step["actor"], candidacy_id, *call_args, **args, **options)

@@ -15,7 +15,18 @@ from api.problems import problem_responses
 from api.routes.candidacies import CandidacyId
 from engine.application import Outcome
 from engine.lifecycle import Stage
-from engine.values import Day, Moment, Name, NextRound, NudgeChannel, Offer, Reply, Text, ThankYou
+from engine.values import (
+    Correction,
+    Day,
+    Moment,
+    Name,
+    NextRound,
+    NudgeChannel,
+    Offer,
+    Reply,
+    Text,
+    ThankYou,
+)
 
 router = APIRouter(prefix="/candidacies/{candidacy_id}", tags=["commands"])
 
@@ -128,6 +139,10 @@ class PauseCadence(Acting):
 class Withdraw(Acting):
     reason: Text
     occurred_at: Moment | None = OCCURRED_AT
+
+
+class CorrectDetails(Correction, Acting):
+    """A recorded contact, name spelling, title or "why I fit" that was wrong."""
 
 
 class StartNextRound(NextRound, Acting):
@@ -290,6 +305,18 @@ async def withdraw(candidacy_id: CandidacyId, body: Withdraw, command: Command) 
     """The candidate withdrew."""
     outcome = await command.run(command.candidacies.withdraw, candidacy_id, body.reason,
                                 occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of)
+    return result(outcome, command)
+
+
+@command_route("/corrections", "correctDetails")
+async def correct_details(candidacy_id: CandidacyId, body: CorrectDetails,
+                          command: Command) -> Response:
+    """Correct the candidate's or an interviewer's email, phone, name or title, or the
+    candidate's "why I fit"; the history keeps the original (before and after)."""
+    correction = Correction.model_construct(
+        **{name: getattr(body, name) for name in Correction.model_fields})
+    outcome = await command.run(command.candidacies.correct_details, candidacy_id, correction,
+                                on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
