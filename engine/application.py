@@ -287,7 +287,9 @@ class Candidacies(Application[UUID]):
         def command(candidacy: Candidacy, now: datetime) -> None:
             recorded = override
             if decided_by is None:
-                    recorded = self._playbook_allows(candidacy, "send_nudge", occurred_at or now,
+                # A moment before the interview is a mistake to name, not a rule to cite.
+                _since_interview(candidacy, "occurred_at", occurred_at)
+                recorded = self._playbook_allows(candidacy, "send_nudge", occurred_at or now,
                                                  override)
             candidacy.send_nudge(actor, now, channels=channels, reason=reason,
                                  decided_by=decided_by, occurred_at=occurred_at,
@@ -333,8 +335,7 @@ class Candidacies(Application[UUID]):
         return self._execute(
             actor, candidacy_id, "note_competing_offer", offer.model_dump(mode="json"),
             lambda c, now: c.note_competing_offer(actor, now, company=offer.company,
-                                                  deadline=offer.deadline,
-                                                  occurred_at=noted),
+                                                  deadline=offer.deadline, occurred_at=noted),
             **options)
 
     def pause_cadence(self, actor: Actor, candidacy_id: Any, reason: str, *,

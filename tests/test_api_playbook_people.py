@@ -158,6 +158,12 @@ def test_a_fact_keeps_when_it_happened_never_in_the_future_nor_before_the_interv
     assert last["at"] == "2026-11-25T10:00:00Z"  # logged now
 
 
+def test_a_nudge_backdated_before_the_interview_is_a_422_not_a_rule(client: Any) -> None:
+    candidacy_id = walk_to(client, "awaiting")
+    early = nudge(client, candidacy_id, occurred_at="2026-11-24T09:00:00+00:00")
+    assert problem(early, 422, "invalid-input")["field"] == "occurred_at"
+
+
 def test_time_rules_use_when_things_happened(client: Any, clock: FixedClock) -> None:
     candidacy_id = walk_to(client, "next_step_closed")
     clock.set(at("2026-11-26T08:00:00+00:00"))
