@@ -52,11 +52,11 @@ from eventsourcing.persistence import (
 )
 from pydantic import ValidationError
 
-from adapters.base import Adapter, Registry
-from adapters.errors import AdapterError, DeliveryError
+from adapters.base import Adapter, Registry, refuse_postal
+from adapters.errors import AdapterError, DeliveryError, UnknownChannel
 from adapters.message import Kind, MessageContext, message_id, plain_error
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
-from engine.candidacy import Candidacy
+from engine.candidacy import CORRECTIONS, Candidacy
 from engine.errors import CorruptHistory
 from engine.store import MessageRow, PassedOver
 
@@ -176,11 +176,34 @@ class OutboxMessage(Aggregate):
     class Retried(Event):
         by: str
         reason: str
+        # The context rebuilt from the corrected candidacy (older events carry none).
+        context: Data | None = None
 
         def assign(self, message: OutboxMessage) -> None:
             message.status = "queued"
             message.attempts = 0
             message.findings = []
+            message.next_attempt_at = self.timestamp
+            context = getattr(self, "context", None)
+            if context is not None:
+                message.context = context
+
+    class Rerouted(Event):
+        """A person sent a blocked or dead-lettered message on to another channel."""
+
+        by: str
+        reason: str
+        channel: str
+        previous: str
+        context: Data
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.channel = self.channel
+            message.context = self.context
+            message.status = "queued"
+            message.attempts = 0
+            message.findings = []
+            message.last_error = None
             message.next_attempt_at = self.timestamp
 
     # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
@@ -299,6 +322,9 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     note = getattr(event, "reason", None)
     if note:
         data["note"] = note
+    fit = candidacy.candidate.get("why_i_fit")
+    if fit:
+        data["fit"] = fit  # the thank-you's "why I fit" line, as the candidacy has it now
     return data
 
 
@@ -636,13 +662,58 @@ class Dispatcher:
         self._save(message)
 
     def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:
-        """Re-queue a dead-lettered or blocked message (a person's decision, recorded)."""
+        """Re-queue a dead-lettered or blocked message (a person's decision, recorded),
+        its context rebuilt with every correction recorded on the candidacy since."""
+        message = self._stuck(message_id, "retried")
+        message.record(OutboxMessage.Retried, self.app.clock.now(), by=by, reason=reason,
+                       context=self.corrected_context(message))
+        self._save(message)
+
+    def reroute_message(self, message_id: str, channel: str, *, by: str,
+                reason: str = "rerouted by hand") -> None:
+        """Send a dead-lettered or blocked message on ``channel`` instead (e.g. a voicemail
+        task for an interviewer with no email), with the corrected context; recorded.
+        (Not ``reroute``: that is the field moving a workspace's channel to another.)"""
+        message = self._stuck(message_id, "rerouted")
+        refuse_postal(channel)
+        known = set(self.adapters) | set(self.channel_settings) | set(
+            (self.registry or Registry()).names())
+        if channel not in known:
+            raise UnknownChannel(f"no adapter for channel {channel!r}; known channels: "
+                                 f"{', '.join(sorted(known))}")
+        if channel == message.channel:
+            raise ValueError(f"message {message_id} is already on {channel}; retry it instead")
+        message.record(OutboxMessage.Rerouted, self.app.clock.now(), by=by, reason=reason,
+                       channel=channel, previous=message.channel,
+                       context=self.corrected_context(message))
+        self._save(message)
+
+    def _stuck(self, message_id: str, done: str) -> OutboxMessage:
+        """The message, if it is blocked or dead-lettered (else ValueError saying why)."""
         message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
         if message.status not in ("dead_letter", "blocked"):
             raise ValueError(f"message {message_id} is {message.status}; only a dead letter "
-                             "or a blocked message can be retried")
-        message.record(OutboxMessage.Retried, self.app.clock.now(), by=by, reason=reason)
-        self._save(message)
+                             f"or a blocked message can be {done}")
+        return message
+
+    def corrected_context(self, message: OutboxMessage) -> Data:
+        """The message's context built again from its candidacy as of the event that
+        caused it, with every correction recorded since applied (contacts, names,
+        titles, "why I fit"); the recipients follow a renamed interviewer."""
+        uid = UUID(message.candidacy_id)
+        version = message.trigger["version"]
+        candidacy = self.app.repository.get(uid, version=version)
+        [event] = self.app.events.get(uid, gt=version - 1, lte=version)
+        recipients = list(message.context.get("recipients") or [])
+        for later in self.app.events.get(uid, gt=version):
+            if not isinstance(later, CORRECTIONS):
+                continue
+            later.assign(candidacy)  # its data only: the stage and version stay the trigger's
+            if isinstance(later, Candidacy.NameCorrected) and later.person == "interviewer":
+                recipients = [later.after if r == later.before else r for r in recipients]
+        planned = Planned(message.kind, message.channel, tuple(recipients))
+        context = context_data(candidacy, event, planned, self.recruiter)
+        return {**context, "message_id": str(message.id), "kind": message.kind}
 
 
 def history(app: Any, message_id: str) -> list[tuple[str, Data]]:

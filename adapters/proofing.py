@@ -191,7 +191,12 @@ def _spelling(text: str, context: MessageContext, rules: ProofRules, skip: list[
     recorded = exact_words(context) | rules.known_words
     if context.next_step and context.next_step.location:
         recorded |= set(WORD.findall(context.next_step.location))  # addresses are proper nouns
-    known = {w.lower() for w in recorded} | _VOCABULARY
+    known = set(_VOCABULARY)
+    for recorded_word in recorded:
+        word = recorded_word.lower().replace("’", "'")
+        # The text is checked part by part at hyphens: "Tanaka-Ōshima" spells both parts.
+        known.add(word)
+        known.update(word.split("-"))
     spell, issues, seen = speller(), [], set()
     for token in tokens(text):
         for part in token.text.replace("’", "'").split("-"):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import typer
 from eventsourcing.persistence import PersistenceError
@@ -20,7 +21,7 @@ from rich.table import Table
 from engine.application import Candidacies, HistoryEntry
 from engine.clock import FixedClock
 from engine.errors import CloserError, InvalidInput
-from engine.values import in_range
+from engine.values import Actor, in_range
 
 from engine.scheduler import run_forever, tick
 
@@ -304,6 +305,39 @@ def doctor(
 
 
 # -- the HTTP API ------------------------------------------------------------------
+
+@app.command()
+@friendly
+def correct(
+    candidacy_id: str = typer.Argument(..., help="the candidacy's id"),
+    person: str = typer.Option(..., help="`candidate`, or an interviewer's name as recorded"),
+    field: str = typer.Option(..., help="name, email, phone, title or why_i_fit"),
+    value: str = typer.Option(..., help="the right value"),
+    by: str = typer.Option(..., help="who corrects it (recorded)"),
+) -> None:
+    """Correct a recorded contact, name spelling, title or "why I fit" (the original stays
+    in the history); then `closer messages retry` or `reroute` a blocked message."""
+    candidacies = build_candidacies()
+    try:
+        row = candidacies.row(candidacy_id) if _is_uuid(candidacy_id) else None
+        if row is None:
+            raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
+        outcome = candidacies.correct_details(
+            Actor(user=by, workspace=row.workspace), candidacy_id,
+            {"person": person, "field": field, "value": value})
+    finally:
+        candidacies.close()
+    console.print(f"{candidacy_id}: {person}'s {field} corrected (version {outcome.version})",
+                  highlight=False)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
 
 token_app = typer.Typer(help="API tokens (bearer tokens bound to a workspace and a role).",
                         no_args_is_help=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -109,35 +109,42 @@ def register(app: typer.Typer) -> None:
         if not rows:
             typer.echo("no messages")
 
-    def _by_hand(action: str, message_id: str, by: str) -> None:
+    def _by_hand(message_id: str, done: str, act: Callable[[Dispatcher], None]) -> None:
         settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
         try:
-            if action == "retry":
-                dispatcher.retry(message_id, by=by)
-            else:
-                dispatcher.approve(message_id, by=by)
-        except (ValueError, AggregateNotFoundError) as error:
+            act(dispatcher)
+        except (ValueError, LookupError, AggregateNotFoundError) as error:
+            # LookupError: an unknown channel to reroute to.
             typer.echo(f"error: {error or 'no message ' + message_id}", err=True)
             raise typer.Exit(1) from None
         finally:
             dispatcher.release()
             candidacies.close()
-        typer.echo(f"{message_id}: {'queued again' if action == 'retry' else 'approved'}; "
-                   "the next dispatch delivers it")
+        typer.echo(f"{message_id}: {done}; the next dispatch delivers it")
 
     @messages_app.command("retry")
-    def retry(message_id: str, by: str = typer.Option(..., help="who decides (recorded)")
-              ) -> None:
-        """Queue a dead-lettered or blocked message again."""
-        _by_hand("retry", message_id, by)
+    def retry(message_id: str, by: str = typer.Option(..., help="who decides (recorded)"),
+              reason: str = typer.Option("retried by hand", help="why (recorded)")) -> None:
+        """Queue a dead-lettered or blocked message again, with the corrected details."""
+        _by_hand(message_id, "queued again",
+                 lambda d: d.retry(message_id, by=by, reason=reason))
+
+    @messages_app.command("reroute")
+    def reroute(message_id: str,
+                channel: str = typer.Option(..., help="the channel to send it on instead"),
+                by: str = typer.Option(..., help="who decides (recorded)"),
+                reason: str = typer.Option("rerouted by hand", help="why (recorded)")) -> None:
+        """Send a dead-lettered or blocked message on another channel, corrected."""
+        _by_hand(message_id, f"queued again on {channel}",
+                 lambda d: d.reroute_message(message_id, channel, by=by, reason=reason))
 
     @messages_app.command("approve")
     def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)")
                 ) -> None:
         """Approve a proofed message waiting for a person's approval."""
-        _by_hand("approve", message_id, by)
+        _by_hand(message_id, "approved", lambda d: d.approve(message_id, by=by))
 
     @app.command("dispatch")
     def dispatch(

@@ -8,6 +8,7 @@ reveals nothing (and is logged with its traceback).
 from __future__ import annotations
 
 import traceback
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -26,6 +27,7 @@ from engine.errors import (
     IdempotencyKeyReused,
     IllegalCommand,
     InvalidInput,
+    PlaybookRule,
     VersionConflict,
 )
 
@@ -45,6 +47,8 @@ TYPES: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "not-acceptable": (406, "Not acceptable"),
     "illegal-command": (409, "The playbook does not allow this now"),
+    "playbook-rule": (409, "A rule of the playbook refuses this now"),
+    "message-state": (409, "The message cannot be retried or rerouted now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
@@ -85,6 +89,13 @@ class Problem(BaseModel):
     command: str | None = None
     limit: int | None = Field(default=None, description="content-too-large: the most bytes "
                                                         "a body may have")
+    why: str | None = Field(default=None, description="illegal-command: the guard that failed")
+    rule: str | None = Field(default=None,
+                             description="playbook-rule: the rule refusing it, e.g. "
+                                         "`pest_line.max_nudges`")
+    allowed_from: str | None = Field(default=None,
+                                     description="playbook-rule: from when waiting satisfies "
+                                                 "the rule (absent: waiting will not)")
     expected_version: int | None = None
     current_version: int | None = None
     candidacy_id: str | None = Field(default=None,
@@ -194,6 +205,19 @@ async def _illegal(request: Request, error: IllegalCommand) -> JSONResponse:
                             stage=error.stage, allowed=error.allowed, why=error.why or None)
 
 
+async def _playbook_rule(request: Request, error: PlaybookRule) -> JSONResponse:
+    return problem_response(request, "playbook-rule", str(error), command=error.command,
+                            stage=error.stage, rule=error.rule, reason=error.reason,
+                            allowed_from=_utc_text(error.allowed_from))
+
+
+def _utc_text(moment: datetime | None) -> str | None:
+    """A moment as the rest of the API writes it (UTC, with ``Z``)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 async def _not_found(request: Request, error: CandidacyNotFound) -> JSONResponse:
     return problem_response(request, "not-found", f"no candidacy {error.candidacy_id}")
 
@@ -267,6 +291,7 @@ def install(app: FastAPI) -> None:
         (InvalidInput, _invalid_input),
         (IdempotencyKeyReused, _key_reused),
         (IllegalCommand, _illegal),
+        (PlaybookRule, _playbook_rule),
         (CandidacyNotFound, _not_found),
         (VersionConflict, _version_conflict),
         (CorruptHistory, _corrupt),

@@ -43,7 +43,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
-from engine.cadence import Action, due_prefix, held_until, next_due_at, plan
+from engine.cadence import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
 from engine.errors import (
@@ -52,12 +52,15 @@ from engine.errors import (
     CorruptHistory,
     IdempotencyKeyReused,
     InvalidInput,
+    PlaybookRule,
     VersionConflict,
 )
+from engine.lifecycle import TRANSITIONS
 from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 from engine.values import (
     Actor,
+    Correction,
     NewCandidacy,
     NextRound,
     Offer,
@@ -80,6 +83,10 @@ _BASE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
      "on_behalf_of", "workspace", "stage", "decided_by"}
 )
+
+
+_OPTIONAL_FIELDS = frozenset({"occurred_at", "override"})
+"""Fields added to events with a None default: the history shows them only when given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,29 +232,40 @@ class Candidacies(Application[UUID]):
                                                 answer=answer, occurred_at=occurred_at),
             **options)
 
-    def record_no_hesitations(self, actor: Actor, candidacy_id: Any, **options: Any) -> Outcome:
-        """The interviewer had no hesitations."""
-        return self._execute(actor, candidacy_id, "record_no_hesitations", {},
-                             lambda c, now: c.record_no_hesitations(actor, now), **options)
+    def record_no_hesitations(self, actor: Actor, candidacy_id: Any, *,
+                              occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """The interviewer had no hesitations (said at ``occurred_at``, default now)."""
+        occurred_at = self._past("occurred_at", occurred_at)
+        return self._execute(
+            actor, candidacy_id, "record_no_hesitations", _when(occurred_at),
+            lambda c, now: c.record_no_hesitations(actor, now, occurred_at=occurred_at),
+            **options)
 
     def close_next_step(self, actor: Actor, candidacy_id: Any, description: str, *,
-                        scheduled_for: datetime | None = None, **options: Any) -> Outcome:
-        """The candidate closed for the next step."""
+                        scheduled_for: datetime | None = None,
+                        occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """The candidate closed for the next step (at ``occurred_at``, default now)."""
         description = _text("description", description)
         aware(scheduled_for, "scheduled_for")
+        occurred_at = self._past("occurred_at", occurred_at)
         return self._execute(
             actor, candidacy_id, "close_next_step",
-            {"description": description, "scheduled_for": scheduled_for},
+            {"description": description, "scheduled_for": scheduled_for,
+             **_when(occurred_at)},
             lambda c, now: c.close_next_step(actor, now, description=description,
-                                             scheduled_for=scheduled_for),
+                                             scheduled_for=scheduled_for,
+                                             occurred_at=occurred_at),
             **options)
 
     def send_thank_you(self, actor: Actor, candidacy_id: Any, medium: str, *,
                        to: list[str] | None = None, covers_panel: bool = False,
-                       decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
-        """A thank-you went out; without ``to`` it covers the whole panel."""
+                       decided_by: dict[str, Any] | None = None,
+                       occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """A thank-you went out; without ``to`` it covers the whole panel.  A person's own
+        (no ``decided_by``) may say when it went (``occurred_at``: a card left last night)."""
         thank_you = validated(ThankYou, {"medium": medium, "to": to or [],
                                          "covers_panel": covers_panel})
+        occurred_at = self._past("occurred_at", occurred_at)
 
         def command(candidacy: Candidacy, now: datetime) -> None:
             panel = {i["name"] for i in candidacy.interview["interviewers"]}
@@ -257,26 +275,46 @@ class Candidacies(Application[UUID]):
                                          f"(the panel: {', '.join(sorted(panel))})")
             candidacy.send_thank_you(actor, now, medium=thank_you.medium.value,
                                      to=list(thank_you.to), covers_panel=thank_you.covers_panel,
-                                     decided_by=decided_by)
+                                     decided_by=decided_by, occurred_at=occurred_at)
 
         return self._execute(actor, candidacy_id, "send_thank_you",
-                             {**thank_you.model_dump(mode="json"), "decided_by": decided_by},
+                             {**thank_you.model_dump(mode="json"), "decided_by": decided_by,
+                              **_when(occurred_at)},
                              command, **options)
 
     def send_nudge(self, actor: Actor, candidacy_id: Any, *,
                    channels: list[str] | None = None, reason: str = "manual nudge",
-                   decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
-        """A nudge went out (a voicemail, then an email right after, by default)."""
+                   decided_by: dict[str, Any] | None = None,
+                   occurred_at: datetime | None = None,
+                   override: dict[str, Any] | None = None, **options: Any) -> Outcome:
+        """A nudge went out (a voicemail, then an email right after, by default).
+
+        A person's nudge (no ``decided_by``) keeps the playbook: inside the patience
+        window, before the spacing after the last nudge, or beyond the pest line it is
+        refused (`PlaybookRule`) unless ``override`` gives a reason, recorded on the event."""
         channels = list(channels or ["voicemail", "email"])
         for channel in channels:
             if channel not in ("voicemail", "email", "phone"):
                 raise InvalidInput("channels", f"{channel!r} is not voicemail, email or phone")
+        occurred_at = self._past("occurred_at", occurred_at)
+        override = _override(override)
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            recorded = override
+            if decided_by is None:
+                # A moment before the interview is a mistake to name, not a rule to cite.
+                _since_interview(candidacy, "occurred_at", occurred_at)
+                recorded = self._playbook_allows(candidacy, "send_nudge", occurred_at or now,
+                                                 override)
+            candidacy.send_nudge(actor, now, channels=channels, reason=reason,
+                                 decided_by=decided_by, occurred_at=occurred_at,
+                                 override=recorded)
+
         return self._execute(
             actor, candidacy_id, "send_nudge",
-            {"channels": channels, "reason": reason, "decided_by": decided_by},
-            lambda c, now: c.send_nudge(actor, now, channels=channels, reason=reason,
-                                        decided_by=decided_by),
-            **options)
+            {"channels": channels, "reason": reason, "decided_by": decided_by,
+             **_when(occurred_at), **({"override": override} if override else {})},
+            command, **options)
 
     def receive_reply(self, actor: Actor, candidacy_id: Any, kind: str, *,
                       note: str | None = None, received_at: datetime | None = None,
@@ -287,6 +325,7 @@ class Candidacies(Application[UUID]):
         received = self._past("received_at", reply.received_at)
 
         def command(candidacy: Candidacy, now: datetime) -> None:
+            _since_interview(candidacy, "received_at", received)
             back_on = reply.back_on
             if reply.kind is ReplyKind.OUT_OF_OFFICE and back_on is None:
                 # No return date given: the policy says how long such a pause lasts.
@@ -315,9 +354,11 @@ class Candidacies(Application[UUID]):
             **options)
 
     def pause_cadence(self, actor: Actor, candidacy_id: Any, reason: str, *,
-                      until: date | None = None, **options: Any) -> Outcome:
-        """Hold every timer until ``until`` (or until resumed)."""
+                      until: date | None = None, occurred_at: datetime | None = None,
+                      **options: Any) -> Outcome:
+        """Hold every timer until ``until`` (or until resumed), from ``occurred_at``."""
         reason = _text("reason", reason)
+        occurred_at = self._past("occurred_at", occurred_at)
 
         def command(candidacy: Candidacy, now: datetime) -> None:
             # A pause ends at local midnight of ``until``: one already over is refused.
@@ -325,15 +366,27 @@ class Candidacies(Application[UUID]):
             if ends_at is not None and ends_at <= now:
                 raise InvalidInput("until", f"{until} has already begun in "
                                             f"{candidacy.timezone}: a pause must end later")
-            candidacy.pause_cadence(actor, now, until=until, reason=reason)
+            candidacy.pause_cadence(actor, now, until=until, reason=reason,
+                                    occurred_at=occurred_at)
 
         return self._execute(actor, candidacy_id, "pause_cadence",
-                             {"reason": reason, "until": until}, command, **options)
+                             {"reason": reason, "until": until, **_when(occurred_at)},
+                             command, **options)
 
-    def resume_cadence(self, actor: Actor, candidacy_id: Any, **options: Any) -> Outcome:
-        """Let the timers run again."""
-        return self._execute(actor, candidacy_id, "resume_cadence", {},
-                             lambda c, now: c.resume_cadence(actor, now), **options)
+    def resume_cadence(self, actor: Actor, candidacy_id: Any, *,
+                       occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """Let the timers run again (from ``occurred_at``: not before the pause began)."""
+        occurred_at = self._past("occurred_at", occurred_at)
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            paused = candidacy.paused
+            if occurred_at is not None and paused is not None and occurred_at < paused["since"]:
+                raise InvalidInput("occurred_at", f"{occurred_at.isoformat()} is before the "
+                                                  f"pause began ({paused['since'].isoformat()})")
+            candidacy.resume_cadence(actor, now, occurred_at=occurred_at)
+
+        return self._execute(actor, candidacy_id, "resume_cadence", _when(occurred_at),
+                             command, **options)
 
     def send_reminder(self, actor: Actor, candidacy_id: Any, kind: str, key: str, *,
                       decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
@@ -347,19 +400,35 @@ class Candidacies(Application[UUID]):
             **options)
 
     def stall(self, actor: Actor, candidacy_id: Any, reason: str, *,
-              decided_by: dict[str, Any] | None = None, **options: Any) -> Outcome:
-        """Declare the candidacy stalled (the policy's pest line and patience are spent)."""
+              decided_by: dict[str, Any] | None = None,
+              override: dict[str, Any] | None = None, **options: Any) -> Outcome:
+        """Declare the candidacy stalled (the policy's pest line and patience are spent).
+        A person's stall (no ``decided_by``) before then is refused (`PlaybookRule`)
+        unless ``override`` gives a reason, recorded on the event."""
         reason = _text("reason", reason)
-        return self._execute(
-            actor, candidacy_id, "stall", {"reason": reason, "decided_by": decided_by},
-            lambda c, now: c.stall(actor, now, reason=reason, decided_by=decided_by),
-            **options)
+        override = _override(override)
 
-    def withdraw(self, actor: Actor, candidacy_id: Any, reason: str, **options: Any) -> Outcome:
-        """The candidate withdrew."""
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            recorded = override
+            if decided_by is None:
+                recorded = self._playbook_allows(candidacy, "stall", now, override)
+            candidacy.stall(actor, now, reason=reason, decided_by=decided_by, override=recorded)
+
+        return self._execute(
+            actor, candidacy_id, "stall",
+            {"reason": reason, "decided_by": decided_by,
+             **({"override": override} if override else {})},
+            command, **options)
+
+    def withdraw(self, actor: Actor, candidacy_id: Any, reason: str, *,
+                 occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """The candidate withdrew (at ``occurred_at``, default now)."""
         reason = _text("reason", reason)
-        return self._execute(actor, candidacy_id, "withdraw", {"reason": reason},
-                             lambda c, now: c.withdraw(actor, now, reason=reason), **options)
+        occurred_at = self._past("occurred_at", occurred_at)
+        return self._execute(
+            actor, candidacy_id, "withdraw", {"reason": reason, **_when(occurred_at)},
+            lambda c, now: c.withdraw(actor, now, reason=reason, occurred_at=occurred_at),
+            **options)
 
     def start_next_round(self, actor: Actor, candidacy_id: Any,
                          next_round: NextRound | dict[str, Any] | None = None,
@@ -387,6 +456,17 @@ class Candidacies(Application[UUID]):
         return self._execute(actor, candidacy_id, "migrate_policy", policy,
                              lambda c, now: c.migrate_policy(actor, now, policy=policy),
                              **options)
+
+    def correct_details(self, actor: Actor, candidacy_id: Any,
+                        correction: Correction | dict[str, Any], **options: Any) -> Outcome:
+        """Correct a recorded contact, name spelling, title or "why I fit"; the original
+        stays in the history, and messages queued (or retried) later use the correction."""
+        fix = validated(Correction, correction)
+        return self._execute(
+            actor, candidacy_id, "correct_details", fix.model_dump(mode="json"),
+            lambda c, now: c.correct_details(actor, now, person=fix.person,
+                                             field=fix.field.value, value=fix.value),
+            **options)
 
     # -- commands written without blocking --------------------------------------------------
 
@@ -873,6 +953,20 @@ class Candidacies(Application[UUID]):
         return [type(aggregate).Snapshot.take(aggregate)
                 for aggregate in processing_event.aggregates.values() if aggregate.id in due]
 
+    def _playbook_allows(self, candidacy: Candidacy, command: str, at: datetime,
+                         override: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What to record of ``override`` for a person's ``command`` at ``at``; raises
+        `PlaybookRule` when a rule refuses it and no override was given.  The lifecycle
+        is asked first, so that a command the stage forbids says so (not a rule)."""
+        TRANSITIONS.target(candidacy.stage, command, candidacy, at=at)
+        refusal = manual_refusal(candidacy, self.policies.of(candidacy), at, command)
+        if override is None:
+            if refusal is not None:
+                raise PlaybookRule(command, candidacy.stage, refusal.rule, refusal.reason,
+                                   refusal.allowed_from)
+            return None
+        return {**override, "overrides": refusal.rule if refusal else None}
+
     def _past(self, field_name: str, moment: datetime | None) -> datetime | None:
         """A fact's own time: aware and not in the future (late logging is fine)."""
         aware(moment, field_name)
@@ -994,12 +1088,36 @@ def history_entry(event: Any) -> HistoryEntry:
             version=event.originator_version, type=type(event).__name__, at=event.timestamp,
             actor=event.actor, on_behalf_of=event.on_behalf_of, workspace=event.workspace,
             stage=event.stage,
-            data={k: v for k, v in fields.items() if k not in _BASE_FIELDS},
+            data={k: v for k, v in fields.items()
+                  if k not in _BASE_FIELDS and not (v is None and k in _OPTIONAL_FIELDS)},
             decided_by=fields.get("decided_by"),
         )
     except AttributeError as error:  # decoded, but without the fields every event has
         raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
                              topic=get_topic(type(event))) from error
+
+
+def _since_interview(candidacy: Candidacy, field_name: str, moment: datetime | None) -> None:
+    """A fact of this round cannot precede its interview (the aggregate checks the events'
+    ``occurred_at``; this names the request's own field when it is called otherwise)."""
+    if moment is not None and moment < candidacy.interview["interviewed_at"]:
+        raise InvalidInput(field_name, f"{moment.isoformat()} is before the interview "
+                                       f"({candidacy.interview['interviewed_at'].isoformat()})")
+
+
+def _when(occurred_at: datetime | None) -> dict[str, Any]:
+    """A command's ``occurred_at`` for its idempotency fingerprint (absent when not given,
+    so that keys recorded before the field existed still match)."""
+    return {} if occurred_at is None else {"occurred_at": occurred_at}
+
+
+def _override(override: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A person's override of a playbook rule: its reason, required and non-empty."""
+    if override is None:
+        return None
+    if not isinstance(override, dict) or set(override) - {"reason"}:
+        raise InvalidInput("override", "an override is {\"reason\": \"...\"} only")
+    return {"reason": _text("override.reason", override.get("reason"))}
 
 
 def _interview_data(data: dict[str, Any]) -> dict[str, Any]:

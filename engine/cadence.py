@@ -156,6 +156,64 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     return due
 
 
+# -- what binds a person (issue 13: the playbook binds people too) ---------------------------
+
+
+class Refusal(NamedTuple):
+    """A playbook rule refusing a person's nudge or stall now: the rule, why in a sentence,
+    and the moment from which waiting would satisfy it (None: waiting will not)."""
+
+    rule: str
+    reason: str
+    allowed_from: datetime | None = None
+
+
+def manual_refusal(candidacy: Any, policy: CadencePolicy, now: datetime,
+                   command: str) -> Refusal | None:
+    """Which rule refuses a person's ``send_nudge`` or ``stall`` at ``now`` (None: none).
+
+    The very patience, spacing, pause and pest-line maths `plan` uses, under the
+    candidacy's own cadence (asked to follow up: the follow-up rule's).  Only for the
+    stages where the lifecycle allows the command; elsewhere the lifecycle refuses it."""
+    if candidacy.stage not in _ACTIVE or command not in ("send_nudge", "stall"):
+        return None
+    c = _Context(candidacy, _rules(policy))
+    n = len(c.counted)
+    pest_line = "follow_up.max_nudges" if c.follow_up else "pest_line.max_nudges"
+    if command == "send_nudge":
+        if n >= c.max_nudges:
+            return Refusal(pest_line, f"{n} nudges already sent: the pest line is "
+                                      f"{c.max_nudges}")
+        next_nudge = c.next_nudge(n)
+        if next_nudge is None:
+            return Refusal("pause", "the cadence is paused until resumed")
+        due, rule = next_nudge
+        if now < due:
+            return Refusal(rule, f"{_PATIENCE_WORDS.get(rule, rule)}: no nudge before "
+                                 f"{due.isoformat()}", due)
+        return None
+    if n < c.max_nudges:
+        return Refusal("stall.exhausted_and_patience_spent",
+                       f"only {n} of {c.max_nudges} nudges sent: the pest line is not reached")
+    action = c.stall()
+    if action is None:
+        return Refusal("pause", "the cadence is paused until resumed")
+    if now < action.due_at:
+        return Refusal(action.rule, f"patience is not spent: no stall before "
+                                    f"{action.due_at.isoformat()}", action.due_at)
+    return None
+
+
+_PATIENCE_WORDS = {
+    "patience.timeline_early_end": "the employer's stated timeline has not run out",
+    "patience.no_timeline": "patience after the thank-you is not over",
+    "patience.after_update": "the employer gave an update: its wait is not over",
+    "follow_up.first_nudge": "the interviewer's follow-up cadence is not due yet",
+    "follow_up.spacing": "the last nudge's follow-up spacing is not over",
+    "nudge.spacing": "the last nudge's spacing is not over",
+}
+
+
 _EARLIEST = attrgetter("due_at", "key")
 _CARD = Medium.CARD
 
@@ -220,6 +278,16 @@ class _Context:
         n = len(self.counted)
         if n >= self.max_nudges:
             return None
+        next_nudge = self.next_nudge(n)
+        if next_nudge is None:
+            return None
+        due, rule = next_nudge
+        key, note = _nudge_labels(self.round, n, self.max_nudges)
+        return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
+
+    def next_nudge(self, n: int) -> tuple[datetime, str] | None:
+        """When patience and persistence allow the nudge after ``n`` counted ones (before
+        the send window), and the rule saying so; None while an open-ended pause holds."""
         anchor = self.c.awaiting_since
         if n == 0:
             if self.follow_up:
@@ -242,14 +310,12 @@ class _Context:
             after_update = self.after(update, self.spacing)
             if after_update > raw:
                 raw, rule, anchor = after_update, "patience.after_update", update
-        due = raw
         if self.pausing:
             held = self.held(raw, anchor)
             if held is None:
                 return None
-            due = held
-        key, note = _nudge_labels(self.round, n, self.max_nudges)
-        return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
+            return held, rule
+        return raw, rule
 
     def offer_nudges(self) -> list[Action]:
         """One tactful nudge some business days before each competing offer's deadline."""

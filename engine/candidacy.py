@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
+from engine.errors import InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import Actor
 
@@ -133,10 +134,18 @@ class Candidacy(Aggregate):
         channels: list[str]
         reason: str
         decided_by: Data | None
+        # A person's nudge: when it went (if not when logged), and the override of the
+        # playbook rule that refused it (defaults: older events carry neither).
+        occurred_at: datetime | None = None
+        override: Data | None = None
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.nudges.append({"sent_at": self.timestamp, "channels": self.channels,
-                                     "reason": self.reason, "decided_by": self.decided_by})
+            nudge = {"sent_at": _occurred(self), "channels": self.channels,
+                     "reason": self.reason, "decided_by": self.decided_by}
+            override = getattr(self, "override", None)
+            if override is not None:
+                nudge["override"] = override
+            candidacy.nudges.append(nudge)
 
     class ReplyReceived(Event):
         kind: str
@@ -172,13 +181,16 @@ class Candidacy(Aggregate):
         until: date | None
         ends_at: datetime | None
         reason: str
+        occurred_at: datetime | None = None  # when it began, if not when logged
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.begin_pause(self.timestamp, self.until, self.ends_at, self.reason)
+            candidacy.begin_pause(_occurred(self), self.until, self.ends_at, self.reason)
 
     class CadenceResumed(Event):
+        occurred_at: datetime | None = None  # when it ended, if not when logged
+
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.end_pause(self.timestamp)
+            candidacy.end_pause(_occurred(self))
 
     class ReminderSent(Event):
         kind: str
@@ -191,15 +203,17 @@ class Candidacy(Aggregate):
     class Stalled(Event):
         reason: str
         decided_by: Data | None
+        override: Data | None = None  # a person's stall the playbook refused, let through
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.outcome = {"kind": "stalled", "at": self.timestamp, "reason": self.reason}
 
     class Withdrawn(Event):
         reason: str
+        occurred_at: datetime | None = None  # when the candidate withdrew, if not when logged
 
         def assign(self, candidacy: Candidacy) -> None:
-            candidacy.outcome = {"kind": "withdrawn", "at": self.timestamp,
+            candidacy.outcome = {"kind": "withdrawn", "at": _occurred(self),
                                  "reason": self.reason}
 
     class RoundStarted(Event):
@@ -218,6 +232,51 @@ class Candidacy(Aggregate):
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.policy = self.policy
+
+    # -- corrections of what was recorded (issue 13); the original stays in the history --
+
+    class ContactCorrected(Event):
+        """An email or phone of the candidate (``person="candidate"``) or of an interviewer
+        (``person`` = their name as recorded) was wrong: ``before`` and ``after``."""
+
+        person: str
+        field: str
+        before: str | None
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            _set_detail(candidacy, self.person, self.field, self.after)
+
+    class NameCorrected(Event):
+        """A name was misspelt: the candidate's, or an interviewer's (renamed everywhere the
+        round names them: the panel, who was thanked, each thank-you's recipients)."""
+
+        person: str  # "candidate" or "interviewer"
+        before: str
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            if self.person == "candidate":
+                candidacy.candidate = {**candidacy.candidate, "name": self.after}
+                return
+            if _set_detail(candidacy, self.before, "name", self.after):
+                before, after = self.before, self.after
+                candidacy.thanked = sorted(after if n == before else n
+                                           for n in candidacy.thanked)
+                candidacy.thank_yous = [
+                    {**t, "to": [after if n == before else n for n in t["to"]]}
+                    for t in candidacy.thank_yous]
+
+    class DetailCorrected(Event):
+        """An interviewer's title, or the candidate's "why I fit" line, corrected."""
+
+        person: str
+        field: str
+        before: str | None
+        after: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            _set_detail(candidacy, self.person, self.field, self.after)
 
     # -- state --------------------------------------------------------------------
     # workspace, candidate, company, role, timezone, country, subdivision, policy,
@@ -291,32 +350,39 @@ class Candidacy(Aggregate):
                       guard_args={"hesitation_id": hesitation_id},
                       hesitation_id=hesitation_id, answer=answer, occurred_at=occurred_at or at)
 
-    def record_no_hesitations(self, actor: Actor, at: datetime) -> None:
+    def record_no_hesitations(self, actor: Actor, at: datetime, *,
+                              occurred_at: datetime | None = None) -> None:
         """The interviewer said they had no hesitations."""
         self._trigger("record_no_hesitations", self.NoHesitationsRecorded, actor, at,
-                      occurred_at=at)
+                      occurred_at=occurred_at or at)
 
     def close_next_step(self, actor: Actor, at: datetime, *, description: str,
-                        scheduled_for: datetime | None = None) -> None:
+                        scheduled_for: datetime | None = None,
+                        occurred_at: datetime | None = None) -> None:
         """The candidate closed for the next step (what it is, and when if known)."""
         self._trigger("close_next_step", self.NextStepClosed, actor, at,
-                      description=description, scheduled_for=scheduled_for, occurred_at=at)
+                      description=description, scheduled_for=scheduled_for,
+                      occurred_at=occurred_at or at)
 
     def send_thank_you(self, actor: Actor, at: datetime, *, medium: str, to: list[str],
-                       covers_panel: bool = False, decided_by: Data | None = None) -> None:
+                       covers_panel: bool = False, decided_by: Data | None = None,
+                       occurred_at: datetime | None = None) -> None:
         """A thank-you went out to ``to`` (or to the whole panel when ``covers_panel``)."""
         if covers_panel or not to:
             to = [i["name"] for i in self.interview["interviewers"]]
             covers_panel = True
         self._trigger("send_thank_you", self.ThankYouSent, actor, at,
                       guard_args={"to": tuple(to), "covers_panel": covers_panel},
-                      medium=medium, to=list(to), occurred_at=at, decided_by=decided_by)
+                      medium=medium, to=list(to), occurred_at=occurred_at or at,
+                      decided_by=decided_by)
 
     def send_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
-                   decided_by: Data | None = None) -> None:
+                   decided_by: Data | None = None, occurred_at: datetime | None = None,
+                   override: Data | None = None) -> None:
         """A nudge (by default a voicemail, then an email right after) went out."""
         self._trigger("send_nudge", self.NudgeSent, actor, at, channels=channels,
-                      reason=reason, decided_by=decided_by)
+                      reason=reason, decided_by=decided_by,
+                      **_given(occurred_at=occurred_at, override=override))
 
     def receive_reply(self, actor: Actor, at: datetime, *, kind: str, note: str | None = None,
                       occurred_at: datetime | None = None, back_on: date | None = None) -> None:
@@ -332,14 +398,17 @@ class Candidacy(Aggregate):
                       company=company, deadline=deadline, occurred_at=occurred_at or at)
 
     def pause_cadence(self, actor: Actor, at: datetime, *, until: date | None,
-                      reason: str) -> None:
+                      reason: str, occurred_at: datetime | None = None) -> None:
         """Hold every timer (until a date, or until resumed)."""
         self._trigger("pause_cadence", self.CadencePaused, actor, at, until=until,
-                      ends_at=self.local_midnight(until), reason=reason)
+                      ends_at=self.local_midnight(until), reason=reason,
+                      **_given(occurred_at=occurred_at))
 
-    def resume_cadence(self, actor: Actor, at: datetime) -> None:
+    def resume_cadence(self, actor: Actor, at: datetime, *,
+                       occurred_at: datetime | None = None) -> None:
         """Let the timers run again; later steps shift by the time paused."""
-        self._trigger("resume_cadence", self.CadenceResumed, actor, at)
+        self._trigger("resume_cadence", self.CadenceResumed, actor, at,
+                      **_given(occurred_at=occurred_at))
 
     def send_reminder(self, actor: Actor, at: datetime, *, kind: str, key: str,
                       decided_by: Data | None = None) -> None:
@@ -348,13 +417,16 @@ class Candidacy(Aggregate):
                       decided_by=decided_by)
 
     def stall(self, actor: Actor, at: datetime, *, reason: str,
-              decided_by: Data | None = None) -> None:
+              decided_by: Data | None = None, override: Data | None = None) -> None:
         """Give up waiting: the pest line is reached and patience is spent."""
-        self._trigger("stall", self.Stalled, actor, at, reason=reason, decided_by=decided_by)
+        self._trigger("stall", self.Stalled, actor, at, reason=reason, decided_by=decided_by,
+                      **_given(override=override))
 
-    def withdraw(self, actor: Actor, at: datetime, *, reason: str) -> None:
+    def withdraw(self, actor: Actor, at: datetime, *, reason: str,
+                 occurred_at: datetime | None = None) -> None:
         """The candidate withdrew."""
-        self._trigger("withdraw", self.Withdrawn, actor, at, reason=reason)
+        self._trigger("withdraw", self.Withdrawn, actor, at, reason=reason,
+                      **_given(occurred_at=occurred_at))
 
     def start_next_round(self, actor: Actor, at: datetime, *, interview: Data) -> None:
         """After advancing, the next interview round begins in the same history."""
@@ -365,6 +437,42 @@ class Candidacy(Aggregate):
         """Move the candidacy to another cadence policy (name and version)."""
         self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
                       previous=self.policy)
+
+    def correct_details(self, actor: Actor, at: datetime, *, person: str, field: str,
+                        value: str) -> None:
+        """Correct a recorded contact, name, title or "why I fit" (``person``: "candidate"
+        or an interviewer's name as recorded now); the event keeps before and after."""
+        if person == "candidate":
+            if field not in CANDIDATE_FIELDS:
+                raise InvalidInput("field", f"a candidate's {field} cannot be corrected "
+                                            f"(only {', '.join(CANDIDATE_FIELDS)})")
+            before = self.candidate.get(field)
+        else:
+            interviewer = next((i for i in self.interview["interviewers"]
+                                if i["name"] == person), None)
+            if interviewer is None:
+                panel = ", ".join(i["name"] for i in self.interview["interviewers"])
+                raise InvalidInput("person", f"{person!r} is neither the candidate nor an "
+                                             f"interviewer of this round ({panel})")
+            if field not in INTERVIEWER_FIELDS:
+                raise InvalidInput("field", f"an interviewer's {field} cannot be corrected "
+                                            f"(only {', '.join(INTERVIEWER_FIELDS)})")
+            if field == "name" and any(i["name"] == value
+                                       for i in self.interview["interviewers"]):
+                raise InvalidInput("value", f"{value!r} already names an interviewer")
+            before = interviewer.get(field)
+        if before == value:
+            raise InvalidInput("value", f"the {field} is already {value!r}")
+        if field == "name":
+            self._trigger("correct_details", self.NameCorrected, actor, at,
+                          person="candidate" if person == "candidate" else "interviewer",
+                          before=before, after=value)
+        elif field in ("email", "phone"):
+            self._trigger("correct_details", self.ContactCorrected, actor, at, person=person,
+                          field=field, before=before, after=value)
+        else:
+            self._trigger("correct_details", self.DetailCorrected, actor, at, person=person,
+                          field=field, before=before, after=value)
 
     # -- queries --------------------------------------------------------------------
 
@@ -382,9 +490,50 @@ class Candidacy(Aggregate):
     def _trigger(self, command: str, event_class: type[Event], actor: Actor, at: datetime,
                  guard_args: dict[str, Any] | None = None, **data: Any) -> None:
         stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
+        occurred_at = data.get("occurred_at")
+        if occurred_at is not None and occurred_at < self.interview["interviewed_at"]:
+            # A fact of this round cannot precede its interview (backdated by a person).
+            raise InvalidInput("occurred_at", f"{occurred_at.isoformat()} is before the "
+                                              f"interview ({self.interview['interviewed_at']})")
         self.trigger_event(event_class, timestamp=at, actor=actor.user,
                            on_behalf_of=actor.on_behalf_of, workspace=self.workspace,
                            stage=stage, **data)
+
+
+CANDIDATE_FIELDS = ("name", "email", "phone", "why_i_fit")
+INTERVIEWER_FIELDS = ("name", "title", "email", "phone")
+CORRECTIONS: tuple[type[Candidacy.Event], ...] = (
+    Candidacy.ContactCorrected, Candidacy.NameCorrected, Candidacy.DetailCorrected)
+"""The events that correct what was recorded (facts about the record, not the world)."""
+
+
+def _set_detail(candidacy: Any, person: str, field: str, value: str) -> bool:
+    """Set ``field`` of the candidate or of the current round's interviewer ``person``,
+    copying what it changes (the recorded events share the dicts); False when this round
+    has no such interviewer (an outbox message of an earlier round, say)."""
+    if person == "candidate":
+        candidacy.candidate = {**candidacy.candidate, field: value}
+        return True
+    interview = candidacy.interview
+    interviewers = interview["interviewers"]
+    if not any(i["name"] == person for i in interviewers):
+        return False
+    candidacy.interview = {**interview, "interviewers": [
+        {**i, field: value} if i["name"] == person else i for i in interviewers]}
+    return True
+
+
+def _given(**fields: Any) -> Data:
+    """The optional fields a person gave: one not given stays out of the payload, which
+    then reads exactly as before the field existed (the scheduler's decisions too)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _occurred(event: Any) -> datetime:
+    """When a fact happened: its ``occurred_at`` when a person gave one, else when logged
+    (older events, and replay's decoded payloads, may not carry the field at all)."""
+    occurred_at = getattr(event, "occurred_at", None)
+    return occurred_at if occurred_at is not None else event.timestamp
 
 
 FACTS: tuple[type[Candidacy.Event], ...] = (
@@ -392,7 +541,7 @@ FACTS: tuple[type[Candidacy.Event], ...] = (
     Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed,
     Candidacy.ReplyReceived, Candidacy.CompetingOfferNoted, Candidacy.CadencePaused,
     Candidacy.CadenceResumed, Candidacy.Withdrawn, Candidacy.RoundStarted,
-    Candidacy.PolicyMigrated,
+    Candidacy.PolicyMigrated, *CORRECTIONS,
 )
 """Events that record what happened in the world; replay keeps them as recorded."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 class CloserError(Exception):
@@ -85,3 +86,18 @@ class CorruptHistory(CloserError):
         """The same error, naming the record's position in the event log."""
         return CorruptHistory(self.originator_id, self.version, self.reason, topic=self.topic,
                               notification_id=notification_id, snapshot=self.snapshot)
+
+
+class PlaybookRule(CloserError):
+    """A rule of the playbook (patience, spacing, the pest line) refuses a person's command
+    now; an explicit override with a reason lets it through, recorded on the event."""
+
+    def __init__(self, command: str, stage: str, rule: str, reason: str,
+                 allowed_from: datetime | None = None) -> None:
+        self.command = command
+        self.stage = stage
+        self.rule = rule
+        self.reason = reason
+        self.allowed_from = allowed_from
+        super().__init__(f"cannot {command} now: {reason} (rule {rule}); to do it anyway, "
+                         f"send an override with a reason")

@@ -167,6 +167,10 @@ class Lifecycle(StateMachine):
         | awaiting.to(stalled, cond=reply_rejects)
         | nudged.to(stalled, cond=reply_rejects)
         | _stay(next_step_closed, thanked, awaiting, nudged, cond=reply_is_not_a_decision)
+        # A rejection ends the round at any stage that is not final, however early.
+        | interviewed.to(stalled, cond=reply_rejects)
+        | hesitations_addressed.to(stalled, cond=reply_rejects)
+        | advanced.to(stalled, cond=reply_rejects)
     )
     note_competing_offer = _stay(
         interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
@@ -188,6 +192,10 @@ class Lifecycle(StateMachine):
     )
     start_next_round = advanced.to(interviewed)
     migrate_policy = _stay(
+        interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
+    )
+    # Correcting a recorded contact, name or title keeps the stage (issue 13).
+    correct_details = _stay(
         interviewed, hesitations_addressed, next_step_closed, thanked, awaiting, nudged, advanced
     )
 
@@ -248,8 +256,22 @@ class TransitionTable:
         }
 
     def allowed(self, stage: str) -> tuple[str, ...]:
-        """Commands the stage allows before guards are asked (for errors and menus)."""
+        """Commands the stage allows before guards are asked."""
         return self._allowed[stage]
+
+    def enabled(self, stage: str, candidacy: Any, at: Any = None) -> tuple[str, ...]:
+        """The commands a person may give now: offered to people (`PERSON_COMMANDS`) and
+        accepted at ``stage`` with some valid arguments, guards asked (for errors and
+        menus; the playbook's timing rules, `engine.cadence.manual_refusal`, apart)."""
+        return tuple(
+            command for command in self._allowed.get(stage, ())
+            if command in PERSON_COMMANDS
+            and any(self.is_enabled(stage, command, candidacy, at=at, **args)
+                    for args in _probes(command, candidacy)))
+
+    def stages_of(self, command: str) -> tuple[str, ...]:
+        """The stages at which ``command`` is declared at all."""
+        return tuple(s for s in self.stages if (s, command) in self._table)
 
     def target(self, stage: str, command: str, candidacy: Any, **args: Any) -> str:
         """The stage ``command`` leads to, or `IllegalCommand` naming stage and allowed ones."""
@@ -258,7 +280,10 @@ class TransitionTable:
             return unguarded
         transitions = self._table.get((stage, command))
         if transitions is None:
-            raise IllegalCommand(command, stage, self._allowed.get(stage, ()))
+            stages = self.stages_of(command)
+            why = f"{command} is possible only at {', '.join(stages)}" if stages else ""
+            raise IllegalCommand(command, stage,
+                                 self.enabled(stage, candidacy, args.get("at")), why=why)
         # Every command of every candidacy comes here, in replay millions of times: the
         # guards are asked in a plain loop (the first one failing ends the transition),
         # each as `_Guard.holds` asks it, without that call.
@@ -269,7 +294,8 @@ class TransitionTable:
             else:
                 return transition.target
         failed = next(g for g in transitions[0].guards if not g.holds(candidacy, args))
-        raise IllegalCommand(command, stage, self._allowed[stage], why=failed.reason)
+        raise IllegalCommand(command, stage, self.enabled(stage, candidacy, args.get("at")),
+                             why=failed.reason)
 
     def is_enabled(self, stage: str, command: str, candidacy: Any, **args: Any) -> bool:
         """Whether ``command`` would be accepted now (guards asked)."""
@@ -277,6 +303,30 @@ class TransitionTable:
             all(g.holds(candidacy, args) for g in t.guards)
             for t in self._table.get((stage, command), ())
         )
+
+
+# -- what a person may do (issue 13: honest answers) --------------------------------------
+
+PERSON_COMMANDS: frozenset[str] = frozenset(
+    command for command in (e.id for e in Lifecycle.events)
+    if command not in ("send_reminder", "migrate_policy"))
+"""The commands people give (each has an HTTP route): `send_reminder` is the scheduler's
+alone, and `migrate_policy` an operator's with no route, so no answer offers them."""
+
+_REPLY_KINDS = ("advanced", "rejected", "update", "out_of_office")
+
+
+def _probes(command: str, candidacy: Any) -> list[dict[str, Any]]:
+    """The arguments that could make ``command`` pass its guards for ``candidacy``: each
+    open hesitation to address, the whole panel to thank, every kind of reply."""
+    if command == "address_hesitation":
+        return [{"hesitation_id": h["id"]} for h in candidacy.hesitations
+                if h["answer"] is None]
+    if command == "send_thank_you":
+        return [{"to": (), "covers_panel": True}]
+    if command == "receive_reply":
+        return [{"kind": kind} for kind in _REPLY_KINDS]
+    return [{}]
 
 
 TRANSITIONS = TransitionTable(Lifecycle)

@@ -163,19 +163,27 @@ _SPECS: tuple[_Spec, ...] = (
           ("occurred_at", "scheduled_for")),
     _Spec("ThankYouSent", "send_thank_you", _C.ThankYouSent.assign, ("occurred_at",),
           guard=_thank_you_guard, decision=True, message=True),
-    _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, decision=True, message=True),
+    _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, ("occurred_at",), decision=True,
+          message=True),
     _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
           ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
     _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
           ("occurred_at", "deadline")),
-    _Spec("CadencePaused", "pause_cadence", _C.CadencePaused.assign, ("ends_at",), ("until",)),
-    _Spec("CadenceResumed", "resume_cadence", _C.CadenceResumed.assign),
+    _Spec("CadencePaused", "pause_cadence", _C.CadencePaused.assign,
+          ("ends_at", "occurred_at"), ("until",)),
+    _Spec("CadenceResumed", "resume_cadence", _C.CadenceResumed.assign, ("occurred_at",)),
     _Spec("ReminderSent", "send_reminder", _C.ReminderSent.assign, decision=True,
           message=True),
     _Spec("Stalled", "stall", _C.Stalled.assign, decision=True),
-    _Spec("Withdrawn", "withdraw", _C.Withdrawn.assign),
+    _Spec("Withdrawn", "withdraw", _C.Withdrawn.assign, ("occurred_at",)),
     _Spec("RoundStarted", "start_next_round", _C.RoundStarted.assign, interview=True),
     _Spec("PolicyMigrated", "migrate_policy", _C.PolicyMigrated.assign),
+)
+# Corrections of what was recorded (issue 13): names matter to the thank-you guards.
+_SPECS += (
+    _Spec("ContactCorrected", "correct_details", _C.ContactCorrected.assign),
+    _Spec("NameCorrected", "correct_details", _C.NameCorrected.assign),
+    _Spec("DetailCorrected", "correct_details", _C.DetailCorrected.assign),
 )
 _TOPIC_PREFIX = "engine.candidacy:Candidacy."
 SPECS: dict[str, _Spec] = {_TOPIC_PREFIX + s.name: s for s in _SPECS}
@@ -202,7 +210,7 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
     stamp = data["timestamp"]["_data_"]
     timestamp = data["timestamp"] = _fromiso(stamp)
     for name in spec.datetimes:
-        value = data[name]
+        value = data.get(name)  # older events may not carry a field added since
         if value is not None:
             # Mostly the moment it was recorded (occurred_at): one datetime serves both.
             text = value["_data_"]
@@ -379,7 +387,7 @@ class Metrics:
             self.rounds += 1
             self._unanswered = 0
         elif name == "NudgeSent":
-            self._nudge(fact.timestamp, fact.channels, state, offer=False)
+            self._nudge(fact.at, fact.channels, state, offer=False)
         elif name == "ThankYouSent":
             self._thank_you(fact.medium)
         elif name == "Withdrawn":

@@ -163,7 +163,9 @@ _ROW_UPSERT_KEEPING_STAGE = _row_upsert(_UPSERT_SET.replace("stage=excluded.stag
 _ROW_STAGE = ("UPDATE closer_candidacies SET stage=? WHERE id=? AND version=? "
               "AND stage<>?")
 
-_MESSAGE_UPSERT_SET = ("status=excluded.status, attempts=excluded.attempts, "
+# The channel too: a person may reroute a blocked message to another (issue 13).
+_MESSAGE_UPSERT_SET = ("channel=excluded.channel, "
+                       "status=excluded.status, attempts=excluded.attempts, "
                        "next_attempt_at=excluded.next_attempt_at, "
                        "updated_at=excluded.updated_at, summary=excluded.summary")
 

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -186,10 +187,24 @@ class ReplyKind(StrEnum):
     OUT_OF_OFFICE = "out_of_office"
 
 
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be one line, without line breaks")
+    return value
+
+
+OneLine = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+                    AfterValidator(_one_line)]
+"""One line of text (no line breaks), e.g. the candidate's "why I fit"."""
+
+
 class Candidate(_Strict):
     name: Name
     email: Email
     phone: Name | None = None
+    why_i_fit: OneLine | None = Field(
+        default=None, description="the candidate's one line on why they fit, for the "
+                                  "thank-you (e.g. \"I ran the same migration at Globex.\")")
 
 
 class Interviewer(_Strict):
@@ -275,6 +290,46 @@ class Offer(_Strict):
     noted_at: Moment | None = None
 
 
+class CorrectedField(StrEnum):
+    NAME = "name"
+    EMAIL = "email"
+    PHONE = "phone"
+    TITLE = "title"
+    WHY_I_FIT = "why_i_fit"
+
+
+class Correction(_Strict):
+    """A recorded detail that was wrong: whose (``candidate`` or an interviewer's name as
+    recorded now), which field, and its right value."""
+
+    person: Name = Field(description="`candidate`, or an interviewer's name as recorded now")
+    field: CorrectedField
+    value: str = Field(description="the right value (an email address for `email`; one "
+                                   "line for `why_i_fit`)")
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_the_field(cls, value: str, info: ValidationInfo) -> str:
+        field = info.data.get("field")
+        if field is None:
+            return value  # the field itself is refused
+        try:
+            return str(_corrected_value(field).validate_python(value))
+        except ValidationError as error:
+            raise ValueError(error.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+@cache
+def _corrected_value(field: CorrectedField) -> Any:
+    """How ``field``'s value is validated: as it is when first recorded."""
+    kinds: dict[CorrectedField, Any] = {
+        CorrectedField.EMAIL: Annotated[str, StringConstraints(strip_whitespace=True),
+                                        AfterValidator(_email)],
+        CorrectedField.WHY_I_FIT: OneLine,
+    }
+    return TypeAdapter(kinds.get(field, Name))
+
+
 class ThankYou(_Strict):
     medium: ThankYouMedium
     to: list[Name] = Field(default_factory=list)
@@ -333,8 +388,8 @@ def aware(moment: datetime | None, field: str) -> datetime | None:
 
 
 __all__ = [
-    "EARLIEST", "FIRST_DAY", "LAST_DAY", "LATEST", "Actor", "Candidate", "Day", "Interview",
-    "InterviewFormat", "Interviewer", "Moment", "NewCandidacy", "NextRound", "NudgeChannel",
-    "Offer", "Reply", "ReplyKind", "ThankYou", "ThankYouMedium", "Timeline", "aware",
-    "day_in_range", "in_range", "invalid_input", "validated",
+    "EARLIEST", "FIRST_DAY", "LAST_DAY", "LATEST", "Actor", "Candidate", "CorrectedField",
+    "Correction", "Day", "Interview", "InterviewFormat", "Interviewer", "Moment", "NewCandidacy",
+    "NextRound", "NudgeChannel", "Offer", "Reply", "ReplyKind", "ThankYou", "ThankYouMedium",
+    "Timeline", "aware", "day_in_range", "in_range", "invalid_input", "validated",
 ]

@@ -43,7 +43,7 @@ WALK: list[tuple[str, str, dict[str, Any] | None]] = [
     ("next_step_closed", "next-step", {"description": "Onsite with the CTO"}),
     ("thanked", "thank-you", {"medium": "email", "to": ["Priya Raman"]}),
     ("awaiting", "thank-you", {"medium": "card", "to": ["Tom Becker"]}),
-    ("nudged", "nudges", None),
+    ("nudged", "nudges", {"override": {"reason": "walking the test to nudged"}}),
     ("advanced", "replies", {"kind": "advanced", "note": "onsite next week"}),
 ]
 
@@ -73,7 +73,10 @@ COMMANDS: list[tuple[str, dict[str, Any] | None, str, str, str]] = [
     ("next-step", {"description": "Onsite", "scheduled_for": "2026-12-02T14:00:00+00:00"},
      "hesitations_addressed", "NextStepClosed", "next_step_closed"),
     ("thank-you", {"medium": "email"}, "next_step_closed", "ThankYouSent", "awaiting"),
-    ("nudges", None, "awaiting", "NudgeSent", "nudged"),
+    ("nudges", {"override": {"reason": "the recruiter asked for a call"}}, "awaiting",
+     "NudgeSent", "nudged"),
+    ("stall", {"reason": "no word for weeks", "override": {"reason": "the role was frozen"}},
+     "awaiting", "Stalled", "stalled"),
     ("replies", {"kind": "update", "note": "still deciding"}, "awaiting", "ReplyReceived",
      "awaiting"),
     ("offers", {"company": "Globex", "deadline": "2026-12-10T17:00:00+00:00"}, "awaiting",

@@ -35,7 +35,7 @@ _WALK = [
     ("next_step_closed", ("close_next_step", ("Onsite with the CTO",), {})),
     ("thanked", ("send_thank_you", ("email",), {"to": ["Priya Raman"]})),
     ("awaiting", ("send_thank_you", ("card",), {"to": ["Tom Becker"]})),
-    ("nudged", ("send_nudge", (), {})),
+    ("nudged", ("send_nudge", (), {"override": {"reason": "walking the test to nudged"}})),
     ("advanced", ("receive_reply", ("advanced",), {"note": "onsite next week"})),
 ]
 _steps: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []

@@ -298,3 +298,47 @@ def test_proofing_any_text_gives_a_report_and_never_crashes(body: str) -> None:
     report = proofed(body)
     assert isinstance(report, ProofReport)
     assert all(f.code and f.message for f in report.findings)
+
+
+# -- names as recorded on the candidacy (issue 13) -----------------------------------------
+
+RECORDED_NAMES = {
+    "hyphen and macron": (
+        {"name": "Zoë O'Neill", "email": "zoe@example.org"},
+        [{"name": "Kenji Tanaka-Ōshima", "title": "Staff Engineer", "email": "k@x.example"}],
+        "I rebuilt a payments ledger like Kenji Tanaka-Ōshima's team runs."),
+    "typographic apostrophe": (
+        {"name": "Siobhán O’Neill", "email": "s@example.org"},
+        [{"name": "Hana Tanaka-Ōshima", "title": "Engineering Manager"},
+         {"name": "Dmitri D'Souza", "title": "VP Engineering"}], None),
+    "hyphenated first name": (
+        {"name": "Zoë Brontë", "email": "zoe@example.org"},
+        [{"name": "Jean-Luc Lefèvre", "title": "Head of Data"}],
+        "I led the same warehouse migration at Zoë Brontë's last company."),
+}
+
+
+@pytest.mark.parametrize("medium", ["email", "card", "voicemail"])
+@pytest.mark.parametrize("variant", sorted(RECORDED_NAMES))
+def test_hyphenated_accented_and_apostrophed_names_pass_proofing(variant: str,
+                                                                 medium: str) -> None:
+    candidate, interviewers, fit = RECORDED_NAMES[variant]
+    for kind in ("thank_you", "nudge_email") if medium == "email" else ("thank_you",):
+        context = make_context(kind, candidate=candidate, interviewers=interviewers, fit=fit,
+                               recipients=[])
+        message = render(context, medium)
+        report = proof(message, context)
+        assert report.passed, (kind, report.findings)
+        assert interviewers[0]["name"] in message.body
+        if fit and kind == "thank_you" and medium != "voicemail":
+            assert fit in message.body  # the "why I fit" line has its place
+
+
+def test_a_slip_in_a_hyphenated_name_is_still_caught() -> None:
+    candidate, interviewers, _ = RECORDED_NAMES["hyphen and macron"]
+    report = proofed("Dear Kenji Tanaka-Ōshma,\n\nThank you for your time today and for your "
+                     "interest in me. I look forward to the next step.\n\nBest regards,\n"
+                     "Zoë O'Neill", candidate=candidate, interviewers=interviewers,
+                     recipients=[], fit=None)
+    assert not report.passed
+    assert any("Ōshma" in f.message for f in report.findings), report.findings

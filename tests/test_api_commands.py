@@ -67,12 +67,12 @@ def test_command_data_lands_in_the_event(client: Any) -> None:
     candidacy_id = walk_to(client, "awaiting")
     ok(client.post(f"/candidacies/{candidacy_id}/replies",
                    json={"kind": "out_of_office", "back_on": "2026-12-03",
-                         "received_at": "2026-11-25T08:30:00+00:00", "on_behalf_of": "maya"}))
+                         "received_at": "2026-11-25T09:30:00+00:00", "on_behalf_of": "maya"}))
 
     reply = history(client, candidacy_id)[-1]
 
     assert reply["data"]["kind"] == "out_of_office" and reply["data"]["back_on"] == "2026-12-03"
-    assert reply["data"]["occurred_at"] == "2026-11-25T08:30:00Z"
+    assert reply["data"]["occurred_at"] == "2026-11-25T09:30:00Z"
     assert reply["on_behalf_of"] == "maya"
     assert client.get(f"/candidacies/{candidacy_id}").json()["paused"]["until"] == "2026-12-03"
 
@@ -176,11 +176,12 @@ def test_a_malformed_if_match_is_a_422(client: Any, if_match: str) -> None:
 def test_a_repeated_key_answers_the_first_response_and_records_nothing(client: Any) -> None:
     candidacy_id = walk_to(client, "awaiting")
     headers = {"Idempotency-Key": "nudge-2026-11-25"}
-    first = client.post(f"/candidacies/{candidacy_id}/nudges", json={"channels": ["email"]},
+    body = {"channels": ["email"], "override": {"reason": "the recruiter asked for a call"}}
+    first = client.post(f"/candidacies/{candidacy_id}/nudges", json=body,
                         headers=headers)
     ok(client.post(f"/candidacies/{candidacy_id}/replies", json={"kind": "update"}))
 
-    again = client.post(f"/candidacies/{candidacy_id}/nudges", json={"channels": ["email"]},
+    again = client.post(f"/candidacies/{candidacy_id}/nudges", json=body,
                         headers=headers)
 
     assert again.status_code == first.status_code == 200

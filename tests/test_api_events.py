@@ -51,7 +51,8 @@ def some_history(client: Any) -> list[str]:
     first = walk_to(client, "awaiting")
     second = record(client, company="Globex")
     ok(client.post(f"/candidacies/{second}/hesitations", json={"text": "Salary?"}))
-    ok(client.post(f"/candidacies/{first}/nudges"))
+    ok(client.post(f"/candidacies/{first}/nudges",
+                   json={"override": {"reason": "the recruiter asked for a call"}}))
     return [first, second]
 
 

@@ -256,7 +256,8 @@ def test_a_nudge_by_hand_does_not_open_the_stated_timeline_early(app: Candidacie
                                                                   actor: Actor) -> None:
     candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"))
     app.clock.set(utc("2026-11-27T10:00:00+00:00"))  # type: ignore[attr-defined]
-    app.send_nudge(actor, candidacy_id, reason="called the recruiter myself")
+    app.send_nudge(actor, candidacy_id, reason="called the recruiter myself",
+                   override={"reason": "the candidate insisted"})
 
     drive(app, utc("2026-12-17T12:00:00+00:00"))
 
@@ -355,7 +356,8 @@ def test_the_pest_line_is_never_crossed(app: Candidacies, actor: Actor) -> None:
     patient = thanked(app, actor, start)
     asked = thanked(app, actor, start, asked_to_follow_up=True)
     manual = thanked(app, actor, start)
-    app.send_nudge(actor, manual, reason="called the recruiter myself")  # counts too
+    app.send_nudge(actor, manual, reason="called the recruiter myself",  # counts too
+                   override={"reason": "the candidate insisted"})
 
     drive(app, utc("2027-03-01T12:00:00+00:00"), step=timedelta(hours=2))
 

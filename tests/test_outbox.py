@@ -101,7 +101,8 @@ def test_routing_card_voicemail_nudge_stall_and_invite(candidacies: Candidacies,
                                 scheduled_for=datetime(2026, 12, 3, 14, tzinfo=timezone.utc))
     candidacies.send_thank_you(MAYA, candidacy_id, "card", decided_by={"rule": "t"})
     candidacies.send_nudge(MAYA, candidacy_id, decided_by={"rule": "nudge.first"})
-    candidacies.send_nudge(MAYA, candidacy_id)  # a person's own nudge: nothing queued
+    candidacies.send_nudge(MAYA, candidacy_id,  # a person's own nudge: nothing queued
+                           override={"reason": "the recruiter asked for a call"})
     dispatcher.follow()
     rows = {(r.kind, r.channel) for r in messages(candidacies)}
     assert rows == {("next_step_invite", "calendar"), ("thank_you", "card"),

@@ -100,3 +100,35 @@ def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest
     assert len(smtp_server.sink.received) == 1
     listed = run("messages", "list", "--status", "dead_letter")
     assert re.search(r"dead_letter\s+thank_you\s+card .*FileExistsError", listed), listed
+
+
+def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_refuses_politely(
+        store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        candidacy_id = app.record_interview(MAYA, interview(format="video", interviewers=[
+            {"name": "Daniel Whitfield", "title": "VP Engineering"}])).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+    finally:
+        app.close()
+    monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
+    assert "blocked 1" in run("dispatch", "--once")
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+blocked", run("messages", "list"), re.M)
+
+    assert "corrected" in run("correct", candidacy_id, "--person", "Daniel Whitfield",
+                              "--field", "email", "--value", "daniel@northwind.example",
+                              "--by", "maya")
+    refused = runner.invoke(cli, ["messages", "reroute", message_id, "--channel", "fax",
+                                  "--by", "maya"])
+    assert refused.exit_code == 1 and "no adapter for channel 'fax'" in refused.output
+    assert "queued again" in run("messages", "retry", message_id, "--by", "maya",
+                                 "--reason", "email corrected")
+    assert "sent 1" in run("dispatch", "--once")
+    assert smtp_server.sink.received[0].rcpt_tos == ["daniel@northwind.example"]
+    wrong = runner.invoke(cli, ["correct", candidacy_id, "--person", "candidate", "--field",
+                                "email", "--value", "nope", "--by", "maya"])
+    assert wrong.exit_code == 1 and "not an email address" in wrong.output

@@ -31,6 +31,7 @@ from engine.errors import (
     IdempotencyKeyReused,
     IllegalCommand,
     InvalidInput,
+    PlaybookRule,
     VersionConflict,
 )
 from engine.lifecycle import TRANSITIONS
@@ -41,7 +42,7 @@ from tests.conftest import MEMORY, memory_url, truncate_postgres
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 ACTORS = [Actor("coach@agency.example", "agency", "maya"), Actor("maya", "agency")]
 NAMES = ["Priya Raman", "Tom Becker", "Ada Lin", "Nobody Known"]
-REFUSALS = (IllegalCommand, InvalidInput, VersionConflict, IdempotencyKeyReused)
+REFUSALS = (IllegalCommand, InvalidInput, VersionConflict, IdempotencyKeyReused, PlaybookRule)
 
 # The playbook's way forward from each stage (biases sequences towards later stages).
 FORWARD = {
@@ -49,7 +50,7 @@ FORWARD = {
     "hesitations_addressed": ("close_next_step", {"description": "Onsite"}),
     "next_step_closed": ("send_thank_you", {"medium": "email", "to": ["Priya Raman"]}),
     "thanked": ("send_thank_you", {"medium": "card", "covers_panel": True}),
-    "awaiting": ("send_nudge", {}),
+    "awaiting": ("send_nudge", {"override": {"reason": "asked to call"}}),
     "nudged": ("receive_reply", {"kind": "advanced"}),
     "advanced": ("start_next_round", {}),
 }
@@ -98,7 +99,8 @@ def step_args(command: str) -> st.SearchStrategy[dict[str, Any]]:
             "to": st.lists(st.sampled_from(NAMES), unique=True, max_size=3),
             "covers_panel": st.booleans()}),
         "send_nudge": st.fixed_dictionaries({
-            "channels": st.sampled_from([None, ["phone"], ["voicemail", "email"], ["fax"]])}),
+            "channels": st.sampled_from([None, ["phone"], ["voicemail", "email"], ["fax"]]),
+            "override": st.sampled_from([None, {"reason": "asked to call"}, {"reason": ""}])}),
         "receive_reply": st.fixed_dictionaries({
             "kind": st.sampled_from(["advanced", "rejected", "update", "out_of_office", "maybe"]),
             "received_at": moments(),
@@ -114,11 +116,18 @@ def step_args(command: str) -> st.SearchStrategy[dict[str, Any]]:
         "send_reminder": st.fixed_dictionaries({
             "kind": st.sampled_from(["reminder_next_step", "reminder_thank_you_due"]),
             "key": st.sampled_from(["k1", "k2"])}),
-        "stall": st.fixed_dictionaries({"reason": st.sampled_from(["Pest line reached", ""])}),
+        "stall": st.fixed_dictionaries({
+            "reason": st.sampled_from(["Pest line reached", ""]),
+            "override": st.sampled_from([None, {"reason": "the role was frozen"}])}),
         "withdraw": st.fixed_dictionaries({"reason": st.sampled_from(["Took another offer"])}),
         "start_next_round": st.fixed_dictionaries({
             "next_round": st.sampled_from([None, {"format": "video", "interviewers": [
                 {"name": "Ada Lin", "title": "CTO"}]}, {"format": "telepathy"}])}),
+        "correct_details": st.fixed_dictionaries({"correction": st.sampled_from([
+            {"person": "candidate", "field": "email", "value": "maya.o@example.com"},
+            {"person": "Priya Raman", "field": "name", "value": "Priya Ramanathan"},
+            {"person": "Tom Becker", "field": "title", "value": "Principal Engineer"},
+            {"person": "Nobody Known", "field": "phone", "value": "+1 555 0100"}])}),
         "migrate_policy": st.fixed_dictionaries({
             "name": st.just("playbook"), "version": st.sampled_from([1, 7, 0])}),
     }
@@ -172,7 +181,8 @@ def run_step(app: Candidacies, candidacy_id: str, step: dict[str, Any]) -> Outco
                   "close_next_step": ["description"], "send_thank_you": ["medium"],
                   "receive_reply": ["kind"], "note_competing_offer": ["company", "deadline"],
                   "pause_cadence": ["reason"], "send_reminder": ["kind", "key"],
-                  "stall": ["reason"], "withdraw": ["reason"], "migrate_policy": ["name", "version"]
+                  "stall": ["reason"], "withdraw": ["reason"], "migrate_policy": ["name", "version"],
+                  "correct_details": ["correction"]
                   }.get(command, [])
     call_args = [args.pop(name) for name in positional]
     return getattr(app, command)(step["actor"], candidacy_id, *call_args, **args, **options)

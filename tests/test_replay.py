@@ -297,3 +297,40 @@ def test_replay_until_stops_where_the_history_was_observed(store: Any, coach: Ac
     (seen,) = metrics(source, default_policy(), until=at(22, 0))
     (later,) = metrics(source, default_policy(), until=at(29, 0))
     assert seen["nudges"] == 2 and later["nudges"] == 3
+
+
+def test_replay_reads_backdated_facts_overrides_and_corrections_as_the_live_engine(
+        store: Any, coach: Actor) -> None:
+    app, clock, source = store
+    clock.set(at(5, 10))
+    cid = app.record_interview(coach, interview(
+        interviewed_at=at(5, 9).isoformat(), format="video", timeline=None,
+        interviewers=[{"name": "Daniel Whitfeld", "title": "VP Engineering"}])).candidacy_id
+    app.record_no_hesitations(coach, cid)
+    app.close_next_step(coach, cid, "Call with the hiring manager")
+    app.correct_details(coach, cid, {"person": "Daniel Whitfeld", "field": "name",
+                                     "value": "Daniel Whitfield"})
+    app.send_thank_you(coach, cid, "email", to=["Daniel Whitfield"])
+    # A nudge by phone on Thursday 8 January, logged on Monday 12th, let through by hand.
+    clock.set(at(12, 10))
+    app.send_nudge(coach, cid, occurred_at=at(8, 15),
+                   override={"reason": "the recruiter asked her to call"})
+    clock.set(at(13, 9))
+    app.pause_cadence(coach, cid, "candidate travelling", occurred_at=at(12, 18))
+    clock.set(at(14, 9))
+    app.resume_cadence(coach, cid, occurred_at=at(13, 18))
+    # The live scheduler's nudges: spaced from the 8th (and the day paused), not the 12th.
+    for day in range(14, 31):  # ticking every hour, as a scheduler does
+        for hour in range(24):
+            clock.set(at(day, hour))
+            app.apply_policy(cid)
+    nudges = [e for e in app.history(cid, coach.workspace) if e.type == "NudgeSent"]
+    assert len(nudges) == 3 and nudges[1].decided_by["rule"] == "nudge.spacing"
+
+    report = agreement(source, lambda ref: app.policies.get(ref["name"], ref["version"]),
+                       until=at(31, 0))
+
+    assert report.differing == [] and (report.candidacies, report.agreeing) == (1, 1)
+    # Each rule saw when things happened: the nudge by phone, the day paused.
+    assert [n.decided_by["due_at"] for n in nudges[1:]] == [
+        "2026-01-16T15:00:00+00:00", "2026-01-23T15:00:00+00:00"]

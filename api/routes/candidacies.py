@@ -12,6 +12,7 @@ from api.dependencies import Command, Reader, Store
 from api.due import DueAction, due_actions
 from api.problems import problem_responses
 from engine.application import Candidacies, HistoryEntry
+from engine.cadence import manual_refusal
 from engine.candidacy import Candidacy
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
@@ -69,6 +70,9 @@ class Nudge(BaseModel):
     channels: list[str]
     reason: str
     decided_by: dict[str, Any] | None = None
+    override: dict[str, Any] | None = Field(
+        default=None, description="a person's nudge a playbook rule refused, let through: "
+                                  "the reason and the rule it overrode")
 
 
 class LastReply(BaseModel):
@@ -95,6 +99,14 @@ class Ending(BaseModel):
     kind: str = Field(description="advanced, rejected, stalled or withdrawn")
     at: datetime
     reason: str | None = None
+
+
+class PlaybookRefusal(BaseModel):
+    """Why a person's command would be refused now (409 playbook-rule) without an override."""
+
+    rule: str
+    reason: str
+    allowed_from: datetime | None = None
 
 
 class CandidacyView(BaseModel):
@@ -125,8 +137,12 @@ class CandidacyView(BaseModel):
     paused: Pause | None = None
     outcome: Ending | None = None
     allowed_actions: list[str] = Field(
-        description="commands the playbook allows at this stage (see docs/api.md for "
-                    "their endpoints)")
+        description="commands this API offers that the playbook accepts now, guards asked "
+                    "(see docs/api.md for their endpoints)")
+    playbook_refusals: dict[str, PlaybookRefusal] = Field(
+        default_factory=dict,
+        description="allowed commands a playbook rule refuses now without an override "
+                    "(`send_nudge`, `stall`)")
     next_due: DueAction | None = Field(default=None,
                                        description="the next step the policy wants taken")
 
@@ -194,6 +210,11 @@ class History(BaseModel):
 def candidacy_view(candidacies: Candidacies, candidacy: Candidacy) -> CandidacyView:
     """The public view of ``candidacy`` now."""
     upcoming = due_actions(candidacies, candidacy)
+    now = candidacies.clock.now()
+    allowed = TRANSITIONS.enabled(candidacy.stage, candidacy, now)
+    policy = candidacies.policies.of(candidacy)
+    refusals = {command: refusal._asdict() for command in allowed
+                if (refusal := manual_refusal(candidacy, policy, now, command)) is not None}
     return CandidacyView.model_validate({
         "id": str(candidacy.id), "stage": candidacy.stage, "version": candidacy.version,
         "round": candidacy.round, "created_at": candidacy.created_on,
@@ -206,7 +227,7 @@ def candidacy_view(candidacies: Candidacies, candidacy: Candidacy) -> CandidacyV
         "thanked": candidacy.thanked, "nudges": candidacy.nudges,
         "last_reply": candidacy.last_reply, "offers": candidacy.offers,
         "paused": candidacy.paused, "outcome": candidacy.outcome,
-        "allowed_actions": list(TRANSITIONS.allowed(candidacy.stage)),
+        "allowed_actions": list(allowed), "playbook_refusals": refusals,
         "next_due": upcoming[0] if upcoming else None,
     })
 

@@ -15,7 +15,18 @@ from api.problems import problem_responses
 from api.routes.candidacies import CandidacyId
 from engine.application import Outcome
 from engine.lifecycle import Stage
-from engine.values import Day, Moment, Name, NextRound, NudgeChannel, Offer, Reply, Text, ThankYou
+from engine.values import (
+    Correction,
+    Day,
+    Moment,
+    Name,
+    NextRound,
+    NudgeChannel,
+    Offer,
+    Reply,
+    Text,
+    ThankYou,
+)
 
 router = APIRouter(prefix="/candidacies/{candidacy_id}", tags=["commands"])
 
@@ -61,17 +72,35 @@ class AddressHesitation(Acting):
     occurred_at: Moment | None = None
 
 
-class NoDetails(Acting):
-    """A command that needs no data (the body may be omitted)."""
+OCCURRED_AT = Field(default=None, description="when it happened, if earlier than now "
+                                                "(not before the interview)")
+
+
+class Backdated(Acting):
+    """A fact that may have happened before it is logged (the body may be omitted)."""
+
+    occurred_at: Moment | None = OCCURRED_AT
 
 
 class CloseNextStep(Acting):
     description: Text
     scheduled_for: Moment | None = None
+    occurred_at: Moment | None = OCCURRED_AT
 
 
 class SendThankYou(ThankYou, Acting):
     """`to` names interviewers exactly as interviewed; without it the whole panel."""
+
+    occurred_at: Moment | None = Field(default=None,
+                                       description="when it went (a card left last night)")
+
+
+class Override(BaseModel):
+    """Do it although a playbook rule refuses it now; the reason is recorded on the event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Text
 
 
 class SendNudge(Acting):
@@ -79,6 +108,18 @@ class SendNudge(Acting):
         default=None, min_length=1, max_length=3,
         description="default: a voicemail, then an email right after")
     reason: Text | None = None
+    occurred_at: Moment | None = OCCURRED_AT
+    override: Override | None = Field(
+        default=None, description="inside the patience window, before the spacing or beyond "
+                                  "the pest line the nudge is refused (409 playbook-rule) "
+                                  "without one")
+
+
+class Stall(Acting):
+    reason: Text
+    override: Override | None = Field(
+        default=None, description="before the pest line is reached and patience spent the "
+                                  "stall is refused (409 playbook-rule) without one")
 
 
 class ReceiveReply(Reply, Acting):
@@ -92,10 +133,16 @@ class NoteOffer(Offer, Acting):
 class PauseCadence(Acting):
     reason: Text
     until: Day | None = Field(default=None, description="resume by itself on this date")
+    occurred_at: Moment | None = OCCURRED_AT
 
 
 class Withdraw(Acting):
     reason: Text
+    occurred_at: Moment | None = OCCURRED_AT
+
+
+class CorrectDetails(Correction, Acting):
+    """A recorded contact, name spelling, title or "why I fit" that was wrong."""
 
 
 class StartNextRound(NextRound, Acting):
@@ -161,10 +208,11 @@ async def address_hesitation(candidacy_id: CandidacyId, hesitation_id: Hesitatio
 
 @command_route("/no-hesitations", "recordNoHesitations")
 async def record_no_hesitations(candidacy_id: CandidacyId, command: Command,
-                                body: NoDetails | None = None) -> Response:
+                                body: Backdated | None = None) -> Response:
     """The interviewer had no hesitations."""
+    body = body or Backdated()
     outcome = await command.run(command.candidacies.record_no_hesitations, candidacy_id,
-                                on_behalf_of=body.on_behalf_of if body else None)
+                                occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
@@ -174,7 +222,7 @@ async def close_next_step(candidacy_id: CandidacyId, body: CloseNextStep,
     """The candidate closed for the next step."""
     outcome = await command.run(command.candidacies.close_next_step, candidacy_id,
                                 body.description, scheduled_for=body.scheduled_for,
-                                on_behalf_of=body.on_behalf_of)
+                                occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
@@ -184,19 +232,31 @@ async def send_thank_you(candidacy_id: CandidacyId, body: SendThankYou,
     """A thank-you went out (to the named interviewers, or the whole panel)."""
     outcome = await command.run(command.candidacies.send_thank_you, candidacy_id,
                                 body.medium.value, to=list(body.to),
-                                covers_panel=body.covers_panel, on_behalf_of=body.on_behalf_of)
+                                covers_panel=body.covers_panel, occurred_at=body.occurred_at,
+                                on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
 @command_route("/nudges", "sendNudge")
 async def send_nudge(candidacy_id: CandidacyId, command: Command,
                      body: SendNudge | None = None) -> Response:
-    """A manual nudge went out."""
+    """A manual nudge went out; the playbook's patience, spacing and pest line bind it."""
     body = body or SendNudge()
     options = {"reason": body.reason} if body.reason else {}
     outcome = await command.run(command.candidacies.send_nudge, candidacy_id,
                                 channels=[c.value for c in body.channels or ()] or None,
+                                occurred_at=body.occurred_at,
+                                override=body.override.model_dump() if body.override else None,
                                 on_behalf_of=body.on_behalf_of, **options)
+    return result(outcome, command)
+
+
+@command_route("/stall", "stall")
+async def stall(candidacy_id: CandidacyId, body: Stall, command: Command) -> Response:
+    """Give up waiting by hand; refused before the pest line and patience are spent."""
+    outcome = await command.run(command.candidacies.stall, candidacy_id, body.reason,
+                                override=body.override.model_dump() if body.override else None,
+                                on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
@@ -225,16 +285,18 @@ async def pause_cadence(candidacy_id: CandidacyId, body: PauseCadence,
                         command: Command) -> Response:
     """Hold every timer, until a date or until resumed."""
     outcome = await command.run(command.candidacies.pause_cadence, candidacy_id, body.reason,
-                                until=body.until, on_behalf_of=body.on_behalf_of)
+                                until=body.until, occurred_at=body.occurred_at,
+                                on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
 @command_route("/resume", "resumeCadence")
 async def resume_cadence(candidacy_id: CandidacyId, command: Command,
-                         body: NoDetails | None = None) -> Response:
+                         body: Backdated | None = None) -> Response:
     """Let the timers run again."""
+    body = body or Backdated()
     outcome = await command.run(command.candidacies.resume_cadence, candidacy_id,
-                                on_behalf_of=body.on_behalf_of if body else None)
+                                occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 
@@ -242,6 +304,18 @@ async def resume_cadence(candidacy_id: CandidacyId, command: Command,
 async def withdraw(candidacy_id: CandidacyId, body: Withdraw, command: Command) -> Response:
     """The candidate withdrew."""
     outcome = await command.run(command.candidacies.withdraw, candidacy_id, body.reason,
+                                occurred_at=body.occurred_at, on_behalf_of=body.on_behalf_of)
+    return result(outcome, command)
+
+
+@command_route("/corrections", "correctDetails")
+async def correct_details(candidacy_id: CandidacyId, body: CorrectDetails,
+                          command: Command) -> Response:
+    """Correct the candidate's or an interviewer's email, phone, name or title, or the
+    candidate's "why I fit"; the history keeps the original (before and after)."""
+    correction = Correction.model_construct(
+        **{name: getattr(body, name) for name in Correction.model_fields})
+    outcome = await command.run(command.candidacies.correct_details, candidacy_id, correction,
                                 on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 

@@ -1,18 +1,25 @@
-"""`GET /candidacies/{id}/messages`: what the outbox drafted, proofed, sent or failed."""
+"""`/candidacies/{id}/messages`: what the outbox drafted, proofed, sent or failed; and a
+person's retry or reroute of a blocked or dead-lettered one (recruiters and admins)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.outbox import messages
-from api.dependencies import Reader, Store
-from api.problems import problem_responses
+from adapters.errors import PostalMailRefused, UnknownChannel
+from adapters.outbox import Dispatcher, messages
+from api.auth import Principal
+from api.dependencies import Reader, Store, Writer
+from api.outbox_cli import build_dispatcher
+from api.problems import ProblemError, problem_responses
 from api.routes.candidacies import CandidacyId
-from engine.errors import CandidacyNotFound
+from engine.application import Candidacies
+from engine.errors import CandidacyNotFound, InvalidInput
+from engine.values import Name, Text
 
 router = APIRouter(prefix="/candidacies", tags=["messages"])
 
@@ -54,3 +61,72 @@ def get_candidacy_messages(candidacy_id: CandidacyId, candidacies: Store,
                     last_error=m.summary.get("last_error"),
                     trigger=m.summary.get("trigger") or {})
         for m in messages(candidacies, candidacy_id=row.id)])
+
+
+# -- a person's retry or reroute of a stuck message (issue 13) ------------------------------
+
+
+class Retry(BaseModel):
+    """Queue a blocked or dead-lettered message again, once what stopped it is corrected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Text = "retried by hand"
+
+
+class Reroute(BaseModel):
+    """Send a blocked or dead-lettered message on another channel instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Name = Field(description="e.g. `voicemail` for an interviewer with no email")
+    reason: Text = "rerouted by hand"
+
+
+MessageId = Annotated[str, Path(description="the message's id, as listed", max_length=64)]
+
+
+def _stuck_message(candidacies: Candidacies, principal: Principal, candidacy_id: str,
+                   message_id: str) -> None:
+    """404 unless ``message_id`` is a message of this workspace's candidacy."""
+    row = candidacies.row(candidacy_id)
+    if row is None or row.workspace != principal.workspace:
+        raise CandidacyNotFound(candidacy_id)
+    if message_id not in {m.id for m in messages(candidacies, candidacy_id=row.id)}:
+        raise ProblemError("not-found", f"no message {message_id} for candidacy {row.id}")
+
+
+def _by_hand(request: Request, candidacies: Candidacies, principal: Principal,
+             candidacy_id: str, message_id: str, act: Callable[[Dispatcher], None]) -> Messages:
+    _stuck_message(candidacies, principal, candidacy_id, message_id)
+    dispatcher = build_dispatcher(candidacies, request.app.state.settings)
+    try:
+        act(dispatcher)
+    except (UnknownChannel, PostalMailRefused) as error:
+        raise InvalidInput("channel", str(error)) from None
+    except ValueError as error:
+        raise ProblemError("message-state", str(error)) from None
+    return get_candidacy_messages(candidacy_id, candidacies, principal)
+
+
+@router.post("/{candidacy_id}/messages/{message_id}/retry", operation_id="retryMessage",
+             responses=problem_responses(400, 401, 403, 404, 409, 422))
+def retry_message(candidacy_id: CandidacyId, message_id: MessageId, request: Request,
+                  candidacies: Store, principal: Writer, body: Retry | None = None) -> Messages:
+    """Queue a blocked or dead-lettered message again, its context rebuilt from the
+    corrected candidacy; answers the candidacy's messages."""
+    reason = (body or Retry()).reason
+    by = principal.user
+    return _by_hand(request, candidacies, principal, candidacy_id, message_id,
+                    lambda d: d.retry(message_id, by=by, reason=reason))
+
+
+@router.post("/{candidacy_id}/messages/{message_id}/reroute", operation_id="rerouteMessage",
+             responses=problem_responses(400, 401, 403, 404, 409, 422))
+def reroute_message(candidacy_id: CandidacyId, message_id: MessageId, body: Reroute,
+                    request: Request, candidacies: Store, principal: Writer) -> Messages:
+    """Send a blocked or dead-lettered message on another channel, with the corrected
+    context; answers the candidacy's messages."""
+    by = principal.user
+    return _by_hand(request, candidacies, principal, candidacy_id, message_id,
+                    lambda d: d.reroute_message(message_id, body.channel, by=by, reason=body.reason))
