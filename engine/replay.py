@@ -74,7 +74,7 @@ class ReplayState:
                  "country", "subdivision", "policy", "outcome", "paused", "pauses", "offers",
                  "interview", "hesitations", "no_hesitations", "next_step", "thank_yous",
                  "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
-                 "reminders")
+                 "reminders", "pending_thank_you", "version")
     stage: str
 
     begin_round = Candidacy.begin_round
@@ -86,16 +86,29 @@ class ReplayState:
     send_nudge = Candidacy.send_nudge
     send_reminder = Candidacy.send_reminder
     stall = Candidacy.stall
+    decide_thank_you = Candidacy.decide_thank_you
+    decide_nudge = Candidacy.decide_nudge
+    deliver_message = Candidacy.deliver_message
+    nudge_of = Candidacy.nudge_of
+    delivery_item = Candidacy.delivery_item
+    message_failed = Candidacy.message_failed
     ThankYouSent = Candidacy.ThankYouSent
     NudgeSent = Candidacy.NudgeSent
+    ThankYouDecided = Candidacy.ThankYouDecided
+    NudgeDecided = Candidacy.NudgeDecided
+    MessageDelivered = Candidacy.MessageDelivered
     ReminderSent = Candidacy.ReminderSent
     Stalled = Candidacy.Stalled
 
     def _trigger(self, command: str, event_class: type[Candidacy.Event], actor: Actor,
                  at: datetime, guard_args: dict[str, Any] | None = None, **data: Any) -> None:
         """`Candidacy._trigger` without the event object: the lifecycle says the stage,
-        then, as `Event.apply` does, the stage is set and the event's data assigned."""
+        then, as `Event.apply` does, the stage is set and the event's data assigned.  A
+        decision's version counts down from -1, apart from the recorded versions its
+        folded facts keep (a delivery names the version of what it delivers)."""
         stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
+        self.version -= 1
+        data["originator_version"] = self.version
         data["timestamp"] = at
         data["stage"] = stage
         self.stage = stage
@@ -127,6 +140,7 @@ class _Spec:
     guard: Callable[[Any], dict[str, Any]] | None = None
     decision: bool = False  # a policy decides it when decided_by is set
     message: bool = False   # a person's own message: skipped if refused while open
+    versioned: bool = False  # keeps its recorded version (what deliveries refer to)
     interview: bool = False  # carries an interview (its interviewed_at is a datetime)
     fact: type = field(init=False, repr=False, compare=False)
     """The class of this event's recorded facts, whose instance dict is the decoded
@@ -149,6 +163,10 @@ def _reply_guard(fact: Any) -> dict[str, Any]:
     return {"kind": fact.kind}
 
 
+def _delivery_guard(fact: Any) -> dict[str, Any]:
+    return {"trigger_version": fact.trigger_version}
+
+
 _C = Candidacy
 _SPECS: tuple[_Spec, ...] = (
     _Spec("InterviewRecorded", "record_interview", _C.InterviewRecorded.assign,
@@ -164,6 +182,23 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("ThankYouSent", "send_thank_you", _C.ThankYouSent.assign, ("occurred_at",),
           guard=_thank_you_guard, decision=True, message=True),
     _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, decision=True, message=True),
+    _Spec("ThankYouDecided", "decide_thank_you", _C.ThankYouDecided.assign, ("occurred_at",),
+          decision=True),
+    _Spec("NudgeDecided", "decide_nudge", _C.NudgeDecided.assign, decision=True),
+    _Spec("ThankYouRequested", "request_thank_you", _C.ThankYouRequested.assign,
+          ("occurred_at",), message=True, versioned=True),
+    _Spec("NudgeRequested", "request_nudge", _C.NudgeRequested.assign, message=True,
+          versioned=True),
+    # What a channel did: facts about a person's request, folded; about a decision, they
+    # carry no pending item of the replayed state and change nothing but the metrics'
+    # count (`ReplayTarget.decide` reads them back for the decision it reproduces).
+    _Spec("MessageDelivered", "deliver_message", _C.MessageDelivered.assign, ("occurred_at",),
+          guard=_delivery_guard, message=True, versioned=True),
+    _Spec("MessageBlocked", "block_message", _C.MessageBlocked.assign, message=True,
+          versioned=True),
+    _Spec("MessageDeadLettered", "dead_letter_message", _C.MessageDeadLettered.assign,
+          message=True, versioned=True),
+    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True, versioned=True),
     _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
           ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
     _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
@@ -220,26 +255,103 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
     return fact, False
 
 
+@mypyc_attr(native_class=False)
+class DecidedMark:
+    """A recorded thank-you decision's key and version: not a fact to fold, the link
+    from its delivery facts to the decided key."""
+
+    def __init__(self, key: str, version: int, at: datetime) -> None:
+        self.key = key
+        self.version = version
+        self.at = at
+
+
+def _decided_mark(state: bytes | str, version: int,
+                  data: dict[str, Any] | None = None) -> DecidedMark:
+    decoded = data if data is not None else _loads(state)
+    return DecidedMark(decoded["decided_by"]["key"], version,
+                       _fromiso(decoded["timestamp"]["_data_"]))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the channels did for one recorded thank-you decision: when and on which
+    channel it was delivered (None: never), and the channels that failed for it."""
+
+    delivered_at: datetime | None = None
+    channel: str | None = None
+    failed: list[str] = field(default_factory=list)
+
+
+def recorded_outcomes(facts: Sequence[Any],
+                      marks: Sequence[Any]) -> tuple[dict[str, Outcome], list[str]]:
+    """Per decided key (``marks``), what the recorded delivery facts say happened to that
+    thank-you (following fallbacks: a failure's fallback message names the failure's
+    version); and every channel the history shows failing."""
+    keys: dict[int, str] = {}
+    outcomes: dict[str, Outcome] = {}
+    failing: list[str] = []
+    for mark in marks:
+        keys[mark.version] = mark.key
+        outcomes[mark.key] = Outcome()
+    for fact in facts:
+        name = fact.name
+        if name in ("MessageBlocked", "MessageDeadLettered"):
+            if fact.channel not in failing:
+                failing.append(fact.channel)
+            key = keys.get(fact.trigger_version)
+            if key is not None:
+                outcomes[key].failed.append(fact.channel)
+                if fact.fallback is not None:
+                    keys[fact.originator_version] = key
+        elif name == "MessageDelivered":
+            key = keys.get(fact.trigger_version)
+            if key is not None and outcomes[key].delivered_at is None:
+                outcomes[key].delivered_at = fact.at
+                outcomes[key].channel = fact.channel
+    return outcomes, failing
+
+
 # -- replaying one candidacy ---------------------------------------------------------------------
 
 
 class ReplayTarget:
     """The loop's target for replay: recorded facts folded with the events' own ``assign``
-    after the lifecycle's guards say the stage; decisions via `apply_action` onto the state."""
+    after the lifecycle's guards say the stage; decisions via `apply_action` onto the state.
 
-    __slots__ = ("state",)
+    A decided thank-you is delivered as the recorded history says for the same decided
+    key (when and on which channel; never, if it never went); a decision the record does
+    not hold is assumed delivered at once, on the first of its channels the history did
+    not show failing.  A delivery recorded later than its decision comes back as a fact
+    at its moment (`react`)."""
+
+    __slots__ = ("failing", "later", "outcomes", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
+        self.outcomes: dict[str, Outcome] = {}
+        self.failing: list[str] = []
+        self.later: list[Any] = []
 
     def create(self, fact: Any) -> None:
         state = ReplayState()
         fact.stage = state.stage = Stage.INTERVIEWED.value
         Candidacy.InterviewRecorded.assign(fact, cast(Any, state))
+        state.version = 0
         self.state = state
 
+    def read(self, history: History) -> bool:
+        """Learn what the recorded deliveries say (before `drive`); True when a recorded
+        delivery may come back later than its decision (`react` is then needed)."""
+        if not history.marks:
+            return False  # a history without thank-you decisions (or an older one)
+        self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
+        return True
+
     def fact(self, fact: Any) -> str:
-        spec: _Spec = fact.spec
+        spec: _Spec | None = getattr(fact, "spec", None)
+        if spec is None:
+            return self._delivered(fact)
         state = self.state
         try:
             if spec.guard is None:
@@ -258,8 +370,72 @@ class ReplayTarget:
         return APPLIED
 
     def decide(self, action: Action, policy: Any, at: datetime) -> None:
-        apply_action(self.state, _SCHEDULER, at, action,
-                     action.decided_by(policy, stored=False))
+        state = self.state
+        apply_action(state, _SCHEDULER, at, action, action.decided_by(policy, stored=False))
+        if action.kind != "thank_you":
+            return
+        recorded = self.outcomes.get(action.key)
+        if recorded is None:
+            channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
+            if channel is not None:
+                self._deliver(channel, at)
+        elif recorded.delivered_at is not None and recorded.channel is not None:
+            if recorded.delivered_at <= at:
+                self._deliver(recorded.channel, at)
+            else:
+                self.later.append(_LaterDelivery(recorded.delivered_at, recorded.channel,
+                                                 state.version))
+
+    def react(self, action: Action, at: datetime, state: Any) -> list[Any] | None:
+        """The deliveries `decide` left for later, as facts at their moment."""
+        if not self.later:
+            return None
+        later, self.later = self.later, []
+        return later
+
+    def _delivered(self, fact: Any) -> str:
+        state = self.state
+        pending = state.pending_thank_you
+        if pending is None or fact.trigger_version not in pending["triggers"] \
+                or state.stage == "stalled":
+            return SKIPPED
+        self._deliver(fact.channel, fact.at, fact.trigger_version)
+        return APPLIED
+
+    def _deliver(self, channel: str, at: datetime, trigger_version: int | None = None) -> None:
+        state = self.state
+        state.deliver_message(_SCHEDULER, at, message_id="replayed", kind="thank_you",
+                              channel=channel,
+                              trigger_version=(state.pending_thank_you["version"]
+                                               if trigger_version is None else trigger_version))
+
+    def _first_working_channel(self, medium: str, policy: Any) -> str | None:
+        failing = self.failing
+        channels = list(_MEDIUM_CHANNELS.get(medium, (medium,)))
+        for preferred in policy.thank_you.media:
+            channels.extend(_MEDIUM_CHANNELS.get(preferred.value, ()))
+        for channel in channels:
+            if channel not in failing:
+                return channel
+        return None
+
+
+_MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
+    "card": ("card",), "email": ("email",), "voicemail": ("voicemail", "email"),
+    "voicemail_and_email": ("voicemail", "email")}
+
+
+@mypyc_attr(native_class=False)
+class _LaterDelivery:
+    """A replayed decision's delivery, at the moment the record says it went."""
+
+    name = "LaterDelivery"
+
+    def __init__(self, at: datetime, channel: str, trigger_version: int) -> None:
+        self.at = at
+        self.timestamp = at
+        self.channel = channel
+        self.trigger_version = trigger_version
 
 
 @mypyc_attr(native_class=False)
@@ -391,7 +567,8 @@ class Metrics:
             self.policy_nudges += 1
             self._nudge(at, action.channels, state, offer=kind == "offer_nudge")
         elif kind == "thank_you":
-            self._thank_you(state.thank_yous[-1]["medium"])
+            self._thank_you(state.pending_thank_you["medium"] if state.pending_thank_you
+                            else state.thank_yous[-1]["medium"])
         elif kind == "stall":
             self.stalls += 1
         else:
@@ -629,6 +806,7 @@ class History:
     decisions: list[dict[str, Any]]
     last: bytes | str
     events: int
+    marks: list[Any] = field(default_factory=list)  # `DecidedMark`s, oldest first
 
     @property
     def final_stage(self) -> str:
@@ -644,32 +822,43 @@ def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = 
     current: Any = None
     facts: list[Any] = []
     decisions: list[dict[str, Any]] = []
+    marks: list[Any] = []
     last: bytes | str = b""
     events = 0
     specs = SPECS
     decided_mark = _DECIDED
+    thank_you_decided = SPECS[_TOPIC_PREFIX + "ThankYouDecided"]
     for rows in batches:
         for originator_id, _version, topic, state in rows:
             if originator_id != current:
                 if events:
-                    yield History(current, facts, decisions, last, events)
-                current, facts, decisions, events = originator_id, [], [], 0
+                    yield History(current, facts, decisions, last, events, marks)
+                current, facts, decisions, events, marks = originator_id, [], [], 0, []
             spec = specs.get(topic)
             if spec is None:
                 continue
             events += 1
             last = state
             if spec.decision and not keep_decisions and decided_mark in state:
+                if spec is thank_you_decided:
+                    # Its key and version: a delivery fact names the version, and the
+                    # replayed decision with the same key takes its recorded outcome.
+                    marks.append(_decided_mark(state, _version))
                 continue
             decoded, decided = decode(spec, state)
             if not decided:
+                if spec.versioned:
+                    decoded.originator_version = _version
                 facts.append(decoded)
-            elif keep_decisions:
-                decisions.append(decoded)
+            else:
+                if spec is thank_you_decided:
+                    marks.append(_decided_mark(state, _version, decoded))
+                if keep_decisions:
+                    decisions.append(decoded)
         if counter is not None:
             counter(len(rows))
     if events:
-        yield History(current, facts, decisions, last, events)
+        yield History(current, facts, decisions, last, events, marks)
 
 
 @dataclass(frozen=True)
@@ -802,8 +991,14 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
                 continue
             result.replayed += 1
             for policy, metrics in runs:
-                drive(ReplayTarget(), facts, policy, until=until,  # type: ignore[arg-type]
-                      tally=metrics)
+                target = ReplayTarget()
+                if target.read(history):
+                    # (A copy: a delivery recorded after its decision is inserted.)
+                    drive(target, list(facts), policy, until=until,  # type: ignore[arg-type]
+                          tally=metrics, react=target.react)
+                else:
+                    drive(target, facts, policy, until=until,  # type: ignore[arg-type]
+                          tally=metrics)
     finally:
         gc.set_threshold(*thresholds)
     return result
@@ -932,8 +1127,10 @@ def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy],
         if key not in views:
             views[key] = ReplayPolicy(policy_of(ref))
         log = _DecisionLog()
-        drive(ReplayTarget(), history.facts, views[key], until=until,  # type: ignore[arg-type]
-              tally=log)
+        target = ReplayTarget()
+        target.read(history)
+        drive(target, list(history.facts), views[key], until=until,  # type: ignore[arg-type]
+              tally=log, react=target.react)
         replayed = [(k, due) for _, k, due in log.decisions]
         recorded = [(d["decided_by"]["key"], d["decided_by"]["due_at"])
                     for d in history.decisions]

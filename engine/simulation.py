@@ -206,6 +206,15 @@ class AggregateTarget:
 
     def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
         apply_action(self.state, self.scheduler, at, action, action.decided_by(policy))
+        pending = self.state.pending_thank_you
+        if action.kind == "thank_you" and pending is not None:
+            # The simulated outbox delivers a decided thank-you at once, on its first channel.
+            channel = "voicemail" if pending["medium"] == "voicemail_and_email" \
+                else pending["medium"]
+            self.state.deliver_message(self.scheduler, at,
+                                       message_id=f"simulated:{pending['version']}:{channel}",
+                                       kind="thank_you", channel=channel,
+                                       trigger_version=pending["version"])
 
 
 # -- the simulated world ---------------------------------------------------------------------
