@@ -239,7 +239,8 @@ _THANK_YOU_ASKED = (Candidacy.ThankYouDecided, Candidacy.ThankYouRequested)
 _NUDGE_ASKED = (Candidacy.NudgeDecided, Candidacy.NudgeRequested)
 _FAILED = (Candidacy.MessageBlocked, Candidacy.MessageDeadLettered)
 ROUTED = (Candidacy.ThankYouSent, Candidacy.NudgeSent, *_THANK_YOU_ASKED, *_NUDGE_ASKED,
-          *_FAILED, Candidacy.Stalled, Candidacy.ReminderSent, Candidacy.NextStepClosed)
+          *_FAILED, Candidacy.TaskReady, Candidacy.Stalled, Candidacy.ReminderSent,
+          Candidacy.NextStepClosed)
 """Candidacy events that may ask for messages."""
 
 # Kinds whose delivery is a fact on the candidacy (a thank-you or a nudge went, or not).
@@ -273,6 +274,9 @@ def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
             planned.append(Planned(kind, channel))
     elif isinstance(event, _FAILED) and candidacy is not None:
         planned += _after_failure(event, candidacy, routing)
+    elif isinstance(event, Candidacy.TaskReady) and event.kind == Kind.THANK_YOU.value:
+        # The card or voicemail is the candidate's to do today: remind them.
+        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_due")]
     elif isinstance(event, Candidacy.Stalled):
         planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
     elif isinstance(event, Candidacy.ReminderSent):

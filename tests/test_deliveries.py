@@ -83,7 +83,10 @@ def test_a_blocked_email_thank_you_falls_back_to_voicemail_confirmed_by_a_person
 
     outbox.run_once()
 
-    assert smtp_server.sink.received == []
+    # Only the candidate's reminder went by email: the voicemail is theirs to leave today.
+    [reminder] = smtp_server.sink.received
+    assert reminder.rcpt_tos == ["maya@example.com"]
+    assert "thank-you" in reminder.message["Subject"]
     entries = since_decision(candidacies, candidacy_id)
     assert [e.type for e in entries] == ["ThankYouDecided", "MessageBlocked", "TaskReady"]
     blocked, task = entries[1], entries[2]
@@ -91,8 +94,10 @@ def test_a_blocked_email_thank_you_falls_back_to_voicemail_confirmed_by_a_person
     assert blocked.data["findings"], "the finding that blocked it is on the fact"
     assert task.data["channel"] == "voicemail" and task.data["kind"] == "thank_you"
     assert candidacies.get(candidacy_id, MAYA.workspace).stage == Stage.NEXT_STEP_CLOSED
-    rows = {r.channel: r.status for r in messages(candidacies, candidacy_id=candidacy_id)}
-    assert rows == {"email": "blocked", "voicemail": "sent"}
+    rows = {(r.kind, r.channel): r.status
+            for r in messages(candidacies, candidacy_id=candidacy_id)}
+    assert rows == {("thank_you", "email"): "blocked", ("thank_you", "voicemail"): "sent",
+                    ("reminder_thank_you_due", "email"): "sent"}
     assert (tmp_path / f"{task.data['message_id']}.json").exists()
 
     outcome = candidacies.confirm_message(MAYA, candidacy_id, task.data["message_id"])
@@ -172,16 +177,18 @@ def test_a_voicemail_thank_you_emails_within_its_setting(
     assert requested.pending_thank_you["requested_by"] == MAYA.user
     outbox = dispatcher(candidacies, smtp_server, tmp_path)
     outbox.follow()
-    rows = {r.channel: r for r in messages(candidacies, candidacy_id=candidacy_id)}
+    rows = {r.channel: r for r in messages(candidacies, candidacy_id=candidacy_id)
+            if r.kind == "thank_you"}
     within = timedelta(minutes=candidacies.policies.of(requested).thank_you
                        .email_after_voicemail_within_minutes)
     assert rows["email"].next_attempt_at == rows["voicemail"].next_attempt_at + within
 
-    outbox.run_once()  # the voicemail task is ready; the email is not due yet
-    assert smtp_server.sink.received == []
+    outbox.run_once()  # the voicemail task is ready (and its reminder sent); not the email
+    assert [r.rcpt_tos for r in smtp_server.sink.received] == [["maya@example.com"]]
     candidacies.clock.advance(within)  # type: ignore[attr-defined]
     outbox.run_once()
-    assert len(smtp_server.sink.received) == 1
+    assert [r.rcpt_tos for r in smtp_server.sink.received][1:] == [
+        ["daniel@northwind.example"]]
     types = [e.type for e in candidacies.history(candidacy_id, MAYA.workspace)]
     assert types[-3:] == ["ThankYouRequested", "TaskReady", "MessageDelivered"]
     assert candidacies.get(candidacy_id, MAYA.workspace).stage == Stage.AWAITING
