@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from queue import Empty
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -48,7 +49,8 @@ from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
 from engine.values import Actor
 
 __all__ = [
-    "METRICS", "JsonlSource", "Metrics", "PostgresSource", "ReplayPolicy", "ReplayResult",
+    "METRICS", "Agreement", "Difference", "JsonlSource", "Metrics", "PostgresSource",
+    "ReplayPolicy", "ReplayResult",
     "ReplayState", "ReplayTarget", "SQLiteSource", "agreement", "candidacy_histories",
     "replay", "source_for",
 ]
@@ -141,6 +143,7 @@ class _Spec:
     decision: bool = False  # a policy decides it when decided_by is set
     message: bool = False   # a person's own message: skipped if refused while open
     versioned: bool = False  # keeps its recorded version (what deliveries refer to)
+    delivery: bool = False   # what a channel did with a message (names its trigger)
     interview: bool = False  # carries an interview (its interviewed_at is a datetime)
     fact: type = field(init=False, repr=False, compare=False)
     """The class of this event's recorded facts, whose instance dict is the decoded
@@ -193,12 +196,13 @@ _SPECS: tuple[_Spec, ...] = (
     # carry no pending item of the replayed state and change nothing but the metrics'
     # count (`ReplayTarget.decide` reads them back for the decision it reproduces).
     _Spec("MessageDelivered", "deliver_message", _C.MessageDelivered.assign, ("occurred_at",),
-          guard=_delivery_guard, message=True, versioned=True),
+          guard=_delivery_guard, message=True, versioned=True, delivery=True),
     _Spec("MessageBlocked", "block_message", _C.MessageBlocked.assign, message=True,
-          versioned=True),
+          versioned=True, delivery=True),
     _Spec("MessageDeadLettered", "dead_letter_message", _C.MessageDeadLettered.assign,
-          message=True, versioned=True),
-    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True, versioned=True),
+          message=True, versioned=True, delivery=True),
+    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True, versioned=True,
+          delivery=True),
     _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
           ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
     _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
@@ -260,17 +264,39 @@ class DecidedMark:
     """A recorded thank-you decision's key and version: not a fact to fold, the link
     from its delivery facts to the decided key."""
 
-    def __init__(self, key: str, version: int, at: datetime) -> None:
+    def __init__(self, key: str, version: int, at: datetime,
+                 versions: dict[int, str]) -> None:
         self.key = key
         self.version = version
         self.at = at
+        self.versions = versions  # every mark's: the versions whose messages carry a key
+        versions[version] = key
 
 
-def _decided_mark(state: bytes | str, version: int,
+def _decided_mark(state: bytes | str, version: int, marks: list[Any],
                   data: dict[str, Any] | None = None) -> DecidedMark:
     decoded = data if data is not None else _loads(state)
+    versions: dict[int, str] = marks[-1].versions if marks else {}
     return DecidedMark(decoded["decided_by"]["key"], version,
-                       _fromiso(decoded["timestamp"]["_data_"]))
+                       _fromiso(decoded["timestamp"]["_data_"]), versions)
+
+
+_AFTER_THE_TICK = timedelta(microseconds=1)
+"""A recorded decision's delivery is ordered after the decisions of the tick that
+recorded it (the outbox delivers after the scheduler), though recorded at its moment."""
+
+
+def _link_delivery(fact: Any, marks: list[Any]) -> None:
+    """Name the decided key a delivery fact carries (``decided_key``), following
+    fallbacks; a thank-you decision's delivery comes just after its tick."""
+    versions: dict[int, str] = marks[-1].versions
+    key = versions.get(fact.trigger_version)
+    if key is None:
+        return
+    fact.decided_key = key
+    fact.at = fact.at + _AFTER_THE_TICK
+    if fact.name in ("MessageBlocked", "MessageDeadLettered") and fact.fallback is not None:
+        versions[fact.originator_version] = key
 
 
 @dataclass(slots=True)
@@ -320,18 +346,17 @@ class ReplayTarget:
     after the lifecycle's guards say the stage; decisions via `apply_action` onto the state.
 
     A decided thank-you is delivered as the recorded history says for the same decided
-    key (when and on which channel; never, if it never went); a decision the record does
-    not hold is assumed delivered at once, on the first of its channels the history did
-    not show failing.  A delivery recorded later than its decision comes back as a fact
-    at its moment (`react`)."""
+    key: by its recorded delivery fact, folded when the loop reaches it (or at once when
+    the replayed decision comes after it), never if it never went; a decision the record
+    does not hold is assumed delivered at once, on the first of its channels the history
+    did not show failing."""
 
-    __slots__ = ("failing", "later", "outcomes", "state")
+    __slots__ = ("failing", "outcomes", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
         self.outcomes: dict[str, Outcome] = {}
         self.failing: list[str] = []
-        self.later: list[Any] = []
 
     def create(self, fact: Any) -> None:
         state = ReplayState()
@@ -340,19 +365,25 @@ class ReplayTarget:
         state.version = 0
         self.state = state
 
-    def read(self, history: History) -> bool:
-        """Learn what the recorded deliveries say (before `drive`); True when a recorded
-        delivery may come back later than its decision (`react` is then needed)."""
-        if not history.marks:
-            return False  # a history without thank-you decisions (or an older one)
-        self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
-        return True
+    def read(self, history: History) -> None:
+        """Learn what the recorded deliveries say (before `drive`)."""
+        if history.marks:
+            self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
 
     def fact(self, fact: Any) -> str:
-        spec: _Spec | None = getattr(fact, "spec", None)
-        if spec is None:
-            return self._delivered(fact)
+        spec: _Spec = fact.spec
         state = self.state
+        decided_key = getattr(fact, "decided_key", None)
+        if decided_key is not None:
+            # A recorded decision's delivery fact: the replayed decision of that key (if
+            # it is pending) is delivered by it; else it changes nothing.
+            pending = state.pending_thank_you
+            if (spec.name == "MessageDelivered" and pending is not None
+                    and pending["decided_by"] is not None
+                    and pending["decided_by"]["key"] == decided_key
+                    and state.stage != "stalled"):
+                self._deliver(fact.channel, fact.occurred_at)  # (its moment, not its order)
+            return APPLIED
         try:
             if spec.guard is None:
                 stage = TRANSITIONS.target(state.stage, spec.command, state, at=fact.timestamp)
@@ -379,35 +410,15 @@ class ReplayTarget:
             channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
             if channel is not None:
                 self._deliver(channel, at)
-        elif recorded.delivered_at is not None and recorded.channel is not None:
-            if recorded.delivered_at <= at:
-                self._deliver(recorded.channel, at)
-            else:
-                self.later.append(_LaterDelivery(recorded.delivered_at, recorded.channel,
-                                                 state.version))
+        elif (recorded.delivered_at is not None and recorded.channel is not None
+              and recorded.delivered_at <= at):
+            self._deliver(recorded.channel, at)  # it went before this decision: at once
 
-    def react(self, action: Action, at: datetime, state: Any) -> list[Any] | None:
-        """The deliveries `decide` left for later, as facts at their moment."""
-        if not self.later:
-            return None
-        later, self.later = self.later, []
-        return later
-
-    def _delivered(self, fact: Any) -> str:
-        state = self.state
-        pending = state.pending_thank_you
-        if pending is None or fact.trigger_version not in pending["triggers"] \
-                or state.stage == "stalled":
-            return SKIPPED
-        self._deliver(fact.channel, fact.at, fact.trigger_version)
-        return APPLIED
-
-    def _deliver(self, channel: str, at: datetime, trigger_version: int | None = None) -> None:
+    def _deliver(self, channel: str, at: datetime) -> None:
         state = self.state
         state.deliver_message(_SCHEDULER, at, message_id="replayed", kind="thank_you",
                               channel=channel,
-                              trigger_version=(state.pending_thank_you["version"]
-                                               if trigger_version is None else trigger_version))
+                              trigger_version=state.pending_thank_you["version"])
 
     def _first_working_channel(self, medium: str, policy: Any) -> str | None:
         failing = self.failing
@@ -423,19 +434,6 @@ class ReplayTarget:
 _MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
     "card": ("card",), "email": ("email",), "voicemail": ("voicemail", "email"),
     "voicemail_and_email": ("voicemail", "email")}
-
-
-@mypyc_attr(native_class=False)
-class _LaterDelivery:
-    """A replayed decision's delivery, at the moment the record says it went."""
-
-    name = "LaterDelivery"
-
-    def __init__(self, at: datetime, channel: str, trigger_version: int) -> None:
-        self.at = at
-        self.timestamp = at
-        self.channel = channel
-        self.trigger_version = trigger_version
 
 
 @mypyc_attr(native_class=False)
@@ -843,16 +841,18 @@ def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = 
                 if spec is thank_you_decided:
                     # Its key and version: a delivery fact names the version, and the
                     # replayed decision with the same key takes its recorded outcome.
-                    marks.append(_decided_mark(state, _version))
+                    marks.append(_decided_mark(state, _version, marks))
                 continue
             decoded, decided = decode(spec, state)
             if not decided:
                 if spec.versioned:
                     decoded.originator_version = _version
+                    if marks and spec.delivery:
+                        _link_delivery(decoded, marks)
                 facts.append(decoded)
             else:
                 if spec is thank_you_decided:
-                    marks.append(_decided_mark(state, _version, decoded))
+                    marks.append(_decided_mark(state, _version, marks, decoded))
                 if keep_decisions:
                     decisions.append(decoded)
         if counter is not None:
@@ -992,13 +992,9 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
             result.replayed += 1
             for policy, metrics in runs:
                 target = ReplayTarget()
-                if target.read(history):
-                    # (A copy: a delivery recorded after its decision is inserted.)
-                    drive(target, list(facts), policy, until=until,  # type: ignore[arg-type]
-                          tally=metrics, react=target.react)
-                else:
-                    drive(target, facts, policy, until=until,  # type: ignore[arg-type]
-                          tally=metrics)
+                target.read(history)
+                drive(target, facts, policy, until=until,  # type: ignore[arg-type]
+                      tally=metrics)
     finally:
         gc.set_threshold(*thresholds)
     return result
@@ -1104,19 +1100,41 @@ class _DecisionLog:
 
 @dataclass
 class Agreement:
-    """How many candidacies' replayed decisions equal the recorded ones exactly."""
+    """How many candidacies' replayed decisions equal the recorded ones exactly, and,
+    for the others (the first ``keep``), each decision that differs and why."""
 
     candidacies: int = 0
     agreeing: int = 0
     differing: list[tuple[Any, list[tuple[str, str]], list[tuple[str, str]]]] = field(
         default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One recorded decision replay did not reproduce (or one it made that was not
+    recorded): the candidacy, the decision's key, and why."""
+
+    candidacy_id: str
+    key: str
+    recorded_due: str | None
+    replayed_due: str | None
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"candidacy_id": self.candidacy_id, "key": self.key,
+                "recorded_due": self.recorded_due, "replayed_due": self.replayed_due,
+                "why": self.why}
 
 
 def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy], *,
               until: datetime | None = None, keep: int = 5) -> Agreement:
     """Replay each candidacy under the policy it was recorded under (``policy_of`` maps
     its ``{"name", "version"}``) and compare the decisions, key and due moment, with the
-    ones the live scheduler recorded."""
+    ones the live scheduler recorded.  A decision replay reproduces is applied when the
+    record says it was (the tick that recorded it, a moment at or after its due one) and
+    delivered as the recorded delivery facts say, so what follows is decided from the
+    same state the live scheduler had."""
     views: dict[tuple[str, int], ReplayPolicy] = {}
     report = Agreement()
     for history in candidacy_histories(source.batches(None), keep_decisions=True):
@@ -1129,14 +1147,64 @@ def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy],
         log = _DecisionLog()
         target = ReplayTarget()
         target.read(history)
-        drive(target, list(history.facts), views[key], until=until,  # type: ignore[arg-type]
-              tally=log, react=target.react)
+        applied_at: dict[tuple[str, str], datetime] = {}
+        for decision in history.decisions:
+            decided = decision["decided_by"]
+            applied_at[(decided["key"], decided["due_at"])] = _fromiso(
+                decision["timestamp"]["_data_"])
+
+        def when(action: Action, applied_at: dict[tuple[str, str], datetime] = applied_at
+                 ) -> datetime:
+            return applied_at.get((action.key, action.due_at.isoformat()), action.due_at)
+
+        drive(target, history.facts, views[key], until=until,  # type: ignore[arg-type]
+              tally=log, when=when)
         replayed = [(k, due) for _, k, due in log.decisions]
         recorded = [(d["decided_by"]["key"], d["decided_by"]["due_at"])
                     for d in history.decisions]
         report.candidacies += 1
         if replayed == recorded:
             report.agreeing += 1
-        elif len(report.differing) < keep:
+            continue
+        if len(report.differing) < keep:
             report.differing.append((history.id, recorded, replayed))
+        report.differences.extend(_differences(_id_text(history.id), recorded, replayed,
+                                               target.state))
     return report
+
+
+def _id_text(value: Any) -> str:
+    """A candidacy id as the API writes it, whatever the store returned (UUID, hex, bytes)."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)) and len(value) == 16:
+        return str(UUID(bytes=bytes(value)))
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _differences(candidacy_id: str, recorded: list[tuple[str, str]],
+                 replayed: list[tuple[str, str]], state: Any) -> list[Difference]:
+    """Why the two decision lists differ, decision by decision, in recorded order."""
+    out: list[Difference] = []
+    replayed_due = dict(replayed)
+    recorded_due = dict(recorded)
+    for position, (key, due) in enumerate(recorded):
+        again = replayed_due.get(key)
+        if again is None:
+            out.append(Difference(candidacy_id, key, due, None,
+                                  f"replay did not decide it (replay ended at stage "
+                                  f"{state.stage})"))
+        elif again != due:
+            out.append(Difference(candidacy_id, key, due, again,
+                                  f"replay decided it due at {again}, recorded due at {due}"))
+        elif position < len(replayed) and replayed[position][0] != key:
+            out.append(Difference(candidacy_id, key, due, again,
+                                  "replay decided it in another order"))
+    for key, due in replayed:
+        if key not in recorded_due:
+            out.append(Difference(candidacy_id, key, None, due,
+                                  f"replay decided it (due {due}); nothing was recorded"))
+    return out
