@@ -170,6 +170,16 @@ class OutboxMessage(Aggregate):
             message.approved_by = self.by
             message.next_attempt_at = self.timestamp
 
+    class Cancelled(Event):
+        """Not sent: its candidacy ended (stalled) before it could go."""
+
+        reason: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "cancelled"
+            message.last_error = self.reason
+            message.next_attempt_at = None
+
     class Retried(Event):
         by: str
         reason: str
@@ -562,6 +572,12 @@ class Dispatcher:
         if message.status not in ("queued", "failed"):
             return
         now = self.app.clock.now()
+        if message.kind in DELIVERY_KINDS and self._finished(message):
+            # A thank-you or nudge for a candidacy that ended meanwhile is never sent.
+            message.record(OutboxMessage.Cancelled, now, reason="the candidacy has ended")
+            log.info("message cancelled", message_id=str(uid),
+                     candidacy_id=message.candidacy_id)
+            return self._save(message)
         try:
             adapter = self.adapter(message.channel)
             context = MessageContext.model_validate(message.context)
@@ -615,6 +631,10 @@ class Dispatcher:
 
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])
+
+    def _finished(self, message: OutboxMessage) -> bool:
+        row = self.app.row(message.candidacy_id)
+        return row is not None and row.stage == "stalled"
 
     def _settle(self, message: OutboxMessage, command: str, **data: Any) -> None:
         """Save the message's new events and, for a thank-you or nudge, the candidacy's

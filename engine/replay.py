@@ -78,6 +78,7 @@ class ReplayState:
                  "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
                  "reminders", "pending_thank_you", "version")
     stage: str
+    version: int
 
     begin_round = Candidacy.begin_round
     begin_pause = Candidacy.begin_pause

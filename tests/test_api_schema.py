@@ -39,6 +39,7 @@ OPERATIONS = {
     ("POST", "/candidacies/{candidacy_id}/next-step"): "closeNextStep",
     ("POST", "/candidacies/{candidacy_id}/thank-you"): "sendThankYou",
     ("POST", "/candidacies/{candidacy_id}/nudges"): "sendNudge",
+    ("POST", "/candidacies/{candidacy_id}/messages/{message_id}/confirm"): "confirmMessage",
     ("POST", "/candidacies/{candidacy_id}/replies"): "receiveReply",
     ("POST", "/candidacies/{candidacy_id}/offers"): "noteCompetingOffer",
     ("POST", "/candidacies/{candidacy_id}/pause"): "pauseCadence",

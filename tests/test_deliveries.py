@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from adapters_fixtures import SmtpServer, smtp_server  # noqa: F401
+from api_support import ok, problem, walk_to
 from builders import interview
 
+from adapters.card import CardAdapter
 from adapters.email import EmailAdapter
 from adapters.outbox import Dispatcher, messages
 from adapters.voicemail import VoicemailAdapter
@@ -22,6 +24,8 @@ from engine.errors import InvalidInput
 from engine.lifecycle import Stage
 from engine.scheduler import tick
 from engine.values import Actor
+
+pytest_plugins = ["api_fixtures"]  # api, client and client_for
 
 MAYA = Actor(user="maya@example.com", workspace="maya")
 DANA = {"name": "Dana Reyes", "email": "dana@closer.example"}
@@ -202,3 +206,45 @@ def test_i_sent_it_records_a_fact_and_queues_nothing(
     assert messages(candidacies, candidacy_id=candidacy_id) == []
     with pytest.raises(InvalidInput, match="mode"):
         candidacies.send_nudge(MAYA, candidacy_id, mode="maybe")
+
+
+def test_send_it_for_me_over_http_then_a_person_confirms_the_card(
+        client: Any, candidacies: Candidacies, tmp_path: Path) -> None:
+    candidacy_id = walk_to(client, "next_step_closed")  # interviewed in person by PANEL
+    asked = ok(client.post(f"/candidacies/{candidacy_id}/thank-you",
+                           json={"medium": "card", "mode": "send_for_me"})).json()
+    assert asked["stage"] == "next_step_closed"
+    problem(client.post(f"/candidacies/{candidacy_id}/thank-you",
+                        json={"medium": "card", "mode": "maybe"}), 422, "invalid-input")
+    Dispatcher(candidacies, adapters={"card": CardAdapter(tasks_dir=str(tmp_path))}).run_once()
+    events = ok(client.get(f"/candidacies/{candidacy_id}/events")).json()["events"]
+    assert [e["type"] for e in events][-2:] == ["ThankYouRequested", "TaskReady"]
+    task = events[-1]["data"]["message_id"]
+
+    confirmed = ok(client.post(f"/candidacies/{candidacy_id}/messages/{task}/confirm",
+                               json={})).json()
+
+    assert confirmed["stage"] == "awaiting"
+    last = ok(client.get(f"/candidacies/{candidacy_id}/events")).json()["events"][-1]
+    assert last["type"] == "MessageDelivered" and last["data"]["confirmed_by"]
+    again = problem(client.post(f"/candidacies/{candidacy_id}/messages/{task}/confirm"),
+                    422, "invalid-input")
+    assert "already confirmed" in again["detail"]
+
+
+def test_a_nudge_queued_before_a_rejection_is_cancelled_not_sent(
+        candidacies: Candidacies, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    candidacy_id = closed(candidacies)
+    candidacies.send_thank_you(MAYA, candidacy_id, "email")  # I sent it: awaiting
+    candidacies.send_nudge(MAYA, candidacy_id, channels=["email"], mode="send_for_me")
+    outbox = dispatcher(candidacies, smtp_server, tmp_path)
+    outbox.follow()
+    candidacies.receive_reply(MAYA, candidacy_id, "rejected", note="went internal")
+
+    outbox.run_once()
+
+    assert smtp_server.sink.received == []
+    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    assert (row.kind, row.status) == ("nudge_email", "cancelled")
+    types = [e.type for e in candidacies.history(candidacy_id, MAYA.workspace)]
+    assert types[-2:] == ["NudgeRequested", "ReplyReceived"]  # no fact after the end
