@@ -193,8 +193,8 @@ class Lifecycle(StateMachine):
         | next_step_closed.to(thanked, cond=delivers_pending_thank_you)
         | thanked.to(awaiting, cond=[delivers_pending_thank_you, delivery_thanks_whole_panel])
         | thanked.to.itself(cond=delivers_pending_thank_you)
-        | _stay(next_step_closed, thanked, awaiting, nudged, advanced,
-                cond=delivers_no_pending_thank_you)
+        | _stay(next_step_closed, thanked, awaiting, nudged, cond=delivers_no_pending_thank_you)
+        | advanced.to.itself()  # (a thank-you still pending when the employer said yes)
     )
     block_message = _stay(next_step_closed, thanked, awaiting, nudged, advanced)
     dead_letter_message = _stay(next_step_closed, thanked, awaiting, nudged, advanced)

@@ -248,3 +248,17 @@ def test_a_nudge_queued_before_a_rejection_is_cancelled_not_sent(
     assert (row.kind, row.status) == ("nudge_email", "cancelled")
     types = [e.type for e in candidacies.history(candidacy_id, MAYA.workspace)]
     assert types[-2:] == ["NudgeRequested", "ReplyReceived"]  # no fact after the end
+
+
+def test_a_thank_you_delivered_after_the_employer_advanced_is_still_recorded(
+        candidacies: Candidacies, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    candidacy_id = closed(candidacies)
+    tick(candidacies, LATER)
+    candidacies.receive_reply(MAYA, candidacy_id, "advanced", note="onsite next week")
+
+    dispatcher(candidacies, smtp_server, tmp_path).run_once()
+
+    assert len(smtp_server.sink.received) == 1
+    last = candidacies.history(candidacy_id, MAYA.workspace)[-1]
+    assert (last.type, last.stage) == ("MessageDelivered", "advanced")
+    assert candidacies.get(candidacy_id, MAYA.workspace).pending_thank_you is None
