@@ -374,7 +374,7 @@ class ReplayTarget:
     def fact(self, fact: Any) -> str:
         spec: _Spec = fact.spec
         state = self.state
-        decided_key = getattr(fact, "decided_key", None)
+        decided_key = getattr(fact, "decided_key", None) if spec.delivery else None
         if decided_key is not None:
             # A recorded decision's delivery fact: the replayed decision of that key (if
             # it is pending) is delivered by it; else it changes nothing.
