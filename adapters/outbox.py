@@ -56,9 +56,11 @@ from adapters.base import Adapter, Registry, refuse_postal
 from adapters.errors import AdapterError, DeliveryError, UnknownChannel
 from adapters.message import Kind, MessageContext, message_id, plain_error
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
+from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
-from engine.errors import CorruptHistory
+from engine.errors import CorruptHistory, IllegalCommand
 from engine.store import MessageRow, PassedOver
+from engine.values import Actor
 
 log = structlog.get_logger("closer.outbox")
 
@@ -67,6 +69,9 @@ ADVISORY_KEY = 0x0C105E_0B0C  # fixed: every Closer dispatcher contends for this
 _CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
 
 Data = dict[str, Any]
+DISPATCHER = "closer-outbox"
+"""The acting user on the delivery facts the outbox records on candidacies."""
+_SETTLE_ATTEMPTS = 5
 
 
 # -- the message aggregate ------------------------------------------------------------
@@ -90,6 +95,7 @@ class OutboxMessage(Aggregate):
         trigger_type: str
         trigger_version: int
         context: Data  # the MessageContext as JSON (recipients and all), a snapshot
+        not_before: datetime | None  # e.g. the email that follows a voicemail minutes later
 
         def assign(self, message: OutboxMessage) -> None:
             message.candidacy_id = self.candidacy_id
@@ -100,7 +106,8 @@ class OutboxMessage(Aggregate):
             message.context = self.context
             message.status = "queued"
             message.attempts = 0
-            message.next_attempt_at = self.timestamp
+            # (Messages queued before ``not_before`` existed have none.)
+            message.next_attempt_at = getattr(self, "not_before", None) or self.timestamp
             message.findings = []
             message.receipt = None
             message.last_error = None
@@ -173,6 +180,16 @@ class OutboxMessage(Aggregate):
             message.approved_by = self.by
             message.next_attempt_at = self.timestamp
 
+    class Cancelled(Event):
+        """Not sent: its candidacy ended (stalled) before it could go."""
+
+        reason: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.status = "cancelled"
+            message.last_error = self.reason
+            message.next_attempt_at = None
+
     class Retried(Event):
         by: str
         reason: str
@@ -210,13 +227,14 @@ class OutboxMessage(Aggregate):
 
     @classmethod
     def queue(cls, *, at: datetime, candidacy_id: str, workspace: str, kind: str, channel: str,
-              trigger_type: str, trigger_version: int, context: Data) -> OutboxMessage:
+              trigger_type: str, trigger_version: int, context: Data,
+              not_before: datetime | None = None) -> OutboxMessage:
         mid = message_id(candidacy_id, trigger_version, channel)
         context = {**context, "message_id": mid, "kind": kind}
         return cls._create(cls.Queued, id=UUID(mid), timestamp=at, candidacy_id=candidacy_id,
                            workspace=workspace, kind=kind, channel=channel,
                            trigger_type=trigger_type, trigger_version=trigger_version,
-                           context=context)
+                           context=context, not_before=not_before)
 
     def record(self, event_class: type[Event], at: datetime, **data: Any) -> None:
         self.trigger_event(event_class, timestamp=at, **data)
@@ -259,25 +277,49 @@ _REMINDER_TRIGGER = {"thank_you_due": "thank_you_due", "thank_you_overdue": "tha
                      "next_step_tomorrow": "next_step_tomorrow"}
 
 
-def plan(event: Any, routing: Any) -> list[Planned]:
-    """The messages ``event`` asks for under the policy's ``routing`` (empty: none)."""
+# The candidacy's events that ask the outbox to send a thank-you or a nudge.
+_THANK_YOU_ASKED = (Candidacy.ThankYouDecided, Candidacy.ThankYouRequested)
+_NUDGE_ASKED = (Candidacy.NudgeDecided, Candidacy.NudgeRequested)
+_FAILED = (Candidacy.MessageBlocked, Candidacy.MessageDeadLettered)
+ROUTED = (Candidacy.ThankYouSent, Candidacy.NudgeSent, *_THANK_YOU_ASKED, *_NUDGE_ASKED,
+          *_FAILED, Candidacy.TaskReady, Candidacy.Stalled, Candidacy.ReminderSent,
+          Candidacy.NextStepClosed)
+"""Candidacy events that may ask for messages."""
+
+# Kinds whose delivery is a fact on the candidacy (a thank-you or a nudge went, or not).
+DELIVERY_KINDS = frozenset({Kind.THANK_YOU.value, Kind.NUDGE_VOICEMAIL.value,
+                            Kind.NUDGE_EMAIL.value, Kind.OFFER_NUDGE.value})
+_NUDGE_KIND = {"voicemail": Kind.NUDGE_VOICEMAIL, "email": Kind.NUDGE_EMAIL}
+
+
+def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
+    """The messages ``event`` asks for under the policy's ``routing`` (empty: none);
+    a failed message's fallback, or the recruiter's alert when every channel failed,
+    read ``candidacy`` as of that event."""
     decided = getattr(event, "decided_by", None)
     planned: list[Planned] = []
-    if isinstance(event, Candidacy.ThankYouSent) and decided:
+    if isinstance(event, _THANK_YOU_ASKED) or (
+            isinstance(event, Candidacy.ThankYouSent) and decided):
+        # (`ThankYouSent` with ``decided_by``: a decision of an older history.)
         for kind in routing.kinds_for("next_step_closed"):
             if kind == Kind.THANK_YOU:
                 for channel in _THANK_YOU_CHANNELS.get(event.medium, ("email",)):
                     planned.append(Planned(Kind.THANK_YOU, channel, tuple(event.to)))
             else:
                 planned.append(Planned(kind, _KIND_CHANNEL[Kind(kind)]))
-    elif isinstance(event, Candidacy.NudgeSent) and decided:
-        trigger = "offer_deadline_near" if "offer" in str(decided.get("rule", "")) \
+    elif isinstance(event, _NUDGE_ASKED) or (isinstance(event, Candidacy.NudgeSent) and decided):
+        trigger = "offer_deadline_near" if "offer" in str((decided or {}).get("rule", "")) \
             else "nudge_due"
         for kind in routing.kinds_for(trigger):
             channel = _KIND_CHANNEL[Kind(kind)]
             if trigger == "nudge_due" and channel not in event.channels:
                 continue
             planned.append(Planned(kind, channel))
+    elif isinstance(event, _FAILED) and candidacy is not None:
+        planned += _after_failure(event, candidacy, routing)
+    elif isinstance(event, Candidacy.TaskReady) and event.kind == Kind.THANK_YOU.value:
+        # The card or voicemail is the candidate's to do today: remind them.
+        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_due")]
     elif isinstance(event, Candidacy.Stalled):
         planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
     elif isinstance(event, Candidacy.ReminderSent):
@@ -289,6 +331,23 @@ def plan(event: Any, routing: Any) -> list[Planned]:
     # One message per channel per event: the id is (candidacy, event, channel).
     seen: set[str] = set()
     return [p for p in planned if not (p.channel in seen or seen.add(p.channel))]
+
+
+def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[Planned]:
+    """A blocked or dead-lettered thank-you or nudge: its fallback channel's message, or,
+    when every channel failed, the overdue alert to the recruiter (routing's
+    ``thank_you_overdue`` kinds) saying why."""
+    if event.fallback is not None:
+        if event.kind == Kind.THANK_YOU.value:
+            pending = candidacy.pending_thank_you or {}
+            return [Planned(Kind.THANK_YOU, event.fallback, tuple(pending.get("to", ())))]
+        kind = Kind.OFFER_NUDGE if event.kind == Kind.OFFER_NUDGE.value \
+            else _NUDGE_KIND[event.fallback]
+        return [Planned(kind, event.fallback)]
+    item = candidacy.delivery_item(event.trigger_version)
+    if item is None or not item.get("failed"):
+        return []  # another channel of it is still on its way
+    return [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_overdue")]
 
 
 def context_data(candidacy: Candidacy, event: Any, planned: Planned,
@@ -320,12 +379,23 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     if recruiter:
         data["recruiter"] = dict(recruiter)
     note = getattr(event, "reason", None)
+    if isinstance(event, _FAILED) and planned.kind in (Kind.ALERT_OVERDUE, Kind.ALERT_STALLED):
+        item = candidacy.delivery_item(event.trigger_version) or {}
+        what = "thank-you" if event.kind == Kind.THANK_YOU.value else "nudge"
+        note = f"The {what} could not be sent on any channel ({item.get('failed')})."
     if note:
         data["note"] = note
     fit = candidacy.candidate.get("why_i_fit")
     if fit:
         data["fit"] = fit  # the thank-you's "why I fit" line, as the candidacy has it now
     return data
+
+
+def _gap_minutes(planned: Planned, policy: Any) -> int:
+    """Minutes between a voicemail and the email that follows it."""
+    if planned.kind == Kind.THANK_YOU:
+        return int(policy.thank_you.email_after_voicemail_within_minutes)
+    return int(policy.nudge.channel_gap_minutes)
 
 
 def _iso(value: Any) -> Any:
@@ -425,11 +495,21 @@ class Dispatcher:
         if not self.acquire():
             report.standby = True
             return report
-        while self.follow(report):
-            pass
-        while self.deliver(report) and drain:
-            pass
-        return report
+        while True:
+            while self.follow(report):
+                pass
+            delivered = 0
+            while (handled := self.deliver(report)) and drain:
+                delivered += handled
+            # What was delivered may ask for more (a fallback, an alert): follow it too.
+            if not (drain and delivered and self._unfollowed()):
+                return report
+
+    def _unfollowed(self) -> bool:
+        recorder = self.app.recorder
+        position = recorder.max_tracking_id(TRACKING_NAME) or 0
+        return bool(recorder.select_notifications(start=position, limit=1,
+                                                  inclusive_of_start=False))
 
     def run_forever(self, every: float, stop: Any = None,
                     sleep: Callable[[float], Any] = time.sleep,
@@ -520,22 +600,28 @@ class Dispatcher:
 
     def messages_for(self, event: Any, now: datetime) -> list[OutboxMessage]:
         """The messages a candidacy event asks for (none for most events)."""
-        if not isinstance(event, (Candidacy.ThankYouSent, Candidacy.NudgeSent,
-                                  Candidacy.Stalled, Candidacy.ReminderSent,
-                                  Candidacy.NextStepClosed)):
+        if not isinstance(event, ROUTED):
             return []
         candidacy = self.app.get(event.originator_id, event.workspace,
                                  version=event.originator_version)
-        routing = self.app.policies.of(candidacy).routing
+        policy = self.app.policies.of(candidacy)
         out = []
-        for planned in plan(event, routing):
+        voicemail_at: datetime | None = None
+        for planned in plan(event, policy.routing, candidacy):
             channel = self.reroute.get(candidacy.workspace, {}).get(planned.channel,
                                                                     planned.channel)
             context = context_data(candidacy, event, planned, self.recruiter)
+            not_before = None
+            if planned.channel == "voicemail":
+                voicemail_at = now
+            elif planned.channel == "email" and voicemail_at is not None:
+                # Voicemail first; the email follows it minutes later, as the policy says.
+                not_before = voicemail_at + timedelta(minutes=_gap_minutes(planned, policy))
             out.append(OutboxMessage.queue(
                 at=now, candidacy_id=str(candidacy.id), workspace=candidacy.workspace,
                 kind=str(planned.kind), channel=channel, trigger_type=type(event).__name__,
-                trigger_version=event.originator_version, context=context))
+                trigger_version=event.originator_version, context=context,
+                not_before=not_before))
         return out
 
     def _exists(self, uid: UUID) -> bool:
@@ -568,7 +654,8 @@ class Dispatcher:
         return handled
 
     def deliver_one(self, uid: UUID, report: DispatchReport) -> None:
-        """Render, proof and deliver one message, and record what happened to it.
+        """Render, proof and deliver one message, and record what happened to it (and,
+        for a thank-you or nudge, what the channel did on the candidacy, in the same save).
 
         Any exception while rendering or delivering (an adapter bug, a full or read-only
         disk, the network, an encoding) is recorded on this message as `Failed`, retried
@@ -579,46 +666,64 @@ class Dispatcher:
         if message.status not in ("queued", "failed"):
             return
         try:
-            self._attempt(message, report)
+            outcome = self._attempt(message, report)
         except Exception as error:  # noqa: BLE001 - recorded on the message, retried
-            self._failed(message, error, report)
-        self._save(message)
+            outcome = self._failed(message, error, report)
+        if outcome is None:
+            return self._save(message)
+        command, facts = outcome
+        self._settle(message, command, **facts)
 
-    def _attempt(self, message: OutboxMessage, report: DispatchReport) -> None:
-        """Record on ``message`` what rendering, proofing and delivering it gives (not saved)."""
+    def _attempt(self, message: OutboxMessage,
+                 report: DispatchReport) -> tuple[str, Data] | None:
+        """Record on ``message`` what rendering, proofing and delivering it gives (not
+        saved); the candidacy's delivery fact to record with it, if any."""
         uid = message.id
         now = self.app.clock.now()
+        if message.kind in DELIVERY_KINDS and self._finished(message):
+            # A thank-you or nudge for a candidacy that ended meanwhile is never sent.
+            message.record(OutboxMessage.Cancelled, now, reason="the candidacy has ended")
+            log.info("message cancelled", message_id=str(uid),
+                     candidacy_id=message.candidacy_id)
+            return None
         try:
             adapter = self.adapter(message.channel)
             context = MessageContext.model_validate(message.context)
         except (ValidationError, AdapterError, ValueError, TypeError) as error:
-            message.record(OutboxMessage.Blocked, now, findings=[
-                {"code": "context", "message": f"cannot build the {message.channel} message: "
-                                               f"{plain_error(error)}.", "excerpt": ""}])
+            findings = [{"code": "context", "message": f"cannot build the {message.channel} "
+                                                       f"message: {plain_error(error)}.",
+                         "excerpt": ""}]
+            message.record(OutboxMessage.Blocked, now, findings=findings)
             report.blocked += 1
-            return
+            return "block_message", {"findings": findings}
         rendered, proof = prepare(adapter, context, self.rules)
         if rendered is None or not proof.passed:
-            message.record(OutboxMessage.Blocked, now,
-                           findings=[f.as_dict() for f in proof.findings])
+            findings = [f.as_dict() for f in proof.findings]
+            message.record(OutboxMessage.Blocked, now, findings=findings)
             report.blocked += 1
             log.warning("message blocked", message_id=str(uid),
                         findings=[f.code for f in proof.findings])
-            return
+            return "block_message", {"findings": findings}
         if message.workspace in self.approval_workspaces and message.approved_by is None:
             message.record(OutboxMessage.ApprovalRequested, now, subject=rendered.subject,
                            to=list(rendered.to), body=rendered.body)
             report.awaiting_approval += 1
-            return
+            return None
         message.record(OutboxMessage.Proofed, now, subject=rendered.subject,
                        to=list(rendered.to))
         receipt = adapter.deliver(rendered)
-        message.record(OutboxMessage.Sent, self.app.clock.now(),
-                       receipt=_summary(adapter, receipt, message))
+        sent_at = self.app.clock.now()
+        message.record(OutboxMessage.Sent, sent_at, receipt=_summary(adapter, receipt, message))
         report.sent += 1
+        if getattr(receipt, "status", None) == "task":
+            # A card or voicemail the candidate still has to do: a person confirms it.
+            return "ready_task", {}
+        return "deliver_message", {"occurred_at": sent_at}
 
-    def _failed(self, message: OutboxMessage, error: Exception, report: DispatchReport) -> None:
-        """Record ``error`` on ``message``: `Failed` with back-off, or `DeadLettered`."""
+    def _failed(self, message: OutboxMessage, error: Exception,
+                report: DispatchReport) -> tuple[str, Data] | None:
+        """Record ``error`` on ``message``: `Failed` with back-off, or `DeadLettered` (the
+        candidacy's fact to record with it)."""
         attempt = message.attempts + 1
         now = self.app.clock.now()
         if isinstance(error, DeliveryError):
@@ -629,19 +734,70 @@ class Dispatcher:
             reason, retryable = (f"the {message.channel} channel raised "
                                  f"{type(error).__name__} handling message {message.id}: "
                                  f"{error}"), True
+        log.warning("delivery failed", message_id=str(message.id), channel=message.channel,
+                    attempt=attempt, error=reason, error_type=type(error).__name__,
+                    exc_info=not isinstance(error, DeliveryError))
         if retryable and attempt < self.backoff.max_attempts:
             message.record(OutboxMessage.Failed, now, error=reason, attempt=attempt,
                            next_attempt_at=now + self.backoff.delay(attempt))
             report.failed += 1
-        else:
-            message.record(OutboxMessage.DeadLettered, now, error=reason, attempt=attempt)
-            report.dead_lettered += 1
-        log.warning("delivery failed", message_id=str(message.id), channel=message.channel,
-                    attempt=attempt, error=reason, error_type=type(error).__name__,
-                    exc_info=not isinstance(error, DeliveryError))
+            return None
+        message.record(OutboxMessage.DeadLettered, now, error=reason, attempt=attempt)
+        report.dead_lettered += 1
+        return "dead_letter_message", {"error": reason}
 
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])
+
+    def _finished(self, message: OutboxMessage) -> bool:
+        row = self.app.row(message.candidacy_id)
+        return row is not None and row.stage == "stalled"
+
+    def _settle(self, message: OutboxMessage, command: str, **data: Any) -> None:
+        """Save the message's new events and, for a thank-you or nudge, the candidacy's
+        delivery fact (``command`` on the candidacy) in the SAME save: the fact is recorded
+        exactly when the message's outcome is.  A candidacy changed meanwhile is read
+        again and the fact decided again; one that refuses it (stalled, or a later
+        round) gets nothing: the outcome stays on the message, logged."""
+        if message.kind not in DELIVERY_KINDS:
+            return self._save(message)
+        events = list(message.pending_events)
+        for _ in range(_SETTLE_ATTEMPTS):
+            candidacy = self.app.repository.get(UUID(message.candidacy_id))
+            try:
+                self._fact(candidacy, message, command, data)
+            except IllegalCommand as refused:
+                log.warning("delivery fact refused by the candidacy", message_id=str(message.id),
+                            candidacy_id=message.candidacy_id, fact=command, why=str(refused))
+                return self._save(message)
+            try:
+                self.app.save(message, candidacy, message_rows=[message.row()],
+                              rows=[self.app.current_row(candidacy)])
+                return None
+            except IntegrityError:
+                # The candidacy moved meanwhile (a person's command, the scheduler): the
+                # message's events go again with the fact decided on the stored state.
+                message.pending_events[:] = events
+        raise IntegrityError(f"candidacy {message.candidacy_id} kept changing while the "
+                             f"outcome of message {message.id} was recorded")
+
+    def _fact(self, candidacy: Candidacy, message: OutboxMessage, command: str,
+              data: Data) -> None:
+        planned = self._planned_channel(message)
+        args: Data = {"message_id": str(message.id), "kind": message.kind,
+                      "channel": planned, "trigger_version": message.trigger["version"]}
+        if command in ("block_message", "dead_letter_message"):
+            args["fallback"] = fallback_channel(candidacy, self.app.policies.of(candidacy),
+                                                message.trigger["version"], planned)
+        actor = Actor(user=DISPATCHER, workspace=candidacy.workspace)
+        getattr(candidacy, command)(actor, self.app.clock.now(), **args, **data)
+
+    def _planned_channel(self, message: OutboxMessage) -> str:
+        """The channel the policy chose (a workspace's reroute may carry it on another)."""
+        for planned, carried_on in self.reroute.get(message.workspace, {}).items():
+            if carried_on == message.channel:
+                return planned
+        return message.channel
 
     def adapter(self, channel: str) -> Adapter:
         if channel not in self.adapters:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from engine.application import Candidacies
-from engine.cadence import plan
+from engine.cadence import outstanding, plan
 from engine.candidacy import Candidacy
 
 
@@ -27,7 +27,13 @@ class DueAction(BaseModel):
 
 def due_actions(candidacies: Candidacies, candidacy: Candidacy) -> list[DueAction]:
     """Every step still pending for ``candidacy``, soonest first (those due by now are
-    due or overdue): the same `plan` the scheduler follows."""
+    due or overdue): the same `plan` the scheduler follows, and what stays owed after
+    its alert (a thank-you that has not really gone, see `outstanding`)."""
+    policy = candidacies.policies.of(candidacy)
+    actions = plan(candidacy, policy)
+    owed = outstanding(candidacy, policy)
+    if owed:
+        actions = sorted([*owed, *actions], key=lambda a: (a.due_at, a.key))
     return [DueAction(kind=a.kind, due_at=a.due_at, rule=a.rule, key=a.key,
                       channels=list(a.channels), medium=a.medium, note=a.note)
-            for a in plan(candidacy, candidacies.policies.of(candidacy))]
+            for a in actions]

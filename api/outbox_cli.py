@@ -26,6 +26,8 @@ from adapters.outbox import (
 from adapters.proofing import prepare
 from api.settings import Settings, get_settings
 from api.wiring import build_candidacies
+from engine.errors import CloserError
+from engine.values import Actor
 
 _CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
 
@@ -85,7 +87,8 @@ class Reroute(Mapping[str, Mapping[str, str]]):
 def register(app: typer.Typer) -> None:
     """Add `closer dispatch` and `closer messages ...` to the command line."""
     messages_app = typer.Typer(help="Outbound messages: list them, retry a dead letter or a "
-                                    "blocked one, approve one awaiting approval.",
+                                    "blocked one, approve one awaiting approval, confirm "
+                                    "a card or voicemail task done.",
                                no_args_is_help=True)
     app.add_typer(messages_app, name="messages")
 
@@ -145,6 +148,28 @@ def register(app: typer.Typer) -> None:
                 ) -> None:
         """Approve a proofed message waiting for a person's approval."""
         _by_hand(message_id, "approved", lambda d: d.approve(message_id, by=by))
+
+    @messages_app.command("confirm")
+    def confirm(message_id: str, by: str = typer.Option(..., help="who confirms (recorded)"),
+                ) -> None:
+        """Confirm a card or voicemail task was done: the message is delivered (a
+        thank-you's moves its candidacy to thanked or awaiting)."""
+        candidacies = build_candidacies()
+        try:
+            row = next((r for r in messages(candidacies) if r.id == message_id), None)
+            if row is None:
+                typer.echo(f"error: no message {message_id}", err=True)
+                raise typer.Exit(1)
+            actor = Actor(user=by, workspace=row.workspace)
+            try:
+                outcome = candidacies.confirm_message(actor, row.candidacy_id, message_id)
+            except CloserError as error:
+                typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(1) from None
+        finally:
+            candidacies.close()
+        typer.echo(f"{message_id}: confirmed delivered; candidacy {outcome.candidacy_id} "
+                   f"is {outcome.stage}")
 
     @app.command("dispatch")
     def dispatch(

@@ -32,6 +32,7 @@ from engine.replay import (
     ReplayPolicy,
     ReplayResult,
     SQLiteSource,
+    agreement,
     parse_moment,
     replay,
     source_for,
@@ -152,8 +153,9 @@ ROWS: tuple[tuple[str, str], ...] = (
 
 
 def replay_command(
-    policy: Annotated[list[str], typer.Option("--policy", "-p", help=(
-        "a policy TOML file, 'default', or a published name (name@version); repeat to compare"))],
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", help=(
+        "a policy TOML file, 'default', or a published name (name@version); repeat to "
+        "compare"))] = None,
     source: Annotated[str, typer.Option(help="'store' (the configured database), an "
                                              "exported .jsonl file, or a SQLite file")] = "store",
     where: Annotated[list[str] | None, typer.Option(help=(
@@ -166,11 +168,48 @@ def replay_command(
     as_csv: Annotated[bool, typer.Option("--csv", help="print CSV, one row per policy")] = False,
     chart: Annotated[Path | None, typer.Option(help="write a PNG chart comparing them")] = None,
     workers: Annotated[int, typer.Option(help="processes (0: one per core, at most 2)")] = 0,
+    check: Annotated[bool, typer.Option("--check", help=(
+        "replay each candidacy under its own (live) policy and report every recorded "
+        "decision replay does not reproduce, and why; exits 1 if any"))] = False,
 ) -> None:
     """Re-run recorded histories under cadence policies: the facts as recorded, the
     policy's decisions re-derived by the same decision function."""
+    if check:
+        _friendly(_check)(source, until, as_json)
+        return
+    if not policy:
+        _friendly(_no_policy)()
     _friendly(_replay)(policy, source, where or [], since, until, as_json, as_csv, chart,
                        workers)
+
+
+def _no_policy() -> None:
+    raise InvalidInput("--policy", "name at least one policy to replay (or use --check)")
+
+
+def _check(source: str, until: str | None, as_json: bool) -> None:
+    """`closer replay --check`: the live policies replayed over the recorded histories."""
+    from api.wiring import build_candidacies
+
+    app = build_candidacies()
+    try:
+        report = agreement(open_source(source),
+                           lambda ref: app.policies.get(ref["name"], ref["version"]),
+                           until=_until(until))
+    finally:
+        app.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps({
+            "candidacies": report.candidacies, "agreeing": report.agreeing,
+            "differences": [d.as_dict() for d in report.differences]},
+            option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        console.print(f"{report.agreeing} of {report.candidacies} candidacies reproduce "
+                      "every recorded decision")
+        for difference in report.differences:
+            console.print(f"{difference.candidacy_id} {difference.key}: {difference.why}")
+    if report.differences:
+        raise typer.Exit(1)
 
 
 def _replay(policy: list[str], source: str, where: list[str], since: str | None,

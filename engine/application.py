@@ -259,13 +259,18 @@ class Candidacies(Application[UUID]):
 
     def send_thank_you(self, actor: Actor, candidacy_id: Any, medium: str, *,
                        to: list[str] | None = None, covers_panel: bool = False,
-                       decided_by: dict[str, Any] | None = None,
+                       decided_by: dict[str, Any] | None = None, mode: str = "sent",
                        occurred_at: datetime | None = None, **options: Any) -> Outcome:
-        """A thank-you went out; without ``to`` it covers the whole panel.  A person's own
-        (no ``decided_by``) may say when it went (``occurred_at``: a card left last night)."""
+        """A person's thank-you (without ``to`` it covers the whole panel): ``mode="sent"``,
+        they sent it themselves (a fact, no message; ``occurred_at``: a card left last
+        night); ``"send_for_me"``, the outbox sends it and records what the channel did."""
         thank_you = validated(ThankYou, {"medium": medium, "to": to or [],
                                          "covers_panel": covers_panel})
+        mode = _mode(mode)
         occurred_at = self._past("occurred_at", occurred_at)
+        if mode == SEND_FOR_ME and occurred_at is not None:
+            raise InvalidInput("occurred_at", "a thank-you Closer sends for you goes now: "
+                                              "occurred_at is only for one you sent yourself")
 
         def command(candidacy: Candidacy, now: datetime) -> None:
             panel = {i["name"] for i in candidacy.interview["interviewers"]}
@@ -273,31 +278,57 @@ class Candidacies(Application[UUID]):
             if unknown:
                 raise InvalidInput("to", f"{', '.join(unknown)} did not interview the candidate "
                                          f"(the panel: {', '.join(sorted(panel))})")
+            if mode == SEND_FOR_ME:
+                candidacy.request_thank_you(actor, now, medium=thank_you.medium.value,
+                                            to=list(thank_you.to),
+                                            covers_panel=thank_you.covers_panel)
+                return
             candidacy.send_thank_you(actor, now, medium=thank_you.medium.value,
                                      to=list(thank_you.to), covers_panel=thank_you.covers_panel,
                                      decided_by=decided_by, occurred_at=occurred_at)
 
-        return self._execute(actor, candidacy_id, "send_thank_you",
-                             {**thank_you.model_dump(mode="json"), "decided_by": decided_by,
-                              **_when(occurred_at)},
-                             command, **options)
+        args = {**thank_you.model_dump(mode="json"), "decided_by": decided_by,
+                **_when(occurred_at)}
+        if mode == SEND_FOR_ME:
+            args["mode"] = mode  # (a "sent" fingerprint stays as it always was)
+        return self._execute(actor, candidacy_id, "send_thank_you", args, command, **options)
 
     def send_nudge(self, actor: Actor, candidacy_id: Any, *,
                    channels: list[str] | None = None, reason: str = "manual nudge",
-                   decided_by: dict[str, Any] | None = None,
+                   decided_by: dict[str, Any] | None = None, mode: str = "sent",
                    occurred_at: datetime | None = None,
                    override: dict[str, Any] | None = None, **options: Any) -> Outcome:
-        """A nudge went out (a voicemail, then an email right after, by default).
+        """A person's nudge (a voicemail, then an email right after, by default):
+        ``mode="sent"``, they nudged themselves; ``"send_for_me"``, the outbox sends it.
 
-        A person's nudge (no ``decided_by``) keeps the playbook: inside the patience
-        window, before the spacing after the last nudge, or beyond the pest line it is
-        refused (`PlaybookRule`) unless ``override`` gives a reason, recorded on the event."""
+        Either way a person's nudge (no ``decided_by``) keeps the playbook: inside the
+        patience window, before the spacing after the last nudge, or beyond the pest line it
+        is refused (`PlaybookRule`) unless ``override`` gives a reason, recorded on the event."""
         channels = list(channels or ["voicemail", "email"])
         for channel in channels:
             if channel not in ("voicemail", "email", "phone"):
                 raise InvalidInput("channels", f"{channel!r} is not voicemail, email or phone")
+        mode = _mode(mode)
         occurred_at = self._past("occurred_at", occurred_at)
         override = _override(override)
+        if mode == SEND_FOR_ME:
+            if "phone" in channels:
+                raise InvalidInput("channels", "Closer cannot phone for you: send it for me "
+                                               "takes voicemail and email")
+            if occurred_at is not None:
+                raise InvalidInput("occurred_at", "a nudge Closer sends for you goes now: "
+                                                  "occurred_at is only for one you sent yourself")
+
+            def request(candidacy: Candidacy, now: datetime) -> None:
+                recorded = self._playbook_allows(candidacy, "send_nudge", now, override)
+                candidacy.request_nudge(actor, now, channels=channels, reason=reason,
+                                        override=recorded)
+
+            return self._execute(
+                actor, candidacy_id, "send_nudge",
+                {"channels": channels, "reason": reason, "mode": mode,
+                 **({"override": override} if override else {})},
+                request, **options)
 
         def command(candidacy: Candidacy, now: datetime) -> None:
             recorded = override
@@ -315,6 +346,42 @@ class Candidacies(Application[UUID]):
             {"channels": channels, "reason": reason, "decided_by": decided_by,
              **_when(occurred_at), **({"override": override} if override else {})},
             command, **options)
+
+    def confirm_message(self, actor: Actor, candidacy_id: Any, message_id: str, *,
+                        occurred_at: datetime | None = None, **options: Any) -> Outcome:
+        """A person confirms a card or voicemail task was done: the message is delivered
+        (``confirmed_by`` the acting user), which thanks the panel for a thank-you."""
+        message_id = _text("message_id", message_id)
+        occurred_at = self._past("occurred_at", occurred_at)
+        if options.get("deferred") is not None:
+            raise _NeedsStore  # it reads the candidacy's history for the task
+
+        def command(candidacy: Candidacy, now: datetime) -> None:
+            task = self._ready_task(candidacy, message_id)
+            candidacy.deliver_message(actor, now, message_id=message_id, kind=task.kind,
+                                      channel=task.channel,
+                                      trigger_version=task.trigger_version,
+                                      occurred_at=occurred_at, confirmed_by=actor.user)
+
+        return self._execute(actor, candidacy_id, "confirm_message",
+                             {"message_id": message_id, "occurred_at": occurred_at}, command,
+                             **options)
+
+    def _ready_task(self, candidacy: Candidacy, message_id: str) -> Any:
+        """The `TaskReady` fact of ``message_id`` on the candidacy, not yet confirmed."""
+        task = None
+        for event in self.events.get(candidacy.id):
+            if getattr(event, "message_id", None) != message_id:
+                continue
+            if isinstance(event, Candidacy.TaskReady):
+                task = event
+            elif isinstance(event, Candidacy.MessageDelivered):
+                raise InvalidInput("message_id", f"message {message_id} is already confirmed "
+                                                 "delivered")
+        if task is None:
+            raise InvalidInput("message_id", f"no card or voicemail task {message_id} is "
+                                             "waiting for this candidacy")
+        return task
 
     def receive_reply(self, actor: Actor, candidacy_id: Any, kind: str, *,
                       note: str | None = None, received_at: datetime | None = None,
@@ -991,18 +1058,30 @@ class DateAsISO(Transcoding):
 SCHEDULER = "closer-scheduler"
 """The acting user recorded on events the scheduler records for a policy."""
 
+SENT, SEND_FOR_ME = "sent", "send_for_me"
+"""A person's thank-you or nudge: they sent it themselves, or Closer sends it for them."""
+
+
+def _mode(mode: str) -> str:
+    if mode not in (SENT, SEND_FOR_ME):
+        raise InvalidInput("mode", f"{mode!r} is neither {SENT!r} (I sent it) nor "
+                                   f"{SEND_FOR_ME!r} (send it for me)")
+    return mode
+
 _THANK_YOU_MEDIUM = {"card": "card", "email": "email", "voicemail": "voicemail_and_email"}
 
 
 def apply_action(candidacy: Candidacy, actor: Actor, now: datetime, action: Action,
            decided_by: dict[str, Any]) -> None:
-    """Turn one due action into the candidacy's command (the routing table's trigger)."""
+    """Turn one due action into the candidacy's decision (the routing table's trigger):
+    a thank-you or a nudge is decided here and delivered by the outbox."""
     if action.kind == "thank_you":
-        candidacy.send_thank_you(actor, now, medium=_THANK_YOU_MEDIUM[action.medium or "email"],
-                                 to=[], covers_panel=True, decided_by=decided_by)
+        candidacy.decide_thank_you(actor, now,
+                                   medium=_THANK_YOU_MEDIUM[action.medium or "email"],
+                                   decided_by=decided_by)
     elif action.kind in ("nudge", "offer_nudge"):
-        candidacy.send_nudge(actor, now, channels=list(action.channels), reason=action.note,
-                             decided_by=decided_by)
+        candidacy.decide_nudge(actor, now, channels=list(action.channels), reason=action.note,
+                               decided_by=decided_by)
     elif action.kind == "stall":
         candidacy.stall(actor, now, reason=action.note, decided_by=decided_by)
     else:

@@ -138,7 +138,9 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     c = _Context(candidacy, _rules(policy))
     due: list[Action] = []
     if stage in _BEFORE_THANKS:
-        if stage == "next_step_closed" and (action := c.thank_you()) is not None:
+        # A thank-you decided or requested but not yet delivered is not decided twice.
+        if (stage == "next_step_closed" and candidacy.pending_thank_you is None
+                and (action := c.thank_you()) is not None):
             due.append(action)
         if (action := c.thank_you_overdue()) is not None:
             due.append(action)
@@ -215,6 +217,60 @@ _PATIENCE_WORDS = {
 
 
 _EARLIEST = attrgetter("due_at", "key")
+
+
+def outstanding(candidacy: Any, policy: CadencePolicy) -> list[Action]:
+    """What stays on the agenda though the scheduler has nothing left to do for it: a
+    thank-you whose deadline has been alerted while no thank-you has really gone (decided
+    and undelivered, failed on every channel, or never sent), due at its deadline."""
+    if candidacy.stage not in _BEFORE_THANKS:
+        return []
+    c = _Context(candidacy, _rules(policy))
+    key = _keys(c.round).thank_you_overdue
+    if key not in candidacy.reminders:
+        return []  # the overdue alert is still to come: `plan` shows it
+    deadline = c.thank_you_deadline(c.place.days.local_ordinal(c.interviewed_at()))
+    pending = candidacy.pending_thank_you
+    note = f"no thank-you has gone (deadline {deadline.isoformat()})"
+    if pending is not None and pending.get("failed"):
+        note = f"every channel failed: {pending['failed']}"
+    elif pending is not None:
+        note = f"decided, not yet delivered (deadline {deadline.isoformat()})"
+    return [Action("thank_you_overdue", deadline, "thank_you.deadline", key, note=note)]
+
+
+# How a thank-you medium travels (voicemail is followed by an email), and the kind a
+# nudge's channel carries.
+MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
+    Medium.CARD.value: ("card",), Medium.EMAIL.value: ("email",),
+    Medium.VOICEMAIL.value: ("voicemail", "email"),
+}
+
+
+def fallback_channel(candidacy: Any, policy: CadencePolicy, trigger_version: int,
+                     failed: str) -> str | None:
+    """The channel to try after ``failed`` for the thank-you or nudge a message with
+    ``trigger_version`` carries: the next in the policy's preference (thank-you
+    ``media``: card only for an in-person interview, never postal; nudge ``channels``)
+    not yet tried for it.  None: nothing left (or the message carries neither)."""
+    pending = candidacy.pending_thank_you
+    if pending is not None and trigger_version in pending["triggers"]:
+        tried = set(pending["deliveries"]) | {failed}
+        for medium in policy.thank_you.media:
+            if medium is _CARD and candidacy.interview.get("format") != "in_person":
+                continue
+            for channel in MEDIUM_CHANNELS[medium.value]:
+                if channel not in tried:
+                    return channel
+        return None
+    for nudge in reversed(candidacy.nudges):
+        if trigger_version in nudge.get("triggers", ()):
+            tried = set(nudge["deliveries"]) | {failed}
+            for nudge_channel in policy.nudge.channels:
+                if nudge_channel.value not in tried:
+                    return nudge_channel.value
+            return None
+    return None
 _CARD = Medium.CARD
 
 

@@ -7,8 +7,15 @@ only assigns data, so loading history never runs the lifecycle again.
 Two kinds of events, kept visibly apart (replay keeps facts and re-derives
 decisions): *facts* from the world (`InterviewRecorded`, `HesitationRaised`,
 `ReplyReceived`, `CompetingOfferNoted`, ...) and *decisions* of a cadence
-policy (`NudgeSent` and `Stalled` when the scheduler sends them, which carry
-``decided_by``: the policy name, version and the rule that fired).
+policy (`ThankYouDecided`, `NudgeDecided`, `ReminderSent` and `Stalled` when the
+scheduler records them, which carry ``decided_by``: the policy name, version and the rule
+that fired).  A decision or a person's "send it for me" (`ThankYouRequested`,
+`NudgeRequested`) only asks the outbox to send; what the channel then did comes back as a
+*delivery fact* (`MessageDelivered`, `MessageBlocked`, `MessageDeadLettered`, `TaskReady`),
+and only a delivered thank-you moves the stage to ``thanked``/``awaiting``.  A person who
+says they sent it themselves records `ThankYouSent` / `NudgeSent` (no ``decided_by``).
+Histories written before decisions and deliveries were apart hold `ThankYouSent` /
+`NudgeSent` WITH ``decided_by``: they still load, read as "decided and assumed delivered".
 
 State kept on the aggregate is the current round's; earlier rounds live in the
 history.  Attributes are plain dicts, lists, strings and datetimes so that
@@ -129,6 +136,8 @@ class Candidacy(Aggregate):
             candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
             if self.stage == "awaiting":
                 candidacy.awaiting_since = self.occurred_at
+                # The panel is thanked: a thank-you still pending has nothing left to do.
+                candidacy.pending_thank_you = None
 
     class NudgeSent(Event):
         channels: list[str]
@@ -146,6 +155,126 @@ class Candidacy(Aggregate):
             if override is not None:
                 nudge["override"] = override
             candidacy.nudges.append(nudge)
+
+    class ThankYouDecided(Event):
+        """The policy decided to thank (``decided_by``); the outbox sends it."""
+
+        medium: str
+        to: list[str]
+        occurred_at: datetime
+        decided_by: Data | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.pending_thank_you = _pending(self, self.medium, self.to,
+                                                   self.decided_by, None)
+
+    class ThankYouRequested(Event):
+        """A person asked Closer to send a thank-you for them; the outbox sends it."""
+
+        medium: str
+        to: list[str]
+        occurred_at: datetime
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.pending_thank_you = _pending(self, self.medium, self.to, None,
+                                                   self.actor)
+
+    class NudgeDecided(Event):
+        """The policy decided to nudge (``decided_by``): it counts toward the pest line at
+        once and moves the stage to ``nudged``; its deliveries are facts on it."""
+
+        channels: list[str]
+        reason: str
+        decided_by: Data | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.nudges.append(_nudge(self, self.decided_by, None))
+
+    class NudgeRequested(Event):
+        """A person asked Closer to send a nudge for them (counted like any nudge); a
+        playbook rule it overrode is recorded with the reason."""
+
+        channels: list[str]
+        reason: str
+        override: Data | None = None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            nudge = _nudge(self, None, self.actor)
+            override = getattr(self, "override", None)
+            if override is not None:
+                nudge["override"] = override
+            candidacy.nudges.append(nudge)
+
+    class MessageDelivered(Event):
+        """The channel delivered a thank-you or nudge message (``confirmed_by``: the
+        person who confirmed a card or voicemail task was done; None: the channel said)."""
+
+        message_id: str
+        kind: str
+        channel: str
+        trigger_version: int
+        occurred_at: datetime
+        confirmed_by: str | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            pending = candidacy.pending_thank_you
+            if pending is not None and self.trigger_version in pending["triggers"]:
+                # The medium decided, unless a fallback carried it on another channel.
+                medium = pending["medium"]
+                if self.channel not in _THANK_YOU_CHANNELS.get(medium, [medium]):
+                    medium = self.channel
+                candidacy.thank_yous.append({"medium": medium, "to": pending["to"],
+                                             "sent_at": self.occurred_at})
+                candidacy.thanked = sorted(set(candidacy.thanked) | set(pending["to"]))
+                candidacy.pending_thank_you = None
+                if self.stage == "awaiting":
+                    candidacy.awaiting_since = self.occurred_at
+                return
+            nudge = candidacy.nudge_of(self.trigger_version)
+            if nudge is not None:
+                nudge["deliveries"][self.channel] = "delivered"
+                nudge.setdefault("delivered_at", self.occurred_at)
+
+    class MessageBlocked(Event):
+        """Proofing or rendering blocked a message (``findings``); ``fallback``: the
+        channel tried next along the policy's preference, None when none is left."""
+
+        message_id: str
+        kind: str
+        channel: str
+        trigger_version: int
+        findings: list[Data]
+        fallback: str | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            reason = "; ".join(str(f.get("message", f.get("code", ""))) for f in self.findings)
+            candidacy.message_failed(self, f"{self.channel} blocked: {reason}")
+
+    class MessageDeadLettered(Event):
+        """The channel failed for good (``error``); ``fallback`` as for `MessageBlocked`."""
+
+        message_id: str
+        kind: str
+        channel: str
+        trigger_version: int
+        error: str
+        fallback: str | None
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.message_failed(self, f"{self.channel} failed: {self.error}")
+
+    class TaskReady(Event):
+        """A card or voicemail task is ready for the candidate; a person confirms it done."""
+
+        message_id: str
+        kind: str
+        channel: str
+        trigger_version: int
+
+        def assign(self, candidacy: Candidacy) -> None:
+            item = candidacy.delivery_item(self.trigger_version)
+            if item is not None:
+                item["deliveries"][self.channel] = "task"
 
     class ReplyReceived(Event):
         kind: str
@@ -285,6 +414,9 @@ class Candidacy(Aggregate):
     # next_step, thank_yous, thanked, awaiting_since, nudges, last_reply,
     # last_update_at, reminders (keys of reminders sent).
     # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+    # pending_thank_you: the decided or requested thank-you not yet delivered, or None
+    # (a class default, for snapshots taken before it existed).
+    pending_thank_you: Data | None = None
 
     def __init__(self) -> None:
         """State is assigned by `InterviewRecorded.assign`."""
@@ -297,6 +429,7 @@ class Candidacy(Aggregate):
         self.next_step = None
         self.thank_yous = []
         self.thanked = []
+        self.pending_thank_you = None
         self.nudges = []
         self.last_reply = None
         self.last_update_at = None
@@ -318,6 +451,36 @@ class Candidacy(Aggregate):
             self.pauses.append({"since": self.paused["since"], "until": end,
                                 "reason": self.paused["reason"]})
             self.paused = None
+
+    def nudge_of(self, trigger_version: int) -> Data | None:
+        """The nudge a message with ``trigger_version`` carries (its decision or a fallback)."""
+        for nudge in reversed(self.nudges):
+            if trigger_version in nudge.get("triggers", ()):
+                return nudge
+        return None
+
+    def delivery_item(self, trigger_version: int) -> Data | None:
+        """The pending thank-you or the nudge a message with ``trigger_version`` carries."""
+        pending = self.pending_thank_you
+        if pending is not None and trigger_version in pending["triggers"]:
+            return pending
+        return self.nudge_of(trigger_version)
+
+    def message_failed(self, fact: Any, reason: str) -> None:
+        """A blocked or dead-lettered message: its channel failed; the fallback (if any)
+        is queued from this fact, so its version carries the same item; with none left
+        and every channel failed, the item failed (the recruiter is alerted)."""
+        item = self.delivery_item(fact.trigger_version)
+        if item is None:
+            return
+        deliveries = item["deliveries"]
+        deliveries[fact.channel] = "failed"
+        item["reasons"] = [*item.get("reasons", []), reason]
+        if fact.fallback is not None:
+            deliveries[fact.fallback] = "queued"
+            item["triggers"] = [*item["triggers"], fact.originator_version]
+        elif all(status == "failed" for status in deliveries.values()):
+            item["failed"] = "; ".join(item["reasons"])
 
     # -- commands -----------------------------------------------------------------
 
@@ -379,10 +542,70 @@ class Candidacy(Aggregate):
     def send_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
                    decided_by: Data | None = None, occurred_at: datetime | None = None,
                    override: Data | None = None) -> None:
-        """A nudge (by default a voicemail, then an email right after) went out."""
+        """A person says they nudged themselves (by default a voicemail, then an email),
+        or an old history's scheduled nudge (``decided_by``)."""
         self._trigger("send_nudge", self.NudgeSent, actor, at, channels=channels,
                       reason=reason, decided_by=decided_by,
                       **_given(occurred_at=occurred_at, override=override))
+
+    def decide_thank_you(self, actor: Actor, at: datetime, *, medium: str,
+                         decided_by: Data) -> None:
+        """The policy decided to thank the whole panel by ``medium``; the outbox sends it."""
+        to = [i["name"] for i in self.interview["interviewers"]]
+        self._trigger("decide_thank_you", self.ThankYouDecided, actor, at, medium=medium,
+                      to=to, occurred_at=at, decided_by=decided_by)
+
+    def request_thank_you(self, actor: Actor, at: datetime, *, medium: str, to: list[str],
+                          covers_panel: bool = False) -> None:
+        """A person asked Closer to send a thank-you for them (to ``to``, or the panel)."""
+        if covers_panel or not to:
+            to = [i["name"] for i in self.interview["interviewers"]]
+        self._trigger("request_thank_you", self.ThankYouRequested, actor, at, medium=medium,
+                      to=list(to), occurred_at=at)
+
+    def decide_nudge(self, actor: Actor, at: datetime, *, channels: list[str], reason: str,
+                     decided_by: Data) -> None:
+        """The policy decided to nudge on ``channels``; the outbox sends it."""
+        self._trigger("decide_nudge", self.NudgeDecided, actor, at, channels=channels,
+                      reason=reason, decided_by=decided_by)
+
+    def request_nudge(self, actor: Actor, at: datetime, *, channels: list[str],
+                      reason: str, override: Data | None = None) -> None:
+        """A person asked Closer to send a nudge for them."""
+        self._trigger("request_nudge", self.NudgeRequested, actor, at, channels=channels,
+                      reason=reason, **_given(override=override))
+
+    def deliver_message(self, actor: Actor, at: datetime, *, message_id: str, kind: str,
+                        channel: str, trigger_version: int, occurred_at: datetime | None = None,
+                        confirmed_by: str | None = None) -> None:
+        """A thank-you or nudge message was delivered (or its task confirmed done)."""
+        self._trigger("deliver_message", self.MessageDelivered, actor, at,
+                      guard_args={"trigger_version": trigger_version},
+                      message_id=message_id, kind=kind, channel=channel,
+                      trigger_version=trigger_version, occurred_at=occurred_at or at,
+                      confirmed_by=confirmed_by)
+
+    def block_message(self, actor: Actor, at: datetime, *, message_id: str, kind: str,
+                      channel: str, trigger_version: int, findings: list[Data],
+                      fallback: str | None) -> None:
+        """Proofing or rendering blocked a thank-you or nudge message."""
+        self._trigger("block_message", self.MessageBlocked, actor, at, message_id=message_id,
+                      kind=kind, channel=channel, trigger_version=trigger_version,
+                      findings=findings, fallback=fallback)
+
+    def dead_letter_message(self, actor: Actor, at: datetime, *, message_id: str, kind: str,
+                            channel: str, trigger_version: int, error: str,
+                            fallback: str | None) -> None:
+        """A thank-you or nudge message failed for good on its channel."""
+        self._trigger("dead_letter_message", self.MessageDeadLettered, actor, at,
+                      message_id=message_id, kind=kind, channel=channel,
+                      trigger_version=trigger_version, error=error, fallback=fallback)
+
+    def ready_task(self, actor: Actor, at: datetime, *, message_id: str, kind: str,
+                   channel: str, trigger_version: int) -> None:
+        """A card or voicemail task waits for the candidate (confirmed later)."""
+        self._trigger("ready_task", self.TaskReady, actor, at, message_id=message_id,
+                      kind=kind, channel=channel, trigger_version=trigger_version)
 
     def receive_reply(self, actor: Actor, at: datetime, *, kind: str, note: str | None = None,
                       occurred_at: datetime | None = None, back_on: date | None = None) -> None:
@@ -536,18 +759,50 @@ def _occurred(event: Any) -> datetime:
     return occurred_at if occurred_at is not None else event.timestamp
 
 
+_THANK_YOU_CHANNELS = {"email": ["email"], "card": ["card"],
+                       "voicemail_and_email": ["voicemail", "email"]}
+
+
+def _pending(event: Any, medium: str, to: list[str], decided_by: Data | None,
+             requested_by: str | None) -> Data:
+    """The thank-you a decision or a request asks the outbox to send: the versions whose
+    messages carry it (``triggers``) and what each channel did (``deliveries``)."""
+    return {"version": event.originator_version, "medium": medium, "to": list(to),
+            "decided_at": event.occurred_at, "decided_by": decided_by,
+            "requested_by": requested_by, "triggers": [event.originator_version],
+            "deliveries": {c: "queued" for c in _THANK_YOU_CHANNELS.get(medium, [medium])},
+            "failed": None}
+
+
+def _nudge(event: Any, decided_by: Data | None, requested_by: str | None) -> Data:
+    return {"sent_at": event.timestamp, "channels": event.channels, "reason": event.reason,
+            "decided_by": decided_by, "requested_by": requested_by,
+            "version": event.originator_version, "triggers": [event.originator_version],
+            "deliveries": {c: "queued" for c in event.channels}, "failed": None}
+
+
 FACTS: tuple[type[Candidacy.Event], ...] = (
     Candidacy.InterviewRecorded, Candidacy.HesitationRaised, Candidacy.HesitationAddressed,
     Candidacy.NoHesitationsRecorded, Candidacy.NextStepClosed,
     Candidacy.ReplyReceived, Candidacy.CompetingOfferNoted, Candidacy.CadencePaused,
     Candidacy.CadenceResumed, Candidacy.Withdrawn, Candidacy.RoundStarted,
-    Candidacy.PolicyMigrated, *CORRECTIONS,
+    Candidacy.PolicyMigrated, Candidacy.ThankYouRequested, Candidacy.NudgeRequested,
+    *CORRECTIONS,
 )
 """Events that record what happened in the world; replay keeps them as recorded."""
 
 DECISIONS: tuple[type[Candidacy.Event], ...] = (
-    Candidacy.ThankYouSent, Candidacy.NudgeSent, Candidacy.ReminderSent, Candidacy.Stalled,
+    Candidacy.ThankYouDecided, Candidacy.NudgeDecided, Candidacy.ThankYouSent,
+    Candidacy.NudgeSent, Candidacy.ReminderSent, Candidacy.Stalled,
 )
-"""Events a cadence policy decides when the scheduler sends them (``decided_by`` set);
-the same events issued by a person (a manual nudge, a hand-written card) are facts.
-Replay re-derives the scheduled ones."""
+"""Events a cadence policy decides when the scheduler records them (``decided_by`` set);
+`ThankYouSent` / `NudgeSent` issued by a person (a hand-written card) are facts, and
+with ``decided_by`` they are decisions of histories written before deliveries were
+recorded apart.  Replay re-derives the decisions."""
+
+DELIVERIES: tuple[type[Candidacy.Event], ...] = (
+    Candidacy.MessageDelivered, Candidacy.MessageBlocked, Candidacy.MessageDeadLettered,
+    Candidacy.TaskReady,
+)
+"""What the outbox learned from a channel about a decided or requested message: facts,
+which replay reads back for the decisions it reproduces."""

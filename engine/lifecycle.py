@@ -92,6 +92,28 @@ def thanks_someone_new(
     return covers_panel or bool(set(to) - set(candidacy.thanked))
 
 
+def no_thank_you_pending(candidacy: Any, **_: Any) -> bool:
+    """no thank-you may be waiting for delivery already"""
+    return candidacy.pending_thank_you is None
+
+
+def delivers_pending_thank_you(candidacy: Any, trigger_version: int = 0, **_: Any) -> bool:
+    """the message must carry the thank-you waiting for delivery"""
+    pending = candidacy.pending_thank_you
+    return pending is not None and trigger_version in pending["triggers"]
+
+
+def delivery_thanks_whole_panel(candidacy: Any, **_: Any) -> bool:
+    """after the thank-you waiting for delivery every interviewer must have been thanked"""
+    pending = candidacy.pending_thank_you
+    return thanks_whole_panel(candidacy, tuple(pending["to"]) if pending else ())
+
+
+def delivers_no_pending_thank_you(candidacy: Any, trigger_version: int = 0, **_: Any) -> bool:
+    """the message must not carry the thank-you waiting for delivery"""
+    return not delivers_pending_thank_you(candidacy, trigger_version)
+
+
 def reply_advances(candidacy: Any, kind: str = "", **_: Any) -> bool:
     """the reply must say the candidate advances"""
     return kind == "advanced"
@@ -133,7 +155,9 @@ def _stay(*states: State, cond: Any = None) -> Any:
 class Lifecycle(StateMachine):
     """interviewed → hesitations addressed → next step closed → thanked → awaiting
     → nudged → advanced or stalled.  `advanced` is final for the round only:
-    the next round starts from it.  `stalled` is final."""
+    the next round starts from it.  `stalled` is final: a delivery learned after it is
+    recorded on the outbox's message only.  A thank-you is decided or requested without
+    moving the stage; its delivery moves it."""
 
     interviewed = State(value=Stage.INTERVIEWED.value, initial=True)
     hesitations_addressed = State(value=Stage.HESITATIONS_ADDRESSED.value)
@@ -156,7 +180,25 @@ class Lifecycle(StateMachine):
         | thanked.to(awaiting, cond=[thanks_someone_new, thanks_whole_panel])
         | thanked.to.itself(cond=thanks_someone_new)
     )
+    # A decided or requested thank-you keeps the stage: only its delivery thanks.
+    decide_thank_you = _stay(next_step_closed, thanked, cond=no_thank_you_pending)
+    request_thank_you = _stay(next_step_closed, thanked, cond=no_thank_you_pending)
     send_nudge = awaiting.to(nudged) | nudged.to.itself()
+    # A decided or requested nudge counts at once (the pest line); deliveries are facts on it.
+    decide_nudge = awaiting.to(nudged) | nudged.to.itself()
+    request_nudge = awaiting.to(nudged) | nudged.to.itself()
+    deliver_message = (
+        next_step_closed.to(awaiting,
+                            cond=[delivers_pending_thank_you, delivery_thanks_whole_panel])
+        | next_step_closed.to(thanked, cond=delivers_pending_thank_you)
+        | thanked.to(awaiting, cond=[delivers_pending_thank_you, delivery_thanks_whole_panel])
+        | thanked.to.itself(cond=delivers_pending_thank_you)
+        | _stay(next_step_closed, thanked, awaiting, nudged, cond=delivers_no_pending_thank_you)
+        | advanced.to.itself()  # (a thank-you still pending when the employer said yes)
+    )
+    block_message = _stay(next_step_closed, thanked, awaiting, nudged, advanced)
+    dead_letter_message = _stay(next_step_closed, thanked, awaiting, nudged, advanced)
+    ready_task = _stay(next_step_closed, thanked, awaiting, nudged, advanced)
     receive_reply = (
         next_step_closed.to(advanced, cond=reply_advances)
         | thanked.to(advanced, cond=reply_advances)
@@ -307,11 +349,20 @@ class TransitionTable:
 
 # -- what a person may do (issue 13: honest answers) --------------------------------------
 
+MACHINE_COMMANDS = frozenset({
+    "send_reminder", "decide_thank_you", "decide_nudge", "block_message",
+    "dead_letter_message", "ready_task", "deliver_message", "request_thank_you",
+    "request_nudge", "migrate_policy"})
+"""Commands no answer offers by their own name: the scheduler's (`send_reminder`,
+`decide_*`) and the outbox's (`*_message`, `ready_task`) alone; `request_*` is the
+thank-you's and nudges' own route with ``mode="send_for_me"``, offered as those; a
+person's confirmation of a card or voicemail task (`deliver_message`) is offered on the
+message itself (`confirmMessage`); `migrate_policy` is an operator's, with no route."""
+
 PERSON_COMMANDS: frozenset[str] = frozenset(
     command for command in (e.id for e in Lifecycle.events)
-    if command not in ("send_reminder", "migrate_policy"))
-"""The commands people give (each has an HTTP route): `send_reminder` is the scheduler's
-alone, and `migrate_policy` an operator's with no route, so no answer offers them."""
+    if command not in MACHINE_COMMANDS)
+"""The commands people give, each with an HTTP route of its own name."""
 
 _REPLY_KINDS = ("advanced", "rejected", "update", "out_of_office")
 

@@ -302,7 +302,7 @@ class ThankYouRule(BaseModel):
         StrictInt,
         _at_least(0, "the email follows the voicemail, not the other way round"),
         _at_most(60, "the email must follow the voicemail at once"),
-    ] = Field(5, description="A voicemail thank-you is followed at once by an email.")
+    ] = Field(5, description="A voicemail thank-you's email goes this many minutes after it.")
     within_send_window: StrictBool = Field(
         False, description="False: the same-day deadline beats the send window."
     )
@@ -350,7 +350,7 @@ class NudgeRule(BaseModel):
         StrictInt,
         _at_least(0, "channels go in order"),
         _at_most(60, "the email follows the voicemail right after, not hours later"),
-    ] = Field(5, description="At most this many minutes between one channel and the next.")
+    ] = Field(5, description="The nudge's email goes this many minutes after its voicemail.")
 
     @field_validator("channels")
     @classmethod

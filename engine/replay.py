@@ -33,6 +33,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from queue import Empty
 from typing import Any, cast
+from uuid import UUID
 
 import orjson
 from mypy_extensions import mypyc_attr
@@ -48,7 +49,8 @@ from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
 from engine.values import Actor, in_range
 
 __all__ = [
-    "METRICS", "JsonlSource", "Metrics", "PostgresSource", "ReplayPolicy", "ReplayResult",
+    "METRICS", "Agreement", "Difference", "JsonlSource", "Metrics", "PostgresSource",
+    "ReplayPolicy", "ReplayResult",
     "ReplayState", "ReplayTarget", "SQLiteSource", "agreement", "candidacy_histories",
     "replay", "source_for",
 ]
@@ -74,8 +76,9 @@ class ReplayState:
                  "country", "subdivision", "policy", "outcome", "paused", "pauses", "offers",
                  "interview", "hesitations", "no_hesitations", "next_step", "thank_yous",
                  "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
-                 "reminders")
+                 "reminders", "pending_thank_you", "version")
     stage: str
+    version: int
 
     begin_round = Candidacy.begin_round
     begin_pause = Candidacy.begin_pause
@@ -86,16 +89,29 @@ class ReplayState:
     send_nudge = Candidacy.send_nudge
     send_reminder = Candidacy.send_reminder
     stall = Candidacy.stall
+    decide_thank_you = Candidacy.decide_thank_you
+    decide_nudge = Candidacy.decide_nudge
+    deliver_message = Candidacy.deliver_message
+    nudge_of = Candidacy.nudge_of
+    delivery_item = Candidacy.delivery_item
+    message_failed = Candidacy.message_failed
     ThankYouSent = Candidacy.ThankYouSent
     NudgeSent = Candidacy.NudgeSent
+    ThankYouDecided = Candidacy.ThankYouDecided
+    NudgeDecided = Candidacy.NudgeDecided
+    MessageDelivered = Candidacy.MessageDelivered
     ReminderSent = Candidacy.ReminderSent
     Stalled = Candidacy.Stalled
 
     def _trigger(self, command: str, event_class: type[Candidacy.Event], actor: Actor,
                  at: datetime, guard_args: dict[str, Any] | None = None, **data: Any) -> None:
         """`Candidacy._trigger` without the event object: the lifecycle says the stage,
-        then, as `Event.apply` does, the stage is set and the event's data assigned."""
+        then, as `Event.apply` does, the stage is set and the event's data assigned.  A
+        decision's version counts down from -1, apart from the recorded versions its
+        folded facts keep (a delivery names the version of what it delivers)."""
         stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
+        self.version -= 1
+        data["originator_version"] = self.version
         data["timestamp"] = at
         data["stage"] = stage
         self.stage = stage
@@ -127,6 +143,8 @@ class _Spec:
     guard: Callable[[Any], dict[str, Any]] | None = None
     decision: bool = False  # a policy decides it when decided_by is set
     message: bool = False   # a person's own message: skipped if refused while open
+    versioned: bool = False  # keeps its recorded version (what deliveries refer to)
+    delivery: bool = False   # what a channel did with a message (names its trigger)
     interview: bool = False  # carries an interview (its interviewed_at is a datetime)
     fact: type = field(init=False, repr=False, compare=False)
     """The class of this event's recorded facts, whose instance dict is the decoded
@@ -149,6 +167,10 @@ def _reply_guard(fact: Any) -> dict[str, Any]:
     return {"kind": fact.kind}
 
 
+def _delivery_guard(fact: Any) -> dict[str, Any]:
+    return {"trigger_version": fact.trigger_version}
+
+
 _C = Candidacy
 _SPECS: tuple[_Spec, ...] = (
     _Spec("InterviewRecorded", "record_interview", _C.InterviewRecorded.assign,
@@ -165,6 +187,24 @@ _SPECS: tuple[_Spec, ...] = (
           guard=_thank_you_guard, decision=True, message=True),
     _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, ("occurred_at",), decision=True,
           message=True),
+    _Spec("ThankYouDecided", "decide_thank_you", _C.ThankYouDecided.assign, ("occurred_at",),
+          decision=True),
+    _Spec("NudgeDecided", "decide_nudge", _C.NudgeDecided.assign, decision=True),
+    _Spec("ThankYouRequested", "request_thank_you", _C.ThankYouRequested.assign,
+          ("occurred_at",), message=True, versioned=True),
+    _Spec("NudgeRequested", "request_nudge", _C.NudgeRequested.assign, message=True,
+          versioned=True),
+    # What a channel did: facts about a person's request, folded; about a decision, they
+    # carry no pending item of the replayed state and change nothing but the metrics'
+    # count (`ReplayTarget.decide` reads them back for the decision it reproduces).
+    _Spec("MessageDelivered", "deliver_message", _C.MessageDelivered.assign, ("occurred_at",),
+          guard=_delivery_guard, message=True, versioned=True, delivery=True),
+    _Spec("MessageBlocked", "block_message", _C.MessageBlocked.assign, message=True,
+          versioned=True, delivery=True),
+    _Spec("MessageDeadLettered", "dead_letter_message", _C.MessageDeadLettered.assign,
+          message=True, versioned=True, delivery=True),
+    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True, versioned=True,
+          delivery=True),
     _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
           ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
     _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
@@ -228,27 +268,131 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
     return fact, False
 
 
+@mypyc_attr(native_class=False)
+class DecidedMark:
+    """A recorded thank-you decision's key and version: not a fact to fold, the link
+    from its delivery facts to the decided key."""
+
+    def __init__(self, key: str, version: int, at: datetime,
+                 versions: dict[int, str]) -> None:
+        self.key = key
+        self.version = version
+        self.at = at
+        self.versions = versions  # every mark's: the versions whose messages carry a key
+        versions[version] = key
+
+
+def _decided_mark(state: bytes | str, version: int, marks: list[Any],
+                  data: dict[str, Any] | None = None) -> DecidedMark:
+    decoded = data if data is not None else _loads(state)
+    versions: dict[int, str] = marks[-1].versions if marks else {}
+    return DecidedMark(decoded["decided_by"]["key"], version,
+                       _fromiso(decoded["timestamp"]["_data_"]), versions)
+
+
+_AFTER_THE_TICK = timedelta(microseconds=1)
+"""A recorded decision's delivery is ordered after the decisions of the tick that
+recorded it (the outbox delivers after the scheduler), though recorded at its moment."""
+
+
+def _link_delivery(fact: Any, marks: list[Any]) -> None:
+    """Name the decided key a delivery fact carries (``decided_key``), following
+    fallbacks; a thank-you decision's delivery comes just after its tick."""
+    versions: dict[int, str] = marks[-1].versions
+    key = versions.get(fact.trigger_version)
+    if key is None:
+        return
+    fact.decided_key = key
+    fact.at = fact.at + _AFTER_THE_TICK
+    if fact.name in ("MessageBlocked", "MessageDeadLettered") and fact.fallback is not None:
+        versions[fact.originator_version] = key
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the channels did for one recorded thank-you decision: when and on which
+    channel it was delivered (None: never), and the channels that failed for it."""
+
+    delivered_at: datetime | None = None
+    channel: str | None = None
+    failed: list[str] = field(default_factory=list)
+
+
+def recorded_outcomes(facts: Sequence[Any],
+                      marks: Sequence[Any]) -> tuple[dict[str, Outcome], list[str]]:
+    """Per decided key (``marks``), what the recorded delivery facts say happened to that
+    thank-you (following fallbacks: a failure's fallback message names the failure's
+    version); and every channel the history shows failing."""
+    keys: dict[int, str] = {}
+    outcomes: dict[str, Outcome] = {}
+    failing: list[str] = []
+    for mark in marks:
+        keys[mark.version] = mark.key
+        outcomes[mark.key] = Outcome()
+    for fact in facts:
+        name = fact.name
+        if name in ("MessageBlocked", "MessageDeadLettered"):
+            if fact.channel not in failing:
+                failing.append(fact.channel)
+            key = keys.get(fact.trigger_version)
+            if key is not None:
+                outcomes[key].failed.append(fact.channel)
+                if fact.fallback is not None:
+                    keys[fact.originator_version] = key
+        elif name == "MessageDelivered":
+            key = keys.get(fact.trigger_version)
+            if key is not None and outcomes[key].delivered_at is None:
+                outcomes[key].delivered_at = fact.at
+                outcomes[key].channel = fact.channel
+    return outcomes, failing
+
+
 # -- replaying one candidacy ---------------------------------------------------------------------
 
 
 class ReplayTarget:
     """The loop's target for replay: recorded facts folded with the events' own ``assign``
-    after the lifecycle's guards say the stage; decisions via `apply_action` onto the state."""
+    after the lifecycle's guards say the stage; decisions via `apply_action` onto the state.
 
-    __slots__ = ("state",)
+    A decided thank-you is delivered as the recorded history says for the same decided
+    key: by its recorded delivery fact, folded when the loop reaches it (or at once when
+    the replayed decision comes after it), never if it never went; a decision the record
+    does not hold is assumed delivered at once, on the first of its channels the history
+    did not show failing."""
+
+    __slots__ = ("failing", "outcomes", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
+        self.outcomes: dict[str, Outcome] = {}
+        self.failing: list[str] = []
 
     def create(self, fact: Any) -> None:
         state = ReplayState()
         fact.stage = state.stage = Stage.INTERVIEWED.value
         Candidacy.InterviewRecorded.assign(fact, cast(Any, state))
+        state.version = 0
         self.state = state
+
+    def read(self, history: History) -> None:
+        """Learn what the recorded deliveries say (before `drive`)."""
+        if history.marks:
+            self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
 
     def fact(self, fact: Any) -> str:
         spec: _Spec = fact.spec
         state = self.state
+        decided_key = getattr(fact, "decided_key", None) if spec.delivery else None
+        if decided_key is not None:
+            # A recorded decision's delivery fact: the replayed decision of that key (if
+            # it is pending) is delivered by it; else it changes nothing.
+            pending = state.pending_thank_you
+            if (spec.name == "MessageDelivered" and pending is not None
+                    and pending["decided_by"] is not None
+                    and pending["decided_by"]["key"] == decided_key
+                    and state.stage != "stalled"):
+                self._deliver(fact.channel, fact.occurred_at)  # (its moment, not its order)
+            return APPLIED
         try:
             if spec.guard is None:
                 stage = TRANSITIONS.target(state.stage, spec.command, state, at=fact.timestamp)
@@ -266,8 +410,39 @@ class ReplayTarget:
         return APPLIED
 
     def decide(self, action: Action, policy: Any, at: datetime) -> None:
-        apply_action(self.state, _SCHEDULER, at, action,
-                     action.decided_by(policy, stored=False))
+        state = self.state
+        apply_action(state, _SCHEDULER, at, action, action.decided_by(policy, stored=False))
+        if action.kind != "thank_you":
+            return
+        recorded = self.outcomes.get(action.key)
+        if recorded is None:
+            channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
+            if channel is not None:
+                self._deliver(channel, at)
+        elif (recorded.delivered_at is not None and recorded.channel is not None
+              and recorded.delivered_at <= at):
+            self._deliver(recorded.channel, at)  # it went before this decision: at once
+
+    def _deliver(self, channel: str, at: datetime) -> None:
+        state = self.state
+        state.deliver_message(_SCHEDULER, at, message_id="replayed", kind="thank_you",
+                              channel=channel,
+                              trigger_version=state.pending_thank_you["version"])
+
+    def _first_working_channel(self, medium: str, policy: Any) -> str | None:
+        failing = self.failing
+        channels = list(_MEDIUM_CHANNELS.get(medium, (medium,)))
+        for preferred in policy.thank_you.media:
+            channels.extend(_MEDIUM_CHANNELS.get(preferred.value, ()))
+        for channel in channels:
+            if channel not in failing:
+                return channel
+        return None
+
+
+_MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
+    "card": ("card",), "email": ("email",), "voicemail": ("voicemail", "email"),
+    "voicemail_and_email": ("voicemail", "email")}
 
 
 @mypyc_attr(native_class=False)
@@ -399,7 +574,8 @@ class Metrics:
             self.policy_nudges += 1
             self._nudge(at, action.channels, state, offer=kind == "offer_nudge")
         elif kind == "thank_you":
-            self._thank_you(state.thank_yous[-1]["medium"])
+            self._thank_you(state.pending_thank_you["medium"] if state.pending_thank_you
+                            else state.thank_yous[-1]["medium"])
         elif kind == "stall":
             self.stalls += 1
         else:
@@ -641,6 +817,7 @@ class History:
     decisions: list[dict[str, Any]]
     last: bytes | str
     events: int
+    marks: list[Any] = field(default_factory=list)  # `DecidedMark`s, oldest first
 
     @property
     def final_stage(self) -> str:
@@ -656,32 +833,45 @@ def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = 
     current: Any = None
     facts: list[Any] = []
     decisions: list[dict[str, Any]] = []
+    marks: list[Any] = []
     last: bytes | str = b""
     events = 0
     specs = SPECS
     decided_mark = _DECIDED
+    thank_you_decided = SPECS[_TOPIC_PREFIX + "ThankYouDecided"]
     for rows in batches:
         for originator_id, _version, topic, state in rows:
             if originator_id != current:
                 if events:
-                    yield History(current, facts, decisions, last, events)
-                current, facts, decisions, events = originator_id, [], [], 0
+                    yield History(current, facts, decisions, last, events, marks)
+                current, facts, decisions, events, marks = originator_id, [], [], 0, []
             spec = specs.get(topic)
             if spec is None:
                 continue
             events += 1
             last = state
             if spec.decision and not keep_decisions and decided_mark in state:
+                if spec is thank_you_decided:
+                    # Its key and version: a delivery fact names the version, and the
+                    # replayed decision with the same key takes its recorded outcome.
+                    marks.append(_decided_mark(state, _version, marks))
                 continue
             decoded, decided = decode(spec, state)
             if not decided:
+                if spec.versioned:
+                    decoded.originator_version = _version
+                    if marks and spec.delivery:
+                        _link_delivery(decoded, marks)
                 facts.append(decoded)
-            elif keep_decisions:
-                decisions.append(decoded)
+            else:
+                if spec is thank_you_decided:
+                    marks.append(_decided_mark(state, _version, marks, decoded))
+                if keep_decisions:
+                    decisions.append(decoded)
         if counter is not None:
             counter(len(rows))
     if events:
-        yield History(current, facts, decisions, last, events)
+        yield History(current, facts, decisions, last, events, marks)
 
 
 @dataclass(frozen=True)
@@ -815,7 +1005,9 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
                 continue
             result.replayed += 1
             for policy, metrics in runs:
-                drive(ReplayTarget(), facts, policy, until=until,  # type: ignore[arg-type]
+                target = ReplayTarget()
+                target.read(history)
+                drive(target, facts, policy, until=until,  # type: ignore[arg-type]
                       tally=metrics)
     finally:
         gc.set_threshold(*thresholds)
@@ -922,19 +1114,41 @@ class _DecisionLog:
 
 @dataclass
 class Agreement:
-    """How many candidacies' replayed decisions equal the recorded ones exactly."""
+    """How many candidacies' replayed decisions equal the recorded ones exactly, and,
+    for the others (the first ``keep``), each decision that differs and why."""
 
     candidacies: int = 0
     agreeing: int = 0
     differing: list[tuple[Any, list[tuple[str, str]], list[tuple[str, str]]]] = field(
         default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One recorded decision replay did not reproduce (or one it made that was not
+    recorded): the candidacy, the decision's key, and why."""
+
+    candidacy_id: str
+    key: str
+    recorded_due: str | None
+    replayed_due: str | None
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"candidacy_id": self.candidacy_id, "key": self.key,
+                "recorded_due": self.recorded_due, "replayed_due": self.replayed_due,
+                "why": self.why}
 
 
 def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy], *,
               until: datetime | None = None, keep: int = 5) -> Agreement:
     """Replay each candidacy under the policy it was recorded under (``policy_of`` maps
     its ``{"name", "version"}``) and compare the decisions, key and due moment, with the
-    ones the live scheduler recorded."""
+    ones the live scheduler recorded.  A decision replay reproduces is applied when the
+    record says it was (the tick that recorded it, a moment at or after its due one) and
+    delivered as the recorded delivery facts say, so what follows is decided from the
+    same state the live scheduler had."""
     views: dict[tuple[str, int], ReplayPolicy] = {}
     report = Agreement()
     for history in candidacy_histories(source.batches(None), keep_decisions=True):
@@ -945,14 +1159,66 @@ def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy],
         if key not in views:
             views[key] = ReplayPolicy(policy_of(ref))
         log = _DecisionLog()
-        drive(ReplayTarget(), history.facts, views[key], until=until,  # type: ignore[arg-type]
-              tally=log)
+        target = ReplayTarget()
+        target.read(history)
+        applied_at: dict[tuple[str, str], datetime] = {}
+        for decision in history.decisions:
+            decided = decision["decided_by"]
+            applied_at[(decided["key"], decided["due_at"])] = _fromiso(
+                decision["timestamp"]["_data_"])
+
+        def when(action: Action, applied_at: dict[tuple[str, str], datetime] = applied_at
+                 ) -> datetime:
+            return applied_at.get((action.key, action.due_at.isoformat()), action.due_at)
+
+        drive(target, history.facts, views[key], until=until,  # type: ignore[arg-type]
+              tally=log, when=when)
         replayed = [(k, due) for _, k, due in log.decisions]
         recorded = [(d["decided_by"]["key"], d["decided_by"]["due_at"])
                     for d in history.decisions]
         report.candidacies += 1
         if replayed == recorded:
             report.agreeing += 1
-        elif len(report.differing) < keep:
+            continue
+        if len(report.differing) < keep:
             report.differing.append((history.id, recorded, replayed))
+        report.differences.extend(_differences(_id_text(history.id), recorded, replayed,
+                                               target.state))
     return report
+
+
+def _id_text(value: Any) -> str:
+    """A candidacy id as the API writes it, whatever the store returned (UUID, hex, bytes)."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)) and len(value) == 16:
+        return str(UUID(bytes=bytes(value)))
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _differences(candidacy_id: str, recorded: list[tuple[str, str]],
+                 replayed: list[tuple[str, str]], state: Any) -> list[Difference]:
+    """Why the two decision lists differ, decision by decision, in recorded order."""
+    out: list[Difference] = []
+    replayed_due = dict(replayed)
+    recorded_due = dict(recorded)
+    for position, (key, due) in enumerate(recorded):
+        again = replayed_due.get(key)
+        if again is None:
+            out.append(Difference(candidacy_id, key, due, None,
+                                  f"replay did not decide it (replay ended at stage "
+                                  f"{state.stage})"))
+        elif again != due:
+            out.append(Difference(candidacy_id, key, due, again,
+                                  f"replay decided it due at {again}, recorded due at {due}"))
+        elif position < len(replayed) and replayed[position][0] != key:
+            out.append(Difference(candidacy_id, key, due, again,
+                                  "replay decided it in another order"))
+    for key, due in replayed:
+        if key not in recorded_due:
+            out.append(Difference(candidacy_id, key, None, due,
+                                  f"replay decided it (due {due}); nothing was recorded"))
+    return out

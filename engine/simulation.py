@@ -92,16 +92,19 @@ class Tally(Protocol):
 
 
 React = Callable[[Action, datetime, Any], "list[Any] | None"]
+When = Callable[[Action], datetime]
 
 
 def drive(target: Target, facts: list[Any], policy: CadencePolicy, *,
           until: datetime | None = None, tally: Tally | None = None,
-          react: React | None = None) -> None:
+          react: React | None = None, when: When | None = None) -> None:
     """Run one candidacy: ``facts`` in order (the first creates it), the policy's
     decisions in between, until nothing is left to apply (or up to ``until``).
 
     ``react(action, at, state)`` may answer a decision with new facts (a simulated
-    employer's out-of-office reply); they are inserted in time order.
+    employer's out-of-office reply); they are inserted in time order.  ``when(action)``
+    says the moment a due action is applied (default: its due moment), e.g. the tick
+    that recorded it.
     """
     first = facts[0]
     target.create(first)
@@ -123,9 +126,9 @@ def drive(target: Target, facts: list[Any], policy: CadencePolicy, *,
                 # Only a later fact leaves room for a decision in between.
                 if actions is None:
                     actions = plan(state, policy)
-                if actions and actions[0].due_at < t:
+                if actions and (actions[0].due_at if when is None else when(actions[0])) < t:
                     now, end = _decide(target, policy, actions[0], now, tally, react, facts,
-                                       i, end)
+                                       i, end, when)
                     actions = None
                     continue
             else:
@@ -148,15 +151,15 @@ def drive(target: Target, facts: list[Any], policy: CadencePolicy, *,
             actions = plan(state, policy)
         if not actions or (until is not None and actions[0].due_at > until):
             return
-        now, end = _decide(target, policy, actions[0], now, tally, react, facts, i, end)
+        now, end = _decide(target, policy, actions[0], now, tally, react, facts, i, end, when)
         actions = None
     raise SimulationError(f"candidacy did not settle within {MAX_STEPS} steps")
 
 
 def _decide(target: Target, policy: CadencePolicy, action: Action, now: datetime,
             tally: Tally | None, react: React | None, facts: list[Any], i: int,
-            end: int) -> tuple[datetime, int]:
-    at = max(now, action.due_at)
+            end: int, when: When | None = None) -> tuple[datetime, int]:
+    at = max(now, action.due_at if when is None else when(action))
     target.decide(action, policy, at)
     if tally is not None:
         tally.decision(action, at, target.state)
@@ -206,6 +209,15 @@ class AggregateTarget:
 
     def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
         apply_action(self.state, self.scheduler, at, action, action.decided_by(policy))
+        pending = self.state.pending_thank_you
+        if action.kind == "thank_you" and pending is not None:
+            # The simulated outbox delivers a decided thank-you at once, on its first channel.
+            channel = "voicemail" if pending["medium"] == "voicemail_and_email" \
+                else pending["medium"]
+            self.state.deliver_message(self.scheduler, at,
+                                       message_id=f"simulated:{pending['version']}:{channel}",
+                                       kind="thank_you", channel=channel,
+                                       trigger_version=pending["version"])
 
 
 # -- the simulated world ---------------------------------------------------------------------

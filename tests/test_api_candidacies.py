@@ -174,7 +174,7 @@ def test_scheduled_events_name_the_policy_and_the_rule(
 
     scheduled = history(client, candidacy_id)[-1]
 
-    assert scheduled["type"] == "ThankYouSent" and scheduled["actor"] == "closer-scheduler"
+    assert scheduled["type"] == "ThankYouDecided" and scheduled["actor"] == "closer-scheduler"
     assert scheduled["policy"] == {"name": "playbook", "version": 1}
     assert scheduled["rule"] == applied[0].rule
     assert scheduled["decided_by"]["key"] == applied[0].key

@@ -126,7 +126,7 @@ def test_scheduled_events_in_the_log_name_the_policy_and_rule(
 
     scheduled = all_events(client)[-1]
 
-    assert scheduled["type"] == "ThankYouSent" and scheduled["policy"]["name"] == "playbook"
+    assert scheduled["type"] == "ThankYouDecided" and scheduled["policy"]["name"] == "playbook"
     assert scheduled["rule"] and scheduled["decided_by"]["rule"] == scheduled["rule"]
 
 

@@ -35,7 +35,7 @@ def test_messages_show_the_thank_you_the_outbox_sent(
     assert (message["kind"], message["channel"], message["status"]) == (
         "thank_you", "email", "sent")
     assert message["attempts"] == 1 and message["findings"] == []
-    assert message["trigger"]["type"] == "ThankYouSent"
+    assert message["trigger"]["type"] == "ThankYouDecided"
     assert len(smtp_server.sink.received) == 1
 
     # Another workspace never learns the candidacy exists.

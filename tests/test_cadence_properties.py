@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from builders import PANEL, interview
 from conftest import MEMORY, memory_url
+from outbox_support import console_outbox
 from engine.application import Candidacies
 from engine import cadence
 from engine.cadence import decide, next_due_at, plan
@@ -210,7 +211,9 @@ def _run_until(app: Candidacies, candidacy_id: str, until: datetime) -> None:
         if row.due_at is None or row.due_at > until:
             break
         clock.set(max(row.due_at, clock.now()))
-        if not app.apply_policy(candidacy_id, clock.now()):
+        applied = app.apply_policy(candidacy_id, clock.now())
+        console_outbox(app).run_once()  # what was decided is delivered at once
+        if not applied:
             # Due, but late and outside the window its message obeys: it waits for the
             # window (never a call at 22:00), then goes.
             candidacy = app.get(candidacy_id, ACTOR.workspace)
@@ -278,7 +281,7 @@ def _check_history(app: Candidacies, candidacy_id: str, policy: CadencePolicy) -
             assert (decided["policy"], decided["version"]) == (policy.name, policy.version)
             assert decided["rule"] and decided["key"]
             assert datetime.fromisoformat(decided["due_at"]) <= entry.at
-        if entry.type == "NudgeSent":
+        if entry.type in ("NudgeSent", "NudgeDecided"):
             is_offer = decided is not None and ":offer:" in decided["key"]
             counts = not is_offer or policy.competing_offer.counts_toward_pest_line
             if decided is not None:
@@ -301,7 +304,7 @@ def _check_history(app: Candidacies, candidacy_id: str, policy: CadencePolicy) -
             assert len(counted) >= max_nudges, "stalled before the nudges were exhausted"
     # The policy never sends more than its pest line allows (a person may nudge by hand
     # at any time; the scheduler's own nudges are checked against every nudge above).
-    scheduled = [e for e in history if e.type == "NudgeSent" and e.decided_by is not None
+    scheduled = [e for e in history if e.type == "NudgeDecided" and e.decided_by is not None
                  and (":offer:" not in e.decided_by["key"]
                       or policy.competing_offer.counts_toward_pest_line)]
     assert len(scheduled) <= max_nudges, [
@@ -453,7 +456,7 @@ def _closed_state(closed_at: datetime) -> Any:
                                      "format": "in_person"},
         next_step={"closed_at": closed_at, "scheduled_for": None, "description": "panel"},
         reminders=[], nudges=[], offers=[], pauses=[], paused=None, awaiting_since=None,
-        last_update_at=None)
+        last_update_at=None, pending_thank_you=None)
 
 
 def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:

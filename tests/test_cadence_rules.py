@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from builders import interview
 from conftest import MEMORY, memory_url
+from outbox_support import console_outbox
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
 from engine.calendar import is_send_time
 from engine.clock import FixedClock
@@ -66,12 +67,14 @@ def local(text: str, zone: ZoneInfo) -> datetime:
 
 
 def drive(app: Candidacies, until: datetime, step: timedelta = STEP) -> None:
-    """Tick at the clock's moment, then every ``step`` up to and including ``until``."""
+    """Tick at the clock's moment, then every ``step`` up to and including ``until``; the
+    outbox delivers what each tick decided (decided → dispatched → delivered)."""
     clock: FixedClock = app.clock  # type: ignore[assignment]
     now = clock.now()
     while True:
         clock.set(now)
         tick(app, now)
+        console_outbox(app).run_once()
         if now >= until:
             return
         now = min(now + step, until)
@@ -137,11 +140,16 @@ def test_thank_you_goes_the_same_day_the_next_step_is_closed(app: Candidacies,
     drive(app, utc("2026-11-27T12:00:00+00:00"))
 
     recorded = decisions(app, candidacy_id)
-    assert rules(recorded) == [("ThankYouSent", "thank_you.same_day")]
+    assert rules(recorded) == [("ThankYouDecided", "thank_you.same_day")]
     thank_you = recorded[0]
     assert thank_you.at == utc("2026-11-25T10:30:00+00:00")
     assert thank_you.actor == SCHEDULER
-    assert thank_you.stage == "awaiting"
+    # Decided, the stage stays; the outbox's delivery (the card's task, here on the
+    # console at once) thanks the panel and starts the wait.
+    assert thank_you.stage == "next_step_closed"
+    delivered = [e for e in app.history(candidacy_id, WORKSPACE) if e.type == "MessageDelivered"]
+    assert [(e.stage, e.at, e.data["trigger_version"]) for e in delivered] == [
+        ("awaiting", thank_you.at, thank_you.version)]
     assert thank_you.data["to"] == ["Daniel Whitfield"]
     assert thank_you.decided_by == {
         "policy": "playbook", "version": 1, "rule": "thank_you.same_day",
@@ -191,8 +199,8 @@ def test_card_preferred_in_person_the_same_day_else_email(
 
     drive(app, utc(closed_at) + timedelta(hours=6))
 
-    thanks = decisions(app, candidacy_id, "ThankYouSent")
-    assert rules(thanks) == [("ThankYouSent", "thank_you.same_day")]
+    thanks = decisions(app, candidacy_id, "ThankYouDecided")
+    assert rules(thanks) == [("ThankYouDecided", "thank_you.same_day")]
     assert thanks[0].data["medium"] == medium
     assert thanks[0].at == due(thanks[0]) == utc(closed_at)
 
@@ -230,9 +238,9 @@ def test_a_nudge_is_a_voicemail_then_an_email(app: Candidacies, actor: Actor) ->
 
     drive(app, utc("2026-11-27T12:00:00+00:00"))
 
-    (nudge,) = decisions(app, default, "NudgeSent")
+    (nudge,) = decisions(app, default, "NudgeDecided")
     assert nudge.data["channels"] == ["voicemail", "email"]  # in this order
-    (other,) = decisions(app, custom, "NudgeSent")
+    (other,) = decisions(app, custom, "NudgeDecided")
     assert other.data["channels"] == ["email", "voicemail"]  # the policy's order, kept
 
 
@@ -247,7 +255,7 @@ def test_no_nudge_before_the_early_end_of_the_stated_timeline(app: Candidacies,
 
     drive(app, utc("2026-12-16T12:00:00+00:00"))
     (nudge,) = decisions(app, candidacy_id)
-    assert rules([nudge]) == [("NudgeSent", "patience.timeline_early_end")]
+    assert rules([nudge]) == [("NudgeDecided", "patience.timeline_early_end")]
     assert nudge.at == due(nudge) == utc("2026-12-16T10:30:00+00:00")
     assert nudge.decided_by["key"] == "r1:nudge:1"  # type: ignore[index]
 
@@ -262,8 +270,8 @@ def test_a_nudge_by_hand_does_not_open_the_stated_timeline_early(app: Candidacie
     drive(app, utc("2026-12-17T12:00:00+00:00"))
 
     # Not 5 business days after the nudge by hand (Fri 4 Dec): the employer said 3 weeks.
-    (nudge,) = decisions(app, candidacy_id, "NudgeSent")
-    assert rules([nudge]) == [("NudgeSent", "patience.timeline_early_end")]
+    (nudge,) = decisions(app, candidacy_id, "NudgeDecided")
+    assert rules([nudge]) == [("NudgeDecided", "patience.timeline_early_end")]
     assert nudge.at == utc("2026-12-16T10:30:00+00:00")
     assert nudge.decided_by["key"] == "r1:nudge:2"  # type: ignore[index]  # it counts
 
@@ -276,7 +284,7 @@ def test_without_a_stated_timeline_the_first_nudge_waits_n_business_days(
     drive(app, utc("2026-12-05T12:00:00+00:00"))
 
     (nudge,) = decisions(app, candidacy_id)
-    assert rules([nudge]) == [("NudgeSent", "patience.no_timeline")]
+    assert rules([nudge]) == [("NudgeDecided", "patience.no_timeline")]
     assert nudge.at == utc("2026-12-04T10:30:00+00:00")
 
 
@@ -290,8 +298,8 @@ def test_asked_to_follow_up_nudges_before_the_timeline_after_follow_up_days(
     drive(app, utc("2026-12-02T12:00:00+00:00"))
 
     nudges = decisions(app, candidacy_id)
-    assert rules(nudges) == [("NudgeSent", "follow_up.first_nudge"),
-                             ("NudgeSent", "follow_up.spacing")]
+    assert rules(nudges) == [("NudgeDecided", "follow_up.first_nudge"),
+                             ("NudgeDecided", "follow_up.spacing")]
     assert [n.at for n in nudges] == [utc("2026-11-27T10:30:00+00:00"),  # Fri
                                       utc("2026-12-01T10:30:00+00:00")]  # Tue
 
@@ -307,9 +315,9 @@ def test_a_competing_offer_deadline_brings_one_tactful_nudge(app: Candidacies,
 
     drive(app, utc("2026-12-17T12:00:00+00:00"))
 
-    nudges = decisions(app, candidacy_id, "NudgeSent")
-    assert rules(nudges) == [("NudgeSent", "competing_offer.before_deadline"),
-                             ("NudgeSent", "patience.timeline_early_end")]
+    nudges = decisions(app, candidacy_id, "NudgeDecided")
+    assert rules(nudges) == [("NudgeDecided", "competing_offer.before_deadline"),
+                             ("NudgeDecided", "patience.timeline_early_end")]
     offer_nudge, first_nudge = nudges
     # Three business days before the deadline (Tue 1 Dec) as the day opens, once only.
     assert offer_nudge.at == utc("2026-12-01T09:00:00+00:00")
@@ -329,7 +337,7 @@ def test_an_offer_nudge_lands_n_business_days_before_even_for_an_evening_deadlin
 
     drive(app, utc("2026-12-04T18:00:00+00:00"))
 
-    (offer_nudge,) = decisions(app, candidacy_id, "NudgeSent")
+    (offer_nudge,) = decisions(app, candidacy_id, "NudgeDecided")
     assert offer_nudge.at.astimezone(LONDON).date() == date(2026, 12, 1)
 
 
@@ -343,9 +351,9 @@ def test_nudges_are_spaced_in_business_days(app: Candidacies, actor: Actor) -> N
 
     drive(app, utc("2026-12-21T12:00:00+00:00"))
 
-    nudges = decisions(app, candidacy_id, "NudgeSent")
-    assert rules(nudges) == [("NudgeSent", "patience.timeline_early_end"),
-                             ("NudgeSent", "nudge.spacing"), ("NudgeSent", "nudge.spacing")]
+    nudges = decisions(app, candidacy_id, "NudgeDecided")
+    assert rules(nudges) == [("NudgeDecided", "patience.timeline_early_end"),
+                             ("NudgeDecided", "nudge.spacing"), ("NudgeDecided", "nudge.spacing")]
     assert [n.at for n in nudges] == [utc("2026-12-09T09:00:00+00:00"),
                                       utc("2026-12-14T09:00:00+00:00"),
                                       utc("2026-12-17T09:00:00+00:00")]
@@ -362,7 +370,8 @@ def test_the_pest_line_is_never_crossed(app: Candidacies, actor: Actor) -> None:
     drive(app, utc("2027-03-01T12:00:00+00:00"), step=timedelta(hours=2))
 
     def counted(candidacy_id: str) -> int:
-        return sum(1 for e in app.history(candidacy_id, WORKSPACE) if e.type == "NudgeSent")
+        return sum(1 for e in app.history(candidacy_id, WORKSPACE)
+                   if e.type in ("NudgeDecided", "NudgeSent"))
 
     assert counted(patient) == 3  # pest_line.max_nudges
     assert counted(asked) == 6  # follow_up.max_nudges
@@ -405,7 +414,7 @@ def test_a_nudge_due_at_22_local_goes_at_09_the_next_working_day(app: Candidacie
 
     (nudge,) = decisions(app, candidacy_id)
     assert nudge.at == due(nudge) == utc("2026-11-30T09:00:00+00:00")
-    assert rules([nudge]) == [("NudgeSent", "follow_up.first_nudge")]
+    assert rules([nudge]) == [("NudgeDecided", "follow_up.first_nudge")]
 
 
 def test_public_holidays_are_skipped_us_thanksgiving(app: Candidacies, actor: Actor) -> None:
@@ -430,7 +439,7 @@ def test_public_holidays_are_skipped_gb_christmas_and_boxing_day(app: Candidacie
 
     drive(app, utc("2027-01-05T12:00:00+00:00"))
 
-    assert [n.at for n in decisions(app, candidacy_id, "NudgeSent")] == [
+    assert [n.at for n in decisions(app, candidacy_id, "NudgeDecided")] == [
         utc("2026-12-16T10:30:00+00:00"), utc("2026-12-23T10:30:00+00:00"),
         utc("2027-01-04T10:30:00+00:00")]
 
@@ -504,7 +513,7 @@ def test_a_policy_may_ignore_out_of_office_replies(app: Candidacies, actor: Acto
     app.receive_reply(actor, candidacy_id, "out_of_office", back_on=date(2027, 1, 4))
 
     drive(app, utc("2026-12-16T12:00:00+00:00"))
-    (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+    (nudge,) = decisions(app, candidacy_id, "NudgeDecided")
     assert nudge.at == utc("2026-12-16T10:30:00+00:00")
 
 
@@ -514,22 +523,22 @@ def test_out_of_office_holds_the_cadence_then_later_steps_slip(app: Candidacies,
     candidacy_id = thanked(app, actor, utc("2026-11-25T10:30:00+00:00"),
                            asked_to_follow_up=True)
     drive(app, utc("2026-12-01T09:00:00+00:00"))
-    assert len(decisions(app, candidacy_id, "NudgeSent")) == 1
+    assert len(decisions(app, candidacy_id, "NudgeDecided")) == 1
     # Tue 1 Dec 09:00: an out-of-office reply, back on Tue 15 Dec.
     app.receive_reply(actor, candidacy_id, "out_of_office", back_on=date(2026, 12, 15))
     paused = utc("2026-12-15T00:00:00+00:00") - utc("2026-12-01T09:00:00+00:00")
 
     drive(app, utc("2026-12-15T08:30:00+00:00"))
-    assert len(decisions(app, candidacy_id, "NudgeSent")) == 1  # nothing while away
+    assert len(decisions(app, candidacy_id, "NudgeDecided")) == 1  # nothing while away
 
     drive(app, utc("2026-12-18T12:00:00+00:00"))
-    nudges = decisions(app, candidacy_id, "NudgeSent")
+    nudges = decisions(app, candidacy_id, "NudgeDecided")
     # The second nudge, due Tue 1 Dec 10:30, slipped by the paused time (to Tue 15 Dec
     # 01:30, so 09:00 that morning); the third is spaced from it, not caught up.
     assert utc("2026-12-01T10:30:00+00:00") + paused == utc("2026-12-15T01:30:00+00:00")
     assert [n.at for n in nudges[1:]] == [utc("2026-12-15T09:00:00+00:00"),
                                           utc("2026-12-17T09:00:00+00:00")]
-    assert rules(nudges[1:]) == [("NudgeSent", "follow_up.spacing")] * 2
+    assert rules(nudges[1:]) == [("NudgeDecided", "follow_up.spacing")] * 2
     # Never a burst: no two nudges at one tick, each at least the spacing apart.
     calendar = default_policy().work_calendar("GB")
     for earlier, later in zip(nudges, nudges[1:]):
@@ -544,12 +553,12 @@ def test_a_manual_pause_holds_until_resumed_then_later_steps_slip(app: Candidaci
     app.pause_cadence(actor, candidacy_id, "candidate travelling")  # no end date
 
     drive(app, utc("2026-12-08T12:00:00+00:00"))
-    assert len(decisions(app, candidacy_id, "NudgeSent")) == 1
+    assert len(decisions(app, candidacy_id, "NudgeDecided")) == 1
     assert app.row(candidacy_id).due_at is None  # type: ignore[union-attr]  # held open-ended
     app.resume_cadence(actor, candidacy_id)  # paused 7 days 3 hours
 
     drive(app, utc("2026-12-11T12:00:00+00:00"))
-    nudges = decisions(app, candidacy_id, "NudgeSent")
+    nudges = decisions(app, candidacy_id, "NudgeDecided")
     # Due Tue 1 Dec 10:30, slipped 7 days 3 hours: Tue 8 Dec 13:30; then 2 business days.
     assert [n.at for n in nudges[1:]] == [utc("2026-12-08T13:30:00+00:00"),
                                           utc("2026-12-10T13:30:00+00:00")]
@@ -565,7 +574,7 @@ def test_an_out_of_office_reply_back_today_holds_nothing(app: Candidacies,
 
     drive(app, utc("2026-11-27T12:00:00+00:00"))
 
-    (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+    (nudge,) = decisions(app, candidacy_id, "NudgeDecided")
     assert nudge.at == utc("2026-11-27T10:30:00+00:00")  # as if no pause
 
 
@@ -578,9 +587,9 @@ def test_an_update_from_the_employer_restarts_the_wait(app: Candidacies,
 
     drive(app, utc("2026-12-30T12:00:00+00:00"))
 
-    nudges = decisions(app, candidacy_id, "NudgeSent")
-    assert rules(nudges) == [("NudgeSent", "patience.timeline_early_end"),
-                             ("NudgeSent", "patience.after_update")]
+    nudges = decisions(app, candidacy_id, "NudgeDecided")
+    assert rules(nudges) == [("NudgeDecided", "patience.timeline_early_end"),
+                             ("NudgeDecided", "patience.after_update")]
     # Not Wed 23 Dec (spacing from the nudge) but 5 business days after the update,
     # Christmas and Boxing Day observed skipped: Tue 29 Dec 11:00.
     assert nudges[1].at == utc("2026-12-29T11:00:00+00:00")
@@ -607,9 +616,10 @@ def test_the_scheduler_is_idempotent(candidacies: Candidacies, clock: FixedClock
     assert second.recorded == 0
     assert candidacies.history(candidacy_id, WORKSPACE) == events
     assert rules(decisions(candidacies, candidacy_id)) == [
-        ("ReminderSent", "thank_you.deadline"), ("ThankYouSent", "thank_you.same_day")]
-    # Nothing is due any more, so the next tick does not even load it.
-    assert candidacies.row(candidacy_id).due_at > clock.now()  # type: ignore[operator,union-attr]
+        ("ReminderSent", "thank_you.deadline"), ("ThankYouDecided", "thank_you.same_day")]
+    # Nothing is due any more (the thank-you waits for the outbox), so the next tick
+    # does not even load it.
+    assert candidacies.row(candidacy_id).due_at is None  # type: ignore[union-attr]
     assert list(candidacies.due_ids(clock.now())) == []
 
 
@@ -641,7 +651,7 @@ def test_closer_tick_twice_for_one_moment_records_once(tmp_path: Path, clock: Fi
     reopened = Candidacies(eventsourcing_env(url), clock=clock)
     try:
         assert rules(decisions(reopened, candidacy_id)) == [
-            ("ThankYouSent", "thank_you.same_day")]
+            ("ThankYouDecided", "thank_you.same_day")]
     finally:
         reopened.close()
 
@@ -661,7 +671,7 @@ def test_a_per_candidacy_policy_override_is_recorded_and_applied(
     assert opened.data["policy"] == eager
 
     drive(candidacies, utc("2026-11-30T12:00:00+00:00"))
-    nudges = decisions(candidacies, candidacy_id, "NudgeSent")
+    nudges = decisions(candidacies, candidacy_id, "NudgeDecided")
     assert [n.at for n in nudges] == [utc("2026-11-27T10:30:00+00:00"),
                                       utc("2026-11-30T10:30:00+00:00")]
     assert {(n.decided_by["policy"], n.decided_by["version"])  # type: ignore[index]
@@ -675,7 +685,7 @@ def test_a_per_candidacy_policy_override_is_recorded_and_applied(
     assert (migrated.data["policy"], migrated.data["previous"]) == (
         {"name": "playbook", "version": 1}, eager)
     drive(candidacies, utc("2026-12-08T12:00:00+00:00"))
-    later = decisions(candidacies, candidacy_id, "NudgeSent")[2:]
+    later = decisions(candidacies, candidacy_id, "NudgeDecided")[2:]
     assert [(n.at, n.decided_by["policy"]) for n in later] == [  # type: ignore[index]
         (utc("2026-12-07T10:30:00+00:00"), "playbook")]
 
@@ -695,13 +705,13 @@ def test_a_candidacy_stays_on_its_policy_version_when_a_new_one_is_published(
 
     drive(candidacies, utc("2026-12-31T12:00:00+00:00"))
 
-    old_nudges = decisions(candidacies, old, "NudgeSent")
+    old_nudges = decisions(candidacies, old, "NudgeDecided")
     # First nudge Fri 4 Dec 10:30 (7 business days), then every 2: Tue 8, Thu 10 Dec.
     assert [n.at for n in old_nudges] == [utc("2026-12-04T10:30:00+00:00"),
                                           utc("2026-12-08T10:30:00+00:00"),
                                           utc("2026-12-10T10:30:00+00:00")]
     assert {n.decided_by["version"] for n in old_nudges} == {1}  # type: ignore[index]
-    new_nudges = decisions(candidacies, new, "NudgeSent")
+    new_nudges = decisions(candidacies, new, "NudgeDecided")
     assert [n.at for n in new_nudges][:2] == [utc("2026-12-15T12:00:00+00:00"),
                                               utc("2026-12-21T12:00:00+00:00")]
     assert {n.decided_by["version"] for n in new_nudges} == {2}  # type: ignore[index]
@@ -719,13 +729,13 @@ def test_a_whole_follow_up_is_scheduled_alike_on_both_stores(candidacies: Candid
 
     assert [(e.type, e.decided_by["rule"], e.at) for e in  # type: ignore[index]
             decisions(candidacies, candidacy_id)] == [
-        ("ThankYouSent", "thank_you.same_day", utc("2026-11-25T10:30:00+00:00")),
-        ("NudgeSent", "patience.timeline_early_end", utc("2026-12-16T09:00:00+00:00")),
-        ("NudgeSent", "nudge.spacing", utc("2026-12-23T09:00:00+00:00")),
-        ("NudgeSent", "nudge.spacing", utc("2027-01-04T09:00:00+00:00")),
+        ("ThankYouDecided", "thank_you.same_day", utc("2026-11-25T10:30:00+00:00")),
+        ("NudgeDecided", "patience.timeline_early_end", utc("2026-12-16T09:00:00+00:00")),
+        ("NudgeDecided", "nudge.spacing", utc("2026-12-23T09:00:00+00:00")),
+        ("NudgeDecided", "nudge.spacing", utc("2027-01-04T09:00:00+00:00")),
         ("Stalled", "stall.exhausted_and_patience_spent", utc("2027-01-11T09:00:00+00:00")),
     ]
-    for entry in decisions(candidacies, candidacy_id, "NudgeSent"):
+    for entry in decisions(candidacies, candidacy_id, "NudgeDecided"):
         policy = default_policy()
         assert is_send_time(entry.at, "Europe/London", policy.send_window,
                             policy.quiet_hours, policy.work_calendar("GB"))
@@ -753,11 +763,11 @@ def test_a_page_that_loses_a_race_is_decided_again_one_candidacy_at_a_time(
     assert raced and run.conflicts == []
     assert set(run.applied) == {first, second}
     for candidacy_id in (first, second):
-        (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+        (nudge,) = decisions(app, candidacy_id, "NudgeDecided")
         assert nudge.decided_by["rule"] == "patience.timeline_early_end"  # type: ignore[index]
     # The person's fact is kept, before the nudge decided after it.
     types = [e.type for e in app.history(second, WORKSPACE)]
-    assert types[-2:] == ["CompetingOfferNoted", "NudgeSent"]
+    assert types[-2:] == ["CompetingOfferNoted", "NudgeDecided"]
 
 
 def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
@@ -785,7 +795,7 @@ def test_a_held_row_is_saved_with_the_page_even_when_the_page_loses_a_race(
 
     assert raced == [sent[1]] and run.conflicts == [] and set(run.applied) == set(sent)
     for candidacy_id in sent:
-        (nudge,) = decisions(app, candidacy_id, "NudgeSent")
+        (nudge,) = decisions(app, candidacy_id, "NudgeDecided")
         assert nudge.at == utc("2026-12-16T22:00:00+00:00")
     assert decisions(app, held) == []
     assert app.row(held).due_at == utc("2026-12-17T09:00:00+00:00")  # type: ignore[union-attr]

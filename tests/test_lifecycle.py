@@ -43,6 +43,11 @@ NOT_FINAL = ("interviewed", "hesitations_addressed", "next_step_closed", "thanke
 SAME = "same"  # the command keeps the stage
 PLAYBOOK_V2 = default_policy().model_copy(update={"version": 2})
 
+# What the outbox learns about a message that carries no pending thank-you: a fact that
+# keeps the stage (a pending thank-you's delivery is tested with the guards below).
+DELIVERY_FACTS = {"deliver_message": SAME, "block_message": SAME,
+                  "dead_letter_message": SAME, "ready_task": SAME}
+
 # The playbook, written out by hand: at each stage, the commands allowed (with the
 # valid arguments of `issue` below) and the stage each one leads to.
 PLAYBOOK: dict[str, dict[str, str]] = {
@@ -66,6 +71,8 @@ PLAYBOOK: dict[str, dict[str, str]] = {
     "next_step_closed": {
         "correct_details": SAME,
         "send_thank_you": "thanked",  # to one of a panel of two
+        "decide_thank_you": SAME, "request_thank_you": SAME,  # only a delivery thanks
+        **DELIVERY_FACTS,
         "receive_reply": "advanced",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
@@ -73,6 +80,8 @@ PLAYBOOK: dict[str, dict[str, str]] = {
     "thanked": {
         "correct_details": SAME,
         "send_thank_you": "awaiting",  # to the one not yet thanked
+        "decide_thank_you": SAME, "request_thank_you": SAME,
+        **DELIVERY_FACTS,
         "receive_reply": "advanced",
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
@@ -80,12 +89,16 @@ PLAYBOOK: dict[str, dict[str, str]] = {
     "awaiting": {
         "correct_details": SAME,
         "send_nudge": "nudged", "receive_reply": "advanced", "stall": "stalled",
+        "decide_nudge": "nudged", "request_nudge": "nudged",  # counted when decided
+        **DELIVERY_FACTS,
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
     "nudged": {
         "correct_details": SAME,
         "send_nudge": SAME, "receive_reply": "advanced", "stall": "stalled",
+        "decide_nudge": SAME, "request_nudge": SAME,
+        **DELIVERY_FACTS,
         "note_competing_offer": SAME, "pause_cadence": SAME, "resume_cadence": SAME,
         "send_reminder": SAME, "withdraw": "stalled", "migrate_policy": SAME,
     },
@@ -93,6 +106,7 @@ PLAYBOOK: dict[str, dict[str, str]] = {
         "correct_details": SAME,
         "start_next_round": "interviewed",
         "receive_reply": "stalled",
+        **DELIVERY_FACTS,
         "note_competing_offer": SAME, "send_reminder": SAME, "withdraw": "stalled",
         "migrate_policy": SAME,
     },
@@ -143,8 +157,38 @@ def issue(app: Candidacies, actor: Actor, candidacy_id: str, command: str) -> Ou
         "migrate_policy": lambda: (app.policies.publish(PLAYBOOK_V2),
                                    app.migrate_policy(actor, candidacy_id, "playbook", 2))[1],
     }
+    message = {"message_id": "m-1", "kind": "nudge_email", "channel": "email",
+               "trigger_version": 999}
+    on_aggregate = {
+        "decide_thank_you": lambda c: c.decide_thank_you(actor, now, medium="email",
+                                                         decided_by=DECIDED),
+        "request_thank_you": lambda c: c.request_thank_you(actor, now, medium="email", to=[]),
+        "decide_nudge": lambda c: c.decide_nudge(actor, now, channels=["voicemail", "email"],
+                                                 reason="nudge 1 of 3", decided_by=DECIDED),
+        "request_nudge": lambda c: c.request_nudge(actor, now, channels=["email"],
+                                                   reason="manual nudge"),
+        "deliver_message": lambda c: c.deliver_message(actor, now, **message),
+        "block_message": lambda c: c.block_message(actor, now, **message, findings=[],
+                                                   fallback=None),
+        "dead_letter_message": lambda c: c.dead_letter_message(actor, now, **message,
+                                                               error="550", fallback=None),
+        "ready_task": lambda c: c.ready_task(actor, now, **message),
+    }
+    for name, call in on_aggregate.items():
+        calls[name] = lambda call=call: _on_aggregate(app, candidacy, call)
     assert set(calls) == set(COMMANDS), "a new command needs valid arguments here"
     return calls[command]()
+
+
+DECIDED = {"policy": "playbook", "version": 1, "rule": "test", "key": "r1:test",
+           "due_at": "2026-11-25T10:00:00+00:00"}
+
+
+def _on_aggregate(app: Candidacies, candidacy: Any, call: Any) -> Outcome:
+    """A command the scheduler or the outbox issues on the aggregate, saved as they save it."""
+    call(candidacy)
+    app.save(candidacy, rows=[app.current_row(candidacy)])
+    return Outcome(str(candidacy.id), candidacy.version, candidacy.stage)
 
 
 def test_the_playbook_table_covers_every_stage_and_command() -> None:
@@ -504,7 +548,10 @@ def candidacy_states(draw: st.DrawFn) -> SimpleNamespace:
     ends_at = draw(st.sampled_from([None, NOW - timedelta(hours=1), NOW + timedelta(days=3)]))
     paused = draw(st.sampled_from([None, {"since": NOW - timedelta(days=1), "until": None,
                                           "ends_at": ends_at, "reason": "holiday"}]))
+    pending = draw(st.sampled_from([None, {"triggers": [7], "to": panel},
+                                    {"triggers": [7], "to": panel[:1]}]))
     return SimpleNamespace(hesitations=hesitations, thanked=thanked, paused=paused,
+                           pending_thank_you=pending,
                            interview={"interviewers": [{"name": n} for n in panel]})
 
 
@@ -518,6 +565,8 @@ def guard_args(command: str, draw: st.DrawFn) -> dict[str, Any]:
         args["covers_panel"] = draw(st.booleans())
     elif command == "receive_reply":
         args["kind"] = draw(st.sampled_from(["advanced", "rejected", "update", "out_of_office"]))
+    elif command == "deliver_message":
+        args["trigger_version"] = draw(st.sampled_from([7, 8]))
     return args
 
 
@@ -561,10 +610,10 @@ def test_the_table_allows_what_the_machine_allows(stage: str) -> None:
 def test_every_pair_agrees_on_a_fresh_candidacy(stage: str, command: str) -> None:
     # The exhaustive floor under the generated cases: each pair at least once.
     candidacy = SimpleNamespace(hesitations=[{"id": "r1h1", "text": "?", "answer": None}],
-                                thanked=[], paused=None,
+                                thanked=[], paused=None, pending_thank_you=None,
                                 interview={"interviewers": [{"name": "Priya Raman"}]})
     args = {"at": NOW, "hesitation_id": "r1h1", "to": ("Priya Raman",), "covers_panel": False,
-            "kind": "advanced"}
+            "kind": "advanced", "trigger_version": 7}
     assert (table_target(stage, command, candidacy, args)
             == machine_target(stage, command, candidacy, args))
 

@@ -39,8 +39,15 @@ def email(server: SmtpServer, **extra: object) -> EmailAdapter:
 
 def thank_you_id(app: Candidacies, candidacy_id: str, channel: str = "email") -> str:
     version = next(e.version for e in app.history(candidacy_id, MAYA.workspace)
-                   if e.type == "ThankYouSent")
+                   if e.type == "ThankYouDecided")
     return message_id(candidacy_id, version, channel)
+
+
+def thank_you_row(app: Candidacies, candidacy_id: str) -> object:
+    """The email thank-you's row (a failed one is followed by its fallback's and alerts)."""
+    expected = thank_you_id(app, candidacy_id)
+    [row] = [r for r in messages(app, candidacy_id=candidacy_id) if r.id == expected]
+    return row
 
 
 def test_the_thank_you_email_arrives_at_a_real_smtp_server_and_the_history_shows_it_sent(
@@ -121,9 +128,13 @@ def test_a_proof_failure_is_recorded_with_findings_and_never_sent(
     dispatcher = Dispatcher(candidacies,
                             adapters={"email": email(smtp_server, templates=str(tmp_path))})
     report = dispatcher.run_once()
-    assert (report.blocked, report.sent) == (1, 0)
+    # The email, then its fallback voicemail (the interviewer has no phone), then the
+    # recruiter's alert (none is configured here) are blocked.
+    assert (report.blocked, report.sent) == (3, 0)
     assert smtp_server.sink.received == []
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    assert {(r.kind, r.channel) for r in messages(candidacies, candidacy_id=candidacy_id)} == {
+        ("thank_you", "email"), ("thank_you", "voicemail"), ("alert_overdue", "email")}
+    row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.next_attempt_at) == ("blocked", None)
     excerpts = " ".join(f["excerpt"] + f["message"] for f in row.summary["findings"])
     assert "Whitfeld" in excerpts and "need this job" in excerpts
@@ -141,7 +152,7 @@ def test_a_missing_template_variable_blocks_with_a_finding(
     tick(candidacies, LATER)
     Dispatcher(candidacies, adapters={"email": email(smtp_server, templates=str(tmp_path))}
                ).run_once()
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    row = thank_you_row(candidacies, candidacy_id)
     assert row.status == "blocked"
     assert [f["code"] for f in row.summary["findings"]] == ["template_error"]
     assert smtp_server.sink.received == []
@@ -157,20 +168,20 @@ def test_retry_with_backoff_then_dead_letter_then_a_person_retries(
                             backoff=Backoff(base_seconds=60, factor=2, max_attempts=3))
     report = dispatcher.run_once()
     assert report.failed == 1
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.attempts) == ("failed", 1)
     assert row.next_attempt_at == clock.now() + timedelta(seconds=60)
     assert dispatcher.run_once().failed == 0  # not due yet
 
     clock.advance(timedelta(seconds=60))
     assert dispatcher.run_once().failed == 1
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.attempts) == ("failed", 2)
     assert row.next_attempt_at == clock.now() + timedelta(seconds=120)
 
     clock.advance(timedelta(seconds=120))
     assert dispatcher.run_once().dead_lettered == 1
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("dead_letter", 3, None)
     assert "ConnectionRefused" in row.summary["last_error"]
     assert [r.id for r in messages(candidacies, status="dead_letter")] == [row.id]
@@ -186,6 +197,11 @@ def test_retry_with_backoff_then_dead_letter_then_a_person_retries(
     kinds = [k for k, _ in history(candidacies, row.id)]
     assert kinds == ["Queued", "Proofed", "Failed", "Proofed", "Failed", "Proofed",
                      "DeadLettered", "Retried", "Proofed", "Sent"]
+    # Only the retried email went: the thank-you is delivered at last, and thanks.
+    facts = [e.type for e in candidacies.history(candidacy_id, MAYA.workspace)
+             if e.type.startswith(("Message", "TaskReady"))]
+    assert facts == ["MessageDeadLettered", "MessageBlocked", "MessageDelivered"]
+    assert candidacies.get(candidacy_id, MAYA.workspace).stage == "awaiting"
     with pytest.raises(ValueError, match="only a dead letter"):
         dispatcher.retry(row.id, by="maya@example.com")
 
@@ -197,7 +213,7 @@ def test_a_permanent_refusal_dead_letters_at_once(candidacies: Candidacies,
     tick(candidacies, LATER)
     report = Dispatcher(candidacies, adapters={"email": email(smtp_server)}).run_once()
     assert report.dead_lettered == 1
-    assert messages(candidacies, candidacy_id=candidacy_id)[0].status == "dead_letter"
+    assert thank_you_row(candidacies, candidacy_id).status == "dead_letter"
 
 
 def test_a_workspace_can_send_through_its_webhook_with_an_idempotency_key(

@@ -132,3 +132,28 @@ def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_re
     wrong = runner.invoke(cli, ["correct", candidacy_id, "--person", "candidate", "--field",
                                 "email", "--value", "nope", "--by", "maya"])
     assert wrong.exit_code == 1 and "not an email address" in wrong.output
+
+
+def test_a_voicemail_task_is_confirmed_on_the_cli(store: str, tmp_path: Path) -> None:
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        phone_only = [{"name": "Daniel Whitfield", "title": "VP Engineering",
+                       "phone": "+44 20 7946 0958"}]
+        candidacy_id = app.record_interview(
+            MAYA, interview(format="video", interviewers=phone_only)).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        app.send_thank_you(MAYA, candidacy_id, "voicemail_and_email", mode="send_for_me")
+    finally:
+        app.close()
+    run("dispatch", "--once")
+    listed = run("messages", "list", "--candidacy", candidacy_id)
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+sent\s+thank_you\s+voicemail", listed, re.M)
+
+    confirmed = run("messages", "confirm", message_id, "--by", "maya")
+
+    assert "confirmed delivered" in confirmed and "awaiting" in confirmed
+    get_settings.cache_clear()
+    again = runner.invoke(cli, ["messages", "confirm", message_id, "--by", "maya"])
+    assert again.exit_code == 1 and "already confirmed" in again.output

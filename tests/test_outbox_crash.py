@@ -4,7 +4,8 @@
 workspace's webhook to a receiver that honours the Idempotency-Key).  After the
 kills and one clean `closer dispatch --once`: every expected Message-ID arrived
 at least once, duplicates never outnumber the kills, the history records each
-message Sent exactly once, and the webhook applied each message exactly once.
+message Sent exactly once (and its candidacy's `MessageDelivered` once), and the
+webhook applied each message exactly once.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def test_sigkill_mid_batch_never_loses_and_never_double_applies(
     for workspace, channel in (("mail", "email"), ("ats", "webhook")):
         for cid in ids[workspace]:
             version = next(e.version for e in app.history(cid, workspace)
-                           if e.type == "ThankYouSent")
+                           if e.type == "ThankYouDecided")
             expected[workspace].add(message_id(cid, version, channel))
     app.close()
 
@@ -118,6 +119,15 @@ def test_sigkill_mid_batch_never_loses_and_never_double_applies(
         for row in rows:
             kinds = [k for k, _ in history(app, row.id)]
             assert kinds.count("Sent") == 1 and kinds.count("Queued") == 1, kinds
+        # Each delivery is recorded once on its candidacy, in the save of its `Sent`.
+        for workspace, cids in ids.items():
+            for cid in cids:
+                facts = [e for e in app.history(cid, workspace)
+                         if e.type.startswith("Message")]
+                assert [(e.type, e.data["channel"]) for e in facts] == [
+                    ("MessageDelivered", "email")], facts
+                assert facts[0].data["message_id"] in expected[workspace]
+                assert facts[0].stage == "awaiting"
     finally:
         app.close()
     print(f"\ncrash test: {kills} kills, {duplicates} duplicate hand-offs "

@@ -97,10 +97,11 @@ def step_args(command: str) -> st.SearchStrategy[dict[str, Any]]:
         "send_thank_you": st.fixed_dictionaries({
             "medium": st.sampled_from(["email", "card", "voicemail_and_email", "postal"]),
             "to": st.lists(st.sampled_from(NAMES), unique=True, max_size=3),
-            "covers_panel": st.booleans()}),
+            "covers_panel": st.booleans(), "mode": MODES}),
         "send_nudge": st.fixed_dictionaries({
             "channels": st.sampled_from([None, ["phone"], ["voicemail", "email"], ["fax"]]),
-            "override": st.sampled_from([None, {"reason": "asked to call"}, {"reason": ""}])}),
+            "override": st.sampled_from([None, {"reason": "asked to call"}, {"reason": ""}]),
+            "mode": MODES}),
         "receive_reply": st.fixed_dictionaries({
             "kind": st.sampled_from(["advanced", "rejected", "update", "out_of_office", "maybe"]),
             "received_at": moments(),
@@ -134,13 +135,19 @@ def step_args(command: str) -> st.SearchStrategy[dict[str, Any]]:
     return strategies[command]
 
 
+MODES = st.sampled_from(["sent", "send_for_me", "maybe"])
+# The lifecycle's commands a person issues through the application (the scheduler's
+# decisions and the outbox's delivery facts are the aggregate's own, tested elsewhere).
+APPLICATION_COMMANDS = [c for c in TRANSITIONS.commands if hasattr(Candidacies, c)]
+
+
 @st.composite
 def steps(draw: st.DrawFn) -> dict[str, Any]:
     kind = draw(st.sampled_from(["forward", "forward", "any", "any", "any"]))
     step: dict[str, Any] = {"kind": kind, "actor": draw(st.sampled_from(ACTORS)),
                             "advance_hours": draw(st.sampled_from([0, 1, 20, 24 * 4]))}
     if kind == "any":
-        command = draw(st.sampled_from(TRANSITIONS.commands))
+        command = draw(st.sampled_from(APPLICATION_COMMANDS))
         step["command"] = command
         step["args"] = draw(step_args(command))
     options: dict[str, Any] = {}

@@ -23,6 +23,9 @@ router = APIRouter(prefix="/agenda", tags=["agenda"])
 # A local day ends at most 14 hours after the same UTC day does (UTC+14).
 _LATEST_OFFSET = timedelta(hours=14)
 _PAGE = 200
+# Stages at which a thank-you may still be owed after its overdue alert went.
+_THANK_YOU_OWED = frozenset({Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED,
+                             Stage.NEXT_STEP_CLOSED, Stage.THANKED})
 
 
 def _iso_date(value: object) -> object:
@@ -71,8 +74,11 @@ def get_agenda(
     while True:
         rows = candidacies.rows(principal.workspace, after=cursor, limit=_PAGE)
         for row in rows:
-            if row.due_at is None or row.due_at >= latest_end:
-                continue  # nothing pending, or not before the day ends anywhere on Earth
+            if row.stage not in _THANK_YOU_OWED and (
+                    row.due_at is None or row.due_at >= latest_end):
+                # Nothing pending, or not before the day ends anywhere on Earth (a
+                # thank-you still owed after its alert is not on the row: it is read).
+                continue
             try:
                 candidacy = candidacies.get(row.id, principal.workspace)
                 due = due_actions(candidacies, candidacy)  # (reads its policy too)

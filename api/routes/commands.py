@@ -4,7 +4,7 @@ refused cleanly (409 with the stage and the allowed commands), honours `If-Match
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Response
@@ -47,6 +47,8 @@ def command_route(path: str, operation_id: str, status_code: int = 200) -> Any:
                        response_model=CommandResult, response_model_exclude_none=True)
 HesitationId = Annotated[str, Path(description="a hesitation's id, as raising it answered",
                                    max_length=64)]
+MessageId = Annotated[str, Path(description="an outbox message's id (see its messages)",
+                                max_length=64)]
 
 
 # -- request bodies (unknown fields are refused) ----------------------------------------------
@@ -88,9 +90,16 @@ class CloseNextStep(Acting):
     occurred_at: Moment | None = OCCURRED_AT
 
 
+Mode = Literal["sent", "send_for_me"]
+_MODE = Field(default="sent", description='"sent": I sent it myself (recorded as a fact, '
+                                          'no message); "send_for_me": Closer sends it and '
+                                          "records what the channel did")
+
+
 class SendThankYou(ThankYou, Acting):
     """`to` names interviewers exactly as interviewed; without it the whole panel."""
 
+    mode: Mode = _MODE
     occurred_at: Moment | None = Field(default=None,
                                        description="when it went (a card left last night)")
 
@@ -108,6 +117,7 @@ class SendNudge(Acting):
         default=None, min_length=1, max_length=3,
         description="default: a voicemail, then an email right after")
     reason: Text | None = None
+    mode: Mode = _MODE
     occurred_at: Moment | None = OCCURRED_AT
     override: Override | None = Field(
         default=None, description="inside the patience window, before the spacing or beyond "
@@ -120,6 +130,11 @@ class Stall(Acting):
     override: Override | None = Field(
         default=None, description="before the pest line is reached and patience spent the "
                                   "stall is refused (409 playbook-rule) without one")
+
+
+class ConfirmMessage(Acting):
+    occurred_at: Moment | None = Field(default=None,
+                                       description="when it was done (default: now)")
 
 
 class ReceiveReply(Reply, Acting):
@@ -232,7 +247,8 @@ async def send_thank_you(candidacy_id: CandidacyId, body: SendThankYou,
     """A thank-you went out (to the named interviewers, or the whole panel)."""
     outcome = await command.run(command.candidacies.send_thank_you, candidacy_id,
                                 body.medium.value, to=list(body.to),
-                                covers_panel=body.covers_panel, occurred_at=body.occurred_at,
+                                covers_panel=body.covers_panel, mode=body.mode,
+                                occurred_at=body.occurred_at,
                                 on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
@@ -240,14 +256,26 @@ async def send_thank_you(candidacy_id: CandidacyId, body: SendThankYou,
 @command_route("/nudges", "sendNudge")
 async def send_nudge(candidacy_id: CandidacyId, command: Command,
                      body: SendNudge | None = None) -> Response:
-    """A manual nudge went out; the playbook's patience, spacing and pest line bind it."""
+    """A manual nudge, sent by the person or to be sent for them; the playbook's patience,
+    spacing and pest line bind it either way."""
     body = body or SendNudge()
     options = {"reason": body.reason} if body.reason else {}
     outcome = await command.run(command.candidacies.send_nudge, candidacy_id,
                                 channels=[c.value for c in body.channels or ()] or None,
-                                occurred_at=body.occurred_at,
+                                occurred_at=body.occurred_at, mode=body.mode,
                                 override=body.override.model_dump() if body.override else None,
                                 on_behalf_of=body.on_behalf_of, **options)
+    return result(outcome, command)
+
+
+@command_route("/messages/{message_id}/confirm", "confirmMessage")
+async def confirm_message(candidacy_id: CandidacyId, message_id: MessageId, command: Command,
+                          body: ConfirmMessage | None = None) -> Response:
+    """A card or voicemail task was done: the message is delivered, confirmed by you."""
+    body = body or ConfirmMessage()
+    outcome = await command.run(command.candidacies.confirm_message, candidacy_id,
+                                message_id, occurred_at=body.occurred_at,
+                                on_behalf_of=body.on_behalf_of)
     return result(outcome, command)
 
 

@@ -30,8 +30,8 @@ class MessageView(BaseModel):
     id: str
     kind: str
     channel: str
-    status: str = Field(description="queued, approval_needed, blocked, sent, failed "
-                                    "or dead_letter")
+    status: str = Field(description="queued, approval_needed, blocked, sent, failed, "
+                                    "dead_letter or cancelled (its candidacy ended first)")
     attempts: int
     next_attempt_at: datetime | None
     updated_at: datetime
