@@ -378,7 +378,8 @@ class Candidacy(Aggregate):
 
     class NameCorrected(Event):
         """A name was misspelt: the candidate's, or an interviewer's (renamed everywhere the
-        round names them: the panel, who was thanked, each thank-you's recipients)."""
+        round names them: the panel, who was thanked, each thank-you's recipients, and the
+        thank-you still pending)."""
 
         person: str  # "candidate" or "interviewer"
         before: str
@@ -395,6 +396,11 @@ class Candidacy(Aggregate):
                 candidacy.thank_yous = [
                     {**t, "to": [after if n == before else n for n in t["to"]]}
                     for t in candidacy.thank_yous]
+                pending = candidacy.pending_thank_you
+                if pending is not None:
+                    # Delivered later, it thanks him by the name as corrected.
+                    candidacy.pending_thank_you = {
+                        **pending, "to": [after if n == before else n for n in pending["to"]]}
 
     class DetailCorrected(Event):
         """An interviewer's title, or the candidate's "why I fit" line, corrected."""
