@@ -181,7 +181,8 @@ class OutboxMessage(Aggregate):
             message.next_attempt_at = self.timestamp
 
     class Cancelled(Event):
-        """Not sent: its candidacy ended (stalled) before it could go."""
+        """Not sent: its candidacy ended (stalled) before it could go, or another message of
+        the same thank-you or nudge (its fallback, or a person's retry) went first."""
 
         reason: str
 
@@ -281,6 +282,7 @@ _REMINDER_TRIGGER = {"thank_you_due": "thank_you_due", "thank_you_overdue": "tha
 _THANK_YOU_ASKED = (Candidacy.ThankYouDecided, Candidacy.ThankYouRequested)
 _NUDGE_ASKED = (Candidacy.NudgeDecided, Candidacy.NudgeRequested)
 _FAILED = (Candidacy.MessageBlocked, Candidacy.MessageDeadLettered)
+_WENT = (Candidacy.MessageDelivered, Candidacy.TaskReady)
 ROUTED = (Candidacy.ThankYouSent, Candidacy.NudgeSent, *_THANK_YOU_ASKED, *_NUDGE_ASKED,
           *_FAILED, Candidacy.TaskReady, Candidacy.Stalled, Candidacy.ReminderSent,
           Candidacy.NextStepClosed)
@@ -686,6 +688,11 @@ class Dispatcher:
             log.info("message cancelled", message_id=str(uid),
                      candidacy_id=message.candidacy_id)
             return None
+        if message.kind in DELIVERY_KINDS and (elsewhere := self.carried_elsewhere(message)):
+            # A person's retry and the automatic fallback both queued: one thank-you, not two.
+            message.record(OutboxMessage.Cancelled, now, reason=elsewhere)
+            log.info("message cancelled", message_id=str(uid), why=elsewhere)
+            return None
         try:
             adapter = self.adapter(message.channel)
             context = MessageContext.model_validate(message.context)
@@ -821,6 +828,7 @@ class Dispatcher:
         """Re-queue a dead-lettered or blocked message (a person's decision, recorded),
         its context rebuilt with every correction recorded on the candidacy since."""
         message = self._stuck(message_id, "retried")
+        self._not_carried_elsewhere(message, "retried")
         message.record(OutboxMessage.Retried, self.app.clock.now(), by=by, reason=reason,
                        context=self.corrected_context(message))
         self._save(message)
@@ -831,6 +839,7 @@ class Dispatcher:
         task for an interviewer with no email), with the corrected context; recorded.
         (Not ``reroute``: that is the field moving a workspace's channel to another.)"""
         message = self._stuck(message_id, "rerouted")
+        self._not_carried_elsewhere(message, "rerouted")
         refuse_postal(channel)
         known = set(self.adapters) | set(self.channel_settings) | set(
             (self.registry or Registry()).names())
@@ -851,6 +860,40 @@ class Dispatcher:
             raise ValueError(f"message {message_id} is {message.status}; only a dead letter "
                              f"or a blocked message can be {done}")
         return message
+
+    def _not_carried_elsewhere(self, message: OutboxMessage, done: str) -> None:
+        elsewhere = self.carried_elsewhere(message)
+        if elsewhere:
+            raise ValueError(f"message {message.id} cannot be {done}: {elsewhere}")
+
+    def carried_elsewhere(self, message: OutboxMessage) -> str | None:
+        """Why ``message`` must not go (None: nothing against it): another message of the
+        same thank-you or nudge, linked to it by a fallback (the one queued when it
+        failed, or the one it stood in for), was delivered or made a task.  Messages of
+        one decision on two channels at once (voicemail and email) are not linked."""
+        uid, own = UUID(message.candidacy_id), str(message.id)
+        facts = [e for e in self.app.events.get(uid) if isinstance(e, (*_FAILED, *_WENT))]
+        trigger_of = {e.message_id: e.trigger_version for e in facts}
+        trigger_of[own] = message.trigger["version"]
+        # A failed message and the fallback queued from its fact (whose trigger that is).
+        links = [{e.message_id, *(m for m, v in trigger_of.items() if v == e.originator_version)}
+                 for e in facts if isinstance(e, _FAILED) and e.fallback is not None]
+        chain = {own}
+        grown = True
+        while grown:
+            grown = False
+            for linked in links:
+                if linked & chain and not linked <= chain:
+                    chain |= linked
+                    grown = True
+        for fact in facts:
+            if isinstance(fact, _WENT) and fact.message_id in chain and fact.message_id != own:
+                what = ("delivered" if isinstance(fact, Candidacy.MessageDelivered)
+                        else "made a task waiting for the candidate")
+                item = "thank-you" if message.kind == Kind.THANK_YOU.value else "nudge"
+                return (f"its {item} was already {what} on "
+                        f"{fact.channel} (message {fact.message_id})")
+        return None
 
     def corrected_context(self, message: OutboxMessage) -> Data:
         """The message's context built again from its candidacy as of the event that
