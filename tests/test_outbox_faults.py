@@ -120,17 +120,25 @@ def test_a_card_whose_file_cannot_be_written_is_retried_then_dead_lettered(
     assert first.status == "failed" and "FileExistsError" in first.summary["last_error"]
 
     clock.advance(timedelta(seconds=30))
-    assert dispatcher.run_once().dead_lettered == 1
+    report = dispatcher.run_once()
     dead = row(candidacies, card)
     assert (dead.status, dead.attempts, dead.next_attempt_at) == ("dead_letter", 2, None)
     assert "FileExistsError" in dead.summary["last_error"]
+    # The card could not go: the policy's next medium, email, carried the thank-you.
+    [fallback] = [r for r in messages(candidacies) if r.id not in ids]
+    assert (fallback.kind, fallback.channel, fallback.status, fallback.summary["trigger"]["type"]
+            ) == ("thank_you", "email", "sent", "MessageDeadLettered")
+    assert (report.dead_lettered, report.sent, email.delivered) == (1, 1, [mail, fallback.id])
+    thanked = candidacies.get(dead.candidacy_id, MAYA.workspace)
+    assert [t["medium"] for t in thanked.thank_yous] == ["email"]
 
-    # The folder is fixed; a person retries the dead letter and the task is written.
+    # The folder is fixed, but the thank-you went: a retry of the dead card is refused, by
+    # name, and no card is written on top of the email.
     cards.unlink()
-    dispatcher.retry(card, by="maya@example.com", reason="card folder fixed")
-    assert dispatcher.run_once().sent == 1
-    assert (cards / f"{card}.json").is_file()
-    assert [k for k, _ in history(candidacies, card)][-3:] == ["Retried", "Proofed", "Sent"]
+    with pytest.raises(ValueError, match=f"already delivered on email \\(message {fallback.id}"):
+        dispatcher.retry(card, by="maya@example.com", reason="card folder fixed")
+    assert dispatcher.run_once().sent == 0 and not cards.exists()
+    assert [k for k, _ in history(candidacies, card)][-1] == "DeadLettered"
 
 
 def test_a_bug_while_rendering_is_a_failure_naming_its_type(
@@ -203,28 +211,35 @@ def test_channel_routes_send_a_workspaces_channel_through_another_adapter(
         Settings(channel_routes="maya:email")
 
 
-class Racing(Dispatcher):
-    """A dispatcher whose save of one message loses a race (another process saved it)."""
+def losing_saves(app: Candidacies, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The ids of messages whose every save loses a race (another process saved them first),
+    whichever save carries them (the message alone, or with its candidacy's delivery fact)."""
+    losing: set[str] = set()
+    save = app.save
 
-    losing: str = ""
-
-    def _save(self, message: Any) -> None:
-        if str(message.id) == self.losing:
+    def racing(*objects: Any, **kwargs: Any) -> Any:
+        if any(str(getattr(o, "id", "")) in losing for o in objects):
             raise IntegrityError("another dispatcher saved this message first")
-        super()._save(message)
+        return save(*objects, **kwargs)
+
+    monkeypatch.setattr(app, "save", racing)
+    return losing
 
 
 def test_a_message_that_cannot_be_saved_is_left_for_the_next_pass_and_the_rest_go(
-        candidacies: Candidacies, tmp_path: Path) -> None:
+        candidacies: Candidacies, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ids = thank_yous(candidacies, "video", "video", "video")
     adapter = Faulty(tmp_path)
-    dispatcher = Racing(candidacies, adapters={"email": adapter})
-    dispatcher.losing = ids[0]
+    dispatcher = Dispatcher(candidacies, adapters={"email": adapter})
+    losing = losing_saves(candidacies, monkeypatch)
+    losing.add(ids[0])
 
     dispatcher.run_once()  # drains, and ends although one message is never saved
 
     assert row(candidacies, ids[0]).status == "queued"
     assert {row(candidacies, i).status for i in ids[1:]} == {"sent"}
-    dispatcher.losing = ""
+    assert candidacies.get(row(candidacies, ids[0]).candidacy_id,
+                           MAYA.workspace).pending_thank_you is not None  # no fact without it
+    losing.clear()
     assert dispatcher.run_once().sent == 1
     assert {r.status for r in messages(candidacies)} == {"sent"}
