@@ -23,8 +23,10 @@ PHONE_ONLY = [{"name": "Daniel Whitfield", "title": "VP Engineering",
 
 
 def blocked(client: Any, candidacies: Candidacies,
-            smtp_server: SmtpServer) -> tuple[str, str]:  # noqa: F811
-    """A thank-you email to an interviewer recorded without an email: blocked."""
+            smtp_server: SmtpServer) -> tuple[str, str, str]:  # noqa: F811
+    """A thank-you email to an interviewer recorded without an email: blocked, and its
+    voicemail fallback too (no voicemail channel configured); the candidacy, the email's
+    and the voicemail's message ids."""
     recorded = ok(client.post("/candidacies",
                               json=interview(format="video", interviewers=PHONE_ONLY)))
     candidacy_id = recorded.json()["id"]
@@ -33,9 +35,13 @@ def blocked(client: Any, candidacies: Candidacies,
                    json={"description": "a systems design interview"}))
     tick(candidacies, LATER)
     dispatch(candidacies, smtp_server)
-    [message] = client.get(f"/candidacies/{candidacy_id}/messages").json()["messages"]
-    assert message["status"] == "blocked" and message["findings"], message
-    return candidacy_id, message["id"]
+    listed = client.get(f"/candidacies/{candidacy_id}/messages").json()["messages"]
+    by_channel = {m["channel"]: m for m in listed if m["kind"] == "thank_you"}
+    assert {(m["kind"], m["channel"], m["status"]) for m in listed} == {
+        ("thank_you", "email", "blocked"), ("thank_you", "voicemail", "blocked"),
+        ("alert_overdue", "email", "blocked")}, listed  # (the alert: no recruiter configured)
+    assert "no email recorded" in by_channel["email"]["findings"][0]["message"]
+    return candidacy_id, by_channel["email"]["id"], by_channel["voicemail"]["id"]
 
 
 def dispatch(candidacies: Candidacies, smtp_server: SmtpServer) -> Any:  # noqa: F811
@@ -46,7 +52,7 @@ def dispatch(candidacies: Candidacies, smtp_server: SmtpServer) -> Any:  # noqa:
 def test_a_correction_then_a_retry_delivers_and_the_history_keeps_both(
         client: Any, client_for: Any, candidacies: Candidacies,
         smtp_server: SmtpServer) -> None:  # noqa: F811
-    candidacy_id, message_id = blocked(client, candidacies, smtp_server)
+    candidacy_id, message_id, fallback_id = blocked(client, candidacies, smtp_server)
     stage = client.get(f"/candidacies/{candidacy_id}").json()["stage"]
 
     answer = ok(client.post(f"/candidacies/{candidacy_id}/corrections", json={
@@ -59,27 +65,31 @@ def test_a_correction_then_a_retry_delivers_and_the_history_keeps_both(
 
     url = f"/candidacies/{candidacy_id}/messages/{message_id}/retry"
     problem(client_for("viewer").post(url), 403, "forbidden")
-    [queued] = ok(client.post(url, json={"reason": "his email, from his card"})).json()[
-        "messages"]
+    [queued] = [m for m in ok(client.post(url, json={"reason": "his email, from his card"})
+                              ).json()["messages"] if m["id"] == message_id]
     assert queued["status"] == "queued"
     assert dispatch(candidacies, smtp_server).sent == 1
     [received] = smtp_server.sink.received
     assert received.rcpt_tos == ["daniel@northwind.example"]
     problem(client.post(url), 409, "message-state")  # sent: nothing to retry
+    # The blocked voicemail fallback cannot go too: the thank-you was delivered.
+    refused = problem(client.post(f"/candidacies/{candidacy_id}/messages/{fallback_id}/retry"),
+                      409, "message-state")
+    assert f"already delivered on email (message {message_id})" in refused["detail"]
 
 
 def test_a_blocked_message_is_rerouted_to_another_channel(
         client: Any, candidacies: Candidacies, smtp_server: SmtpServer) -> None:  # noqa: F811
-    candidacy_id, message_id = blocked(client, candidacies, smtp_server)
+    candidacy_id, message_id, _ = blocked(client, candidacies, smtp_server)
     url = f"/candidacies/{candidacy_id}/messages/{message_id}/reroute"
 
     assert problem(client.post(url, json={"channel": "fax"}), 422,
                    "invalid-input")["field"] == "channel"
     assert problem(client.post(url, json={"channel": "postal"}), 422,
                    "invalid-input")["field"] == "channel"
-    [rerouted] = ok(client.post(url, json={"channel": "voicemail",
-                                           "reason": "he has a phone, no email"})).json()[
-        "messages"]
+    [rerouted] = [m for m in ok(client.post(url, json={
+        "channel": "voicemail", "reason": "he has a phone, no email"})).json()["messages"]
+        if m["id"] == message_id]
     assert (rerouted["status"], rerouted["channel"]) == ("queued", "voicemail")
     problem(client.post(url, json={"channel": "card"}), 409, "message-state")
     other = record(client)
