@@ -236,7 +236,8 @@ def test_a_nudge_queued_before_a_rejection_is_cancelled_not_sent(
         candidacies: Candidacies, smtp_server: SmtpServer, tmp_path: Path) -> None:
     candidacy_id = closed(candidacies)
     candidacies.send_thank_you(MAYA, candidacy_id, "email")  # I sent it: awaiting
-    candidacies.send_nudge(MAYA, candidacy_id, channels=["email"], mode="send_for_me")
+    candidacies.send_nudge(MAYA, candidacy_id, channels=["email"], mode="send_for_me",
+                           override={"reason": "the recruiter asked for a nudge now"})
     outbox = dispatcher(candidacies, smtp_server, tmp_path)
     outbox.follow()
     candidacies.receive_reply(MAYA, candidacy_id, "rejected", note="went internal")
