@@ -96,10 +96,13 @@ def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest
 
     output = run("dispatch", "--once")
 
-    assert "sent 1" in output and "dead-lettered 1" in output
-    assert len(smtp_server.sink.received) == 1
+    # The video's email went; the dead card's thank-you fell back to email and went too.
+    assert "sent 2" in output and "dead-lettered 1" in output
+    assert len(smtp_server.sink.received) == 2
     listed = run("messages", "list", "--status", "dead_letter")
     assert re.search(r"dead_letter\s+thank_you\s+card .*FileExistsError", listed), listed
+    sent = run("messages", "list", "--status", "sent")
+    assert len(re.findall(r"^[0-9a-f-]{36}\s+sent\s+thank_you\s+email", sent, re.M)) == 2, sent
 
 
 def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_refuses_politely(
@@ -116,8 +119,16 @@ def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_re
         app.close()
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
-    assert "blocked 1" in run("dispatch", "--once")
-    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+blocked", run("messages", "list"), re.M)
+    monkeypatch.setenv("CLOSER_RECRUITER_NAME", "Dana Reyes")
+    monkeypatch.setenv("CLOSER_RECRUITER_EMAIL", "dana@closer.example")
+    # No email, no phone: the email is blocked, its voicemail fallback too; Dana is alerted.
+    assert "sent 1, blocked 2" in run("dispatch", "--once")
+    [alert] = smtp_server.sink.received
+    assert alert.rcpt_tos == ["dana@closer.example"]
+    smtp_server.sink.received.clear()
+    listed = run("messages", "list")
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+blocked\s+thank_you\s+email", listed, re.M)
+    assert re.search(r"blocked\s+thank_you\s+voicemail .*no phone recorded", listed), listed
 
     assert "corrected" in run("correct", candidacy_id, "--person", "Daniel Whitfield",
                               "--field", "email", "--value", "daniel@northwind.example",
