@@ -5,6 +5,7 @@ never sent again once imported (messages counted on a real SMTP server)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ from adapters_fixtures import (  # noqa: F401
 from builders import interview
 from typer.testing import CliRunner
 
+from adapters.console import ConsoleAdapter
+from adapters.outbox import Dispatcher
 from api.auth import TokenVerifier, create_token
 from api.cli import app as cli
 from api.settings import get_settings
@@ -93,6 +96,17 @@ def thanked_by_the_policy(url: str, at: datetime, *, candidate: str = "Maya Cast
         app.close()
 
 
+def delivered(url: str, at: datetime) -> None:
+    """The outbox delivers the decided thank-you (to a console that keeps it): the stage
+    reaches awaiting only then, and the nudge's clock starts."""
+    app = application(url, at)
+    try:
+        assert Dispatcher(app, adapters={"email": ConsoleAdapter(stream=io.StringIO())}
+                          ).run_once().sent == 1
+    finally:
+        app.close()
+
+
 def counts(url: str) -> tuple[Any, ...]:
     """Everything a command could write: events, candidacy rows, message rows and the
     outbox's position."""
@@ -148,6 +162,7 @@ def test_the_stores_clock_is_its_latest_recorded_event_when_that_is_later(store:
 
 def test_tick_dry_run_prints_the_decisions_and_writes_nothing(store: str) -> None:
     thanked_by_the_policy(store, midday(-1))
+    delivered(store, midday(-1))
     before = counts(store)
     # No reply for six weeks: the policy would nudge.
     future = midday(42, hour=12).isoformat()
@@ -162,6 +177,7 @@ def test_tick_on_a_copy_decides_the_future_there_and_leaves_the_store_alone(
         store: str, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     candidacy_id = thanked_by_the_policy(store, midday(-1))
+    delivered(store, midday(-1))
     before = counts(store)
     copy = tmp_path / "ahead.db"
 
