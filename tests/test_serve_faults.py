@@ -149,7 +149,9 @@ def test_a_flaky_adapter_and_a_read_only_card_folder_hold_back_nothing_else(
     app = Candidacies(eventsourcing_env(url))
 
     def rows() -> dict[str, Any]:
-        return {r.id: r for r in messages(app)}
+        # The thank-yous only: decided a week ago, those still undelivered when the
+        # server's scheduler ticks are overdue, and it alerts the recruiter about them.
+        return {r.id: r for r in messages(app) if r.kind == "thank_you"}
 
     try:
         with read_only(tmp_path / "tasks" / "cards") as fix_the_folder, \
