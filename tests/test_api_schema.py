@@ -146,7 +146,8 @@ def test_oversized_non_json_and_deep_bodies_are_answered_as_documented(
         operation_id: str, api_schema: Any, fuzzed: dict[str, Any]) -> None:
     operation = api_schema.find_operation_by_id(operation_id)
     path = {name: value for name, value in
-            {"candidacy_id": fuzzed["ids"][0], "hesitation_id": "r1h1"}.items()
+            {"candidacy_id": fuzzed["ids"][0], "hesitation_id": "r1h1",
+             "message_id": "00000000-0000-0000-0000-000000000000"}.items()
             if f"{{{name}}}" in operation.path}
     headers = {"Authorization": f"Bearer {fuzzed['token']}"}
     answers = {}

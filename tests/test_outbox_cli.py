@@ -116,7 +116,8 @@ def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_re
         app.close()
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
-    assert "blocked 1" in run("dispatch", "--once")
+    # Exit 1: every delivery of that pass failed.
+    assert "blocked 1" in run("dispatch", "--once", code=1)
     [message_id] = re.findall(r"^([0-9a-f-]{36})\s+blocked", run("messages", "list"), re.M)
 
     assert "corrected" in run("correct", candidacy_id, "--person", "Daniel Whitfield",
