@@ -35,6 +35,7 @@ from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
+from api.read_models import follower
 from api.supervisor import Supervisor, default_state_file
 from api.wiring import build_candidacies
 from engine.application import Candidacies
@@ -211,8 +212,17 @@ def start_background(settings: Settings) -> Supervisor:
             dispatcher.release()
             candidacies.close()
 
+    def project(stop: threading.Event, beat: Callable[[], None]) -> None:
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        try:
+            follower(candidacies).run_forever(settings.projections_every_seconds, stop,
+                                              on_pass=beat)
+        finally:
+            candidacies.close()
+
     supervisor.add("scheduler", schedule)
     supervisor.add("outbox", dispatch)
+    supervisor.add("projections", project)
     supervisor.start()
     return supervisor
 

@@ -39,6 +39,8 @@ from api.replay_cli import register as register_replay  # noqa: E402
 register_replay(app)
 from api.outbox_cli import register as register_outbox  # noqa: E402
 register_outbox(app)
+from api.projections_cli import projections_app  # noqa: E402
+app.add_typer(projections_app, name="projections")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
