@@ -33,9 +33,9 @@ from api.dependencies import InFlight, commands_inline, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
+from api.read_models import follower
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
-from api.read_models import follower
 from api.supervisor import Supervisor, default_state_file
 from api.wiring import build_candidacies
 from engine.application import Candidacies

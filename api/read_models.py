@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,7 +66,7 @@ def _iso(moment: Any) -> str | None:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     if isinstance(moment, datetime):
-        return moment.astimezone(timezone.utc).isoformat()
+        return moment.astimezone(UTC).isoformat()
     return str(moment)
 
 
@@ -94,18 +94,18 @@ class Pipeline(ReadModel):
     name = "pipeline"
     table_names = ("rm_pipeline", "rm_stage_intervals")
     tables = (
-        "CREATE TABLE IF NOT EXISTS rm_pipeline (candidacy_id TEXT PRIMARY KEY, "
+        ("CREATE TABLE IF NOT EXISTS rm_pipeline (candidacy_id TEXT PRIMARY KEY, "
         "workspace TEXT NOT NULL, company TEXT, role TEXT, candidate TEXT, recruiter TEXT, "
         "actor TEXT, stage TEXT NOT NULL, round INTEGER NOT NULL, "
         "entered_stage_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL, "
-        "intervals INTEGER NOT NULL)",
+        "intervals INTEGER NOT NULL)"),
         "CREATE INDEX IF NOT EXISTS rm_pipeline_stage ON rm_pipeline (workspace, stage)",
-        "CREATE TABLE IF NOT EXISTS rm_stage_intervals (candidacy_id TEXT NOT NULL, "
+        ("CREATE TABLE IF NOT EXISTS rm_stage_intervals (candidacy_id TEXT NOT NULL, "
         "seq INTEGER NOT NULL, workspace TEXT NOT NULL, recruiter TEXT, company TEXT, "
         "round INTEGER NOT NULL, stage TEXT NOT NULL, entered_at TEXT NOT NULL, left_at TEXT, "
-        "PRIMARY KEY (candidacy_id, seq))",
-        "CREATE INDEX IF NOT EXISTS rm_stage_intervals_stage ON rm_stage_intervals "
-        "(workspace, round, stage)",
+        "PRIMARY KEY (candidacy_id, seq))"),
+        ("CREATE INDEX IF NOT EXISTS rm_stage_intervals_stage ON rm_stage_intervals "
+        "(workspace, round, stage)"),
     )
 
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
@@ -155,22 +155,22 @@ class Compliance(ReadModel):
     name = "compliance"
     table_names = ("rm_compliance_candidacies", "rm_thank_yous", "rm_nudges", "rm_overrides")
     tables = (
-        "CREATE TABLE IF NOT EXISTS rm_compliance_candidacies (candidacy_id TEXT PRIMARY KEY, "
+        ("CREATE TABLE IF NOT EXISTS rm_compliance_candidacies (candidacy_id TEXT PRIMARY KEY, "
         "workspace TEXT NOT NULL, recruiter TEXT, company TEXT, timezone TEXT NOT NULL, "
-        "round INTEGER NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS rm_thank_yous (candidacy_id TEXT NOT NULL, "
+        "round INTEGER NOT NULL)"),
+        ("CREATE TABLE IF NOT EXISTS rm_thank_yous (candidacy_id TEXT NOT NULL, "
         "round INTEGER NOT NULL, workspace TEXT NOT NULL, recruiter TEXT, company TEXT, "
         "interviewed_at TEXT, interview_day TEXT, decided_at TEXT, requested_at TEXT, "
         "delivered_at TEXT, delivered_day TEXT, deliveries INTEGER NOT NULL, "
-        "same_day INTEGER NOT NULL, PRIMARY KEY (candidacy_id, round))",
-        "CREATE TABLE IF NOT EXISTS rm_nudges (candidacy_id TEXT NOT NULL, "
+        "same_day INTEGER NOT NULL, PRIMARY KEY (candidacy_id, round))"),
+        ("CREATE TABLE IF NOT EXISTS rm_nudges (candidacy_id TEXT NOT NULL, "
         "version INTEGER NOT NULL, workspace TEXT NOT NULL, recruiter TEXT, company TEXT, "
         "round INTEGER NOT NULL, manual INTEGER NOT NULL, rule TEXT, due_at TEXT, "
         "due_day TEXT, decided_at TEXT, delivered_at TEXT, on_time INTEGER, "
-        "PRIMARY KEY (candidacy_id, version))",
-        "CREATE TABLE IF NOT EXISTS rm_overrides (candidacy_id TEXT NOT NULL, "
+        "PRIMARY KEY (candidacy_id, version))"),
+        ("CREATE TABLE IF NOT EXISTS rm_overrides (candidacy_id TEXT NOT NULL, "
         "version INTEGER NOT NULL, workspace TEXT NOT NULL, recruiter TEXT, at TEXT NOT NULL, "
-        "command TEXT NOT NULL, rule TEXT, reason TEXT, PRIMARY KEY (candidacy_id, version))",
+        "command TEXT NOT NULL, rule TEXT, reason TEXT, PRIMARY KEY (candidacy_id, version))"),
     )
 
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
@@ -368,11 +368,11 @@ class Timeline(ReadModel):
     name = "timeline"
     table_names = ("rm_timeline",)
     tables = (
-        "CREATE TABLE IF NOT EXISTS rm_timeline (candidacy_id TEXT NOT NULL, "
+        ("CREATE TABLE IF NOT EXISTS rm_timeline (candidacy_id TEXT NOT NULL, "
         "version INTEGER NOT NULL, notification_id BIGINT NOT NULL, workspace TEXT NOT NULL, "
         "at TEXT NOT NULL, occurred_at TEXT, kind TEXT NOT NULL, type TEXT NOT NULL, "
         "stage TEXT NOT NULL, actor TEXT, rule TEXT, policy TEXT, policy_version INTEGER, "
-        "summary TEXT NOT NULL, PRIMARY KEY (candidacy_id, version))",
+        "summary TEXT NOT NULL, PRIMARY KEY (candidacy_id, version))"),
     )
 
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:

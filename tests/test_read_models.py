@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
@@ -37,7 +37,6 @@ from engine.scheduler import tick
 from engine.simulation import simulate
 from engine.values import Actor
 
-UTC = timezone.utc
 MAYA = Actor(user="maya@recruit.example", workspace="w")
 LEE = Actor(user="lee@recruit.example", workspace="w")
 
