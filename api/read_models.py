@@ -122,9 +122,10 @@ class Pipeline(ReadModel):
                        "recruiter, company, round, stage, entered_at) "
                        "VALUES (?, 1, ?, ?, ?, 1, ?, ?)",
                        (cid, event.workspace, event.actor, event.company, stage, at))
+            tx.memo[cid] = (stage, 1, 1, event.actor, event.company)
             return
-        row = tx.one("SELECT stage, round, intervals, recruiter, company FROM rm_pipeline "
-                     "WHERE candidacy_id=?", (cid,))
+        row = tx.memo.get(cid) or tx.one("SELECT stage, round, intervals, recruiter, company "
+                                         "FROM rm_pipeline WHERE candidacy_id=?", (cid,))
         if row is None:
             return  # its opening event could not be read (passed over)
         old_stage, old_round, intervals, recruiter, company = row
@@ -144,6 +145,7 @@ class Pipeline(ReadModel):
                    "updated_at=?, version=?, intervals=? WHERE candidacy_id=?",
                    (stage, new_round, at, event.actor, at, event.originator_version,
                     intervals + 1, cid))
+        tx.memo[cid] = (stage, new_round, intervals + 1, recruiter, company)
 
 
 # -- compliance -------------------------------------------------------------------------
@@ -179,18 +181,24 @@ class Compliance(ReadModel):
             tx.execute("INSERT INTO rm_compliance_candidacies (candidacy_id, workspace, "
                        "recruiter, company, timezone, round) VALUES (?, ?, ?, ?, ?, 1)",
                        (cid, event.workspace, event.actor, event.company, event.timezone))
+            tx.memo[cid] = {"workspace": event.workspace, "recruiter": event.actor,
+                            "company": event.company, "timezone": event.timezone, "round": 1}
             self._open_round(tx, cid, 1, event)
             return
-        row = tx.one("SELECT workspace, recruiter, company, timezone, round FROM "
-                     "rm_compliance_candidacies WHERE candidacy_id=?", (cid,))
-        if row is None:
-            return  # its opening event could not be read (passed over)
-        context = dict(zip(("workspace", "recruiter", "company", "timezone", "round"), row))
+        context = tx.memo.get(cid)
+        if context is None:
+            row = tx.one("SELECT workspace, recruiter, company, timezone, round FROM "
+                         "rm_compliance_candidacies WHERE candidacy_id=?", (cid,))
+            if row is None:
+                return  # its opening event could not be read (passed over)
+            context = tx.memo[cid] = dict(
+                zip(("workspace", "recruiter", "company", "timezone", "round"), row))
         if name == "RoundStarted":
             round_ = int(getattr(event, "round", context["round"] + 1))
             tx.execute("UPDATE rm_compliance_candidacies SET round=? WHERE candidacy_id=?",
                        (round_, cid))
             self._open_round(tx, cid, round_, event, context)
+            context["round"] = round_
         elif name in ("ThankYouSent", "ThankYouDecided", "ThankYouRequested"):
             self._thank_you(tx, cid, context, event, name)
         elif name in ("NudgeSent", "NudgeDecided", "NudgeRequested"):
