@@ -351,3 +351,41 @@ def test_status_counts_the_lag(candidacies: Candidacies, clock: FixedClock) -> N
         ("pipeline", 0, top), ("compliance", 0, top), ("timeline", 0, top)]
     runner.step(runner.models[2])
     assert runner.lags()[2].behind == top - 5
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_projections_commands(database_url: str, clock: FixedClock,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli
+    from api.settings import get_settings
+    from engine.store import eventsourcing_env
+
+    app = Candidacies(eventsourcing_env(database_url), clock=clock)
+    hand_worked(app, clock)
+    top = app.recorder.max_notification_id()
+    monkeypatch.setenv("CLOSER_DATABASE_URL", database_url)
+    monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        get_settings.cache_clear()
+        result = runner.invoke(cli, ["projections", *args])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    try:
+        assert f"│ timeline   │ 0        │ {top}" in run("status")
+        assert f"followed {3 * top} notifications" in run("run", "--once")
+        followed = {m.name: dump(m) for m in follower(app).models}
+        assert f"│ pipeline   │ {top}" in run("status")
+        output = run("rebuild", "pipeline")
+        assert "pipeline" in output and f"{top}/{top}" in output and "timeline" not in output
+        assert {m.name: dump(m) for m in follower(app).models} == followed
+        assert "no read model named nope" in run("rebuild", "nope", code=1)
+    finally:
+        get_settings.cache_clear()
+        app.close()
