@@ -389,3 +389,16 @@ def test_projections_commands(database_url: str, clock: FixedClock,
     finally:
         get_settings.cache_clear()
         app.close()
+
+
+def test_one_event_through_the_library_s_projection_entry_point(
+        candidacies: Candidacies) -> None:
+    """`Projection.process_event(event, tracking)`, as eventsourcing's runners call it:
+    the row and the read model's own position, in one transaction."""
+    from eventsourcing.persistence import Tracking
+
+    timeline = follower(candidacies, ["timeline"]).models[0]
+    timeline.process_event(opened(uuid4(), at(25, 9)), Tracking(candidacies.name, 41))
+    assert timeline.position() == 41
+    assert timeline.view.max_tracking_id(timeline.tracking_name) == 41
+    assert len(dump(timeline)["rm_timeline"]) == 1
