@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
@@ -78,8 +78,10 @@ class ReadModelRecorder:
     """What `ReadModel` needs of its view, on top of eventsourcing's `TrackingRecorder`
     (`max_tracking_id`, `wait`): writes with the position, reads, and a reset."""
 
-    def write(self, tracking: Tracking, work: Callable[[Tx], None]) -> None:
-        """Run ``work`` and record ``tracking`` in one transaction."""
+    def write(self, tracking: Tracking, work: Callable[[Tx], None],
+              expected: int | None = None) -> None:
+        """Run ``work`` and record ``tracking`` in one transaction; with ``expected``,
+        only if the stored position is still that (0: none), else `StalePosition`."""
         raise NotImplementedError
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -94,6 +96,17 @@ class ReadModelRecorder:
         raise NotImplementedError
 
 
+class StalePosition(IntegrityError):
+    """Another follower (or a rebuild's reset) moved the position since it was read:
+    the batch is rolled back, nothing of it written."""
+
+
+def _check_position(tracking: Tracking, expected: int, stored: int | None) -> None:
+    if (stored or 0) != expected:
+        raise StalePosition(f"{tracking.application_name}: the position is {stored or 0}, "
+                            f"not {expected} as read before this batch")
+
+
 class SQLiteReadModelRecorder(SQLiteTrackingRecorder, ReadModelRecorder):
     """eventsourcing's SQLite tracking recorder plus a read model's tables."""
 
@@ -105,8 +118,16 @@ class SQLiteReadModelRecorder(SQLiteTrackingRecorder, ReadModelRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + self._tables
 
-    def write(self, tracking: Tracking, work: Callable[[Tx], None]) -> None:
+    def write(self, tracking: Tracking, work: Callable[[Tx], None],
+              expected: int | None = None) -> None:
         with self.datastore.transaction(commit=True) as c:
+            # Take the write lock first: in WAL mode a transaction that reads and then
+            # writes fails (SQLITE_BUSY_SNAPSHOT) when the application wrote in between.
+            c.execute("UPDATE tracking SET notification_id=notification_id "
+                      "WHERE application_name=?", (tracking.application_name,))
+            if expected is not None:
+                c.execute(self.select_max_tracking_id_statement, (tracking.application_name,))
+                _check_position(tracking, expected, c.fetchone()[0])
             work(Tx(c, "?"))
             self._insert_tracking(c, tracking)
 
@@ -139,12 +160,22 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder, ReadModelRecorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
-    def write(self, tracking: Tracking, work: Callable[[Tx], None]) -> None:
+    def write(self, tracking: Tracking, work: Callable[[Tx], None],
+              expected: int | None = None) -> None:
         # Pipeline mode: statements whose results nobody reads travel together, so a
         # batch costs a round trip per handler query, not per statement (rebuilding the
         # pipeline read model: 1,142 -> 4,351 notifications/s, docs/performance.md).
         with (self.datastore.get_connection() as conn, conn.pipeline(), conn.transaction(),
               conn.cursor() as curs):
+            if expected is not None:
+                # The row (if any) stays locked to this transaction until it commits.
+                curs.execute(SQL("SELECT notification_id FROM {0}.{1} WHERE "
+                                 "application_name=%s FOR UPDATE").format(
+                    Identifier(self.datastore.schema), Identifier(self.tracking_table_name)),
+                    (tracking.application_name,))
+                row = curs.fetchone()
+                _check_position(tracking, expected, None if row is None else
+                                row["notification_id"])
             work(Tx(curs, "%s"))
             self._insert_tracking(curs, tracking)
 
@@ -187,12 +218,14 @@ class ReadModel(Projection[Any]):
         self.view.write(Tracking(self.tracking_name, tracking.notification_id),
                         lambda tx: self.apply(tx, domain_event, tracking.notification_id))
 
-    def process_batch(self, events: Sequence[tuple[Any, int]], position: int) -> None:
-        """Several events, then the position ``position``, in one transaction."""
+    def process_batch(self, events: Sequence[tuple[Any, int]], position: int,
+                      after: int | None = None) -> None:
+        """Several events, then the position ``position``, in one transaction; with
+        ``after``, only if the stored position is still ``after`` (`StalePosition`)."""
         def work(tx: Tx) -> None:
             for event, notification_id in events:
                 self.apply(tx, event, notification_id)
-        self.view.write(Tracking(self.tracking_name, position), work)
+        self.view.write(Tracking(self.tracking_name, position), work, after)
 
     def position(self) -> int:
         """The last notification id this read model has followed (0: none)."""
@@ -263,7 +296,11 @@ class Follower:
                 # One unreadable event must not stop the dashboard; `closer doctor` lists it.
                 log.error("read model passed over an undecodable event", read_model=model.name,
                           notification_id=notification.id, error=str(error))
-        model.process_batch(events, notifications[-1].id)
+        try:
+            model.process_batch(events, notifications[-1].id, start - 1)
+        except StalePosition:
+            # Another follower (`closer serve`'s, a rebuild) wrote first: go on from there.
+            log.info("read model moved by another follower", read_model=model.name)
         return len(notifications)
 
     def catch_up(self, model: ReadModel, progress: Callable[[int], Any] | None = None) -> int:

@@ -31,7 +31,7 @@ from api.read_models import (
 from engine.application import Candidacies
 from engine.candidacy import Candidacy
 from engine.clock import FixedClock
-from engine.follower import CANDIDACY_TOPIC
+from engine.follower import CANDIDACY_TOPIC, StalePosition
 from engine.lifecycle import Stage
 from engine.scheduler import tick
 from engine.simulation import simulate
@@ -341,6 +341,15 @@ def test_a_stale_position_is_refused_and_writes_nothing(candidacies: Candidacies
     with pytest.raises(IntegrityError):
         timeline.process_batch([(late, 1)], timeline.position())
     assert dump(timeline) == before
+    # A follower that read its position before a rebuild emptied the model: its batch
+    # (which would put rows after a hole) is refused, and the rebuild goes on alone.
+    read_before = timeline.position()
+    timeline.view.reset(timeline.table_names, timeline.tracking_name)
+    with pytest.raises(StalePosition):
+        timeline.process_batch([(late, read_before + 1)], read_before + 1, read_before)
+    assert dump(timeline) == {"rm_timeline": []} and timeline.position() == 0
+    runner.catch_up(timeline)
+    assert dump(timeline) == before
 
 
 def test_status_counts_the_lag(candidacies: Candidacies, clock: FixedClock) -> None:
@@ -402,3 +411,46 @@ def test_one_event_through_the_library_s_projection_entry_point(
     assert timeline.position() == 41
     assert timeline.view.max_tracking_id(timeline.tracking_name) == 41
     assert len(dump(timeline)["rm_timeline"]) == 1
+
+
+def test_follows_while_the_application_writes(database_url: str, clock: FixedClock) -> None:
+    """The read models follow (another application object, as in `closer serve`) while
+    commands are saved: no write of theirs fails for the other's, and nothing is missed."""
+    import threading
+
+    from engine.store import eventsourcing_env
+
+    writer = Candidacies(eventsourcing_env(database_url), clock=clock)
+    reader = Candidacies(eventsourcing_env(database_url), clock=clock)
+    runner = follower(reader, batch=4)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(40):
+                cid = writer.record_interview(MAYA, interview()).candidacy_id
+                writer.record_no_hesitations(MAYA, cid)
+                writer.close_next_step(MAYA, cid, "a panel")
+        except Exception as error:  # noqa: BLE001 - the test thread reports it below
+            errors.append(error)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        while not done.is_set():
+            runner.run_once()
+        thread.join()
+        runner.run_once()
+        assert not errors
+        incremental = {m.name: dump(m) for m in runner.models}
+        assert len(incremental["timeline"]["rm_timeline"]) == 120
+        for model in runner.models:
+            runner.rebuild(model)
+        assert {m.name: dump(m) for m in runner.models} == incremental
+    finally:
+        thread.join()
+        writer.close()
+        reader.close()
