@@ -293,6 +293,44 @@ def test_rebuild_gives_the_rows_incremental_following_gave(candidacies: Candidac
     incremental, rebuilt = incremental_then_rebuilt(candidacies, clock, 300)
     assert incremental == rebuilt
     assert sum(len(rows) for rows in incremental["compliance"].values()) > 600
+    counted_directly(candidacies)
+
+
+def counted_directly(app: Candidacies) -> None:
+    """The figures against counts made straight from the stored events and rows."""
+    from collections import Counter
+    from zoneinfo import ZoneInfo
+
+    pipeline, compliance, timeline = (m.view for m in follower(app).models)
+    rows = app.recorder.select_all_rows(limit=100_000)
+    assert stage_counts(pipeline) == dict(Counter(r.stage for r in rows))
+    events = [app.mapper.to_domain_event(n)
+              for n in app.recorder.select_notifications(1, 10_000_000)
+              if n.topic.startswith(CANDIDACY_TOPIC)]
+    assert dict(timeline.read("SELECT type, COUNT(*) FROM rm_timeline GROUP BY type")) == \
+        dict(Counter(type(e).__name__ for e in events))
+    # Same local day: per candidacy and round, the first thank-you's local day against
+    # the interview's, in the candidacy's zone.
+    zone: dict[UUID, ZoneInfo] = {}
+    rounds: dict[tuple[UUID, int], list[Any]] = {}
+    current: dict[UUID, int] = {}
+    for e in events:
+        name = type(e).__name__
+        if name == "InterviewRecorded":
+            zone[e.originator_id], current[e.originator_id] = ZoneInfo(e.timezone), 1
+        if name in ("InterviewRecorded", "RoundStarted"):
+            current[e.originator_id] = getattr(e, "round", 1)
+            rounds[(e.originator_id, current[e.originator_id])] = [
+                e.interview["interviewed_at"], None]
+        elif name == "ThankYouSent":
+            entry = rounds[(e.originator_id, current[e.originator_id])]
+            entry[1] = entry[1] or e.occurred_at
+    same_day = sum(1 for (cid, _), (interviewed, thanked) in rounds.items()
+                   if thanked is not None and interviewed.astimezone(zone[cid]).date()
+                   == thanked.astimezone(zone[cid]).date())
+    figures = thank_you_compliance(compliance).values()
+    assert (sum(t for t, _ in figures), sum(s for _, s in figures)) == (len(rounds), same_day)
+    assert 0 < same_day < len(rounds)
 
 
 @pytest.mark.slow
