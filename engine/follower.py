@@ -92,9 +92,6 @@ class ReadModelRecorder:
         """Empty ``tables`` and forget ``tracking_name``'s position, in one transaction."""
         raise NotImplementedError
 
-    def max_tracking_id(self, application_name: str) -> int | None:  # the library's
-        raise NotImplementedError
-
 
 class StalePosition(IntegrityError):
     """Another follower (or a rebuild's reset) moved the position since it was read:
