@@ -33,6 +33,8 @@ app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job i
 app.add_typer(policy_app, name="policy")
 register_replay(app)
 register_outbox(app)
+from api.projections_cli import projections_app  # noqa: E402
+app.add_typer(projections_app, name="projections")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
