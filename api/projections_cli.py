@@ -7,13 +7,13 @@ import threading
 from typing import Annotated
 
 import typer
-from eventsourcing.persistence import PersistenceError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from api.read_models import READ_MODELS, follower
-from api.wiring import build_candidacies
+# The read models and the store are imported by the commands that use them, so that
+# `closer --help` does not load them (tests/test_startup.py).
+NAMES = ("pipeline", "compliance", "timeline")
+"""The read models' names, for the help text (`api.read_models.READ_MODELS`' keys: a
+test keeps the two the same)."""
 
 projections_app = typer.Typer(help="The dashboard's read models: follow the history, "
                                    "rebuild them from scratch, see how far they lag.",
@@ -33,6 +33,11 @@ def run(
     batch: Annotated[int, typer.Option(help="notifications per transaction", min=1)] = 500,
 ) -> None:
     """Keep every read model current: follow the log, a batch per transaction."""
+    from eventsourcing.persistence import PersistenceError
+
+    from api.read_models import follower
+    from api.wiring import build_candidacies
+
     candidacies = build_candidacies()
     try:
         runner = follower(candidacies, batch=batch)
@@ -54,10 +59,22 @@ def run(
 @projections_app.command("rebuild")
 def rebuild(
     name: Annotated[str | None, typer.Argument(
-        help=f"one read model ({', '.join(READ_MODELS)}); all without")] = None,
+        help=f"one read model ({', '.join(NAMES)}); all without")] = None,
     batch: Annotated[int, typer.Option(help="notifications per transaction", min=1)] = 2000,
 ) -> None:
     """Rebuild read models from the whole history: the rows incremental following gives."""
+    from eventsourcing.persistence import PersistenceError
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from api.read_models import follower
+    from api.wiring import build_candidacies
+
     candidacies = build_candidacies()
     try:
         runner = follower(candidacies, [name] if name else None, batch=batch)
@@ -78,6 +95,12 @@ def rebuild(
 @projections_app.command("status")
 def status() -> None:
     """Each read model's position against the log's last notification id (the lag)."""
+    from eventsourcing.persistence import PersistenceError
+    from rich.table import Table
+
+    from api.read_models import follower
+    from api.wiring import build_candidacies
+
     candidacies = build_candidacies()
     try:
         lags = follower(candidacies).lags()

@@ -492,3 +492,10 @@ def test_follows_while_the_application_writes(database_url: str, clock: FixedClo
         thread.join()
         writer.close()
         reader.close()
+
+
+def test_the_cli_names_every_read_model() -> None:
+    from api.projections_cli import NAMES
+    from api.read_models import READ_MODELS
+
+    assert NAMES == tuple(READ_MODELS)
