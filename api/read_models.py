@@ -290,7 +290,8 @@ class Compliance(ReadModel):
             return
         rule = getattr(event, "override_rule", None)
         if isinstance(override, dict):
-            rule = override.get("rule", rule)
+            # engine.application records {"reason", "overrides": <the rule overridden>}.
+            rule = override.get("overrides", override.get("rule", rule))
             reason = override.get("reason", reason)
         elif isinstance(override, str) and not reason:
             reason = override

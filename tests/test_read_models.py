@@ -499,3 +499,26 @@ def test_the_cli_names_every_read_model() -> None:
     from api.read_models import READ_MODELS
 
     assert NAMES == tuple(READ_MODELS)
+
+
+def test_an_override_recorded_by_the_application_names_its_rule_and_reason(
+        candidacies: Candidacies, clock: FixedClock) -> None:
+    """A person's nudge inside the patience window, let through by an override: the
+    compliance read model lists the rule the application recorded as overridden."""
+    clock.set(at(25, 10))
+    cid = candidacies.record_interview(MAYA, interview(
+        interviewed_at=at(25, 9).isoformat())).candidacy_id
+    candidacies.record_no_hesitations(MAYA, cid)
+    candidacies.close_next_step(MAYA, cid, "a systems design interview")
+    candidacies.send_thank_you(MAYA, cid, "email")  # I sent it: awaiting
+    clock.set(at(26, 10))
+    candidacies.send_nudge(MAYA, cid, override={"reason": "the interviewer asked for a call"})
+    [event] = [e for e in candidacies.events.get(UUID(cid)) if type(e).__name__ == "NudgeSent"]
+    runner = follower(candidacies)
+    runner.run_once()
+    compliance = runner.models[1].view
+
+    [(candidacy_id, _, command, rule, reason)] = overrides(compliance)
+    assert (candidacy_id, command, reason) == (cid, "NudgeSent",
+                                               "the interviewer asked for a call")
+    assert rule == event.override["overrides"] and rule.startswith("patience")
