@@ -343,15 +343,19 @@ def tick_in_process(url: str, now: datetime,
 
 
 def tick_cli(url: str, now: datetime) -> tuple[float, str]:
+    """`closer tick --now NOW --on-copy FILE` as a subprocess: the live store refuses a
+    --now after its clock, so the CLI ticks on a copy it makes (the copy is in the time)."""
     closer = Path(sys.executable).with_name("closer")
     command = [str(closer)] if closer.exists() else [sys.executable, "-m", "api.cli"]
     env = {**os.environ, "CLOSER_DATABASE_URL": url}
-    started = timer.perf_counter()
-    done = subprocess.run([*command, "tick", "--now", now.isoformat()], env=env, cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    elapsed = timer.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        started = timer.perf_counter()
+        done = subprocess.run([*command, "tick", "--now", now.isoformat(), "--on-copy",
+                               f"{folder}/copy.db"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, check=False)
+        elapsed = timer.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"closer tick failed ({done.returncode}): {done.stderr[-2000:]}")
+        return elapsed, f"FAILED ({done.returncode}): {' '.join(done.stderr.split())[-300:]}"
     return elapsed, " ".join(done.stdout.split())[-300:]
 
 
@@ -504,7 +508,8 @@ def main() -> None:
         floor_rows(url)
         cli_s, cli_summary = tick_cli(url, now)
         startup_s = cli_startup()
-        lines.append(f"closer tick --now {now.isoformat()} (subprocess): {cli_s:.3f} s, of which "
+        lines.append(f"closer tick --now {now.isoformat()} --on-copy FILE (subprocess, the copy "
+                     f"included): {cli_s:.3f} s, of which "
                      f"~{startup_s:.2f} s start-up (closer --help); it said: {cli_summary}")
     lines.append(f"machine: {machine()}")
     print("\n".join(lines))
