@@ -304,10 +304,10 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
             errors = sum(r["errors"] for r in bare + command)
             rows.append([
                 store, workers, connections,
-                f"{cell(bare, 'rate')} (p50 {cell(bare, 'p50_ms', 1)}, p99 "
-                f"{cell(bare, 'p99_ms', 1)})",
-                f"{cell(command, 'rate')} (p50 {cell(command, 'p50_ms', 1)}, p99 "
-                f"{cell(command, 'p99_ms', 1)})",
+                (f"{cell(bare, 'rate')} (p50 {cell(bare, 'p50_ms', 1)}, p99 "
+                f"{cell(bare, 'p99_ms', 1)})"),
+                (f"{cell(command, 'rate')} (p50 {cell(command, 'p50_ms', 1)}, p99 "
+                f"{cell(command, 'p99_ms', 1)})"),
                 spread(per_round),
                 f"{cell(bare, 'server_cpu_ms', 2)} / {cell(command, 'server_cpu_ms', 2)}",
                 spread(cpu_ratio),
@@ -324,11 +324,11 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
                + ",".join(map(str, args.connections)) + f" --store {args.store}")
     lines = [
         SECTION, "",
-        f"`{command}`, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs, Python "
+        (f"`{command}`, {datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {platform.system()}; {started} before, {ended} after "
         "(the machine was shared with other work during the run: compare the ratios, not "
-        "the rates).", "",
-        "Load: `wrk` (2 threads, keep-alive) with a Lua script POSTing the JSON body, "
+        "the rates)."), "",
+        ("Load: `wrk` (2 threads, keep-alive) with a Lua script POSTing the JSON body, "
         f"{args.rounds} rounds of {args.seconds:g} s per side, bare and command back to back "
         "in an order that alternates each round, after a warm-up of each. The command is "
         "`POST /candidacies/{id}/offers` (token auth, body validation, one event and the "
@@ -340,7 +340,7 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
         "(command / bare in the same round) with their min–max. Server CPU ms/req is the "
         "server processes' CPU time (/proc) over the requests wrk completed; cores = CPU "
         "seconds per wall second (server's and wrk's own): the bare endpoint's server at "
-        "about one core per worker means the server, not wrk, is what limits it.", "",
+        "about one core per worker means the server, not wrk, is what limits it."), "",
         *table(["store", "workers", "connections", "bare req/s (ms)", "command req/s (ms)",
                 "command / bare, per round", "server CPU ms/req, bare / command",
                 "command / bare, per server CPU-s", "server cores, bare / command",
@@ -348,8 +348,8 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
         "Issue 19's target (16 connections: the command at least 0.4x the bare endpoint, p99 "
         "under 50 ms, both stores): " + ("; ".join(verdicts) or "not measured at 16") + ".",
         "",
-        "Reproduce (`apt-get install -y wrk`; PostgreSQL on 127.0.0.1:5432, trust auth; it "
-        "rewrites only this section):", "", f"    {command}", ""]
+        ("Reproduce (`apt-get install -y wrk`; PostgreSQL on 127.0.0.1:5432, trust auth; it "
+        "rewrites only this section):"), "", f"    {command}", ""]
     return "\n".join(lines)
 
 

@@ -17,11 +17,11 @@ import argparse
 import platform
 import smtplib
 import socket
-import uuid
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+import uuid
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def main() -> None:
     mime["From"], mime["To"], mime["Subject"] = ("maya@example.com",
                                                  "daniel@northwind.example", "Thank you")
     mime.set_content("Thank you for your time today. " * 8)
-    day = [datetime(2026, 11, 25, 10, tzinfo=timezone.utc)]
+    day = [datetime(2026, 11, 25, 10, tzinfo=UTC)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             app = Candidacies(eventsourcing_env(f"sqlite:///{tmp}/bench.db"),
@@ -157,18 +157,18 @@ def render(args: argparse.Namespace, runs: dict[str, list[float]], started: str,
     store = 1000 / median(runs["dispatcher"]) - 1000 / median(runs["adapter"])
     return "\n".join([
         SECTION, "",
-        f"`python benchmarks/outbox_bench.py --count {args.count} --rounds {args.rounds} "
+        (f"`python benchmarks/outbox_bench.py --count {args.count} --rounds {args.rounds} "
         f"--write-docs` on {platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, SQLite file store, aiosmtpd on 127.0.0.1 (plain, no TLS); "
         f"{started} before, {ended} after (shared machine: compare the ratios). Each of "
         f"{args.rounds} rounds runs the three sides ({args.count} messages each) in an order "
         "that rotates each round; the dispatcher's messages are queued by a tick on fresh "
-        "candidacies before it is timed. Ratios are per round (median, min–max).", "",
+        "candidacies before it is timed. Ratios are per round (median, min–max)."), "",
         *table(["measurement", "messages/s (median)", "vs bare smtplib, per round",
                 "ms per message"], rows), "",
-        f"Per message: rendering + proofing cost about {over_bare:.1f} ms over a bare send, "
+        (f"Per message: rendering + proofing cost about {over_bare:.1f} ms over a bare send, "
         f"and the store (following the log, recording what happened, the aggregate load) "
-        f"about {store:.1f} ms more (medians).", ""])
+        f"about {store:.1f} ms more (medians)."), ""])
 
 
 if __name__ == "__main__":
