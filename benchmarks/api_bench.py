@@ -318,6 +318,21 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
                 p99 = median([r["p99_ms"] for r in command])
                 verdicts.append(f"{store}, {workers} worker(s): {median(per_round):.2f}x, "
                                 f"p99 {p99:.0f} ms")
+    saturation = [median([r["server_cores"] for r in sides["bare"]]) / workers
+                  for by_config in all_results.values()
+                  for (workers, _), sides in by_config.items()]
+    wrk_cores = [r["wrk_cores"] for by_config in all_results.values()
+                 for sides in by_config.values() for r in sides["bare"]]
+    saturated = (
+        f"In this run the bare endpoint's server used {min(saturation):.2f}–"
+        f"{max(saturation):.2f} of a core per worker and wrk {min(wrk_cores):.2f}–"
+        f"{max(wrk_cores):.2f} cores: "
+        + ("the server was saturated, so the load generator is not the bottleneck."
+           if min(saturation) >= 0.8 else
+           "the server was **not** saturated, and neither was wrk: other processes held the "
+           "CPUs (see the load average), so the req/s ratios are what a contended machine "
+           "gives, and the per-server-CPU-second ratio is the figure that does not depend "
+           "on how much CPU the server got."))
     command = ("python benchmarks/api_bench.py" + (" --quick" if args.quick else "")
                + f" --rounds {args.rounds} --seconds {args.seconds:g} --workers "
                + ",".join(map(str, args.workers)) + " --connections "
@@ -345,6 +360,7 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
                 "command / bare, per round", "server CPU ms/req, bare / command",
                 "command / bare, per server CPU-s", "server cores, bare / command",
                 "wrk cores, bare / command", "errors"], rows), "",
+        saturated, "",
         "Issue 19's target (16 connections: the command at least 0.4x the bare endpoint, p99 "
         "under 50 ms, both stores): " + ("; ".join(verdicts) or "not measured at 16") + ".",
         "",

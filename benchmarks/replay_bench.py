@@ -455,6 +455,7 @@ def main() -> None:
     started = time.perf_counter()
     command = ("python benchmarks/replay_bench.py" + (" --quick" if args.quick else
                f" --events {args.events} --small {args.small} --rounds {args.rounds}")
+               + (f" --es-sample {args.es_sample:g}" if args.es_sample != 1 else "")
                + " [--reuse]")
     big = args.dir / f"replay_{args.events}.db"
     small = args.dir / f"replay_{args.small}.db"
