@@ -318,21 +318,26 @@ def render(all_results: dict[str, dict[tuple[int, int], Any]], args: argparse.Na
                 p99 = median([r["p99_ms"] for r in command])
                 verdicts.append(f"{store}, {workers} worker(s): {median(per_round):.2f}x, "
                                 f"p99 {p99:.0f} ms")
-    saturation = [median([r["server_cores"] for r in sides["bare"]]) / workers
-                  for by_config in all_results.values()
-                  for (workers, _), sides in by_config.items()]
-    wrk_cores = [r["wrk_cores"] for by_config in all_results.values()
-                 for sides in by_config.values() for r in sides["bare"]]
+    def cores(workers_wanted: bool) -> list[float]:
+        return [median([r["server_cores"] for r in sides["bare"]]) / workers
+                for by_config in all_results.values()
+                for (workers, _), sides in by_config.items() if (workers == 1) == workers_wanted]
+
+    one, several = cores(True), cores(False)
+    wrk_cores = [median([r["wrk_cores"] for r in sides["bare"]])
+                 for by_config in all_results.values() for sides in by_config.values()]
     saturated = (
-        f"In this run the bare endpoint's server used {min(saturation):.2f}–"
-        f"{max(saturation):.2f} of a core per worker and wrk {min(wrk_cores):.2f}–"
-        f"{max(wrk_cores):.2f} cores: "
-        + ("the server was saturated, so the load generator is not the bottleneck."
-           if min(saturation) >= 0.8 else
-           "the server was **not** saturated, and neither was wrk: other processes held the "
-           "CPUs (see the load average), so the req/s ratios are what a contended machine "
-           "gives, and the per-server-CPU-second ratio is the figure that does not depend "
-           "on how much CPU the server got."))
+        "Is the load generator the bottleneck? wrk used "
+        f"{min(wrk_cores):.2f}–{max(wrk_cores):.2f} cores (medians) on the bare endpoint"
+        + (f"; with 1 worker the bare endpoint's server used {min(one):.2f}–{max(one):.2f} "
+           "of a core" if one else "")
+        + (f"; with several, {min(several):.2f}–{max(several):.2f} of a core per worker "
+           "(the workers, wrk and the database share the machine's cores)" if several else "")
+        + ". " + ("With 1 worker the server was near saturation: it, not wrk, limits the "
+                  "bare endpoint." if one and min(one) >= 0.8 else
+                  "Where the server is well below a core, other processes held the CPUs (see "
+                  "the load average): the per-server-CPU-second ratio is then the figure that "
+                  "does not depend on how much CPU the server got."))
     command = ("python benchmarks/api_bench.py" + (" --quick" if args.quick else "")
                + f" --rounds {args.rounds} --seconds {args.seconds:g} --workers "
                + ",".join(map(str, args.workers)) + " --connections "
