@@ -399,8 +399,8 @@ def render(r: dict[str, Any], command: str) -> str:
         "",
         "Target of issue 4: one policy at least 0.4x the floor's events/s, the same number "
         "of processes on both sides: " + "; ".join(verdicts) + ".", "",
-        "Other paths (one run each, after the rounds; `vs floor` against the 1-process "
-        "floor):", "",
+        ("Other paths (one run each, after the rounds; `vs floor` against the 1-process "
+        "floor):"), "",
         *table(["measured", "events", "wall s", "events/s (wall)", "vs floor",
                 "events/CPU-s", "notes"], others), "",
         f"Three policies: {three['seconds']:.1f} s for {three['events']:,} events "
