@@ -1,8 +1,9 @@
-"""Build Closer: the decision function, its calendar maths and replay compiled with mypyc.
+"""Build Closer: the decision function and its calendar maths compiled with mypyc.
 
-`plan` (engine/cadence.py), the calendar under it (engine/calendar.py) and replay's
-reading and folding (engine/replay.py) are replay's hottest code; compiled, replay spends
-about a fifth less CPU per event (docs/performance.md, "Replay").  The sources stay in
+`plan` (engine/cadence.py) and the calendar under it (engine/calendar.py) are replay's
+hottest code; compiled, replay spends about a fifth less CPU per event (docs/performance.md,
+"Replay").  engine/replay.py is not compiled: compiling it too cost 45-70% more build CPU for
+no measurable gain (docs/performance.md, "Install and start-up").  The sources stay in
 the package and stay importable: a failed compile (no C compiler) installs them alone,
 and `engine/__init__.py` loads them instead of compiled modules older than their
 sources, or when ``CLOSER_PURE_PYTHON`` is set.
@@ -12,7 +13,7 @@ import os
 
 from setuptools import setup
 
-COMPILED = ["engine/calendar.py", "engine/cadence.py", "engine/replay.py"]
+COMPILED = ["engine/calendar.py", "engine/cadence.py"]
 
 
 def ext_modules() -> list:

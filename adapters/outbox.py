@@ -404,14 +404,18 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _passed_over(notification: Any, error: CorruptHistory, now: datetime) -> PassedOver:
+def _passed_over(notification: Any, error: Exception, now: datetime) -> PassedOver:
     """The durable record (and the error log line) of a notification the outbox passes
-    over: its own event, or the candidacy history it needs, cannot be read."""
-    log.error("outbox passed over an undecodable event", notification_id=notification.id,
+    over: its own event, or the candidacy history it needs, cannot be read, or its
+    messages cannot be worked out from it (an event that decodes but lacks its fields)."""
+    reason = str(error) if isinstance(error, CorruptHistory) else (
+        f"its messages cannot be worked out: {type(error).__name__}: {error}")
+    log.error("outbox passed over an event", notification_id=notification.id,
               candidacy_id=str(notification.originator_id),
-              version=notification.originator_version, error=str(error))
+              version=notification.originator_version, error=reason,
+              exc_info=not isinstance(error, CorruptHistory))
     return PassedOver(TRACKING_NAME, notification.id, str(notification.originator_id),
-                      notification.originator_version, str(error), now)
+                      notification.originator_version, reason, now)
 
 
 def _summary(adapter: Adapter, receipt: Any, message: OutboxMessage) -> Data:
@@ -580,7 +584,9 @@ class Dispatcher:
             try:
                 event = self.app.mapper.to_domain_event(notification)
                 planned = self.messages_for(event, now)
-            except CorruptHistory as error:
+            except (OperationalError, InterfaceError):
+                raise  # the store itself: this pass ends, the page is read again next time
+            except Exception as error:  # noqa: BLE001 - one bad event never stops the rest
                 # Quarantined, never a stop: recorded with the position, then passed over.
                 passed.append(_passed_over(notification, error, now))
                 continue

@@ -33,6 +33,7 @@ from api.dependencies import InFlight, commands_inline, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
+from api.read_models import follower
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
 from api.supervisor import Supervisor, default_state_file
@@ -213,8 +214,17 @@ def start_background(settings: Settings) -> Supervisor:
             dispatcher.release()
             candidacies.close()
 
+    def project(stop: threading.Event, beat: Callable[[], None]) -> None:
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        try:
+            follower(candidacies).run_forever(settings.projections_every_seconds, stop,
+                                              on_pass=beat)
+        finally:
+            candidacies.close()
+
     supervisor.add("scheduler", schedule)
     supervisor.add("outbox", dispatch)
+    supervisor.add("projections", project)
     supervisor.start()
     return supervisor
 

@@ -14,29 +14,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
+from api.roles import Role
 from engine.clock import Clock, SystemClock
 
 TOKEN_PREFIX = "closer_"
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:closer:api-token")
-
-
-class Role(StrEnum):
-    """What a token may do: admins and recruiters issue commands, viewers only read."""
-
-    ADMIN = "admin"
-    RECRUITER = "recruiter"
-    VIEWER = "viewer"
-
-    @property
-    def can_write(self) -> bool:
-        return self is not Role.VIEWER
 
 
 class ApiToken(Aggregate):

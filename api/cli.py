@@ -9,37 +9,32 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from engine.application import Candidacies, HistoryEntry
+# Only what every `--help` needs is imported here: each command imports the store, the
+# engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
+from api.outbox_cli import register as register_outbox
+from api.policy_cli import policy_app
+from api.replay_cli import register as register_replay
+from api.roles import Role
 from engine.clock import FixedClock
 from engine.errors import CloserError, InvalidInput
-from engine.values import Actor, in_range
 
-from engine.scheduler import run_forever, tick
-
-from adapters.message import plain_error
-from api.auth import Role, create_token, revoke_token
-from api.demo import DEMO_DAYS, demo_settings, seed_demo
-from api.logs import configure_logging
-from api.policy_cli import policy_app
-from api.settings import get_settings
-from api.wiring import build_candidacies
+if TYPE_CHECKING:
+    from engine.application import Candidacies, HistoryEntry
 
 app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(policy_app, name="policy")
-from api.replay_cli import register as register_replay  # noqa: E402
 register_replay(app)
-from api.outbox_cli import register as register_outbox  # noqa: E402
 register_outbox(app)
+from api.projections_cli import projections_app  # noqa: E402
+app.add_typer(projections_app, name="projections")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,7 +48,7 @@ def friendly(command: F) -> F:
             return command(*args, **kwargs)
         except (CloserError, ValueError) as error:
             console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        except PersistenceError as error:
+        except _store_error() as error:
             console.print(f"[red]error:[/red] the store is not reachable: {error}",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(1)
@@ -61,12 +56,27 @@ def friendly(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
+def _store_error() -> type[Exception]:
+    """eventsourcing's PersistenceError (an except clause evaluates this only once a
+    command has failed, so `--help` never imports the store)."""
+    from eventsourcing.persistence import PersistenceError
+
+    return PersistenceError
+
+
 @app.callback()
 def main() -> None:
     """Configure logging once for every command."""
+    from pydantic import ValidationError
+
+    from api.logs import configure_logging
+    from api.settings import get_settings
+
     try:
         settings = get_settings()
     except ValidationError as error:
+        from adapters.message import plain_error
+
         # Field names as the variables the user set: "port: ..." reads CLOSER_PORT: ...
         text = re.sub(r"(^|; )([a-z_]+)(?=[:\[.])", lambda m: m[1] + "CLOSER_" + m[2].upper(),
                       plain_error(error))
@@ -81,7 +91,10 @@ def demo() -> None:
     """Walk three realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
     from adapters.outbox import messages
+    from api.demo import DEMO_DAYS, demo_settings, seed_demo
     from api.outbox_cli import build_dispatcher
+    from api.settings import get_settings
+    from api.wiring import build_candidacies
 
     settings = demo_settings(get_settings())
     clock = FixedClock(datetime.now(UTC) - timedelta(days=DEMO_DAYS))
@@ -112,6 +125,8 @@ def demo() -> None:
 @friendly
 def history(candidacy_id: str = typer.Argument(..., help="the candidacy's id")) -> None:
     """Print one candidacy's whole history, oldest first."""
+    from api.wiring import build_candidacies
+
     _print_history(build_candidacies(), candidacy_id)
 
 
@@ -130,6 +145,9 @@ def tick_command(
 
     The live store refuses a --now after its clock (exit 2): future-dated decisions would
     push real due work out; use --dry-run or --on-copy to look ahead."""
+    from api.wiring import build_candidacies
+    from engine.scheduler import tick
+
     moment = _moment(now) if now else None
     if on_copy is not None:
         candidacies = _copy_of_store(on_copy)
@@ -192,6 +210,8 @@ def _copy_of_store(path: Path) -> Candidacies:
 
     from adapters.outbox import TRACKING_NAME
     from api.replay_cli import store_source
+    from api.settings import get_settings
+    from api.wiring import build_candidacies
     from engine.history_io import export, import_file
 
     if path.exists():
@@ -213,6 +233,10 @@ def scheduler(
     """Run the scheduler in a loop (Ctrl-C stops it)."""
     import threading
 
+    from api.settings import get_settings
+    from api.wiring import build_candidacies
+    from engine.scheduler import run_forever
+
     stop = threading.Event()
     console.print(f"scheduler: ticking every {every:g}s on {get_settings().database_url}")
     try:
@@ -222,6 +246,8 @@ def scheduler(
 
 
 def _moment(text: str) -> datetime:
+    from engine.values import in_range
+
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -279,6 +305,7 @@ def doctor(
     code 1 when any), and the notifications the outbox passed over."""
     import json
 
+    from api.wiring import build_candidacies
     from engine.doctor import diagnose
 
     candidacies = build_candidacies()
@@ -317,6 +344,9 @@ def correct(
 ) -> None:
     """Correct a recorded contact, name spelling, title or "why I fit" (the original stays
     in the history); then `closer messages retry` or `reroute` a blocked message."""
+    from api.wiring import build_candidacies
+    from engine.values import Actor
+
     candidacies = build_candidacies()
     try:
         row = candidacies.row(candidacy_id) if _is_uuid(candidacy_id) else None
@@ -353,6 +383,9 @@ def token_create(
                                         "(default: ROLE@WORKSPACE)"),
 ) -> None:
     """Issue an API token and print it once (only its SHA-256 is stored)."""
+    from api.auth import create_token
+    from api.wiring import build_candidacies
+
     candidacies = build_candidacies()
     try:
         token = create_token(candidacies, workspace=workspace, role=role, user=user)
@@ -372,6 +405,9 @@ def token_revoke(
     reason: str = typer.Option("revoked", help="why, as recorded on the token's history"),
 ) -> None:
     """Revoke an API token for good: every server refuses it within CLOSER_TOKEN_CACHE_SECONDS."""
+    from api.auth import revoke_token
+    from api.wiring import build_candidacies
+
     candidacies = build_candidacies()
     try:
         revoked = revoke_token(candidacies, token, reason=reason)
@@ -392,6 +428,8 @@ def serve(
                                                     "print the URL and an admin token"),
 ) -> None:
     """Serve the HTTP API with uvicorn (SQLite by default, PostgreSQL when configured)."""
+    from api.settings import get_settings
+
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items()
                  if v is not None}
     settings = get_settings().model_copy(update=overrides)

@@ -6,28 +6,16 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import typer
-from eventsourcing.application import AggregateNotFoundError
-from pydantic import ValidationError
 
-from adapters.errors import AdapterError
-from adapters.message import MessageContext, plain_error
-from adapters.outbox import (
-    TRACKING_NAME,
-    Backoff,
-    Dispatcher,
-    DispatchReport,
-    OutboxMessage,
-    messages,
-)
-from adapters.proofing import prepare
-from api.settings import Settings, get_settings
-from api.wiring import build_candidacies
-from engine.errors import CloserError
-from engine.values import Actor
+# The outbox, the store and the settings are imported by the commands that use them, so
+# that `closer --help` does not load them (tests/test_startup.py).
+if TYPE_CHECKING:
+    from adapters.outbox import Dispatcher, DispatchReport, OutboxMessage
+    from api.settings import Settings
 
 _CANDIDACY_TOPIC = "engine.candidacy:Candidacy."
 
@@ -36,6 +24,8 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
     """A dispatcher with every channel configured from ``settings``.  Email without an
     SMTP host goes to the console channel, written to ``TASKS_DIR/mail``: a channel with
     no configured delivery still shows what would have gone, and never fails for it."""
+    from adapters.outbox import Backoff, Dispatcher
+
     tasks = Path(settings.tasks_dir)
     smtp = {"host": settings.smtp_host, "port": settings.smtp_port,
             "starttls": settings.smtp_starttls, "implicit_tls": settings.smtp_implicit_tls,
@@ -99,6 +89,9 @@ def register(app: typer.Typer) -> None:
         candidacy: str = typer.Option(None, help="one candidacy's messages"),
     ) -> None:
         """List messages (dead letters with --status dead_letter), oldest first."""
+        from adapters.outbox import messages
+        from api.wiring import build_candidacies
+
         candidacies = build_candidacies()
         try:
             rows = messages(candidacies, candidacy_id=candidacy, status=status)
@@ -113,6 +106,11 @@ def register(app: typer.Typer) -> None:
             typer.echo("no messages")
 
     def _by_hand(message_id: str, done: str, act: Callable[[Dispatcher], None]) -> None:
+        from eventsourcing.application import AggregateNotFoundError
+
+        from api.settings import get_settings
+        from api.wiring import build_candidacies
+
         settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
@@ -154,6 +152,11 @@ def register(app: typer.Typer) -> None:
                 ) -> None:
         """Confirm a card or voicemail task was done: the message is delivered (a
         thank-you's moves its candidacy to thanked or awaiting)."""
+        from adapters.outbox import messages
+        from api.wiring import build_candidacies
+        from engine.errors import CloserError
+        from engine.values import Actor
+
         candidacies = build_candidacies()
         try:
             row = next((r for r in messages(candidacies) if r.id == message_id), None)
@@ -180,6 +183,9 @@ def register(app: typer.Typer) -> None:
                                      "would deliver and print it; send and write nothing"),
     ) -> None:
         """Turn recorded transitions into proofed messages and deliver them."""
+        from api.settings import get_settings
+        from api.wiring import build_candidacies
+
         settings = get_settings()
         candidacies = build_candidacies()
         dispatcher = build_dispatcher(candidacies, settings)
@@ -221,6 +227,13 @@ def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str |
     """What one pass would deliver now, each ``(message, rendered, proof, problem)``:
     the messages the unfollowed notifications would queue and the queued ones due,
     rendered and proofed as the pass would.  Reads only: nothing is queued, sent or saved."""
+    from pydantic import ValidationError
+
+    from adapters.errors import AdapterError
+    from adapters.message import MessageContext, plain_error
+    from adapters.outbox import TRACKING_NAME
+    from adapters.proofing import prepare
+
     app = dispatcher.app
     now = app.clock.now()
     recorder = app.recorder

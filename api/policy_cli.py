@@ -6,25 +6,20 @@ Mounted by the main CLI as ``closer policy``; usable on its own as ``policy_app`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-
-from api.wiring import build_candidacies
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from engine.errors import CloserError
-from engine.policy import (
-    CadencePolicy,
-    PolicyError,
-    default_policy,
-    diff_policies,
-    load_policy,
-    policy_to_toml,
-)
+
+# The policies (and their calendar's holidays) and the store are imported by the commands
+# that use them, so that `closer --help` does not load them (tests/test_startup.py).
+if TYPE_CHECKING:
+    from engine.policy import CadencePolicy
 
 policy_app = typer.Typer(
     name="policy",
@@ -46,6 +41,9 @@ def _fail(message: str) -> typer.Exit:
 def _resolve(name: str | None, version: int | None = None) -> CadencePolicy:
     """The default policy for no name; a path to a TOML file; or a policy published
     in the store (its latest version unless ``version`` is given)."""
+    from api.wiring import build_candidacies
+    from engine.policy import PolicyError, default_policy, load_policy
+
     if name is None or name == "default":
         return default_policy()
     path = Path(name)
@@ -83,6 +81,8 @@ def show(
     = None,
 ) -> None:
     """Print a policy as TOML (the default playbook policy when no name is given)."""
+    from engine.policy import policy_to_toml
+
     try:
         policy = _resolve(name, version)
     except CloserError as exc:
@@ -98,6 +98,9 @@ def publish(
     = False,
 ) -> None:
     """Publish a policy version so candidacies can start on it or migrate to it."""
+    from api.wiring import build_candidacies
+    from engine.policy import load_policy
+
     try:
         policy = load_policy(file)
         book = build_candidacies().policies
@@ -112,6 +115,8 @@ def publish(
 
 def _would_publish(book: Any, policy: CadencePolicy) -> bool:
     """What `PolicyBook.publish` would answer (and refuse), without saving anything."""
+    from engine.policy import PolicyError, policy_to_toml
+
     try:
         existing = book.get(policy.name, policy.version)
     except CloserError:
@@ -128,6 +133,8 @@ def check(
     file: Annotated[Path, typer.Argument(help="The TOML policy file to validate.")],
 ) -> None:
     """Validate a policy file and print what it would change against the default policy."""
+    from engine.policy import PolicyError, default_policy, diff_policies, load_policy
+
     try:
         policy = load_policy(file)
     except PolicyError as exc:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -23,26 +23,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine.errors import InvalidInput
-from engine.policy import CadencePolicy, policy_from_dict
-from engine.replay import (
-    Filters,
-    JsonlSource,
-    Metrics,
-    PostgresSource,
-    ReplayPolicy,
-    ReplayResult,
-    SQLiteSource,
-    agreement,
-    parse_moment,
-    replay,
-    source_for,
-)
-from engine.values import LAST_DAY
+
+# The policies, replay and the store are imported by the functions that use them, so that
+# `closer --help` does not load them (tests/test_startup.py).
+if TYPE_CHECKING:
+    from engine.policy import CadencePolicy
+    from engine.replay import Metrics, PostgresSource, ReplayPolicy, ReplayResult, SQLiteSource
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
-LAST_SIMULATED_START = date(LAST_DAY.year - 2, 12, 31)
 
 
 def register(app: typer.Typer) -> None:
@@ -73,6 +63,7 @@ def store_source() -> SQLiteSource | PostgresSource:
     """The configured store, read directly (the events table the application writes)."""
     from api.settings import get_settings
     from api.wiring import build_candidacies
+    from engine.replay import source_for
 
     app = build_candidacies()  # creates the tables if the store is new
     table = app.recorder.events_table_name  # type: ignore[attr-defined]
@@ -82,6 +73,8 @@ def store_source() -> SQLiteSource | PostgresSource:
 
 def open_source(name: str) -> Any:
     """``store`` (the configured database), an exported ``.jsonl`` file, or a SQLite file."""
+    from engine.replay import JsonlSource, SQLiteSource
+
     if name == "store":
         return store_source()
     path = Path(name)
@@ -104,6 +97,8 @@ def resolve_policy(name: str) -> CadencePolicy:
 
 
 def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:
+    from engine.replay import ReplayPolicy
+
     labels = [f"{p.name} v{p.version}" for p in policies]
     if len(set(labels)) < len(labels):  # two files of one name: tell them apart by file
         labels = [Path(n).stem if Path(n).suffix == ".toml" else n for n in names]
@@ -111,12 +106,16 @@ def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[R
 
 
 def _workers(requested: int, source: Any) -> int:
+    from engine.replay import JsonlSource
+
     if requested > 0:
         return requested
     return 1 if isinstance(source, JsonlSource) else min(2, os.cpu_count() or 1)
 
 
 def _until(text: str | None) -> datetime:
+    from engine.replay import parse_moment
+
     return parse_moment(text, "--until") if text else datetime.now(timezone.utc)
 
 
@@ -190,6 +189,7 @@ def _no_policy() -> None:
 def _check(source: str, until: str | None, as_json: bool) -> None:
     """`closer replay --check`: the live policies replayed over the recorded histories."""
     from api.wiring import build_candidacies
+    from engine.replay import agreement
 
     app = build_candidacies()
     try:
@@ -215,6 +215,8 @@ def _check(source: str, until: str | None, as_json: bool) -> None:
 def _replay(policy: list[str], source: str, where: list[str], since: str | None,
             until: str | None, as_json: bool, as_csv: bool, chart: Path | None,
             workers: int) -> None:
+    from engine.replay import Filters, replay
+
     policies = _labelled(policy, [resolve_policy(p) for p in policy])
     filters = Filters.parse(where, since)
     moment = _until(until)
@@ -356,6 +358,8 @@ def _value(text: str) -> Any:
 def variants(base: CadencePolicy, vary: Sequence[tuple[str, list[Any]]]
              ) -> list[tuple[str, CadencePolicy]]:
     """Every combination of the varied fields over ``base``, validated, with a label."""
+    from engine.policy import policy_from_dict
+
     found = []
     for combination in itertools.product(*(options for _, options in vary)):
         data = base.model_dump(mode="json")
@@ -393,6 +397,8 @@ def rank(metrics: Sequence[Metrics], objective: Sequence[str]) -> list[Metrics]:
 
 
 def parse_objective(text: str) -> list[str]:
+    from engine.replay import Metrics
+
     names = [n.strip() for n in text.split(",") if n.strip()]
     known = {k for k, v in Metrics("x").as_dict().items() if not isinstance(v, (str, dict))}
     for name in names:
@@ -434,6 +440,8 @@ def tune_command(
 
 def _tune(vary: list[str], base: str, objective: str, source: str, where: list[str],
           since: str | None, until: str | None, top: int, as_json: bool, workers: int) -> None:
+    from engine.replay import Filters, ReplayPolicy, replay
+
     order = parse_objective(objective)
     grid = variants(resolve_policy(base), [parse_vary(v) for v in vary])
     policies = [ReplayPolicy(policy, label) for label, policy in grid]
@@ -487,17 +495,20 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
               batch: int) -> None:
     from api.settings import get_settings
     from api.wiring import build_candidacies
+    from engine.replay import parse_moment
     from engine.simulation import MEAN_DAYS, simulate
+    from engine.values import LAST_DAY
 
+    last_start = date(LAST_DAY.year - 2, 12, 31)
     code = country.upper() if country else None
     if code is not None and code not in MEAN_DAYS:
         raise InvalidInput("--country", f"{country!r} is not in the published table: "
                                         f"{', '.join(MEAN_DAYS)}")
     live = resolve_policy(policy)
     first_day = parse_moment(start, "--start").date()
-    if first_day > LAST_SIMULATED_START:
+    if first_day > last_start:
         # Interviews fall in the year from --start and their follow-up runs for months more.
-        raise InvalidInput("--start", f"must be on or before {LAST_SIMULATED_START}, so that "
+        raise InvalidInput("--start", f"must be on or before {last_start}, so that "
                                       f"every simulated moment falls before {LAST_DAY}")
     app = build_candidacies()
     report = _with_progress("simulating", count, lambda tick: simulate(

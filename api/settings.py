@@ -146,6 +146,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=3600, description="how often `closer serve` ticks the scheduler")
     dispatch_every_seconds: float = Field(
         default=5.0, gt=0, le=3600, description="how often `closer serve` runs the outbox")
+    projections_every_seconds: float = Field(
+        default=1.0, gt=0, le=3600,
+        description="how often `closer serve` brings the dashboard's read models up to date")
     background: bool = Field(
         default=True, description="run the scheduler and the outbox inside `closer serve`")
     background_restart_seconds: float = Field(

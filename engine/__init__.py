@@ -1,8 +1,9 @@
 """Closer's domain: lifecycle, aggregate, cadence policy, scheduler, replay.
 
-The decision function, its calendar and replay (`engine.cadence`, `engine.calendar`,
-`engine.replay`) are compiled with mypyc when the project is built (setup.py).  Their
-sources are always shipped beside them and are what runs instead when:
+The decision function and its calendar (`engine.cadence`, `engine.calendar`) are compiled
+with mypyc when the project is built (setup.py; `engine.replay` is not, as it gained
+nothing measurable).  Their sources are always shipped beside them and are what runs
+instead when:
 
 - ``CLOSER_PURE_PYTHON`` is set (to compare, or to debug with Python's own tools);
 - in a source checkout, a compiled module is older than its source (edited or checked
@@ -23,8 +24,8 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-GROUP = ("calendar", "cadence", "replay")
-"""The compiled modules, in import order (cadence imports calendar, replay both)."""
+GROUP = ("calendar", "cadence")
+"""The compiled modules, in import order (cadence imports calendar)."""
 SHARED = "compiled__mypyc"
 """Their shared library (setup.py's group name), without which none of them loads: a
 build that failed there but not on the modules leaves only the sources usable."""

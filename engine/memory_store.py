@@ -3,10 +3,10 @@ with Closer's current rows as Python structures, for tests that need no database
 
 It answers every query `engine.store`'s SQL recorders answer, with the same ordering,
 filters, limits and pagination, and takes the same extra keyword arguments of a
-save (``idempotency``, ``rows``, ``message_rows``, ``position``), written with the
-events under the library's own lock: every check runs before anything is written,
-so a refused write (a duplicate version, a reused key, a stale position) writes
-nothing at all.  Values go in and come out as the SQL stores return them (moments in
+save (``idempotency``, ``rows``, ``message_rows``, ``passed_over``, ``position``,
+``followed_past``), written with the events under the library's own lock: every check
+runs before anything is written, so a refused write (a duplicate version, a reused key,
+a stale position) writes nothing at all.  Values go in and come out as the SQL stores return them (moments in
 UTC, summaries through JSON), so a test cannot pass here and fail there on a type.
 
 ``memory://NAME`` names a store shared by every application object of the process
@@ -38,7 +38,7 @@ from eventsourcing.persistence import (
 from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRecorder
 from eventsourcing.utils import resolve_topic
 
-from engine.store import CandidacyRow, IdempotencyRecord, MessageRow
+from engine.store import CandidacyRow, IdempotencyRecord, MessageRow, PassedOver
 
 MEMORY_STORE = "MEMORY_STORE"
 """The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
@@ -91,6 +91,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self._rows: dict[str, CandidacyRow] = {}
         self._messages: dict[str, MessageRow] = {}
+        self._passed_over: dict[tuple[str, int], PassedOver] = {}
         self._tables: dict[str, POPOAggregateRecorder] = {self.events_table_name: self}
 
     def table(self, name: str) -> POPOAggregateRecorder:
@@ -111,16 +112,36 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None and (record.workspace, record.key) in self._idempotency:
             raise IntegrityError(f"idempotency key already recorded: {record.key!r}")
+        self._positions(stored_events, kwargs)  # a stale position is refused
+
+    def _positions(self, stored_events: Sequence[StoredEvent],
+                   kwargs: dict[str, Any]) -> list[Tracking]:
+        """The followers' positions a write records, in the SQL stores' order (``position``,
+        then ``followed_past`` past the new events' ids, known here before they are
+        written), each checked against the one before it: refused as SQL refuses it."""
+        positions: list[Tracking] = []
         position: Tracking | None = kwargs.get("position")
         if position is not None:
-            self._assert_tracking_uniqueness(position)  # a stale position is refused
+            positions.append(position)
+        if stored_events:
+            last = len(self._stored_events) + len(stored_events)  # the ids `_update_table` gives
+            positions += [Tracking(name, last) for name in kwargs.get("followed_past") or ()]
+        held: dict[str, int | None] = {}
+        for tracking in positions:
+            name = tracking.application_name
+            current = held[name] if name in held else self._max_tracking_ids[name]
+            if current is not None and current >= tracking.notification_id:
+                raise IntegrityError(f"Tracking notification ID {tracking.notification_id} "
+                                     f"not greater than current max tracking ID {current}")
+            held[name] = tracking.notification_id
+        return positions
 
     def _update_table(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
+        positions = self._positions(stored_events, kwargs)  # before the events change the ids
         notification_ids = super()._update_table(stored_events, **kwargs)
-        position: Tracking | None = kwargs.get("position")
-        if position is not None:
-            self._insert_tracking(position)
+        for tracking in positions:
+            self._insert_tracking(tracking)
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             self._idempotency[(record.workspace, record.key)] = replace(
@@ -131,6 +152,10 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             if held is None or held.version <= row.version:
                 self._rows[row.id] = replace(row, updated_at=_utc(row.updated_at),
                                              due_at=_utc(row.due_at), summary=_json(row.summary))
+        for passed in kwargs.get("passed_over") or ():
+            # The first record of a notification passed over stays (SQL: DO NOTHING).
+            self._passed_over.setdefault((passed.reader, passed.notification_id),
+                                         replace(passed, at=_utc(passed.at)))
         for message in kwargs.get("message_rows") or ():
             held_message = self._messages.get(message.id)
             # The SQL upsert changes only these columns of a known message.
@@ -195,6 +220,20 @@ class CloserMemoryRecorder(POPOProcessRecorder):
                     and (not status or m.status == status)]
         return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]]
 
+    def select_message_failures(self) -> tuple[dict[str, int], MessageRow | None]:
+        """How many messages are failed and dead-lettered now, and the latest of them."""
+        with self._database_lock:
+            failing = [m for m in self._messages.values() if m.status in ("failed", "dead_letter")]
+        counts = {"failed": 0, "dead_letter": 0}
+        for message in failing:
+            counts[message.status] += 1
+        if not failing:
+            return counts, None
+        # The latest, and the lowest id among the latest (SQL: updated_at DESC, id).
+        top = max(_ts(m.updated_at) for m in failing)  # type: ignore[type-var]
+        return counts, _fresh(min((m for m in failing if _ts(m.updated_at) == top),
+                                  key=lambda m: m.id))
+
     def select_latest_records(self, table: str,
                               ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
         """``(id, version, topic, state)`` of the highest-version record of each of
@@ -245,6 +284,52 @@ class CloserMemoryRecorder(POPOProcessRecorder):
                     if len(found) == limit:
                         return found, found[-1].id, True
         return found, bound, bound < top
+
+    def latest_recorded_at(self) -> datetime | None:
+        """The latest moment a candidacy or a message was last changed at (None in an empty
+        store): the rows keep their aggregate's last event time."""
+        with self._database_lock:
+            found = [_ts(r.updated_at) for r in (*self._rows.values(), *self._messages.values())]
+        # The latest as the SQL stores find it: the greatest UTC text.
+        latest = max((t for t in found if t is not None), default=None)
+        return None if latest is None else datetime.fromisoformat(latest)
+
+    def find_notification_id(self, uid: UUID, version: int) -> int | None:
+        """The log position of ``uid``'s event at ``version`` (None: no such event)."""
+        with self._database_lock:
+            index = self._stored_events_index.get(str(uid), {})
+            return index[version] + 1 if version in index else None  # ids count from 1
+
+    def select_records_page(self, table: str, after: tuple[Any, int] | None,
+                            limit: int) -> list[tuple[UUID, int, str, bytes, Any]]:
+        """Up to ``limit`` records of ``table`` (e.g. the snapshots) in (id, version)
+        order after the ``after`` cursor (the last row's stored id and version), as
+        ``(id, version, topic, state, stored id)``; the stored id here is the UUID."""
+        records = self._tables[table]
+        page: list[tuple[UUID, int, str, bytes, Any]] = []
+        with self._database_lock:
+            index = records._stored_events_index  # eventsourcing 9.5.6: id -> version -> row
+            for uid in sorted(UUID(key) for key, versions in index.items() if versions):
+                if len(page) >= limit:
+                    break
+                if after is not None and uid < after[0]:
+                    continue
+                versions = index[str(uid)]
+                for version in sorted(versions):
+                    if after is not None and uid == after[0] and version <= after[1]:
+                        continue
+                    stored = records._stored_events[versions[version]]
+                    page.append((uid, version, stored.topic, stored.state, uid))
+                    if len(page) >= limit:
+                        break
+        return page
+
+    def select_passed_over(self, *, limit: int = 10_000) -> list[PassedOver]:
+        """What followers of the log recorded passing over, in log order."""
+        with self._database_lock:
+            passed = sorted(self._passed_over.values(),
+                            key=lambda p: (p.notification_id, p.reader))
+        return passed[:limit]
 
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""

@@ -619,7 +619,10 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         if not self._in_one_script(stored_events, kwargs):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
-            return super().insert_events(stored_events, **kwargs)
+            try:
+                return super().insert_events(stored_events, **kwargs)
+            except _RolledBack as refused:
+                raise refused.error from None
         return self._insert_in_one_script(stored_events, kwargs)
 
     @_library_retry
@@ -747,8 +750,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # The ids are known only once inserted: the followers' positions are written
         # after them, still inside the library's transaction (its table lock held).
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        for tracking in _followed_past(kwargs, notification_ids):
-            self._insert_tracking(curs, tracking=tracking)
+        try:
+            for tracking in _followed_past(kwargs, notification_ids):
+                self._insert_tracking(curs, tracking=tracking)
+        except persistence.IntegrityError as error:
+            # A follower already past these ids (the library's check, in Python: the
+            # transaction itself is sound) must undo the events too (see `_RolledBack`).
+            raise _RolledBack(error) from error
         return notification_ids
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
@@ -757,6 +765,18 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
             c.execute(SQL(self._q(sql)), tuple(params))
             return c.fetchall()
+
+
+class _RolledBack(BaseException):
+    """An error raised after the library's INSERT, carried out of its write as a
+    BaseException: eventsourcing 9.5.6's `PostgresApplicationRecorder.insert_events`
+    catches an Exception there, leaves its transaction block as if nothing went wrong (it
+    commits) and only then raises it, so the events would be written and the write
+    refused.  Going through the transaction block instead rolls it back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _connection_kwargs(datastore: Any) -> dict[str, Any]:

@@ -402,8 +402,6 @@ def test_a_date_out_of_range_is_a_422_naming_its_field(
     ("", "interviewed_at", {}, "1970-01-01T14:00:00+14:00"),
     ("next-step", "scheduled_for", {"description": "Onsite"}, "2200-12-31T09:59:59-14:00"),
     ("offers", "deadline", {"company": "Globex"}, "2200-12-31T23:59:59+00:00"),
-    ("offers", "noted_at", {"company": "Globex", "deadline": "2026-12-10T17:00:00+00:00"},
-     "1970-01-01T00:00:00-00:00"),
     ("rounds", "interviewed_at", {}, "2200-12-31T23:59:59+14:00"),
     ("pause", "until", {"reason": "travelling"}, "2200-12-31"),
     ("replies", "back_on", {"kind": "out_of_office"}, "2200-12-31"),
@@ -417,6 +415,20 @@ def test_the_bounds_themselves_are_accepted_and_the_calendar_copes(
 
     _calendar_still_answers(fuzzed, candidacy_id)
     ok(fuzzed.client.get(f"/candidacies/{candidacy_id}"))
+
+
+def test_a_fact_dated_at_the_lower_bound_is_refused_as_before_the_interview(
+        fuzzed: Fuzzed) -> None:
+    """In range, but a fact cannot predate the interview it follows: a clear 422 that
+    names the field, not an overflow (the lower bound itself is taken by interviews)."""
+    candidacy_id = ok(_post(fuzzed.client, _at(fuzzed, ""), interview(
+        interviewers=PANEL, timezone="Pacific/Kiritimati", country=None))).json()["id"]
+    response = _post(fuzzed.client, f"/candidacies/{candidacy_id}/offers",
+                     {"company": "Globex", "deadline": "2026-12-10T17:00:00+00:00",
+                      "noted_at": "1970-01-01T00:00:00-00:00"})
+
+    refused = problem(response, 422, "invalid-input")
+    assert "before the interview" in refused["reason"]
 
 
 @pytest.mark.parametrize(("on", "status"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -65,6 +66,16 @@ def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
                        if e["actor"] == "closer-scheduler"]:
                 assert time.monotonic() < deadline, "the scheduler never ran inside serve"
                 time.sleep(0.2)
+            # So do the dashboard's read models, a supervised worker of their own.
+            while http.get("/healthz").json()["workers"].get(
+                    "projections", {}).get("last_success_at") is None:
+                assert time.monotonic() < deadline, "the read models never ran inside serve"
+                time.sleep(0.2)
+            with sqlite3.connect(tmp_path / "closer.db") as db:
+                followed = db.execute("SELECT notification_id FROM tracking WHERE "
+                                      "application_name='read_model.timeline'").fetchone()
+                assert followed is not None and followed[0] > 0
+                assert db.execute("SELECT COUNT(*) FROM rm_pipeline").fetchone() == (3,)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(GUARD_SECONDS)

@@ -3,9 +3,11 @@ build is never used; CI tests the compiled modules, as they ship."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +91,16 @@ def test_ci_tests_the_compiled_modules() -> None:
     for name in engine.GROUP:
         assert importlib.import_module(f"engine.{name}").__file__.endswith(
             tuple(EXTENSION_SUFFIXES))
+
+
+def test_setup_py_compiles_the_group() -> None:
+    """setup.py compiles the modules `engine.GROUP` loads, and replay.py is not among them
+    (its compile cost more install time than it saved: docs/performance.md)."""
+    found = re.search(r"^COMPILED = (\[.*\])$", (ROOT / "setup.py").read_text(),
+                      re.MULTILINE)
+    assert found is not None
+    assert ast.literal_eval(found[1]) == [f"engine/{name}.py" for name in engine.GROUP]
+    assert "replay" not in engine.GROUP
 
 
 def _package(tmp_path: Path, *, checkout: bool = True) -> Path:

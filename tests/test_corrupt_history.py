@@ -353,3 +353,30 @@ def test_doctor_on_a_healthy_store_exits_0(
     assert result.exit_code == 0, result.output
     assert "all readable" in result.output
     assert diagnose(candidacies).healthy
+
+
+def test_an_event_that_decodes_without_its_fields_is_passed_over_by_the_outbox(
+        candidacies: Candidacies, database_url: str) -> None:
+    """A message-triggering event (here the next step with a date, which asks for an
+    invite) whose stored payload is valid JSON with none of its fields: the outbox
+    cannot work out its messages; it records that it passed over it and goes on."""
+    scheduled = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    ids = []
+    for company in ("Northwind Analytics", "Globex"):
+        candidacy_id = candidacies.record_interview(
+            AGENCY, interview(format="video", company=company)).candidacy_id
+        candidacies.record_no_hesitations(AGENCY, candidacy_id)
+        candidacies.close_next_step(AGENCY, candidacy_id, "an onsite", scheduled_for=scheduled)
+        ids.append(candidacy_id)
+    healthy, poisoned = ids
+    corrupt(candidacies, database_url, poisoned, 3, state=b"{}")
+
+    outbox = Dispatcher(candidacies)
+    while outbox.follow():
+        pass
+
+    queued = messages(candidacies)
+    assert [(m.candidacy_id, m.kind) for m in queued] == [(healthy, "next_step_invite")]
+    [passed] = candidacies.recorder.select_passed_over()  # type: ignore[attr-defined]
+    assert (passed.originator_id, passed.originator_version) == (poisoned, 3)
+    assert "its messages cannot be worked out" in passed.error

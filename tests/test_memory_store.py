@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -34,6 +35,7 @@ from engine.store import (
     CloserSQLiteRecorder,
     IdempotencyRecord,
     MessageRow,
+    PassedOver,
     eventsourcing_env,
 )
 from engine.values import Actor
@@ -93,8 +95,9 @@ def test_a_memory_store_is_configured_by_its_url() -> None:
         source_for("memory://shared", "closer_events")
 
 
-def test_a_refused_write_writes_none_of_its_rows(clock: FixedClock, coach: Actor) -> None:
-    app = Candidacies(eventsourcing_env(memory_url()), clock=clock)
+def test_a_refused_write_writes_none_of_its_rows(database_url: str, clock: FixedClock) -> None:
+    # On every store (the unit tier's memory too): the same refusals, the same nothing.
+    app = Candidacies(eventsourcing_env(database_url), clock=clock)
     recorder: Any = app.recorder
     uid = uuid4()
     recorder.insert_events([_event(uid, 1)], rows=[_candidacy_row(uid, 1)],
@@ -104,6 +107,10 @@ def test_a_refused_write_writes_none_of_its_rows(clock: FixedClock, coach: Actor
         {"idempotency": _key("k")},  # a key spent
         {"position": Tracking("Outbox", 5)},  # a position not past the last one
         {"position": Tracking("Outbox", 4)},
+        # The new event's id (2) is not past the outbox's position: nor is it moved there,
+        # nor is the fresh follower listed before it.
+        {"followed_past": ("Fresh", "Outbox")},
+        {"position": Tracking("Outbox", 6), "followed_past": ("Outbox",)},
     ]
     recorder.insert_events([], idempotency=_key("k"))
     for refusal in refusals:
@@ -112,12 +119,17 @@ def test_a_refused_write_writes_none_of_its_rows(clock: FixedClock, coach: Actor
             recorder.insert_events(stored, rows=[_candidacy_row(uid, 2)],
                                    message_rows=[_message(uid, "m1", "queued", T0)],
                                    idempotency=refusal.get("idempotency", _key("k2")),
-                                   position=refusal.get("position"))
+                                   passed_over=[_passed("Outbox", 1, uid)],
+                                   position=refusal.get("position"),
+                                   followed_past=refusal.get("followed_past", ()))
         assert [e.originator_version for e in recorder.select_events(uid)] == [1]
         assert recorder.find_candidacy_row(str(uid)).version == 1
         assert recorder.select_message_rows() == []
         assert recorder.find_idempotency("agency", "k2") is None
+        assert recorder.select_passed_over() == []
         assert recorder.max_tracking_id("Outbox") == 5
+        assert recorder.max_tracking_id("Fresh") is None
+        assert recorder.find_notification_id(uid, 2) is None
     app.close()
 
 
@@ -153,10 +165,12 @@ def both(database_url: str, clock: FixedClock) -> Iterator[tuple[Any, Any]]:
 
 @pytest.mark.parametrize("database_url", STORES, indirect=True)
 def test_memory_answers_every_query_as_the_sql_store_does(both: tuple[Any, Any]) -> None:
-    uids = sorted(uuid4() for _ in range(7))
+    uids = sorted(uuid4() for _ in range(8))
+    sql, memory = (app.recorder for app in both)
+    for query in ("latest_recorded_at", "select_message_failures", "select_passed_over"):
+        assert getattr(memory, query)() == getattr(sql, query)(), query  # empty stores
     for app in both:
         _write_the_same(app, uids)
-    sql, memory = (app.recorder for app in both)
     snapshots = both[0].snapshots.recorder.events_table_name
     memory_snapshots = both[1].snapshots.recorder.events_table_name
     events, memory_events = sql.events_table_name, memory.events_table_name
@@ -216,10 +230,36 @@ def test_memory_answers_every_query_as_the_sql_store_does(both: tuple[Any, Any])
             for limit, scan in ((1, 100), (2, 3), (100, 5), (100, 1000)):
                 same("select_workspace_events", workspace, after_id, limit, scan)
     same("select_notifications", start=2, limit=5)
+    for uid in (*uids, uuid4()):
+        for version in range(10):
+            same("find_notification_id", uid, version)
+    same("latest_recorded_at")
+    same("select_message_failures")
+    for limit in (1, 2, 10_000):
+        same("select_passed_over", limit=limit)
+    for name in ("Outbox", "Replica", "Other", "Nobody"):
+        same("max_tracking_id", name)
+    assert sql.max_tracking_id("Replica") == sql.max_notification_id()  # moved past the import
+    for tables in ((snapshots, memory_snapshots), (events, memory_events)):
+        for limit in (1, 3, 1000):
+            assert _pages(memory, tables[1], limit) == _pages(sql, tables[0], limit)
+
+
+def _pages(recorder: Any, table: str, limit: int) -> list[list[tuple[UUID, int, str, bytes]]]:
+    """``select_records_page`` walked as the doctor walks it, with the store's own cursor."""
+    after, pages = None, []
+    for _ in range(100):  # more pages than records
+        rows = recorder.select_records_page(table, after, limit)
+        pages.append([row[:4] for row in rows])
+        if len(rows) < limit:
+            return pages
+        after = (rows[-1][4], rows[-1][1])
+    raise AssertionError(f"{table}: the page after {after} does not move on")
 
 
 def _write_the_same(app: Candidacies, uids: list[UUID]) -> None:
     recorder: Any = app.recorder
+    imported, uids = uids[-1], uids[:-1]
     ws = ["agency", "agency", "other", "agency", "agency", "other", "agency"]
     stages = ["interviewed", "awaiting", "awaiting", "interviewed", "awaiting", "stalled",
               "interviewed"]
@@ -248,6 +288,26 @@ def _write_the_same(app: Candidacies, uids: list[UUID]) -> None:
         _message(uids[1], "m1", "sent", None, updated=T0 + timedelta(hours=2))],
         rows=[CandidacyRow(str(uids[4]), "agency", "interviewed", 1, 1, "Old", "Old", "Old",
                            T0, T0, {})])
+    # Failures: the latest two at the same moment (the lower id is the latest one), given in
+    # another zone than UTC; an older dead letter.
+    later = (T0 + timedelta(hours=3)).astimezone(timezone(timedelta(hours=-5)))
+    recorder.insert_events([], message_rows=[
+        _message(uids[5], "f", "failed", T0, updated=later),
+        _message(uids[2], "f", "dead_letter", None, updated=later),
+        _message(uids[3], "d", "dead_letter", None, updated=T0 + timedelta(hours=1))])
+    # What the outbox passed over, with its position: one notification recorded twice (the
+    # first record stays), another reader's, a moment in another zone.
+    recorder.insert_events([], passed_over=[
+        _passed("Outbox", 7, uids[2]), _passed("Outbox", 3, uids[1]),
+        _passed("Other", 3, uids[1], at=later)], position=Tracking("Outbox", 7))
+    recorder.insert_events([], passed_over=[
+        replace(_passed("Outbox", 3, uids[1]), error="again"), _passed("Outbox", 9, uids[3])],
+        position=Tracking("Outbox", 9))
+    # An import: two followers moved past its events in their write; none without events.
+    recorder.insert_events([_event(imported, 1), _event(imported, 2)],
+                           rows=[_candidacy_row(imported, 2)],
+                           followed_past=("Outbox", "Replica"))
+    recorder.insert_events([], followed_past=("Nobody",))
 
 
 def _event(uid: UUID, version: int) -> StoredEvent:
@@ -264,6 +324,11 @@ def _message(uid: UUID, message_id: str, status: str, next_at: datetime | None, 
              workspace: str = "agency", updated: datetime = T0) -> MessageRow:
     return MessageRow(f"{uid}-{message_id}", str(uid), workspace, "thank_you", "email",
                       status, 1, next_at, updated, {"to": "hiring@acme.example"})
+
+
+def _passed(reader: str, notification_id: int, uid: UUID, *,
+            at: datetime = T0) -> PassedOver:
+    return PassedOver(reader, notification_id, str(uid), 1, "CorruptHistory: bad state", at)
 
 
 def _key(key: str, workspace: str = "agency") -> IdempotencyRecord:

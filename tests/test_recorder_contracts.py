@@ -19,6 +19,7 @@ import asyncio
 import gc
 import inspect
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -91,7 +92,14 @@ class OnAStore:
 
     def _factories(self) -> Iterator[None]:
         self.factories: list[InfrastructureFactory[Any]] = []
+        before = set(threading.enumerate())
         yield
+        # The library's concurrency cases stop their reader threads without joining them:
+        # closing a SQLite connection another thread is still reading from crashes the
+        # process (a segfault in sqlite3), so wait for the test's own threads first.
+        for thread in set(threading.enumerate()) - before:
+            if not thread.daemon:  # the readers; a pool's own workers are daemons
+                thread.join(timeout=30)
         for factory in self.factories:
             factory.close()
 
