@@ -250,7 +250,8 @@ def test_the_engine_s_own_decided_and_delivered_classes(candidacies: Candidacies
                                   **common),
         Candidacy.MessageDelivered(originator_version=3, timestamp=at(25, 19),  # type: ignore[attr-defined]
                                    stage=Stage.AWAITING, message_id="m", kind="thank_you",
-                                   channel="email", at=at(25, 19), confirmed_by=None,
+                                   channel="email", trigger_version=2,
+                                   occurred_at=at(25, 19), confirmed_by=None,
                                    **common),
     ]
     models = follower(candidacies).models
@@ -322,7 +323,9 @@ def counted_directly(app: Candidacies) -> None:
             current[e.originator_id] = getattr(e, "round", 1)
             rounds[(e.originator_id, current[e.originator_id])] = [
                 e.interview["interviewed_at"], None]
-        elif name == "ThankYouSent":
+        elif name == "ThankYouSent" or (name == "MessageDelivered"
+                                        and e.kind == "thank_you"):
+            # A thank-you a person sent, or one the outbox delivered (decisions don't count).
             entry = rounds[(e.originator_id, current[e.originator_id])]
             entry[1] = entry[1] or e.occurred_at
     same_day = sum(1 for (cid, _), (interviewed, thanked) in rounds.items()
