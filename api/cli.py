@@ -34,6 +34,7 @@ app.add_typer(policy_app, name="policy")
 register_replay(app)
 register_outbox(app)
 from api.projections_cli import projections_app  # noqa: E402
+
 app.add_typer(projections_app, name="projections")
 console = Console()
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from api.settings import Settings, get_settings
 from engine.application import Candidacies
 from engine.clock import Clock, SystemClock
 from engine.store import eventsourcing_env
-
-from api.settings import Settings, get_settings
 
 
 def build_candidacies(settings: Settings | None = None, clock: Clock | None = None) -> Candidacies:

@@ -24,7 +24,7 @@ snapshots transcode them.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -712,7 +712,7 @@ class Candidacy(Aggregate):
         """The start of ``day`` in the candidacy's time zone (when a pause ends)."""
         if day is None:
             return None
-        return datetime.combine(day, time(0), ZoneInfo(self.timezone)).astimezone(timezone.utc)
+        return datetime.combine(day, time(0), ZoneInfo(self.timezone)).astimezone(UTC)
 
     # -- the one path every command takes ---------------------------------------------
 

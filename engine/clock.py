@@ -7,7 +7,7 @@ live runs, tests and replays decide time the same way.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -21,7 +21,7 @@ class SystemClock:
     """The wall clock, for live runs."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FixedClock:
@@ -49,4 +49,4 @@ def as_utc(moment: datetime) -> datetime:
     """Return ``moment`` in UTC, refusing naive datetimes (their zone would be a guess)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no time zone offset")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

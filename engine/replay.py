@@ -29,7 +29,7 @@ import time as _time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from queue import Empty
 from typing import Any, cast
@@ -926,7 +926,7 @@ def parse_moment(text: str, option: str) -> datetime:
     if moment.tzinfo is None:
         if len(text.strip()) > 10:
             raise InvalidInput(option, "a moment needs a UTC offset, e.g. 2026-01-05T09:00+00:00")
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return in_range(moment, option)
 
 

@@ -35,7 +35,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -46,8 +46,6 @@ from engine.candidacy import Candidacy
 from engine.errors import CloserError, IllegalCommand
 from engine.policy import CadencePolicy
 from engine.values import Actor
-
-UTC = timezone.utc
 
 APPLIED, SKIPPED, REFUSED = "applied", "skipped", "refused"
 """What a target did with a fact: applied it, skipped it (refused while the candidacy is

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -183,7 +183,7 @@ def memory_url() -> str:
 @pytest.fixture
 def clock() -> FixedClock:
     """Wednesday 25 November 2026, 10:00 UTC; moves only when a test moves it."""
-    return FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture

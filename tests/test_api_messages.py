@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters_fixtures import SmtpServer, smtp_server  # noqa: F401
@@ -27,7 +27,7 @@ def test_messages_show_the_thank_you_the_outbox_sent(
                    json={"description": "a systems design interview"}))
     assert ok(client.get(f"/candidacies/{candidacy_id}/messages")).json() == {"messages": []}
 
-    tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+    tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
     email = EmailAdapter(host=smtp_server.host, port=smtp_server.port, starttls=False)
     Dispatcher(candidacies, adapters={"email": email}).run_once()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +23,6 @@ from engine.calendar import (
 )
 from engine.policy import default_policy
 
-UTC = timezone.utc
 NEW_YORK = "America/New_York"
 LONDON = "Europe/London"
 EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)

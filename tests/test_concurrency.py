@@ -16,7 +16,7 @@ import multiprocessing
 import random
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -46,7 +46,7 @@ def issue_commands(url: str, ids: list[str], worker: int, seconds: float, log: s
     ready.wait()  # every process starts issuing at the same moment
     rng = random.Random(worker)
     expect_version = worker % 2 == 0
-    deadline = datetime.now(timezone.utc) + timedelta(days=10)
+    deadline = datetime.now(UTC) + timedelta(days=10)
     stop = time.monotonic() + seconds
     conflicts = 0
     try:

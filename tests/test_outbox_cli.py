@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -46,13 +46,13 @@ def run(*args: str, code: int = 0) -> str:
 
 def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     app = Candidacies(eventsourcing_env(store), clock=clock)
     try:
         candidacy_id = app.record_interview(MAYA, interview(format="video")).candidacy_id
         app.record_no_hesitations(MAYA, candidacy_id)
         app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
     finally:
         app.close()
 
@@ -79,14 +79,14 @@ def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
 def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest(
         store: str, tmp_path: Path, smtp_server: SmtpServer,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     app = Candidacies(eventsourcing_env(store), clock=clock)
     try:
         for format_ in ("in_person", "video"):  # a card first, then an email
             candidacy_id = app.record_interview(MAYA, interview(format=format_)).candidacy_id
             app.record_no_hesitations(MAYA, candidacy_id)
             app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc))
+        tick(app, datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     finally:
         app.close()
     (tmp_path / "tasks").mkdir()
@@ -107,14 +107,14 @@ def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest
 
 def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_refuses_politely(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     app = Candidacies(eventsourcing_env(store), clock=clock)
     try:
         candidacy_id = app.record_interview(MAYA, interview(format="video", interviewers=[
             {"name": "Daniel Whitfield", "title": "VP Engineering"}])).candidacy_id
         app.record_no_hesitations(MAYA, candidacy_id)
         app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
     finally:
         app.close()
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
@@ -146,7 +146,7 @@ def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_re
 
 
 def test_a_voicemail_task_is_confirmed_on_the_cli(store: str, tmp_path: Path) -> None:
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
     app = Candidacies(eventsourcing_env(store), clock=clock)
     try:
         phone_only = [{"name": "Daniel Whitfield", "title": "VP Engineering",

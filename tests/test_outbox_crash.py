@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def seed(app: Candidacies) -> dict[str, list[str]]:
             app.record_no_hesitations(actor, cid)
             app.close_next_step(actor, cid, "a systems design interview")
             ids[workspace].append(cid)
-    report = tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc))
+    report = tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
     assert report.actions["thank_you"] == 2 * PER_WORKSPACE
     return ids
 
@@ -57,7 +57,7 @@ def test_sigkill_mid_batch_never_loses_and_never_double_applies(
         tmp_path: Path, smtp_server: SmtpServer, http_receiver: object) -> None:
     url = f"sqlite:///{tmp_path}/closer.db"
     app = Candidacies(eventsourcing_env(url),
-                      clock=FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)))
+                      clock=FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC)))
     ids = seed(app)
     expected = {"mail": set(), "ats": set()}
     for workspace, channel in (("mail", "email"), ("ats", "webhook")):

@@ -501,7 +501,7 @@ def test_the_cli_names_every_read_model() -> None:
     from api.projections_cli import NAMES
     from api.read_models import READ_MODELS
 
-    assert NAMES == tuple(READ_MODELS)
+    assert tuple(READ_MODELS) == NAMES
 
 
 def test_an_override_recorded_by_the_application_names_its_rule_and_reason(

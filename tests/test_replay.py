@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,7 +27,6 @@ from engine.store import eventsourcing_env
 from engine.values import Actor
 from tests.builders import interview
 
-UTC = timezone.utc
 FAR = datetime(2027, 1, 1, tzinfo=UTC)
 ONE = [{"name": "Daniel Whitfield", "title": "VP Engineering"}]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import mean
 from zoneinfo import ZoneInfo
@@ -28,8 +28,6 @@ from engine.simulation import (
     simulate_in_memory,
 )
 from engine.store import eventsourcing_env
-
-UTC = timezone.utc
 
 TABLE = Path(__file__).resolve().parents[2] / "shared/data/interview_duration_by_country.csv"
 
