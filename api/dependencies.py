@@ -12,7 +12,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -285,10 +285,8 @@ class CommandThreads:
                 answer = (future, None, error)
             else:
                 answer = (future, result, None)
-            try:
+            with suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(_settle, *answer)
-            except RuntimeError:  # pragma: no cover - the loop closed meanwhile
-                pass
             del loop, future, context, function, args, kwargs, answer
 
 

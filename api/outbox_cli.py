@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -207,10 +208,8 @@ def register(app: typer.Typer) -> None:
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             typer.echo(f"dispatch: every {every:g}s on {settings.database_url}")
-            try:
+            with contextlib.suppress(KeyboardInterrupt):
                 dispatcher.run_forever(every, stop)
-            except KeyboardInterrupt:
-                pass
         finally:
             dispatcher.release()
             candidacies.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from typing import Annotated
@@ -46,10 +47,8 @@ def run(
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             runner.run_forever(every, stop)
-        except KeyboardInterrupt:
-            pass
     except (ValueError, PersistenceError) as error:
         raise _fail(error) from None
     finally:

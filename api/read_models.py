@@ -192,7 +192,7 @@ class Compliance(ReadModel):
             if row is None:
                 return  # its opening event could not be read (passed over)
             context = tx.memo[cid] = dict(
-                zip(("workspace", "recruiter", "company", "timezone", "round"), row))
+                zip(("workspace", "recruiter", "company", "timezone", "round"), row, strict=True))
         if name == "RoundStarted":
             round_ = int(getattr(event, "round", context["round"] + 1))
             tx.execute("UPDATE rm_compliance_candidacies SET round=? WHERE candidacy_id=?",
@@ -339,7 +339,8 @@ def summary(event: Any) -> str:
     if name == "ThankYouSent":
         to = ", ".join(get("to") or [])
         if decided:
-            return f"thank-you decided by the policy and assumed delivered ({get('medium')}) to {to}"
+            return (f"thank-you decided by the policy and assumed delivered ({get('medium')}) "
+                    f"to {to}")
         return f"thank-you sent by a person ({get('medium')}) to {to}"
     if name in ("ThankYouDecided", "NudgeDecided"):
         return f"{_words(name)} ({decided.get('rule', 'policy')})"

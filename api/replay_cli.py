@@ -12,7 +12,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -116,7 +116,7 @@ def _workers(requested: int, source: Any) -> int:
 def _until(text: str | None) -> datetime:
     from engine.replay import parse_moment
 
-    return parse_moment(text, "--until") if text else datetime.now(timezone.utc)
+    return parse_moment(text, "--until") if text else datetime.now(UTC)
 
 
 def _with_progress(description: str, total: int, run: Callable[[Callable[[int], None]], R],
@@ -305,7 +305,7 @@ def write_chart(metrics: Sequence[Metrics], path: Path) -> None:
     plt.close(figure)
 
 
-# -- closer tune -------------------------------------------------------------------------------------
+# -- closer tune -----------------------------------------------------------------------------------
 
 TUNABLE: dict[str, str] = {
     "first_nudge": "patience.first_nudge_without_timeline_business_days",
@@ -473,7 +473,7 @@ def _tune(vary: list[str], base: str, objective: str, source: str, where: list[s
     console.print(table)
 
 
-# -- closer simulate ---------------------------------------------------------------------------------
+# -- closer simulate -------------------------------------------------------------------------------
 
 
 def simulate_command(

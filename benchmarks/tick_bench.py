@@ -26,6 +26,7 @@ Run (population takes ~10 minutes for 100,000 on a small VM; --reuse skips it):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -64,7 +65,6 @@ from engine.scheduler import tick  # noqa: E402
 from engine.store import eventsourcing_env  # noqa: E402
 from engine.values import Actor  # noqa: E402
 
-UTC = UTC
 LAST = datetime(2026, 12, 9, 14, 0, tzinfo=UTC)  # the scheduler's last run: a Wednesday
 PLACES = [("Europe/London", "GB"), ("America/New_York", "US"), ("Asia/Kolkata", "IN"),
           ("Australia/Sydney", "AU"), ("America/Sao_Paulo", "BR"), ("Europe/Berlin", "DE")]
@@ -239,10 +239,9 @@ def build(rng: random.Random, policies: dict[str, CadencePolicy], last_tick: dat
     for at, what, args in _facts(rng, t0, zone):
         if at <= last_tick:
             _schedule(c, policy, at)
-        try:
+        # Not allowed at this stage (e.g. a reply before the thank-you): skipped.
+        with contextlib.suppress(CloserError):
             _record(c, actor, at, what, args)
-        except CloserError:
-            pass  # not allowed at this stage (e.g. a reply before the thank-you)
     _schedule(c, policy, last_tick)
     return c
 

@@ -846,7 +846,7 @@ class Candidacies(Application[UUID]):
             except CorruptHistory as error:
                 failed[record[0]] = error
         loaded = []
-        for uid, candidacy_id in zip(uids, candidacy_ids):
+        for uid, candidacy_id in zip(uids, candidacy_ids, strict=True):
             try:
                 if uid in failed:
                     raise failed[uid]

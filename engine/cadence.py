@@ -389,7 +389,8 @@ class _Context:
             # That business day from its start (then the send window), whatever the
             # deadline's time of day: an evening deadline must not push it a day later.
             days = self.place.days
-            day = days.local_ordinal(self.after(deadline, -rule.nudge_business_days_before_deadline))
+            day = days.local_ordinal(
+                self.after(deadline, -rule.nudge_business_days_before_deadline))
             raw = days.wall_time(day, _MIDNIGHT)
             anchor = max(offer["noted_at"], self.c.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
@@ -489,8 +490,9 @@ class _Context:
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
-        only when the policy says they pause); None while an open-ended pause holds.  A pause ending when or before it starts (an out-of-office
-        reply "back today", logged after midnight) holds nothing."""
+        only when the policy says they pause); None while an open-ended pause holds.  A pause
+        ending when or before it starts (an out-of-office reply "back today", logged after
+        midnight) holds nothing."""
         if not self.pausing:
             return due
         holds_out_of_office = self.r.out_of_office_pauses

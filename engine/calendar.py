@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Protocol, cast, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -334,8 +334,8 @@ class ZoneDays:
 
     A day's offset is known only when it holds all day: offsets agreeing at a day's
     two ends mean none changed in between, as tzdata's offset changes are days apart
-    (nearly a week at the least; tests check it). A day whose offset changes is None: callers then take the
-    datetime path."""
+    (nearly a week at the least; tests check it). A day whose offset changes is None:
+    callers then take the datetime path."""
 
     __slots__ = ("_walls", "local", "utc", "zone")
 
@@ -536,7 +536,7 @@ def _utc(moment: datetime) -> datetime:
     """``moment`` in UTC, refusing naive datetimes (their zone would be a guess)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise CalendarError(f"{moment.isoformat()} has no time zone offset")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _offset_seconds(zone: tzinfo, wall: datetime) -> int:
@@ -562,7 +562,7 @@ def _transition_ts(zone: tzinfo, low: int, high: int, low_offset: int) -> int:
     """First POSIX second in ``(low, high]`` whose UTC offset differs from ``low_offset``."""
     while high - low > 1:
         middle = (low + high) // 2
-        here = datetime.fromtimestamp(middle, timezone.utc).astimezone(zone).utcoffset()
+        here = datetime.fromtimestamp(middle, UTC).astimezone(zone).utcoffset()
         if here is not None and int(here.total_seconds()) == low_offset:
             low = middle
         else:
@@ -592,7 +592,7 @@ def _earliest_on_transition_day(
         for fold in (0, 1):
             candidates.add(base + start - _offset_seconds(zone, wall.replace(fold=fold)))
     for ts in sorted(c for c in candidates if c >= start_ts):
-        local = datetime.fromtimestamp(ts, timezone.utc).astimezone(zone)
+        local = datetime.fromtimestamp(ts, UTC).astimezone(zone)
         if local.date() != day:
             continue
         if _in_allowed(local.hour * 3600 + local.minute * 60 + local.second, intervals):
@@ -695,7 +695,7 @@ class SendSchedule:
                 if found is not None:
                     if found == whole_ts:
                         return utc_moment
-                    return datetime.fromtimestamp(found, timezone.utc)
+                    return datetime.fromtimestamp(found, UTC)
             else:
                 for open_ts, close_ts, opening in cast(_Spans, spans):
                     if whole_ts < close_ts:

@@ -6,8 +6,9 @@ filters, limits and pagination, and takes the same extra keyword arguments of a
 save (``idempotency``, ``rows``, ``message_rows``, ``passed_over``, ``position``,
 ``followed_past``), written with the events under the library's own lock: every check
 runs before anything is written, so a refused write (a duplicate version, a reused key,
-a stale position) writes nothing at all.  Values go in and come out as the SQL stores return them (moments in
-UTC, summaries through JSON), so a test cannot pass here and fail there on a type.
+a stale position) writes nothing at all.  Values go in and come out as the SQL stores
+return them (moments in UTC, summaries through JSON), so a test cannot pass here and fail
+there on a type.
 
 ``memory://NAME`` names a store shared by every application object of the process
 that opens the same name (as two objects share one SQLite file) for as long as one
@@ -209,7 +210,8 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [m for m in self._messages.values() if m.status in ("queued", "failed")
                     and m.next_attempt_at is not None
                     and _ts(m.next_attempt_at) <= bound]  # type: ignore[operator]
-        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.next_attempt_at), m.id))[:limit]]
+        rows.sort(key=lambda m: (_ts(m.next_attempt_at), m.id))
+        return [_fresh(m) for m in rows[:limit]]
 
     def select_message_rows(self, *, candidacy_id: str | None = None,
                             status: str | None = None, limit: int = 1000) -> list[MessageRow]:
@@ -242,7 +244,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         with self._database_lock:
             latest = [records.select_events(uid, desc=True, limit=1) for uid in dict.fromkeys(ids)]
         return [(uid, s[0].originator_version, s[0].topic, s[0].state)
-                for uid, s in zip(dict.fromkeys(ids), latest) if s]
+                for uid, s in zip(dict.fromkeys(ids), latest, strict=True) if s]
 
     def select_records_after(self, table: str,
                              after: dict[UUID, int]) -> list[tuple[UUID, int, str, bytes]]:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -137,7 +137,7 @@ def _row_params(row: CandidacyRow) -> tuple[Any, ...]:
 
 def _ts(moment: datetime | None) -> str | None:
     # ISO-8601 in UTC sorts as text, so due_at comparisons work in SQL on both stores.
-    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 _COLUMNS = ("id, workspace, stage, version, round, candidate, company, role, updated_at, "
             "due_at, summary")
@@ -298,7 +298,7 @@ class _Queries:
             return []
         keys = {self._id_param(i): i for i in after}
         params: list[Any] = []
-        for key, version in zip(keys, after.values()):
+        for key, version in zip(keys, after.values(), strict=True):
             params += [key, version]
         rows = self._select(
             f"WITH wanted (id, version) AS (VALUES {', '.join(['(?, ?)'] * len(keys))}) "

@@ -6,12 +6,13 @@ Two generators:
   a candidacy is opened under it, and a random sequence of commands (closing the next
   step, thank-yous and nudges by hand, updates, out-of-office replies, pauses and
   resumes, competing offers, a decision) is applied through the application in
-  memory (the unit tier) and on a SQLite store while a punctual scheduler ticks exactly when the candidacy's row says
-  something is due.  The recorded history must keep the playbook: never more counted
-  nudges than the pest line, every scheduled nudge at a send time (working day, send
-  window, outside quiet hours) and never during a pause, no scheduled nudge before the
-  patience window unless its rule names the reason, spacing kept, stall only once the
-  nudges are exhausted; and the row's ``due_at`` agrees with `decide`.
+  memory (the unit tier) and on a SQLite store while a punctual scheduler ticks exactly
+  when the candidacy's row says something is due.  The recorded history must keep the
+  playbook: never more counted nudges than the pest line, every scheduled nudge at a send
+  time (working day, send window, outside quiet hours) and never during a pause, no
+  scheduled nudge before the patience window unless its rule names the reason, spacing
+  kept, stall only once the nudges are exhausted; and the row's ``due_at`` agrees with
+  `decide`.
 - `test_decide_is_a_pure_prefix_of_plan`: random aggregates built in memory (no store),
   under random policies, at random moments: `decide` answers the same twice, equals
   the prefix of `plan` due by then, and `plan` is sorted with one action per key.
@@ -21,22 +22,23 @@ Examples are bounded (see `settings`) so both run in well under a minute.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+from builders import PANEL, interview
 from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
-
-from builders import PANEL, interview
-from conftest import MEMORY, memory_url
 from outbox_support import console_outbox
-from engine.application import Candidacies
+
+from conftest import MEMORY, memory_url
 from engine import cadence
+from engine.application import Candidacies
 from engine.cadence import decide, next_due_at, plan
 from engine.calendar import is_send_time, work_calendar
 from engine.candidacy import Candidacy
@@ -52,7 +54,6 @@ from engine.policy import (
 from engine.store import eventsourcing_env
 from engine.values import Actor
 
-UTC = timezone.utc
 ACTOR = Actor(user="coach@agency.example", workspace="agency", on_behalf_of="maya")
 PLACES = [("Europe/London", "GB"), ("America/New_York", "US"), ("Asia/Kolkata", "IN"),
           ("Australia/Sydney", "AU"), ("America/Sao_Paulo", "BR"), ("Europe/Berlin", None)]
@@ -350,28 +351,28 @@ def _aggregate(opening: dict[str, Any], facts: list[tuple[int, tuple[Any, ...]]]
     for gap, command in facts:
         at += timedelta(minutes=gap)
         name = command[0]
+        # The actions run at once, within this iteration: the defaults bind this step's values.
         methods = {
-            "close_next_step": lambda: candidacy.close_next_step(ACTOR, at, description="Next"),
-            "thank_by_hand": lambda: candidacy.send_thank_you(ACTOR, at, medium="email", to=[],
-                                                              covers_panel=True),
-            "nudge_by_hand": lambda: candidacy.send_nudge(ACTOR, at, channels=["email"],
-                                                          reason="by hand"),
-            "update": lambda: candidacy.receive_reply(ACTOR, at, kind="update"),
-            "out_of_office": lambda: candidacy.receive_reply(
+            "close_next_step": lambda at=at: candidacy.close_next_step(
+                ACTOR, at, description="Next"),
+            "thank_by_hand": lambda at=at: candidacy.send_thank_you(
+                ACTOR, at, medium="email", to=[], covers_panel=True),
+            "nudge_by_hand": lambda at=at: candidacy.send_nudge(
+                ACTOR, at, channels=["email"], reason="by hand"),
+            "update": lambda at=at: candidacy.receive_reply(ACTOR, at, kind="update"),
+            "out_of_office": lambda at=at, command=command: candidacy.receive_reply(
                 ACTOR, at, kind="out_of_office", back_on=at.date() + timedelta(days=command[1])),
-            "pause": lambda: candidacy.pause_cadence(
+            "pause": lambda at=at, command=command: candidacy.pause_cadence(
                 ACTOR, at, reason="away",
                 until=None if command[1] is None else at.date() + timedelta(days=command[1])),
-            "resume": lambda: candidacy.resume_cadence(ACTOR, at),
-            "offer": lambda: candidacy.note_competing_offer(
+            "resume": lambda at=at: candidacy.resume_cadence(ACTOR, at),
+            "offer": lambda at=at, command=command: candidacy.note_competing_offer(
                 ACTOR, at, company=command[1], deadline=at + timedelta(hours=command[2])),
-            "advanced": lambda: candidacy.receive_reply(ACTOR, at, kind="advanced"),
-            "rejected": lambda: candidacy.receive_reply(ACTOR, at, kind="rejected"),
+            "advanced": lambda at=at: candidacy.receive_reply(ACTOR, at, kind="advanced"),
+            "rejected": lambda at=at: candidacy.receive_reply(ACTOR, at, kind="rejected"),
         }
-        try:
+        with contextlib.suppress(CloserError):
             methods[name]()
-        except CloserError:
-            pass
     return candidacy
 
 

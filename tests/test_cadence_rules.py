@@ -14,17 +14,17 @@ per-candidacy policies, published versions, a whole walk) runs on all three
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from builders import interview
+from outbox_support import console_outbox
 from typer.testing import CliRunner
 
-from builders import interview
 from conftest import MEMORY, memory_url
-from outbox_support import console_outbox
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
 from engine.calendar import is_send_time
 from engine.clock import FixedClock
@@ -34,7 +34,6 @@ from engine.scheduler import tick
 from engine.store import eventsourcing_env
 from engine.values import Actor
 
-UTC = timezone.utc
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -541,7 +540,7 @@ def test_out_of_office_holds_the_cadence_then_later_steps_slip(app: Candidacies,
     assert rules(nudges[1:]) == [("NudgeDecided", "follow_up.spacing")] * 2
     # Never a burst: no two nudges at one tick, each at least the spacing apart.
     calendar = default_policy().work_calendar("GB")
-    for earlier, later in zip(nudges, nudges[1:]):
+    for earlier, later in zip(nudges, nudges[1:], strict=False):
         assert calendar.business_days_between(earlier.at.date(), later.at.date()) >= 2
 
 

@@ -6,7 +6,7 @@ late-logged facts, snapshots and the current-row table.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -83,7 +83,7 @@ def test_a_retried_command_records_nothing_and_answers_the_first_outcome(
     lambda app, actor, cid: app.raise_hesitation(actor, cid, "Another text",
                                                  idempotency_key="k1"),
     lambda app, actor, cid: app.note_competing_offer(
-        actor, cid, "Contoso", datetime(2026, 12, 9, tzinfo=timezone.utc), idempotency_key="k1"),
+        actor, cid, "Contoso", datetime(2026, 12, 9, tzinfo=UTC), idempotency_key="k1"),
     lambda app, actor, cid: app.record_interview(actor, interview(), idempotency_key="k1"),
 ], ids=["other-args", "other-command", "other-candidacy"])
 def test_a_key_reused_for_another_command_is_refused(
@@ -286,7 +286,7 @@ def test_an_unknown_id_is_not_found(candidacies: Candidacies, coach: Actor,
 # -- input errors name the field --------------------------------------------------------------
 
 NAIVE = datetime(2026, 11, 24, 9, 0)
-FUTURE = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+FUTURE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("overrides", "field"), [
@@ -338,8 +338,8 @@ def test_a_bad_command_names_the_field_and_records_nothing(
 
 
 @pytest.mark.parametrize(("zone", "country", "now", "until"), [
-    ("Europe/London", "GB", datetime(2026, 11, 25, 10, tzinfo=timezone.utc), date(2026, 11, 25)),
-    ("Pacific/Auckland", "NZ", datetime(2026, 11, 25, 20, tzinfo=timezone.utc),
+    ("Europe/London", "GB", datetime(2026, 11, 25, 10, tzinfo=UTC), date(2026, 11, 25)),
+    ("Pacific/Auckland", "NZ", datetime(2026, 11, 25, 20, tzinfo=UTC),
      date(2026, 11, 26)),  # already the 26th in Auckland
 ], ids=["today", "today-ahead-of-utc"])
 def test_a_pause_that_would_never_hold_is_refused(
@@ -447,7 +447,7 @@ def test_snapshots_every_interval_load_to_the_same_state(
     assert state(loaded) == state(replayed_from_events(candidacies, cid))
     assert state(loaded) == state(candidacies.repository.get(UUID(cid)))  # the library's read
     assert loaded.paused is None and len(loaded.pauses) == SNAPSHOT_INTERVAL + 1
-    assert loaded.pauses[0]["since"] == datetime(2026, 11, 25, 11, tzinfo=timezone.utc)
+    assert loaded.pauses[0]["since"] == datetime(2026, 11, 25, 11, tzinfo=UTC)
 
     at_snapshot = candidacies.get(cid, coach.workspace, version=2 * SNAPSHOT_INTERVAL)
     assert at_snapshot.paused["until"] == date(2027, 1, 4)  # a date, back from JSON
@@ -563,7 +563,7 @@ def test_a_page_loads_each_candidacy_as_get_does(candidacies: Candidacies, coach
     loaded = candidacies._load_many(ids)
 
     assert [str(c.id) for c in loaded] == ids
-    for cid, candidacy in zip(ids, loaded):
+    for cid, candidacy in zip(ids, loaded, strict=True):
         workspace = OTHER.workspace if cid == elsewhere else coach.workspace
         assert state(candidacy) == state(candidacies.get(cid, workspace))
     with pytest.raises(CandidacyNotFound):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -135,7 +135,8 @@ def issue(app: Candidacies, actor: Actor, candidacy_id: str, command: str) -> Ou
             actor, candidacy_id, "Onsite with the CTO", scheduled_for=now + timedelta(days=7)),
         "send_thank_you": lambda: app.send_thank_you(
             actor, candidacy_id, "email", to=unthanked[:1] or ["Priya Raman"]),
-        "send_nudge": lambda: app.send_nudge(actor, candidacy_id, override={"reason": "the test says so"}),
+        "send_nudge": lambda: app.send_nudge(
+            actor, candidacy_id, override={"reason": "the test says so"}),
         "receive_reply": lambda: app.receive_reply(
             actor, candidacy_id, reply, note="Onsite next week"),
         "note_competing_offer": lambda: app.note_competing_offer(
@@ -381,8 +382,10 @@ def test_a_nudge_only_while_awaiting_or_nudged(
 
 def test_nudges_accumulate_while_nudged(candidacies: Candidacies, coach: Actor) -> None:
     cid = candidacy_at(candidacies, coach, "awaiting")
-    assert candidacies.send_nudge(coach, cid, override={"reason": "the test says so"}).stage == "nudged"
-    assert candidacies.send_nudge(coach, cid, channels=["phone"], override={"reason": "the test says so"}).stage == "nudged"
+    override = {"reason": "the test says so"}
+    assert candidacies.send_nudge(coach, cid, override=override).stage == "nudged"
+    assert candidacies.send_nudge(coach, cid, channels=["phone"],
+                                  override=override).stage == "nudged"
     nudges = candidacies.get(cid, coach.workspace).nudges
     assert [n["channels"] for n in nudges] == [["voicemail", "email"], ["phone"]]
 
@@ -413,17 +416,17 @@ def test_out_of_office_keeps_the_stage_and_pauses_until_back(
     paused = candidacies.get(cid, coach.workspace).paused
     assert paused["until"] == back_on and paused["reason"] == "out of office"
     # Midnight in London on the return date (GMT in December).
-    assert paused["ends_at"] == datetime(2026, 12, 2, tzinfo=timezone.utc)
+    assert paused["ends_at"] == datetime(2026, 12, 2, tzinfo=UTC)
     _refused(lambda: candidacies.pause_cadence(coach, cid, "again"), stage="nudged",
              why="the cadence must not be paused already")
 
-    clock.set(datetime(2026, 12, 2, 0, 1, tzinfo=timezone.utc))  # back: the pause lapsed
+    clock.set(datetime(2026, 12, 2, 0, 1, tzinfo=UTC))  # back: the pause lapsed
     _refused(lambda: candidacies.resume_cadence(coach, cid), stage="nudged",
              why="the cadence must be paused")
     assert candidacies.pause_cadence(coach, cid, "candidate ill").stage == "nudged"
     candidacy = candidacies.get(cid, coach.workspace)
-    assert candidacy.pauses[-1] == {"since": datetime(2026, 11, 25, 10, tzinfo=timezone.utc),
-                                    "until": datetime(2026, 12, 2, tzinfo=timezone.utc),
+    assert candidacy.pauses[-1] == {"since": datetime(2026, 11, 25, 10, tzinfo=UTC),
+                                    "until": datetime(2026, 12, 2, tzinfo=UTC),
                                     "reason": "out of office"}
 
 
@@ -445,8 +448,8 @@ def test_pause_and_resume_keep_the_stage(candidacies: Candidacies, coach: Actor,
              why="the cadence must be paused")
     candidacy = candidacies.get(cid, coach.workspace)
     assert candidacy.paused is None
-    assert candidacy.pauses == [{"since": datetime(2026, 11, 25, 10, tzinfo=timezone.utc),
-                                 "until": datetime(2026, 11, 28, 10, tzinfo=timezone.utc),
+    assert candidacy.pauses == [{"since": datetime(2026, 11, 25, 10, tzinfo=UTC),
+                                 "until": datetime(2026, 11, 28, 10, tzinfo=UTC),
                                  "reason": "Candidate travelling"}]
 
 
@@ -534,7 +537,7 @@ def test_a_second_round_needs_an_advance(candidacies: Candidacies, coach: Actor)
 
 NAMES = ["Priya Raman", "Tom Becker", "Ada Lin"]
 IDS = ["r1h1", "r1h2", "r1h3"]
-NOW = datetime(2026, 11, 25, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 
 
 @st.composite

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +21,7 @@ from engine.store import eventsourcing_env
 from engine.values import Actor
 
 MAYA = Actor(user="maya@example.com", workspace="maya")
-LATER = datetime(2026, 11, 25, 18, 0, tzinfo=timezone.utc)
+LATER = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
 
 def closed(app: Candidacies, **overrides: object) -> str:
@@ -105,7 +105,7 @@ def test_routing_card_voicemail_nudge_stall_and_invite(candidacies: Candidacies,
     candidacy_id = candidacies.record_interview(MAYA, interview()).candidacy_id
     candidacies.record_no_hesitations(MAYA, candidacy_id)
     candidacies.close_next_step(MAYA, candidacy_id, "an onsite",
-                                scheduled_for=datetime(2026, 12, 3, 14, tzinfo=timezone.utc))
+                                scheduled_for=datetime(2026, 12, 3, 14, tzinfo=UTC))
     candidacies.send_thank_you(MAYA, candidacy_id, "card", decided_by={"rule": "t"})
     candidacies.send_nudge(MAYA, candidacy_id, decided_by={"rule": "nudge.first"})
     candidacies.send_nudge(MAYA, candidacy_id,  # a person's own nudge: nothing queued
@@ -258,7 +258,7 @@ def test_two_dispatchers_on_one_postgres_never_deliver_the_same_message(
         ids = [r.message["Message-ID"] for r in smtp_server.sink.received]
         assert len(ids) == 20 and len(set(ids)) == 20
         # The first lets go: the other takes over (nothing left to send).
-        winner = next(d for d, r in zip(dispatchers, reports) if not r.standby)
+        winner = next(d for d, r in zip(dispatchers, reports, strict=True) if not r.standby)
         winner.release()
         other = next(d for d in dispatchers if d is not winner)
         assert other.run_once().standby is False

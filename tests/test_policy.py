@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from api.policy_cli import policy_app
@@ -168,7 +169,7 @@ def test_out_of_office_pauses_the_cadence() -> None:
 
 def test_policy_is_frozen() -> None:
     policy = default_policy()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         policy.pest_line.max_nudges = 99  # type: ignore[misc]
 
 
@@ -182,7 +183,6 @@ def test_policy_calendar_uses_its_working_week_and_holidays() -> None:
 # ---------------------------------------------------------------- the slip rule
 
 
-UTC = timezone.utc
 PAUSED = datetime(2026, 5, 4, 9, tzinfo=UTC)
 RESUMED = datetime(2026, 5, 11, 9, tzinfo=UTC)
 

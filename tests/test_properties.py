@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,7 +39,7 @@ from engine.store import eventsourcing_env
 from engine.values import Actor
 from tests.conftest import MEMORY, memory_url, truncate_postgres
 
-START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 ACTORS = [Actor("coach@agency.example", "agency", "maya"), Actor("maya", "agency")]
 NAMES = ["Priya Raman", "Tom Becker", "Ada Lin", "Nobody Known"]
 REFUSALS = (IllegalCommand, InvalidInput, VersionConflict, IdempotencyKeyReused, PlaybookRule)
@@ -188,8 +188,8 @@ def run_step(app: Candidacies, candidacy_id: str, step: dict[str, Any]) -> Outco
                   "close_next_step": ["description"], "send_thank_you": ["medium"],
                   "receive_reply": ["kind"], "note_competing_offer": ["company", "deadline"],
                   "pause_cadence": ["reason"], "send_reminder": ["kind", "key"],
-                  "stall": ["reason"], "withdraw": ["reason"], "migrate_policy": ["name", "version"],
-                  "correct_details": ["correction"]
+                  "stall": ["reason"], "withdraw": ["reason"],
+                  "migrate_policy": ["name", "version"], "correct_details": ["correction"]
                   }.get(command, [])
     call_args = [args.pop(name) for name in positional]
     return getattr(app, command)(step["actor"], candidacy_id, *call_args, **args, **options)

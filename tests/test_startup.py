@@ -32,8 +32,8 @@ def _heavy(modules: list[str], names: tuple[str, ...] = HEAVY) -> list[str]:
 
 
 def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[list[str]]:

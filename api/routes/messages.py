@@ -129,4 +129,5 @@ def reroute_message(candidacy_id: CandidacyId, message_id: MessageId, body: Rero
     context; answers the candidacy's messages."""
     by = principal.user
     return _by_hand(request, candidacies, principal, candidacy_id, message_id,
-                    lambda d: d.reroute_message(message_id, body.channel, by=by, reason=body.reason))
+                    lambda d: d.reroute_message(message_id, body.channel, by=by,
+                                                reason=body.reason))
