@@ -505,13 +505,8 @@ def thank_you_compliance(view: ReadModelRecorder, *, workspace: str | None = Non
     how many had a thank-you delivered that same local day."""
     where, params = _where({"workspace": workspace, "recruiter": recruiter,
                             "company": company})
-    out: dict[tuple[str, str], tuple[int, int]] = {}
-    for who, day, same in view.read(f"SELECT recruiter, interview_day, same_day FROM "
-                                    f"rm_thank_yous WHERE {where}", params):
-        key = (str(who), _week(day))
-        total, on_day = out.get(key, (0, 0))
-        out[key] = (total + 1, on_day + int(same))
-    return out
+    return _weekly_tally(view.read(f"SELECT recruiter, interview_day, same_day FROM "
+                                   f"rm_thank_yous WHERE {where}", params))
 
 
 def nudge_compliance(view: ReadModelRecorder, *, workspace: str | None = None,
@@ -521,12 +516,17 @@ def nudge_compliance(view: ReadModelRecorder, *, workspace: str | None = None,
     delivered by their due local day."""
     where, params = _where({"workspace": workspace, "recruiter": recruiter,
                             "company": company})
+    return _weekly_tally(view.read(f"SELECT recruiter, due_day, on_time FROM rm_nudges "
+                                   f"WHERE {where} AND due_day IS NOT NULL", params))
+
+
+def _weekly_tally(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(recruiter, day, met) rows counted per (recruiter, ISO week): (rows, rows met)."""
     out: dict[tuple[str, str], tuple[int, int]] = {}
-    for who, day, on_time in view.read(f"SELECT recruiter, due_day, on_time FROM rm_nudges "
-                                       f"WHERE {where} AND due_day IS NOT NULL", params):
+    for who, day, met in rows:
         key = (str(who), _week(day))
-        total, ok = out.get(key, (0, 0))
-        out[key] = (total + 1, ok + int(on_time or 0))
+        total, done = out.get(key, (0, 0))
+        out[key] = (total + 1, done + int(met or 0))
     return out
 
 
