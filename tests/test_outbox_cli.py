@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from adapters_fixtures import SmtpServer, free_port, smtp_server  # noqa: F401
 from builders import interview
-from typer.testing import CliRunner
+from cli_support import configure, run, runner
 
 from api.cli import app as cli
 from api.settings import get_settings
@@ -21,27 +21,14 @@ from engine.store import eventsourcing_env
 from engine.values import Actor
 
 MAYA = Actor(user="maya@example.com", workspace="maya")
-runner = CliRunner()
 
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path}/closer.db"
-    monkeypatch.setenv("CLOSER_DATABASE_URL", url)
-    monkeypatch.setenv("CLOSER_TASKS_DIR", str(tmp_path / "tasks"))
-    monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
-    monkeypatch.setenv("CLOSER_SMTP_STARTTLS", "false")
-    monkeypatch.setenv("CLOSER_OUTBOX_MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
+    configure(monkeypatch, url, tmp_path)
     yield url
     get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> str:
-    get_settings.cache_clear()
-    result = runner.invoke(cli, list(args))
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(

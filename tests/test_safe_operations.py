@@ -21,7 +21,7 @@ from adapters_fixtures import (  # noqa: F401
     smtp_server,
 )
 from builders import interview
-from typer.testing import CliRunner
+from cli_support import configure, run, runner
 
 from adapters.console import ConsoleAdapter
 from adapters.outbox import Dispatcher
@@ -37,28 +37,15 @@ from engine.store import eventsourcing_env
 from engine.values import Actor
 
 MAYA = Actor(user="maya@example.com", workspace="maya")
-runner = CliRunner()
 
 
 @pytest.fixture
 def store(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[str]:
     """The CLI configured for a fresh store (SQLite file or PostgreSQL), SMTP without TLS."""
-    monkeypatch.setenv("CLOSER_DATABASE_URL", database_url)
-    monkeypatch.setenv("CLOSER_TASKS_DIR", str(tmp_path / "tasks"))
-    monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
-    monkeypatch.setenv("CLOSER_SMTP_STARTTLS", "false")
-    monkeypatch.setenv("CLOSER_OUTBOX_MAX_ATTEMPTS", "1")
-    get_settings.cache_clear()
+    configure(monkeypatch, database_url, tmp_path)
     yield database_url
     get_settings.cache_clear()
-
-
-def run(*args: str, code: int = 0) -> str:
-    get_settings.cache_clear()
-    result = runner.invoke(cli, list(args))
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def application(url: str, at: datetime) -> Candidacies:
