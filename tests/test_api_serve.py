@@ -18,6 +18,20 @@ ROOT = Path(__file__).resolve().parents[1]
 GUARD_SECONDS = 60
 
 
+def demo_token(server: subprocess.Popen[str]) -> tuple[str, str]:
+    """What `closer serve --demo` printed up to its admin token, and the token."""
+    printed = ""
+    assert server.stdout is not None
+    deadline = time.monotonic() + GUARD_SECONDS
+    while "closer_" not in printed and time.monotonic() < deadline:
+        line = server.stdout.readline()
+        assert line, f"closer serve exited early:\n{printed}"
+        printed += line
+    token = re.search(r"closer_[A-Za-z0-9_-]+", printed)
+    assert token, printed
+    return printed, token.group(0)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -36,17 +50,10 @@ def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
          "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        printed = ""
-        assert server.stdout is not None
-        deadline = time.monotonic() + GUARD_SECONDS
-        while "closer_" not in printed and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line, f"closer serve exited early:\n{printed}"
-            printed += line
-        token = re.search(r"closer_[A-Za-z0-9_-]+", printed)
-        assert token, printed
+        deadline = time.monotonic() + GUARD_SECONDS  # for the token and what follows
+        printed, token = demo_token(server)
         assert f"http://127.0.0.1:{port}" in printed
-        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             while True:
                 try:

@@ -5,7 +5,6 @@ folder (console) channel, and no stored error reads like a pydantic dump."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from test_api_serve import GUARD_SECONDS, ROOT, free_port
+from test_api_serve import GUARD_SECONDS, ROOT, demo_token, free_port
 
 from api.app import seed_demo_store
 from api.settings import Settings
@@ -84,16 +83,9 @@ def test_serve_demo_with_no_settings_delivers_on_the_folder_channel(tmp_path: Pa
         cwd=tmp_path, env={**no_settings(), "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        printed = ""
-        assert server.stdout is not None
-        deadline = time.monotonic() + GUARD_SECONDS
-        while "closer_" not in printed and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            assert line, f"closer serve exited early:\n{printed}"
-            printed += line
-        token = re.search(r"closer_[A-Za-z0-9_-]+", printed)
-        assert token, printed
-        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        deadline = time.monotonic() + GUARD_SECONDS  # for the token and what follows
+        _, token = demo_token(server)
+        headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
             while True:
                 try:
