@@ -59,6 +59,7 @@ from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.errors import CorruptHistory, IllegalCommand
+from engine.lifecycle import Stage
 from engine.store import MessageRow, PassedOver
 from engine.values import Actor
 
@@ -769,7 +770,7 @@ class Dispatcher:
 
     def _finished(self, message: OutboxMessage) -> bool:
         row = self.app.row(message.candidacy_id)
-        return row is not None and row.stage == "stalled"
+        return row is not None and row.stage == Stage.STALLED
 
     def _settle(self, message: OutboxMessage, command: str, **data: Any) -> None:
         """Save the message's new events and, for a thank-you or nudge, the candidacy's
