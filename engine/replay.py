@@ -453,6 +453,7 @@ class ReplayPolicy:
     def __init__(self, policy: CadencePolicy, label: str | None = None) -> None:
         self.__dict__.update({name: getattr(policy, name) for name in type(policy).model_fields})
         self.policy = policy
+        self.places = policy.places  # the calendar maths `plan` keeps with the policy
         self.label = label or f"{policy.name} v{policy.version}"
 
     def work_calendar(self, country: str | None, subdivision: str | None = None) -> WorkCalendar:
