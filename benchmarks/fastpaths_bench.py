@@ -19,7 +19,23 @@ device was added for decides the bench:
   tables (`ZoneDays`: every local day worked out by the tzinfo instead);
 - engine (`Candidacies.note_competing_offer` on SQLite, one client, as engine_bench's):
   ``copies`` the kept copies of the candidacies last saved (`RecentCandidacies`), beside
-  the library's own path with its aggregate cache on (issue 2's baseline at its best).
+  the library's own path with its aggregate cache on (issue 2's baseline at its best);
+- projections (`closer projections rebuild`'s path, projections_bench's, PostgreSQL, each
+  read model rebuilt in turn): ``memo`` a candidacy's row kept for the rest of its
+  transaction (`Tx.memo`); ``pipeline`` a batch's statements in psycopg's pipeline mode
+  (`PostgresReadModelRecorder.write`);
+- api (api_bench's command endpoint driven by `wrk`, two servers side by side, each on a
+  store of its own seeded alike, one as built, one without the device, runs alternated):
+  ``inline`` SQLite commands on the event loop (`commands_inline`); ``threads`` the
+  command threads (`CommandThreads`, instead of FastAPI's own pool, `run_in_threadpool`);
+  ``async`` PostgreSQL commands written from the event loop (`execute_async`); ``copies``
+  kept copies (``CLOSER_RECENT_CANDIDACIES=0``); ``tcp`` the TCP listener of `TcpConfig`
+  (several workers only).
+
+    python benchmarks/fastpaths_bench.py projections --candidacies 300
+    python benchmarks/fastpaths_bench.py api --store sqlite --devices inline,copies
+    python benchmarks/fastpaths_bench.py api --store postgres --devices async,threads,copies
+    python benchmarks/fastpaths_bench.py api --store sqlite --workers 2 --devices tcp,threads
 """
 
 from __future__ import annotations
@@ -263,6 +279,211 @@ def bench_engine(args: argparse.Namespace) -> list[str]:
     ]
 
 
+# -- projections --------------------------------------------------------------------------------
+
+
+class _Forgetful(dict):  # type: ignore[type-arg]
+    """A memo that keeps nothing: every handler reads its row again."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def without_memo() -> Iterator[None]:
+    from engine.follower import Tx
+    built = Tx.__init__
+
+    def forgetting(self: Tx, *args: Any) -> None:
+        built(self, *args)
+        self.memo = _Forgetful()
+
+    with _patched(Tx, "__init__", forgetting):
+        yield
+
+
+def without_pipeline() -> contextlib.AbstractContextManager[None]:
+    import projections_bench
+
+    from engine.follower import PostgresReadModelRecorder
+    return _patched(PostgresReadModelRecorder, "write", projections_bench.without_pipeline)
+
+
+def bench_projections(args: argparse.Namespace) -> list[str]:
+    from datetime import UTC, datetime
+
+    from api.read_models import follower
+    from engine.application import Candidacies
+    from engine.clock import FixedClock
+    from engine.simulation import simulate
+    from engine.store import eventsourcing_env
+    url = _api_store("postgres", "", "projections")
+    switches = _sides(args.devices, {"memo": ("without memo", without_memo),
+                                     "pipeline": ("without pipeline", without_pipeline)})
+    app = Candidacies(eventsourcing_env(url),
+                      clock=FixedClock(datetime(2026, 11, 25, 10, tzinfo=UTC)))
+    try:
+        simulate(app, args.candidacies, seed=16)
+        runner = follower(app, batch=2000)
+        top = runner.log_max()
+
+        def one(side: str, _number: int) -> dict[str, float]:
+            with switches[side]():
+                started = time.perf_counter()
+                for model in runner.models:
+                    runner.rebuild(model)
+                return {"wall": time.perf_counter() - started}
+
+        sides = list(switches)
+        one("as built", 0)  # warm-up
+        runs = alternated(args.rounds, sides, one)
+    finally:
+        app.close()
+        _drop_api_stores("postgres", ["projections"])
+    built = runs["as built"]
+    rate = top * len(runner.models) / median([r["wall"] for r in built])
+    lines = [f"projections rebuild (every read model), PostgreSQL, {top:,} notifications, "
+             f"{load_average()}: as built {rate:,.0f} notifications/s"]
+    for side in sides[1:]:
+        lines.append(f"  {side} / as built, time: {_ratio(runs[side], built, 'wall')}")
+    return lines
+
+
+# -- api ----------------------------------------------------------------------------------------
+
+WITHOUT = "CLOSER_BENCH_WITHOUT"
+"""Which device the server started by `serve` goes without (the benchmark's switch)."""
+
+
+def api_app() -> Any:
+    """api_bench's app (closer serve's, plus the bare route), less the device named in
+    ``CLOSER_BENCH_WITHOUT``."""
+    import api_bench
+    app = api_bench.bench_app()
+    device = os.environ.get(WITHOUT, "")
+    if device == "inline":
+        app.state.commands_inline = False
+    elif device == "threads":
+        from starlette.concurrency import run_in_threadpool
+
+        import api.dependencies
+        api.dependencies._in_worker = run_in_threadpool
+    elif device == "async":
+        from engine.application import Candidacies
+
+        async def never(self: Any, *args: Any, **kwargs: Any) -> None:
+            return None  # "not here": the command takes the thread path
+
+        Candidacies.execute_async = never  # type: ignore[method-assign]
+    return app
+
+
+def serve() -> None:
+    import uvicorn
+
+    import api.app
+    from api.settings import Settings
+    if os.environ.get(WITHOUT) == "tcp":
+        api.app.TcpConfig = uvicorn.Config  # type: ignore[misc]
+    api.app.run_server(Settings(), app="benchmarks.fastpaths_bench:api_app")
+
+
+def start_api(database_url: str, port: int, workers: int, device: str) -> Any:
+    import api_bench
+    import httpx
+    env = {**os.environ, "CLOSER_DATABASE_URL": database_url, "CLOSER_LOG_FORMAT": "json",
+           "CLOSER_LOG_LEVEL": "info", "CLOSER_HOST": "127.0.0.1", "CLOSER_PORT": str(port),
+           "CLOSER_WORKERS": str(workers), WITHOUT: device}
+    if device == "copies":
+        env["CLOSER_RECENT_CANDIDACIES"] = "0"
+    server = subprocess.Popen([sys.executable, __file__, "serve"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                time.sleep(1.0 if workers > 1 else 0.2)
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    api_bench.stop_server(server)
+    raise SystemExit(f"the server without {device or 'nothing'} did not start")
+
+
+def _api_store(kind: str, workdir: str, name: str) -> str:
+    """A fresh store of its own for one server (a neighbour's background writers, its
+    read models and scheduler, must not hold the other's SQLite lock or its tables)."""
+    if kind == "sqlite":
+        return f"sqlite:///{workdir}/{name}.db"
+    import api_bench
+    import psycopg
+    with psycopg.connect(api_bench.PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "closer_fastpaths_{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "closer_fastpaths_{name}"')
+    return api_bench.PG_ADMIN.rsplit("/", 1)[0] + f"/closer_fastpaths_{name}"
+
+
+def _drop_api_stores(kind: str, names: list[str]) -> None:
+    if kind != "postgres":
+        return
+    import api_bench
+    import psycopg
+    with psycopg.connect(api_bench.PG_ADMIN, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'DROP DATABASE IF EXISTS "closer_fastpaths_{name}" WITH (FORCE)')
+
+
+def bench_api(args: argparse.Namespace) -> list[str]:
+    import api_bench
+    workdir = tempfile.mkdtemp(prefix="fastpaths-api-")
+    lines = [f"api, {args.store}, {args.workers} worker(s), {args.connections} connections, "
+             f"{args.rounds} rounds of {args.seconds:g} s a side, {load_average()} before"]
+    names: list[str] = []
+    try:
+        for device in args.devices:
+            sides = ["as built", device]
+            servers: dict[str, tuple[Any, int, str]] = {}
+            try:
+                for n, side in enumerate(sides):
+                    name = f"{device}_{n}"
+                    names.append(name)
+                    url = _api_store(args.store, workdir, name)
+                    token, ids = api_bench.seed(url, args.pool)
+                    folder = Path(workdir) / name  # one script each, same route
+                    folder.mkdir()
+                    script = api_bench.wrk_script(str(folder), "/candidacies/", token, ids)
+                    port = api_bench.free_port()
+                    servers[side] = (start_api(url, port, args.workers,
+                                               "" if side == "as built" else side), port, script)
+
+                def one(side: str, _number: int, servers: Any = servers) -> dict[str, Any]:
+                    server, port, script = servers[side]
+                    return api_bench.run_wrk(f"http://127.0.0.1:{port}", script,
+                                             args.connections, args.seconds, server.pid)
+
+                for side in sides:
+                    one(side, 0)  # warm-up
+                runs = alternated(args.rounds, sides, one)
+            finally:
+                for server, _port, _script in servers.values():
+                    api_bench.stop_server(server)
+            built, without = runs["as built"], runs[device]
+            lines.append(
+                f"  without {device}: {median([r['rate'] for r in without]):.0f} req/s against "
+                f"{median([r['rate'] for r in built]):.0f}; as built / without, req/s per round "
+                f"{_ratio(built, without, 'rate')}; server CPU ms a request, without / as "
+                f"built {_ratio(without, built, 'server_cpu_ms')}; p99 ms "
+                f"{median([r['p99_ms'] for r in without]):.1f} against "
+                f"{median([r['p99_ms'] for r in built]):.1f}; errors "
+                f"{sum(r['errors'] for r in without)} / {sum(r['errors'] for r in built)}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        _drop_api_stores(args.store, names)
+    lines.append(f"{load_average()} after")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -277,14 +498,29 @@ def main() -> None:
     replay.add_argument("--candidacies", type=int, default=3000)
     replay.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "fp-replay")
     replay.add_argument("--devices", default="gc,zone-days")
+    projections = sub.add_parser("projections")
+    projections.add_argument("--candidacies", type=int, default=300)
+    projections.add_argument("--devices", default="memo,pipeline")
+    api = sub.add_parser("api")
+    api.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    api.add_argument("--workers", type=int, default=1)
+    api.add_argument("--connections", type=int, default=8)
+    api.add_argument("--seconds", type=float, default=3.0)
+    api.add_argument("--pool", type=int, default=64, help="candidacies a server cycles")
+    api.add_argument("--devices", default="inline,copies")
+    sub.add_parser("serve", help=argparse.SUPPRESS)
     engine = sub.add_parser("engine")
     engine.add_argument("--per-round", type=int, default=150)
     engine.add_argument("--pool", type=int, default=64)
-    for each in (tick, replay, engine):
+    for each in (tick, replay, engine, api, projections):
         each.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.bench == "serve":
+        serve()
+        return
     args.devices = getattr(args, "devices", "").split(",")
-    lines = {"tick": bench_tick, "replay": bench_replay, "engine": bench_engine}[args.bench](args)
+    lines = {"tick": bench_tick, "replay": bench_replay, "engine": bench_engine,
+             "api": bench_api, "projections": bench_projections}[args.bench](args)
     print("\n".join(lines))
 
 
