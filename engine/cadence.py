@@ -44,12 +44,15 @@ from engine.calendar import (
     zone_days,
 )
 from engine.candidacy import OUT_OF_OFFICE
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
-_ACTIVE = frozenset({"awaiting", "nudged"})
-_BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
+_ACTIVE = frozenset({Stage.AWAITING, Stage.NUDGED})
+_BEFORE_THANKS = frozenset({Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED,
+                            Stage.NEXT_STEP_CLOSED, Stage.THANKED})
+_CLOSED = frozenset({Stage.ADVANCED, Stage.STALLED})
 
 
 class Action(NamedTuple):
@@ -133,13 +136,13 @@ def next_due_at(candidacy: Any, policy: CadencePolicy) -> datetime | None:
 def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     """Every pending step with its due moment, earliest first."""
     stage = candidacy.stage
-    if stage in ("advanced", "stalled"):
+    if stage in _CLOSED:
         return []
     c = _Context(candidacy, policy)
     due: list[Action] = []
     if stage in _BEFORE_THANKS:
         # A thank-you decided or requested but not yet delivered is not decided twice.
-        if (stage == "next_step_closed" and candidacy.pending_thank_you is None
+        if (stage == Stage.NEXT_STEP_CLOSED and candidacy.pending_thank_you is None
                 and (action := c.thank_you()) is not None):
             due.append(action)
         if (action := c.thank_you_overdue()) is not None:

@@ -389,7 +389,7 @@ class ReplayTarget:
             if (spec.name == "MessageDelivered" and pending is not None
                     and pending["decided_by"] is not None
                     and pending["decided_by"]["key"] == decided_key
-                    and state.stage != "stalled"):
+                    and state.stage != Stage.STALLED):
                 self._deliver(fact.channel, fact.occurred_at)  # (its moment, not its order)
             return APPLIED
         try:
@@ -399,7 +399,7 @@ class ReplayTarget:
                 stage = TRANSITIONS.target(state.stage, spec.command, state,
                                            at=fact.timestamp, **spec.guard(fact))
         except IllegalCommand:
-            if state.stage == "stalled":
+            if state.stage == Stage.STALLED:
                 return REFUSED
             # A person's message the counterfactual made redundant (the policy already
             # thanked): nothing to fold.  Any other fact refused ends the replay too.
@@ -588,7 +588,7 @@ class Metrics:
 
     def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
         outcome = state.outcome
-        if not (state.stage == "stalled" and outcome and outcome["kind"] == "stalled"):
+        if not (state.stage == Stage.STALLED and outcome and outcome["kind"] == "stalled"):
             self.ended_early += 1
             return
         # Stalled by the policy: did the employer reply later in this round?
