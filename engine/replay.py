@@ -15,9 +15,8 @@ Nothing here reconstructs aggregates.  Rows are streamed from the store in
 the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
 events.  Partitions of the id space can run in worker processes (``workers``).
 
-This module is compiled with mypyc with `engine.cadence` (setup.py, `engine.COMPILED`).
-Classes whose instances need a ``__dict__`` or borrow the aggregate's functions stay
-regular Python classes (``mypyc_attr(native_class=False)``).
+This module runs as Python: the decision function and the calendar under it are the
+compiled ones (setup.py, `engine.COMPILED`); compiling replay too saved nothing measurable.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from mypy_extensions import mypyc_attr
 
 from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
@@ -65,7 +63,6 @@ _SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
 # -- the state replay folds into ---------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 class ReplayState:
     """A candidacy's state as plain attributes, the same ones `Candidacy` keeps, so that
     `plan`, the lifecycle's guards and the events' ``assign`` functions read and write it
@@ -117,7 +114,6 @@ class ReplayState:
         event_class.assign(_Payload(data), self)  # type: ignore[arg-type]
 
 
-@mypyc_attr(native_class=False)
 class _Payload:
     """An event's data as attributes (its decoded dict is the instance dict: no copy)."""
 
@@ -128,7 +124,6 @@ class _Payload:
 # -- decoding recorded events ---------------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """How replay reads one event type: the command that produced it (for the lifecycle),
@@ -267,7 +262,6 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
     return fact, False
 
 
-@mypyc_attr(native_class=False)
 class DecidedMark:
     """A recorded thank-you decision's key and version: not a fact to fold, the link
     from its delivery facts to the decided key."""
@@ -444,7 +438,6 @@ _MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
     "voicemail_and_email": ("voicemail", "email")}
 
 
-@mypyc_attr(native_class=False)
 class ReplayPolicy:
     """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
     are the policy's own), with a label for the report."""
