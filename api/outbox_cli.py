@@ -1,4 +1,5 @@
-"""`closer dispatch`: runs the outbox dispatcher (see `adapters.outbox`)."""
+"""`closer dispatch` runs the outbox dispatcher; `closer messages list|retry|reroute|approve|
+confirm` are a person's hand on its messages (see `adapters.outbox`)."""
 
 from __future__ import annotations
 

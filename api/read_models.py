@@ -14,8 +14,8 @@ written by the follower in one transaction with its tracking position:
 - **timeline**: one row per candidacy event (``rm_timeline``): fact, decision, delivery or
   correction, its type, time, the rule and policy version of a decision, a short summary.
 
-Handlers go by the event's type *name* and read fields with defaults, so they take today's
-events (`ThankYouSent` / `NudgeSent` with ``decided_by``: decided and assumed delivered)
+Handlers go by the event's type *name* and read fields with defaults, so they take old
+histories' events (`ThankYouSent` / `NudgeSent` with ``decided_by``: decided and assumed delivered)
 and the decided/requested/delivered events of the truthful history alike
 (`ThankYouDecided`, `NudgeDecided`, `ThankYouRequested`, `NudgeRequested`,
 `MessageDelivered`, `MessageBlocked`, `MessageDeadLettered`, `TaskReady`).  An event type
