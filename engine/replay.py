@@ -302,7 +302,7 @@ def _link_delivery(fact: Any, marks: list[Any]) -> None:
 
 
 @dataclass(slots=True)
-class Outcome:
+class RecordedDelivery:
     """What the channels did for one recorded thank-you decision: when and on which
     channel it was delivered (None: never), and the channels that failed for it."""
 
@@ -311,17 +311,17 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
 
 
-def recorded_outcomes(facts: Sequence[Any],
-                      marks: Sequence[Any]) -> tuple[dict[str, Outcome], list[str]]:
+def recorded_deliveries(facts: Sequence[Any],
+                        marks: Sequence[Any]) -> tuple[dict[str, RecordedDelivery], list[str]]:
     """Per decided key (``marks``), what the recorded delivery facts say happened to that
     thank-you (following fallbacks: a failure's fallback message names the failure's
     version); and every channel the history shows failing."""
     keys: dict[int, str] = {}
-    outcomes: dict[str, Outcome] = {}
+    deliveries: dict[str, RecordedDelivery] = {}
     failing: list[str] = []
     for mark in marks:
         keys[mark.version] = mark.key
-        outcomes[mark.key] = Outcome()
+        deliveries[mark.key] = RecordedDelivery()
     for fact in facts:
         name = fact.name
         if name in ("MessageBlocked", "MessageDeadLettered"):
@@ -329,15 +329,15 @@ def recorded_outcomes(facts: Sequence[Any],
                 failing.append(fact.channel)
             key = keys.get(fact.trigger_version)
             if key is not None:
-                outcomes[key].failed.append(fact.channel)
+                deliveries[key].failed.append(fact.channel)
                 if fact.fallback is not None:
                     keys[fact.originator_version] = key
         elif name == "MessageDelivered":
             key = keys.get(fact.trigger_version)
-            if key is not None and outcomes[key].delivered_at is None:
-                outcomes[key].delivered_at = fact.at
-                outcomes[key].channel = fact.channel
-    return outcomes, failing
+            if key is not None and deliveries[key].delivered_at is None:
+                deliveries[key].delivered_at = fact.at
+                deliveries[key].channel = fact.channel
+    return deliveries, failing
 
 
 # -- replaying one candidacy ---------------------------------------------------------------------
@@ -353,11 +353,11 @@ class ReplayTarget:
     does not hold is assumed delivered at once, on the first of its channels the history
     did not show failing."""
 
-    __slots__ = ("failing", "outcomes", "state")
+    __slots__ = ("deliveries", "failing", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
-        self.outcomes: dict[str, Outcome] = {}
+        self.deliveries: dict[str, RecordedDelivery] = {}
         self.failing: list[str] = []
 
     def create(self, fact: Any) -> None:
@@ -370,7 +370,7 @@ class ReplayTarget:
     def read(self, history: History) -> None:
         """Learn what the recorded deliveries say (before `drive`)."""
         if history.marks:
-            self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
+            self.deliveries, self.failing = recorded_deliveries(history.facts, history.marks)
 
     def fact(self, fact: Any) -> str:
         spec: _Spec = fact.spec
@@ -407,7 +407,7 @@ class ReplayTarget:
         apply_action(state, _SCHEDULER, at, action, action.decided_by(policy, stored=False))
         if action.kind != "thank_you":
             return
-        recorded = self.outcomes.get(action.key)
+        recorded = self.deliveries.get(action.key)
         if recorded is None:
             channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
             if channel is not None:
