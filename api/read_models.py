@@ -372,7 +372,7 @@ def summary(event: Any) -> str:
     return _words(name)
 
 
-class Timeline(ReadModel):
+class EventTimeline(ReadModel):
     """One row per candidacy event: what kind, when, by which rule, in a sentence."""
 
     name = "timeline"
@@ -399,7 +399,7 @@ class Timeline(ReadModel):
 
 
 READ_MODELS: dict[str, type[ReadModel]] = {
-    m.name: m for m in (Pipeline, Compliance, Timeline)}
+    m.name: m for m in (Pipeline, Compliance, EventTimeline)}
 
 
 def read_models(app: Any, names: Sequence[str] | None = None) -> list[ReadModel]:
