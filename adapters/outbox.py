@@ -592,14 +592,14 @@ class Dispatcher:
                 continue
             try:
                 event = self.app.mapper.to_domain_event(notification)
-                planned = self.messages_for(event, now)
+                asked = self.messages_for(event, now)
             except (OperationalError, InterfaceError):
                 raise  # the store itself: this pass ends, the page is read again next time
             except Exception as error:  # noqa: BLE001 - one bad event never stops the rest
                 # Quarantined, never a stop: recorded with the position, then passed over.
                 passed.append(_passed_over(notification, error, now))
                 continue
-            for message in planned:
+            for message in asked:
                 messages.setdefault(message.id, message)
         fresh = [m for m in messages.values() if not self._exists(m.id)]
         try:
@@ -697,7 +697,7 @@ class Dispatcher:
         saved); the candidacy's delivery fact to record with it, if any."""
         uid = message.id
         now = self.app.clock.now()
-        if message.kind in DELIVERY_KINDS and self._finished(message):
+        if message.kind in DELIVERY_KINDS and self._candidacy_stalled(message):
             # A thank-you or nudge for a candidacy that ended meanwhile is never sent.
             message.record(OutboxMessage.Cancelled, now, reason="the candidacy has ended")
             log.info("message cancelled", message_id=str(uid),
@@ -771,7 +771,7 @@ class Dispatcher:
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])
 
-    def _finished(self, message: OutboxMessage) -> bool:
+    def _candidacy_stalled(self, message: OutboxMessage) -> bool:
         row = self.app.row(message.candidacy_id)
         return row is not None and row.stage == Stage.STALLED
 
@@ -787,7 +787,7 @@ class Dispatcher:
         for _ in range(_SETTLE_ATTEMPTS):
             candidacy = self.app.repository.get(UUID(message.candidacy_id))
             try:
-                self._fact(candidacy, message, command, data)
+                self._record_delivery_fact(candidacy, message, command, data)
             except IllegalCommand as refused:
                 log.warning("delivery fact refused by the candidacy", message_id=str(message.id),
                             candidacy_id=message.candidacy_id, fact=command, why=str(refused))
@@ -803,22 +803,24 @@ class Dispatcher:
         raise IntegrityError(f"candidacy {message.candidacy_id} kept changing while the "
                              f"outcome of message {message.id} was recorded")
 
-    def _fact(self, candidacy: Candidacy, message: OutboxMessage, command: str,
-              data: Data) -> None:
-        planned = self._planned_channel(message)
+    def _record_delivery_fact(self, candidacy: Candidacy, message: OutboxMessage,
+                              command: str, data: Data) -> None:
+        """``command`` (``deliver_message``, ``block_message``, ...) on the candidacy, on
+        the channel the policy chose, with the fallback channel after a failure."""
+        chosen = self._chosen_channel(message)
         args: Data = {"message_id": str(message.id), "kind": message.kind,
-                      "channel": planned, "trigger_version": message.trigger["version"]}
+                      "channel": chosen, "trigger_version": message.trigger["version"]}
         if command in ("block_message", "dead_letter_message"):
             args["fallback"] = fallback_channel(candidacy, self.app.policies.of(candidacy),
-                                                message.trigger["version"], planned)
+                                                message.trigger["version"], chosen)
         actor = Actor(user=DISPATCHER, workspace=candidacy.workspace)
         getattr(candidacy, command)(actor, self.app.clock.now(), **args, **data)
 
-    def _planned_channel(self, message: OutboxMessage) -> str:
+    def _chosen_channel(self, message: OutboxMessage) -> str:
         """The channel the policy chose (a workspace's reroute may carry it on another)."""
-        for planned, carried_on in self.reroute.get(message.workspace, {}).items():
+        for chosen, carried_on in self.reroute.get(message.workspace, {}).items():
             if carried_on == message.channel:
-                return planned
+                return chosen
         return message.channel
 
     def adapter(self, channel: str) -> Adapter:
