@@ -44,6 +44,9 @@ class MigrationFilter:
     company: str | None = None
     current: PolicyRef | None = None  # the version they are on now
     ids: frozenset[str] | None = None
+    among: frozenset[str] | None = None
+    """A criterion as a set of ids (a recruiter's candidacies, say): unlike ``ids``, those
+    it names that are not there or do not match are simply not selected."""
 
     def matches(self, row: CandidacyRow) -> bool:
         if self.stage is not None and row.stage != self.stage:
@@ -53,6 +56,8 @@ class MigrationFilter:
         if self.company is not None and row.company != self.company:
             return False
         if self.ids is not None and row.id not in self.ids:
+            return False
+        if self.among is not None and row.id not in self.among:
             return False
         return self.current is None or _ref(row) == self.current
 
