@@ -96,12 +96,12 @@ class MigrationReport:
 
 def select(app: Any, workspace: str, chosen: MigrationFilter) -> Iterator[CandidacyRow]:
     """The workspace's candidacy rows that ``chosen`` matches, in id order."""
+    if chosen.stage is not None and chosen.stage not in TRANSITIONS.stages:
+        raise InvalidInput("stage", f"{chosen.stage!r} is not a stage (the stages: "
+                                    f"{', '.join(TRANSITIONS.stages)})")
     after = None
-    stage = chosen.stage if chosen.stage in TRANSITIONS.stages else None
-    if chosen.stage is not None and stage is None:
-        return  # no candidacy stands at an unknown stage
     while True:
-        page = app.rows(workspace, stage=stage, after=after, limit=PAGE)
+        page = app.rows(workspace, stage=chosen.stage, after=after, limit=PAGE)
         yield from (row for row in page if chosen.matches(row))
         if len(page) < PAGE:
             return
