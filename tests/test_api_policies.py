@@ -192,3 +192,16 @@ def test_published_versions_with_pinned_counts_and_a_diff(
             "not-found")
     problem(client.get("/policies/playbook/2/diff", params={"against": "nope"}), 422,
             "invalid-input")
+
+
+def test_side_by_side_lists_every_rule_and_marks_those_that_differ() -> None:
+    from api.routes.policies import side_by_side
+
+    rows = side_by_side([default_policy(), QUICK, QUICK])
+    differing = [(r.field, r.values) for r in rows if r.differs]
+    assert differing == [("nudge.spacing_business_days", [5, 3, 3])]
+    fields = [r.field for r in rows]
+    assert "description" not in fields and "version" not in fields
+    assert fields[:2] == ["thank_you.deadline_days_after_interview",
+                          "thank_you.deadline_local_time"]
+    assert side_by_side([]) == []

@@ -171,6 +171,26 @@ def changes(older: CadencePolicy, newer: CadencePolicy) -> list[PolicyChange]:
             for c in diff_policies(older, newer) if c.field not in _IDENTITY]
 
 
+class SideBySideRow(BaseModel):
+    """One field across several versions; ``differs`` when they do not all agree."""
+
+    field: str
+    values: list[Any]
+    differs: bool
+
+
+def side_by_side(policies: list[CadencePolicy]) -> list[SideBySideRow]:
+    """Every rule of ``policies`` in field order, one value per policy (identity apart):
+    the rows a page shows side by side, those that differ marked."""
+    from engine.policy import rule_fields
+
+    columns = [rule_fields(p) for p in policies]
+    fields = list(columns[0]) if columns else []
+    return [SideBySideRow(field=name, values=[c.get(name) for c in columns],
+                          differs=len({repr(c.get(name)) for c in columns}) > 1)
+            for name in fields if name not in _IDENTITY]
+
+
 def migration_filter(request: Request, workspace: str, body: StartMigration) -> MigrationFilter:
     """The body's one selection as a `MigrationFilter`; 422 unless exactly one is given."""
     given = [name for name, on in (("candidacy_ids", body.candidacy_ids is not None),
