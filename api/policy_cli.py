@@ -173,6 +173,38 @@ def list_versions(
                       "run `closer projections run --once`)")
 
 
+@policy_app.command("starting")
+def starting_command(
+    workspace: Annotated[str, typer.Option(help="the workspace")],
+    version: Annotated[str | None, typer.Argument(
+        help="NAME@VERSION to start its new candidacies on; without it, show the current one")]
+    = None,
+    by: Annotated[str, typer.Option(help="who chooses it (recorded)")] = "operator",
+) -> None:
+    """Show, or choose, the published version a workspace's new candidacies start on when
+    their interview names none (open candidacies keep theirs: `closer policy migrate`)."""
+    from api.wiring import build_candidacies
+    from engine.policy_book import parse_ref
+
+    candidacies = build_candidacies()
+    try:
+        if version is None:
+            chosen = candidacies.policies.starting(workspace)
+            default = candidacies.default_policy
+            text = str(chosen) if chosen else f"{default['name']}@{default['version']} (default)"
+            typer.echo(f"{workspace}: new candidacies start on {text}")
+            return
+        target = parse_ref(version, "version")
+        changed = candidacies.policies.choose_starting(workspace, target, by,
+                                                       candidacies.clock.now())
+    except CloserError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        candidacies.close()
+    typer.echo(f"{workspace}: new candidacies start on {target}"
+               + ("" if changed else " (already so)"))
+
+
 @policy_app.command("migrate")
 def migrate_command(
     to: Annotated[str, typer.Option("--to", help="the published version to move to, "

@@ -186,7 +186,8 @@ class Candidacies(Application[UUID]):
         self, actor: Actor, details: NewCandidacy | dict[str, Any], *,
         policy: dict[str, Any] | None = None, idempotency_key: str | None = None,
     ) -> Outcome:
-        """Open a candidacy from its first interview."""
+        """Open a candidacy from its first interview, on ``policy`` (a published version),
+        else the version its workspace starts new candidacies on, else the default."""
         interview = validated(NewCandidacy, details)
         fields = interview.model_dump(mode="json")
         if policy is not None:
@@ -195,7 +196,11 @@ class Candidacies(Application[UUID]):
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
-        policy = dict(policy or self.default_policy)
+        if policy is None:
+            # The workspace's chosen starting version, else the application's default.
+            starting = self.policies.starting(actor.workspace)
+            policy = starting.as_dict() if starting else self.default_policy
+        policy = dict(policy)
         self.policies.get(policy["name"], policy["version"])  # refuse an unpublished one
         data = interview.model_dump(mode="python")
         candidacy = Candidacy.record_interview(

@@ -40,6 +40,32 @@ class PublishedPolicy(Aggregate):
         return uuid5(NAMESPACE_URL, f"closer:policy:{name}:{version}")
 
 
+class StartingPolicy(Aggregate):
+    """The published version a workspace's new candidacies start on when their interview
+    names none (without one chosen: the application's default, ``playbook@1``)."""
+
+    class Chosen(Aggregate.Created):
+        workspace: str
+        policy: dict[str, Any]
+        actor: str
+
+    class Changed(Aggregate.Event):
+        policy: dict[str, Any]
+        previous: dict[str, Any]
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.policy = self.policy
+
+    def __init__(self, workspace: str, policy: dict[str, Any], actor: str) -> None:
+        self.workspace = workspace
+        self.policy = policy
+
+    @staticmethod
+    def id_for(workspace: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"closer:starting-policy:{workspace}")
+
+
 class PolicyRef(NamedTuple):
     """A policy version as people write it: ``NAME@VERSION`` (``playbook@2``)."""
 
@@ -123,6 +149,33 @@ class PolicyBook:
                     self._listed_up_to = notification.id
                 if len(page) < 500:
                     return sorted(self._listed)
+
+    def starting(self, workspace: str) -> PolicyRef | None:
+        """The version ``workspace`` chose for its new candidacies (None: none chosen)."""
+        try:
+            chosen = self._app.repository.get(StartingPolicy.id_for(workspace))
+        except AggregateNotFoundError:
+            return None
+        return PolicyRef(chosen.policy["name"], int(chosen.policy["version"]))
+
+    def choose_starting(self, workspace: str, ref: PolicyRef, actor: str, at: Any) -> bool:
+        """New candidacies of ``workspace`` start on ``ref`` (published, else `InvalidInput`)
+        from now on; those already open keep theirs.  False when it already was."""
+        self.get(ref.name, ref.version)
+        uid = StartingPolicy.id_for(workspace)
+        try:
+            chosen = self._app.repository.get(uid)
+        except AggregateNotFoundError:
+            self._app.save(StartingPolicy._create(
+                StartingPolicy.Chosen, id=uid, timestamp=at, workspace=workspace,
+                policy=ref.as_dict(), actor=actor))
+            return True
+        if chosen.policy == ref.as_dict():
+            return False
+        chosen.trigger_event(StartingPolicy.Changed, timestamp=at, policy=ref.as_dict(),
+                             previous=chosen.policy, actor=actor)
+        self._app.save(chosen)
+        return True
 
     def of(self, candidacy: Any) -> CadencePolicy:
         """The policy version a candidacy runs under."""

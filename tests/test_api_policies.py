@@ -205,3 +205,21 @@ def test_side_by_side_lists_every_rule_and_marks_those_that_differ() -> None:
     assert fields[:2] == ["thank_you.deadline_days_after_interview",
                           "thank_you.deadline_local_time"]
     assert side_by_side([]) == []
+
+
+def test_new_candidacies_start_on_the_version_the_workspace_chose(
+        client: Any, client_for: Any, published: None) -> None:
+    assert js(client.get("/policies"))["starting"] == "playbook@1"
+    problem(client_for("viewer").post("/policies/playbook/2/starting"), 403, "forbidden")
+    problem(client.post("/policies/playbook/6/starting"), 404, "not-found")
+
+    assert js(client.post("/policies/playbook/2/starting")) == {"starting": "playbook@2",
+                                                               "changed": True}
+    assert js(client.post("/policies/playbook/2/starting"))["changed"] is False
+
+    assert js(client.get("/policies"))["starting"] == "playbook@2"
+    assert policy_of(client, record(client))["version"] == 2
+    assert policy_of(client, record(client, policy="playbook@1"))["version"] == 1
+    rival = client_for("recruiter", workspace="rival-agency")
+    assert js(rival.get("/policies"))["starting"] == "playbook@1"
+    assert policy_of(rival, record(rival))["version"] == 1

@@ -59,6 +59,7 @@ OPERATIONS = {
     ("GET", "/policies/{name}/{version}"): "getPolicy",
     ("GET", "/policies/{name}/{version}/diff"): "diffPolicies",
     ("POST", "/policies/{name}/{version}/migrations"): "migrateCandidacies",
+    ("POST", "/policies/{name}/{version}/starting"): "startNewCandidaciesOn",
     ("GET", "/healthz"): "health",
 }
 

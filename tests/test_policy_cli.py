@@ -129,3 +129,21 @@ def test_migrate_needs_one_selection_and_a_published_target(store: Candidacies) 
         "policy", "migrate", "--to", "playbook@2", "--workspace", "agency", "--stage",
         "limbo", code=1)
     assert policy_of(store, candidacy_id)["version"] == 1
+
+
+def test_starting_shows_and_chooses_the_version_new_candidacies_start_on(
+        store: Candidacies) -> None:
+    assert "agency: new candidacies start on playbook@1 (default)" in run(
+        "policy", "starting", "--workspace", "agency")
+    assert "agency: new candidacies start on playbook@2" in run(
+        "policy", "starting", "--workspace", "agency", "playbook@2", "--by", "ops")
+    assert "(already so)" in run("policy", "starting", "--workspace", "agency", "playbook@2")
+    assert "start on playbook@2\n" in run("policy", "starting", "--workspace", "agency")
+    assert "no policy 'playbook' version 4" in run(
+        "policy", "starting", "--workspace", "agency", "playbook@4", code=1)
+    fresh = Candidacies(store.env)  # (this process's object read the store before)
+    try:
+        started = fresh.record_interview(ACTOR, interview()).candidacy_id
+        assert fresh.get(started, ACTOR.workspace).policy == {"name": "playbook", "version": 2}
+    finally:
+        fresh.close()

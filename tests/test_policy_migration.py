@@ -210,3 +210,30 @@ def test_an_unpublished_target_is_refused_before_anything_moves(
     with pytest.raises(InvalidInput, match="no policy 'playbook' version 2"):
         migrate(candidacies, ACTOR, PLAYBOOK_2, MigrationFilter())
     assert on(candidacies, candidacy_id) == {"name": "playbook", "version": 1}
+
+
+def test_a_workspace_chooses_the_version_its_new_candidacies_start_on(
+        candidacies: Candidacies, clock: FixedClock) -> None:
+    book = candidacies.policies
+    book.publish(V2)
+    assert book.starting(ACTOR.workspace) is None
+    assert book.choose_starting(ACTOR.workspace, PLAYBOOK_2, ACTOR.user, clock.now())
+    assert not book.choose_starting(ACTOR.workspace, PLAYBOOK_2, ACTOR.user, clock.now())
+    assert book.starting(ACTOR.workspace) == PLAYBOOK_2 and book.starting("rival") is None
+
+    started = candidacies.record_interview(ACTOR, interview()).candidacy_id
+    named = candidacies.record_interview(ACTOR, interview(),
+                                         policy={"name": "playbook", "version": 1}).candidacy_id
+    theirs = candidacies.record_interview(RIVAL, interview()).candidacy_id
+    assert on(candidacies, started) == PLAYBOOK_2.as_dict()
+    assert on(candidacies, named) == {"name": "playbook", "version": 1}
+    assert candidacies.get(theirs, RIVAL.workspace).policy == {"name": "playbook",
+                                                                "version": 1}
+    with pytest.raises(InvalidInput, match="no policy 'playbook' version 5"):
+        book.choose_starting(ACTOR.workspace, PolicyRef("playbook", 5), ACTOR.user,
+                             clock.now())
+    assert book.choose_starting(ACTOR.workspace, PolicyRef("playbook", 1), ACTOR.user,
+                                clock.now())
+    assert on(candidacies, candidacies.record_interview(ACTOR, interview()).candidacy_id) == \
+        {"name": "playbook", "version": 1}
+    assert on(candidacies, started) == PLAYBOOK_2.as_dict()  # open ones keep theirs

@@ -49,6 +49,15 @@ class PolicySummary(BaseModel):
 
 class PolicyList(BaseModel):
     items: list[PolicySummary]
+    starting: str = Field(description="the version the workspace's new candidacies start "
+                                      "on when their interview names none")
+
+
+class StartingPolicy(BaseModel):
+    """The version the workspace's new candidacies start on."""
+
+    starting: str
+    changed: bool = Field(description="false when it already was")
 
 
 class PolicyDetail(PolicySummary):
@@ -230,6 +239,21 @@ def start_migration(request: Request, candidacies: Candidacies, actor: Actor,
                    dry_run=body.dry_run)
 
 
+def starting(candidacies: Candidacies, workspace: str) -> PolicyRef:
+    """The version ``workspace``'s new candidacies start on."""
+    chosen = candidacies.policies.starting(workspace)
+    if chosen is not None:
+        return chosen
+    return PolicyRef(candidacies.default_policy["name"], candidacies.default_policy["version"])
+
+
+def choose_starting(candidacies: Candidacies, principal: Any, target: PolicyRef) -> bool:
+    """The one path of the API and the dashboard's form: 404 for an unpublished version."""
+    published(candidacies, target.name, target.version)
+    return candidacies.policies.choose_starting(principal.workspace, target, principal.user,
+                                                candidacies.clock.now())
+
+
 # -- routes -----------------------------------------------------------------------------------
 
 
@@ -240,7 +264,8 @@ def list_policies(request: Request, candidacies: Store, principal: Reader) -> Po
     counts = pinned(request, principal.workspace)
     items = [summary(candidacies.policies.get(*ref), counts)
              for ref in candidacies.policies.published()]
-    return PolicyList.model_validate({"items": items})
+    return PolicyList.model_validate({"items": items,
+                                      "starting": str(starting(candidacies, principal.workspace))})
 
 
 @router.get("/{name}/{version}", operation_id="getPolicy",
@@ -283,3 +308,14 @@ async def migrate_candidacies(name: PolicyName, version: PolicyVersion, body: St
     report = await run_in_threadpool(start_migration, request, candidacies, actor,
                                      PolicyRef(name, version), body)
     return report_body(report)
+
+
+@router.post("/{name}/{version}/starting", operation_id="startNewCandidaciesOn",
+             responses=problem_responses(401, 403, 404, 422))
+async def start_new_candidacies_on(name: PolicyName, version: PolicyVersion,
+                                   candidacies: Store, principal: Writer) -> StartingPolicy:
+    """From now on the workspace's new candidacies start on this version when their
+    interview names none; open candidacies keep theirs (move them with a migration)."""
+    target = PolicyRef(name, version)
+    changed = await run_in_threadpool(choose_starting, candidacies, principal, target)
+    return StartingPolicy(starting=str(target), changed=changed)
