@@ -223,3 +223,12 @@ def test_new_candidacies_start_on_the_version_the_workspace_chose(
     rival = client_for("recruiter", workspace="rival-agency")
     assert js(rival.get("/policies"))["starting"] == "playbook@1"
     assert policy_of(rival, record(rival))["version"] == 1
+
+
+@pytest.mark.parametrize("database_url", ["memory"], indirect=True)
+def test_the_in_memory_store_keeps_no_read_models_and_says_so(client: Any) -> None:
+    assert [p["pinned"] for p in js(client.get("/policies"))["items"]] == [None]
+    assert js(client.get("/policies/playbook/1"))["pinned"] is None
+    refused = client.post("/policies/playbook/1/migrations",
+                          json={"filter": {"recruiter": "maya"}})
+    assert problem(refused, 422, "invalid-input")["field"] == "filter.recruiter"

@@ -153,10 +153,9 @@ def pins_view(request: Request) -> Any:
     if not hasattr(state, "policy_pins"):
         from api.read_models import read_models
 
-        try:
+        state.policy_pins = None
+        if hasattr(state.candidacies.recorder, "datastore"):  # SQLite and PostgreSQL
             state.policy_pins = read_models(state.candidacies, ["policies"])[0].view
-        except TypeError:
-            state.policy_pins = None
     return state.policy_pins
 
 
