@@ -1,6 +1,6 @@
 """The dashboard's read models, kept current from the candidacies' history.
 
-Three read models (`engine.follower.ReadModel`), each with its tables and its handlers,
+Four read models (`engine.follower.ReadModel`), each with its tables and its handlers,
 written by the follower in one transaction with its tracking position:
 
 - **pipeline**: per candidacy its stage, round, company, workspace, recruiter and last
@@ -13,6 +13,8 @@ written by the follower in one transaction with its tracking position:
   overrides of the pest line or patience with their reasons (``rm_overrides``).
 - **timeline**: one row per candidacy event (``rm_timeline``): fact, decision, delivery or
   correction, its type, time, the rule and policy version of a decision, a short summary.
+- **policies**: per candidacy the policy version it runs under and how often it was moved
+  (``rm_policy_pins``): how many candidacies are pinned to each version.
 
 Handlers go by the event's type *name* and read fields with defaults, so they take today's
 events (`ThankYouSent` / `NudgeSent` with ``decided_by``: decided and assumed delivered)
@@ -23,7 +25,7 @@ they do not know still gets its timeline row (every candidacy event has ``stage`
 ``actor``, ``workspace`` and ``timestamp``).
 
 The figures the pages show are the query functions at the end (`stage_counts`, `funnel`,
-`time_in_stage`, `thank_you_compliance`, `nudge_compliance`, `overrides`).
+`time_in_stage`, `thank_you_compliance`, `nudge_compliance`, `overrides`, `pinned_counts`).
 """
 
 from __future__ import annotations
@@ -398,8 +400,43 @@ class Timeline(ReadModel):
                     None if version is None else int(version), summary(event)))
 
 
+# -- policy pins ------------------------------------------------------------------------
+
+
+class PolicyPins(ReadModel):
+    """Which published policy version each candidacy runs under (``rm_policy_pins``), and
+    how often it was moved: how many candidacies are pinned to each version."""
+
+    name = "policies"
+    table_names = ("rm_policy_pins",)
+    tables = (
+        ("CREATE TABLE IF NOT EXISTS rm_policy_pins (candidacy_id TEXT PRIMARY KEY, "
+         "workspace TEXT NOT NULL, recruiter TEXT, company TEXT, policy TEXT NOT NULL, "
+         "policy_version INTEGER NOT NULL, migrations INTEGER NOT NULL, "
+         "migrated_at TEXT)"),
+        ("CREATE INDEX IF NOT EXISTS rm_policy_pins_policy ON rm_policy_pins "
+         "(workspace, policy, policy_version)"),
+    )
+
+    def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
+        name = _name(event)
+        if name not in ("InterviewRecorded", "PolicyMigrated"):
+            return
+        policy = getattr(event, "policy", None) or {}
+        pinned = (str(policy.get("name")), int(policy.get("version", 0)))
+        if name == "InterviewRecorded":
+            tx.execute("INSERT INTO rm_policy_pins (candidacy_id, workspace, recruiter, "
+                       "company, policy, policy_version, migrations) "
+                       "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                       (_cid(event), event.workspace, event.actor, event.company, *pinned))
+            return
+        tx.execute("UPDATE rm_policy_pins SET policy=?, policy_version=?, "
+                   "migrations=migrations+1, migrated_at=? WHERE candidacy_id=?",
+                   (*pinned, _iso(event.timestamp), _cid(event)))
+
+
 READ_MODELS: dict[str, type[ReadModel]] = {
-    m.name: m for m in (Pipeline, Compliance, Timeline)}
+    m.name: m for m in (Pipeline, Compliance, Timeline, PolicyPins)}
 
 
 def read_models(app: Any, names: Sequence[str] | None = None) -> list[ReadModel]:
@@ -536,6 +573,24 @@ def overrides(view: ReadModelRecorder, *, workspace: str | None = None,
     where, params = _where({"workspace": workspace, "recruiter": recruiter})
     return view.read(f"SELECT candidacy_id, at, command, rule, reason FROM rm_overrides "
                      f"WHERE {where} ORDER BY at, candidacy_id", params)
+
+
+def pinned_counts(view: ReadModelRecorder, *, workspace: str | None = None,
+                  recruiter: str | None = None, company: str | None = None
+                  ) -> dict[tuple[str, int], int]:
+    """How many candidacies run under each policy version, by ``(name, version)``."""
+    where, params = _where({"workspace": workspace, "recruiter": recruiter,
+                            "company": company})
+    rows = view.read(f"SELECT policy, policy_version, COUNT(*) FROM rm_policy_pins "
+                     f"WHERE {where} GROUP BY policy, policy_version", params)
+    return {(str(name), int(version)): int(count) for name, version, count in rows}
+
+
+def pinned_ids(view: ReadModelRecorder, *, workspace: str, recruiter: str) -> set[str]:
+    """The candidacies of ``recruiter`` (who recorded the interview) in ``workspace``."""
+    return {str(row[0]) for row in view.read(
+        "SELECT candidacy_id FROM rm_policy_pins WHERE workspace=? AND recruiter=?",
+        (workspace, recruiter))}
 
 
 def dump(model: ReadModel) -> dict[str, list[tuple[Any, ...]]]:
