@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from builders import interview
-from test_read_models import LEE, MAYA, SCHEDULER_ACTOR, at, hand_worked
+from test_read_models import LEE, MAYA, at, hand_worked
 
 from api.read_models import (
     FUNNEL,
