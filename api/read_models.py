@@ -17,8 +17,8 @@ written by the follower in one transaction with its tracking position:
 - **policies**: per candidacy the policy version it runs under and how often it was moved
   (``rm_policy_pins``): how many candidacies are pinned to each version.
 
-Handlers go by the event's type *name* and read fields with defaults, so they take today's
-events (`ThankYouSent` / `NudgeSent` with ``decided_by``: decided and assumed delivered)
+Handlers go by the event's type *name* and read fields with defaults, so they take old
+histories' events (`ThankYouSent` / `NudgeSent` with ``decided_by``: decided and assumed delivered)
 and the decided/requested/delivered events of the truthful history alike
 (`ThankYouDecided`, `NudgeDecided`, `ThankYouRequested`, `NudgeRequested`,
 `MessageDelivered`, `MessageBlocked`, `MessageDeadLettered`, `TaskReady`).  An event type
@@ -445,7 +445,7 @@ def summary(event: Any) -> str:
     return _words(name)
 
 
-class Timeline(ReadModel):
+class EventTimeline(ReadModel):
     """One row per candidacy event: what kind, when, by which rule, in a sentence."""
 
     name = "timeline"
@@ -507,7 +507,7 @@ class PolicyPins(ReadModel):
 
 
 READ_MODELS: dict[str, type[ReadModel]] = {
-    m.name: m for m in (Pipeline, Compliance, Timeline, PolicyPins)}
+    m.name: m for m in (Pipeline, Compliance, EventTimeline, PolicyPins)}
 
 
 def read_models(app: Any, names: Sequence[str] | None = None) -> list[ReadModel]:

@@ -15,9 +15,8 @@ Nothing here reconstructs aggregates.  Rows are streamed from the store in
 the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
 events.  Partitions of the id space can run in worker processes (``workers``).
 
-This module is compiled with mypyc with `engine.cadence` (setup.py, `engine.COMPILED`).
-Classes whose instances need a ``__dict__`` or borrow the aggregate's functions stay
-regular Python classes (``mypyc_attr(native_class=False)``).
+This module runs as Python: the decision function and the calendar under it are the
+compiled ones (setup.py, `engine.COMPILED`); compiling replay too saved nothing measurable.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from typing import Any, cast
 from uuid import UUID
 
 import orjson
-from mypy_extensions import mypyc_attr
 
 from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
@@ -65,7 +63,6 @@ _SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
 # -- the state replay folds into ---------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 class ReplayState:
     """A candidacy's state as plain attributes, the same ones `Candidacy` keeps, so that
     `plan`, the lifecycle's guards and the events' ``assign`` functions read and write it
@@ -117,7 +114,6 @@ class ReplayState:
         event_class.assign(_Payload(data), self)  # type: ignore[arg-type]
 
 
-@mypyc_attr(native_class=False)
 class _Payload:
     """An event's data as attributes (its decoded dict is the instance dict: no copy)."""
 
@@ -128,7 +124,6 @@ class _Payload:
 # -- decoding recorded events ---------------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """How replay reads one event type: the command that produced it (for the lifecycle),
@@ -267,7 +262,6 @@ def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
     return fact, False
 
 
-@mypyc_attr(native_class=False)
 class DecidedMark:
     """A recorded thank-you decision's key and version: not a fact to fold, the link
     from its delivery facts to the decided key."""
@@ -308,7 +302,7 @@ def _link_delivery(fact: Any, marks: list[Any]) -> None:
 
 
 @dataclass(slots=True)
-class Outcome:
+class RecordedDelivery:
     """What the channels did for one recorded thank-you decision: when and on which
     channel it was delivered (None: never), and the channels that failed for it."""
 
@@ -317,17 +311,17 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
 
 
-def recorded_outcomes(facts: Sequence[Any],
-                      marks: Sequence[Any]) -> tuple[dict[str, Outcome], list[str]]:
+def recorded_deliveries(facts: Sequence[Any],
+                        marks: Sequence[Any]) -> tuple[dict[str, RecordedDelivery], list[str]]:
     """Per decided key (``marks``), what the recorded delivery facts say happened to that
     thank-you (following fallbacks: a failure's fallback message names the failure's
     version); and every channel the history shows failing."""
     keys: dict[int, str] = {}
-    outcomes: dict[str, Outcome] = {}
+    deliveries: dict[str, RecordedDelivery] = {}
     failing: list[str] = []
     for mark in marks:
         keys[mark.version] = mark.key
-        outcomes[mark.key] = Outcome()
+        deliveries[mark.key] = RecordedDelivery()
     for fact in facts:
         name = fact.name
         if name in ("MessageBlocked", "MessageDeadLettered"):
@@ -335,15 +329,15 @@ def recorded_outcomes(facts: Sequence[Any],
                 failing.append(fact.channel)
             key = keys.get(fact.trigger_version)
             if key is not None:
-                outcomes[key].failed.append(fact.channel)
+                deliveries[key].failed.append(fact.channel)
                 if fact.fallback is not None:
                     keys[fact.originator_version] = key
         elif name == "MessageDelivered":
             key = keys.get(fact.trigger_version)
-            if key is not None and outcomes[key].delivered_at is None:
-                outcomes[key].delivered_at = fact.at
-                outcomes[key].channel = fact.channel
-    return outcomes, failing
+            if key is not None and deliveries[key].delivered_at is None:
+                deliveries[key].delivered_at = fact.at
+                deliveries[key].channel = fact.channel
+    return deliveries, failing
 
 
 # -- replaying one candidacy ---------------------------------------------------------------------
@@ -359,11 +353,11 @@ class ReplayTarget:
     does not hold is assumed delivered at once, on the first of its channels the history
     did not show failing."""
 
-    __slots__ = ("failing", "outcomes", "state")
+    __slots__ = ("deliveries", "failing", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
-        self.outcomes: dict[str, Outcome] = {}
+        self.deliveries: dict[str, RecordedDelivery] = {}
         self.failing: list[str] = []
 
     def create(self, fact: Any) -> None:
@@ -376,7 +370,7 @@ class ReplayTarget:
     def read(self, history: History) -> None:
         """Learn what the recorded deliveries say (before `drive`)."""
         if history.marks:
-            self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
+            self.deliveries, self.failing = recorded_deliveries(history.facts, history.marks)
 
     def fact(self, fact: Any) -> str:
         spec: _Spec = fact.spec
@@ -413,7 +407,7 @@ class ReplayTarget:
         apply_action(state, _SCHEDULER, at, action, action.decided_by(policy, stored=False))
         if action.kind != "thank_you":
             return
-        recorded = self.outcomes.get(action.key)
+        recorded = self.deliveries.get(action.key)
         if recorded is None:
             channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
             if channel is not None:
@@ -444,7 +438,6 @@ _MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
     "voicemail_and_email": ("voicemail", "email")}
 
 
-@mypyc_attr(native_class=False)
 class ReplayPolicy:
     """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
     are the policy's own), with a label for the report."""
