@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import assets, problems
 from api.auth import Role, TokenVerifier, create_token
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, commands_inline, known_query_only
+from api.dependencies import InFlight, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -100,9 +100,7 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # PostgreSQL: warm commands write on this loop's own connections.
-        async with application.writing_async():
-            yield
+        yield
         if owned:
             application.close()
 
@@ -116,7 +114,6 @@ def create_app(settings: Settings | None = None, *,
     app.state.candidacies = application
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
-    app.state.commands_inline = commands_inline(application, settings.workers)
     for router in ROUTERS:
         app.include_router(router)
     assets.install(app)  # /static, and /docs and /redoc on it

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
-from api_support import TestClient, history, ok, problem, walk_to
 from builders import PANEL, interview
 from eventsourcing.persistence import OperationalError
 
@@ -258,125 +257,3 @@ def test_a_broken_connection_fails_one_write_and_is_replaced(
         assert len(fresh.history(second, "agency")) == 1
     finally:
         fresh.close()
-
-
-# -- over HTTP, with the app's lifespan (which opens the async writes) ----------------------------
-
-
-@pytest.fixture
-def live(api: Any, client: TestClient, candidacies: Candidacies,
-         monkeypatch: pytest.MonkeyPatch) -> Any:
-    """``client`` with the app's lifespan running, and the outcomes `execute_async`
-    answered (None when the command went the usual way)."""
-    answered: list[Outcome | None] = []
-    execute_async = candidacies.execute_async
-
-    async def spied(*args: Any, **kwargs: Any) -> Outcome | None:
-        outcome = await execute_async(*args, **kwargs)
-        answered.append(outcome)
-        return outcome
-
-    monkeypatch.setattr(candidacies, "execute_async", spied)
-    with client:
-        client.answered = answered  # type: ignore[attr-defined]
-        yield client
-
-
-def test_warm_commands_over_http(live: Any, database_url: str) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    before = len(history(live, candidacy_id))
-    live.answered.clear()
-
-    responses = [ok(live.post(f"/candidacies/{candidacy_id}/offers",
-                              json={**OFFER, "company": f"Rival {n}"})) for n in range(3)]
-
-    assert [r.json()["version"] for r in responses] == [before + 1, before + 2, before + 3]
-    assert [r.headers["ETag"] for r in responses] == [f'"{before + n}"' for n in (1, 2, 3)]
-    assert [e["data"]["company"] for e in history(live, candidacy_id)[before:]] == \
-        ["Rival 0", "Rival 1", "Rival 2"]
-    went_async = [o is not None for o in live.answered]
-    assert went_async == [on_postgres(database_url)] * 3
-
-
-def test_a_second_writer_makes_the_kept_copy_stale(
-        live: Any, candidacies: Candidacies, database_url: str) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    version = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER)).json()["version"]
-    other = Candidacies(eventsourcing_env(database_url))
-    try:
-        other.note_competing_offer(ACTOR, candidacy_id, "Elsewhere", DEADLINE)
-    finally:
-        other.close()
-    live.answered.clear()
-
-    response = ok(live.post(f"/candidacies/{candidacy_id}/offers",
-                            json={**OFFER, "company": "Later"}))
-
-    assert response.json()["version"] == version + 2
-    companies = [e["data"].get("company") for e in history(live, candidacy_id)[version:]]
-    assert companies == ["Elsewhere", "Later"]
-    assert live.answered == [None]  # refused on the copy, decided again on the store
-    # Kept again at the stored version: the next command is warm once more.
-    ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER))
-    assert (live.answered[-1] is not None) == on_postgres(database_url)
-
-
-def test_a_stale_if_match_on_a_warm_candidacy_is_a_412(live: Any) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    version = len(history(live, candidacy_id))
-
-    problem(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER,
-                      headers={"If-Match": f'"{version - 1}"'}), 412, "version-conflict")
-    response = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER,
-                            headers={"If-Match": f'"{version}"'}))
-
-    assert response.json()["version"] == version + 1
-    assert len(history(live, candidacy_id)) == version + 1
-
-
-def test_an_idempotent_replay_on_a_warm_candidacy(live: Any) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    headers = {"Idempotency-Key": "offer-once"}
-    first = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER, headers=headers))
-    ok(live.post(f"/candidacies/{candidacy_id}/offers", json={**OFFER, "company": "Next"}))
-
-    again = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER, headers=headers))
-
-    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
-    assert again.headers["ETag"] == first.headers["ETag"]
-    assert [e["data"]["company"] for e in history(live, candidacy_id)[-2:]] == ["Rival", "Next"]
-
-
-def test_an_illegal_command_on_a_warm_candidacy_is_a_409(live: Any) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    before = len(history(live, candidacy_id))
-
-    body = problem(live.post(f"/candidacies/{candidacy_id}/resume"), 409, "illegal-command")
-
-    assert body["command"] == "resume_cadence"
-    assert len(history(live, candidacy_id)) == before
-
-
-def test_snapshots_over_http_at_the_interval(live: Any, candidacies: Candidacies,
-                                             database_url: str) -> None:
-    candidacy_id = walk_to(live, "awaiting")
-    while len(history(live, candidacy_id)) < SNAPSHOT_INTERVAL + 1:
-        ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER))
-
-    snapshots = candidacies.snapshots.recorder.select_events(  # type: ignore[union-attr]
-        candidacies.get(candidacy_id, "agency").id)
-    assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL]
-    fresh = Candidacies(eventsourcing_env(database_url))
-    try:
-        assert vars(fresh.get(candidacy_id, "agency")) == \
-            vars(candidacies.get(candidacy_id, "agency"))
-    finally:
-        fresh.close()
-
-
-def test_the_clock_moves_between_warm_commands(live: Any, clock: Any) -> None:
-    # Decided on the event loop, a command still takes its time from the one clock.
-    candidacy_id = walk_to(live, "awaiting")
-    clock.advance(timedelta(hours=2))
-    ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER))
-    assert history(live, candidacy_id)[-1]["at"].startswith("2026-11-25T12:00")
