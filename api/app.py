@@ -27,13 +27,14 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import assets, problems
-from api.auth import Role, TokenVerifier, create_token
+from api.auth import TokenVerifier, create_token
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.read_models import follower
+from api.roles import Role
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
 from api.supervisor import Supervisor, default_state_file

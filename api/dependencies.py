@@ -279,6 +279,7 @@ class CommandThreads:
     def _work(self) -> None:
         while True:
             loop, future, context, function, args, kwargs = self._jobs.get()
+            answer: tuple[asyncio.Future[Any], Any, BaseException | None]
             try:
                 result = context.run(function, *args, **kwargs)
             except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
