@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -224,7 +224,23 @@ class OutboxMessage(Aggregate):
             message.last_error = None
             message.next_attempt_at = self.timestamp
 
-    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+    # The state the events assign, declared for type checkers only: class annotations at
+    # run time would make eventsourcing turn the aggregate into a dataclass.
+    if TYPE_CHECKING:
+        candidacy_id: str
+        workspace: str
+        kind: str
+        channel: str
+        trigger: Data  # the event that asked for it: type and version
+        context: Data
+        status: str
+        attempts: int
+        next_attempt_at: datetime | None
+        findings: list[Data]
+        receipt: Data | None
+        last_error: str | None
+        subject: str | None
+        approved_by: str | None
 
     @classmethod
     def queue(cls, *, at: datetime, candidacy_id: str, workspace: str, kind: str, channel: str,
@@ -325,14 +341,16 @@ def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
     elif isinstance(event, Candidacy.Stalled):
         planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
     elif isinstance(event, Candidacy.ReminderSent):
-        trigger = _REMINDER_TRIGGER.get(event.kind)
-        if trigger:
+        if event.kind in _REMINDER_TRIGGER:
+            trigger = _REMINDER_TRIGGER[event.kind]
             planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for(trigger)]
     elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
         planned.append(Planned(Kind.NEXT_STEP_INVITE, "calendar"))
     # One message per channel per event: the id is (candidacy, event, channel).
-    seen: set[str] = set()
-    return [p for p in planned if not (p.channel in seen or seen.add(p.channel))]
+    first: dict[str, Planned] = {}
+    for p in planned:
+        first.setdefault(p.channel, p)
+    return list(first.values())
 
 
 def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[Planned]:
@@ -550,8 +568,8 @@ class Dispatcher:
         import psycopg
 
         connection = psycopg.connect(url, autocommit=True)
-        held = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()[0]
-        if not held:
+        row = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
+        if row is None or not row[0]:
             connection.close()
             return False
         self._lock = connection
@@ -934,4 +952,6 @@ def history(app: Any, message_id: str) -> list[tuple[str, Data]]:
 def messages(app: Any, *, candidacy_id: str | None = None,
              status: str | None = None) -> list[MessageRow]:
     """The current rows of messages (see `engine.store.MessageRow`)."""
-    return app.recorder.select_message_rows(candidacy_id=candidacy_id, status=status)
+    rows: list[MessageRow] = app.recorder.select_message_rows(candidacy_id=candidacy_id,
+                                                              status=status)
+    return rows
