@@ -360,7 +360,8 @@ person's confirmation of a card or voicemail task (`deliver_message`) is offered
 message itself (`confirmMessage`); `migrate_policy` is an operator's, with no route."""
 
 PERSON_COMMANDS: frozenset[str] = frozenset(
-    command for command in (e.id for e in Lifecycle.events)
+    # On the class, `events` is the metaclass's property (a list); mypy sees the instance's.
+    command for command in (e.id for e in Lifecycle.events)  # type: ignore[attr-defined]
     if command not in MACHINE_COMMANDS)
 """The commands people give, each with an HTTP route of its own name."""
 
