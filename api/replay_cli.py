@@ -66,7 +66,7 @@ def store_source() -> SQLiteSource | PostgresSource:
     from engine.replay import source_for
 
     app = build_candidacies()  # creates the tables if the store is new
-    table = app.recorder.events_table_name  # type: ignore[attr-defined]
+    table = app.recorder.events_table_name
     app.close()
     return source_for(get_settings().database_url, table)
 
