@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import assets, dashboard, problems
-from api.auth import Role, TokenVerifier, create_token
+from api.auth import TokenVerifier, create_token
 from api.dashboard.pages import PREFIX as DASHBOARD
 from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
@@ -39,6 +39,7 @@ from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.read_models import follower
+from api.roles import Role
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
 from api.supervisor import Supervisor, default_state_file

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,10 @@ from engine.errors import (
 from engine.lifecycle import TRANSITIONS
 from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
+
+if TYPE_CHECKING:
+    from engine.memory_store import CloserMemoryRecorder
+    from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
 from engine.values import (
     Actor,
     Correction,
@@ -145,6 +149,8 @@ class Candidacies(Application[UUID]):
 
     name = "Closer"
     snapshotting_intervals = {Candidacy: SNAPSHOT_INTERVAL}
+    if TYPE_CHECKING:  # the store's recorder: the library's, with Closer's tables and queries
+        recorder: CloserSQLiteRecorder | CloserPostgresRecorder | CloserMemoryRecorder
 
     def __init__(
         self,
@@ -695,7 +701,7 @@ class Candidacies(Application[UUID]):
         table = None
         if self.snapshots is not None:
             table = self.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
-        return table, self.recorder.events_table_name  # type: ignore[attr-defined]
+        return table, self.recorder.events_table_name
 
     def _projected(self, snapshot: StoredEvent | None, stored: list[StoredEvent]) -> Any:
         start = None
@@ -775,19 +781,19 @@ class Candidacies(Application[UUID]):
 
     def row(self, candidacy_id: Any) -> CandidacyRow | None:
         """The candidacy's current row (no aggregate load)."""
-        return self.recorder.find_candidacy_row(str(_uuid(candidacy_id)))  # type: ignore[attr-defined]
+        return self.recorder.find_candidacy_row(str(_uuid(candidacy_id)))
 
     def rows(self, workspace: str, *, stage: str | None = None, text: str | None = None,
              after: str | None = None, limit: int = 50) -> list[CandidacyRow]:
         """A workspace's candidacies, as current rows, in id order."""
-        return self.recorder.select_candidacy_rows(  # type: ignore[attr-defined]
+        return self.recorder.select_candidacy_rows(
             workspace, stage=stage, text=text, after=after, limit=limit)
 
     def due_ids(self, before: datetime, *, batch: int = 1000) -> Iterator[str]:
         """Ids of every candidacy with something due by ``before`` (read from rows only)."""
         after = ("", "")
         while True:
-            page = self.recorder.select_due(before, after=after, limit=batch)  # type: ignore[attr-defined]
+            page = self.recorder.select_due(before, after=after, limit=batch)
             yield from (candidacy_id for _, candidacy_id in page)
             if len(page) < batch:
                 return
@@ -831,7 +837,7 @@ class Candidacies(Application[UUID]):
     def _replayed(self, actor: Actor, key: str | None, fingerprint: str) -> Outcome | None:
         if key is None:
             return None
-        record = self.recorder.find_idempotency(actor.workspace, key)  # type: ignore[attr-defined]
+        record = self.recorder.find_idempotency(actor.workspace, key)
         if record is None:
             return None
         if record.fingerprint != fingerprint:
@@ -1057,7 +1063,7 @@ def _when(occurred_at: datetime | None) -> dict[str, Any]:
     return {} if occurred_at is None else {"occurred_at": occurred_at}
 
 
-def _override(override: dict[str, Any] | None) -> dict[str, Any] | None:
+def _override(override: object) -> dict[str, Any] | None:
     """A person's override of a playbook rule: its reason, required and non-empty."""
     if override is None:
         return None

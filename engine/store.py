@@ -19,6 +19,7 @@ inserted, once their notification ids are known, in the same transaction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
