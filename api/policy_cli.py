@@ -40,7 +40,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _resolve(name: str | None, version: int | None = None) -> CadencePolicy:
+def resolve_policy(name: str | None, version: int | None = None) -> CadencePolicy:
     """The default policy for no name; a path to a TOML file; a published version,
     ``NAME@VERSION``; or a policy published in the store (its latest version unless
     ``version`` is given)."""
@@ -97,8 +97,8 @@ def show(
     from engine.policy import policy_to_toml
 
     try:
-        policy = _resolve(name, version)
-        base = _resolve(against) if against is not None else None
+        policy = resolve_policy(name, version)
+        base = resolve_policy(against) if against is not None else None
     except CloserError as exc:
         raise _fail(str(exc)) from None
     typer.echo(policy_to_toml(policy), nl=False)
@@ -116,7 +116,7 @@ def diff(
     """What NEW changes against OLD, field by field (e.g. `closer policy diff playbook@1
     playbook@2`)."""
     try:
-        before, after = _resolve(old), _resolve(new)
+        before, after = resolve_policy(old), resolve_policy(new)
     except CloserError as exc:
         raise _fail(str(exc)) from None
     _print_changes(before, after, old, new)
