@@ -50,11 +50,9 @@ PLAYBOOK = f"{default_policy().name}@{default_policy().version}"
 
 
 def views(app: Candidacies) -> tuple[Any, Any, Any]:
-    """The pipeline, compliance and timeline views, caught up (by name: there are more)."""
-    runner = follower(app, batch=7)
+    runner = follower(app, ["pipeline", "compliance", "timeline"], batch=7)
     runner.run_once()
-    by_name = {m.name: m.view for m in runner.models}
-    return by_name["pipeline"], by_name["compliance"], by_name["timeline"]
+    return tuple(m.view for m in runner.models)  # type: ignore[return-value]
 
 
 # -- by hand ------------------------------------------------------------------------------
