@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -225,7 +225,23 @@ class OutboxMessage(Aggregate):
             message.last_error = None
             message.next_attempt_at = self.timestamp
 
-    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+    # The state the events assign, declared for type checkers only: class annotations at
+    # run time would make eventsourcing turn the aggregate into a dataclass.
+    if TYPE_CHECKING:
+        candidacy_id: str
+        workspace: str
+        kind: str
+        channel: str
+        trigger: Data  # the event that asked for it: type and version
+        context: Data
+        status: str
+        attempts: int
+        next_attempt_at: datetime | None
+        findings: list[Data]
+        receipt: Data | None
+        last_error: str | None
+        subject: str | None
+        approved_by: str | None
 
     @classmethod
     def queue(cls, *, at: datetime, candidacy_id: str, workspace: str, kind: str, channel: str,
@@ -333,8 +349,10 @@ def route_messages(event: Any, routing: Any, candidacy: Any = None) -> list[Rout
     elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
         routed.append(RoutedMessage(MessageKind.NEXT_STEP_INVITE, "calendar"))
     # One message per channel per event: the id is (candidacy, event, channel).
-    seen: set[str] = set()
-    return [p for p in routed if not (p.channel in seen or seen.add(p.channel))]
+    first: dict[str, RoutedMessage] = {}
+    for message in routed:
+        first.setdefault(message.channel, message)
+    return list(first.values())
 
 
 def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[RoutedMessage]:
@@ -562,8 +580,8 @@ class Dispatcher:
         import psycopg
 
         connection = psycopg.connect(url, autocommit=True)
-        held = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()[0]
-        if not held:
+        row = connection.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
+        if row is None or not row[0]:
             connection.close()
             return False
         self._lock = connection

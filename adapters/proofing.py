@@ -62,7 +62,7 @@ class ProofReport:
                 "findings": [f.as_dict() for f in self.findings]}
 
 
-_WORD_LIMITS = MappingProxyType({
+_WORD_LIMITS: Mapping[tuple[str, str], int] = MappingProxyType({
     (MessageKind.THANK_YOU, "email"): 150,
     (MessageKind.THANK_YOU, "card"): 80,
     (MessageKind.NUDGE_EMAIL, "email"): 120,

@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
             act(dispatcher)
         except (ValueError, LookupError, AggregateNotFoundError) as error:
             # LookupError: an unknown channel to reroute to.
-            typer.echo(f"error: {error or 'no message ' + message_id}", err=True)
+            typer.echo(f"error: {str(error) or 'no message ' + message_id}", err=True)
             raise typer.Exit(1) from None
         finally:
             dispatcher.release()

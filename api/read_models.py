@@ -351,7 +351,7 @@ class Compliance(ReadModel):
                 return  # a second channel of a nudge already delivered
             version, due_day = row
             on_time = None if due_day is None else int(
-                _local_day(at, context["timezone"]) <= due_day)  # type: ignore[operator]
+                _local_day(at, context["timezone"]) <= due_day)
             tx.execute("UPDATE rm_nudges SET delivered_at=?, on_time=? WHERE candidacy_id=? "
                        "AND version=?", (at, on_time, cid, version))
 

@@ -59,7 +59,7 @@ class Tx:
     def _q(self, sql: str) -> Any:
         if self._placeholder == "?":
             return sql
-        return SQL(sql.replace("?", self._placeholder))  # type: ignore[arg-type]
+        return SQL(sql.replace("?", self._placeholder))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""
@@ -247,7 +247,7 @@ def view_for(app: Any, tables: Sequence[str]) -> ReadModelRecorder:
         recorder = PostgresReadModelRecorder(datastore, tables=tables)
     else:
         raise TypeError(f"read models need SQLite or PostgreSQL, not {type(datastore).__name__}")
-    recorder.create_table()  # type: ignore[attr-defined]
+    recorder.create_table()
     return recorder
 
 

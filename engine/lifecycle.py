@@ -363,7 +363,8 @@ version, an operator's decision about the cadence, not a step of the follow-up
 (`migratePolicy`, `/policies/.../migrations`)."""
 
 PERSON_COMMANDS: frozenset[str] = frozenset(
-    command for command in (e.id for e in Lifecycle.events)
+    # On the class, `events` is the metaclass's property (a list); mypy sees the instance's.
+    command for command in (e.id for e in Lifecycle.events)  # type: ignore[attr-defined]
     if command not in MACHINE_COMMANDS)
 """The commands people give, each with an HTTP route of its own name."""
 

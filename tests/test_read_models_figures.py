@@ -50,7 +50,7 @@ PLAYBOOK = f"{default_policy().name}@{default_policy().version}"
 
 
 def views(app: Candidacies) -> tuple[Any, Any, Any]:
-    runner = follower(app, batch=7)
+    runner = follower(app, ["pipeline", "compliance", "timeline"], batch=7)
     runner.run_once()
     return tuple(m.view for m in runner.models)  # type: ignore[return-value]
 
