@@ -521,14 +521,14 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
-        with (_as_persistence_errors(),
+        with (as_persistence_errors(),
               psycopg.connect(self.datastore.pool.conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             super().create_table()  # the lock goes with the connection
 
     def _create(self, statements: Sequence[str]) -> None:
-        with (_as_persistence_errors(),
+        with (as_persistence_errors(),
               psycopg.connect(self.datastore.pool.conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
@@ -664,7 +664,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 
 @contextmanager
-def _as_persistence_errors() -> Iterator[None]:
+def as_persistence_errors() -> Iterator[None]:
     """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield

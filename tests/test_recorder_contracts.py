@@ -45,7 +45,7 @@ from engine.store import (
     CloserSQLiteRecorder,
     ExtraTable,
     IdempotencyRecord,
-    _as_persistence_errors,
+    as_persistence_errors,
     eventsourcing_env,
 )
 
@@ -369,7 +369,7 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
             with (pytest.raises(persistence.PersistenceError) as theirs,
                   recorder.datastore.get_connection()):
                 raise error("lost")
-            with pytest.raises(persistence.PersistenceError) as ours, _as_persistence_errors():
+            with pytest.raises(persistence.PersistenceError) as ours, as_persistence_errors():
                 raise error("lost")
             assert type(ours.value) is type(theirs.value), error
             assert str(ours.value) == str(theirs.value)
