@@ -21,8 +21,7 @@ from typing import Any
 
 import orjson
 
-from engine.follower import Tx
-from engine.store import ExtraTable
+from engine.store import ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
