@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from engine.store import ExtraTable, Tx
+from engine.tables import ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)

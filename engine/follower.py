@@ -30,7 +30,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from engine.errors import CorruptHistory
-from engine.store import Tx
+from engine.tables import Tx
 
 log = structlog.get_logger("closer.read_models")
 

@@ -216,8 +216,7 @@ _SPECS += (
 )
 _TOPIC_PREFIX = "engine.candidacy:Candidacy."
 SPECS: dict[str, _Spec] = {_TOPIC_PREFIX + s.name: s for s in _SPECS}
-"""Candidacy event topics replay reads; any other topic (published policies, API tokens...)
-is skipped."""
+"""Candidacy event topics replay reads; any other aggregate's topic is skipped."""
 
 for _spec in _SPECS:  # every candidacy event must be known to replay
     assert isinstance(getattr(Candidacy, _spec.name), type), _spec.name
