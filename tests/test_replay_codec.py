@@ -145,6 +145,21 @@ def test_the_state_decoder_gives_what_the_librarys_mapper_gives(
     assert count > COUNT * 3 * 5
 
 
+def test_the_state_decoder_reads_a_sound_record_without_the_librarys_whole_path(
+        stores: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its receipt (docs/performance.md) holds only if sound records take the short path.
+    for name, path in stores.items():
+        mapper = stored_event_mapper(SETTINGS[name])
+        monkeypatch.setattr(mapper, "to_domain_event", _not_called)
+        decoded = state_decoder(mapper)
+        for uid, version, topic, state in _rows(path):
+            decoded(UUID(uid), version, topic, state)
+
+
+def _not_called(*_: Any) -> Any:
+    raise AssertionError("the library's whole path, for a sound record")
+
+
 def test_the_state_decoder_names_a_record_it_cannot_read_as_the_library_does(
         stores: dict[str, Path]) -> None:
     mapper = stored_event_mapper(SETTINGS["compressed"])
