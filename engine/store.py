@@ -511,19 +511,22 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
-        with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            super().create_table()  # the lock goes with the connection
+        with self._schema_locked():
+            super().create_table()
 
     def _create(self, statements: Sequence[str]) -> None:
+        with self._schema_locked() as conn:
+            for statement in statements:
+                conn.execute(SQL(statement))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the schema lock (which goes with it)."""
         with (_as_persistence_errors(),
               psycopg.connect(self.datastore.pool.conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in statements:
-                conn.execute(SQL(statement))  # type: ignore[arg-type]
+            yield conn
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
