@@ -6,8 +6,8 @@ recorders, extended with small tables written in the *same transaction* as the e
 - ``closer_candidacies``: one current row per candidacy (stage, version, when it is
   next due, and a JSON summary), so lists and the scheduler's tick read one row per
   candidacy instead of loading every aggregate.
-- other layers' tables (`ExtraTable`, added with ``add_table``): the outbox keeps its
-  messages' rows this way (``adapters/outbox_rows.py``); the engine knows none of them.
+- other layers' tables (`engine.tables.ExtraTable`, added with ``add_table``), which
+  the engine writes without knowing any of them.
 
 They are written from ``Application.save(..., idempotency=..., rows=..., position=...,
 KEYWORD=...)``: the keyword arguments travel with the events down to the recorder.
@@ -40,7 +40,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from engine.errors import InvalidInput
-from engine.follower import Tx
+from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,41 +70,6 @@ class CandidacyRow:
     due_at: datetime | None
     summary: dict[str, Any]
 
-
-class ExtraTable:
-    """Another layer's table, written in the same transaction as a save's events: the
-    extension point by which ``adapters/`` keeps its rows beside the events while the
-    engine knows none of them.  A subclass names the save keyword carrying its rows
-    (``app.save(aggregate, **{KEYWORD: rows})``), its ``CREATE ... IF NOT EXISTS``
-    statements in portable SQL (``?`` placeholders, the same text on both stores) and
-    how its rows are written: `write` on SQLite and PostgreSQL (inside the events'
-    transaction, its library table lock held), `hold` in the in-memory store (under its
-    lock, after every check): so a refused save writes none of them, and a crash never
-    leaves an event without its rows.  A recorder writes it once added (`add_table`,
-    which creates what is missing); a save carrying a keyword no added table takes is
-    refused whole (`ProgrammingError`), never written without its rows."""
-
-    keyword: str = ""
-    statements: tuple[str, ...] = ()
-    recorded_at: tuple[str, str] | None = None
-    """``(table, column)`` holding its rows' last-change moments (UTC ISO text), which
-    the store's `latest_recorded_at` also reads; None: it says nothing of time."""
-
-    def write(self, tx: Tx, rows: Sequence[Any]) -> None:
-        """Write ``rows`` with ``tx`` (SQLite and PostgreSQL)."""
-        raise NotImplementedError
-
-    def hold(self, held: dict[Any, Any], rows: Sequence[Any]) -> None:
-        """Write ``rows`` into ``held``, this table's dict in the in-memory store."""
-        raise NotImplementedError
-
-    def latest_held(self, held: dict[Any, Any]) -> datetime | None:
-        """The in-memory store's `recorded_at`: the latest moment among ``held``'s rows."""
-        return None
-
-
-SAVE_KEYWORDS = frozenset({"idempotency", "rows", "position", "followed_past", "tracking"})
-"""The save keywords the recorders themselves take (an `ExtraTable` takes any other)."""
 
 _ADDING = threading.Lock()
 
@@ -521,19 +486,22 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
-        with (as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            super().create_table()  # the lock goes with the connection
+        with self._schema_locked():
+            super().create_table()
 
     def _create(self, statements: Sequence[str]) -> None:
+        with self._schema_locked() as conn:
+            for statement in statements:
+                conn.execute(SQL(statement))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the schema lock (which goes with it)."""
         with (as_persistence_errors(),
               psycopg.connect(self.datastore.pool.conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in statements:
-                conn.execute(SQL(statement))  # type: ignore[arg-type]
+            yield conn
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:

@@ -43,11 +43,11 @@ from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
     CloserSQLiteRecorder,
-    ExtraTable,
     IdempotencyRecord,
     as_persistence_errors,
     eventsourcing_env,
 )
+from engine.tables import ExtraTable
 
 
 @pytest.fixture(scope="session")
