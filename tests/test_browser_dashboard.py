@@ -24,6 +24,7 @@ from builders import interview
 from api.app import create_app
 from api.auth import create_token
 from api.outbox_cli import build_dispatcher
+from api.read_models import follower
 from api.settings import Settings
 from api.wiring import build_candidacies
 from engine.application import Candidacies
@@ -58,7 +59,8 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Site]:
     """Closer on a SQLite file with email through the SMTP server, a person approving each
-    message of the workspace, and the outbox running beside it as in `closer serve`."""
+    message of the workspace, and the outbox and the read models running beside it as in
+    `closer serve`."""
     settings = Settings(database_url=f"sqlite:///{tmp_path}/closer.db", host="127.0.0.1",
                         tasks_dir=str(tmp_path / "tasks"), smtp_host=smtp_server.host,
                         smtp_port=smtp_server.port, smtp_starttls=False,
@@ -67,15 +69,21 @@ def site(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Site]:
     app = build_candidacies(settings, clock=SystemClock())
     outbox_app = build_candidacies(settings, clock=SystemClock())
     dispatcher = build_dispatcher(outbox_app, settings)
+    projections_app = build_candidacies(settings, clock=SystemClock())
     stop = threading.Event()
-    worker = threading.Thread(target=dispatcher.run_forever, args=(0.2, stop), daemon=True)
+    workers = [threading.Thread(target=dispatcher.run_forever, args=(0.2, stop), daemon=True),
+               threading.Thread(target=follower(projections_app).run_forever, args=(0.2, stop),
+                                daemon=True)]
     try:
         with LiveServer(create_app(settings, candidacies=app)) as server:
-            worker.start()
+            for worker in workers:
+                worker.start()
             yield Site(server, app, settings)
     finally:
         stop.set()
-        worker.join(timeout=10)
+        for worker in workers:
+            worker.join(timeout=10)
+        projections_app.close()
         dispatcher.release()
         outbox_app.close()
         app.close()

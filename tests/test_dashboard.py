@@ -16,6 +16,7 @@ from dashboard_support import ORIGIN, csrf_of, form_fields, sign_in
 
 from api.app import create_app
 from api.auth import create_token, revoke_token
+from api.read_models import follower
 from api.settings import Settings
 from engine.application import Candidacies
 from engine.values import Actor
@@ -235,6 +236,12 @@ def test_today_shows_a_thank_you_due_today_with_its_local_deadline(
     assert 'value="Nobody"' in filtered.text
     bad = client.get("/dashboard/today?since=yesterday")
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+    follower(candidacies).run_once()  # the recruiter filter reads the pipeline read model
+    assert "Thank-yous due today (1)" in client.get(
+        "/dashboard/today?recruiter=coach%40agency").text
+    assert "Thank-yous due today (0)" in client.get("/dashboard/today?recruiter=someone").text
+    page = client.get("/dashboard/today")
+    assert "pipeline current" in page.text  # the lag strip
 
 
 @sqlite_only

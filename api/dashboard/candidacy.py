@@ -132,8 +132,8 @@ def search(request: Request, viewer: SignedIn, filters: PageFilters,
     text = (q or "").replace("\x00", "").strip() or None
     rows = request.app.state.candidacies.rows(viewer.workspace, stage=stage or None,
                                               text=text, limit=100)
-    if filters.company:
-        rows = [r for r in rows if r.company == filters.company]
+    keep = filters.recruiter_ids(request.app.state.candidacies)
+    rows = [r for r in rows if filters.keeps(r, keep) and filters.in_range(r.updated_at)]
     return render(request, viewer, "candidacies.html", page="dashboard_candidacies",
                   filters=filters, rows=rows, q=text or "", stage=stage or "",
                   stages=[s.value for s in Stage],

@@ -34,6 +34,7 @@ MessageId = Annotated[str, Path(max_length=64)]
 def messages_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     candidacies: Candidacies = request.app.state.candidacies
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
+    keep = filters.recruiter_ids(candidacies)
     groups = []
     for status in WAITING:
         cards = []
@@ -41,7 +42,8 @@ def messages_page(request: Request, viewer: SignedIn, filters: PageFilters) -> R
             if row.workspace != viewer.workspace:
                 continue
             owner = candidacies.row(row.candidacy_id)
-            if owner is None or (filters.company and owner.company != filters.company):
+            if owner is None or not filters.keeps(owner, keep) or \
+                    not filters.in_range(row.updated_at):
                 continue
             cards.append((owner, outbox.card(dispatcher, row)))
         groups.append((status, cards))
