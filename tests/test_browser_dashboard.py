@@ -199,6 +199,11 @@ def test_a_viewer_sees_and_cannot_act(site: Site, browser_page: Any) -> None:
     page = browser_page
     cid = _interviewed_today(site.app)
     _sign_in(page, site, "viewer")
+    # Today refreshes itself over the event stream: a new interview shows up unreloaded.
+    page.locator("li[data-kind=thank_you]", has_text="Maya Okafor").wait_for()
+    page.wait_for_timeout(500)  # the stream is connected
+    _interviewed_today(site.app, candidate={"name": "Lena Park", "email": "l@example.com"})
+    page.locator("li[data-kind=thank_you]", has_text="Lena Park").wait_for(timeout=WAIT_MS)
     page.goto(f"{site.url}/dashboard/candidacies/{cid}")
     assert page.get_by_text("Your role only reads").is_visible()
     assert page.locator(f"form[action^='/dashboard/candidacies/{cid}/']").count() == 0
