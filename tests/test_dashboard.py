@@ -1,6 +1,8 @@
 """The dashboard over HTTP (TestClient on the real app): signing in by API token into a
 signed HttpOnly session cookie, CSRF and origin checks on every form, the viewer role,
-another workspace's pages, stale forms, and commands sent through the API's own path."""
+another workspace's pages, stale forms, and commands sent through the API's own path.
+The tests of a form's command path and the outbox run on both stores; the rest, which
+never reach the store's specifics, on SQLite."""
 
 from __future__ import annotations
 
@@ -244,7 +246,6 @@ def test_today_shows_a_thank_you_due_today_with_its_local_deadline(
     assert "pipeline current" in page.text  # the lag strip
 
 
-@sqlite_only
 def test_a_form_runs_the_command_once_through_the_api_path(
         browser_for: Any, candidacies: Candidacies) -> None:
     cid = _record(candidacies)
@@ -269,7 +270,6 @@ def test_a_form_runs_the_command_once_through_the_api_path(
     assert "Next steps tomorrow (0)" in client.get("/dashboard/today").text
 
 
-@sqlite_only
 def test_a_stale_form_is_refused_with_a_clear_message_and_not_applied(
         browser_for: Any, candidacies: Candidacies) -> None:
     cid = _record(candidacies)
@@ -319,7 +319,6 @@ def test_names_that_are_markup_render_as_text_on_every_page(
         assert "<script>alert" not in page.text and "<img src=x" not in page.text, path
 
 
-@sqlite_only
 def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbox(
         browser_for: Any, candidacies: Candidacies, app: Any) -> None:
     from adapters.outbox import messages
