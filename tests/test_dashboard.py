@@ -350,3 +350,10 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     twice = _post(client, action, fields)
     assert "Not done" in client.get(twice.headers["location"]).text
     assert re.search(r"Awaiting approval \(0\)", client.get("/dashboard/messages").text)
+
+
+@sqlite_only
+def test_the_dashboard_stays_out_of_the_api_contract(app: Any) -> None:
+    paths = app.openapi()["paths"]
+    assert not [p for p in paths if p == "/" or p.startswith("/dashboard")]
+    assert "/candidacies" in paths
