@@ -357,3 +357,44 @@ def test_the_dashboard_stays_out_of_the_api_contract(app: Any) -> None:
     paths = app.openapi()["paths"]
     assert not [p for p in paths if p == "/" or p.startswith("/dashboard")]
     assert "/candidacies" in paths
+
+
+@sqlite_only
+def test_a_blocked_message_is_edited_by_a_correction_then_retried(
+        browser_for: Any, candidacies: Candidacies, app: Any) -> None:
+    from adapters.outbox import messages
+    from api.outbox_cli import build_dispatcher
+
+    cid = _record(candidacies, interviewers=[{"name": "Daniel Whitfield",
+                                              "title": "VP Engineering"}])  # no email
+    candidacies.record_no_hesitations(COACH, cid)
+    candidacies.close_next_step(COACH, cid, "Onsite with the CTO")
+    candidacies.send_thank_you(COACH, cid, "email", mode="send_for_me")
+    # Real email (not the folder channel) needs an address: the message is blocked.
+    smtp = app.state.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 9})
+    build_dispatcher(candidacies, smtp).run_once()
+    # (its fallback, a card, waits for approval meanwhile)
+    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.channel == "email"]
+    assert row.status == "blocked"
+    client = browser_for("recruiter")
+    page = client.get("/dashboard/messages")
+    assert "Blocked by proofing (1)" in page.text
+    assert f"/dashboard/candidacies/{cid}#correct" in page.text
+    retry = f"/dashboard/messages/{row.id}/retry"
+    fields = form_fields(page.text, retry)
+    candidacy = client.get(f"/dashboard/candidacies/{cid}")
+    correct = f"/dashboard/candidacies/{cid}/correct_details"
+    fixed = _post(client, correct, {**form_fields(candidacy.text, correct),
+                                    "person": "Daniel Whitfield", "field": "email",
+                                    "value": "daniel@northwind.example"})
+    assert fixed.status_code == 303, fixed.text
+    retried = _post(client, retry, {**fields, "reason": "the address was missing"})
+    assert retried.status_code == 303
+    assert "Message retried" in client.get(retried.headers["location"]).text
+    [row] = [m for m in messages(candidacies, candidacy_id=row.candidacy_id)
+             if m.id == row.id]
+    assert row.status == "queued"
+    assert "Blocked by proofing (0)" in client.get("/dashboard/messages").text
+    other = _post(client, f"/dashboard/messages/{'0' * 8}-0000-0000-0000-{'0' * 12}/retry",
+                  fields)
+    assert other.status_code == 404
