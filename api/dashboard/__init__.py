@@ -30,11 +30,12 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.dashboard import live, policies, signin, today
+from api.dashboard import candidacy, live, messages, policies, signin, today
 from api.dashboard.pages import PREFIX, render
 from api.dashboard.session import PageError, SignInRequired
 
-ROUTERS = [signin.router, live.router, today.router, policies.router]
+ROUTERS = [signin.router, live.router, today.router, candidacy.router, messages.router,
+           policies.router]
 
 
 def install(app: FastAPI) -> None:
