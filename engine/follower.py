@@ -46,9 +46,11 @@ class Tx:
     """The statements of one read-model transaction, in portable SQL (``?`` placeholders,
     rows as tuples), so a read model's handlers run unchanged on both stores."""
 
-    def __init__(self, cursor: Any, placeholder: str) -> None:
+    def __init__(self, cursor: Any, placeholder: str,
+                 reader: Callable[[], Any] | None = None) -> None:
         self._cursor = cursor
         self._placeholder = placeholder
+        self._reader = reader
         self.memo: dict[Any, Any] = {}
         """What handlers keep between the events of this one transaction (rows they read
         or wrote), so a candidacy's events in one batch read its row once (the pipeline
@@ -66,9 +68,14 @@ class Tx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one query and answer its rows as tuples."""
-        self._cursor.execute(self._q(sql), tuple(params))
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                for r in self._cursor.fetchall()]
+        if self._reader is None:
+            self._cursor.execute(self._q(sql), tuple(params))
+            rows = self._cursor.fetchall()
+        else:
+            with self._reader() as cursor:
+                cursor.execute(self._q(sql), tuple(params))
+                rows = cursor.fetchall()
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """Run one query and answer its first row (None: no row)."""
@@ -175,8 +182,13 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder, ReadModelRecorder):
                 row = curs.fetchone()
                 _check_position(tracking, expected, None if row is None else
                                 row["notification_id"])
-            work(Tx(curs, "%s"))
-            self._insert_tracking(curs, tracking)
+            # A query whose rows are read gets a cursor of its own: in pipeline mode a
+            # cursor that ran several statements may hand back an earlier one's result
+            # (psycopg 3.3.9: "the last operation didn't produce records (command status:
+            # INSERT 0 1)", intermittently, rebuilding 1.2 million events; psycopg#604).
+            work(Tx(curs, "%s", conn.cursor))
+            with conn.cursor() as tracking_cursor:
+                self._insert_tracking(tracking_cursor, tracking)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as curs:
