@@ -189,16 +189,16 @@ class Store:
 
 
 def measure(store: Store, sides: dict[str, Callable[[int], None]], rounds: int,
-            requests: int) -> dict[str, Any]:
-    """Every side ``requests`` times per round, the order rotating: per-request seconds
-    by side and round."""
+            requests: dict[str, int]) -> dict[str, Any]:
+    """Every side ``requests[side]`` times per round, the order rotating: per-request
+    seconds by side and round."""
     def run(side: str, number: int) -> list[float]:
         samples = []
-        for i in range(requests):
+        for i in range(requests[side]):
             if store.timed is not None:
                 store.timed.samples.clear()
             started = time.perf_counter()
-            sides[side](number * requests + i)
+            sides[side](number * requests[side] + i)
             elapsed = time.perf_counter() - started
             page = store.timed.samples if store.timed is not None and side.endswith(
                 "page") else None
@@ -239,6 +239,8 @@ def main() -> None:
                         help="time `closer projections rebuild` even if the models are current")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=10, help="requests per side per round")
+    parser.add_argument("--today-requests", type=int, default=1,
+                        help="Today's requests per round (it takes seconds here)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
 
@@ -264,7 +266,9 @@ def main() -> None:
         sides = pages(store)
         print(f"{name}: {len(sides)} sides, {args.rounds} rounds of {args.requests}",
               file=sys.stderr)
-        results = measure(store, sides, args.rounds, args.requests)
+        counts = {side: args.today_requests if side.startswith("Today") else args.requests
+                  for side in sides}
+        results = measure(store, sides, args.rounds, counts)
         pairs = [(s, s.replace(" page", " queries")) for s in sides if s.endswith(" page")]
         for row in report_rows(results, pairs):
             lines.append([name, *row])
@@ -279,7 +283,8 @@ def main() -> None:
                f"{args.candidacies:,} simulated candidacies, one workspace. Server time of a "
                "page: the ASGI call to its last byte, in process, signed in; the queries: the "
                f"same `api.read_models` calls run directly. {args.rounds} paired rounds of "
-               f"{args.requests} requests a side, order rotating.", "",
+               f"{args.requests} requests a side ({args.today_requests} for Today), order "
+               "rotating.", "",
                *table(["store", "page", "page p50 ms", "page p95 ms", "queries p50 ms",
                        "queries p95 ms", "page / queries (p50, per round)"], lines), ""]
     if rebuilds:
