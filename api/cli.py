@@ -89,7 +89,7 @@ def main() -> None:
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    """Walk four realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
     from adapters.outbox import messages
     from api.demo import DEMO_DAYS, demo_settings, seed_demo
