@@ -182,6 +182,21 @@ class Store:
 
         the_day(self.app, Filters(workspace=WORKSPACE))
 
+    def candidacy_page(self, i: int) -> None:
+        self.get(f"/dashboard/candidacies/{self.ids[i % len(self.ids)]}")
+
+    def candidacy_direct(self, i: int) -> None:
+        """What the Candidacy page reads: the candidacy, its timeline from the history,
+        its messages' rows, the commands allowed now."""
+        from adapters.outbox import messages
+        from api.dashboard.candidacy import _forms, timeline
+
+        cid = self.ids[i % len(self.ids)]
+        candidacy = self.app.get(cid, WORKSPACE)
+        timeline(self.app, candidacy)
+        messages(self.app, candidacy_id=cid)
+        _forms(self.app, candidacy)
+
     def close(self) -> None:
         if self.client is not None:
             self.client.__exit__(None, None, None)
@@ -307,6 +322,8 @@ def _lags(store: Store) -> list[Any]:
 def pages(store: Store) -> dict[str, Callable[[int], None]]:
     """The sides: each page and the queries it runs directly."""
     return {"Pipeline page": store.pipeline_page, "Pipeline queries": store.pipeline_direct,
+            "Candidacy page": store.candidacy_page,
+            "Candidacy queries": store.candidacy_direct,
             "Today page": store.today_page, "Today queries": store.today_direct}
 
 
