@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.follower import Follower, ReadModel, ReadModelRecorder, Tx, view_for
 from engine.lifecycle import Stage
 from engine.policy import MessageKind
@@ -709,7 +710,12 @@ def about_to_stall(app: Any, view: ReadModelRecorder, now: datetime,
         f"LIMIT {int(limit)}", [*params, _iso(horizon)])
     answer = []
     for cid, who in rows:
-        candidacy = app.get(cid, workspace)
+        try:
+            candidacy = app.get(cid, workspace)
+        except CorruptHistory:
+            continue  # `closer doctor` lists it; the page lists the others
+        except CandidacyNotFound:
+            continue  # another workspace's row: not this page's
         policy = app.policies.of(candidacy)
         for action in plan(candidacy, policy):
             if action.kind == "stall" and action.due_at <= horizon:
