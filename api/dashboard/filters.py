@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -34,6 +34,14 @@ class Filters:
         pairs = {k: (v.isoformat() if isinstance(v, date) else v)
                  for k, v in values.items() if v not in (None, "")}
         return f"?{urlencode(pairs)}" if pairs else ""
+
+    def figures(self) -> dict[str, str | None]:
+        """As `api.read_models`' query arguments: the range's end (a day included here)
+        becomes the next day's start (excluded there)."""
+        return {"workspace": self.workspace, "recruiter": self.recruiter,
+                "company": self.company,
+                "since": self.since.isoformat() if self.since else None,
+                "until": (self.until + timedelta(days=1)).isoformat() if self.until else None}
 
     @property
     def active(self) -> bool:
