@@ -186,7 +186,7 @@ class _Queries:
 
     placeholder = "?"
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -486,7 +486,7 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
         `closer serve` have their own.  A write from another process is not known here."""
         return _WRITES.get(self.datastore.pool.db_name, 0) > 0
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
@@ -593,8 +593,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
+        conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
         with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
+              psycopg.connect(conninfo() if callable(conninfo) else conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             super().create_table()  # the lock goes with the connection
@@ -620,10 +621,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             try:
-                return super().insert_events(stored_events, **kwargs)
+                # (The library's retry decorator leaves its methods untyped.)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
-        return self._insert_in_one_script(stored_events, kwargs)
+            return ids
+        written: Sequence[int] | None = self._insert_in_one_script(stored_events, kwargs)
+        return written
 
     @_library_retry
     def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
@@ -710,7 +714,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         sql, params = self._for_load(snapshots, events, uid)
         async with self._async_connection() as conn:
             curs = conn.cursor(row_factory=tuple_row)
-            await curs.execute(SQL(self._q(sql)), params)  # type: ignore[arg-type]
+            await curs.execute(SQL(self._q(sql)), params)
             rows = await curs.fetchall()
         return self._loaded(uid, rows)
 
@@ -759,7 +763,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             raise _RolledBack(error) from error
         return notification_ids
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         # Every read is one statement on an autocommit connection (its own consistent
         # snapshot): one round trip, where BEGIN ... ROLLBACK around it made three.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
