@@ -125,7 +125,7 @@ class _Queries:
 
     placeholder = "?"
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -379,7 +379,7 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             for statement in statements:
                 c.execute(statement)
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
@@ -497,8 +497,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     @contextmanager
     def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of its own holding the schema lock (which goes with it)."""
+        conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
         with (as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
+              psycopg.connect(conninfo() if callable(conninfo) else conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             yield conn
@@ -524,10 +525,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             try:
-                return super().insert_events(stored_events, **kwargs)
+                # (The library's retry decorator leaves its methods untyped.)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
-        return self._insert_in_one_script(stored_events, kwargs)
+            return ids
+        written: Sequence[int] | None = self._insert_in_one_script(stored_events, kwargs)
+        return written
 
     @_library_retry
     def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
@@ -576,7 +580,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             raise _RolledBack(error) from error
         return notification_ids
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         # Every read is one statement on an autocommit connection (its own consistent
         # snapshot): one round trip, where BEGIN ... ROLLBACK around it made three.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
