@@ -141,6 +141,16 @@ class Settings(BaseSettings):
                 return country.strip().upper()
         return None
 
+    # -- the audit (`closer audit`, docs/audit.md) ----------------------------------------
+    audit_key_file: str = Field(
+        default="./closer-audit.key",
+        description="the Ed25519 key that signs the audit's tree heads and exports, made "
+                    "there on first use (owner-only); keep it away from the database's "
+                    "administrators: who holds both can rewrite history unseen")
+    audit_checkpoint_every_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400,
+        description="how often `closer serve` records a signed checkpoint of the log")
+
     # -- background work inside `closer serve` ----------------------------------------
     scheduler_every_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="how often `closer serve` ticks the scheduler")
