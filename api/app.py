@@ -222,9 +222,19 @@ def start_background(settings: Settings) -> Supervisor:
         finally:
             candidacies.close()
 
+    def checkpoints(stop: threading.Event, beat: Callable[[], None]) -> None:
+        from api.audit_service import run_checkpoints
+
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        try:
+            run_checkpoints(candidacies, settings, stop, beat)
+        finally:
+            candidacies.close()
+
     supervisor.add("scheduler", schedule)
     supervisor.add("outbox", dispatch)
     supervisor.add("projections", project)
+    supervisor.add("audit", checkpoints)
     supervisor.start()
     return supervisor
 

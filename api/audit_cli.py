@@ -158,7 +158,7 @@ def export_command(
             _broken(report)
             console.print("not exported: the log does not verify", highlight=False)
             raise typer.Exit(1)
-        key = signing_key(get_settings().audit_key_file)
+        key = signing_key(get_settings().audit_key_path())
         earlier = [cp for cp in candidacies.recorder.select_checkpoints() if cp.seq < head.seq]
         with out.open("wb") as target:
             summary = write_export(

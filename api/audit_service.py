@@ -21,7 +21,7 @@ def _now_ms(candidacies: Any) -> int:
 def record_checkpoint(candidacies: Any, settings: Settings | None = None
                       ) -> tuple[Checkpoint | None, audit.AuditReport]:
     """Verify what is new and sign a tree head over the log (see `engine.audit.checkpoint`)."""
-    key = signing_key((settings or get_settings()).audit_key_file)
+    key = signing_key((settings or get_settings()).audit_key_path())
     return audit.checkpoint(candidacies.recorder, key.sign, key.public_key(),
                             _now_ms(candidacies))
 
@@ -34,7 +34,7 @@ def verify_store(candidacies: Any, settings: Settings | None = None, *,
     if public_key:
         key = public_key_from_hex(public_key)
     else:
-        key = signing_key((settings or get_settings()).audit_key_file,
+        key = signing_key((settings or get_settings()).audit_key_path(),
                           create=False).public_key()
     if candidacy is not None:
         try:
@@ -56,7 +56,7 @@ def verify_store(candidacies: Any, settings: Settings | None = None, *,
 
 
 def store_public_key(settings: Settings | None = None) -> str:
-    return public_hex(signing_key((settings or get_settings()).audit_key_file))
+    return public_hex(signing_key((settings or get_settings()).audit_key_path()))
 
 
 def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
@@ -70,3 +70,21 @@ def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
         return None
     findings = audit.verify_chain(candidacies.recorder, uid)
     return findings[0] if findings else None
+
+
+class LogNotIntact(RuntimeError):
+    """`closer serve`'s checkpoint worker found the log broken: it fails (and /healthz
+    shows it down, with the first finding) until someone looks."""
+
+
+def run_checkpoints(candidacies: Any, settings: Settings, stop: Any, beat: Any) -> None:
+    """`closer serve`'s worker: a checkpoint every ``audit_checkpoint_every_seconds``
+    (none while the log is empty), until ``stop`` is set."""
+    while not stop.is_set():
+        if candidacies.recorder.max_notification_id():
+            recorded, report = record_checkpoint(candidacies, settings)
+            if recorded is None:
+                first = report.first
+                raise LogNotIntact(f"the log does not verify: {first.line() if first else ''}")
+        beat()
+        stop.wait(settings.audit_checkpoint_every_seconds)

@@ -151,3 +151,31 @@ def test_verify_exits_non_zero_and_names_the_event(store: dict[str, Any]) -> Non
     assert "never certified" in out
     history = run("history", store["ids"][1])
     assert "chain is broken" in history and "version 2" in history
+
+
+def test_serves_checkpoint_worker_records_checkpoints_and_fails_on_a_broken_log(
+        store: dict[str, Any]) -> None:
+    import sqlite3
+    import threading
+
+    from api.audit_service import LogNotIntact, run_checkpoints
+    from api.settings import Settings
+
+    settings = Settings(database_url=store["url"],
+                        audit_key_file=str(store["tmp"] / "audit.key"))
+    app = Candidacies(eventsourcing_env(store["url"]))
+    stop = threading.Event()
+    run_checkpoints(app, settings, stop, stop.set)  # one pass, then stop
+    assert [cp.seq for cp in app.recorder.select_checkpoints()] == [1]
+    app.pause_cadence(Actor(user="coach@agency.example", workspace="agency"),
+                      store["ids"][0], "candidate travelling")
+    db = sqlite3.connect(store["url"].removeprefix("sqlite:///"))
+    db.execute("UPDATE stored_events SET state=CAST('{}' AS BLOB) WHERE rowid="
+               "(SELECT MAX(rowid) FROM stored_events)")
+    db.commit()
+    db.close()
+    stop.clear()
+    with pytest.raises(LogNotIntact, match="altered"):
+        run_checkpoints(app, settings, stop, stop.set)
+    assert [cp.seq for cp in app.recorder.select_checkpoints()] == [1]
+    app.close()
