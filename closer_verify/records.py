@@ -26,7 +26,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from closer_verify.merkle import ProofError, leaf_hash
+from closer_verify.merkle import ProofError
 
 GENESIS = bytes(32)
 """The predecessor hash of an aggregate's first event."""
@@ -48,9 +48,23 @@ def event_hash(previous: bytes, originator_id: UUID, version: int, topic: str,
                           + encode_record(originator_id, version, topic, state)).digest()
 
 
+def raw_event_hash(previous: bytes, originator: bytes, version: int, topic: bytes,
+                   state: bytes) -> bytes:
+    """`event_hash` from the id's 16 bytes and the topic's UTF-8, in one join: what a
+    walk over a million events calls (`tests/test_audit_proofs.py` holds the two equal)."""
+    return _sha256(b"".join((b"\x02", previous, _RECORD, originator,
+                             _pack_vt(version, len(topic)), topic, _pack_q(len(state)),
+                             state))).digest()
+
+
 def log_leaf(notification_id: int, chained: bytes) -> bytes:
     """The Merkle leaf hash of the event at ``notification_id`` with chain hash ``chained``."""
-    return leaf_hash(struct.pack(">Q", notification_id) + chained)
+    return _sha256(b"\x00" + _pack_q(notification_id) + chained).digest()
+
+
+_sha256 = hashlib.sha256
+_pack_vt = struct.Struct(">QI").pack
+_pack_q = struct.Struct(">Q").pack
 
 
 @dataclass(frozen=True, slots=True)

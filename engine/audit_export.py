@@ -23,7 +23,7 @@ import orjson
 from closer_verify.export import FORMAT, SEAL_START, end_message, seal_line
 from closer_verify.merkle import MerkleTree
 from closer_verify.records import GENESIS, TreeHead, event_hash, log_leaf
-from engine.audit import PAGE
+from engine.audit import PAGE, log_rows
 from engine.audit_store import Checkpoint
 from engine.errors import InvalidInput
 
@@ -72,20 +72,16 @@ def _selected(recorder: Any, head: Checkpoint, wanted: Callable[[UUID, str, byte
     leaves: list[bytes] = []
     chosen: list[_Exported] = []
     tips: dict[UUID, bytes] = {}
-    after = 0
-    while len(leaves) < head.size:
-        rows = recorder.select_audit_log(after, min(PAGE, head.size - len(leaves)))
-        if not rows:
+    for nid, uid, version, topic, state, prev, _ in log_rows(recorder, 0, PAGE):
+        if len(leaves) == head.size:
             break
-        for nid, uid, version, topic, state, prev, _ in rows:
-            previous = tips.get(uid, GENESIS if version == 1 else (prev or GENESIS))
-            chained = event_hash(previous, uid, version, topic, state)
-            tips[uid] = chained
-            if wanted(uid, topic, state):
-                chosen.append(_Exported(nid, len(leaves), uid, version, topic, state,
-                                        previous, chained))
-            leaves.append(log_leaf(nid, chained))
-            after = nid
+        previous = tips.get(uid, GENESIS if version == 1 else (prev or GENESIS))
+        chained = event_hash(previous, uid, version, topic, state)
+        tips[uid] = chained
+        if wanted(uid, topic, state):
+            chosen.append(_Exported(nid, len(leaves), uid, version, topic, state,
+                                    previous, chained))
+        leaves.append(log_leaf(nid, chained))
     return leaves, chosen
 
 

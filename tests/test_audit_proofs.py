@@ -26,7 +26,14 @@ from closer_verify.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from closer_verify.records import GENESIS, TreeHead, encode_record, event_hash, log_leaf
+from closer_verify.records import (
+    GENESIS,
+    TreeHead,
+    encode_record,
+    event_hash,
+    log_leaf,
+    raw_event_hash,
+)
 
 
 def _k(n: int) -> int:
@@ -203,3 +210,14 @@ def test_tree_heads_verify_only_with_their_key_and_content() -> None:
     forged = TreeHead(6, EMPTY_ROOT, 1_700_000_000_000, 9, signed.signature)
     with pytest.raises(ProofError, match="not signed"):
         forged.verify(key.public_key())
+
+
+@settings(max_examples=100, deadline=None)
+@given(version=st.integers(1, 2**40), topic=st.text(max_size=60), state=st.binary(max_size=300),
+       previous=st.binary(min_size=32, max_size=32), nid=st.integers(0, 2**62))
+def test_the_fast_hashes_are_the_defined_ones(version: int, topic: str, state: bytes,
+                                             previous: bytes, nid: int) -> None:
+    assert raw_event_hash(previous, ID.bytes, version, topic.encode(), state) == \
+        hashlib.sha256(b"\x02" + previous + encode_record(ID, version, topic, state)).digest()
+    chained = event_hash(previous, ID, version, topic, state)
+    assert log_leaf(nid, chained) == leaf_hash(nid.to_bytes(8, "big") + chained)
