@@ -195,6 +195,26 @@ def check_export_command(
         raise typer.Exit(code)
 
 
+@audit_app.command("checkpoints")
+def checkpoints_command() -> None:
+    """List the recorded checkpoints (the numbers `verify --since` takes)."""
+    from datetime import UTC
+
+    from api.wiring import build_candidacies
+
+    candidacies = build_candidacies()
+    try:
+        recorded = candidacies.recorder.select_checkpoints()
+    finally:
+        candidacies.close()
+    if not recorded:
+        typer.echo("no checkpoint yet (closer audit checkpoint records one)")
+    for cp in recorded:
+        at = datetime.fromtimestamp(cp.timestamp_ms / 1000, UTC).isoformat(timespec="seconds")
+        typer.echo(f"#{cp.seq}  {at}  {cp.size} events up to notification "
+                   f"{cp.last_notification_id}  root {cp.root.hex()}")
+
+
 @audit_app.command("public-key")
 def public_key_command() -> None:
     """Print the public key (hex) that verifies this store's checkpoints and exports."""

@@ -121,8 +121,8 @@ def verify(recorder: Any, public_key: Ed25519PublicKey, *, since: int | None = N
     if since is not None:
         base = next((cp for cp in checkpoints if cp.seq == since), None)
         if base is None:
-            raise InvalidInput("since", f"no checkpoint #{since} (closer audit verify lists "
-                                        "them)")
+            raise InvalidInput("since", f"no checkpoint #{since} (closer audit "
+                                        "checkpoints lists them)")
         frontier = Frontier(base.size, base.frontier)
         after = base.last_notification_id
         pending = [cp for cp in checkpoints if cp.size > base.size]

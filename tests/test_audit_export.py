@@ -51,7 +51,10 @@ def _export(store: dict[str, Any], name: str, *args: str) -> Path:
 
 def test_checkpoint_verify_and_an_export_verified_offline(store: dict[str, Any]) -> None:
     assert "checkpoint #1" in run("audit", "checkpoint")
+    assert run("audit", "checkpoints").startswith("#1 ")
     assert "intact" in run("audit", "verify")
+    assert "intact" in run("audit", "verify", "--since", "1")
+    assert "no checkpoint #7" in run("audit", "verify", "--since", "7", code=1)
     assert "intact" in run("audit", "verify", "--candidacy", store["ids"][0])
     assert run("audit", "public-key").strip() == store["public"]
     run("dispatch", "--once")
