@@ -27,6 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.persistence import IntegrityError
 
 from closer_verify.merkle import Frontier, ProofError
 from closer_verify.records import GENESIS, TreeHead, event_hash, raw_event_hash
@@ -410,5 +411,10 @@ def checkpoint(recorder: Any, sign: Callable[[bytes], bytes], public_key: Ed2551
     head = TreeHead(report.size, report.root, now_ms, report.last_notification_id)
     recorded = Checkpoint((last.seq if last else 0) + 1, head.size, head.root, now_ms,
                           head.last_notification_id, sign(head.message()), report.frontier)
-    recorder.insert_checkpoint(recorded)
+    try:
+        recorder.insert_checkpoint(recorded)
+    except IntegrityError:
+        # Another process recorded this number first (two `closer serve`s, or a CLI
+        # run beside one): theirs stands, over the same log or a longer one.
+        return recorder.select_checkpoints()[-1], report
     return recorded, report

@@ -260,3 +260,36 @@ def test_a_snapshot_that_disagrees_with_its_events_is_named(store: Any) -> None:
     assert checked == 1
     assert [(f.kind, f.originator_id, f.version) for f in findings] == \
         [(audit.SNAPSHOT, ids["first"], 20)]
+
+
+def test_a_checkpoint_number_is_recorded_once(store: Any) -> None:
+    """Two checkpointers racing: the second's insert is refused as the library's
+    IntegrityError, which `checkpoint` answers with the first's."""
+    from eventsourcing.persistence import IntegrityError
+
+    app, _, _ = store
+    recorded = app.recorder.select_checkpoints()[0]
+    with pytest.raises(IntegrityError):
+        app.recorder.insert_checkpoint(recorded)
+    assert len(app.recorder.select_checkpoints()) == 1
+
+
+def test_the_in_memory_store_chains_and_verifies_as_the_sql_ones() -> None:
+    from datetime import UTC, datetime
+
+    from conftest import memory_url
+
+    app = Candidacies(eventsourcing_env(memory_url()),
+                      clock=FixedClock(datetime(2026, 11, 25, 10, tzinfo=UTC)))
+    actor = Actor(user="coach@agency.example", workspace="agency")
+    first = candidacy_at(app, actor, "interviewed")
+    for i in range(21):
+        app.raise_hesitation(actor, first, f"worry {i}")
+    recorded, report = audit.checkpoint(app.recorder, KEY.sign, PUBLIC, 1)
+    assert recorded is not None and recorded.size == 22 and report.intact
+    assert app.recorder.count_event_hashes() == 22
+    assert audit.verify(app.recorder, PUBLIC).checkpoints_checked == 1
+    assert audit.verify_snapshots(app) == (1, [])
+    assert audit.verify_chain(app.recorder, UUID(first)) == []
+    assert app.recorder.select_orphan_hashes() == []
+    app.close()
