@@ -59,6 +59,7 @@ from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.errors import CorruptHistory, IllegalCommand
+from engine.lifecycle import Stage
 from engine.store import MessageRow, PassedOver
 from engine.values import Actor
 
@@ -256,7 +257,7 @@ class OutboxMessage(Aggregate):
 
 
 @dataclass(frozen=True, slots=True)
-class Planned:
+class RoutedMessage:
     """A message a candidacy event asks for: its kind, channel and who it is to."""
 
     kind: str
@@ -294,21 +295,21 @@ DELIVERY_KINDS = frozenset({Kind.THANK_YOU.value, Kind.NUDGE_VOICEMAIL.value,
 _NUDGE_KIND = {"voicemail": Kind.NUDGE_VOICEMAIL, "email": Kind.NUDGE_EMAIL}
 
 
-def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
+def route_messages(event: Any, routing: Any, candidacy: Any = None) -> list[RoutedMessage]:
     """The messages ``event`` asks for under the policy's ``routing`` (empty: none);
     a failed message's fallback, or the recruiter's alert when every channel failed,
     read ``candidacy`` as of that event."""
     decided = getattr(event, "decided_by", None)
-    planned: list[Planned] = []
+    routed: list[RoutedMessage] = []
     if isinstance(event, _THANK_YOU_ASKED) or (
             isinstance(event, Candidacy.ThankYouSent) and decided):
         # (`ThankYouSent` with ``decided_by``: a decision of an older history.)
         for kind in routing.kinds_for("next_step_closed"):
             if kind == Kind.THANK_YOU:
                 for channel in _THANK_YOU_CHANNELS.get(event.medium, ("email",)):
-                    planned.append(Planned(Kind.THANK_YOU, channel, tuple(event.to)))
+                    routed.append(RoutedMessage(Kind.THANK_YOU, channel, tuple(event.to)))
             else:
-                planned.append(Planned(kind, _KIND_CHANNEL[Kind(kind)]))
+                routed.append(RoutedMessage(kind, _KIND_CHANNEL[Kind(kind)]))
     elif isinstance(event, _NUDGE_ASKED) or (isinstance(event, Candidacy.NudgeSent) and decided):
         trigger = "offer_deadline_near" if "offer" in str((decided or {}).get("rule", "")) \
             else "nudge_due"
@@ -316,45 +317,50 @@ def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
             channel = _KIND_CHANNEL[Kind(kind)]
             if trigger == "nudge_due" and channel not in event.channels:
                 continue
-            planned.append(Planned(kind, channel))
+            routed.append(RoutedMessage(kind, channel))
     elif isinstance(event, _FAILED) and candidacy is not None:
-        planned += _after_failure(event, candidacy, routing)
+        routed += _after_failure(event, candidacy, routing)
     elif isinstance(event, Candidacy.TaskReady) and event.kind == Kind.THANK_YOU.value:
         # The card or voicemail is the candidate's to do today: remind them.
-        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_due")]
+        routed += _on_own_channels(routing, "thank_you_due")
     elif isinstance(event, Candidacy.Stalled):
-        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
+        routed += _on_own_channels(routing, "stalled")
     elif isinstance(event, Candidacy.ReminderSent):
         trigger = _REMINDER_TRIGGER.get(event.kind)
         if trigger:
-            planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for(trigger)]
+            routed += _on_own_channels(routing, trigger)
     elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
-        planned.append(Planned(Kind.NEXT_STEP_INVITE, "calendar"))
+        routed.append(RoutedMessage(Kind.NEXT_STEP_INVITE, "calendar"))
     # One message per channel per event: the id is (candidacy, event, channel).
     seen: set[str] = set()
-    return [p for p in planned if not (p.channel in seen or seen.add(p.channel))]
+    return [p for p in routed if not (p.channel in seen or seen.add(p.channel))]
 
 
-def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[Planned]:
+def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[RoutedMessage]:
     """A blocked or dead-lettered thank-you or nudge: its fallback channel's message, or,
     when every channel failed, the overdue alert to the recruiter (routing's
     ``thank_you_overdue`` kinds) saying why."""
     if event.fallback is not None:
         if event.kind == Kind.THANK_YOU.value:
             pending = candidacy.pending_thank_you or {}
-            return [Planned(Kind.THANK_YOU, event.fallback, tuple(pending.get("to", ())))]
+            return [RoutedMessage(Kind.THANK_YOU, event.fallback, tuple(pending.get("to", ())))]
         kind = Kind.OFFER_NUDGE if event.kind == Kind.OFFER_NUDGE.value \
             else _NUDGE_KIND[event.fallback]
-        return [Planned(kind, event.fallback)]
+        return [RoutedMessage(kind, event.fallback)]
     item = candidacy.delivery_item(event.trigger_version)
     if item is None or not item.get("failed"):
         return []  # another channel of it is still on its way
-    return [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_overdue")]
+    return _on_own_channels(routing, "thank_you_overdue")
 
 
-def context_data(candidacy: Candidacy, event: Any, planned: Planned,
+def _on_own_channels(routing: Any, trigger: str) -> list[RoutedMessage]:
+    """The kinds ``routing`` sends on ``trigger``, each on its kind's channel."""
+    return [RoutedMessage(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for(trigger)]
+
+
+def context_data(candidacy: Candidacy, event: Any, routed: RoutedMessage,
                  recruiter: Mapping[str, Any] | None) -> Data:
-    """The `MessageContext` fields (as JSON) for ``planned``, from the candidacy as of
+    """The `MessageContext` fields (as JSON) for ``routed``, from the candidacy as of
     ``event``; validated only at delivery (an invalid one is recorded as Blocked)."""
     interview = candidacy.interview
     step = getattr(candidacy, "next_step", None)
@@ -367,7 +373,7 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
         "interviewers": [{k: v for k, v in i.items() if k in ("name", "title", "email", "phone")}
                          for i in interview.get("interviewers", [])],
         "timezone": candidacy.timezone,
-        "recipients": list(planned.recipients),
+        "recipients": list(routed.recipients),
         "interviewed_at": _iso(interview.get("interviewed_at")),
         "occurred_at": _iso(getattr(event, "occurred_at", None) or event.timestamp),
         "candidacy_id": str(candidacy.id),
@@ -381,7 +387,7 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     if recruiter:
         data["recruiter"] = dict(recruiter)
     note = getattr(event, "reason", None)
-    if isinstance(event, _FAILED) and planned.kind in (Kind.ALERT_OVERDUE, Kind.ALERT_STALLED):
+    if isinstance(event, _FAILED) and routed.kind in (Kind.ALERT_OVERDUE, Kind.ALERT_STALLED):
         item = candidacy.delivery_item(event.trigger_version) or {}
         what = "thank-you" if event.kind == Kind.THANK_YOU.value else "nudge"
         note = f"The {what} could not be sent on any channel ({item.get('failed')})."
@@ -393,9 +399,9 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     return data
 
 
-def _gap_minutes(planned: Planned, policy: Any) -> int:
+def _gap_minutes(routed: RoutedMessage, policy: Any) -> int:
     """Minutes between a voicemail and the email that follows it."""
-    if planned.kind == Kind.THANK_YOU:
+    if routed.kind == Kind.THANK_YOU:
         return int(policy.thank_you.email_after_voicemail_within_minutes)
     return int(policy.nudge.channel_gap_minutes)
 
@@ -615,19 +621,19 @@ class Dispatcher:
         policy = self.app.policies.of(candidacy)
         out = []
         voicemail_at: datetime | None = None
-        for planned in plan(event, policy.routing, candidacy):
-            channel = self.reroute.get(candidacy.workspace, {}).get(planned.channel,
-                                                                    planned.channel)
-            context = context_data(candidacy, event, planned, self.recruiter)
+        for routed in route_messages(event, policy.routing, candidacy):
+            channel = self.reroute.get(candidacy.workspace, {}).get(routed.channel,
+                                                                    routed.channel)
+            context = context_data(candidacy, event, routed, self.recruiter)
             not_before = None
-            if planned.channel == "voicemail":
+            if routed.channel == "voicemail":
                 voicemail_at = now
-            elif planned.channel == "email" and voicemail_at is not None:
+            elif routed.channel == "email" and voicemail_at is not None:
                 # Voicemail first; the email follows it minutes later, as the policy says.
-                not_before = voicemail_at + timedelta(minutes=_gap_minutes(planned, policy))
+                not_before = voicemail_at + timedelta(minutes=_gap_minutes(routed, policy))
             out.append(OutboxMessage.queue(
                 at=now, candidacy_id=str(candidacy.id), workspace=candidacy.workspace,
-                kind=str(planned.kind), channel=channel, trigger_type=type(event).__name__,
+                kind=str(routed.kind), channel=channel, trigger_type=type(event).__name__,
                 trigger_version=event.originator_version, context=context,
                 not_before=not_before))
         return out
@@ -764,7 +770,7 @@ class Dispatcher:
 
     def _finished(self, message: OutboxMessage) -> bool:
         row = self.app.row(message.candidacy_id)
-        return row is not None and row.stage == "stalled"
+        return row is not None and row.stage == Stage.STALLED
 
     def _settle(self, message: OutboxMessage, command: str, **data: Any) -> None:
         """Save the message's new events and, for a thank-you or nudge, the candidacy's
@@ -916,8 +922,8 @@ class Dispatcher:
             later.assign(candidacy)  # its data only: the stage and version stay the trigger's
             if isinstance(later, Candidacy.NameCorrected) and later.person == "interviewer":
                 recipients = [later.after if r == later.before else r for r in recipients]
-        planned = Planned(message.kind, message.channel, tuple(recipients))
-        context = context_data(candidacy, event, planned, self.recruiter)
+        routed = RoutedMessage(message.kind, message.channel, tuple(recipients))
+        context = context_data(candidacy, event, routed, self.recruiter)
         return {**context, "message_id": str(message.id), "kind": message.kind}
 
 

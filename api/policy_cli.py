@@ -38,7 +38,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _resolve(name: str | None, version: int | None = None) -> CadencePolicy:
+def resolve_policy(name: str | None, version: int | None = None) -> CadencePolicy:
     """The default policy for no name; a path to a TOML file; or a policy published
     in the store (its latest version unless ``version`` is given)."""
     from api.wiring import build_candidacies
@@ -84,7 +84,7 @@ def show(
     from engine.policy import policy_to_toml
 
     try:
-        policy = _resolve(name, version)
+        policy = resolve_policy(name, version)
     except CloserError as exc:
         raise _fail(str(exc)) from None
     typer.echo(policy_to_toml(policy), nl=False)

@@ -85,15 +85,15 @@ def open_source(name: str) -> Any:
     return SQLiteSource(path)
 
 
-def resolve_policy(name: str) -> CadencePolicy:
+def _resolve_ref(name: str) -> CadencePolicy:
     """A TOML file, ``default``, or a published policy (``name``: its latest version, or
     ``name@version``), as `closer policy show` resolves them."""
-    from api.policy_cli import _resolve
+    from api.policy_cli import resolve_policy
 
     policy_name, _, version = name.partition("@")
     if version and not version.isdigit():
         raise InvalidInput("--policy", f"{name!r}: the version after @ is a whole number")
-    return _resolve(policy_name, int(version) if version else None)
+    return resolve_policy(policy_name, int(version) if version else None)
 
 
 def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:
@@ -217,7 +217,7 @@ def _replay(policy: list[str], source: str, where: list[str], since: str | None,
             workers: int) -> None:
     from engine.replay import Filters, replay
 
-    policies = _labelled(policy, [resolve_policy(p) for p in policy])
+    policies = _labelled(policy, [_resolve_ref(p) for p in policy])
     filters = Filters.parse(where, since)
     moment = _until(until)
     events = open_source(source)
@@ -443,7 +443,7 @@ def _tune(vary: list[str], base: str, objective: str, source: str, where: list[s
     from engine.replay import Filters, ReplayPolicy, replay
 
     order = parse_objective(objective)
-    grid = variants(resolve_policy(base), [parse_vary(v) for v in vary])
+    grid = variants(_resolve_ref(base), [parse_vary(v) for v in vary])
     policies = [ReplayPolicy(policy, label) for label, policy in grid]
     events = open_source(source)
     filters = Filters.parse(where, since)
@@ -504,7 +504,7 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
     if code is not None and code not in MEAN_DAYS:
         raise InvalidInput("--country", f"{country!r} is not in the published table: "
                                         f"{', '.join(MEAN_DAYS)}")
-    live = resolve_policy(policy)
+    live = _resolve_ref(policy)
     first_day = parse_moment(start, "--start").date()
     if first_day > last_start:
         # Interviews fall in the year from --start and their follow-up runs for months more.

@@ -16,12 +16,11 @@ copy a command can also be decided on an event loop and its write awaited there
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -657,8 +656,7 @@ class Candidacies(Application[UUID]):
         due to them in memory; nothing is saved until `record_decisions`."""
         now = now or self.clock.now()
         decisions = PolicyDecisions(now=now, limit=limit)
-        with _cyclic_gc_paused():
-            self._decide(decisions, candidacy_ids)
+        self._decide(decisions, candidacy_ids)
         return decisions
 
     def _decide(self, decisions: PolicyDecisions, candidacy_ids: list[Any]) -> None:
@@ -1087,25 +1085,6 @@ def apply_action(candidacy: Candidacy, actor: Actor, now: datetime, action: Acti
     else:
         candidacy.send_reminder(actor, now, kind=action.kind, key=action.key,
                                 decided_by=decided_by)
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (reference counting still frees).
-
-    Deciding a page builds tens of thousands of short-lived, acyclic objects (decoded
-    events, aggregates, plans); every few hundred allocations the collector walked
-    them and then the whole heap, a fifth of a busy tick's CPU.  Re-enabled on the
-    way out, exceptions included, unless it was already off.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _project(aggregate: Any, events: Any) -> Any:

@@ -134,7 +134,7 @@ class Candidacy(Aggregate):
             candidacy.thank_yous.append({"medium": self.medium, "to": self.to,
                                          "sent_at": self.occurred_at})
             candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
-            if self.stage == "awaiting":
+            if self.stage == Stage.AWAITING:
                 candidacy.awaiting_since = self.occurred_at
                 # The panel is thanked: a thank-you still pending has nothing left to do.
                 candidacy.pending_thank_you = None
@@ -227,7 +227,7 @@ class Candidacy(Aggregate):
                                              "sent_at": self.occurred_at})
                 candidacy.thanked = sorted(set(candidacy.thanked) | set(pending["to"]))
                 candidacy.pending_thank_you = None
-                if self.stage == "awaiting":
+                if self.stage == Stage.AWAITING:
                     candidacy.awaiting_since = self.occurred_at
                 return
             nudge = candidacy.nudge_of(self.trigger_version)

@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import datetime, time
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -599,6 +599,21 @@ class CadencePolicy(BaseModel):
             country, subdivision, self.working_week.weekday_numbers,
             self.holidays.honour, self.holidays.observed,
         )
+
+    @cached_property
+    def places(self) -> dict[tuple[Any, str | None, str | None], Any]:
+        """The cadence's calendar maths for each candidacy place (time zone, country,
+        subdivision) under these rules, filled by `engine.cadence.place_of`: kept with the
+        policy, which is frozen, so nothing derived from it goes stale."""
+        return {}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> CadencePolicy:
+        """pydantic's copy, less the `places` derived from the original's rules (``update``
+        may change them)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("places", None)
+        return copied
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical TOML: changes whenever any rule changes."""

@@ -22,7 +22,6 @@ regular Python classes (``mypyc_attr(native_class=False)``).
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import sqlite3
 import time as _time
@@ -390,7 +389,7 @@ class ReplayTarget:
             if (spec.name == "MessageDelivered" and pending is not None
                     and pending["decided_by"] is not None
                     and pending["decided_by"]["key"] == decided_key
-                    and state.stage != "stalled"):
+                    and state.stage != Stage.STALLED):
                 self._deliver(fact.channel, fact.occurred_at)  # (its moment, not its order)
             return APPLIED
         try:
@@ -400,7 +399,7 @@ class ReplayTarget:
                 stage = TRANSITIONS.target(state.stage, spec.command, state,
                                            at=fact.timestamp, **spec.guard(fact))
         except IllegalCommand:
-            if state.stage == "stalled":
+            if state.stage == Stage.STALLED:
                 return REFUSED
             # A person's message the counterfactual made redundant (the policy already
             # thanked): nothing to fold.  Any other fact refused ends the replay too.
@@ -453,6 +452,7 @@ class ReplayPolicy:
     def __init__(self, policy: CadencePolicy, label: str | None = None) -> None:
         self.__dict__.update({name: getattr(policy, name) for name in type(policy).model_fields})
         self.policy = policy
+        self.places = policy.places  # the calendar maths `plan` keeps with the policy
         self.label = label or f"{policy.name} v{policy.version}"
 
     def work_calendar(self, country: str | None, subdivision: str | None = None) -> WorkCalendar:
@@ -588,7 +588,7 @@ class Metrics:
 
     def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
         outcome = state.outcome
-        if not (state.stage == "stalled" and outcome and outcome["kind"] == "stalled"):
+        if not (state.stage == Stage.STALLED and outcome and outcome["kind"] == "stalled"):
             self.ended_early += 1
             return
         # Stalled by the policy: did the employer reply later in this round?
@@ -990,27 +990,21 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
                       progress: Callable[[int], None] | None) -> ReplayResult:
     result = ReplayResult([Metrics(p.label) for p in policies])
     runs = list(zip(policies, result.metrics, strict=True))
-    # Replay allocates many short-lived objects and no cycles: collect garbage rarely.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        for history in candidacy_histories(source.batches(partition), counter=progress):
-            result.events += history.events
-            result.candidacies += 1
-            facts = history.facts
-            if not facts or facts[0].name != "InterviewRecorded":
-                result.malformed += 1
-                continue
-            if not filters.admit(history):
-                continue
-            result.replayed += 1
-            for policy, metrics in runs:
-                target = ReplayTarget()
-                target.read(history)
-                drive(target, facts, policy, until=until,  # type: ignore[arg-type]
-                      tally=metrics)
-    finally:
-        gc.set_threshold(*thresholds)
+    for history in candidacy_histories(source.batches(partition), counter=progress):
+        result.events += history.events
+        result.candidacies += 1
+        facts = history.facts
+        if not facts or facts[0].name != "InterviewRecorded":
+            result.malformed += 1
+            continue
+        if not filters.admit(history):
+            continue
+        result.replayed += 1
+        for policy, metrics in runs:
+            target = ReplayTarget()
+            target.read(history)
+            drive(target, facts, policy, until=until,  # type: ignore[arg-type]
+                  tally=metrics)
     return result
 
 

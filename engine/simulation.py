@@ -44,6 +44,7 @@ from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action, plan
 from engine.candidacy import Candidacy
 from engine.errors import CloserError, IllegalCommand
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
 from engine.values import Actor
 
@@ -202,7 +203,7 @@ class AggregateTarget:
         try:
             getattr(self.state, fact.command)(self.actor, fact.at, **fact.kwargs)
         except IllegalCommand:
-            return REFUSED if self.state.stage == "stalled" else SKIPPED
+            return REFUSED if self.state.stage == Stage.STALLED else SKIPPED
         return APPLIED
 
     def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
