@@ -127,6 +127,22 @@ class EventChain:
             return []
         rows: list[EventHash] = []
         tips: dict[UUID, tuple[int, bytes]] = {}
+        firsts: dict[UUID, int] = {}
+        for stored in stored_events:
+            firsts.setdefault(UUID(str(stored.originator_id)), stored.originator_version)
+        with self._tips_lock:
+            remembered = self._tips or {}
+            for uid, version in firsts.items():
+                tip = remembered.get(uid)
+                if version == 1:
+                    tips[uid] = (0, GENESIS)
+                elif tip is not None and tip[0] == version - 1:
+                    tips[uid] = tip
+        unknown = {uid: version - 1 for uid, version in firsts.items() if uid not in tips}
+        if unknown:
+            # A page of the scheduler's candidacies last written by another process: their
+            # predecessors in one query, not one round trip each.
+            tips.update(self.select_event_hashes(unknown))
         for stored in stored_events:
             uid = UUID(str(stored.originator_id))
             version = stored.originator_version
@@ -180,6 +196,10 @@ class EventChain:
         """``(version, hash)`` of ``uid``'s highest hashed event below ``version``."""
         raise NotImplementedError
 
+    def select_event_hashes(self, wanted: dict[UUID, int]) -> dict[UUID, tuple[int, bytes]]:
+        """``(version, hash)`` recorded for each of ``wanted``'s (id, version), those found."""
+        raise NotImplementedError
+
 
 class ChainQueries(EventChain):
     """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`)."""
@@ -190,6 +210,18 @@ class ChainQueries(EventChain):
             "originator_id=? AND originator_version<? ORDER BY originator_version DESC "
             "LIMIT 1", (self._id_param(uid), version))  # type: ignore[attr-defined]
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def select_event_hashes(self, wanted: dict[UUID, int]) -> dict[UUID, tuple[int, bytes]]:
+        keys = {self._id_param(uid): uid for uid in wanted}  # type: ignore[attr-defined]
+        params: list[Any] = []
+        for key, version in zip(keys, wanted.values(), strict=True):
+            params += [key, version]
+        rows = self._select(  # type: ignore[attr-defined]
+            f"WITH wanted (id, version) AS (VALUES {', '.join(['(?, ?)'] * len(keys))}) "
+            "SELECT h.originator_id, h.originator_version, h.event_hash FROM wanted JOIN "
+            "closer_event_hashes h ON h.originator_id = wanted.id AND "
+            "h.originator_version = wanted.version", params)
+        return {keys[r[0]]: (int(r[1]), bytes(r[2])) for r in rows}
 
     def select_audit_log(self, after: int, limit: int) -> list[Any]:
         """Up to ``limit`` events after notification id ``after``, in log order, each
@@ -323,6 +355,12 @@ class AuditedMemoryRecorder(EventChain, CloserMemoryRecorder):
                 return None
             row = self._event_hashes[(uid, max(below))]
         return row.version, row.hash
+
+    def select_event_hashes(self, wanted: dict[UUID, int]) -> dict[UUID, tuple[int, bytes]]:
+        with self._database_lock:
+            found = {uid: self._event_hashes.get((uid, version))
+                     for uid, version in wanted.items()}
+        return {uid: (row.version, row.hash) for uid, row in found.items() if row is not None}
 
     def _hash_of(self, uid: UUID, version: int) -> tuple[bytes | None, bytes | None]:
         row = self._event_hashes.get((uid, version))

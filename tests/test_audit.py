@@ -316,3 +316,28 @@ def test_a_command_awaited_on_the_event_loop_is_chained_too(candidacies: Candida
     assert candidacies.recorder.count_event_hashes() == 2
     assert audit.verify(candidacies.recorder, PUBLIC).intact
     assert audit.verify_chain(candidacies.recorder, UUID(candidacy_id)) == []
+
+
+def test_a_cold_write_of_many_aggregates_reads_their_predecessors_in_one_query(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick's page in a process that did not write those candidacies last (the
+    scheduler's own application object): one query for all predecessors."""
+    from eventsourcing.persistence import StoredEvent
+
+    app, raw, ids = store
+    recorder = app.recorder
+    recorder.forget_tips()
+    calls = {"batch": 0, "one": 0}
+    batch, one = recorder.select_event_hashes, recorder.select_chain_tip
+    monkeypatch.setattr(recorder, "select_event_hashes",
+                        lambda wanted: calls.__setitem__("batch", calls["batch"] + 1)
+                        or batch(wanted))
+    monkeypatch.setattr(recorder, "select_chain_tip",
+                        lambda *a: calls.__setitem__("one", calls["one"] + 1) or one(*a))
+    events = []
+    for key, version in (("second", 2), ("third", 1)):
+        _, topic, state = raw.event(ids[key], version)
+        events.append(StoredEvent(UUID(ids[key]), version + 1, topic, state))
+    recorder.insert_events(events)
+    assert calls == {"batch": 1, "one": 0}
+    assert audit.verify(recorder, PUBLIC).intact
