@@ -11,7 +11,7 @@ Two halves, both run by `Dispatcher.run_once`:
    (`CorruptHistory`: its event, or the history its candidacy needs) is logged at error
    level and recorded as `PassedOver` in that same save, then passed over: one poison
    event never stops the follow (`closer doctor` lists both).
-2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
+2. **deliver**: reads the due rows (`adapters.outbox_rows`), renders with
    the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
    (never sent), or `ApprovalRequested` when the workspace wants a person to approve
    first (`approve` lets it go), or delivers and records `Proofed` + `Sent`.  Any
@@ -55,12 +55,12 @@ from pydantic import ValidationError
 from adapters.base import Adapter, Registry, refuse_postal
 from adapters.errors import AdapterError, DeliveryError, UnknownChannel
 from adapters.message import Kind, MessageContext, message_id, plain_error
+from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, message_rows, use
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.errors import CorruptHistory, IllegalCommand
 from engine.lifecycle import Stage
-from engine.store import MessageRow, PassedOver
 from engine.values import Actor
 
 log = structlog.get_logger("closer.outbox")
@@ -498,6 +498,9 @@ class Dispatcher:
     approval_workspaces: frozenset[str] = frozenset()
     _lock: Any = None
 
+    def __post_init__(self) -> None:
+        use(self.app)  # the outbox's tables, written with its saves
+
     # -- running ------------------------------------------------------------------
 
     def run_once(self, *, drain: bool = True) -> DispatchReport:
@@ -652,8 +655,7 @@ class Dispatcher:
         drain instead of looping.  An unreachable store stops the pass (it raises).
         """
         report = report if report is not None else DispatchReport()
-        rows = self.app.recorder.select_deliverable_messages(self.app.clock.now(),
-                                                             limit=self.batch_size)
+        rows = deliverable_messages(self.app, self.app.clock.now(), limit=self.batch_size)
         handled = 0
         for row in rows:
             try:
@@ -939,5 +941,5 @@ def history(app: Any, message_id: str) -> list[tuple[str, Data]]:
 
 def messages(app: Any, *, candidacy_id: str | None = None,
              status: str | None = None) -> list[MessageRow]:
-    """The current rows of messages (see `engine.store.MessageRow`)."""
-    return app.recorder.select_message_rows(candidacy_id=candidacy_id, status=status)
+    """The current rows of messages (see `adapters.outbox_rows.MessageRow`)."""
+    return message_rows(app, candidacy_id=candidacy_id, status=status)

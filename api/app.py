@@ -10,6 +10,7 @@ runs them in its thread pool); the event stream and the dependencies that do no 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -24,10 +25,13 @@ import uvicorn
 import uvicorn.supervisors
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import assets, problems
+from api import assets, dashboard, problems
 from api.auth import Role, TokenVerifier, create_token
+from api.dashboard.pages import PREFIX as DASHBOARD
+from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
 from api.dependencies import InFlight, commands_inline, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
@@ -117,15 +121,25 @@ def create_app(settings: Settings | None = None, *,
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
     app.state.commands_inline = commands_inline(application, settings.workers)
+    app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
         app.include_router(router)
+    dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
-                       max_depth=settings.max_json_depth)
+                       max_depth=settings.max_json_depth, form_prefix=f"{DASHBOARD}/")
     app.add_middleware(RequestLog)  # outermost: it logs the refusals too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _session_secret(settings: Settings) -> str:
+    """The key of the dashboard's session cookies: the settings', else one drawn for this
+    app (`serve` draws one for all its worker processes)."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    return secrets.token_urlsafe(32)
 
 
 def server_app() -> FastAPI:
@@ -161,6 +175,13 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
     admin token of the demo workspace is printed; then `run_server`."""
     if demo:
         settings = demo_settings(settings)  # alerts reach a demo recruiter
+    if settings.session_secret is None:
+        # One key for every worker process (they read their settings afresh): sessions
+        # last until this server stops.
+        os.environ["CLOSER_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        get_settings.cache_clear()
+        settings = settings.model_copy(update={
+            "session_secret": SecretStr(os.environ["CLOSER_SESSION_SECRET"])})
     # Create the tables once here, not racing in every worker; fail early if unreachable.
     candidacies = build_candidacies(settings, clock=SystemClock())
     try:
@@ -170,8 +191,9 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
                 echo("Loaded the demo candidacies.")
             token = create_token(candidacies, workspace=COACH.workspace, role=Role.ADMIN)
             url = f"http://{settings.host}:{settings.port}"
-            echo(f"Closer API at {url}  (docs: {url}/docs)")
-            echo(f"Admin token for workspace {COACH.workspace!r} (shown once):\n  {token}")
+            echo(f"Closer at {url}  (dashboard: {url}/dashboard/today, API docs: {url}/docs)")
+            echo(f"Admin token for workspace {COACH.workspace!r} (shown once; paste it to "
+                 f"sign in to the dashboard):\n  {token}")
             echo(f"Try: curl -H 'Authorization: Bearer {token}' {url}/candidacies")
     finally:
         candidacies.close()

@@ -314,26 +314,30 @@ def doctor(
     """Decode every stored event and snapshot; list each one that cannot be read (exit
     code 1 when any), and the notifications the outbox passed over."""
     import json
+    from dataclasses import asdict
 
+    from adapters.outbox_rows import passed_over
     from api.wiring import build_candidacies
     from engine.doctor import diagnose
 
     candidacies = build_candidacies()
     try:
         diagnosis = diagnose(candidacies)
+        passed = passed_over(candidacies)
     finally:
         candidacies.close()
     if as_json:
-        typer.echo(json.dumps(diagnosis.as_dict(), indent=2))
+        typer.echo(json.dumps({**diagnosis.as_dict(), "passed_over": [
+            {**asdict(p), "at": p.at.isoformat()} for p in passed]}, indent=2))
     else:
         for bad in diagnosis.undecodable:
             at = f", notification {bad.notification_id}" if bad.notification_id else ""
             typer.echo(f"undecodable {bad.record}: {bad.originator_id} version {bad.version}"
                        f"{at} ({bad.topic}): {bad.error}")
-        for passed in diagnosis.passed_over:
-            typer.echo(f"passed over by the {passed.reader.lower()}: notification "
-                       f"{passed.notification_id} ({passed.originator_id} version "
-                       f"{passed.originator_version}) at {passed.at.isoformat()}")
+        for one in passed:
+            typer.echo(f"passed over by the {one.reader.lower()}: notification "
+                       f"{one.notification_id} ({one.originator_id} version "
+                       f"{one.originator_version}) at {one.at.isoformat()}")
         typer.echo(f"scanned {diagnosis.events} events and {diagnosis.snapshots} snapshots: "
                    + (f"{len(diagnosis.undecodable)} cannot be read"
                       if diagnosis.undecodable else "all readable"))

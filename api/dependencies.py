@@ -171,10 +171,11 @@ class CommandRunner:
         return Actor(user=self.principal.user, workspace=self.principal.workspace,
                      on_behalf_of=on_behalf_of)
 
-    async def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
-        """Open a candidacy (there is no version to expect yet), in a command thread (or
-        on the event loop, see `commands_inline`)."""
-        return await self._call(self._record, details, on_behalf_of)
+    async def record(self, details: NewCandidacy, on_behalf_of: str | None,
+                     policy: dict[str, Any] | None = None) -> Outcome:
+        """Open a candidacy (there is no version to expect yet) on ``policy`` (default: the
+        application's), in a command thread (or on the event loop, see `commands_inline`)."""
+        return await self._call(self._record, details, on_behalf_of, policy)
 
     async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
@@ -204,10 +205,12 @@ class CommandRunner:
             return function(*args, **kwargs)
         return await _in_worker(function, *args, **kwargs)
 
-    def _record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
+    def _record(self, details: NewCandidacy, on_behalf_of: str | None,
+                policy: dict[str, Any] | None = None) -> Outcome:
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             outcome = self.candidacies.record_interview(
-                self.actor(on_behalf_of), details, idempotency_key=self.idempotency_key)
+                self.actor(on_behalf_of), details, policy=policy,
+                idempotency_key=self.idempotency_key)
         return self._answered(outcome)
 
     def _run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,

@@ -231,6 +231,7 @@ def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str |
     from adapters.errors import AdapterError
     from adapters.message import MessageContext, plain_error
     from adapters.outbox import TRACKING_NAME
+    from adapters.outbox_rows import deliverable_messages
     from adapters.proofing import prepare
 
     app = dispatcher.app
@@ -247,7 +248,7 @@ def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str |
                     if not recorder.select_events(message.id, limit=1):
                         found.setdefault(message.id, message)
         position = page[-1].id
-    for row in recorder.select_deliverable_messages(now, limit=10_000):
+    for row in deliverable_messages(app, now, limit=10_000):
         found.setdefault(UUID(row.id), app.repository.get(UUID(row.id)))
     out: list[tuple[OutboxMessage, Any, Any, str | None]] = []
     for message in found.values():

@@ -185,13 +185,21 @@ class Candidacies(Application[UUID]):
         self, actor: Actor, details: NewCandidacy | dict[str, Any], *,
         policy: dict[str, Any] | None = None, idempotency_key: str | None = None,
     ) -> Outcome:
-        """Open a candidacy from its first interview."""
+        """Open a candidacy from its first interview, on ``policy`` (a published version),
+        else the version its workspace starts new candidacies on, else the default."""
         interview = validated(NewCandidacy, details)
-        fingerprint = _fingerprint("record_interview", None, interview.model_dump(mode="json"))
+        fields = interview.model_dump(mode="json")
+        if policy is not None:
+            fields["policy"] = policy  # (absent when not given: older keys still match)
+        fingerprint = _fingerprint("record_interview", None, fields)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
-        policy = dict(policy or self.default_policy)
+        if policy is None:
+            # The workspace's chosen starting version, else the application's default.
+            starting = self.policies.starting(actor.workspace)
+            policy = starting.as_dict() if starting else self.default_policy
+        policy = dict(policy)
         self.policies.get(policy["name"], policy["version"])  # refuse an unpublished one
         data = interview.model_dump(mode="python")
         candidacy = Candidacy.record_interview(
@@ -511,16 +519,21 @@ class Candidacies(Application[UUID]):
         return self._execute(actor, candidacy_id, "start_next_round",
                              details.model_dump(mode="json"), command, **options)
 
-    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: int,
-                       **options: Any) -> Outcome:
-        """Move the candidacy to another cadence policy version (recorded, never silent)."""
+    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: int, *,
+                       reason: str | None = None, **options: Any) -> Outcome:
+        """Move the candidacy to another published cadence policy version, recorded as
+        `PolicyMigrated` (from, to, who, why); the scheduler then decides with it.  Refused
+        for a stalled candidacy (its follow-up is over) and for the version it is on."""
         name = _text("policy", name)
         if not isinstance(version, int) or version < 1:
             raise InvalidInput("version", "a policy version is a whole number from 1")
+        reason = None if reason is None else _text("reason", reason)
         self.policies.get(name, version)  # refuse an unpublished one
         policy = {"name": name, "version": version}
-        return self._execute(actor, candidacy_id, "migrate_policy", policy,
-                             lambda c, now: c.migrate_policy(actor, now, policy=policy),
+        args = {**policy, **({"reason": reason} if reason else {})}
+        return self._execute(actor, candidacy_id, "migrate_policy", args,
+                             lambda c, now: c.migrate_policy(actor, now, policy=policy,
+                                                             reason=reason),
                              **options)
 
     def correct_details(self, actor: Actor, candidacy_id: Any,

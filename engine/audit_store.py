@@ -29,8 +29,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.sql import SQL
 
 from closer_verify.records import GENESIS, event_hash
+from engine.follower import Tx
 from engine.memory_store import CloserMemoryRecorder
-from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
+from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder, ExtraTable
 
 TIPS = 10_000
 """How many aggregates' last chain hashes a recorder remembers (a command on one of them
@@ -86,12 +87,25 @@ SQLITE_TABLES = _tables("TEXT", "BLOB", " WITHOUT ROWID")
 POSTGRES_TABLES = _tables("UUID", "BYTEA")
 
 
-def write_event_hashes(executemany: Any, q: Any, id_param: Any, kwargs: dict[str, Any]) -> None:
-    """The ``event_hashes`` of a save, inside its transaction (`engine.store._write_extras`)."""
-    rows: Sequence[EventHash] | None = kwargs.get("event_hashes")
-    if rows:
-        executemany(q(INSERT_HASHES), [(id_param(r.originator_id), r.version, r.previous,
-                                        r.hash) for r in rows])
+class EventHashes(ExtraTable):
+    """``closer_event_hashes`` as an `engine.store.ExtraTable` (the save keyword
+    ``event_hashes``), with the checkpoints' table created beside it: written in the
+    events' transaction on SQLite and PostgreSQL.  One per dialect, as the id's and the
+    hashes' column types differ."""
+
+    keyword = "event_hashes"
+
+    def __init__(self, statements: Sequence[str], id_param: Any) -> None:
+        self.statements = tuple(statements)
+        self._id_param = id_param
+
+    def write(self, tx: Tx, rows: Sequence[EventHash]) -> None:
+        tx.executemany(INSERT_HASHES, [(self._id_param(r.originator_id), r.version,
+                                        r.previous, r.hash) for r in rows])
+
+    def hold(self, held: dict[Any, Any], rows: Sequence[EventHash]) -> None:
+        raise NotImplementedError("the in-memory store holds the hashes itself "
+                                  "(AuditedMemoryRecorder)")
 
 
 class EventChain:
@@ -300,13 +314,9 @@ class ChainQueries(EventChain):
 class AuditedSQLiteRecorder(ChainQueries, CloserSQLiteRecorder):
     """Closer's SQLite recorder, each write chained (the store's default)."""
 
-    def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + SQLITE_TABLES
-
-    def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        write_event_hashes(c.executemany, self._q, self._id_param, kwargs)
-        return ids
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_table(EventHashes(SQLITE_TABLES, self._id_param))
 
     def _write_audit(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -316,15 +326,9 @@ class AuditedSQLiteRecorder(ChainQueries, CloserSQLiteRecorder):
 class AuditedPostgresRecorder(ChainQueries, CloserPostgresRecorder):
     """Closer's PostgreSQL recorder, each write chained (the store's default)."""
 
-    def __init__(self, datastore: Any, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        for statement in POSTGRES_TABLES:
-            self.sql_create_statements.append(SQL(statement))  # type: ignore[arg-type]
-
-    def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        write_event_hashes(lambda sql, params: curs.executemany(SQL(sql), params), self._q,
-                           self._id_param, kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_table(EventHashes(POSTGRES_TABLES, self._id_param))
 
     def _write_audit(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         with (self.datastore.get_connection() as conn, conn.transaction(),
@@ -341,10 +345,18 @@ class AuditedMemoryRecorder(EventChain, CloserMemoryRecorder):
         self._event_hashes: dict[tuple[UUID, int], EventHash] = {}
         self._checkpoints: list[Checkpoint] = []
 
+    # Not an added table here: `CloserMemoryRecorder` stages an added table's rows on a
+    # copy of all it holds, which for one row per event made every save copy the whole
+    # history.  The hashes are written after every check, under the same lock, instead.
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        kwargs.pop(EventHashes.keyword, None)
+        super()._assert_uniqueness(stored_events, **kwargs)
+
     def _update_table(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
+        rows = kwargs.pop(EventHashes.keyword, None) or ()
         ids = super()._update_table(stored_events, **kwargs)
-        for row in kwargs.get("event_hashes") or ():
+        for row in rows:
             self._event_hashes[(row.originator_id, row.version)] = row
         return ids
 

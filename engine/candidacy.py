@@ -356,8 +356,12 @@ class Candidacy(Aggregate):
             candidacy.begin_round(self.interview)
 
     class PolicyMigrated(Event):
+        """Moved to another published policy version: ``previous`` is the one it left,
+        ``reason`` why (given by the person who moved it, if they said)."""
+
         policy: Data
         previous: Data
+        reason: str | None = None  # (events recorded before reasons were kept have none)
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.policy = self.policy
@@ -662,10 +666,16 @@ class Candidacy(Aggregate):
         self._trigger("start_next_round", self.RoundStarted, actor, at, round=self.round + 1,
                       interview=interview)
 
-    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data) -> None:
-        """Move the candidacy to another cadence policy (name and version)."""
+    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data,
+                       reason: str | None = None) -> None:
+        """Move the candidacy to another cadence policy (name and version); from then on
+        the scheduler decides with that version."""
+        TRANSITIONS.target(self.stage, "migrate_policy", self, at=at)  # a final stage first
+        if policy == self.policy:
+            raise InvalidInput("policy", f"the candidacy already runs under {policy['name']}"
+                                         f"@{policy['version']}")
         self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
-                      previous=self.policy)
+                      previous=self.policy, **_given(reason=reason))
 
     def correct_details(self, actor: Actor, at: datetime, *, person: str, field: str,
                         value: str) -> None:

@@ -43,8 +43,9 @@ _LOCK_KEY = 0x436C6F736572 + 1  # an advisory lock while creating the read model
 
 
 class Tx:
-    """The statements of one read-model transaction, in portable SQL (``?`` placeholders,
-    rows as tuples), so a read model's handlers run unchanged on both stores."""
+    """The statements of one transaction (a read model's batch, or an `ExtraTable`'s rows
+    in a save), in portable SQL (``?`` placeholders, rows as tuples), so the same code
+    runs unchanged on both stores."""
 
     def __init__(self, cursor: Any, placeholder: str) -> None:
         self._cursor = cursor
@@ -63,6 +64,10 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""
         self._cursor.execute(self._q(sql), tuple(params))
+
+    def executemany(self, sql: str, params_seq: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per parameter tuple."""
+        self._cursor.executemany(self._q(sql), params_seq)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one query and answer its rows as tuples."""

@@ -65,6 +65,7 @@ __all__ = [
     "WorkingWeek",
     "default_policy",
     "diff_policies",
+    "rule_fields",
     "load_policy",
     "parse_policy",
     "policy_from_dict",
@@ -802,6 +803,11 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = value
     return flat
+
+
+def rule_fields(policy: CadencePolicy) -> dict[str, Any]:
+    """Every field of ``policy`` by dotted path, in field order, as written in TOML."""
+    return _leaves(policy.model_dump(mode="json"))
 
 
 def diff_policies(a: CadencePolicy, b: CadencePolicy) -> list[PolicyChange]:

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from adapters.email import EmailAdapter
 from adapters.outbox import Dispatcher, messages
+from adapters.outbox_rows import passed_over
 from api.app import create_app
 from api.auth import create_token
 from api.cli import app as cli
@@ -150,7 +151,7 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert (dispatched.queued, dispatched.sent, dispatched.passed_over) == (1, 1, 2)
     assert [row.candidacy_id for row in messages(candidacies)] == [healthy]
     assert len(smtp_server.sink.received) == 1
-    passed = candidacies.recorder.select_passed_over()  # type: ignore[attr-defined]
+    passed = passed_over(candidacies)
     assert [(p.reader, p.notification_id, p.originator_id, p.originator_version)
             for p in passed] == [("Outbox", position, poisoned, 2),
                                  ("Outbox", notification_of(candidacies, poisoned, 3),
@@ -158,7 +159,7 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert all("version 2" in p.error for p in passed)
     again = dispatcher.run_once()  # past it for good: not passed over twice, nothing stuck
     assert (again.queued, again.sent, again.passed_over) == (0, 0, 0)
-    assert len(candidacies.recorder.select_passed_over()) == 2  # type: ignore[attr-defined]
+    assert len(passed_over(candidacies)) == 2
 
     # `closer doctor` names it, and exits 1.
     result = doctor(database_url, monkeypatch)
@@ -377,6 +378,6 @@ def test_an_event_that_decodes_without_its_fields_is_passed_over_by_the_outbox(
 
     queued = messages(candidacies)
     assert [(m.candidacy_id, m.kind) for m in queued] == [(healthy, "next_step_invite")]
-    [passed] = candidacies.recorder.select_passed_over()  # type: ignore[attr-defined]
+    [passed] = passed_over(candidacies)
     assert (passed.originator_id, passed.originator_version) == (poisoned, 3)
     assert "its messages cannot be worked out" in passed.error

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 from test_api_serve import GUARD_SECONDS, ROOT, demo_token, free_port
 
+from adapters.outbox_rows import MessageRow, message_rows
 from api.app import seed_demo_store
 from api.settings import Settings
 from engine.application import Candidacies
-from engine.store import MessageRow, eventsourcing_env
+from engine.store import eventsourcing_env
 
 NUDGES = {"nudge_email", "nudge_voicemail", "offer_nudge"}
 
@@ -31,7 +32,7 @@ def no_settings() -> dict[str, str]:
 def stored_messages(url: str) -> list[MessageRow]:
     app = Candidacies(eventsourcing_env(url))
     try:
-        return app.recorder.select_message_rows()  # type: ignore[attr-defined,no-any-return]
+        return message_rows(app)
     finally:
         app.close()
 
@@ -122,7 +123,7 @@ def test_a_message_that_cannot_be_built_says_why_in_one_sentence(tmp_path: Path)
     dispatcher = build_dispatcher(app, settings)
     try:
         seed_demo(app, clock, dispatch=dispatcher.run_once, until=datetime.now(UTC))
-        blocked = [m for m in app.recorder.select_message_rows()  # type: ignore[attr-defined]
+        blocked = [m for m in message_rows(app)
                    if m.status == "blocked"]
     finally:
         dispatcher.release()

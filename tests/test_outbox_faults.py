@@ -16,6 +16,7 @@ from adapters.card import CardAdapter
 from adapters.console import ConsoleAdapter
 from adapters.message import Message, MessageContext
 from adapters.outbox import Backoff, Dispatcher, history, messages
+from adapters.outbox_rows import deliverable_messages
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
@@ -66,7 +67,7 @@ def thank_yous(app: Candidacies, *formats: str, follower: Dispatcher | None = No
         app.close_next_step(MAYA, candidacy_id, "a systems design interview")
     assert tick(app, NOON).actions["thank_you"] == len(formats)
     (follower or Dispatcher(app)).follow()
-    return [r.id for r in app.recorder.select_deliverable_messages(app.clock.now())]
+    return [r.id for r in deliverable_messages(app, app.clock.now())]
 
 
 def row(app: Candidacies, message_id: str) -> Any:

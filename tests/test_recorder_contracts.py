@@ -44,8 +44,8 @@ from engine.errors import InvalidInput
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
+    ExtraTable,
     IdempotencyRecord,
-    MessageRow,
     _as_persistence_errors,
     eventsourcing_env,
 )
@@ -262,14 +262,25 @@ def _events(n: int = 2) -> list[StoredEvent]:
     return [StoredEvent(uid, version, f"topic{version}", b"state") for version in range(1, n + 1)]
 
 
-def _extras() -> dict[str, Any]:
-    """Closer's rows, as a command's save writes them with its events."""
+class Notes(ExtraTable):
+    """Another layer's table, as `ExtraTable` lets the outbox add its own."""
+
+    keyword = "notes"
+    statements = ("CREATE TABLE IF NOT EXISTS contract_notes (id TEXT PRIMARY KEY, "
+                  "text TEXT NOT NULL)",)
+
+    def write(self, tx: Any, rows: Any) -> None:
+        tx.executemany("INSERT INTO contract_notes (id, text) VALUES (?, ?)", rows)
+
+
+def _extras(recorder: Any) -> dict[str, Any]:
+    """Closer's rows, as a command's save writes them with its events, and an added
+    table's."""
+    recorder.add_table(Notes())
     moment = datetime(2026, 12, 2, 9, tzinfo=UTC)
     row = CandidacyRow(str(uuid4()), "agency", "interviewed", 2, 1, "Ada", "Acme", "CTO",
                        moment, moment, {"n": 1})
-    message = MessageRow(str(uuid4()), row.id, "agency", "thank_you", "email", "queued", 0,
-                         moment, moment, {})
-    return {"rows": [row], "message_rows": [message],
+    return {"rows": [row], "notes": [(str(uuid4()), "a note")],
             "idempotency": IdempotencyRecord("agency", str(uuid4()), "f", {"ok": 1}, moment)}
 
 
@@ -336,14 +347,14 @@ class TestTheWritesAroundTheLibrary(OnPostgres):
         # The schema lock is held beside the pool: on one connection it waited for itself.
         self.env = {**self.env, "POSTGRES_CONNECT_TIMEOUT": "2"}
         recorder = self.create_recorder()
-        assert recorder.insert_events(_events(), **_extras()) is not None
+        assert recorder.insert_events(_events(), **_extras(recorder)) is not None
 
     def test_the_events_script_is_the_librarys_write(self) -> None:
         recorder = self.create_recorder()
-        events, extras = _events(), _extras()
+        events, extras = _events(), _extras(recorder)
         with _sent_by_ours(self.monkeypatch, ClientCursor) as ours:
             recorder.insert_events(events, **extras)
-        _emptied(self.url, "stored_events", "closer_candidacies", "closer_messages",
+        _emptied(self.url, "stored_events", "closer_candidacies", "contract_notes",
                  "closer_idempotency", "closer_event_hashes")
         recorder.forget_tips()
         recorder._chained(events, extras)  # the chain hashes our write adds to a save
@@ -416,7 +427,7 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
         recorder.insert_events(_events(1))
         terminate_connections(self.url)
 
-        ids = recorder.insert_events(_events(), **_extras())
+        ids = recorder.insert_events(_events(), **_extras(recorder))
 
         assert ids is not None and len(ids) == 2
 
