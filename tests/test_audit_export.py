@@ -182,3 +182,22 @@ def test_serves_checkpoint_worker_records_checkpoints_and_fails_on_a_broken_log(
         run_checkpoints(app, settings, stop, stop.set)
     assert [cp.seq for cp in app.recorder.select_checkpoints()] == [1]
     app.close()
+
+
+def test_an_export_of_a_time_range_and_its_csv(store: dict[str, Any]) -> None:
+    import csv
+
+    everything = _export(store, "all.jsonl", "--csv")
+    later = _export(store, "later.jsonl", "--from", "2026-11-26T00:00:00+00:00")
+    within = _export(store, "within.jsonl", "--from", "2026-11-25T00:00:00+00:00",
+                     "--to", "2026-11-26T00:00:00+00:00")
+    key = public_key_from_hex(store["public"])
+    total = check_export(everything.read_bytes().splitlines(), key)
+    assert check_export(later.read_bytes().splitlines(), key).events == 0
+    assert check_export(within.read_bytes().splitlines(), key).events == total.events == 8
+    rows = list(csv.DictReader((store["tmp"] / "all.jsonl.csv").open()))
+    assert len(rows) == 8
+    first = rows[0]
+    assert (first["type"], first["actor"], first["on_behalf_of"], first["workspace"]) == \
+        ("InterviewRecorded", "coach@agency.example", "maya", "agency")
+    assert first["at"].startswith("2026-11-25T10:00")
