@@ -654,7 +654,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     if parsed.scheme == "memory":
         return {
             "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
-            "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedMemoryRecorder",
             "MEMORY_STORE": (parsed.netloc + parsed.path).strip("/"),
         }
     if parsed.scheme == "sqlite":
@@ -666,7 +666,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserSQLiteRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedSQLiteRecorder",
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):
@@ -681,7 +681,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedPostgresRecorder",
         }
         return env
     raise InvalidInput(
