@@ -189,13 +189,13 @@ class Store:
         """What the Candidacy page reads: the candidacy, its timeline from the history,
         its messages' rows, the commands allowed now."""
         from adapters.outbox_rows import message_rows
-        from api.dashboard.candidacy import _forms, timeline
+        from api.dashboard.candidacy import command_forms, timeline
 
         cid = self.ids[i % len(self.ids)]
         candidacy = self.app.get(cid, WORKSPACE)
         timeline(self.app, candidacy)
         message_rows(self.app, candidacy_id=cid)
-        _forms(self.app, candidacy)
+        command_forms(self.app, candidacy)
 
     def close(self) -> None:
         if self.client is not None:

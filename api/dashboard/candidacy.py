@@ -82,7 +82,7 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     return lines
 
 
-def _forms(candidacies: Candidacies, candidacy: Candidacy) -> list[dict[str, Any]]:
+def command_forms(candidacies: Candidacies, candidacy: Candidacy) -> list[dict[str, Any]]:
     """The commands the playbook accepts now (guards asked), each with the rule that would
     refuse it without an override."""
     now = candidacies.clock.now()
@@ -115,7 +115,7 @@ def candidacy_page(request: Request, viewer: Viewer, candidacy_id: str, *, statu
     return render(
         request, viewer, "candidacy.html", status=status, page="dashboard_candidacies",
         candidacy=candidacy, lines=timeline(candidacies, candidacy), messages=cards,
-        forms=_forms(candidacies, candidacy) if viewer.can_act else [],
+        forms=command_forms(candidacies, candidacy) if viewer.can_act else [],
         paused=paused_now(candidacy, candidacies.clock.now()), local=lambda m: local(m, zone),
         error=error, mediums=[m.value for m in ThankYouMedium],
         channels=[c.value for c in NudgeChannel], reply_kinds=[k.value for k in ReplyKind],
