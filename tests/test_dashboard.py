@@ -77,6 +77,8 @@ def test_the_root_leads_to_today_which_asks_to_sign_in_first(app: Any) -> None:
         assert today.status_code == 303
         assert today.headers["location"] == \
             "/dashboard/sign-in?next=/dashboard/today%3Fcompany%3DNorthwind"
+        for path in ("/dashboard/stream", "/dashboard/messages", "/dashboard/candidacies"):
+            assert client.get(path, follow_redirects=False).status_code == 303, path
 
 
 @sqlite_only
