@@ -18,7 +18,7 @@ from adapters.outbox import messages
 from api.dashboard import outbox
 from api.dashboard.commands import COMMANDS, new_key, refusal, run
 from api.dashboard.filters import PageFilters
-from api.dashboard.pages import PREFIX, flash, render
+from api.dashboard.pages import PREFIX, flash, read_models, render
 from api.dashboard.session import Acting, PageError, SignedIn, Viewer
 from api.dashboard.today import local, paused_now
 from api.outbox_cli import build_dispatcher
@@ -132,7 +132,7 @@ def search(request: Request, viewer: SignedIn, filters: PageFilters,
     text = (q or "").replace("\x00", "").strip() or None
     rows = request.app.state.candidacies.rows(viewer.workspace, stage=stage or None,
                                               text=text, limit=100)
-    keep = filters.recruiter_ids(request.app.state.candidacies)
+    keep = filters.recruiter_ids(read_models(request))
     rows = [r for r in rows if filters.keeps(r, keep) and filters.in_range(r.updated_at)]
     return render(request, viewer, "candidacies.html", page="dashboard_candidacies",
                   filters=filters, rows=rows, q=text or "", stage=stage or "",

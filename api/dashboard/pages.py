@@ -10,13 +10,14 @@ from urllib.parse import quote, unquote
 
 import jinja2
 import structlog
+from eventsourcing.persistence import OperationalError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.routing import NoMatchFound
 
 from api import assets
 from api.dashboard.session import Viewer, current_session, remember
-from engine.follower import Follower, Lag
+from engine.follower import Follower, Lag, ReadModel
 
 log = structlog.get_logger("closer.dashboard")
 
@@ -67,20 +68,32 @@ def _nav(request: Request, current: str) -> list[dict[str, Any]]:
     return items
 
 
-def lags(request: Request) -> list[Lag] | None:
-    """How far each read model stands behind the log (None: they cannot be read here, as
-    on the in-memory store)."""
+def read_models(request: Request) -> dict[str, ReadModel] | None:
+    """The dashboard's read models on this app's store, by name, made once per app (None:
+    the store has none, as in memory)."""
     state = request.app.state
-    follower = getattr(state, "dashboard_follower", None)
-    if follower is None:
-        from api.read_models import read_models
+    models = getattr(state, "dashboard_read_models", None)
+    if models is None:
+        from api.read_models import read_models as build
 
         try:
-            follower = Follower(state.candidacies, read_models(state.candidacies))
+            models = {m.name: m for m in build(state.candidacies)}
         except TypeError:
             return None
-        state.dashboard_follower = follower
-    return follower.lags()
+        state.dashboard_read_models = models
+    return models  # type: ignore[no-any-return]
+
+
+def lags(request: Request) -> list[Lag] | None:
+    """How far each read model stands behind the log (None: they cannot be read here)."""
+    models = read_models(request)
+    if models is None:
+        return None
+    try:
+        return Follower(request.app.state.candidacies, list(models.values())).lags()
+    except OperationalError:  # a busy store must not take the page down with the strip
+        log.warning("read models' lag unavailable")
+        return None
 
 
 def render(request: Request, viewer: Viewer | None, template: str, *, status: int = 200,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.dashboard.filters import Filters, PageFilters
-from api.dashboard.pages import PREFIX, render
+from api.dashboard.pages import PREFIX, read_models, render
 from api.dashboard.session import SignedIn
 from engine.application import Candidacies
 from engine.cadence import Action, held_until, outstanding, plan
@@ -171,10 +171,11 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                                       due_local=local(at, zone), note=step["description"]))
 
 
-def the_day(candidacies: Candidacies, filters: Filters) -> Day:
+def the_day(candidacies: Candidacies, filters: Filters, keep: set[str] | None) -> Day:
+    """What the day holds for the candidacies the filters keep (``keep``: the ids the
+    recruiter filter keeps, None: any)."""
     now = candidacies.clock.now()
     day = Day()
-    keep = filters.recruiter_ids(candidacies)
     cursor: str | None = None
     while True:
         rows = candidacies.rows(filters.workspace, after=cursor, limit=_PAGE)
@@ -200,7 +201,8 @@ def the_day(candidacies: Candidacies, filters: Filters) -> Day:
 
 @router.get("/today", name="dashboard_today")
 def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
-    day = the_day(request.app.state.candidacies, filters)
+    day = the_day(request.app.state.candidacies, filters,
+                  filters.recruiter_ids(read_models(request)))
     return render(request, viewer, "today.html", page="dashboard_today", filters=filters,
                   day=day, hide_dates=True)  # the day is today
 
@@ -208,5 +210,6 @@ def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Resp
 @router.get("/today/items", name="dashboard_today_items")
 def today_items(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     """The day's lists alone, for the page's live refresh (htmx)."""
-    day = the_day(request.app.state.candidacies, filters)
+    day = the_day(request.app.state.candidacies, filters,
+                  filters.recruiter_ids(read_models(request)))
     return render(request, viewer, "today_items.html", filters=filters, day=day)
