@@ -106,8 +106,11 @@ def why_waiting(action: Action, candidacy: Candidacy, policy: CadencePolicy,
     if moment <= now:
         return None
     rule = action.rule
-    if rule.startswith(("patience", "follow_up", "nudge.spacing")) and \
-            moment.astimezone(zone).date() > now.astimezone(zone).date():
+    # Due later, on a later day, by a rule of patience or spacing: that rule holds it (a
+    # moment later the same day may be the send window's doing: `plan` moves a due moment
+    # into it, so the two read alike there).
+    if action.due_at > now and rule.startswith(("patience", "follow_up", "nudge.spacing")) \
+            and moment.astimezone(zone).date() > now.astimezone(zone).date():
         return f"patience until {local(moment, zone)} ({rule})"
     if _in_quiet_hours(now, zone, policy):
         return f"quiet hours until {local(moment, zone)}"
