@@ -65,6 +65,7 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     (read from the history itself, so a page is current the moment a form is sent)."""
     zone = ZoneInfo(candidacy.timezone)
     lines = []
+    asked: dict[str, str] = {}  # hesitation id -> its text: an answer shows its question
     for event in candidacies.events.get(candidacy.id):
         decided = getattr(event, "decided_by", None) or {}
         occurred = getattr(event, "occurred_at", None)
@@ -79,6 +80,10 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
             policy=f"{decided['policy']}@{decided['version']}" if decided.get("policy") else None,
             details={k: getattr(event, k) for k in _DETAILS.get(name, ())
                      if getattr(event, k, None) not in (None, [], "")}))
+        if name == "HesitationRaised":
+            asked[event.hesitation_id] = event.text
+        elif name == "HesitationAddressed" and event.hesitation_id in asked:
+            lines[-1].details = {"hesitation": asked[event.hesitation_id], **lines[-1].details}
     return lines
 
 
