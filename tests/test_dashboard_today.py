@@ -76,3 +76,11 @@ def test_a_paused_candidacy_waits_until_its_date_and_shows_on_today(
     policy = candidacies.policies.of(candidacy)
     [nudge] = [a for a in plan(candidacy, policy) if a.kind == "nudge"]
     assert not (why_waiting(nudge, candidacy, policy, clock.now()) or "").startswith("paused")
+
+
+@sqlite_only
+def test_an_open_ended_pause_shows_its_held_nudge_on_today(candidacies: Candidacies) -> None:
+    cid = candidacy_at(candidacies, COACH, "awaiting")
+    candidacies.pause_cadence(COACH, cid, "candidate travelling")
+    [item] = the_day(candidacies, EVERYONE, None).nudges
+    assert (item.candidacy_id, item.waits) == (cid, "paused until resumed (candidate travelling)")

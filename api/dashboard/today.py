@@ -30,6 +30,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 _PAGE = 200
 _NUDGES = ("nudge", "offer_nudge", "stall")
 _BEFORE_NEXT_STEP = ("interviewed", "hesitations_addressed")
+_WAITING = ("awaiting", "nudged")  # for the employer, where nudges come from
 
 
 @dataclass
@@ -161,6 +162,12 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                 candidacy, row, action.kind, due_at=action.due_at,
                 due_local=local(action.due_at, zone), rule=action.rule,
                 waits=why_waiting(action, candidacy, policy, now), note=action.note))
+    paused = paused_now(candidacy, now)
+    if paused is not None and paused.get("ends_at") is None and candidacy.stage in _WAITING \
+            and not any(a.kind in _NUDGES for a in actions):
+        # An open-ended pause holds the next nudge out of `plan` altogether: say so.
+        day.nudges.append(_item(candidacy, row, "nudge", rule="pause",
+                                waits=f"paused until resumed ({paused.get('reason')})"))
     if candidacy.stage == "nudged":
         last = candidacy.nudges[-1]["sent_at"] if candidacy.nudges else None
         day.replies.append(_item(candidacy, row, "reply", due_at=last,
