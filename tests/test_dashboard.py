@@ -77,6 +77,8 @@ def test_the_root_leads_to_today_which_asks_to_sign_in_first(app: Any) -> None:
         assert today.status_code == 303
         assert today.headers["location"] == \
             "/dashboard/sign-in?next=/dashboard/today%3Fcompany%3DNorthwind"
+        for path in ("/dashboard/stream", "/dashboard/messages", "/dashboard/candidacies"):
+            assert client.get(path, follow_redirects=False).status_code == 303, path
 
 
 @sqlite_only
@@ -283,6 +285,14 @@ def test_a_stale_form_is_refused_with_a_clear_message_and_not_applied(
     assert "version 1, it is now at version 2" in stale.text
     assert [h["text"] for h in candidacies.get(cid, WORKSPACE).hesitations] == [
         "Someone else's hesitation, meanwhile"]
+    # The timeline shows the hesitation with its answer.
+    [hesitation] = candidacies.get(cid, WORKSPACE).hesitations
+    candidacies.address_hesitation(COACH, cid, hesitation["id"], "I ran on-call for two years")
+    page = client.get(f"/dashboard/candidacies/{cid}").text
+    answered = page[page.index('data-type="HesitationAddressed"'):]
+    answered = answered[:answered.index("</li>")]
+    assert "I ran on-call for two years" in answered
+    assert "Someone else&#39;s hesitation, meanwhile" in answered
 
 
 @sqlite_only

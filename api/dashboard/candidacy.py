@@ -18,7 +18,7 @@ from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.commands import COMMANDS, new_key, refusal, run
 from api.dashboard.filters import PageFilters
-from api.dashboard.pages import PREFIX, flash, render
+from api.dashboard.pages import PREFIX, flash, read_models, render
 from api.dashboard.session import Acting, PageError, SignedIn, Viewer
 from api.dashboard.today import local, paused_now
 from api.outbox_cli import build_dispatcher
@@ -65,6 +65,7 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     (read from the history itself, so a page is current the moment a form is sent)."""
     zone = ZoneInfo(candidacy.timezone)
     lines = []
+    asked: dict[str, str] = {}  # hesitation id -> its text: an answer shows its question
     for event in candidacies.events.get(candidacy.id):
         decided = getattr(event, "decided_by", None) or {}
         occurred = getattr(event, "occurred_at", None)
@@ -79,6 +80,10 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
             policy=f"{decided['policy']}@{decided['version']}" if decided.get("policy") else None,
             details={k: getattr(event, k) for k in _DETAILS.get(name, ())
                      if getattr(event, k, None) not in (None, [], "")}))
+        if name == "HesitationRaised":
+            asked[event.hesitation_id] = event.text
+        elif name == "HesitationAddressed" and event.hesitation_id in asked:
+            lines[-1].details = {"hesitation": asked[event.hesitation_id], **lines[-1].details}
     return lines
 
 
@@ -132,7 +137,7 @@ def search(request: Request, viewer: SignedIn, filters: PageFilters,
     text = (q or "").replace("\x00", "").strip() or None
     rows = request.app.state.candidacies.rows(viewer.workspace, stage=stage or None,
                                               text=text, limit=100)
-    keep = filters.recruiter_ids(request.app.state.candidacies)
+    keep = filters.recruiter_ids(read_models(request))
     rows = [r for r in rows if filters.keeps(r, keep) and filters.in_range(r.updated_at)]
     return render(request, viewer, "candidacies.html", page="dashboard_candidacies",
                   filters=filters, rows=rows, q=text or "", stage=stage or "",

@@ -18,7 +18,7 @@ from adapters.errors import PostalMailRefused, UnknownChannel
 from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.filters import PageFilters
-from api.dashboard.pages import PREFIX, flash, render
+from api.dashboard.pages import PREFIX, flash, read_models, render
 from api.dashboard.session import Acting, PageError, SignedIn, safe_next
 from api.outbox_cli import build_dispatcher
 from engine.application import Candidacies
@@ -34,7 +34,7 @@ MessageId = Annotated[str, Path(max_length=64)]
 def messages_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     candidacies: Candidacies = request.app.state.candidacies
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
-    keep = filters.recruiter_ids(candidacies)
+    keep = filters.recruiter_ids(read_models(request))
     groups = []
     for status in WAITING:
         cards = []
