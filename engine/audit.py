@@ -293,13 +293,13 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     stored.  The log's order and the checkpoints are `verify`'s."""
     findings: list[Finding] = []
     tip = (0, GENESIS)
+    uid, key, topics = str(originator_id), originator_id.bytes, _Topics()
     for nid, version, topic, state, prev, stored in recorder.select_chain(originator_id):
-        uid = str(originator_id)
         if version != tip[0] + 1:
             findings.append(Finding(REMOVED, uid, tip[0] + 1, nid,
                                     f"missing before version {version}"))
         previous = tip[1] if version == tip[0] + 1 or prev is None else prev
-        chained = event_hash(previous, originator_id, version, topic, state)
+        chained = raw_event_hash(previous, key, version, topics[topic], state)
         if stored is None:
             findings.append(Finding(INSERTED, uid, version, nid,
                                     "stored without a hash recorded in its write"))
