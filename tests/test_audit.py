@@ -341,3 +341,21 @@ def test_a_cold_write_of_many_aggregates_reads_their_predecessors_in_one_query(
     recorder.insert_events(events)
     assert calls == {"batch": 1, "one": 0}
     assert audit.verify(recorder, PUBLIC).intact
+
+
+def test_a_current_row_that_disagrees_with_its_events_is_named(store: Any) -> None:
+    """The candidacies table (lists, the scheduler and the dashboard read it) edited in SQL."""
+    app, raw, ids = store
+    assert audit.verify_rows(app) == (3, [])
+    raw.run("UPDATE closer_candidacies SET stage='advanced' WHERE id=?", ids["second"])
+    checked, findings = audit.verify_rows(app)
+    assert checked == 3
+    assert [(f.kind, f.originator_id) for f in findings] == [(audit.ROW, ids["second"])]
+    assert "stage 'advanced'" in findings[0].detail
+    raw.run("INSERT INTO closer_candidacies (id, workspace, stage, version, round, "
+            "candidate, company, role, updated_at, due_at, summary) SELECT "
+            "'00000000-0000-4000-8000-000000000000', workspace, stage, version, round, "
+            "candidate, company, role, updated_at, due_at, summary FROM closer_candidacies "
+            "WHERE id=?", ids["third"])
+    kinds = [(f.kind, f.originator_id) for f in audit.verify_rows(app)[1]]
+    assert (audit.ROW, "00000000-0000-4000-8000-000000000000") in kinds
