@@ -364,26 +364,28 @@ def verify_rows(app: Any, page: int = 500) -> tuple[int, list[Finding]]:
     """Each candidacy's current row (``closer_candidacies``) against the candidacy its
     events make (loaded as commands load it): the fields lists and the scheduler trust.
     A row whose candidacy cannot be read is `closer doctor`'s, not counted here."""
-    from engine.errors import CandidacyNotFound, CorruptHistory
+    from engine.errors import CandidacyNotFound
 
     findings: list[Finding] = []
     checked = 0
     after = ""
     while True:
         rows = app.recorder.select_all_rows(after=after, limit=page)
+        try:  # a page in two queries, as the scheduler loads it
+            loaded = {str(c.id): c for c in app._load_many([r.id for r in rows], [])}
+        except CandidacyNotFound:  # a row with no candidacy behind it: one by one
+            loaded = {}
+            for row in rows:
+                try:
+                    loaded.update({str(c.id): c for c in app._load_many([row.id], [])})
+                except CandidacyNotFound:
+                    findings.append(Finding(ROW, row.id, row.version, None,
+                                            "a row with no candidacy's events behind it"))
         for row in rows:
             checked += 1
-            try:
-                candidacy = app._load_many([row.id], [])
-            except CandidacyNotFound:
-                findings.append(Finding(ROW, row.id, row.version, None,
-                                        "a row with no candidacy's events behind it"))
-                continue
-            except CorruptHistory:
-                continue
-            if not candidacy:
-                continue
-            c = candidacy[0]
+            c = loaded.get(row.id)
+            if c is None:
+                continue  # unreadable (closer doctor's), or no candidacy (named above)
             made = (c.workspace, c.stage, c.version, c.round, c.candidate["name"], c.company,
                     c.role)
             held = tuple(getattr(row, name) for name in _ROW_FIELDS)
