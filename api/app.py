@@ -2,9 +2,10 @@
 
 `create_app()` builds it (tests hand it their own application); `server_app()` is the
 factory `closer serve` (`serve`, `run_server`) gives uvicorn, so every worker process builds
-its own from the settings.  The engine is synchronous, so routes are plain `def`s (FastAPI
-runs them in its thread pool); the event stream and the dependencies that do no I/O are
-`async`.
+its own from the settings.  The engine is synchronous: the queries are plain `def` routes
+(FastAPI runs them in its thread pool); the candidacy commands are `async def` routes that await
+the request's `CommandRunner` (`api.dependencies`), which says where the engine's work runs; the
+event stream and the dependencies that do no I/O are `async` too.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import assets, dashboard, problems
-from api.auth import Role, TokenVerifier, create_token
+from api.auth import TokenVerifier, create_token
 from api.dashboard.pages import PREFIX as DASHBOARD
 from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, commands_inline, known_query_only
+from api.dependencies import InFlight, known_query_only, single_valued_query
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
 from api.read_models import follower
+from api.roles import Role
 from api.routes import ROUTERS
 from api.settings import Settings, get_settings
 from api.supervisor import Supervisor, default_state_file
@@ -104,9 +106,7 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # PostgreSQL: warm commands write on this loop's own connections.
-        async with application.writing_async():
-            yield
+        yield
         if owned:
             application.close()
 
@@ -120,10 +120,9 @@ def create_app(settings: Settings | None = None, *,
     app.state.candidacies = application
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
-    app.state.commands_inline = commands_inline(application, settings.workers)
     app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(single_valued_query)])
     dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)

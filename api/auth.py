@@ -97,7 +97,7 @@ def revoke_token(app: Application[UUID], token: str, *, reason: str = "revoked",
     """Revoke an issued token for good (its secret, as printed once, identifies it).
     Processes that verified it in the last `TokenVerifier` ttl may accept it until then."""
     try:
-        issued = app.repository.get(token_id(hash_token(token.strip())))
+        issued: Aggregate = app.repository.get(token_id(hash_token(token.strip())))
     except AggregateNotFoundError:
         raise ValueError("no such token: it was never issued here") from None
     if not isinstance(issued, ApiToken):
@@ -156,7 +156,7 @@ class TokenVerifier:
             return cached[1]
         now = time.monotonic()
         try:
-            issued = self._app.repository.get(token_id(digest))
+            issued: Aggregate = self._app.repository.get(token_id(digest))
         except AggregateNotFoundError:
             return None
         if not isinstance(issued, ApiToken) or not issued.active:

@@ -91,9 +91,9 @@ def main() -> None:
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    """Walk four realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.demo import DEMO_DAYS, demo_settings, seed_demo
     from api.outbox_cli import build_dispatcher
     from api.settings import get_settings
@@ -110,7 +110,7 @@ def demo() -> None:
             _print_history(candidacies, candidacy_id)
         console.print("\nMessages the outbox handled:")
         for candidacy_id in ids:
-            for row in messages(candidacies, candidacy_id=candidacy_id):
+            for row in message_rows(candidacies, candidacy_id=candidacy_id):
                 detail = (row.summary.get("receipt") or {}).get("detail") or {}
                 where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
                 console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
@@ -185,7 +185,7 @@ def store_clock(candidacies: Candidacies) -> datetime:
     """The store's clock: the current time, or the latest recorded event's time if later
     (a store that already holds later events must not be ticked before them either)."""
     now = candidacies.clock.now()
-    latest = candidacies.recorder.latest_recorded_at()  # type: ignore[attr-defined]
+    latest = candidacies.recorder.latest_recorded_at()
     return max(now, latest) if latest is not None else now
 
 

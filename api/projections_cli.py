@@ -67,6 +67,7 @@ def rebuild(
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
@@ -83,7 +84,11 @@ def rebuild(
         with Progress(*columns, console=console, transient=False) as progress:
             for model in runner.models:
                 task = progress.add_task(model.name, total=top or 1)
-                runner.rebuild(model, lambda at, task=task: progress.update(task, completed=at))
+
+                def advance(at: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=at)
+
+                runner.rebuild(model, advance)
                 progress.update(task, completed=top or 1)
     except (ValueError, PersistenceError) as error:
         raise _fail(error) from None

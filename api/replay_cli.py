@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.policy_cli import resolve_policy
 from engine.errors import InvalidInput
 
 # The policies, replay and the store are imported by the functions that use them, so that
@@ -66,7 +67,7 @@ def store_source() -> SQLiteSource | PostgresSource:
     from engine.replay import source_for
 
     app = build_candidacies()  # creates the tables if the store is new
-    table = app.recorder.events_table_name  # type: ignore[attr-defined]
+    table = app.recorder.events_table_name
     app.close()
     return source_for(get_settings().database_url, table)
 
@@ -83,17 +84,6 @@ def open_source(name: str) -> Any:
     if path.suffix == ".jsonl":
         return JsonlSource(path)
     return SQLiteSource(path)
-
-
-def _resolve_ref(name: str) -> CadencePolicy:
-    """A TOML file, ``default``, or a published policy (``name``: its latest version, or
-    ``name@version``), as `closer policy show` resolves them."""
-    from api.policy_cli import resolve_policy
-
-    policy_name, _, version = name.partition("@")
-    if version and not version.isdigit():
-        raise InvalidInput("--policy", f"{name!r}: the version after @ is a whole number")
-    return resolve_policy(policy_name, int(version) if version else None)
 
 
 def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:
@@ -182,7 +172,7 @@ def replay_command(
                        workers)
 
 
-def _no_policy() -> None:
+def _no_policy() -> NoReturn:
     raise InvalidInput("--policy", "name at least one policy to replay (or use --check)")
 
 
@@ -217,7 +207,7 @@ def _replay(policy: list[str], source: str, where: list[str], since: str | None,
             workers: int) -> None:
     from engine.replay import Filters, replay
 
-    policies = _labelled(policy, [_resolve_ref(p) for p in policy])
+    policies = _labelled(policy, [resolve_policy(p) for p in policy])
     filters = Filters.parse(where, since)
     moment = _until(until)
     events = open_source(source)
@@ -365,12 +355,13 @@ def variants(base: CadencePolicy, vary: Sequence[tuple[str, list[Any]]]
         data = base.model_dump(mode="json")
         parts = []
         for (path, _), value in zip(vary, combination, strict=True):
-            section = data
+            section: dict[str, Any] = data
             *parents, leaf = path.split(".")
             for key in parents:
-                section = section.get(key) if isinstance(section, dict) else None
-                if not isinstance(section, dict):
+                child = section.get(key)
+                if not isinstance(child, dict):
                     raise InvalidInput("--vary", f"{path}: no such policy field")
+                section = child
             if leaf not in section:
                 raise InvalidInput("--vary", f"{path}: no such policy field")
             section[leaf] = value
@@ -443,7 +434,7 @@ def _tune(vary: list[str], base: str, objective: str, source: str, where: list[s
     from engine.replay import Filters, ReplayPolicy, replay
 
     order = parse_objective(objective)
-    grid = variants(_resolve_ref(base), [parse_vary(v) for v in vary])
+    grid = variants(resolve_policy(base), [parse_vary(v) for v in vary])
     policies = [ReplayPolicy(policy, label) for label, policy in grid]
     events = open_source(source)
     filters = Filters.parse(where, since)
@@ -504,7 +495,7 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
     if code is not None and code not in MEAN_DAYS:
         raise InvalidInput("--country", f"{country!r} is not in the published table: "
                                         f"{', '.join(MEAN_DAYS)}")
-    live = _resolve_ref(policy)
+    live = resolve_policy(policy)
     first_day = parse_moment(start, "--start").date()
     if first_day > last_start:
         # Interviews fall in the year from --start and their follow-up runs for months more.

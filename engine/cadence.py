@@ -32,7 +32,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from engine.calendar import (
     WorkCalendar,
@@ -497,7 +497,7 @@ class _Context:
         return timeline["min_weeks"], timeline["max_weeks"]
 
     def interviewed_at(self) -> datetime:
-        return self.candidacy.interview["interviewed_at"]
+        return cast(datetime, self.candidacy.interview["interviewed_at"])
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones

@@ -372,7 +372,7 @@ class ZoneDays:
             # From the list, not the table: another thread may have cleared it meanwhile.
             i = ordinal - first
             found = offsets[i] if offsets[i] == offsets[i + 1] else None
-        return found
+        return cast("int | None", found)  # not _UNSET: a table's value, or worked out
 
     def local_day(self, ordinal: int) -> int | None:
         """The UTC offset in seconds of every wall time of the local day ``ordinal``, when
@@ -389,7 +389,7 @@ class ZoneDays:
             if len(self.local) >= 8192:
                 self.local.clear()
             self.local[ordinal] = found
-        return found
+        return cast("int | None", found)  # not _UNSET: a table's value, or worked out
 
     def local_ordinal(self, moment: datetime) -> int:
         """The local day (an ordinal) of an aware ``moment`` in the zone."""
@@ -453,7 +453,7 @@ class BusinessDays:
                     found = self._shift(local_day, n)
                 # The same wall time on the day moved to, both days keeping one offset.
                 if found is not None and found[0] == offset:
-                    return moment + found[1]
+                    return cast(datetime, moment + found[1])  # found: not _UNSET here
         return self.calendar.add_business_days(moment.astimezone(self.zone), n).astimezone(UTC)
 
     def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:

@@ -25,7 +25,7 @@ snapshots transcode them.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ from eventsourcing.domain import Aggregate
 
 from engine.errors import InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 Data = dict[str, Any]
 OUT_OF_OFFICE = "out of office"
@@ -286,12 +286,12 @@ class Candidacy(Aggregate):
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.last_reply = {"kind": self.kind, "note": self.note,
                                     "received_at": self.occurred_at, "back_on": self.back_on}
-            if self.kind == "out_of_office":
+            if self.kind == ReplyKind.OUT_OF_OFFICE:
                 candidacy.begin_pause(self.occurred_at, self.back_on, self.back_at,
                                       OUT_OF_OFFICE)
-            elif self.kind == "update":
+            elif self.kind == ReplyKind.UPDATE:
                 candidacy.last_update_at = self.occurred_at
-            elif self.kind in ("advanced", "rejected"):
+            elif self.kind in (ReplyKind.ADVANCED, ReplyKind.REJECTED):
                 candidacy.outcome = {"kind": self.kind, "at": self.occurred_at,
                                      "reason": self.note}
 
@@ -418,12 +418,36 @@ class Candidacy(Aggregate):
             _set_detail(candidacy, self.person, self.field, self.after)
 
     # -- state --------------------------------------------------------------------
-    # workspace, candidate, company, role, timezone, country, subdivision, policy,
-    # stage, round, outcome, paused (the pause holding now, if any), pauses (closed
-    # ones), offers; and for the current round: interview, hesitations, no_hesitations,
-    # next_step, thank_yous, thanked, awaiting_since, nudges, last_reply,
-    # last_update_at, reminders (keys of reminders sent).
-    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+    # Declared for type checkers only: class annotations at run time would make
+    # eventsourcing turn the aggregate into a dataclass.
+    if TYPE_CHECKING:
+        workspace: str
+        candidate: Data
+        company: str
+        role: str
+        timezone: str
+        country: str | None
+        subdivision: str | None
+        policy: Data  # the policy reference the candidacy follows
+        stage: str
+        round: int
+        outcome: Data | None
+        paused: Data | None  # the pause holding now, if any
+        pauses: list[Data]  # closed ones
+        offers: list[Data]
+        # The current round's:
+        interview: Data
+        hesitations: list[Data]
+        no_hesitations: bool
+        next_step: Data | None
+        thank_yous: list[Data]
+        thanked: list[str]
+        awaiting_since: datetime | None
+        nudges: list[Data]
+        last_reply: Data | None
+        last_update_at: datetime | None
+        reminders: list[str]  # keys of reminders sent
+
     # pending_thank_you: the decided or requested thank-you not yet delivered, or None
     # (a class default, for snapshots taken before it existed).
     pending_thank_you: Data | None = None
@@ -771,8 +795,9 @@ def _given(**fields: Any) -> Data:
 def _occurred(event: Any) -> datetime:
     """When a fact happened: its ``occurred_at`` when a person gave one, else when logged
     (older events, and replay's decoded payloads, may not carry the field at all)."""
-    occurred_at = getattr(event, "occurred_at", None)
-    return occurred_at if occurred_at is not None else event.timestamp
+    occurred_at: datetime | None = getattr(event, "occurred_at", None)
+    logged_at: datetime = event.timestamp
+    return occurred_at if occurred_at is not None else logged_at
 
 
 _THANK_YOU_CHANNELS = {"email": ["email"], "card": ["card"],

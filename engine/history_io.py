@@ -8,9 +8,9 @@ One stored event a line, in ``(originator_id, originator_version)`` order:
 export imported elsewhere and exported again is identical, and `engine.replay` reads the
 file exactly as it reads the store.  A payload that is not JSON (a compressed or
 encrypted store) travels as ``"state_b64"`` instead.  An export holds the candidacies'
-events, and the published policies' with ``with_policies``; never API tokens (an old
-admin token must not work in the copy) nor outbox messages (the copy's outbox must not
-deliver them again).  Snapshots and the current rows are derived, and an import rebuilds
+events, and the published policies' with ``with_policies``; never another aggregate's
+(another layer's credentials must not work in the copy, nor its messages be delivered
+again).  Snapshots and the current rows are derived, and an import rebuilds
 the rows.
 
 An import moves the given followers (the outbox) past the events it inserts, in the same
@@ -184,9 +184,9 @@ def _insert(app: Any, groups: list[list[StoredEvent]], candidacies: bool,
             try:
                 rows.append(app.current_row(aggregate))
             except InvalidInput as error:
-                raise InvalidInput("file", f"candidacy {aggregate.id}: {error.reason} here "
-                                           "(export with --with-policies, or publish it "
-                                           "first)") from None
+                raise InvalidInput("file", f"candidacy {group[0].originator_id}: {error.reason} "
+                                           "here (export with --with-policies, or publish "
+                                           "it first)") from None
     events = [stored for group in groups for stored in group]
     if report.dry_run:
         if any(app.recorder.select_events(group[0].originator_id, limit=1) for group in groups):

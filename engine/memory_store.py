@@ -40,7 +40,8 @@ from eventsourcing.persistence import (
 from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRecorder
 from eventsourcing.utils import resolve_topic
 
-from engine.store import SAVE_KEYWORDS, CandidacyRow, ExtraTable, IdempotencyRecord
+from engine.store import CandidacyRow, IdempotencyRecord
+from engine.tables import SAVE_KEYWORDS, ExtraTable
 
 MEMORY_STORE = "MEMORY_STORE"
 """The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
@@ -106,7 +107,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
 
     def add_table(self, table: ExtraTable) -> None:
         """Hold ``table``'s rows with the saves that carry its keyword (see
-        `engine.store.ExtraTable`; adding it again does nothing)."""
+        `engine.tables.ExtraTable`; adding it again does nothing)."""
         with self._database_lock:
             if table.keyword not in self.extra_tables:
                 self._held[table.keyword] = {}
@@ -171,7 +172,8 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             self._idempotency[(record.workspace, record.key)] = replace(
-                record, response=_json(record.response), created_at=_utc(record.created_at))
+                record, response=_json(record.response),
+                created_at=record.created_at.astimezone(UTC))
         for row in kwargs.get("rows") or ():
             held = self._rows.get(row.id)
             # A row never goes back to an older version (see engine.store).
@@ -203,7 +205,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [r for r in self._rows.values() if r.workspace == workspace
                     and (not stage or r.stage == stage) and (not after or r.id > after)
                     and (pattern is None or any(
-                        v is not None and pattern.fullmatch(v.lower())
+                        pattern.fullmatch(v.lower())
                         for v in (r.candidate, r.company, r.role)))]
         return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 

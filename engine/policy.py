@@ -725,8 +725,9 @@ def _reason(error: Mapping[str, Any]) -> tuple[tuple[int | str, ...], str]:
     return loc, f"{error['msg']} (got {_toml_type(value)})"
 
 
-def policy_from_dict(data: Mapping[str, Any], source: str = "<policy>") -> CadencePolicy:
-    """Validate a mapping (e.g. parsed TOML) into a policy, or raise :class:`PolicyError`."""
+def policy_from_dict(data: object, source: str = "<policy>") -> CadencePolicy:
+    """Validate a mapping (e.g. parsed TOML or JSON: anything, checked here) into a policy,
+    or raise :class:`PolicyError`."""
     if not isinstance(data, Mapping):
         reason = f"expected a table of policy fields, got {_toml_type(data)}"
         raise PolicyError(source, [(None, reason)])

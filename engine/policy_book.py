@@ -136,19 +136,25 @@ class PolicyBook:
 
     def published(self) -> list[PolicyRef]:
         """Every published version (the built-in one too), by name then version.  Read
-        from the event log's publications, only those after the last read (a published
-        version never changes, so what was read once stays true)."""
+        from the event log's publications, only the part of the log after the last read
+        (a published version never changes, so what was read once stays true)."""
         recorder: Any = self._app.recorder
         with self._listing:
-            while True:
-                page = recorder.select_notifications(self._listed_up_to + 1, 500,
+            # Up to the log's end as of now, so the next call reads only what came after
+            # (ids are in commit order on both stores: none below it can appear later).
+            top = recorder.max_notification_id() or 0
+            start = self._listed_up_to + 1
+            while start <= top:
+                page = recorder.select_notifications(start, 500, stop=top,
                                                      topics=[_PUBLISHED_TOPIC])
                 for notification in page:
                     event = self._app.mapper.to_domain_event(notification)
                     self._listed.add(PolicyRef(event.name, event.version))
-                    self._listed_up_to = notification.id
                 if len(page) < 500:
-                    return sorted(self._listed)
+                    break
+                start = page[-1].id + 1
+            self._listed_up_to = max(self._listed_up_to, top)
+            return sorted(self._listed)
 
     def starting(self, workspace: str) -> PolicyRef | None:
         """The version ``workspace`` chose for its new candidacies (None: none chosen)."""

@@ -6,8 +6,8 @@ recorders, extended with small tables written in the *same transaction* as the e
 - ``closer_candidacies``: one current row per candidacy (stage, version, when it is
   next due, and a JSON summary), so lists and the scheduler's tick read one row per
   candidacy instead of loading every aggregate.
-- other layers' tables (`ExtraTable`, added with ``add_table``): the outbox keeps its
-  messages' rows this way (``adapters/outbox_rows.py``); the engine knows none of them.
+- other layers' tables (`engine.tables.ExtraTable`, added with ``add_table``), which
+  the engine writes without knowing any of them.
 
 They are written from ``Application.save(..., idempotency=..., rows=..., position=...,
 KEYWORD=...)``: the keyword arguments travel with the events down to the recorder.
@@ -20,8 +20,8 @@ inserted, once their notification ids are known, in the same transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,17 +32,15 @@ import orjson
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from eventsourcing.utils import retry
-from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
+from psycopg import ClientCursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
-from psycopg.types.composite import register_composite
-from psycopg_pool import AsyncConnectionPool
 
 from engine.errors import InvalidInput
-from engine.follower import Tx
+from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,41 +70,6 @@ class CandidacyRow:
     due_at: datetime | None
     summary: dict[str, Any]
 
-
-class ExtraTable:
-    """Another layer's table, written in the same transaction as a save's events: the
-    extension point by which ``adapters/`` keeps its rows beside the events while the
-    engine knows none of them.  A subclass names the save keyword carrying its rows
-    (``app.save(aggregate, **{KEYWORD: rows})``), its ``CREATE ... IF NOT EXISTS``
-    statements in portable SQL (``?`` placeholders, the same text on both stores) and
-    how its rows are written: `write` on SQLite and PostgreSQL (inside the events'
-    transaction, its library table lock held), `hold` in the in-memory store (under its
-    lock, after every check): so a refused save writes none of them, and a crash never
-    leaves an event without its rows.  A recorder writes it once added (`add_table`,
-    which creates what is missing); a save carrying a keyword no added table takes is
-    refused whole (`ProgrammingError`), never written without its rows."""
-
-    keyword: str = ""
-    statements: tuple[str, ...] = ()
-    recorded_at: tuple[str, str] | None = None
-    """``(table, column)`` holding its rows' last-change moments (UTC ISO text), which
-    the store's `latest_recorded_at` also reads; None: it says nothing of time."""
-
-    def write(self, tx: Tx, rows: Sequence[Any]) -> None:
-        """Write ``rows`` with ``tx`` (SQLite and PostgreSQL)."""
-        raise NotImplementedError
-
-    def hold(self, held: dict[Any, Any], rows: Sequence[Any]) -> None:
-        """Write ``rows`` into ``held``, this table's dict in the in-memory store."""
-        raise NotImplementedError
-
-    def latest_held(self, held: dict[Any, Any]) -> datetime | None:
-        """The in-memory store's `recorded_at`: the latest moment among ``held``'s rows."""
-        return None
-
-
-SAVE_KEYWORDS = frozenset({"idempotency", "rows", "position", "followed_past", "tracking"})
-"""The save keywords the recorders themselves take (an `ExtraTable` takes any other)."""
 
 _ADDING = threading.Lock()
 
@@ -162,7 +125,7 @@ class _Queries:
 
     placeholder = "?"
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -393,12 +356,6 @@ _SQLITE_TABLES = [
 ]
 
 
-# Write transactions in progress (or waiting for the writer) per SQLite file, across every
-# application object of the process.
-_WRITES: dict[str, int] = {}
-_WRITES_LOCK = threading.Lock()
-
-
 class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     """eventsourcing's SQLite process recorder plus Closer's tables."""
 
@@ -417,29 +374,12 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             self._insert_tracking(c, tracking)
         return notification_ids
 
-    def insert_events(self, stored_events: Sequence[StoredEvent],
-                      **kwargs: Any) -> Sequence[int] | None:
-        db_name = self.datastore.pool.db_name
-        with _WRITES_LOCK:
-            _WRITES[db_name] = _WRITES.get(db_name, 0) + 1
-        try:
-            return super().insert_events(stored_events, **kwargs)
-        finally:
-            with _WRITES_LOCK:
-                _WRITES[db_name] -= 1
-
     def _create(self, statements: Sequence[str]) -> None:
         with self.datastore.transaction(commit=True) as c:
             for statement in statements:
                 c.execute(statement)
 
-    def writer_in_use(self) -> bool:
-        """Whether a thread of this process is writing to (or waiting to write to) this
-        database file, through any application object: the scheduler and the outbox of
-        `closer serve` have their own.  A write from another process is not known here."""
-        return _WRITES.get(self.datastore.pool.db_name, 0) > 0
-
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
@@ -546,19 +486,23 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
-        with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            super().create_table()  # the lock goes with the connection
+        with self._schema_locked():
+            super().create_table()
 
     def _create(self, statements: Sequence[str]) -> None:
-        with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        with self._schema_locked() as conn:
             for statement in statements:
                 conn.execute(SQL(statement))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the schema lock (which goes with it)."""
+        conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
+        with (as_persistence_errors(),
+              psycopg.connect(conninfo() if callable(conninfo) else conninfo,
+                              **_connection_kwargs(self.datastore)) as conn):
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            yield conn
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
@@ -581,10 +525,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             try:
-                return super().insert_events(stored_events, **kwargs)
+                # (The library's retry decorator leaves its methods untyped.)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
-        return self._insert_in_one_script(stored_events, kwargs)
+            return ids
+        written: Sequence[int] | None = self._insert_in_one_script(stored_events, kwargs)
+        return written
 
     @_library_retry
     def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
@@ -602,7 +549,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         return not (not stored_events or kwargs.get("position") is not None
                     or kwargs.get("tracking") is not None or kwargs.get("followed_past"))
 
-    def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
+    def _script(self, curs: ClientCursor[Any],
                 stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
         """The write as one simple query, and how many results precede the INSERT's ids."""
         def write(cursor: Any) -> None:
@@ -612,91 +559,6 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
                                        for query, params in statements), b"COMMIT"])
         return script, len(statements)  # the result after BEGIN and those statements
-
-    # -- writes awaited on an event loop ------------------------------------------------------
-
-    @asynccontextmanager
-    async def writing_async(self, connections: int) -> AsyncIterator[None]:
-        """While open, `insert_events_async` and `insert_into_async` write on up to
-        ``connections`` psycopg async connections of the running event loop (a
-        `psycopg_pool.AsyncConnectionPool`), opened as writes need them, configured as
-        the library configures its own, and closed on the way out."""
-        datastore = self.datastore
-        settings = datastore.pool
-
-        async def configure(conn: AsyncConnection[Any]) -> None:
-            if datastore.idle_in_transaction_session_timeout:
-                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
-                                   .format(int(datastore.idle_in_transaction_session_timeout
-                                               * 1000)))
-            # The stored events' composite type, as the library registers on its own.
-            for info in datastore.psycopg_type_adapters.values():
-                register_composite(info, conn)
-
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.conninfo, kwargs=lambda: _connection_kwargs(datastore), min_size=0,
-            max_size=connections, open=False, configure=configure,
-            timeout=settings.timeout,  # the library's pool gives up after it: so does a write
-            max_lifetime=settings.max_lifetime, name="closer-async-writes")
-        await pool.open()
-        self._async_pool = pool
-        try:
-            yield
-        finally:
-            self._async_pool = None
-            await pool.close()
-
-    _async_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
-
-    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
-                                  **kwargs: Any) -> Sequence[int]:
-        """`insert_events`, awaited on the event loop instead of blocking a thread: the
-        same script, on one of `writing_async`'s connections, with the same errors (a
-        duplicate version is an IntegrityError).  Not for a follower's position
-        (`insert_events` only)."""
-        if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async: events, without a position")
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn, row_factory=tuple_row)
-            script, returning = self._script(curs, stored_events, kwargs)
-            await curs.execute(script)
-            for _ in range(returning):
-                curs.nextset()
-            return _notification_ids(await curs.fetchall(), stored_events)
-
-    async def select_for_load_async(self, snapshots: str | None, events: str, uid: UUID
-                                    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
-        """`select_for_load`, awaited on one of `writing_async`'s connections (each of
-        its statements is its own consistent view, as the library's reads are)."""
-        sql, params = self._for_load(snapshots, events, uid)
-        async with self._async_connection() as conn:
-            curs = conn.cursor(row_factory=tuple_row)
-            await curs.execute(SQL(self._q(sql)), params)  # type: ignore[arg-type]
-            rows = await curs.fetchall()
-        return self._loaded(uid, rows)
-
-    async def insert_into_async(self, recorder: PostgresAggregateRecorder,
-                                stored_events: Sequence[StoredEvent]) -> None:
-        """``recorder.insert_events(stored_events)`` for another aggregate recorder on this
-        database (the snapshots'), awaited on one of `writing_async`'s connections."""
-        if not stored_events:
-            return
-        statements = _statements_of(lambda c: recorder._insert_stored_events(c, stored_events))
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn)
-            await curs.execute(b";".join(curs.mogrify(query, params).encode()
-                                         for query, params in statements))
-
-    @asynccontextmanager
-    async def _async_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = self._async_pool
-        if pool is None:
-            raise ProgrammingError("no async writes open (see writing_async)")
-        # The pool rolls back a transaction a failed write left open, and replaces a
-        # connection found broken.
-        with _as_persistence_errors():
-            async with pool.connection() as conn:
-                yield conn
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
@@ -718,7 +580,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             raise _RolledBack(error) from error
         return notification_ids
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         # Every read is one statement on an autocommit connection (its own consistent
         # snapshot): one round trip, where BEGIN ... ROLLBACK around it made three.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
@@ -774,7 +636,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 
 @contextmanager
-def _as_persistence_errors() -> Iterator[None]:
+def as_persistence_errors() -> Iterator[None]:
     """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield

@@ -53,7 +53,7 @@ def page(browser: TestClient, query: str = "") -> str:
 
 def counts(text: str) -> dict[str, str]:
     """The versions table: each version's pinned count."""
-    rows = re.findall(r"<strong>([a-z0-9._-]+@\d+)</strong>.*?<td class=\"pinned\">([^<]*)<",
+    rows = re.findall(r"<strong>([a-z0-9._-]+@\d+)</strong>.*?<td class=\"pinned\"[^>]*>([^<]*)<",
                       text, re.S)
     return {ref: count.strip() for ref, count in rows}
 
@@ -84,7 +84,7 @@ def test_versions_side_by_side_with_pinned_counts(recruiter: TestClient, client:
                            r'([^<]+)</span>', text)
     assert differing == ["nudge.spacing_business_days"]
     row = text.split("nudge.spacing_business_days")[1].split("</tr>")[0]
-    assert re.findall(r"<td>([^<]*)</td>", row) == ["5", "3"]
+    assert re.findall(r'<td data-label="playbook@\d">([^<]*)</td>', row) == ["5", "3"]
     assert text.count('<th scope="row">') == 34  # every rule, not only the differing one
     narrowed = page(recruiter, "?company=Contoso")
     assert counts(narrowed) == {"playbook@1": "0", "playbook@2": "1"}

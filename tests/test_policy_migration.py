@@ -237,3 +237,29 @@ def test_a_workspace_chooses_the_version_its_new_candidacies_start_on(
     assert on(candidacies, candidacies.record_interview(ACTOR, interview()).candidacy_id) == \
         {"name": "playbook", "version": 1}
     assert on(candidacies, started) == PLAYBOOK_2.as_dict()  # open ones keep theirs
+
+
+def test_listing_reads_only_the_log_written_since_the_last_listing(
+        candidacies: Candidacies) -> None:
+    book = candidacies.policies
+    candidacy_at(candidacies, ACTOR, "awaiting")
+    assert book.published() == [PolicyRef("playbook", 1)]
+    read: list[tuple[int, int | None]] = []
+    select = candidacies.recorder.select_notifications
+
+    def counted(start: int, limit: int, stop: int | None = None, **kwargs: object) -> object:
+        read.append((start, stop))
+        return select(start, limit, stop, **kwargs)  # type: ignore[arg-type]
+
+    candidacies.recorder.select_notifications = counted  # type: ignore[method-assign]
+    assert book.published() == [PolicyRef("playbook", 1)]
+    assert read == []  # nothing new in the log: not read at all
+    top = candidacies.recorder.max_notification_id()
+    book.publish(V2)
+    fresh = Candidacies(candidacies.env, clock=candidacies.clock)  # reads the whole log
+    try:
+        assert book.published() == fresh.policies.published() == [PolicyRef("playbook", 1),
+                                                                  PLAYBOOK_2]
+    finally:
+        fresh.close()
+    assert read[0] == (top + 1, top + 1)  # from just after the last listing

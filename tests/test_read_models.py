@@ -17,8 +17,8 @@ from builders import interview
 
 from api.read_models import (
     Compliance,
+    EventTimeline,
     Pipeline,
-    Timeline,
     dump,
     follower,
     funnel,
@@ -394,7 +394,7 @@ def test_unknown_read_model_is_refused_by_name(candidacies: Candidacies) -> None
 
 def test_read_models_are_the_library_s_projections() -> None:
     from eventsourcing.projection import Projection
-    assert all(issubclass(m, Projection) for m in (Pipeline, Compliance, Timeline))
+    assert all(issubclass(m, Projection) for m in (Pipeline, Compliance, EventTimeline))
 
 
 def test_a_stale_position_is_refused_and_writes_nothing(candidacies: Candidacies,

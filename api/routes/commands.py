@@ -92,7 +92,7 @@ class CloseNextStep(Acting):
 
 
 Mode = Literal["sent", "send_for_me"]
-_MODE = Field(default="sent", description='"sent": I sent it myself (recorded as a fact, '
+_MODE: Mode = Field(default="sent", description='"sent": I sent it myself (recorded as a fact, '
                                           'no message); "send_for_me": Closer sends it and '
                                           "records what the channel did")
 
