@@ -67,7 +67,8 @@ def verify_command(
         help="the signing key's public half in hex (default: the settings' key file's)")
     ] = None,
     snapshots: Annotated[bool, typer.Option(
-        help="also compare each snapshot with the state its events make")] = True,
+        help="also compare each snapshot, and each candidacy's current row, with what "
+             "its events make")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Check every stored event's chain link and every signed checkpoint; name the first
@@ -92,7 +93,7 @@ def verify_command(
         typer.echo(orjson.dumps(report.as_dict()).decode())
     elif report.intact:
         typer.echo(f"intact: {report.events} events, {report.checkpoints_checked} checkpoints"
-                   f", {report.snapshots_checked} snapshots checked")
+                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows checked")
     else:
         _broken(report)
     if not report.intact:

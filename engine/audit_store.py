@@ -4,7 +4,7 @@
 in its aggregate and its own (`closer_verify.records.event_hash`), written in the *same
 transaction* as the event: `EventChain.insert_events` computes them before the write and
 hands them down with the other rows of a save (``event_hashes=``), so SQLite, PostgreSQL
-(its one-script write and the library's, and the awaited one) and the in-memory store
+(its one-script write and the library's) and the in-memory store
 all write them where they write the events.  ``closer_audit_checkpoints`` holds the
 signed tree heads `engine.audit.checkpoint` records, with the frontier of the tree at
 each, so a later verification can start there.
@@ -123,13 +123,6 @@ class EventChain:
                       **kwargs: Any) -> Sequence[int] | None:
         hashes = self._chained(stored_events, kwargs)
         ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
-        self._remember(hashes)
-        return ids  # type: ignore[no-any-return]
-
-    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
-                                  **kwargs: Any) -> Sequence[int]:
-        hashes = self._chained(stored_events, kwargs)
-        ids = await super().insert_events_async(stored_events, **kwargs)  # type: ignore[misc]
         self._remember(hashes)
         return ids  # type: ignore[no-any-return]
 
