@@ -169,8 +169,7 @@ def posix_tz(key: str) -> str | None:
         except (ModuleNotFoundError, FileNotFoundError):
             return None
     # A version 2+ file ends with the footer "\n<TZ string>\n".
-    if (data is None or not data.startswith(b"TZif") or data[4:5] < b"2"
-            or not data.endswith(b"\n")):
+    if not data.startswith(b"TZif") or data[4:5] < b"2" or not data.endswith(b"\n"):
         return None
     return data[:-1].rsplit(b"\n", 1)[-1].decode("ascii", "replace")
 

@@ -97,7 +97,7 @@ def revoke_token(app: Application[UUID], token: str, *, reason: str = "revoked",
     """Revoke an issued token for good (its secret, as printed once, identifies it).
     Processes that verified it in the last `TokenVerifier` ttl may accept it until then."""
     try:
-        issued = app.repository.get(token_id(hash_token(token.strip())))
+        issued: Aggregate = app.repository.get(token_id(hash_token(token.strip())))
     except AggregateNotFoundError:
         raise ValueError("no such token: it was never issued here") from None
     if not isinstance(issued, ApiToken):
@@ -145,10 +145,18 @@ class TokenVerifier:
         principal = self.cached(token)
         if principal is not None:
             return principal
-        digest = hash_token(token)
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, digest: str) -> Principal | None:
+        """The principal of the token whose SHA-256 is ``digest`` (what a dashboard session
+        keeps instead of the secret), or None when no active token has it."""
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         now = time.monotonic()
         try:
-            issued = self._app.repository.get(token_id(digest))
+            issued: Aggregate = self._app.repository.get(token_id(digest))
         except AggregateNotFoundError:
             return None
         if not isinstance(issued, ApiToken) or not issued.active:

@@ -183,7 +183,7 @@ def store_clock(candidacies: Candidacies) -> datetime:
     """The store's clock: the current time, or the latest recorded event's time if later
     (a store that already holds later events must not be ticked before them either)."""
     now = candidacies.clock.now()
-    latest = candidacies.recorder.latest_recorded_at()  # type: ignore[attr-defined]
+    latest = candidacies.recorder.latest_recorded_at()
     return max(now, latest) if latest is not None else now
 
 

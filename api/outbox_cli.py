@@ -1,4 +1,5 @@
-"""`closer dispatch`: runs the outbox dispatcher (see `adapters.outbox`)."""
+"""`closer dispatch` runs the outbox dispatcher; `closer messages list|retry|reroute|approve|
+confirm` are a person's hand on its messages (see `adapters.outbox`)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
     unconfigured = {} if settings.smtp_host else {"email": "console"}
-    reroute = Reroute(unconfigured, settings.routes())
+    reroute = ChannelMoves(unconfigured, settings.routes())
     return Dispatcher(
         app, channel_settings=channels, recruiter=recruiter, reroute=reroute,
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
@@ -56,7 +57,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         approval_workspaces=approval)
 
 
-class Reroute(Mapping[str, Mapping[str, str]]):
+class ChannelMoves(Mapping[str, Mapping[str, str]]):
     """The channel moves of each workspace (`Dispatcher.reroute`): ``every`` for all of
     them (a channel with no configured delivery), then the workspace's own."""
 
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             act(dispatcher)
         except (ValueError, LookupError, AggregateNotFoundError) as error:
             # LookupError: an unknown channel to reroute to.
-            typer.echo(f"error: {error or 'no message ' + message_id}", err=True)
+            typer.echo(f"error: {str(error) or 'no message ' + message_id}", err=True)
             raise typer.Exit(1) from None
         finally:
             dispatcher.release()

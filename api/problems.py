@@ -8,6 +8,7 @@ reveals nothing (and is logged with its traceback).
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -155,7 +156,7 @@ def problem_openapi(status: int) -> dict[str, Any]:
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-def _field_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
+def _field_problems(errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
     problems = []
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
@@ -265,7 +266,9 @@ _HTTP_KINDS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "
 
 async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
     kind = _HTTP_KINDS.get(error.status_code, "bad-request")
-    detail = error.detail if isinstance(error.detail, str) else None
+    # Typed str, but FastAPI's HTTPException (a subclass, handled here too) takes any detail.
+    given: object = error.detail
+    detail = given if isinstance(given, str) else None
     return problem_response(request, kind, detail, status=error.status_code,
                             headers=getattr(error, "headers", None))
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 # The read models and the store are imported by the commands that use them, so that
 # `closer --help` does not load them (tests/test_startup.py).
-NAMES = ("pipeline", "compliance", "timeline")
+NAMES = ("pipeline", "compliance", "timeline", "policies")
 """The read models' names, for the help text (`api.read_models.READ_MODELS`' keys: a
 test keeps the two the same)."""
 
@@ -67,6 +67,7 @@ def rebuild(
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
@@ -83,7 +84,11 @@ def rebuild(
         with Progress(*columns, console=console, transient=False) as progress:
             for model in runner.models:
                 task = progress.add_task(model.name, total=top or 1)
-                runner.rebuild(model, lambda at, task=task: progress.update(task, completed=at))
+
+                def advance(at: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=at)
+
+                runner.rebuild(model, advance)
                 progress.update(task, completed=top or 1)
     except (ValueError, PersistenceError) as error:
         raise _fail(error) from None

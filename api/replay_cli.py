@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.policy_cli import resolve_policy
 from engine.errors import InvalidInput
 
 # The policies, replay and the store are imported by the functions that use them, so that
@@ -66,7 +67,7 @@ def store_source() -> SQLiteSource | PostgresSource:
     from engine.replay import source_for
 
     app = build_candidacies()  # creates the tables if the store is new
-    table = app.recorder.events_table_name  # type: ignore[attr-defined]
+    table = app.recorder.events_table_name
     app.close()
     return source_for(get_settings().database_url, table)
 
@@ -83,17 +84,6 @@ def open_source(name: str) -> Any:
     if path.suffix == ".jsonl":
         return JsonlSource(path)
     return SQLiteSource(path)
-
-
-def resolve_policy(name: str) -> CadencePolicy:
-    """A TOML file, ``default``, or a published policy (``name``: its latest version, or
-    ``name@version``), as `closer policy show` resolves them."""
-    from api.policy_cli import _resolve
-
-    policy_name, _, version = name.partition("@")
-    if version and not version.isdigit():
-        raise InvalidInput("--policy", f"{name!r}: the version after @ is a whole number")
-    return _resolve(policy_name, int(version) if version else None)
 
 
 def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:
@@ -182,7 +172,7 @@ def replay_command(
                        workers)
 
 
-def _no_policy() -> None:
+def _no_policy() -> NoReturn:
     raise InvalidInput("--policy", "name at least one policy to replay (or use --check)")
 
 
@@ -365,12 +355,13 @@ def variants(base: CadencePolicy, vary: Sequence[tuple[str, list[Any]]]
         data = base.model_dump(mode="json")
         parts = []
         for (path, _), value in zip(vary, combination, strict=True):
-            section = data
+            section: dict[str, Any] = data
             *parents, leaf = path.split(".")
             for key in parents:
-                section = section.get(key) if isinstance(section, dict) else None
-                if not isinstance(section, dict):
+                child = section.get(key)
+                if not isinstance(child, dict):
                     raise InvalidInput("--vary", f"{path}: no such policy field")
+                section = child
             if leaf not in section:
                 raise InvalidInput("--vary", f"{path}: no such policy field")
             section[leaf] = value

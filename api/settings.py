@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import InvalidInput
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         default=32, ge=4, le=256,
         description="how deeply a request body's JSON may nest arrays and objects (422 past it)",
     )
+    session_secret: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="the key that signs the dashboard's session cookies (HMAC-SHA256), "
+                    "32+ characters; unset, `closer serve` draws one at start (signing "
+                    "everyone out at each restart)")
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30,
+        description="how long a dashboard sign-in lasts")
     sse_poll_seconds: float = Field(
         default=0.25, gt=0, le=10,
         description="how often an idle /events/stream looks for new events",

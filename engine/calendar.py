@@ -335,7 +335,10 @@ class ZoneDays:
     A day's offset is known only when it holds all day: offsets agreeing at a day's
     two ends mean none changed in between, as tzdata's offset changes are days apart
     (nearly a week at the least; tests check it). A day whose offset changes is None:
-    callers then take the datetime path."""
+    callers then take the datetime path.
+
+    Kept for replay's CPU: without these tables it spends 1.09-1.10x the CPU an event
+    (`benchmarks/fastpaths_bench.py replay`, docs/performance.md, issue 15 item 3)."""
 
     __slots__ = ("_walls", "local", "utc", "zone")
 
@@ -369,7 +372,7 @@ class ZoneDays:
             # From the list, not the table: another thread may have cleared it meanwhile.
             i = ordinal - first
             found = offsets[i] if offsets[i] == offsets[i + 1] else None
-        return found
+        return cast("int | None", found)  # not _UNSET: a table's value, or worked out
 
     def local_day(self, ordinal: int) -> int | None:
         """The UTC offset in seconds of every wall time of the local day ``ordinal``, when
@@ -386,7 +389,7 @@ class ZoneDays:
             if len(self.local) >= 8192:
                 self.local.clear()
             self.local[ordinal] = found
-        return found
+        return cast("int | None", found)  # not _UNSET: a table's value, or worked out
 
     def local_ordinal(self, moment: datetime) -> int:
         """The local day (an ordinal) of an aware ``moment`` in the zone."""
@@ -450,7 +453,7 @@ class BusinessDays:
                     found = self._shift(local_day, n)
                 # The same wall time on the day moved to, both days keeping one offset.
                 if found is not None and found[0] == offset:
-                    return moment + found[1]
+                    return cast(datetime, moment + found[1])  # found: not _UNSET here
         return self.calendar.add_business_days(moment.astimezone(self.zone), n).astimezone(UTC)
 
     def _shift(self, local_day: int, n: int) -> tuple[int, timedelta] | None:

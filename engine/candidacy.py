@@ -25,7 +25,7 @@ snapshots transcode them.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -134,7 +134,7 @@ class Candidacy(Aggregate):
             candidacy.thank_yous.append({"medium": self.medium, "to": self.to,
                                          "sent_at": self.occurred_at})
             candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
-            if self.stage == "awaiting":
+            if self.stage == Stage.AWAITING:
                 candidacy.awaiting_since = self.occurred_at
                 # The panel is thanked: a thank-you still pending has nothing left to do.
                 candidacy.pending_thank_you = None
@@ -227,7 +227,7 @@ class Candidacy(Aggregate):
                                              "sent_at": self.occurred_at})
                 candidacy.thanked = sorted(set(candidacy.thanked) | set(pending["to"]))
                 candidacy.pending_thank_you = None
-                if self.stage == "awaiting":
+                if self.stage == Stage.AWAITING:
                     candidacy.awaiting_since = self.occurred_at
                 return
             nudge = candidacy.nudge_of(self.trigger_version)
@@ -356,8 +356,12 @@ class Candidacy(Aggregate):
             candidacy.begin_round(self.interview)
 
     class PolicyMigrated(Event):
+        """Moved to another published policy version: ``previous`` is the one it left,
+        ``reason`` why (given by the person who moved it, if they said)."""
+
         policy: Data
         previous: Data
+        reason: str | None = None  # (events recorded before reasons were kept have none)
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.policy = self.policy
@@ -414,12 +418,36 @@ class Candidacy(Aggregate):
             _set_detail(candidacy, self.person, self.field, self.after)
 
     # -- state --------------------------------------------------------------------
-    # workspace, candidate, company, role, timezone, country, subdivision, policy,
-    # stage, round, outcome, paused (the pause holding now, if any), pauses (closed
-    # ones), offers; and for the current round: interview, hesitations, no_hesitations,
-    # next_step, thank_yous, thanked, awaiting_since, nudges, last_reply,
-    # last_update_at, reminders (keys of reminders sent).
-    # (No class annotations: eventsourcing would turn the aggregate into a dataclass.)
+    # Declared for type checkers only: class annotations at run time would make
+    # eventsourcing turn the aggregate into a dataclass.
+    if TYPE_CHECKING:
+        workspace: str
+        candidate: Data
+        company: str
+        role: str
+        timezone: str
+        country: str | None
+        subdivision: str | None
+        policy: Data  # the policy reference the candidacy follows
+        stage: str
+        round: int
+        outcome: Data | None
+        paused: Data | None  # the pause holding now, if any
+        pauses: list[Data]  # closed ones
+        offers: list[Data]
+        # The current round's:
+        interview: Data
+        hesitations: list[Data]
+        no_hesitations: bool
+        next_step: Data | None
+        thank_yous: list[Data]
+        thanked: list[str]
+        awaiting_since: datetime | None
+        nudges: list[Data]
+        last_reply: Data | None
+        last_update_at: datetime | None
+        reminders: list[str]  # keys of reminders sent
+
     # pending_thank_you: the decided or requested thank-you not yet delivered, or None
     # (a class default, for snapshots taken before it existed).
     pending_thank_you: Data | None = None
@@ -662,10 +690,16 @@ class Candidacy(Aggregate):
         self._trigger("start_next_round", self.RoundStarted, actor, at, round=self.round + 1,
                       interview=interview)
 
-    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data) -> None:
-        """Move the candidacy to another cadence policy (name and version)."""
+    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data,
+                       reason: str | None = None) -> None:
+        """Move the candidacy to another cadence policy (name and version); from then on
+        the scheduler decides with that version."""
+        TRANSITIONS.target(self.stage, "migrate_policy", self, at=at)  # a final stage first
+        if policy == self.policy:
+            raise InvalidInput("policy", f"the candidacy already runs under {policy['name']}"
+                                         f"@{policy['version']}")
         self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
-                      previous=self.policy)
+                      previous=self.policy, **_given(reason=reason))
 
     def correct_details(self, actor: Actor, at: datetime, *, person: str, field: str,
                         value: str) -> None:
@@ -761,8 +795,9 @@ def _given(**fields: Any) -> Data:
 def _occurred(event: Any) -> datetime:
     """When a fact happened: its ``occurred_at`` when a person gave one, else when logged
     (older events, and replay's decoded payloads, may not carry the field at all)."""
-    occurred_at = getattr(event, "occurred_at", None)
-    return occurred_at if occurred_at is not None else event.timestamp
+    occurred_at: datetime | None = getattr(event, "occurred_at", None)
+    logged_at: datetime = event.timestamp
+    return occurred_at if occurred_at is not None else logged_at
 
 
 _THANK_YOU_CHANNELS = {"email": ["email"], "card": ["card"],

@@ -209,7 +209,7 @@ def view_for(app: Any, tables: Sequence[str]) -> ReadModelRecorder:
         recorder = PostgresReadModelRecorder(datastore, tables=tables)
     else:
         raise TypeError(f"read models need SQLite or PostgreSQL, not {type(datastore).__name__}")
-    recorder.create_table()  # type: ignore[attr-defined]
+    recorder.create_table()
     return recorder
 
 

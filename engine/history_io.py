@@ -184,9 +184,9 @@ def _insert(app: Any, groups: list[list[StoredEvent]], candidacies: bool,
             try:
                 rows.append(app.current_row(aggregate))
             except InvalidInput as error:
-                raise InvalidInput("file", f"candidacy {aggregate.id}: {error.reason} here "
-                                           "(export with --with-policies, or publish it "
-                                           "first)") from None
+                raise InvalidInput("file", f"candidacy {group[0].originator_id}: {error.reason} "
+                                           "here (export with --with-policies, or publish "
+                                           "it first)") from None
     events = [stored for group in groups for stored in group]
     if report.dry_run:
         if any(app.recorder.select_events(group[0].originator_id, limit=1) for group in groups):

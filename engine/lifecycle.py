@@ -357,10 +357,13 @@ MACHINE_COMMANDS = frozenset({
 `decide_*`) and the outbox's (`*_message`, `ready_task`) alone; `request_*` is the
 thank-you's and nudges' own route with ``mode="send_for_me"``, offered as those; a
 person's confirmation of a card or voicemail task (`deliver_message`) is offered on the
-message itself (`confirmMessage`); `migrate_policy` is an operator's, with no route."""
+message itself (`confirmMessage`); `migrate_policy` moves the candidacy to another policy
+version, an operator's decision about the cadence, not a step of the follow-up
+(`migratePolicy`, `/policies/.../migrations`)."""
 
 PERSON_COMMANDS: frozenset[str] = frozenset(
-    command for command in (e.id for e in Lifecycle.events)
+    # On the class, `events` is the metaclass's property (a list); mypy sees the instance's.
+    command for command in (e.id for e in Lifecycle.events)  # type: ignore[attr-defined]
     if command not in MACHINE_COMMANDS)
 """The commands people give, each with an HTTP route of its own name."""
 

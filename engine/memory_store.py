@@ -172,7 +172,8 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             self._idempotency[(record.workspace, record.key)] = replace(
-                record, response=_json(record.response), created_at=_utc(record.created_at))
+                record, response=_json(record.response),
+                created_at=record.created_at.astimezone(UTC))
         for row in kwargs.get("rows") or ():
             held = self._rows.get(row.id)
             # A row never goes back to an older version (see engine.store).
@@ -204,7 +205,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [r for r in self._rows.values() if r.workspace == workspace
                     and (not stage or r.stage == stage) and (not after or r.id > after)
                     and (pattern is None or any(
-                        v is not None and pattern.fullmatch(v.lower())
+                        pattern.fullmatch(v.lower())
                         for v in (r.candidate, r.company, r.role)))]
         return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 

@@ -16,14 +16,12 @@ configured), grouped per candidacy and folded into a
 the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
 events.  Partitions of the id space can run in worker processes (``workers``).
 
-This module is compiled with mypyc with `engine.cadence` (setup.py, `engine.COMPILED`).
-Classes whose instances need a ``__dict__`` or borrow the aggregate's functions stay
-regular Python classes (``mypyc_attr(native_class=False)``).
+This module runs as Python: the decision function and the calendar under it are the
+compiled ones (setup.py, `engine.COMPILED`); compiling replay too saved nothing measurable.
 """
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import sqlite3
 import time as _time
@@ -37,7 +35,6 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
-from mypy_extensions import mypyc_attr
 
 from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
@@ -65,7 +62,6 @@ _SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
 # -- the state replay folds into ---------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 class ReplayState:
     """A candidacy's state as plain attributes, the same ones `Candidacy` keeps, so that
     `plan`, the lifecycle's guards and the events' ``assign`` functions read and write it
@@ -117,7 +113,6 @@ class ReplayState:
         event_class.assign(_Payload(data), self)  # type: ignore[arg-type]
 
 
-@mypyc_attr(native_class=False)
 class _Payload:
     """An event's data as attributes (its decoded dict is the instance dict: no copy)."""
 
@@ -128,7 +123,6 @@ class _Payload:
 # -- decoding recorded events ---------------------------------------------------------------------
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """How replay reads one event type: the command that produced it (for the lifecycle),
@@ -234,7 +228,6 @@ def decode(spec: _Spec, data: dict[str, Any]) -> tuple[Any, bool]:
     return fact, False
 
 
-@mypyc_attr(native_class=False)
 class DecidedMark:
     """A recorded thank-you decision's key and version: not a fact to fold, the link
     from its delivery facts to the decided key."""
@@ -273,7 +266,7 @@ def _link_delivery(fact: Any, marks: list[Any]) -> None:
 
 
 @dataclass(slots=True)
-class Outcome:
+class RecordedDelivery:
     """What the channels did for one recorded thank-you decision: when and on which
     channel it was delivered (None: never), and the channels that failed for it."""
 
@@ -282,17 +275,17 @@ class Outcome:
     failed: list[str] = field(default_factory=list)
 
 
-def recorded_outcomes(facts: Sequence[Any],
-                      marks: Sequence[Any]) -> tuple[dict[str, Outcome], list[str]]:
+def recorded_deliveries(facts: Sequence[Any],
+                        marks: Sequence[Any]) -> tuple[dict[str, RecordedDelivery], list[str]]:
     """Per decided key (``marks``), what the recorded delivery facts say happened to that
     thank-you (following fallbacks: a failure's fallback message names the failure's
     version); and every channel the history shows failing."""
     keys: dict[int, str] = {}
-    outcomes: dict[str, Outcome] = {}
+    deliveries: dict[str, RecordedDelivery] = {}
     failing: list[str] = []
     for mark in marks:
         keys[mark.version] = mark.key
-        outcomes[mark.key] = Outcome()
+        deliveries[mark.key] = RecordedDelivery()
     for fact in facts:
         name = fact.name
         if name in ("MessageBlocked", "MessageDeadLettered"):
@@ -300,15 +293,15 @@ def recorded_outcomes(facts: Sequence[Any],
                 failing.append(fact.channel)
             key = keys.get(fact.trigger_version)
             if key is not None:
-                outcomes[key].failed.append(fact.channel)
+                deliveries[key].failed.append(fact.channel)
                 if fact.fallback is not None:
                     keys[fact.originator_version] = key
         elif name == "MessageDelivered":
             key = keys.get(fact.trigger_version)
-            if key is not None and outcomes[key].delivered_at is None:
-                outcomes[key].delivered_at = fact.at
-                outcomes[key].channel = fact.channel
-    return outcomes, failing
+            if key is not None and deliveries[key].delivered_at is None:
+                deliveries[key].delivered_at = fact.at
+                deliveries[key].channel = fact.channel
+    return deliveries, failing
 
 
 # -- replaying one candidacy ---------------------------------------------------------------------
@@ -324,11 +317,11 @@ class ReplayTarget:
     does not hold is assumed delivered at once, on the first of its channels the history
     did not show failing."""
 
-    __slots__ = ("failing", "outcomes", "state")
+    __slots__ = ("deliveries", "failing", "state")
 
     def __init__(self) -> None:
         self.state: Any = None
-        self.outcomes: dict[str, Outcome] = {}
+        self.deliveries: dict[str, RecordedDelivery] = {}
         self.failing: list[str] = []
 
     def create(self, fact: Any) -> None:
@@ -341,7 +334,7 @@ class ReplayTarget:
     def read(self, history: History) -> None:
         """Learn what the recorded deliveries say (before `drive`)."""
         if history.marks:
-            self.outcomes, self.failing = recorded_outcomes(history.facts, history.marks)
+            self.deliveries, self.failing = recorded_deliveries(history.facts, history.marks)
 
     def fact(self, fact: Any) -> str:
         spec: _Spec = fact.spec
@@ -354,7 +347,7 @@ class ReplayTarget:
             if (spec.name == "MessageDelivered" and pending is not None
                     and pending["decided_by"] is not None
                     and pending["decided_by"]["key"] == decided_key
-                    and state.stage != "stalled"):
+                    and state.stage != Stage.STALLED):
                 self._deliver(fact.channel, fact.occurred_at)  # (its moment, not its order)
             return APPLIED
         try:
@@ -364,7 +357,7 @@ class ReplayTarget:
                 stage = TRANSITIONS.target(state.stage, spec.command, state,
                                            at=fact.timestamp, **spec.guard(fact))
         except IllegalCommand:
-            if state.stage == "stalled":
+            if state.stage == Stage.STALLED:
                 return REFUSED
             # A person's message the counterfactual made redundant (the policy already
             # thanked): nothing to fold.  Any other fact refused ends the replay too.
@@ -378,7 +371,7 @@ class ReplayTarget:
         apply_action(state, _SCHEDULER, at, action, action.decided_by(policy, stored=False))
         if action.kind != "thank_you":
             return
-        recorded = self.outcomes.get(action.key)
+        recorded = self.deliveries.get(action.key)
         if recorded is None:
             channel = self._first_working_channel(state.pending_thank_you["medium"], policy)
             if channel is not None:
@@ -409,7 +402,6 @@ _MEDIUM_CHANNELS: dict[str, tuple[str, ...]] = {
     "voicemail_and_email": ("voicemail", "email")}
 
 
-@mypyc_attr(native_class=False)
 class ReplayPolicy:
     """A cadence policy as replay hands it to `plan`: the same rule objects (its sections
     are the policy's own), with a label for the report."""
@@ -417,6 +409,7 @@ class ReplayPolicy:
     def __init__(self, policy: CadencePolicy, label: str | None = None) -> None:
         self.__dict__.update({name: getattr(policy, name) for name in type(policy).model_fields})
         self.policy = policy
+        self.places = policy.places  # the calendar maths `plan` keeps with the policy
         self.label = label or f"{policy.name} v{policy.version}"
 
     def work_calendar(self, country: str | None, subdivision: str | None = None) -> WorkCalendar:
@@ -552,7 +545,7 @@ class Metrics:
 
     def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
         outcome = state.outcome
-        if not (state.stage == "stalled" and outcome and outcome["kind"] == "stalled"):
+        if not (state.stage == Stage.STALLED and outcome and outcome["kind"] == "stalled"):
             self.ended_early += 1
             return
         # Stalled by the policy: did the employer reply later in this round?
@@ -968,28 +961,22 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
                       mapper: Mapper[UUID]) -> ReplayResult:
     result = ReplayResult([Metrics(p.label) for p in policies])
     runs = list(zip(policies, result.metrics, strict=True))
-    # Replay allocates many short-lived objects and no cycles: collect garbage rarely.
-    thresholds = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        for history in candidacy_histories(source.batches(partition), counter=progress,
-                                           mapper=mapper):
-            result.events += history.events
-            result.candidacies += 1
-            facts = history.facts
-            if not facts or facts[0].name != "InterviewRecorded":
-                result.malformed += 1
-                continue
-            if not filters.admit(history):
-                continue
-            result.replayed += 1
-            for policy, metrics in runs:
-                target = ReplayTarget()
-                target.read(history)
-                drive(target, facts, policy, until=until,  # type: ignore[arg-type]
-                      tally=metrics)
-    finally:
-        gc.set_threshold(*thresholds)
+    for history in candidacy_histories(source.batches(partition), counter=progress,
+                                       mapper=mapper):
+        result.events += history.events
+        result.candidacies += 1
+        facts = history.facts
+        if not facts or facts[0].name != "InterviewRecorded":
+            result.malformed += 1
+            continue
+        if not filters.admit(history):
+            continue
+        result.replayed += 1
+        for policy, metrics in runs:
+            target = ReplayTarget()
+            target.read(history)
+            drive(target, facts, policy, until=until,  # type: ignore[arg-type]
+                  tally=metrics)
     return result
 
 

@@ -44,6 +44,7 @@ from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action, plan
 from engine.candidacy import Candidacy
 from engine.errors import CloserError, IllegalCommand
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
 from engine.values import Actor
 
@@ -202,7 +203,7 @@ class AggregateTarget:
         try:
             getattr(self.state, fact.command)(self.actor, fact.at, **fact.kwargs)
         except IllegalCommand:
-            return REFUSED if self.state.stage == "stalled" else SKIPPED
+            return REFUSED if self.state.stage == Stage.STALLED else SKIPPED
         return APPLIED
 
     def decide(self, action: Action, policy: CadencePolicy, at: datetime) -> None:
@@ -222,7 +223,7 @@ class AggregateTarget:
 
 # Average days from application to offer or rejection, first half of 2017: Glassdoor Economic
 # Research, "How Long Does it Take to Hire? Interview Duration in 25 Countries" (A. Chamberlain,
-# 9 Aug 2017), as in ../shared/data/interview_duration_by_country.csv (a test keeps them equal).
+# 9 Aug 2017), as in tests/data/interview_duration_by_country.csv (a test keeps them equal).
 MEAN_DAYS: dict[str, float] = {
     "BR": 39.6, "FR": 38.9, "CH": 37.6, "IT": 36.0, "BE": 36.0, "AE": 35.8, "EG": 35.2,
     "ES": 31.7, "MX": 31.2, "JP": 30.9, "DE": 28.5, "GB": 27.5, "PL": 25.9, "IE": 25.5,

@@ -20,8 +20,8 @@ inserted, once their notification ids are known, in the same transaction.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,14 +32,12 @@ import orjson
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from eventsourcing.utils import retry
-from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
+from psycopg import ClientCursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
-from psycopg.types.composite import register_composite
-from psycopg_pool import AsyncConnectionPool
 
 from engine.errors import InvalidInput
 from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
@@ -358,12 +356,6 @@ _SQLITE_TABLES = [
 ]
 
 
-# Write transactions in progress (or waiting for the writer) per SQLite file, across every
-# application object of the process.
-_WRITES: dict[str, int] = {}
-_WRITES_LOCK = threading.Lock()
-
-
 class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     """eventsourcing's SQLite process recorder plus Closer's tables."""
 
@@ -382,27 +374,10 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             self._insert_tracking(c, tracking)
         return notification_ids
 
-    def insert_events(self, stored_events: Sequence[StoredEvent],
-                      **kwargs: Any) -> Sequence[int] | None:
-        db_name = self.datastore.pool.db_name
-        with _WRITES_LOCK:
-            _WRITES[db_name] = _WRITES.get(db_name, 0) + 1
-        try:
-            return super().insert_events(stored_events, **kwargs)
-        finally:
-            with _WRITES_LOCK:
-                _WRITES[db_name] -= 1
-
     def _create(self, statements: Sequence[str]) -> None:
         with self.datastore.transaction(commit=True) as c:
             for statement in statements:
                 c.execute(statement)
-
-    def writer_in_use(self) -> bool:
-        """Whether a thread of this process is writing to (or waiting to write to) this
-        database file, through any application object: the scheduler and the outbox of
-        `closer serve` have their own.  A write from another process is not known here."""
-        return _WRITES.get(self.datastore.pool.db_name, 0) > 0
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self.datastore.transaction(commit=False) as c:
@@ -570,7 +545,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         return not (not stored_events or kwargs.get("position") is not None
                     or kwargs.get("tracking") is not None or kwargs.get("followed_past"))
 
-    def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
+    def _script(self, curs: ClientCursor[Any],
                 stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
         """The write as one simple query, and how many results precede the INSERT's ids."""
         def write(cursor: Any) -> None:
@@ -580,91 +555,6 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         script = b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
                                        for query, params in statements), b"COMMIT"])
         return script, len(statements)  # the result after BEGIN and those statements
-
-    # -- writes awaited on an event loop ------------------------------------------------------
-
-    @asynccontextmanager
-    async def writing_async(self, connections: int) -> AsyncIterator[None]:
-        """While open, `insert_events_async` and `insert_into_async` write on up to
-        ``connections`` psycopg async connections of the running event loop (a
-        `psycopg_pool.AsyncConnectionPool`), opened as writes need them, configured as
-        the library configures its own, and closed on the way out."""
-        datastore = self.datastore
-        settings = datastore.pool
-
-        async def configure(conn: AsyncConnection[Any]) -> None:
-            if datastore.idle_in_transaction_session_timeout:
-                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
-                                   .format(int(datastore.idle_in_transaction_session_timeout
-                                               * 1000)))
-            # The stored events' composite type, as the library registers on its own.
-            for info in datastore.psycopg_type_adapters.values():
-                register_composite(info, conn)
-
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.conninfo, kwargs=lambda: _connection_kwargs(datastore), min_size=0,
-            max_size=connections, open=False, configure=configure,
-            timeout=settings.timeout,  # the library's pool gives up after it: so does a write
-            max_lifetime=settings.max_lifetime, name="closer-async-writes")
-        await pool.open()
-        self._async_pool = pool
-        try:
-            yield
-        finally:
-            self._async_pool = None
-            await pool.close()
-
-    _async_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
-
-    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
-                                  **kwargs: Any) -> Sequence[int]:
-        """`insert_events`, awaited on the event loop instead of blocking a thread: the
-        same script, on one of `writing_async`'s connections, with the same errors (a
-        duplicate version is an IntegrityError).  Not for a follower's position
-        (`insert_events` only)."""
-        if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async: events, without a position")
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn, row_factory=tuple_row)
-            script, returning = self._script(curs, stored_events, kwargs)
-            await curs.execute(script)
-            for _ in range(returning):
-                curs.nextset()
-            return _notification_ids(await curs.fetchall(), stored_events)
-
-    async def select_for_load_async(self, snapshots: str | None, events: str, uid: UUID
-                                    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
-        """`select_for_load`, awaited on one of `writing_async`'s connections (each of
-        its statements is its own consistent view, as the library's reads are)."""
-        sql, params = self._for_load(snapshots, events, uid)
-        async with self._async_connection() as conn:
-            curs = conn.cursor(row_factory=tuple_row)
-            await curs.execute(SQL(self._q(sql)), params)  # type: ignore[arg-type]
-            rows = await curs.fetchall()
-        return self._loaded(uid, rows)
-
-    async def insert_into_async(self, recorder: PostgresAggregateRecorder,
-                                stored_events: Sequence[StoredEvent]) -> None:
-        """``recorder.insert_events(stored_events)`` for another aggregate recorder on this
-        database (the snapshots'), awaited on one of `writing_async`'s connections."""
-        if not stored_events:
-            return
-        statements = _statements_of(lambda c: recorder._insert_stored_events(c, stored_events))
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn)
-            await curs.execute(b";".join(curs.mogrify(query, params).encode()
-                                         for query, params in statements))
-
-    @asynccontextmanager
-    async def _async_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = self._async_pool
-        if pool is None:
-            raise ProgrammingError("no async writes open (see writing_async)")
-        # The pool rolls back a transaction a failed write left open, and replaces a
-        # connection found broken.
-        with _as_persistence_errors():
-            async with pool.connection() as conn:
-                yield conn
 
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)

@@ -279,10 +279,10 @@ def test_another_workspace_still_finds_no_such_candidacy(
                                                     "next_cursor": None}
 
 
-def test_a_command_awaited_on_the_event_loop_answers_the_same_problem(
+def test_a_command_over_a_live_server_answers_the_same_problem(
         api: Any, candidacies: Candidacies, client_for: Any, database_url: str) -> None:
-    """On PostgreSQL `closer serve` awaits commands on its event loop (`execute_async`):
-    a corrupt candidacy is told apart there just as on the usual path."""
+    """Over a live server (uvicorn's event loop, FastAPI's worker threads) a corrupt
+    candidacy is told apart just as in process."""
     poisoned = closed(candidacies, "Globex")
     corrupt(candidacies, database_url, poisoned, 2)
     candidacies.recent.take(UUID(poisoned))

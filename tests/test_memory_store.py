@@ -42,12 +42,9 @@ from engine.values import Actor
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 # Recorder methods one SQL store has for its own reasons, not queries the application
-# needs of every store: SQLite's writer count (the inline API path is SQLite's), and
-# PostgreSQL's writes awaited on an event loop (`Candidacies.writing_async` opens them
-# only where the recorder has them); an added table's SQL, read by its owner (who reads
-# the in-memory store's ``held`` rows instead).
-STORE_SPECIFIC = {"writer_in_use", "writing_async", "insert_events_async",
-                  "select_for_load_async", "insert_into_async", "read"}
+# needs of every store: an added table's SQL, read by its owner (who reads the in-memory
+# store's ``held`` rows instead).
+STORE_SPECIFIC = {"read"}
 
 
 def _added(recorder: type, library: type) -> set[str]:

@@ -1,5 +1,5 @@
 """`/healthz`: whether this process serves, its store answers, and `closer serve`'s
-background workers (scheduler, outbox) run; with the messages failing now."""
+background workers (scheduler, outbox, read models) run; with the messages failing now."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The calendar channel: an RFC 5545 invite for the next step.
+"""The calendar channel (`CalendarAdapter`): an RFC 5545 invite for the next step.
 
 The event UID comes from the message id, so a resent invite updates the
 same event instead of adding a second one.  The invite is written to a
@@ -15,7 +15,7 @@ import icalendar
 
 from adapters.base import DeliveryReceipt, TemplateAdapter, addresses, now
 from adapters.email import SYSTEM_SENDER, SmtpSettings, mail_headers, send_smtp
-from adapters.message import Attachment, Message, MessageContext
+from adapters.message import Attachment, Interviewer, Message, MessageContext, Person
 from adapters.rendering import Renderer
 from adapters.tasks import write_atomically
 from adapters.vtimezone import vtimezone
@@ -46,14 +46,16 @@ def invite(context: MessageContext, summary: str, description: str,
         event.add("location", step.location)
     if context.candidate.email:
         event.add("organizer", _address(context.candidate.email, context.candidate.name))
-    for person in (context.candidate, *context.addressees):
+    people: tuple[Person | Interviewer, ...] = (context.candidate, *context.addressees)
+    for person in people:
         if person.email:
             event.add("attendee", _address(person.email, person.name, attendee=True))
     calendar.add_component(event)
     if calendar.get_missing_tzids():  # the candidacy's zone, unless it is UTC
         # First, as add_missing_timezones puts it: a reader meets it before the times.
         calendar.subcomponents.insert(0, vtimezone(context.zone, start))
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()  # icalendar leaves to_ical unannotated
+    return ical
 
 
 def _address(email: str, name: str, attendee: bool = False) -> icalendar.vCalAddress:
