@@ -91,7 +91,7 @@ def main() -> None:
 def demo() -> None:
     """Walk three realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.demo import DEMO_DAYS, demo_settings, seed_demo
     from api.outbox_cli import build_dispatcher
     from api.settings import get_settings
@@ -108,7 +108,7 @@ def demo() -> None:
             _print_history(candidacies, candidacy_id)
         console.print("\nMessages the outbox handled:")
         for candidacy_id in ids:
-            for row in messages(candidacies, candidacy_id=candidacy_id):
+            for row in message_rows(candidacies, candidacy_id=candidacy_id):
                 detail = (row.summary.get("receipt") or {}).get("detail") or {}
                 where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
                 console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",

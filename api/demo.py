@@ -18,7 +18,7 @@ from api.settings import Settings
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 COACH = Actor(user="coach@demo.closer", workspace="demo", on_behalf_of="the candidate")
 DEMO_RECRUITER = {"name": "Dana Reyes", "email": "dana.reyes@demo.closer.example"}
@@ -97,7 +97,7 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
 
     def maya_advanced(app: Candidacies, ids: dict[str, str]) -> None:
         cid = ids["maya"]
-        app.receive_reply(COACH, cid, "advanced", note="Invited to the final round")
+        app.receive_reply(COACH, cid, ReplyKind.ADVANCED, note="Invited to the final round")
         app.start_next_round(COACH, cid, {"interviewed_at": app.clock.now().isoformat(),
                                           "format": "video"})
 
@@ -119,7 +119,7 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
         app.close_next_step(COACH, cid, "Call with the hiring manager next week")
 
     def luis_away(app: Candidacies, ids: dict[str, str]) -> None:
-        app.receive_reply(COACH, ids["luis"], "out_of_office",
+        app.receive_reply(COACH, ids["luis"], ReplyKind.OUT_OF_OFFICE,
                           back_on=(app.clock.now() + 5 * day).date())
 
     def anika_interviewed(app: Candidacies, ids: dict[str, str]) -> None:
@@ -139,7 +139,8 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
         app.note_competing_offer(COACH, ids["anika"], "Globex", app.clock.now() + 8 * day)
 
     def anika_rejected(app: Candidacies, ids: dict[str, str]) -> None:
-        app.receive_reply(COACH, ids["anika"], "rejected", note="Went with an internal candidate")
+        app.receive_reply(COACH, ids["anika"], ReplyKind.REJECTED,
+                          note="Went with an internal candidate")
 
     return [
         (start, maya_interviewed),

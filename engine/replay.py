@@ -45,7 +45,7 @@ from engine.errors import IllegalCommand, InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.policy import CadencePolicy
 from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
-from engine.values import Actor, in_range
+from engine.values import Actor, ReplyKind, in_range
 
 __all__ = [
     "METRICS", "Agreement", "Difference", "JsonlSource", "Metrics", "PostgresSource",
@@ -497,17 +497,17 @@ class Metrics:
         name = fact.name
         if name == "ReplyReceived":
             kind = fact.kind
-            if kind == "out_of_office":
+            if kind == ReplyKind.OUT_OF_OFFICE:
                 return
             self.pester_load += self._unanswered
             self._unanswered = 0
-            if kind == "advanced":
+            if kind == ReplyKind.ADVANCED:
                 self.advanced += 1
                 days = (fact.at - state.interview["interviewed_at"]).total_seconds() / 86400
                 self.days_sum += days
                 self.days_count += 1
                 self.days_histogram[min(max(int(days * 2), 0), _HISTOGRAM_BINS - 1)] += 1
-            elif kind == "rejected":
+            elif kind == ReplyKind.REJECTED:
                 self.rejected += 1
             else:
                 self.updates += 1
@@ -554,10 +554,10 @@ class Metrics:
             fact = facts[k]
             if fact.name == "RoundStarted":
                 break
-            if fact.name == "ReplyReceived" and fact.kind != "out_of_office":
+            if fact.name == "ReplyReceived" and fact.kind != ReplyKind.OUT_OF_OFFICE:
                 replied = True
-                if fact.kind != "update":
-                    advanced = fact.kind == "advanced"
+                if fact.kind != ReplyKind.UPDATE:
+                    advanced = fact.kind == ReplyKind.ADVANCED
                     break
         if replied:
             self.premature_stalls += 1

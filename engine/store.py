@@ -497,7 +497,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     @contextmanager
     def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of its own holding the schema lock (which goes with it)."""
-        with (_as_persistence_errors(),
+        with (as_persistence_errors(),
               psycopg.connect(self.datastore.pool.conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
@@ -632,7 +632,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 
 @contextmanager
-def _as_persistence_errors() -> Iterator[None]:
+def as_persistence_errors() -> Iterator[None]:
     """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield

@@ -44,7 +44,7 @@ from engine.store import (
     CloserPostgresRecorder,
     CloserSQLiteRecorder,
     IdempotencyRecord,
-    _as_persistence_errors,
+    as_persistence_errors,
     eventsourcing_env,
 )
 from engine.tables import ExtraTable
@@ -369,7 +369,7 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
             with (pytest.raises(persistence.PersistenceError) as theirs,
                   recorder.datastore.get_connection()):
                 raise error("lost")
-            with pytest.raises(persistence.PersistenceError) as ours, _as_persistence_errors():
+            with pytest.raises(persistence.PersistenceError) as ours, as_persistence_errors():
                 raise error("lost")
             assert type(ours.value) is type(theirs.value), error
             assert str(ours.value) == str(theirs.value)

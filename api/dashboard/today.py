@@ -23,13 +23,15 @@ from engine.application import Candidacies
 from engine.cadence import Action, held_until, outstanding, plan
 from engine.candidacy import Candidacy
 from engine.errors import CandidacyNotFound, CorruptHistory
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 _PAGE = 200
 _NUDGES = ("nudge", "offer_nudge", "stall")
-_BEFORE_NEXT_STEP = ("interviewed", "hesitations_addressed")
+_BEFORE_NEXT_STEP = (Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED)
+_CLOSED = (Stage.ADVANCED, Stage.STALLED)
 
 
 @dataclass
@@ -156,7 +158,7 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                 candidacy, row, action.kind, due_at=action.due_at,
                 due_local=local(action.due_at, zone), rule=action.rule,
                 waits=why_waiting(action, candidacy, policy, now), note=action.note))
-    if candidacy.stage == "nudged":
+    if candidacy.stage == Stage.NUDGED:
         last = candidacy.nudges[-1]["sent_at"] if candidacy.nudges else None
         day.replies.append(_item(candidacy, row, "reply", due_at=last,
                                  due_local=local(last, zone),
@@ -190,7 +192,7 @@ def the_day(candidacies: Candidacies, filters: Filters) -> Day:
     while True:
         rows = candidacies.rows(filters.workspace, after=cursor, limit=_PAGE)
         for row in rows:
-            if row.stage in ("advanced", "stalled") and row.due_at is None:
+            if row.stage in _CLOSED and row.due_at is None:
                 continue
             if (filters.company and row.company != filters.company) or \
                     (keep is not None and row.id not in keep):
