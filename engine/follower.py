@@ -142,8 +142,13 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder, ReadModelRecorder):
                 row = curs.fetchone()
                 _check_position(tracking, expected, None if row is None else
                                 row["notification_id"])
-            work(Tx(curs, "%s"))
-            self._insert_tracking(curs, tracking)
+            # A query whose rows are read gets a cursor of its own: in pipeline mode a
+            # cursor that ran several statements may hand back an earlier one's result
+            # (psycopg 3.3.9: "the last operation didn't produce records (command status:
+            # INSERT 0 1)", intermittently, rebuilding 1.2 million events; psycopg#604).
+            work(Tx(curs, "%s", conn.cursor))
+            with conn.cursor() as tracking_cursor:
+                self._insert_tracking(tracking_cursor, tracking)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as curs:

@@ -125,7 +125,7 @@ class _Queries:
 
     placeholder = "?"
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -379,7 +379,7 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             for statement in statements:
                 c.execute(statement)
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
@@ -497,8 +497,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     @contextmanager
     def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of its own holding the schema lock (which goes with it)."""
+        conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
         with (as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
+              psycopg.connect(conninfo() if callable(conninfo) else conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             yield conn
@@ -524,10 +525,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             try:
-                return super().insert_events(stored_events, **kwargs)
+                # (The library's retry decorator leaves its methods untyped.)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
-        return self._insert_in_one_script(stored_events, kwargs)
+            return ids
+        written: Sequence[int] | None = self._insert_in_one_script(stored_events, kwargs)
+        return written
 
     @_library_retry
     def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
@@ -576,7 +580,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             raise _RolledBack(error) from error
         return notification_ids
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         # Every read is one statement on an autocommit connection (its own consistent
         # snapshot): one round trip, where BEGIN ... ROLLBACK around it made three.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
@@ -650,7 +654,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     if parsed.scheme == "memory":
         return {
             "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
-            "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedMemoryRecorder",
             "MEMORY_STORE": (parsed.netloc + parsed.path).strip("/"),
         }
     if parsed.scheme == "sqlite":
@@ -662,7 +666,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserSQLiteRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedSQLiteRecorder",
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):
@@ -677,7 +681,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedPostgresRecorder",
         }
         return env
     raise InvalidInput(

@@ -7,7 +7,7 @@ with.  The recorders that run them are `engine.store`'s (SQLite, PostgreSQL) and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +19,11 @@ class Tx:
     in a save), in portable SQL (``?`` placeholders, rows as tuples), so the same code
     runs unchanged on both stores."""
 
-    def __init__(self, cursor: Any, placeholder: str) -> None:
+    def __init__(self, cursor: Any, placeholder: str,
+                 reader: Callable[[], Any] | None = None) -> None:
         self._cursor = cursor
         self._placeholder = placeholder
+        self._reader = reader  # a fresh cursor for each query whose rows are read
         self.memo: dict[Any, Any] = {}
         """What handlers keep between the events of this one transaction (rows they read
         or wrote), so a candidacy's events in one batch read its row once (the pipeline
@@ -43,9 +45,14 @@ class Tx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one query and answer its rows as tuples."""
-        self._cursor.execute(self._q(sql), tuple(params))
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                for r in self._cursor.fetchall()]
+        if self._reader is None:
+            self._cursor.execute(self._q(sql), tuple(params))
+            rows = self._cursor.fetchall()
+        else:
+            with self._reader() as cursor:
+                cursor.execute(self._q(sql), tuple(params))
+                rows = cursor.fetchall()
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         """Run one query and answer its first row (None: no row)."""

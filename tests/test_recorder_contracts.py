@@ -38,11 +38,11 @@ from psycopg import ClientCursor
 from psycopg_pool import PoolTimeout
 
 from conftest import PG_ADMIN_URL
+from engine.audit_store import AuditedPostgresRecorder, AuditedSQLiteRecorder
 from engine.errors import InvalidInput
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
-    CloserSQLiteRecorder,
     IdempotencyRecord,
     as_persistence_errors,
     eventsourcing_env,
@@ -115,7 +115,8 @@ class OnSQLite(OnAStore):
     """A fresh SQLite file per test, configured as Closer configures it."""
 
     expected_factory_topic = "eventsourcing.sqlite:SQLiteFactory"
-    recorder_class = CloserSQLiteRecorder
+    # The store's default: Closer's recorder with each write chained (engine.audit_store).
+    recorder_class = AuditedSQLiteRecorder
 
     @pytest.fixture(autouse=True)
     def _store(self, tmp_path: Any) -> Iterator[None]:
@@ -128,7 +129,7 @@ class OnPostgres(OnAStore):
     """A PostgreSQL database emptied before each test, configured as Closer configures it."""
 
     expected_factory_topic = "eventsourcing.postgres:PostgresFactory"
-    recorder_class = CloserPostgresRecorder
+    recorder_class = AuditedPostgresRecorder
 
     @pytest.fixture(autouse=True)
     def _store(self, contracts_database: str) -> Iterator[None]:
@@ -326,7 +327,9 @@ class TestTheWritesAroundTheLibrary(OnPostgres):
         with _sent_by_ours(self.monkeypatch, ClientCursor) as ours:
             recorder.insert_events(events, **extras)
         _emptied(self.url, "stored_events", "closer_candidacies", "contract_notes",
-                 "closer_idempotency")
+                 "closer_idempotency", "closer_event_hashes")
+        recorder.forget_tips()
+        recorder._chained(events, extras)  # the chain hashes our write adds to a save
 
         with _sent_by_the_library(recorder) as theirs:
             PostgresApplicationRecorder.insert_events(recorder, events, **extras)
