@@ -29,9 +29,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.sql import SQL
 
 from closer_verify.records import GENESIS, event_hash
-from engine.follower import Tx
 from engine.memory_store import CloserMemoryRecorder
-from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder, ExtraTable
+from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
+from engine.tables import ExtraTable, Tx
 
 TIPS = 10_000
 """How many aggregates' last chain hashes a recorder remembers (a command on one of them
