@@ -323,7 +323,11 @@ def _words(name: str) -> str:
 
 def summary(event: Any) -> str:
     """A short sentence for a person reading the candidacy's timeline."""
-    name, get = _name(event), (lambda field: getattr(event, field, None))
+    name = _name(event)
+
+    def get(field: str) -> Any:
+        return getattr(event, field, None)
+
     decided = _decided_by(event)
     if name == "InterviewRecorded":
         who = (get("candidate") or {}).get("name", "")
