@@ -189,7 +189,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [r for r in self._rows.values() if r.workspace == workspace
                     and (not stage or r.stage == stage) and (not after or r.id > after)
                     and (pattern is None or any(
-                        pattern.fullmatch(v.lower())
+                        v is not None and pattern.fullmatch(v.lower())
                         for v in (r.candidate, r.company, r.role)))]
         return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 
