@@ -113,7 +113,7 @@ _BUILT_INS = {
     "email": "adapters.email:EmailAdapter",
     "voicemail": "adapters.voicemail:VoicemailAdapter",
     "card": "adapters.card:CardAdapter",
-    "calendar": "adapters.calendar:CalendarAdapter",
+    "calendar": "adapters.invite:CalendarAdapter",
     "webhook": "adapters.webhook:WebhookAdapter",
     "console": "adapters.console:ConsoleAdapter",
     "file": "adapters.console:ConsoleAdapter",

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+# What a message is for (each kind has default templates): the policy's routing names the
+# same kinds, so there is one list of them.
 from engine.policy import MessageKind
 
 # Fixed forever: changing it would change every message id and resend everything.
@@ -39,28 +41,24 @@ def message_id(candidacy_id: object, event_id_or_version: object, channel: str) 
     return str(uuid.uuid5(NAMESPACE, name))
 
 
-# What a message is for (each kind has default templates): the policy's routing names
-# the same kinds, so there is one list of them.
-Kind = MessageKind
-
-
 # The template medium a kind uses on channels without their own (console, webhook).
-DEFAULT_MEDIUM: dict[Kind, str] = {
-    Kind.THANK_YOU: "email",
-    Kind.NUDGE_VOICEMAIL: "voicemail",
-    Kind.NUDGE_EMAIL: "email",
-    Kind.OFFER_NUDGE: "email",
-    Kind.REMINDER_THANK_YOU_DUE: "email",
-    Kind.REMINDER_NEXT_STEP: "email",
-    Kind.ALERT_STALLED: "email",
-    Kind.ALERT_OVERDUE: "email",
-    Kind.NEXT_STEP_INVITE: "calendar",
+DEFAULT_MEDIUM: dict[MessageKind, str] = {
+    MessageKind.THANK_YOU: "email",
+    MessageKind.NUDGE_VOICEMAIL: "voicemail",
+    MessageKind.NUDGE_EMAIL: "email",
+    MessageKind.OFFER_NUDGE: "email",
+    MessageKind.REMINDER_THANK_YOU_DUE: "email",
+    MessageKind.REMINDER_NEXT_STEP: "email",
+    MessageKind.ALERT_STALLED: "email",
+    MessageKind.ALERT_OVERDUE: "email",
+    MessageKind.NEXT_STEP_INVITE: "calendar",
 }
 
 # Kinds the candidate writes to interviewers; Closer writes the rest (reminders, alerts,
 # the next step in the candidate's calendar).
 CANDIDATE_AUTHORED = frozenset({
-    Kind.THANK_YOU, Kind.NUDGE_VOICEMAIL, Kind.NUDGE_EMAIL, Kind.OFFER_NUDGE,
+    MessageKind.THANK_YOU, MessageKind.NUDGE_VOICEMAIL, MessageKind.NUDGE_EMAIL,
+    MessageKind.OFFER_NUDGE,
 })
 
 
@@ -115,7 +113,7 @@ class CompetingOffer(_Frozen):
 class MessageContext(_Frozen):
     """Everything a template needs for one message, validated per kind."""
 
-    kind: Kind
+    kind: MessageKind
     message_id: Text
     candidate: Person
     company: Text
@@ -140,13 +138,13 @@ class MessageContext(_Frozen):
         if unknown:
             raise ValueError(f"recipients {unknown} are not among the interviewers {sorted(known)}")
         needs = {
-            Kind.OFFER_NUDGE: ("competing_offer", self.competing_offer is not None),
-            Kind.REMINDER_NEXT_STEP: ("next_step.scheduled_for",
+            MessageKind.OFFER_NUDGE: ("competing_offer", self.competing_offer is not None),
+            MessageKind.REMINDER_NEXT_STEP: ("next_step.scheduled_for",
                                       bool(self.next_step and self.next_step.scheduled_for)),
-            Kind.NEXT_STEP_INVITE: ("next_step.scheduled_for",
+            MessageKind.NEXT_STEP_INVITE: ("next_step.scheduled_for",
                                     bool(self.next_step and self.next_step.scheduled_for)),
-            Kind.ALERT_STALLED: ("recruiter", self.recruiter is not None),
-            Kind.ALERT_OVERDUE: ("recruiter", self.recruiter is not None),
+            MessageKind.ALERT_STALLED: ("recruiter", self.recruiter is not None),
+            MessageKind.ALERT_OVERDUE: ("recruiter", self.recruiter is not None),
         }
         if self.kind in needs and not needs[self.kind][1]:
             raise ValueError(f"the {self.kind.value} message needs {needs[self.kind][0]}")
@@ -170,11 +168,11 @@ class MessageContext(_Frozen):
 
     def audience(self) -> tuple[Person | Interviewer, ...]:
         """Who receives the message: interviewers, the candidate or the recruiter."""
-        if self.kind in (Kind.ALERT_STALLED, Kind.ALERT_OVERDUE):
+        if self.kind in (MessageKind.ALERT_STALLED, MessageKind.ALERT_OVERDUE):
             assert self.recruiter is not None  # checked by the validator
             return (self.recruiter,)
-        if self.kind in (Kind.REMINDER_THANK_YOU_DUE, Kind.REMINDER_NEXT_STEP,
-                         Kind.NEXT_STEP_INVITE):
+        if self.kind in (MessageKind.REMINDER_THANK_YOU_DUE, MessageKind.REMINDER_NEXT_STEP,
+                         MessageKind.NEXT_STEP_INVITE):
             return (self.candidate,)
         return self.addressees
 
@@ -216,7 +214,7 @@ class Message:
     voicemail, calendar); ``channel`` is the adapter that delivers it.
     """
 
-    kind: Kind
+    kind: MessageKind
     channel: str
     medium: str
     to: tuple[str, ...]

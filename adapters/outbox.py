@@ -11,7 +11,7 @@ Two halves, both run by `Dispatcher.run_once`:
    (`CorruptHistory`: its event, or the history its candidacy needs) is logged at error
    level and recorded as `PassedOver` in that same save, then passed over: one poison
    event never stops the follow (`closer doctor` lists both).
-2. **deliver**: reads the due rows (``select_deliverable_messages``), renders with
+2. **deliver**: reads the due rows (`adapters.outbox_rows`), renders with
    the channel's adapter, proofs (`adapters.proofing.prepare`), records `Blocked`
    (never sent), or `ApprovalRequested` when the workspace wants a person to approve
    first (`approve` lets it go), or delivers and records `Proofed` + `Sent`.  Any
@@ -54,12 +54,13 @@ from pydantic import ValidationError
 
 from adapters.base import Adapter, Registry, refuse_postal
 from adapters.errors import AdapterError, DeliveryError, UnknownChannel
-from adapters.message import Kind, MessageContext, message_id, plain_error
+from adapters.message import MessageContext, MessageKind, message_id, plain_error
+from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.errors import CorruptHistory, IllegalCommand
-from engine.store import MessageRow, PassedOver
+from engine.lifecycle import Stage
 from engine.values import Actor
 
 log = structlog.get_logger("closer.outbox")
@@ -272,7 +273,7 @@ class OutboxMessage(Aggregate):
 
 
 @dataclass(frozen=True, slots=True)
-class Planned:
+class RoutedMessage:
     """A message a candidacy event asks for: its kind, channel and who it is to."""
 
     kind: str
@@ -282,10 +283,11 @@ class Planned:
 
 # The channel a kind travels on, by the thank-you's medium where it has one.
 _KIND_CHANNEL = {
-    Kind.NUDGE_VOICEMAIL: "voicemail", Kind.NUDGE_EMAIL: "email", Kind.OFFER_NUDGE: "email",
-    Kind.REMINDER_THANK_YOU_DUE: "email", Kind.REMINDER_NEXT_STEP: "email",
-    Kind.ALERT_STALLED: "email", Kind.ALERT_OVERDUE: "email",
-    Kind.NEXT_STEP_INVITE: "calendar",
+    MessageKind.NUDGE_VOICEMAIL: "voicemail", MessageKind.NUDGE_EMAIL: "email",
+    MessageKind.OFFER_NUDGE: "email",
+    MessageKind.REMINDER_THANK_YOU_DUE: "email", MessageKind.REMINDER_NEXT_STEP: "email",
+    MessageKind.ALERT_STALLED: "email", MessageKind.ALERT_OVERDUE: "email",
+    MessageKind.NEXT_STEP_INVITE: "calendar",
 }
 _THANK_YOU_CHANNELS = {"email": ("email",), "card": ("card",),
                        "voicemail_and_email": ("voicemail", "email")}
@@ -305,74 +307,80 @@ ROUTED = (Candidacy.ThankYouSent, Candidacy.NudgeSent, *_THANK_YOU_ASKED, *_NUDG
 """Candidacy events that may ask for messages."""
 
 # Kinds whose delivery is a fact on the candidacy (a thank-you or a nudge went, or not).
-DELIVERY_KINDS = frozenset({Kind.THANK_YOU.value, Kind.NUDGE_VOICEMAIL.value,
-                            Kind.NUDGE_EMAIL.value, Kind.OFFER_NUDGE.value})
-_NUDGE_KIND = {"voicemail": Kind.NUDGE_VOICEMAIL, "email": Kind.NUDGE_EMAIL}
+DELIVERY_KINDS = frozenset({MessageKind.THANK_YOU.value, MessageKind.NUDGE_VOICEMAIL.value,
+                            MessageKind.NUDGE_EMAIL.value, MessageKind.OFFER_NUDGE.value})
+_NUDGE_KIND = {"voicemail": MessageKind.NUDGE_VOICEMAIL, "email": MessageKind.NUDGE_EMAIL}
 
 
-def plan(event: Any, routing: Any, candidacy: Any = None) -> list[Planned]:
+def route_messages(event: Any, routing: Any, candidacy: Any = None) -> list[RoutedMessage]:
     """The messages ``event`` asks for under the policy's ``routing`` (empty: none);
     a failed message's fallback, or the recruiter's alert when every channel failed,
     read ``candidacy`` as of that event."""
     decided = getattr(event, "decided_by", None)
-    planned: list[Planned] = []
+    routed: list[RoutedMessage] = []
     if isinstance(event, _THANK_YOU_ASKED) or (
             isinstance(event, Candidacy.ThankYouSent) and decided):
         # (`ThankYouSent` with ``decided_by``: a decision of an older history.)
         for kind in routing.kinds_for("next_step_closed"):
-            if kind == Kind.THANK_YOU:
+            if kind == MessageKind.THANK_YOU:
                 for channel in _THANK_YOU_CHANNELS.get(event.medium, ("email",)):
-                    planned.append(Planned(Kind.THANK_YOU, channel, tuple(event.to)))
+                    routed.append(RoutedMessage(MessageKind.THANK_YOU, channel, tuple(event.to)))
             else:
-                planned.append(Planned(kind, _KIND_CHANNEL[Kind(kind)]))
+                routed.append(RoutedMessage(kind, _KIND_CHANNEL[MessageKind(kind)]))
     elif isinstance(event, _NUDGE_ASKED) or (isinstance(event, Candidacy.NudgeSent) and decided):
         trigger = "offer_deadline_near" if "offer" in str((decided or {}).get("rule", "")) \
             else "nudge_due"
         for kind in routing.kinds_for(trigger):
-            channel = _KIND_CHANNEL[Kind(kind)]
+            channel = _KIND_CHANNEL[MessageKind(kind)]
             if trigger == "nudge_due" and channel not in event.channels:
                 continue
-            planned.append(Planned(kind, channel))
+            routed.append(RoutedMessage(kind, channel))
     elif isinstance(event, _FAILED) and candidacy is not None:
-        planned += _after_failure(event, candidacy, routing)
-    elif isinstance(event, Candidacy.TaskReady) and event.kind == Kind.THANK_YOU.value:
+        routed += _after_failure(event, candidacy, routing)
+    elif isinstance(event, Candidacy.TaskReady) and event.kind == MessageKind.THANK_YOU.value:
         # The card or voicemail is the candidate's to do today: remind them.
-        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_due")]
+        routed += _on_own_channels(routing, "thank_you_due")
     elif isinstance(event, Candidacy.Stalled):
-        planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("stalled")]
+        routed += _on_own_channels(routing, "stalled")
     elif isinstance(event, Candidacy.ReminderSent):
-        if event.kind in _REMINDER_TRIGGER:
-            trigger = _REMINDER_TRIGGER[event.kind]
-            planned += [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for(trigger)]
+        trigger = _REMINDER_TRIGGER.get(event.kind)
+        if trigger:
+            routed += _on_own_channels(routing, trigger)
     elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
-        planned.append(Planned(Kind.NEXT_STEP_INVITE, "calendar"))
+        routed.append(RoutedMessage(MessageKind.NEXT_STEP_INVITE, "calendar"))
     # One message per channel per event: the id is (candidacy, event, channel).
-    first: dict[str, Planned] = {}
-    for p in planned:
-        first.setdefault(p.channel, p)
+    first: dict[str, RoutedMessage] = {}
+    for message in routed:
+        first.setdefault(message.channel, message)
     return list(first.values())
 
 
-def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[Planned]:
+def _after_failure(event: Any, candidacy: Any, routing: Any) -> list[RoutedMessage]:
     """A blocked or dead-lettered thank-you or nudge: its fallback channel's message, or,
     when every channel failed, the overdue alert to the recruiter (routing's
     ``thank_you_overdue`` kinds) saying why."""
     if event.fallback is not None:
-        if event.kind == Kind.THANK_YOU.value:
+        if event.kind == MessageKind.THANK_YOU.value:
             pending = candidacy.pending_thank_you or {}
-            return [Planned(Kind.THANK_YOU, event.fallback, tuple(pending.get("to", ())))]
-        kind = Kind.OFFER_NUDGE if event.kind == Kind.OFFER_NUDGE.value \
+            return [RoutedMessage(MessageKind.THANK_YOU, event.fallback,
+                                  tuple(pending.get("to", ())))]
+        kind = MessageKind.OFFER_NUDGE if event.kind == MessageKind.OFFER_NUDGE.value \
             else _NUDGE_KIND[event.fallback]
-        return [Planned(kind, event.fallback)]
+        return [RoutedMessage(kind, event.fallback)]
     item = candidacy.delivery_item(event.trigger_version)
     if item is None or not item.get("failed"):
         return []  # another channel of it is still on its way
-    return [Planned(k, _KIND_CHANNEL[Kind(k)]) for k in routing.kinds_for("thank_you_overdue")]
+    return _on_own_channels(routing, "thank_you_overdue")
 
 
-def context_data(candidacy: Candidacy, event: Any, planned: Planned,
+def _on_own_channels(routing: Any, trigger: str) -> list[RoutedMessage]:
+    """The kinds ``routing`` sends on ``trigger``, each on its kind's channel."""
+    return [RoutedMessage(k, _KIND_CHANNEL[MessageKind(k)]) for k in routing.kinds_for(trigger)]
+
+
+def context_data(candidacy: Candidacy, event: Any, routed: RoutedMessage,
                  recruiter: Mapping[str, Any] | None) -> Data:
-    """The `MessageContext` fields (as JSON) for ``planned``, from the candidacy as of
+    """The `MessageContext` fields (as JSON) for ``routed``, from the candidacy as of
     ``event``; validated only at delivery (an invalid one is recorded as Blocked)."""
     interview = candidacy.interview
     step = getattr(candidacy, "next_step", None)
@@ -385,7 +393,7 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
         "interviewers": [{k: v for k, v in i.items() if k in ("name", "title", "email", "phone")}
                          for i in interview.get("interviewers", [])],
         "timezone": candidacy.timezone,
-        "recipients": list(planned.recipients),
+        "recipients": list(routed.recipients),
         "interviewed_at": _iso(interview.get("interviewed_at")),
         "occurred_at": _iso(getattr(event, "occurred_at", None) or event.timestamp),
         "candidacy_id": str(candidacy.id),
@@ -399,9 +407,10 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     if recruiter:
         data["recruiter"] = dict(recruiter)
     note = getattr(event, "reason", None)
-    if isinstance(event, _FAILED) and planned.kind in (Kind.ALERT_OVERDUE, Kind.ALERT_STALLED):
+    alert = (MessageKind.ALERT_OVERDUE, MessageKind.ALERT_STALLED)
+    if isinstance(event, _FAILED) and routed.kind in alert:
         item = candidacy.delivery_item(event.trigger_version) or {}
-        what = "thank-you" if event.kind == Kind.THANK_YOU.value else "nudge"
+        what = "thank-you" if event.kind == MessageKind.THANK_YOU.value else "nudge"
         note = f"The {what} could not be sent on any channel ({item.get('failed')})."
     if note:
         data["note"] = note
@@ -411,9 +420,9 @@ def context_data(candidacy: Candidacy, event: Any, planned: Planned,
     return data
 
 
-def _gap_minutes(planned: Planned, policy: Any) -> int:
+def _gap_minutes(routed: RoutedMessage, policy: Any) -> int:
     """Minutes between a voicemail and the email that follows it."""
-    if planned.kind == Kind.THANK_YOU:
+    if routed.kind == MessageKind.THANK_YOU:
         return int(policy.thank_you.email_after_voicemail_within_minutes)
     return int(policy.nudge.channel_gap_minutes)
 
@@ -510,6 +519,9 @@ class Dispatcher:
     approval_workspaces: frozenset[str] = frozenset()
     _lock: Any = None
 
+    def __post_init__(self) -> None:
+        use(self.app)  # the outbox's tables, written with its saves
+
     # -- running ------------------------------------------------------------------
 
     def run_once(self, *, drain: bool = True) -> DispatchReport:
@@ -601,14 +613,14 @@ class Dispatcher:
                 continue
             try:
                 event = self.app.mapper.to_domain_event(notification)
-                planned = self.messages_for(event, now)
+                asked = self.messages_for(event, now)
             except (OperationalError, InterfaceError):
                 raise  # the store itself: this pass ends, the page is read again next time
             except Exception as error:  # noqa: BLE001 - one bad event never stops the rest
                 # Quarantined, never a stop: recorded with the position, then passed over.
                 passed.append(_passed_over(notification, error, now))
                 continue
-            for message in planned:
+            for message in asked:
                 messages.setdefault(message.id, message)
         fresh = [m for m in messages.values() if not self._exists(m.id)]
         try:
@@ -633,19 +645,19 @@ class Dispatcher:
         policy = self.app.policies.of(candidacy)
         out = []
         voicemail_at: datetime | None = None
-        for planned in plan(event, policy.routing, candidacy):
-            channel = self.reroute.get(candidacy.workspace, {}).get(planned.channel,
-                                                                    planned.channel)
-            context = context_data(candidacy, event, planned, self.recruiter)
+        for routed in route_messages(event, policy.routing, candidacy):
+            channel = self.reroute.get(candidacy.workspace, {}).get(routed.channel,
+                                                                    routed.channel)
+            context = context_data(candidacy, event, routed, self.recruiter)
             not_before = None
-            if planned.channel == "voicemail":
+            if routed.channel == "voicemail":
                 voicemail_at = now
-            elif planned.channel == "email" and voicemail_at is not None:
+            elif routed.channel == "email" and voicemail_at is not None:
                 # Voicemail first; the email follows it minutes later, as the policy says.
-                not_before = voicemail_at + timedelta(minutes=_gap_minutes(planned, policy))
+                not_before = voicemail_at + timedelta(minutes=_gap_minutes(routed, policy))
             out.append(OutboxMessage.queue(
                 at=now, candidacy_id=str(candidacy.id), workspace=candidacy.workspace,
-                kind=str(planned.kind), channel=channel, trigger_type=type(event).__name__,
+                kind=str(routed.kind), channel=channel, trigger_type=type(event).__name__,
                 trigger_version=event.originator_version, context=context,
                 not_before=not_before))
         return out
@@ -664,8 +676,7 @@ class Dispatcher:
         drain instead of looping.  An unreachable store stops the pass (it raises).
         """
         report = report if report is not None else DispatchReport()
-        rows = self.app.recorder.select_deliverable_messages(self.app.clock.now(),
-                                                             limit=self.batch_size)
+        rows = deliverable_messages(self.app, self.app.clock.now(), limit=self.batch_size)
         handled = 0
         for row in rows:
             try:
@@ -706,7 +717,7 @@ class Dispatcher:
         saved); the candidacy's delivery fact to record with it, if any."""
         uid = message.id
         now = self.app.clock.now()
-        if message.kind in DELIVERY_KINDS and self._finished(message):
+        if message.kind in DELIVERY_KINDS and self._candidacy_stalled(message):
             # A thank-you or nudge for a candidacy that ended meanwhile is never sent.
             message.record(OutboxMessage.Cancelled, now, reason="the candidacy has ended")
             log.info("message cancelled", message_id=str(uid),
@@ -780,9 +791,9 @@ class Dispatcher:
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])
 
-    def _finished(self, message: OutboxMessage) -> bool:
+    def _candidacy_stalled(self, message: OutboxMessage) -> bool:
         row = self.app.row(message.candidacy_id)
-        return row is not None and row.stage == "stalled"
+        return row is not None and row.stage == Stage.STALLED
 
     def _settle(self, message: OutboxMessage, command: str, **data: Any) -> None:
         """Save the message's new events and, for a thank-you or nudge, the candidacy's
@@ -796,7 +807,7 @@ class Dispatcher:
         for _ in range(_SETTLE_ATTEMPTS):
             candidacy = self.app.repository.get(UUID(message.candidacy_id))
             try:
-                self._fact(candidacy, message, command, data)
+                self._record_delivery_fact(candidacy, message, command, data)
             except IllegalCommand as refused:
                 log.warning("delivery fact refused by the candidacy", message_id=str(message.id),
                             candidacy_id=message.candidacy_id, fact=command, why=str(refused))
@@ -812,22 +823,24 @@ class Dispatcher:
         raise IntegrityError(f"candidacy {message.candidacy_id} kept changing while the "
                              f"outcome of message {message.id} was recorded")
 
-    def _fact(self, candidacy: Candidacy, message: OutboxMessage, command: str,
-              data: Data) -> None:
-        planned = self._planned_channel(message)
+    def _record_delivery_fact(self, candidacy: Candidacy, message: OutboxMessage,
+                              command: str, data: Data) -> None:
+        """``command`` (``deliver_message``, ``block_message``, ...) on the candidacy, on
+        the channel the policy chose, with the fallback channel after a failure."""
+        chosen = self._chosen_channel(message)
         args: Data = {"message_id": str(message.id), "kind": message.kind,
-                      "channel": planned, "trigger_version": message.trigger["version"]}
+                      "channel": chosen, "trigger_version": message.trigger["version"]}
         if command in ("block_message", "dead_letter_message"):
             args["fallback"] = fallback_channel(candidacy, self.app.policies.of(candidacy),
-                                                message.trigger["version"], planned)
+                                                message.trigger["version"], chosen)
         actor = Actor(user=DISPATCHER, workspace=candidacy.workspace)
         getattr(candidacy, command)(actor, self.app.clock.now(), **args, **data)
 
-    def _planned_channel(self, message: OutboxMessage) -> str:
+    def _chosen_channel(self, message: OutboxMessage) -> str:
         """The channel the policy chose (a workspace's reroute may carry it on another)."""
-        for planned, carried_on in self.reroute.get(message.workspace, {}).items():
+        for chosen, carried_on in self.reroute.get(message.workspace, {}).items():
             if carried_on == message.channel:
-                return planned
+                return chosen
         return message.channel
 
     def adapter(self, channel: str) -> Adapter:
@@ -914,7 +927,7 @@ class Dispatcher:
             if isinstance(fact, _WENT) and fact.message_id in chain and fact.message_id != own:
                 what = ("delivered" if isinstance(fact, Candidacy.MessageDelivered)
                         else "made a task waiting for the candidate")
-                item = "thank-you" if message.kind == Kind.THANK_YOU.value else "nudge"
+                item = "thank-you" if message.kind == MessageKind.THANK_YOU.value else "nudge"
                 return (f"its {item} was already {what} on "
                         f"{fact.channel} (message {fact.message_id})")
         return None
@@ -934,8 +947,8 @@ class Dispatcher:
             later.assign(candidacy)  # its data only: the stage and version stay the trigger's
             if isinstance(later, Candidacy.NameCorrected) and later.person == "interviewer":
                 recipients = [later.after if r == later.before else r for r in recipients]
-        planned = Planned(message.kind, message.channel, tuple(recipients))
-        context = context_data(candidacy, event, planned, self.recruiter)
+        routed = RoutedMessage(message.kind, message.channel, tuple(recipients))
+        context = context_data(candidacy, event, routed, self.recruiter)
         return {**context, "message_id": str(message.id), "kind": message.kind}
 
 
@@ -949,9 +962,3 @@ def history(app: Any, message_id: str) -> list[tuple[str, Data]]:
     return out
 
 
-def messages(app: Any, *, candidacy_id: str | None = None,
-             status: str | None = None) -> list[MessageRow]:
-    """The current rows of messages (see `engine.store.MessageRow`)."""
-    rows: list[MessageRow] = app.recorder.select_message_rows(candidacy_id=candidacy_id,
-                                                              status=status)
-    return rows

@@ -25,7 +25,7 @@ from adapters._text import (
 )
 from adapters.base import Adapter
 from adapters.errors import RenderError, TemplateError
-from adapters.message import CANDIDATE_AUTHORED, Kind, Message, MessageContext
+from adapters.message import CANDIDATE_AUTHORED, Message, MessageContext, MessageKind
 from adapters.names import Issue, check_names, check_titles, exact_words
 
 
@@ -63,10 +63,10 @@ class ProofReport:
 
 
 _WORD_LIMITS: Mapping[tuple[str, str], int] = MappingProxyType({
-    (Kind.THANK_YOU, "email"): 150,
-    (Kind.THANK_YOU, "card"): 80,
-    (Kind.NUDGE_EMAIL, "email"): 120,
-    (Kind.OFFER_NUDGE, "email"): 150,
+    (MessageKind.THANK_YOU, "email"): 150,
+    (MessageKind.THANK_YOU, "card"): 80,
+    (MessageKind.NUDGE_EMAIL, "email"): 120,
+    (MessageKind.OFFER_NUDGE, "email"): 150,
 })
 
 
@@ -154,7 +154,7 @@ def proof(message: Message, context: MessageContext, rules: ProofRules = DEFAULT
     findings = [Finding(i.code, i.message, excerpt(text, i.start, i.end))
                 for i in _widest(issues)]
     findings += _length(message, rules)
-    if message.kind is Kind.THANK_YOU:
+    if message.kind is MessageKind.THANK_YOU:
         findings += _thank_you_elements(message.body, context)
     if message.kind in CANDIDATE_AUTHORED:
         findings += _recipients_named(message.body, context)

@@ -2,14 +2,16 @@
 
 `create_app()` builds it (tests hand it their own application); `server_app()` is the
 factory `closer serve` (`serve`, `run_server`) gives uvicorn, so every worker process builds
-its own from the settings.  The engine is synchronous, so routes are plain `def`s (FastAPI
-runs them in its thread pool); the event stream and the dependencies that do no I/O are
-`async`.
+its own from the settings.  The engine is synchronous: the queries are plain `def` routes
+(FastAPI runs them in its thread pool); the candidacy commands are `async def` routes that await
+the request's `CommandRunner` (`api.dependencies`), which says where the engine's work runs; the
+event stream and the dependencies that do no I/O are `async` too.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -24,12 +26,15 @@ import uvicorn
 import uvicorn.supervisors
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import assets, problems
+from api import assets, dashboard, problems
 from api.auth import TokenVerifier, create_token
+from api.dashboard.pages import PREFIX as DASHBOARD
+from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, commands_inline, known_query_only
+from api.dependencies import InFlight, known_query_only, single_valued_query
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -101,9 +106,7 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # PostgreSQL: warm commands write on this loop's own connections.
-        async with application.writing_async():
-            yield
+        yield
         if owned:
             application.close()
 
@@ -117,16 +120,25 @@ def create_app(settings: Settings | None = None, *,
     app.state.candidacies = application
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
-    app.state.commands_inline = commands_inline(application, settings.workers)
+    app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(single_valued_query)])
+    dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
-                       max_depth=settings.max_json_depth)
+                       max_depth=settings.max_json_depth, form_prefix=f"{DASHBOARD}/")
     app.add_middleware(RequestLog)  # outermost: it logs the refusals too
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _session_secret(settings: Settings) -> str:
+    """The key of the dashboard's session cookies: the settings', else one drawn for this
+    app (`serve` draws one for all its worker processes)."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    return secrets.token_urlsafe(32)
 
 
 def server_app() -> FastAPI:
@@ -162,6 +174,13 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
     admin token of the demo workspace is printed; then `run_server`."""
     if demo:
         settings = demo_settings(settings)  # alerts reach a demo recruiter
+    if settings.session_secret is None:
+        # One key for every worker process (they read their settings afresh): sessions
+        # last until this server stops.
+        os.environ["CLOSER_SESSION_SECRET"] = secrets.token_urlsafe(32)
+        get_settings.cache_clear()
+        settings = settings.model_copy(update={
+            "session_secret": SecretStr(os.environ["CLOSER_SESSION_SECRET"])})
     # Create the tables once here, not racing in every worker; fail early if unreachable.
     candidacies = build_candidacies(settings, clock=SystemClock())
     try:
@@ -171,8 +190,9 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
                 echo("Loaded the demo candidacies.")
             token = create_token(candidacies, workspace=COACH.workspace, role=Role.ADMIN)
             url = f"http://{settings.host}:{settings.port}"
-            echo(f"Closer API at {url}  (docs: {url}/docs)")
-            echo(f"Admin token for workspace {COACH.workspace!r} (shown once):\n  {token}")
+            echo(f"Closer at {url}  (dashboard: {url}/dashboard/today, API docs: {url}/docs)")
+            echo(f"Admin token for workspace {COACH.workspace!r} (shown once; paste it to "
+                 f"sign in to the dashboard):\n  {token}")
             echo(f"Try: curl -H 'Authorization: Bearer {token}' {url}/candidacies")
     finally:
         candidacies.close()
@@ -184,6 +204,10 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
             supervisor.close()
             if supervisor.state_file is not None:
                 supervisor.state_file.unlink(missing_ok=True)
+
+
+AUDIT_START_SECONDS = 5.0
+"""How long `closer serve`'s checkpoint worker waits before opening the store."""
 
 
 def start_background(settings: Settings) -> Supervisor:
@@ -223,9 +247,23 @@ def start_background(settings: Settings) -> Supervisor:
         finally:
             candidacies.close()
 
+    def checkpoints(stop: threading.Event, beat: Callable[[], None]) -> None:
+        from api.audit_service import run_checkpoints
+
+        # Opened once the other workers have opened theirs: on SQLite, five application
+        # objects creating their tables at once made one fail with "database is locked".
+        if stop.wait(AUDIT_START_SECONDS):
+            return
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        try:
+            run_checkpoints(candidacies, settings, stop, beat)
+        finally:
+            candidacies.close()
+
     supervisor.add("scheduler", schedule)
     supervisor.add("outbox", dispatch)
     supervisor.add("projections", project)
+    supervisor.add("audit", checkpoints)
     supervisor.start()
     return supervisor
 

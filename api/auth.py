@@ -145,7 +145,15 @@ class TokenVerifier:
         principal = self.cached(token)
         if principal is not None:
             return principal
-        digest = hash_token(token)
+        return self.verify_hash(hash_token(token))
+
+    def verify_hash(self, digest: str) -> Principal | None:
+        """The principal of the token whose SHA-256 is ``digest`` (what a dashboard session
+        keeps instead of the secret), or None when no active token has it."""
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         now = time.monotonic()
         try:
             issued: Aggregate = self._app.repository.get(token_id(digest))

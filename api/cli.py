@@ -18,6 +18,7 @@ from rich.table import Table
 
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
+from api.audit_cli import audit_app
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 register_replay(app)
 register_outbox(app)
 from api.projections_cli import projections_app  # noqa: E402
@@ -89,9 +91,9 @@ def main() -> None:
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    """Walk four realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.demo import DEMO_DAYS, demo_settings, seed_demo
     from api.outbox_cli import build_dispatcher
     from api.settings import get_settings
@@ -108,7 +110,7 @@ def demo() -> None:
             _print_history(candidacies, candidacy_id)
         console.print("\nMessages the outbox handled:")
         for candidacy_id in ids:
-            for row in messages(candidacies, candidacy_id=candidacy_id):
+            for row in message_rows(candidacies, candidacy_id=candidacy_id):
                 detail = (row.summary.get("receipt") or {}).get("detail") or {}
                 where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
                 console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
@@ -263,6 +265,13 @@ def _print_history(candidacies: Candidacies, candidacy_id: str) -> None:
     if row is None:
         raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
     entries = candidacies.history(candidacy_id, row.workspace)
+    from api.audit_service import chain_warning
+
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is not None:
+        console.print(f"[red]warning: this candidacy's chain is broken, its history is not "
+                      f"what was recorded[/red]: {broken.line()} (closer audit verify)",
+                      highlight=False, soft_wrap=True)
     table = Table(title=f"{row.candidate} · {row.role} at {row.company} ({row.id})",
                   title_justify="left")
     for column in ("v", "at (UTC)", "event", "stage", "actor", "details"):
@@ -305,26 +314,30 @@ def doctor(
     """Decode every stored event and snapshot; list each one that cannot be read (exit
     code 1 when any), and the notifications the outbox passed over."""
     import json
+    from dataclasses import asdict
 
+    from adapters.outbox_rows import passed_over
     from api.wiring import build_candidacies
     from engine.doctor import diagnose
 
     candidacies = build_candidacies()
     try:
         diagnosis = diagnose(candidacies)
+        passed = passed_over(candidacies)
     finally:
         candidacies.close()
     if as_json:
-        typer.echo(json.dumps(diagnosis.as_dict(), indent=2))
+        typer.echo(json.dumps({**diagnosis.as_dict(), "passed_over": [
+            {**asdict(p), "at": p.at.isoformat()} for p in passed]}, indent=2))
     else:
         for bad in diagnosis.undecodable:
             at = f", notification {bad.notification_id}" if bad.notification_id else ""
             typer.echo(f"undecodable {bad.record}: {bad.originator_id} version {bad.version}"
                        f"{at} ({bad.topic}): {bad.error}")
-        for passed in diagnosis.passed_over:
-            typer.echo(f"passed over by the {passed.reader.lower()}: notification "
-                       f"{passed.notification_id} ({passed.originator_id} version "
-                       f"{passed.originator_version}) at {passed.at.isoformat()}")
+        for one in passed:
+            typer.echo(f"passed over by the {one.reader.lower()}: notification "
+                       f"{one.notification_id} ({one.originator_id} version "
+                       f"{one.originator_version}) at {one.at.isoformat()}")
         typer.echo(f"scanned {diagnosis.events} events and {diagnosis.snapshots} snapshots: "
                    + (f"{len(diagnosis.undecodable)} cannot be read"
                       if diagnosis.undecodable else "all readable"))

@@ -6,18 +6,16 @@ thread pool, a hop per dependency per request."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import queue
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +24,6 @@ from api.auth import Principal, TokenVerifier
 from api.problems import ProblemError
 from engine.application import Candidacies, Outcome
 from engine.errors import VersionConflict
-from engine.store import CloserSQLiteRecorder
 from engine.values import Actor, NewCandidacy
 
 # A command that lost a race without If-Match is simply applied again to the new state.
@@ -165,49 +162,32 @@ class CommandRunner:
     idempotency_key: str | None
     inflight: InFlight
     response: Response
-    inline: bool = False  # run on the event loop (see `commands_inline`)
 
     def actor(self, on_behalf_of: str | None) -> Actor:
         return Actor(user=self.principal.user, workspace=self.principal.workspace,
                      on_behalf_of=on_behalf_of)
 
-    async def record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
-        """Open a candidacy (there is no version to expect yet), in a command thread (or
-        on the event loop, see `commands_inline`)."""
-        return await self._call(self._record, details, on_behalf_of)
+    async def record(self, details: NewCandidacy, on_behalf_of: str | None,
+                     policy: dict[str, Any] | None = None) -> Outcome:
+        """Open a candidacy (there is no version to expect yet) on ``policy`` (default: the
+        application's), in a worker thread."""
+        return await run_in_threadpool(self._record, details, on_behalf_of, policy)
 
     async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key, in
-        a command thread (or on the event loop, see `commands_inline`; on PostgreSQL a
-        command without a key is read, decided and written from the loop too).  (The routes are
-        `async def` that await this: a plain `def` route costs a second thread hop, as
-        FastAPI validates its response in the pool too.)"""
-        if self.idempotency_key is None:
-            # Decided on the (kept or awaited) copy and written without leaving the event
-            # loop, when the store can (PostgreSQL, see `Candidacies.execute_async`); else
-            # as below.
-            outcome = await self.candidacies.execute_async(
-                command, self.actor(on_behalf_of), candidacy_id, *args,
-                expected_version=self.expected_version, **kwargs)
-            if outcome is not None:
-                return self._answered(outcome)
-        return await self._call(self._run, command, candidacy_id, *args,
-                                on_behalf_of=on_behalf_of, **kwargs)
+        a worker thread of FastAPI's pool: the store's reads and commits never hold the
+        event loop.  (The routes are `async def` that await this: a plain `def` route
+        costs a second thread hop, as FastAPI validates its response in the pool too.)"""
+        return await run_in_threadpool(self._run, command, candidacy_id, *args,
+                                       on_behalf_of=on_behalf_of, **kwargs)
 
-    async def _call(self, function: Callable[..., Outcome], /, *args: Any,
-                    **kwargs: Any) -> Outcome:
-        # Inline only while no thread of this process writes (a tick's page, say): the
-        # command would wait for it with the whole event loop.
-        recorder: Any = self.candidacies.recorder
-        if self.inline and not recorder.writer_in_use():
-            return function(*args, **kwargs)
-        return await _in_worker(function, *args, **kwargs)
-
-    def _record(self, details: NewCandidacy, on_behalf_of: str | None) -> Outcome:
+    def _record(self, details: NewCandidacy, on_behalf_of: str | None,
+                policy: dict[str, Any] | None = None) -> Outcome:
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             outcome = self.candidacies.record_interview(
-                self.actor(on_behalf_of), details, idempotency_key=self.idempotency_key)
+                self.actor(on_behalf_of), details, policy=policy,
+                idempotency_key=self.idempotency_key)
         return self._answered(outcome)
 
     def _run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
@@ -234,89 +214,16 @@ class CommandRunner:
         return outcome
 
 
-class CommandThreads:
-    """Threads that run commands off the event loop: a queue, up to ``max_threads``
-    threads started as requests need them, and the answer handed back to the awaiting
-    task with one `call_soon_threadsafe`.
-
-    asyncio's executor does the same through a `concurrent.futures.Future` (a Condition
-    per call, notified from the thread) chained to an asyncio one: measurably more CPU
-    per command on both sides of the hop.  Like it (and anyio's pool), a command the
-    client stopped waiting for still runs to its end."""
-
-    def __init__(self, max_threads: int, name: str) -> None:
-        self._max_threads = max_threads
-        self._name = name
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads = 0
-        # Submitted, not yet answered: only a hint for starting threads (event loops of
-        # other threads, as in tests, may race on it; the first call starts one anyway).
-        self._running = 0
-        self._lock = threading.Lock()
-
-    async def run(self, function: Callable[..., Outcome], /, *args: Any, **kwargs: Any) -> Outcome:
-        """``function(*args, **kwargs)`` in a command thread, with the caller's context vars."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        context = contextvars.copy_context()
-        self._running += 1
-        if self._running > self._threads and self._threads < self._max_threads:
-            self._start_thread()
-        self._jobs.put((loop, future, context, function, args, kwargs))
-        try:
-            return await future  # type: ignore[no-any-return]
-        finally:
-            self._running -= 1
-
-    def _start_thread(self) -> None:
-        with self._lock:
-            if self._threads >= self._max_threads:
-                return
-            self._threads += 1
-            number = self._threads
-        threading.Thread(target=self._work, name=f"{self._name}_{number}", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            loop, future, context, function, args, kwargs = self._jobs.get()
-            answer: tuple[asyncio.Future[Any], Any, BaseException | None]
-            try:
-                result = context.run(function, *args, **kwargs)
-            except BaseException as error:  # noqa: BLE001 - handed to the awaiting task
-                answer = (future, None, error)
-            else:
-                answer = (future, result, None)
-            with suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(_settle, *answer)
-            del loop, future, context, function, args, kwargs, answer
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
-_COMMAND_THREADS = CommandThreads(max_threads=40, name="closer-command")
-_in_worker = _COMMAND_THREADS.run
-
-
-def commands_inline(candidacies: Candidacies, workers: int) -> bool:
-    """Whether commands run on the event loop rather than in a command thread: on a SQLite
-    file served by one worker process.
-
-    A SQLite command is local work (a read, one short write transaction) of well under a
-    millisecond, and the thread hop cost more than the command itself: the event loop and
-    the command thread hand the GIL to each other at every sqlite3 call (each releases
-    it), measured in process on a busy 2-core machine as 1.9-2.8 ms of CPU per command
-    through a thread against 1.4-1.8 ms inline.  Writes of one process are serialised
-    anyway.  On PostgreSQL a command waits on network round trips, which a thread
-    overlaps with other requests; with several workers on SQLite, a writer may wait for
-    another process's lock."""
-    return workers == 1 and isinstance(candidacies.recorder, CloserSQLiteRecorder)
+def single_valued_query(request: Request) -> None:
+    """Refuse (422) a query parameter given more than once: every parameter of the JSON API
+    takes one value, and FastAPI would silently keep the last of them."""
+    params = request.query_params
+    repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
+    if repeated:
+        raise RequestValidationError([
+            {"type": "repeated", "loc": ("query", name), "input": params.getlist(name),
+             "msg": f"query parameter {name!r} is given {len(params.getlist(name))} times; "
+                    f"it takes one value"} for name in repeated])
 
 
 async def command_runner(request: Request, response: Response, principal: Writer,
@@ -326,7 +233,7 @@ async def command_runner(request: Request, response: Response, principal: Writer
     # dependency solving is a measurable share of a command's CPU.
     state = request.app.state
     return CommandRunner(state.candidacies, principal, expected_version(if_match),
-                         idempotency_key, state.inflight, response, state.commands_inline)
+                         idempotency_key, state.inflight, response)
 
 
 Command = Annotated[CommandRunner, Depends(command_runner)]

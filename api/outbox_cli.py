@@ -1,4 +1,5 @@
-"""`closer dispatch`: runs the outbox dispatcher (see `adapters.outbox`)."""
+"""`closer dispatch` runs the outbox dispatcher; `closer messages list|retry|reroute|approve|
+confirm` are a person's hand on its messages (see `adapters.outbox`)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
                  if settings.recruiter_name else None)
     approval = frozenset(w.strip() for w in settings.approval_workspaces.split(",") if w.strip())
     unconfigured = {} if settings.smtp_host else {"email": "console"}
-    reroute = Reroute(unconfigured, settings.routes())
+    reroute = ChannelMoves(unconfigured, settings.routes())
     return Dispatcher(
         app, channel_settings=channels, recruiter=recruiter, reroute=reroute,
         backoff=Backoff(base_seconds=settings.outbox_backoff_seconds,
@@ -56,7 +57,7 @@ def build_dispatcher(app: Any, settings: Settings) -> Dispatcher:
         approval_workspaces=approval)
 
 
-class Reroute(Mapping[str, Mapping[str, str]]):
+class ChannelMoves(Mapping[str, Mapping[str, str]]):
     """The channel moves of each workspace (`Dispatcher.reroute`): ``every`` for all of
     them (a channel with no configured delivery), then the workspace's own."""
 
@@ -90,12 +91,12 @@ def register(app: typer.Typer) -> None:
         candidacy: str = typer.Option(None, help="one candidacy's messages"),
     ) -> None:
         """List messages (dead letters with --status dead_letter), oldest first."""
-        from adapters.outbox import messages
+        from adapters.outbox_rows import message_rows
         from api.wiring import build_candidacies
 
         candidacies = build_candidacies()
         try:
-            rows = messages(candidacies, candidacy_id=candidacy, status=status)
+            rows = message_rows(candidacies, candidacy_id=candidacy, status=status)
         finally:
             candidacies.close()
         for row in rows:
@@ -153,14 +154,14 @@ def register(app: typer.Typer) -> None:
                 ) -> None:
         """Confirm a card or voicemail task was done: the message is delivered (a
         thank-you's moves its candidacy to thanked or awaiting)."""
-        from adapters.outbox import messages
+        from adapters.outbox_rows import message_rows
         from api.wiring import build_candidacies
         from engine.errors import CloserError
         from engine.values import Actor
 
         candidacies = build_candidacies()
         try:
-            row = next((r for r in messages(candidacies) if r.id == message_id), None)
+            row = next((r for r in message_rows(candidacies) if r.id == message_id), None)
             if row is None:
                 typer.echo(f"error: no message {message_id}", err=True)
                 raise typer.Exit(1)
@@ -231,6 +232,7 @@ def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str |
     from adapters.errors import AdapterError
     from adapters.message import MessageContext, plain_error
     from adapters.outbox import TRACKING_NAME
+    from adapters.outbox_rows import deliverable_messages
     from adapters.proofing import prepare
 
     app = dispatcher.app
@@ -247,7 +249,7 @@ def preview(dispatcher: Dispatcher) -> list[tuple[OutboxMessage, Any, Any, str |
                     if not recorder.select_events(message.id, limit=1):
                         found.setdefault(message.id, message)
         position = page[-1].id
-    for row in recorder.select_deliverable_messages(now, limit=10_000):
+    for row in deliverable_messages(app, now, limit=10_000):
         found.setdefault(UUID(row.id), app.repository.get(UUID(row.id)))
     out: list[tuple[OutboxMessage, Any, Any, str | None]] = []
     for message in found.values():

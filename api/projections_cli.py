@@ -12,7 +12,7 @@ from rich.console import Console
 
 # The read models and the store are imported by the commands that use them, so that
 # `closer --help` does not load them (tests/test_startup.py).
-NAMES = ("pipeline", "compliance", "timeline")
+NAMES = ("pipeline", "compliance", "timeline", "policies")
 """The read models' names, for the help text (`api.read_models.READ_MODELS`' keys: a
 test keeps the two the same)."""
 

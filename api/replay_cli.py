@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.policy_cli import resolve_policy
 from engine.errors import InvalidInput
 
 # The policies, replay and the store are imported by the functions that use them, so that
@@ -83,17 +84,6 @@ def open_source(name: str) -> Any:
     if path.suffix == ".jsonl":
         return JsonlSource(path)
     return SQLiteSource(path)
-
-
-def resolve_policy(name: str) -> CadencePolicy:
-    """A TOML file, ``default``, or a published policy (``name``: its latest version, or
-    ``name@version``), as `closer policy show` resolves them."""
-    from api.policy_cli import _resolve
-
-    policy_name, _, version = name.partition("@")
-    if version and not version.isdigit():
-        raise InvalidInput("--policy", f"{name!r}: the version after @ is a whole number")
-    return _resolve(policy_name, int(version) if version else None)
 
 
 def _labelled(names: Sequence[str], policies: Sequence[CadencePolicy]) -> list[ReplayPolicy]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import InvalidInput
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
         default=32, ge=4, le=256,
         description="how deeply a request body's JSON may nest arrays and objects (422 past it)",
     )
+    session_secret: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="the key that signs the dashboard's session cookies (HMAC-SHA256), "
+                    "32+ characters; unset, `closer serve` draws one at start (signing "
+                    "everyone out at each restart)")
+    session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30,
+        description="how long a dashboard sign-in lasts")
     sse_poll_seconds: float = Field(
         default=0.25, gt=0, le=10,
         description="how often an idle /events/stream looks for new events",
@@ -140,6 +148,29 @@ class Settings(BaseSettings):
             if name.strip() == workspace:
                 return country.strip().upper()
         return None
+
+    # -- the audit (`closer audit`, docs/audit.md) ----------------------------------------
+    audit_key_file: str | None = Field(
+        default=None,
+        description="the Ed25519 key that signs the audit's tree heads and exports, made "
+                    "there on first use (owner-only); default: closer-audit.key beside a "
+                    "SQLite database, else in the working folder.  Keep it away from the "
+                    "database's administrators: who holds both can rewrite history unseen")
+    audit_checkpoint_every_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400,
+        description="how often `closer serve` records a signed checkpoint of the log")
+
+    def audit_key_path(self) -> str:
+        """`audit_key_file`, or its default (see there)."""
+        if self.audit_key_file:
+            return self.audit_key_file
+        if self.database_url.startswith("sqlite:///"):
+            from pathlib import Path
+            from urllib.parse import unquote
+
+            return str(Path(unquote(self.database_url.removeprefix("sqlite:///")))
+                       .parent / "closer-audit.key")
+        return "./closer-audit.key"
 
     # -- background work inside `closer serve` ----------------------------------------
     scheduler_every_seconds: float = Field(

@@ -1,4 +1,4 @@
-"""Background workers of `closer serve` (the scheduler, the outbox), supervised.
+"""Background workers of `closer serve` (the scheduler, the outbox, the read models), supervised.
 
 Each worker is a function ``run(stop, beat)`` that loops until ``stop`` (a
 `threading.Event`) is set and calls ``beat()`` after each pass that completed.  The

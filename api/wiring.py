@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters import outbox_rows
 from api.settings import Settings, get_settings
 from engine.application import Candidacies
 from engine.clock import Clock, SystemClock
@@ -11,5 +12,7 @@ from engine.store import eventsourcing_env
 def build_candidacies(settings: Settings | None = None, clock: Clock | None = None) -> Candidacies:
     """The application on the configured store (keep one per process)."""
     settings = settings or get_settings()
-    return Candidacies(eventsourcing_env(settings.database_url), clock=clock or SystemClock(),
-                       recent=settings.recent_candidacies)
+    app = Candidacies(eventsourcing_env(settings.database_url), clock=clock or SystemClock(),
+                      recent=settings.recent_candidacies)
+    outbox_rows.use(app)  # the outbox's tables: its rows, and the store's clock, read them
+    return app

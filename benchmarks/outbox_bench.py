@@ -42,6 +42,7 @@ from paired import alternated, load_average, median, ratios, spread, table, writ
 from adapters.email import EmailAdapter  # noqa: E402
 from adapters.message import MessageContext  # noqa: E402
 from adapters.outbox import Dispatcher, OutboxMessage  # noqa: E402
+from adapters.outbox_rows import message_rows  # noqa: E402
 from adapters.proofing import prepare  # noqa: E402
 from engine.application import Candidacies  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
@@ -101,7 +102,7 @@ def main() -> None:
             queue()  # the warm-up round: dispatched, and its contexts kept for the adapter
             assert dispatcher.run_once().sent == n
             contexts = []
-            for row in app.recorder.select_message_rows(limit=n):
+            for row in message_rows(app, limit=n):
                 message: OutboxMessage = app.repository.get(uuid.UUID(row.id))
                 contexts.append(MessageContext.model_validate(message.context))
 

@@ -8,20 +8,15 @@ injected clock.  The idempotency record and the candidacy's current row are
 saved in the same transaction as the events (see `engine.store`).  The candidacies
 this object's commands saved last are kept as they left them (`RecentCandidacies`):
 the next command on one skips reading it back, and a stale copy is refused by the
-save's version check, the command then decided again on the stored state.  On such a
-copy a command can also be decided on an event loop and its write awaited there
-(`execute_async`, PostgreSQL), with the same answers.
+save's version check, the command then decided again on the stored state.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,22 +25,20 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import EventSourcingError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
-    JSONTranscoder,
     Mapper,
-    Notification,
-    Recording,
     StoredEvent,
-    Transcoding,
+    Transcoder,
 )
-from eventsourcing.utils import TopicError, get_topic, resolve_topic
+from eventsourcing.utils import get_topic
 
 from engine.cadence import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
+from engine.codec import APPLICATION_NAME, mapper_of, reason, transcoder_of
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
@@ -80,8 +73,6 @@ log = structlog.get_logger("closer.engine")
 SNAPSHOT_INTERVAL = 20
 RECENT_CANDIDACIES = 1000
 """How many candidacies a `Candidacies` keeps as its commands left them (0: none)."""
-ASYNC_CONNECTIONS = 4
-"""How many database connections `Candidacies.writing_async` opens at most."""
 DEFAULT_POLICY = {"name": "playbook", "version": 1}
 _BASE_FIELDS = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "actor",
@@ -156,7 +147,7 @@ class HistoryEntry:
 class Candidacies(Application[UUID]):
     """Closer's application service: every candidacy command and query."""
 
-    name = "Closer"
+    name = APPLICATION_NAME
     snapshotting_intervals = {Candidacy: SNAPSHOT_INTERVAL}
     if TYPE_CHECKING:  # the store's recorder: the library's, with Closer's tables and queries
         recorder: CloserSQLiteRecorder | CloserPostgresRecorder | CloserMemoryRecorder
@@ -175,16 +166,11 @@ class Candidacies(Application[UUID]):
         self.default_policy = dict(default_policy or DEFAULT_POLICY)
         self.recent = RecentCandidacies(recent)
 
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(DateAsISO())
+    def construct_transcoder(self) -> Transcoder:
+        return transcoder_of(self.factory)  # shared with replay (engine.codec)
 
     def construct_mapper(self) -> Mapper[UUID]:
-        # The library's mapper (its transcoder, compressor and cipher), raising
-        # `CorruptHistory` for a record it cannot decode; a configured MAPPER_TOPIC wins.
-        custom = self.factory.env.get(self.factory.MAPPER_TOPIC)
-        return self.factory.mapper(transcoder=self.construct_transcoder(),
-                                   mapper_class=None if custom else QuarantiningMapper)
+        return mapper_of(self.factory)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -192,13 +178,21 @@ class Candidacies(Application[UUID]):
         self, actor: Actor, details: NewCandidacy | dict[str, Any], *,
         policy: dict[str, Any] | None = None, idempotency_key: str | None = None,
     ) -> Outcome:
-        """Open a candidacy from its first interview."""
+        """Open a candidacy from its first interview, on ``policy`` (a published version),
+        else the version its workspace starts new candidacies on, else the default."""
         interview = validated(NewCandidacy, details)
-        fingerprint = _fingerprint("record_interview", None, interview.model_dump(mode="json"))
+        fields = interview.model_dump(mode="json")
+        if policy is not None:
+            fields["policy"] = policy  # (absent when not given: older keys still match)
+        fingerprint = _fingerprint("record_interview", None, fields)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
-        policy = dict(policy or self.default_policy)
+        if policy is None:
+            # The workspace's chosen starting version, else the application's default.
+            starting = self.policies.starting(actor.workspace)
+            policy = starting.as_dict() if starting else self.default_policy
+        policy = dict(policy)
         self.policies.get(policy["name"], policy["version"])  # refuse an unpublished one
         data = interview.model_dump(mode="python")
         candidacy = Candidacy.record_interview(
@@ -359,8 +353,6 @@ class Candidacies(Application[UUID]):
         (``confirmed_by`` the acting user), which thanks the panel for a thank-you."""
         message_id = _text("message_id", message_id)
         occurred_at = self._past("occurred_at", occurred_at)
-        if options.get("deferred") is not None:
-            raise _NeedsStore  # it reads the candidacy's history for the task
 
         def command(candidacy: Candidacy, now: datetime) -> None:
             task = self._ready_task(candidacy, message_id)
@@ -518,16 +510,21 @@ class Candidacies(Application[UUID]):
         return self._execute(actor, candidacy_id, "start_next_round",
                              details.model_dump(mode="json"), command, **options)
 
-    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: object,
-                       **options: Any) -> Outcome:
-        """Move the candidacy to another cadence policy version (recorded, never silent)."""
+    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: int, *,
+                       reason: str | None = None, **options: Any) -> Outcome:
+        """Move the candidacy to another published cadence policy version, recorded as
+        `PolicyMigrated` (from, to, who, why); the scheduler then decides with it.  Refused
+        for a stalled candidacy (its follow-up is over) and for the version it is on."""
         name = _text("policy", name)
         if not isinstance(version, int) or version < 1:
             raise InvalidInput("version", "a policy version is a whole number from 1")
+        reason = None if reason is None else _text("reason", reason)
         self.policies.get(name, version)  # refuse an unpublished one
         policy = {"name": name, "version": version}
-        return self._execute(actor, candidacy_id, "migrate_policy", policy,
-                             lambda c, now: c.migrate_policy(actor, now, policy=policy),
+        args = {**policy, **({"reason": reason} if reason else {})}
+        return self._execute(actor, candidacy_id, "migrate_policy", args,
+                             lambda c, now: c.migrate_policy(actor, now, policy=policy,
+                                                             reason=reason),
                              **options)
 
     def correct_details(self, actor: Actor, candidacy_id: Any,
@@ -540,98 +537,6 @@ class Candidacies(Application[UUID]):
             lambda c, now: c.correct_details(actor, now, person=fix.person,
                                              field=fix.field.value, value=fix.value),
             **options)
-
-    # -- commands written without blocking --------------------------------------------------
-
-    @asynccontextmanager
-    async def writing_async(self, connections: int = ASYNC_CONNECTIONS) -> AsyncIterator[None]:
-        """While open, `execute_async` may write on the running event loop, through up to
-        ``connections`` async database connections.  A store without async writes
-        (SQLite) opens nothing, and `execute_async` then always answers None; so does
-        opening it again while it is open (on another loop, it answers None there)."""
-        opener = getattr(self.recorder, "writing_async", None)
-        if opener is None or self._async_loop is not None:
-            # SQLite; or open already (one object served by two apps): the first keeps them.
-            yield
-            return
-        async with opener(connections):
-            self._async_loop = asyncio.get_running_loop()
-            try:
-                yield
-            finally:
-                self._async_loop = None
-
-    _async_loop: asyncio.AbstractEventLoop | None = None
-
-    async def execute_async(self, command: Callable[..., Outcome], actor: Actor,
-                            candidacy_id: Any, *args: Any, **options: Any) -> Outcome | None:
-        """``command(actor, candidacy_id, *args, **options)`` without blocking the event
-        loop: decided on the copy this object keeps of the candidacy (read first, with
-        an awaited statement, when none is kept), here, and its one write awaited on an
-        async connection (see `writing_async`); then snapshotted, kept and logged as
-        `save` would.
-
-        None, having recorded nothing, when it cannot go that way: no such candidacy
-        here, a copy not at the expected version, an idempotency key to look up, a
-        refusal on the copy or a save that found it stale (another writer saved the
-        candidacy since), no copies kept at all, or no async writes open on this loop.
-        The caller then runs the command as usual, which decides it on the stored
-        state: the answers are the same either way."""
-        if self._async_loop is None or asyncio.get_running_loop() is not self._async_loop:
-            return None
-        try:
-            uid = _uuid(candidacy_id)
-        except CandidacyNotFound:
-            return None
-        if uid not in self.recent:
-            if not self.recent.size:
-                return None  # nowhere to keep what a read would find
-            try:
-                loaded = await self._load_async(uid)
-            except CorruptHistory:
-                return None  # the usual path tells the caller what it may know of it
-            if not isinstance(loaded, Candidacy):
-                return None  # no such candidacy: the usual path says so
-            self.recent.keep(loaded)  # (not over a later version another command kept)
-        deferred = _Deferred()
-        try:
-            command(actor, candidacy_id, *args, deferred=deferred, **options)
-        except _NeedsStore:
-            return None
-        # In a task of its own, so the write and its bookkeeping run to their end even
-        # if the caller stops waiting, as a command thread's would.
-        return await asyncio.shield(asyncio.ensure_future(self._save_async(deferred)))
-
-    async def _save_async(self, deferred: _Deferred) -> Outcome | None:
-        """`save` of the deferred command's candidacy, awaited: the library's
-        `save` (record, snapshots, notify) and `EventStore.put`, step by step."""
-        candidacy = deferred.candidacy
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        processing_event.collect_events(candidacy, **deferred.saved_kwargs)
-        events = processing_event.events
-        stored = [self.mapper.to_stored_event(e) for e in events]
-        recorder: Any = self.recorder
-        try:
-            ids = await recorder.insert_events_async(stored, **processing_event.saved_kwargs)
-        except IntegrityError:
-            return None  # another writer saved the candidacy since the copy was kept
-        recordings = [Recording(e, Notification(id=i, originator_id=s.originator_id,
-                                                originator_version=s.originator_version,
-                                                topic=s.topic, state=s.state))
-                      for e, s, i in zip(events, stored, ids, strict=True)]
-        if self.repository.cache and not self.repository.fastforward:
-            for aggregate_id, aggregate in processing_event.aggregates.items():
-                self.repository.cache.put(aggregate_id, aggregate)
-        if self.snapshots is not None:
-            await recorder.insert_into_async(
-                self.snapshots.recorder,
-                [self.snapshots.mapper.to_stored_event(s)
-                 for s in self._snapshots_due(processing_event)])
-        self._notify(recordings)
-        self.notify(events)  # as `save`, which still calls the deprecated hook
-        self.recent.keep(candidacy)
-        self._log(deferred.actor, candidacy, deferred.pending)
-        return deferred.outcome
 
     # -- the policy's decisions ----------------------------------------------------------
 
@@ -663,8 +568,7 @@ class Candidacies(Application[UUID]):
         due to them in memory; nothing is saved until `record_decisions`."""
         now = now or self.clock.now()
         decisions = PolicyDecisions(now=now, limit=limit)
-        with _cyclic_gc_paused():
-            self._decide(decisions, candidacy_ids)
+        self._decide(decisions, candidacy_ids)
         return decisions
 
     def _decide(self, decisions: PolicyDecisions, candidacy_ids: list[Any]) -> None:
@@ -787,15 +691,6 @@ class Candidacies(Application[UUID]):
             loaded = self._projected(*recorder.select_for_load(None, events, uid))
         return loaded
 
-    async def _load_async(self, uid: UUID) -> Any:
-        """`_load`, its one statement awaited on an async connection (see `writing_async`)."""
-        recorder: Any = self.recorder
-        snapshots, events = self._load_tables()
-        loaded = self._projected(*await recorder.select_for_load_async(snapshots, events, uid))
-        if loaded is _UNREADABLE_SNAPSHOT:
-            loaded = self._projected(*await recorder.select_for_load_async(None, events, uid))
-        return loaded
-
     def _load_tables(self) -> tuple[str | None, str]:
         """The snapshots' table (None without snapshots) and the events' table."""
         table = None
@@ -905,12 +800,7 @@ class Candidacies(Application[UUID]):
         self, actor: Actor, candidacy_id: Any, command: str, args: dict[str, Any],
         run: Callable[[Candidacy, datetime], dict[str, Any] | None], *,
         expected_version: int | None = None, idempotency_key: str | None = None,
-        deferred: _Deferred | None = None,
     ) -> Outcome:
-        # ``deferred`` (from `execute_async`): decide on the kept copy only, and leave
-        # the save to the caller; anything needing a read raises `_NeedsStore` first.
-        if deferred is not None and idempotency_key is not None:
-            raise _NeedsStore
         fingerprint = _fingerprint(command, str(candidacy_id), args)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
@@ -922,25 +812,22 @@ class Candidacies(Application[UUID]):
                                    or expected_version == kept.version):
             try:
                 return self._apply(actor, kept, run, expected_version, idempotency_key,
-                                   fingerprint, deferred)
+                                   fingerprint)
             except CloserError:
                 # The copy may be stale (another writer saved since): whatever it
                 # refused or failed to save is decided again on the stored state.
                 pass
-        if deferred is not None:
-            raise _NeedsStore
         candidacy = self.get(candidacy_id, actor.workspace)
         return self._apply(actor, candidacy, run, expected_version, idempotency_key,
                            fingerprint)
 
     def _apply(self, actor: Actor, candidacy: Candidacy,
                run: Callable[[Candidacy, datetime], dict[str, Any] | None],
-               expected_version: int | None, key: str | None, fingerprint: str,
-               deferred: _Deferred | None = None) -> Outcome:
+               expected_version: int | None, key: str | None, fingerprint: str) -> Outcome:
         if expected_version is not None and expected_version != candidacy.version:
             raise VersionConflict(candidacy.id, expected_version, candidacy.version)
         data = run(candidacy, self.clock.now()) or {}
-        return self._save(actor, candidacy, key, fingerprint, data, deferred)
+        return self._save(actor, candidacy, key, fingerprint, data)
 
     def _replayed(self, actor: Actor, key: str | None, fingerprint: str) -> Outcome | None:
         if key is None:
@@ -953,7 +840,7 @@ class Candidacies(Application[UUID]):
         return Outcome(**record.response, replayed=True)
 
     def _save(self, actor: Actor, candidacy: Candidacy, key: str | None, fingerprint: str,
-              data: dict[str, Any], deferred: _Deferred | None = None) -> Outcome:
+              data: dict[str, Any]) -> Outcome:
         outcome = Outcome(str(candidacy.id), candidacy.version, candidacy.stage, data)
         record = None
         if key is not None:
@@ -962,12 +849,6 @@ class Candidacies(Application[UUID]):
             record = IdempotencyRecord(actor.workspace, key, fingerprint, response,
                                        self.clock.now())
         pending = list(candidacy.pending_events)
-        if deferred is not None:
-            deferred.actor, deferred.candidacy, deferred.outcome = actor, candidacy, outcome
-            deferred.pending = pending
-            deferred.saved_kwargs = {"idempotency": record,
-                                     "rows": [self.current_row(candidacy)]}
-            return outcome  # not saved yet: `execute_async` saves it
         try:
             self.save(candidacy, idempotency=record, rows=[self.current_row(candidacy)])
         except IntegrityError:
@@ -1048,19 +929,6 @@ class Candidacies(Application[UUID]):
         return moment
 
 
-class DateAsISO(Transcoding):
-    """Calendar dates (a return date, a pause's end) as ISO-8601 text."""
-
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
-
-
 SCHEDULER = "closer-scheduler"
 """The acting user recorded on events the scheduler records for a policy."""
 
@@ -1095,25 +963,6 @@ def apply_action(candidacy: Candidacy, actor: Actor, now: datetime, action: Acti
                                 decided_by=decided_by)
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (reference counting still frees).
-
-    Deciding a page builds tens of thousands of short-lived, acyclic objects (decoded
-    events, aggregates, plans); every few hundred allocations the collector walked
-    them and then the whole heap, a fifth of a busy tick's CPU.  Re-enabled on the
-    way out, exceptions included, unless it was already off.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _project(aggregate: Any, events: Any) -> Any:
     # The library's projector asserts a runtime-checkable Protocol on every event,
     # a tenth of a command's CPU; our events are all aggregate events.
@@ -1125,44 +974,13 @@ def _project(aggregate: Any, events: Any) -> Any:
         # Decoded, but its data does not fit the aggregate (apply only assigns data).
         if event is None:
             raise
-        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+        raise CorruptHistory(event.originator_id, event.originator_version, reason(error),
                              topic=get_topic(type(event)),
                              snapshot=isinstance(event, Snapshot)) from error
     return aggregate
 
 
 _UNFIT = (AttributeError, KeyError, TypeError, ValueError, EventSourcingError)
-
-
-class QuarantiningMapper(Mapper[UUID]):
-    """The library's mapper, raising `CorruptHistory` (naming the record, its log
-    position when known, and why) for a stored record it cannot decode or upcast."""
-
-    def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        try:
-            return super().to_domain_event(stored_event)
-        except Exception as error:  # whatever the decoder raised: named, never a traceback
-            raise CorruptHistory(stored_event.originator_id, stored_event.originator_version,
-                                 _reason(error), topic=stored_event.topic,
-                                 notification_id=getattr(stored_event, "id", None),
-                                 snapshot=_snapshot_topic(stored_event.topic)) from error
-
-
-def _snapshot_topic(topic: str) -> bool:
-    try:
-        found = resolve_topic(topic)
-    except TopicError:  # an unknown (or corrupt) topic: by its name
-        return topic.rpartition(".")[2].rpartition(":")[2] == "Snapshot"
-    return isinstance(found, type) and issubclass(found, Snapshot)
-
-
-def _reason(error: BaseException) -> str:
-    """The decoding error in one line: the innermost cause (the mapper's own message
-    repeats the record's topic, id and version)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = " ".join(str(error).split()) or "no detail"
-    return f"{type(error).__name__}: {text}"[:300]
 
 
 def history_entry(event: Any) -> HistoryEntry:
@@ -1178,7 +996,7 @@ def history_entry(event: Any) -> HistoryEntry:
             decided_by=fields.get("decided_by"),
         )
     except AttributeError as error:  # decoded, but without the fields every event has
-        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+        raise CorruptHistory(event.originator_id, event.originator_version, reason(error),
                              topic=get_topic(type(event))) from error
 
 
@@ -1215,21 +1033,6 @@ def _text(field_name: str, value: Any) -> str:
     if len(value) > 2000:
         raise InvalidInput(field_name, "must be at most 2000 characters")
     return value.strip()
-
-
-class _NeedsStore(Exception):
-    """A command given `_Deferred` needs to read the store first (see `execute_async`)."""
-
-
-@dataclass(slots=True)
-class _Deferred:
-    """A command decided on a kept copy, its save left to `execute_async`."""
-
-    actor: Any = None
-    candidacy: Any = None
-    outcome: Outcome | None = None
-    pending: list[Any] = field(default_factory=list)
-    saved_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class RecentCandidacies:

@@ -44,12 +44,15 @@ from engine.calendar import (
     zone_days,
 )
 from engine.candidacy import OUT_OF_OFFICE
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
-_ACTIVE = frozenset({"awaiting", "nudged"})
-_BEFORE_THANKS = frozenset({"interviewed", "hesitations_addressed", "next_step_closed", "thanked"})
+_ACTIVE = frozenset({Stage.AWAITING, Stage.NUDGED})
+_BEFORE_THANKS = frozenset({Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED,
+                            Stage.NEXT_STEP_CLOSED, Stage.THANKED})
+_CLOSED = frozenset({Stage.ADVANCED, Stage.STALLED})
 
 
 class Action(NamedTuple):
@@ -99,7 +102,7 @@ def due_prefix(planned: list[Action], candidacy: Any, policy: CadencePolicy,
 def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> datetime:
     """When a due action that ``now`` may not carry can go: the next moment its
     send window and quiet hours allow (``now`` for an action that is not held)."""
-    place = _rules(policy).place(candidacy)
+    place = place_of(candidacy, policy)
     if action.kind in ("nudge", "offer_nudge") or (
             action.kind == "thank_you" and policy.thank_you.within_send_window
             and action.medium != Medium.CARD.value):
@@ -112,11 +115,11 @@ def held_until(action: Action, candidacy: Any, policy: CadencePolicy, now: datet
 def _may_go_at(action: Action, candidacy: Any, policy: CadencePolicy, now: datetime) -> bool:
     """Whether ``now`` respects the send window and quiet hours the action obeys."""
     if action.kind in ("nudge", "offer_nudge"):
-        place = _rules(policy).place(candidacy)
+        place = place_of(candidacy, policy)
         return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
                             place.calendar)
     if action.kind == "thank_you" and action.medium != Medium.CARD.value:
-        place = _rules(policy).place(candidacy)
+        place = place_of(candidacy, policy)
         if policy.thank_you.within_send_window:
             return is_send_time(now, place.zone, policy.send_window, policy.quiet_hours,
                                 place.calendar)
@@ -133,20 +136,20 @@ def next_due_at(candidacy: Any, policy: CadencePolicy) -> datetime | None:
 def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     """Every pending step with its due moment, earliest first."""
     stage = candidacy.stage
-    if stage in ("advanced", "stalled"):
+    if stage in _CLOSED:
         return []
-    c = _Context(candidacy, _rules(policy))
+    c = _Context(candidacy, policy)
     due: list[Action] = []
     if stage in _BEFORE_THANKS:
         # A thank-you decided or requested but not yet delivered is not decided twice.
-        if (stage == "next_step_closed" and candidacy.pending_thank_you is None
+        if (stage == Stage.NEXT_STEP_CLOSED and candidacy.pending_thank_you is None
                 and (action := c.thank_you()) is not None):
             due.append(action)
         if (action := c.thank_you_overdue()) is not None:
             due.append(action)
     if stage in _ACTIVE:
         # The pest line parts the two: below it the next nudge, at it the stall.
-        action = c.nudge() if len(c.counted) < c.max_nudges else c.stall()
+        action = c.nudge() if len(c.counted_nudges) < c.max_nudges else c.stall()
         if action is not None:
             due.append(action)
         if candidacy.offers:
@@ -179,9 +182,9 @@ def manual_refusal(candidacy: Any, policy: CadencePolicy, now: datetime,
     stages where the lifecycle allows the command; elsewhere the lifecycle refuses it."""
     if candidacy.stage not in _ACTIVE or command not in ("send_nudge", "stall"):
         return None
-    c = _Context(candidacy, _rules(policy))
-    n = len(c.counted)
-    pest_line = "follow_up.max_nudges" if c.follow_up else "pest_line.max_nudges"
+    c = _Context(candidacy, policy)
+    n = len(c.counted_nudges)
+    pest_line = "follow_up.max_nudges" if c.asked_to_follow_up else "pest_line.max_nudges"
     if command == "send_nudge":
         if n >= c.max_nudges:
             return Refusal(pest_line, f"{n} nudges already sent: the pest line is "
@@ -225,7 +228,7 @@ def outstanding(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     and undelivered, failed on every channel, or never sent), due at its deadline."""
     if candidacy.stage not in _BEFORE_THANKS:
         return []
-    c = _Context(candidacy, _rules(policy))
+    c = _Context(candidacy, policy)
     key = _keys(c.round).thank_you_overdue
     if key not in candidacy.reminders:
         return []  # the overdue alert is still to come: `plan` shows it
@@ -275,43 +278,45 @@ _CARD = Medium.CARD
 
 
 class _Context:
-    """One candidacy under one policy: the derived facts each rule needs."""
+    """One candidacy under one policy: the facts each rule reads, named as the playbook
+    names them."""
 
-    __slots__ = ("after", "c", "counted", "follow_up", "max_nudges", "p", "pausing", "place",
-                 "r", "round", "spacing")
+    __slots__ = ("asked_to_follow_up", "candidacy", "counted_nudges", "max_nudges", "pausing",
+                 "place", "policy", "round", "spacing")
 
-    def __init__(self, candidacy: Any, rules: _Rules) -> None:
-        self.c = candidacy
-        self.p = rules.policy
-        self.r = rules
-        self.place = place = rules.place(candidacy)
-        self.after = place.business_days_after
+    def __init__(self, candidacy: Any, policy: CadencePolicy) -> None:
+        self.candidacy = candidacy
+        self.policy = policy
+        self.place = place_of(candidacy, policy)
         self.round = candidacy.round
-        self.follow_up = follow_up = bool(candidacy.interview.get("asked_to_follow_up"))
-        self.max_nudges = rules.follow_up_max_nudges if follow_up else rules.max_nudges
-        self.spacing = rules.follow_up_spacing if follow_up else rules.spacing
+        # Asked to follow up: the follow-up rule's pest line and spacing, not the nudge's.
+        self.asked_to_follow_up = asked = bool(candidacy.interview.get("asked_to_follow_up"))
+        self.max_nudges = (policy.follow_up.max_nudges if asked
+                           else policy.pest_line.max_nudges)
+        self.spacing = (policy.follow_up.spacing_business_days if asked
+                        else policy.nudge.spacing_business_days)
         self.pausing = bool(candidacy.pauses) or candidacy.paused is not None
-        # Read only, so the candidacy's own list serves when every nudge counts.
-        self.counted = nudges = candidacy.nudges
-        # Offer nudges are only ever decided for a noted offer (and offers are never
-        # forgotten): without one, every nudge counts.
-        if not rules.counts_offer and candidacy.offers:
+        # The nudges the pest line counts.  Read only, so the candidacy's own list serves
+        # when every nudge counts; offer nudges are only ever decided for a noted offer
+        # (and offers are never forgotten): without one, every nudge counts.
+        self.counted_nudges = nudges = candidacy.nudges
+        if not policy.competing_offer.counts_toward_pest_line and candidacy.offers:
             for nudge in nudges:
                 if _is_offer_nudge(nudge):  # rare: only then a list without them
-                    self.counted = [n for n in nudges if not _is_offer_nudge(n)]
+                    self.counted_nudges = [n for n in nudges if not _is_offer_nudge(n)]
                     break
 
     # -- the rules ------------------------------------------------------------------
 
     def thank_you(self) -> Action | None:
         """Thank the panel the same day the next step is closed, by the best medium."""
-        closed_at = self.c.next_step["closed_at"]
+        closed_at = self.candidacy.next_step["closed_at"]
         medium = self.medium(closed_at)
         due = closed_at
         if medium is not _CARD:
             # The same-day deadline beats the send window, unless the policy says
             # otherwise; quiet hours hold either way.
-            due = (self.place.send_time(closed_at) if self.p.thank_you.within_send_window
+            due = (self.place.send_time(closed_at) if self.policy.thank_you.within_send_window
                    else self.place.any_day_send_time(closed_at))
         if self.pausing:
             due = self.held(due, closed_at)
@@ -324,14 +329,14 @@ class _Context:
     def thank_you_overdue(self) -> Action | None:
         """Alert once when the interview's thank-you deadline passes without one."""
         key = _keys(self.round).thank_you_overdue
-        if key in self.c.reminders:
+        if key in self.candidacy.reminders:
             return None
         deadline = self.thank_you_deadline(self.place.days.local_ordinal(self.interviewed_at()))
         return _overdue_alert(key, deadline)
 
     def nudge(self) -> Action | None:
         """The next nudge, unless the pest line is reached."""
-        n = len(self.counted)
+        n = len(self.counted_nudges)
         if n >= self.max_nudges:
             return None
         next_nudge = self.next_nudge(n)
@@ -339,31 +344,33 @@ class _Context:
             return None
         due, rule = next_nudge
         key, note = _nudge_labels(self.round, n, self.max_nudges)
-        return Action("nudge", self.place.send_time(due), rule, key, self.r.channels, None, note)
+        return Action("nudge", self.place.send_time(due), rule, key,
+                      _channel_values(self.policy.nudge.channels), None, note)
 
     def next_nudge(self, n: int) -> tuple[datetime, str] | None:
         """When patience and persistence allow the nudge after ``n`` counted ones (before
         the send window), and the rule saying so; None while an open-ended pause holds."""
-        anchor = self.c.awaiting_since
+        anchor = self.candidacy.awaiting_since
         if n == 0:
-            if self.follow_up:
-                raw = self.after(anchor, self.p.follow_up.first_nudge_after_business_days)
+            if self.asked_to_follow_up:
+                raw = self.place.business_days_after(
+                    anchor, self.policy.follow_up.first_nudge_after_business_days)
                 rule = "follow_up.first_nudge"
             else:
                 raw, rule = self.patience_end()
         else:
-            anchor = self.counted[-1]["sent_at"]
-            raw = self.after(anchor, self.spacing)
-            rule = "follow_up.spacing" if self.follow_up else "nudge.spacing"
-            if not self.follow_up:
+            anchor = self.counted_nudges[-1]["sent_at"]
+            raw = self.place.business_days_after(anchor, self.spacing)
+            rule = "follow_up.spacing" if self.asked_to_follow_up else "nudge.spacing"
+            if not self.asked_to_follow_up:
                 # A nudge sent by hand before the patience window does not open it early.
                 patient, patience_rule = self.patience_end()
                 if patient > raw:
                     raw, rule = patient, patience_rule
-        update = self.c.last_update_at
+        update = self.candidacy.last_update_at
         if update is not None and update > anchor:
             # An update from the employer restarts the wait: respect the new word.
-            after_update = self.after(update, self.spacing)
+            after_update = self.place.business_days_after(update, self.spacing)
             if after_update > raw:
                 raw, rule, anchor = after_update, "patience.after_update", update
         if self.pausing:
@@ -375,13 +382,13 @@ class _Context:
 
     def offer_nudges(self) -> list[Action]:
         """One tactful nudge some business days before each competing offer's deadline."""
-        rule = self.p.competing_offer
-        if not self.c.offers or (
-                rule.counts_toward_pest_line and len(self.counted) >= self.max_nudges):
+        rule = self.policy.competing_offer
+        if not self.candidacy.offers or (
+                rule.counts_toward_pest_line and len(self.counted_nudges) >= self.max_nudges):
             return []
-        sent = {(n.get("decided_by") or {}).get("key") for n in self.c.nudges}
+        sent = {(n.get("decided_by") or {}).get("key") for n in self.candidacy.nudges}
         actions: list[Action] = []
-        for offer in self.c.offers:
+        for offer in self.candidacy.offers:
             key = f"r{self.round}:offer:{offer['company']}"
             if key in sent:
                 continue
@@ -390,9 +397,9 @@ class _Context:
             # deadline's time of day: an evening deadline must not push it a day later.
             days = self.place.days
             day = days.local_ordinal(
-                self.after(deadline, -rule.nudge_business_days_before_deadline))
+                self.place.business_days_after(deadline, -rule.nudge_business_days_before_deadline))
             raw = days.wall_time(day, _MIDNIGHT)
-            anchor = max(offer["noted_at"], self.c.awaiting_since)
+            anchor = max(offer["noted_at"], self.candidacy.awaiting_since)
             due = self.held(max(raw, anchor), anchor)
             if due is None:
                 continue
@@ -400,28 +407,28 @@ class _Context:
             if due >= deadline:
                 continue  # too late to be tactful: the deadline has come
             actions.append(Action("offer_nudge", due, "competing_offer.before_deadline", key,
-                                  channels=self.r.channels,
+                                  channels=_channel_values(self.policy.nudge.channels),
                                   note=f"offer from {offer['company']} due "
                                        f"{deadline.isoformat()}"))
         return actions
 
     def stall(self) -> Action | None:
         """Stalled: nudges exhausted and the late end of the timeline plus grace passed."""
-        n = len(self.counted)
+        n = len(self.counted_nudges)
         if n < self.max_nudges:
             return None
         timeline = self.timeline()
         if timeline is not None:
             late_end = self.interviewed_at() + _weeks(timeline[1])
         else:
-            late_end = self.c.awaiting_since + _weeks(
-                self.p.patience.window_without_timeline_weeks)
-        raw = self.after(late_end, self.p.stall.grace_business_days)
-        anchor = self.c.awaiting_since
-        if self.counted:
+            late_end = self.candidacy.awaiting_since + _weeks(
+                self.policy.patience.window_without_timeline_weeks)
+        raw = self.place.business_days_after(late_end, self.policy.stall.grace_business_days)
+        anchor = self.candidacy.awaiting_since
+        if self.counted_nudges:
             # The last nudge gets its spacing to be answered.
-            last = self.counted[-1]["sent_at"]
-            raw = max(raw, self.after(last, self.spacing))
+            last = self.counted_nudges[-1]["sent_at"]
+            raw = max(raw, self.place.business_days_after(last, self.spacing))
             anchor = last
         due = self.held(raw, anchor)
         if due is None:
@@ -431,15 +438,15 @@ class _Context:
 
     def next_step_reminder(self) -> Action | None:
         """Remind the candidate the day before the next step, at the send window's start."""
-        step = self.c.next_step
+        step = self.candidacy.next_step
         if step is None or step["scheduled_for"] is None:
             return None
         key = _keys(self.round).next_step_reminder
-        if key in self.c.reminders:
+        if key in self.candidacy.reminders:
             return None
         scheduled_for = step["scheduled_for"]
         days = self.place.days
-        due = days.wall_time(days.local_ordinal(scheduled_for) - 1, self.p.send_window.start)
+        due = days.wall_time(days.local_ordinal(scheduled_for) - 1, self.policy.send_window.start)
         if step["closed_at"] <= due < scheduled_for:  # else closed too late for "tomorrow"
             return Action("next_step_reminder", due, "reminder.next_step_tomorrow", key,
                           note=step["description"])
@@ -450,43 +457,47 @@ class _Context:
     def medium(self, at: datetime) -> Medium:
         """The first medium in the policy's order that is possible now: a card only when
         the interview was in person and it can be left at reception the same day."""
-        for medium in self.p.thank_you.media:
+        for medium in self.policy.thank_you.media:
             if medium is not _CARD:
                 return medium
-            if self.c.interview["format"] == "in_person":
+            if self.candidacy.interview["format"] == "in_person":
                 zone = self.place.zone
                 local = at.astimezone(zone)
                 if (local.date() == self.interviewed_at().astimezone(zone).date()
-                        and local.time() < self.p.send_window.end):
+                        and local.time() < self.policy.send_window.end):
                     return medium
         return Medium.EMAIL
 
     def patience_end(self) -> tuple[datetime, str]:
         """When patience allows a nudge without a reason, and the rule saying so: the
         early end of the stated timeline, or N business days after the thank-you."""
-        anchor = self.c.awaiting_since
-        interview = self.c.interview
+        anchor = self.candidacy.awaiting_since
+        interview = self.candidacy.interview
+        patience = self.policy.patience
+        after = self.place.business_days_after
         timeline = interview.get("timeline")
         if not timeline:
-            return self.after(anchor, self.r.patience_without_timeline), "patience.no_timeline"
+            return (after(anchor, patience.first_nudge_without_timeline_business_days),
+                    "patience.no_timeline")
         early_end = interview["interviewed_at"] + _weeks(timeline["min_weeks"])
-        patient = max(anchor, self.after(early_end, self.r.patience_after_timeline))
+        patient = max(anchor, after(early_end,
+                                    patience.first_nudge_after_timeline_min_business_days))
         return patient, "patience.timeline_early_end"
 
     def thank_you_deadline(self, day: int) -> datetime:
         """The thank-you deadline of an interview on the local day ``day`` (an ordinal)."""
-        rule = self.p.thank_you
+        rule = self.policy.thank_you
         return self.place.days.wall_time(day + rule.deadline_days_after_interview,
                                          rule.deadline_local_time)
 
     def timeline(self) -> tuple[float, float] | None:
-        timeline = self.c.interview.get("timeline")
+        timeline = self.candidacy.interview.get("timeline")
         if not timeline:
             return None
         return timeline["min_weeks"], timeline["max_weeks"]
 
     def interviewed_at(self) -> datetime:
-        return cast(datetime, self.c.interview["interviewed_at"])
+        return cast(datetime, self.candidacy.interview["interviewed_at"])
 
     def held(self, due: datetime, anchor: datetime) -> datetime | None:
         """``due`` after the slip rule for every pause since ``anchor`` (out-of-office ones
@@ -495,14 +506,14 @@ class _Context:
         midnight) holds nothing."""
         if not self.pausing:
             return due
-        holds_out_of_office = self.r.out_of_office_pauses
-        for pause in self.c.pauses:
+        holds_out_of_office = self.policy.pause.out_of_office_pauses
+        for pause in self.candidacy.pauses:
             if not holds_out_of_office and pause.get("reason") == OUT_OF_OFFICE:
                 continue
             start = max(pause["since"], anchor)
             if pause["until"] > start:
                 due = slip_after_pause(due, start, pause["until"])
-        current = self.c.paused
+        current = self.candidacy.paused
         if current is not None and (holds_out_of_office or current["reason"] != OUT_OF_OFFICE):
             ends_at = current["ends_at"]
             if ends_at is None:
@@ -515,8 +526,8 @@ class _Context:
 
 _CACHE_LIMIT = 512
 """Entries a table of remembered answers keeps, keeping memory flat: places per policy
-(then forgotten at once), round keys, nudge labels and week spans (the least recently
-used forgotten first); overdue alerts 8 times as many."""
+(then forgotten at once), round keys, nudge labels, channel names and week spans (the
+least recently used forgotten first); overdue alerts 8 times as many."""
 
 
 class _Keys:
@@ -551,6 +562,12 @@ def _overdue_alert(key: str, deadline: datetime) -> Action:
 
 
 @lru_cache(maxsize=_CACHE_LIMIT)
+def _channel_values(channels: tuple[Any, ...]) -> tuple[str, ...]:
+    """The nudge channels' names, in the policy's order."""
+    return tuple(channel.value for channel in channels)
+
+
+@lru_cache(maxsize=_CACHE_LIMIT)
 def _weeks(weeks: float) -> timedelta:
     """``timedelta(weeks=weeks)``, built once per value."""
     return timedelta(weeks=weeks)
@@ -565,41 +582,23 @@ def _is_offer_nudge(nudge: dict[str, Any]) -> bool:
     return ":offer:" in key
 
 
-# -- what a policy and a place fix once ------------------------------------------------------
+# -- what a place fixes once ----------------------------------------------------------------
 
-class _Rules:
-    """A policy's constants for `plan`, derived once per policy object, and its places."""
-
-    __slots__ = ("channels", "counts_offer", "follow_up_max_nudges", "follow_up_spacing",
-                 "max_nudges", "out_of_office_pauses", "patience_after_timeline",
-                 "patience_without_timeline", "places", "policy", "spacing")
-
-    def __init__(self, policy: CadencePolicy) -> None:
-        self.policy = policy
-        self.places: dict[tuple[Any, str | None, str | None], _Place] = {}
-        self.channels = tuple(ch.value for ch in policy.nudge.channels)
-        self.max_nudges = policy.pest_line.max_nudges
-        self.follow_up_max_nudges = policy.follow_up.max_nudges
-        self.spacing = policy.nudge.spacing_business_days
-        self.follow_up_spacing = policy.follow_up.spacing_business_days
-        self.counts_offer = policy.competing_offer.counts_toward_pest_line
-        self.out_of_office_pauses = policy.pause.out_of_office_pauses
-        self.patience_after_timeline = policy.patience.first_nudge_after_timeline_min_business_days
-        self.patience_without_timeline = policy.patience.first_nudge_without_timeline_business_days
-
-    def place(self, candidacy: Any) -> _Place:
-        """The candidacy's time zone and working days under this policy."""
-        key = (candidacy.timezone, candidacy.country, candidacy.subdivision)
-        place = self.places.get(key)
-        if place is None:
-            if len(self.places) >= _CACHE_LIMIT:
-                self.places.clear()
-            place = self.places[key] = _Place(
-                resolve_zone(key[0]), self.policy.work_calendar(key[1], key[2]), self.policy)
-        return place
+def place_of(candidacy: Any, policy: CadencePolicy) -> Place:
+    """The candidacy's time zone and working days under the policy, kept by the policy
+    (`CadencePolicy.places`): a place's calendar maths is built once, not every plan."""
+    places: dict[tuple[Any, str | None, str | None], Place] = policy.places
+    key = (candidacy.timezone, candidacy.country, candidacy.subdivision)
+    place = places.get(key)
+    if place is None:
+        if len(places) >= _CACHE_LIMIT:
+            places.clear()  # memory stays flat; the next plans build their places again
+        place = places[key] = Place(resolve_zone(key[0]), policy.work_calendar(key[1], key[2]),
+                                    policy)
+    return place
 
 
-class _Place:
+class Place:
     """A time zone and a working calendar under one policy, with their calendar maths
     (whose answers are shared by policies with the same zone and calendar)."""
 
@@ -616,7 +615,8 @@ class _Place:
         self.send_time: Callable[[datetime], datetime] = self._first_send_time
         self.any_day_send_time: Callable[[datetime], datetime] = self._first_any_day_send_time
         # (moment, days) -> ``days`` working days after ``moment`` on the recipient's wall clock.
-        self.business_days_after = business_days(zone, calendar).after
+        self.business_days_after: Callable[[datetime, int], datetime] = business_days(
+            zone, calendar).after
 
     def _first_send_time(self, moment: datetime) -> datetime:
         """The first moment from ``moment`` inside the send window, outside quiet hours,
@@ -630,17 +630,3 @@ class _Place:
         self.any_day_send_time = send_schedule(self.zone, _WHOLE_DAY, self.policy.quiet_hours,
                                                _EVERY_DAY).next
         return self.any_day_send_time(moment)
-
-
-_RULES: dict[int, _Rules] = {}
-
-
-def _rules(policy: CadencePolicy) -> _Rules:
-    """The policy's derived constants, by identity (the entry holds the policy, so its id
-    cannot be reused while remembered)."""
-    rules = _RULES.get(id(policy))
-    if rules is None or rules.policy is not policy:
-        if len(_RULES) >= 256:
-            _RULES.clear()
-        rules = _RULES[id(policy)] = _Rules(policy)
-    return rules

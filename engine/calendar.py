@@ -335,7 +335,10 @@ class ZoneDays:
     A day's offset is known only when it holds all day: offsets agreeing at a day's
     two ends mean none changed in between, as tzdata's offset changes are days apart
     (nearly a week at the least; tests check it). A day whose offset changes is None:
-    callers then take the datetime path."""
+    callers then take the datetime path.
+
+    Kept for replay's CPU: without these tables it spends 1.09-1.10x the CPU an event
+    (`benchmarks/fastpaths_bench.py replay`, docs/performance.md, issue 15 item 3)."""
 
     __slots__ = ("_walls", "local", "utc", "zone")
 

@@ -33,7 +33,7 @@ from eventsourcing.domain import Aggregate
 
 from engine.errors import InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 Data = dict[str, Any]
 OUT_OF_OFFICE = "out of office"
@@ -134,7 +134,7 @@ class Candidacy(Aggregate):
             candidacy.thank_yous.append({"medium": self.medium, "to": self.to,
                                          "sent_at": self.occurred_at})
             candidacy.thanked = sorted(set(candidacy.thanked) | set(self.to))
-            if self.stage == "awaiting":
+            if self.stage == Stage.AWAITING:
                 candidacy.awaiting_since = self.occurred_at
                 # The panel is thanked: a thank-you still pending has nothing left to do.
                 candidacy.pending_thank_you = None
@@ -227,7 +227,7 @@ class Candidacy(Aggregate):
                                              "sent_at": self.occurred_at})
                 candidacy.thanked = sorted(set(candidacy.thanked) | set(pending["to"]))
                 candidacy.pending_thank_you = None
-                if self.stage == "awaiting":
+                if self.stage == Stage.AWAITING:
                     candidacy.awaiting_since = self.occurred_at
                 return
             nudge = candidacy.nudge_of(self.trigger_version)
@@ -286,12 +286,12 @@ class Candidacy(Aggregate):
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.last_reply = {"kind": self.kind, "note": self.note,
                                     "received_at": self.occurred_at, "back_on": self.back_on}
-            if self.kind == "out_of_office":
+            if self.kind == ReplyKind.OUT_OF_OFFICE:
                 candidacy.begin_pause(self.occurred_at, self.back_on, self.back_at,
                                       OUT_OF_OFFICE)
-            elif self.kind == "update":
+            elif self.kind == ReplyKind.UPDATE:
                 candidacy.last_update_at = self.occurred_at
-            elif self.kind in ("advanced", "rejected"):
+            elif self.kind in (ReplyKind.ADVANCED, ReplyKind.REJECTED):
                 candidacy.outcome = {"kind": self.kind, "at": self.occurred_at,
                                      "reason": self.note}
 
@@ -356,8 +356,12 @@ class Candidacy(Aggregate):
             candidacy.begin_round(self.interview)
 
     class PolicyMigrated(Event):
+        """Moved to another published policy version: ``previous`` is the one it left,
+        ``reason`` why (given by the person who moved it, if they said)."""
+
         policy: Data
         previous: Data
+        reason: str | None = None  # (events recorded before reasons were kept have none)
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.policy = self.policy
@@ -686,10 +690,16 @@ class Candidacy(Aggregate):
         self._trigger("start_next_round", self.RoundStarted, actor, at, round=self.round + 1,
                       interview=interview)
 
-    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data) -> None:
-        """Move the candidacy to another cadence policy (name and version)."""
+    def migrate_policy(self, actor: Actor, at: datetime, *, policy: Data,
+                       reason: str | None = None) -> None:
+        """Move the candidacy to another cadence policy (name and version); from then on
+        the scheduler decides with that version."""
+        TRANSITIONS.target(self.stage, "migrate_policy", self, at=at)  # a final stage first
+        if policy == self.policy:
+            raise InvalidInput("policy", f"the candidacy already runs under {policy['name']}"
+                                         f"@{policy['version']}")
         self._trigger("migrate_policy", self.PolicyMigrated, actor, at, policy=policy,
-                      previous=self.policy)
+                      previous=self.policy, **_given(reason=reason))
 
     def correct_details(self, actor: Actor, at: datetime, *, person: str, field: str,
                         value: str) -> None:

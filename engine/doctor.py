@@ -2,8 +2,8 @@
 
 Each stored event (through the notification log) and each snapshot is decoded with the
 application's own mapper (its transcoder, and any compressor or cipher configured), so
-what the doctor finds is exactly what the application would fail on.  It also lists the
-notifications a follower of the log (the outbox) recorded passing over.
+what the doctor finds is exactly what the application would fail on.  (What a follower
+of the log passed over is its owner's record: `closer doctor` adds it.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from engine.errors import CorruptHistory
-from engine.store import PassedOver
 
 PAGE = 1000
 
@@ -40,20 +39,17 @@ class Diagnosis:
     events: int = 0
     snapshots: int = 0
     undecodable: list[Undecodable] = field(default_factory=list)
-    passed_over: list[PassedOver] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        """No record that cannot be decoded (passed-over notifications are history)."""
+        """No record that cannot be decoded."""
         return not self.undecodable
 
     def as_dict(self) -> dict[str, Any]:
         """As JSON-ready data (`closer doctor --json`)."""
         return {"healthy": self.healthy, "events_scanned": self.events,
                 "snapshots_scanned": self.snapshots,
-                "undecodable": [asdict(u) for u in self.undecodable],
-                "passed_over": [{**asdict(p), "at": p.at.isoformat()}
-                                for p in self.passed_over]}
+                "undecodable": [asdict(u) for u in self.undecodable]}
 
 
 def diagnose(app: Any, *, page: int = PAGE) -> Diagnosis:
@@ -82,7 +78,6 @@ def diagnose(app: Any, *, page: int = PAGE) -> Diagnosis:
                 diagnosis.undecodable.append(Undecodable(
                     "snapshot", str(uid), version, topic, None,
                     f"{type(error).__name__}: {error}"[:300]))
-    diagnosis.passed_over = app.recorder.select_passed_over()
     return diagnosis
 
 

@@ -2,9 +2,9 @@
 with Closer's current rows as Python structures, for tests that need no database.
 
 It answers every query `engine.store`'s SQL recorders answer, with the same ordering,
-filters, limits and pagination, and takes the same extra keyword arguments of a
-save (``idempotency``, ``rows``, ``message_rows``, ``passed_over``, ``position``,
-``followed_past``), written with the events under the library's own lock: every check
+filters, limits and pagination, and takes the same extra keyword arguments of a save
+(``idempotency``, ``rows``, ``position``, ``followed_past``, and each added `ExtraTable`'s,
+held by its ``hold``), written with the events under the library's own lock: every check
 runs before anything is written, so a refused write (a duplicate version, a reused key,
 a stale position) writes nothing at all.  Values go in and come out as the SQL stores
 return them (moments in UTC, summaries through JSON), so a test cannot pass here and fail
@@ -33,13 +33,15 @@ from eventsourcing.persistence import (
     IntegrityError,
     Notification,
     ProcessRecorder,
+    ProgrammingError,
     StoredEvent,
     Tracking,
 )
 from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRecorder
 from eventsourcing.utils import resolve_topic
 
-from engine.store import CandidacyRow, IdempotencyRecord, MessageRow, PassedOver
+from engine.store import CandidacyRow, IdempotencyRecord
+from engine.tables import SAVE_KEYWORDS, ExtraTable
 
 MEMORY_STORE = "MEMORY_STORE"
 """The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
@@ -91,8 +93,8 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         super().__init__()
         self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
         self._rows: dict[str, CandidacyRow] = {}
-        self._messages: dict[str, MessageRow] = {}
-        self._passed_over: dict[tuple[str, int], PassedOver] = {}
+        self.extra_tables: dict[str, ExtraTable] = {}
+        self._held: dict[str, dict[Any, Any]] = {}
         self._tables: dict[str, POPOAggregateRecorder] = {self.events_table_name: self}
 
     def table(self, name: str) -> POPOAggregateRecorder:
@@ -102,6 +104,19 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             if name not in self._tables:
                 self._tables[name] = CloserMemoryTable(name, self._database_lock)
             return self._tables[name]
+
+    def add_table(self, table: ExtraTable) -> None:
+        """Hold ``table``'s rows with the saves that carry its keyword (see
+        `engine.tables.ExtraTable`; adding it again does nothing)."""
+        with self._database_lock:
+            if table.keyword not in self.extra_tables:
+                self._held[table.keyword] = {}
+                self.extra_tables[table.keyword] = table
+
+    def held(self, table: ExtraTable) -> list[Any]:
+        """``table``'s rows as held now (its dict's values), for its owner's queries."""
+        with self._database_lock:
+            return list(self._held.get(table.keyword, {}).values())
 
     # -- writes: the events, then the rows, in one critical section -----------------------
     # eventsourcing 9.5.6: `POPOAggregateRecorder._insert_events` runs these two hooks under
@@ -114,6 +129,11 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         if record is not None and (record.workspace, record.key) in self._idempotency:
             raise IntegrityError(f"idempotency key already recorded: {record.key!r}")
         self._positions(stored_events, kwargs)  # a stale position is refused
+        unknown = kwargs.keys() - SAVE_KEYWORDS - self.extra_tables.keys()
+        if unknown:
+            # Rows nobody would hold must not vanish: the whole save is refused.
+            raise ProgrammingError(f"no table takes the save's {sorted(unknown)[0]!r} rows: "
+                                   "add its ExtraTable to the recorder first (add_table)")
 
     def _positions(self, stored_events: Sequence[StoredEvent],
                    kwargs: dict[str, Any]) -> list[Tracking]:
@@ -139,6 +159,12 @@ class CloserMemoryRecorder(POPOProcessRecorder):
 
     def _update_table(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
+        # Added tables' rows first, on copies: one whose `hold` fails leaves nothing written.
+        staged = {}
+        for keyword in kwargs.keys() - SAVE_KEYWORDS:
+            if kwargs[keyword]:
+                staged[keyword] = dict(self._held[keyword])
+                self.extra_tables[keyword].hold(staged[keyword], kwargs[keyword])
         positions = self._positions(stored_events, kwargs)  # before the events change the ids
         notification_ids = super()._update_table(stored_events, **kwargs)
         for tracking in positions:
@@ -154,17 +180,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             if held is None or held.version <= row.version:
                 self._rows[row.id] = replace(row, updated_at=_utc(row.updated_at),
                                              due_at=_utc(row.due_at), summary=_json(row.summary))
-        for passed in kwargs.get("passed_over") or ():
-            # The first record of a notification passed over stays (SQL: DO NOTHING).
-            self._passed_over.setdefault((passed.reader, passed.notification_id),
-                                         replace(passed, at=_utc(passed.at)))
-        for message in kwargs.get("message_rows") or ():
-            held_message = self._messages.get(message.id)
-            # The SQL upsert changes only these columns of a known message.
-            self._messages[message.id] = replace(
-                held_message or message, status=message.status, attempts=message.attempts,
-                next_attempt_at=_utc(message.next_attempt_at),
-                updated_at=_utc(message.updated_at), summary=_json(message.summary))
+        self._held.update(staged)
         return notification_ids
 
     # -- the queries of engine.store's `_Queries` ------------------------------------------
@@ -203,39 +219,6 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             keys = [(_ts(r.due_at), r.id) for r in self._rows.values() if r.due_at is not None]
         due = sorted(k for k in keys if k[0] <= bound and k > after)  # type: ignore[operator]
         return due[:limit]  # type: ignore[return-value]
-
-    def select_deliverable_messages(self, now: datetime, *, limit: int = 100) -> list[MessageRow]:
-        """Messages waiting for delivery whose next attempt is due, oldest first."""
-        bound = _ts(now)
-        with self._database_lock:
-            rows = [m for m in self._messages.values() if m.status in ("queued", "failed")
-                    and m.next_attempt_at is not None
-                    and _ts(m.next_attempt_at) <= bound]  # type: ignore[operator]
-        rows.sort(key=lambda m: (_ts(m.next_attempt_at), m.id))
-        return [_fresh(m) for m in rows[:limit]]
-
-    def select_message_rows(self, *, candidacy_id: str | None = None,
-                            status: str | None = None, limit: int = 1000) -> list[MessageRow]:
-        """Message rows of one candidacy and/or in one status, in creation order."""
-        with self._database_lock:
-            rows = [m for m in self._messages.values()
-                    if (not candidacy_id or m.candidacy_id == candidacy_id)
-                    and (not status or m.status == status)]
-        return [_fresh(m) for m in sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]]
-
-    def select_message_failures(self) -> tuple[dict[str, int], MessageRow | None]:
-        """How many messages are failed and dead-lettered now, and the latest of them."""
-        with self._database_lock:
-            failing = [m for m in self._messages.values() if m.status in ("failed", "dead_letter")]
-        counts = {"failed": 0, "dead_letter": 0}
-        for message in failing:
-            counts[message.status] += 1
-        if not failing:
-            return counts, None
-        # The latest, and the lowest id among the latest (SQL: updated_at DESC, id).
-        top = max(_ts(m.updated_at) for m in failing)  # type: ignore[type-var]
-        return counts, _fresh(min((m for m in failing if _ts(m.updated_at) == top),
-                                  key=lambda m: m.id))
 
     def select_latest_records(self, table: str,
                               ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
@@ -289,11 +272,12 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         return found, bound, bound < top
 
     def latest_recorded_at(self) -> datetime | None:
-        """The latest moment a candidacy or a message was last changed at (None in an empty
-        store): the rows keep their aggregate's last event time."""
+        """The latest moment a candidacy (or a row of an added table that keeps time) was
+        last changed at (None in an empty store): the rows keep their aggregate's last
+        event time."""
         with self._database_lock:
             found = [_ts(r.updated_at) for r in self._rows.values()]
-            found += [_ts(m.updated_at) for m in self._messages.values()]
+            found += [_ts(t.latest_held(self._held[k])) for k, t in self.extra_tables.items()]
         # The latest as the SQL stores find it: the greatest UTC text.
         latest = max((t for t in found if t is not None), default=None)
         return None if latest is None else datetime.fromisoformat(latest)
@@ -327,13 +311,6 @@ class CloserMemoryRecorder(POPOProcessRecorder):
                     if len(page) >= limit:
                         break
         return page
-
-    def select_passed_over(self, *, limit: int = 10_000) -> list[PassedOver]:
-        """What followers of the log recorded passing over, in log order."""
-        with self._database_lock:
-            passed = sorted(self._passed_over.values(),
-                            key=lambda p: (p.notification_id, p.reader))
-        return passed[:limit]
 
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""

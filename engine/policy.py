@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import datetime, time
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
@@ -65,6 +65,7 @@ __all__ = [
     "WorkingWeek",
     "default_policy",
     "diff_policies",
+    "rule_fields",
     "load_policy",
     "parse_policy",
     "policy_from_dict",
@@ -600,6 +601,21 @@ class CadencePolicy(BaseModel):
             self.holidays.honour, self.holidays.observed,
         )
 
+    @cached_property
+    def places(self) -> dict[tuple[Any, str | None, str | None], Any]:
+        """The cadence's calendar maths for each candidacy place (time zone, country,
+        subdivision) under these rules, filled by `engine.cadence.place_of`: kept with the
+        policy, which is frozen, so nothing derived from it goes stale."""
+        return {}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> CadencePolicy:
+        """pydantic's copy, less the `places` derived from the original's rules (``update``
+        may change them)."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("places", None)
+        return copied
+
     def fingerprint(self) -> str:
         """SHA-256 of the canonical TOML: changes whenever any rule changes."""
         return hashlib.sha256(policy_to_toml(self).encode()).hexdigest()
@@ -788,6 +804,11 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = value
     return flat
+
+
+def rule_fields(policy: CadencePolicy) -> dict[str, Any]:
+    """Every field of ``policy`` by dotted path, in field order, as written in TOML."""
+    return _leaves(policy.model_dump(mode="json"))
 
 
 def diff_policies(a: CadencePolicy, b: CadencePolicy) -> list[PolicyChange]:

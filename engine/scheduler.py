@@ -10,9 +10,8 @@ nothing the second time.  `run_forever` is the loop `closer serve` and
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,28 +38,16 @@ class TickReport:
         return sum(self.actions.values())
 
 
-def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200,
-         ahead: int = 2) -> TickReport:
+def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> TickReport:
     """Apply every due action at ``now`` (the application's clock when omitted)."""
     now = now or app.clock.now()
     report = TickReport(now=now)
     due = list(app.due_ids(now))
     report.candidacies = len(due)
     # One transaction per page; a candidacy someone else changed meanwhile is left for
-    # the next tick, which decides again.  Pages are written in order by one writer
-    # thread (mostly waiting on the disk: commit, fsync, a WAL checkpoint now and then)
-    # while the next pages are loaded and decided, at most ``ahead`` pages decided but
-    # not yet written; pages hold different candidacies, and the tick returns only once
-    # every page is written.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="closer-tick") as writer:
-        writing: deque[Future[PolicyRun]] = deque()
-        for start in range(0, len(due), page):
-            decisions = app.decide_policies(due[start:start + page], now)
-            while len(writing) >= ahead:
-                _count(report, writing.popleft().result())
-            writing.append(writer.submit(app.record_decisions, decisions))
-        while writing:
-            _count(report, writing.popleft().result())
+    # the next tick, which decides again.
+    for start in range(0, len(due), page):
+        _count(report, app.apply_policies(due[start:start + page], now))
     return report
 
 

@@ -6,26 +6,22 @@ recorders, extended with small tables written in the *same transaction* as the e
 - ``closer_candidacies``: one current row per candidacy (stage, version, when it is
   next due, and a JSON summary), so lists and the scheduler's tick read one row per
   candidacy instead of loading every aggregate.
-- ``closer_messages``: one current row per outbound message (status, attempts, when
-  it may next be tried), so the outbox finds what to deliver without loading every
-  message.
-- ``closer_passed_over``: each notification a follower (the outbox) could not decode
-  and went past, written with its tracked position (`PassedOver`).
+- other layers' tables (`engine.tables.ExtraTable`, added with ``add_table``), which
+  the engine writes without knowing any of them.
 
-They are written from ``Application.save(..., idempotency=..., rows=...,
-message_rows=..., passed_over=..., position=...)``: the keyword arguments travel with the events
-down to the recorder.  ``position`` is an eventsourcing `Tracking` (a follower's
-position in the notification log), stored in eventsourcing's own tracking table
-with what the follower recorded.  ``followed_past=(name, ...)`` (an import) moves those
-followers past the events being inserted, once their notification ids are known, in the
-same transaction.
+They are written from ``Application.save(..., idempotency=..., rows=..., position=...,
+KEYWORD=...)``: the keyword arguments travel with the events down to the recorder.
+``position`` is an eventsourcing `Tracking` (a follower's position in the notification
+log), stored in eventsourcing's own tracking table with what the follower recorded.
+``followed_past=(name, ...)`` (an import) moves those followers past the events being
+inserted, once their notification ids are known, in the same transaction.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,16 +32,15 @@ import orjson
 import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Notification, ProgrammingError, StoredEvent, Tracking
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from eventsourcing.utils import retry
-from psycopg import AsyncClientCursor, AsyncConnection, ClientCursor
+from psycopg import ClientCursor
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
-from psycopg.types.composite import register_composite
-from psycopg_pool import AsyncConnectionPool
 
 from engine.errors import InvalidInput
+from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,56 +72,7 @@ class CandidacyRow:
     summary: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    """An outbound message's current row: enough to know whether and when to deliver it."""
-
-    id: str
-    candidacy_id: str
-    workspace: str
-    kind: str
-    channel: str
-    status: str  # queued | approval_needed | blocked | sent | failed | dead_letter
-    attempts: int
-    next_attempt_at: datetime | None
-    updated_at: datetime
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class PassedOver:
-    """A notification a follower of the log (the outbox) could not read and went past:
-    recorded with its position, in the same transaction, so it is never silently lost."""
-
-    reader: str
-    notification_id: int
-    originator_id: str
-    originator_version: int
-    error: str
-    at: datetime
-
-
-_PASSED_OVER_COLUMNS = "reader, notification_id, originator_id, originator_version, error, at"
-
-_MESSAGE_COLUMNS = ("id, candidacy_id, workspace, kind, channel, status, attempts, "
-                    "next_attempt_at, updated_at, summary")
-
-
-def _message_params(row: MessageRow) -> tuple[Any, ...]:
-    return (row.id, row.candidacy_id, row.workspace, row.kind, row.channel, row.status,
-            row.attempts, _ts(row.next_attempt_at), _ts(row.updated_at),
-            orjson.dumps(row.summary).decode())
-
-
-def _message_row(values: Sequence[Any]) -> MessageRow:
-    (id_, candidacy_id, workspace, kind, channel, status, attempts, next_attempt_at,
-     updated_at, summary) = values
-    return MessageRow(
-        id=id_, candidacy_id=candidacy_id, workspace=workspace, kind=kind, channel=channel,
-        status=status, attempts=attempts,
-        next_attempt_at=datetime.fromisoformat(next_attempt_at) if next_attempt_at else None,
-        updated_at=datetime.fromisoformat(updated_at), summary=orjson.loads(summary),
-    )
+_ADDING = threading.Lock()
 
 
 def _row_params(row: CandidacyRow) -> tuple[Any, ...]:
@@ -164,13 +110,6 @@ _ROW_UPSERT_KEEPING_STAGE = _row_upsert(_UPSERT_SET.replace("stage=excluded.stag
 _ROW_STAGE = ("UPDATE closer_candidacies SET stage=? WHERE id=? AND version=? "
               "AND stage<>?")
 
-# The channel too: a person may reroute a blocked message to another (issue 13).
-_MESSAGE_UPSERT_SET = ("channel=excluded.channel, "
-                       "status=excluded.status, attempts=excluded.attempts, "
-                       "next_attempt_at=excluded.next_attempt_at, "
-                       "updated_at=excluded.updated_at, summary=excluded.summary")
-
-
 def _row(values: Sequence[Any]) -> CandidacyRow:
     (id_, workspace, stage, version, round_, candidate, company, role, updated_at, due_at,
      summary) = values
@@ -192,6 +131,27 @@ class _Queries:
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
+
+    @property
+    def extra_tables(self) -> dict[str, ExtraTable]:
+        """The tables added to this recorder (`add_table`), by save keyword."""
+        return self.__dict__.setdefault("_extra_tables", {})  # type: ignore[no-any-return]
+
+    def add_table(self, table: ExtraTable) -> None:
+        """Write ``table``'s rows with the saves that carry its keyword, from now on,
+        having created it if missing (once per recorder: adding it again does nothing)."""
+        with _ADDING:
+            if table.keyword not in self.extra_tables:
+                self._create(table.statements)
+                self.extra_tables[table.keyword] = table
+
+    def _create(self, statements: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        """The rows of one query in portable SQL (``?`` placeholders), on its own
+        consistent view: for the queries of an added table's owner."""
+        return self._select(sql, params)
 
     def find_idempotency(self, workspace: str, key: str) -> IdempotencyRecord | None:
         rows = self._select(
@@ -238,41 +198,6 @@ class _Queries:
             "(due_at=? AND id>?)) ORDER BY due_at, id LIMIT ?",
             (_ts(before), after[0], after[0], after[1], limit))
         return [(r[0], r[1]) for r in rows]
-
-    def select_deliverable_messages(self, now: datetime, *, limit: int = 100) -> list[MessageRow]:
-        """Messages waiting for delivery whose next attempt is due, oldest first."""
-        rows = self._select(
-            f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
-            "('queued', 'failed') AND next_attempt_at<=? ORDER BY next_attempt_at, id LIMIT ?",
-            (_ts(now), limit))
-        return [_message_row(r) for r in rows]
-
-    def select_message_rows(self, *, candidacy_id: str | None = None,
-                            status: str | None = None, limit: int = 1000) -> list[MessageRow]:
-        """Message rows of one candidacy and/or in one status, in creation order."""
-        sql = f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE 1=1"
-        params: list[Any] = []
-        if candidacy_id:
-            sql += " AND candidacy_id=?"
-            params.append(candidacy_id)
-        if status:
-            sql += " AND status=?"
-            params.append(status)
-        sql += " ORDER BY updated_at, id LIMIT ?"
-        params.append(limit)
-        return [_message_row(r) for r in self._select(sql, params)]
-
-    def select_message_failures(self) -> tuple[dict[str, int], MessageRow | None]:
-        """How many messages are failed and dead-lettered now, and the latest of them."""
-        counts = {"failed": 0, "dead_letter": 0}
-        for status, count in self._select(
-                "SELECT status, COUNT(*) FROM closer_messages WHERE status IN "
-                "('failed', 'dead_letter') GROUP BY status", ()):
-            counts[status] = int(count)
-        latest = self._select(
-            f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
-            "('failed', 'dead_letter') ORDER BY updated_at DESC, id LIMIT 1", ())
-        return counts, (_message_row(latest[0]) if latest else None)
 
     def select_latest_records(self, table: str,
                               ids: Sequence[UUID]) -> list[tuple[UUID, int, str, bytes]]:
@@ -381,11 +306,14 @@ class _Queries:
         return uid.hex
 
     def latest_recorded_at(self) -> datetime | None:
-        """The latest moment a candidacy or a message was last changed at (None in an empty
-        store): the rows keep their aggregate's last event time."""
-        found = [r[0] for r in self._select(
-            "SELECT MAX(updated_at) FROM closer_candidacies UNION ALL "
-            "SELECT MAX(updated_at) FROM closer_messages", ()) if r[0] is not None]
+        """The latest moment a candidacy (or a row of an added table with ``recorded_at``)
+        was last changed at (None in an empty store): the rows keep their aggregate's last
+        event time."""
+        found = [r[0] for r in self._select(" UNION ALL ".join(
+            f"SELECT MAX({column}) FROM {table}" for table, column in
+            [("closer_candidacies", "updated_at"),
+             *(t.recorded_at for t in self.extra_tables.values() if t.recorded_at)]), ())
+            if r[0] is not None]
         return max((datetime.fromisoformat(t) for t in found), default=None)
 
     def find_notification_id(self, uid: UUID, version: int) -> int | None:
@@ -409,13 +337,6 @@ class _Queries:
                             [*params, limit])
         return [(UUID(str(r[0])), r[1], r[2], bytes(r[3]), r[0]) for r in rows]
 
-    def select_passed_over(self, *, limit: int = 10_000) -> list[PassedOver]:
-        """What followers of the log recorded passing over, in log order."""
-        rows = self._select(f"SELECT {_PASSED_OVER_COLUMNS} FROM closer_passed_over "
-                            "ORDER BY notification_id, reader LIMIT ?", (limit,))
-        return [PassedOver(r[0], int(r[1]), r[2], int(r[3]), r[4],
-                           datetime.fromisoformat(r[5])) for r in rows]
-
     def select_all_rows(self, *, after: str = "", limit: int = 1000) -> list[CandidacyRow]:
         """Every candidacy's row across workspaces, in id order (for floors and audits)."""
         rows = self._select(f"SELECT {_COLUMNS} FROM closer_candidacies WHERE id>? "
@@ -433,23 +354,7 @@ _SQLITE_TABLES = [
     "CREATE INDEX IF NOT EXISTS closer_candidacies_due_id ON closer_candidacies (due_at, id)",
     "CREATE INDEX IF NOT EXISTS closer_candidacies_workspace ON closer_candidacies "
     "(workspace, stage, id)",
-    "CREATE TABLE IF NOT EXISTS closer_messages (id TEXT PRIMARY KEY, candidacy_id TEXT NOT NULL, "
-    "workspace TEXT NOT NULL, kind TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, "
-    "attempts INTEGER NOT NULL, next_attempt_at TEXT, updated_at TEXT NOT NULL, "
-    "summary TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS closer_messages_due ON closer_messages (status, next_attempt_at)",
-    "CREATE INDEX IF NOT EXISTS closer_messages_candidacy ON closer_messages (candidacy_id)",
-    "CREATE TABLE IF NOT EXISTS closer_passed_over (reader TEXT NOT NULL, "
-    "notification_id BIGINT NOT NULL, originator_id TEXT NOT NULL, "
-    "originator_version INTEGER NOT NULL, error TEXT NOT NULL, at TEXT NOT NULL, "
-    "PRIMARY KEY (reader, notification_id))",
 ]
-
-
-# Write transactions in progress (or waiting for the writer) per SQLite file, across every
-# application object of the process.
-_WRITES: dict[str, int] = {}
-_WRITES_LOCK = threading.Lock()
 
 
 class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
@@ -463,29 +368,17 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
 
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        _write_extras(c.execute, c.executemany, self._q, kwargs, self._row_writes)
+        _write_rows(Tx(c, "?"), kwargs, self._row_writes, self.extra_tables)
         if kwargs.get("position") is not None:
             self._insert_tracking(c, kwargs["position"])
         for tracking in _followed_past(kwargs, notification_ids):
             self._insert_tracking(c, tracking)
         return notification_ids
 
-    def insert_events(self, stored_events: Sequence[StoredEvent],
-                      **kwargs: Any) -> Sequence[int] | None:
-        db_name = self.datastore.pool.db_name
-        with _WRITES_LOCK:
-            _WRITES[db_name] = _WRITES.get(db_name, 0) + 1
-        try:
-            return super().insert_events(stored_events, **kwargs)
-        finally:
-            with _WRITES_LOCK:
-                _WRITES[db_name] -= 1
-
-    def writer_in_use(self) -> bool:
-        """Whether a thread of this process is writing to (or waiting to write to) this
-        database file, through any application object: the scheduler and the outbox of
-        `closer serve` have their own.  A write from another process is not known here."""
-        return _WRITES.get(self.datastore.pool.db_name, 0) > 0
+    def _create(self, statements: Sequence[str]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            for statement in statements:
+                c.execute(statement)
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
@@ -505,30 +398,30 @@ def _followed_past(kwargs: dict[str, Any], notification_ids: Sequence[int] | Non
     return [Tracking(name, max(notification_ids)) for name in names]
 
 
-def _write_extras(execute: Any, executemany: Any, q: Any, kwargs: dict[str, Any],
-                  row_writes: Sequence[tuple[str, Callable[[CandidacyRow], Any]]]) -> None:
+def _write_rows(tx: Tx, kwargs: dict[str, Any],
+               row_writes: Sequence[tuple[str, Callable[[CandidacyRow], Any]]],
+               extra_tables: dict[str, ExtraTable]) -> None:
+    """The save's rows, in the events' transaction: the idempotency record, the
+    candidacies' rows, then each added table's (`ExtraTable.write`)."""
     record: IdempotencyRecord | None = kwargs.get("idempotency")
     if record is not None:
-        execute(q("INSERT INTO closer_idempotency (workspace, key, fingerprint, response, "
-                  "created_at) VALUES (?, ?, ?, ?, ?)"),
-                (record.workspace, record.key, record.fingerprint,
-                 orjson.dumps(record.response).decode(), _ts(record.created_at)))
+        tx.execute("INSERT INTO closer_idempotency (workspace, key, fingerprint, response, "
+                   "created_at) VALUES (?, ?, ?, ?, ?)",
+                   (record.workspace, record.key, record.fingerprint,
+                    orjson.dumps(record.response).decode(), _ts(record.created_at)))
     # One statement per kind for the whole save (a tick's page writes hundreds of rows).
     rows = kwargs.get("rows")
     if rows:
         for sql, params in row_writes:
-            executemany(q(sql), [params(row) for row in rows])
-    passed: Sequence[PassedOver] | None = kwargs.get("passed_over")
-    if passed:
-        executemany(q(f"INSERT INTO closer_passed_over ({_PASSED_OVER_COLUMNS}) VALUES "
-                      "(?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
-                    [(p.reader, p.notification_id, p.originator_id, p.originator_version,
-                      p.error, _ts(p.at)) for p in passed])
-    messages = kwargs.get("message_rows")
-    if messages:
-        executemany(q(f"INSERT INTO closer_messages ({_MESSAGE_COLUMNS}) VALUES "
-                      f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                      f"{_MESSAGE_UPSERT_SET}"), [_message_params(m) for m in messages])
+            tx.executemany(sql, [params(row) for row in rows])
+    for keyword in kwargs.keys() - SAVE_KEYWORDS:
+        table = extra_tables.get(keyword)
+        if table is None:
+            # Rows nobody would write must not vanish: the whole save is refused.
+            raise ProgrammingError(f"no table takes the save's {keyword!r} rows: add its "
+                                   "ExtraTable to the recorder first (add_table)")
+        if kwargs[keyword]:
+            table.write(tx, kwargs[keyword])
 
 
 def _statements_of(write: Callable[[Any], Any]) -> list[tuple[Any, Any]]:
@@ -594,12 +487,23 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
+        with self._schema_locked():
+            super().create_table()
+
+    def _create(self, statements: Sequence[str]) -> None:
+        with self._schema_locked() as conn:
+            for statement in statements:
+                conn.execute(SQL(statement))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the schema lock (which goes with it)."""
         conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
-        with (_as_persistence_errors(),
+        with (as_persistence_errors(),
               psycopg.connect(conninfo() if callable(conninfo) else conninfo,
                               **_connection_kwargs(self.datastore)) as conn):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            super().create_table()  # the lock goes with the connection
+            yield conn
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
@@ -646,7 +550,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         return not (not stored_events or kwargs.get("position") is not None
                     or kwargs.get("tracking") is not None or kwargs.get("followed_past"))
 
-    def _script(self, curs: ClientCursor[Any] | AsyncClientCursor[Any],
+    def _script(self, curs: ClientCursor[Any],
                 stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> tuple[bytes, int]:
         """The write as one simple query, and how many results precede the INSERT's ids."""
         def write(cursor: Any) -> None:
@@ -657,96 +561,9 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
                                        for query, params in statements), b"COMMIT"])
         return script, len(statements)  # the result after BEGIN and those statements
 
-    # -- writes awaited on an event loop ------------------------------------------------------
-
-    @asynccontextmanager
-    async def writing_async(self, connections: int) -> AsyncIterator[None]:
-        """While open, `insert_events_async` and `insert_into_async` write on up to
-        ``connections`` psycopg async connections of the running event loop (a
-        `psycopg_pool.AsyncConnectionPool`), opened as writes need them, configured as
-        the library configures its own, and closed on the way out."""
-        datastore = self.datastore
-        settings = datastore.pool
-
-        async def configure(conn: AsyncConnection[Any]) -> None:
-            if datastore.idle_in_transaction_session_timeout:
-                await conn.execute(SQL("SET idle_in_transaction_session_timeout = '{0}ms'")
-                                   .format(int(datastore.idle_in_transaction_session_timeout
-                                               * 1000)))
-            # The stored events' composite type, as the library registers on its own.
-            for info in datastore.psycopg_type_adapters.values():
-                register_composite(info, conn)
-
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.conninfo, kwargs=lambda: _connection_kwargs(datastore), min_size=0,
-            max_size=connections, open=False, configure=configure,
-            timeout=settings.timeout,  # the library's pool gives up after it: so does a write
-            max_lifetime=settings.max_lifetime, name="closer-async-writes")
-        await pool.open()
-        self._async_pool = pool
-        try:
-            yield
-        finally:
-            self._async_pool = None
-            await pool.close()
-
-    _async_pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
-
-    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
-                                  **kwargs: Any) -> Sequence[int]:
-        """`insert_events`, awaited on the event loop instead of blocking a thread: the
-        same script, on one of `writing_async`'s connections, with the same errors (a
-        duplicate version is an IntegrityError).  Not for a follower's position
-        (`insert_events` only)."""
-        if not self._in_one_script(stored_events, kwargs):
-            raise ProgrammingError("insert_events_async: events, without a position")
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn, row_factory=tuple_row)
-            script, returning = self._script(curs, stored_events, kwargs)
-            await curs.execute(script)
-            for _ in range(returning):
-                curs.nextset()
-            return _notification_ids(await curs.fetchall(), stored_events)
-
-    async def select_for_load_async(self, snapshots: str | None, events: str, uid: UUID
-                                    ) -> tuple[StoredEvent | None, list[StoredEvent]]:
-        """`select_for_load`, awaited on one of `writing_async`'s connections (each of
-        its statements is its own consistent view, as the library's reads are)."""
-        sql, params = self._for_load(snapshots, events, uid)
-        async with self._async_connection() as conn:
-            curs = conn.cursor(row_factory=tuple_row)
-            await curs.execute(SQL(self._q(sql)), params)
-            rows = await curs.fetchall()
-        return self._loaded(uid, rows)
-
-    async def insert_into_async(self, recorder: PostgresAggregateRecorder,
-                                stored_events: Sequence[StoredEvent]) -> None:
-        """``recorder.insert_events(stored_events)`` for another aggregate recorder on this
-        database (the snapshots'), awaited on one of `writing_async`'s connections."""
-        if not stored_events:
-            return
-        statements = _statements_of(lambda c: recorder._insert_stored_events(c, stored_events))
-        async with self._async_connection() as conn:
-            curs = AsyncClientCursor(conn)
-            await curs.execute(b";".join(curs.mogrify(query, params).encode()
-                                         for query, params in statements))
-
-    @asynccontextmanager
-    async def _async_connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = self._async_pool
-        if pool is None:
-            raise ProgrammingError("no async writes open (see writing_async)")
-        # The pool rolls back a transaction a failed write left open, and replaces a
-        # connection found broken.
-        with _as_persistence_errors():
-            async with pool.connection() as conn:
-                yield conn
-
     def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
-        _write_extras(lambda sql, params: curs.execute(SQL(sql), params),
-                      lambda sql, params: curs.executemany(SQL(sql), params), self._q, kwargs,
-                      self._row_writes)
+        _write_rows(Tx(curs, "%s"), kwargs, self._row_writes, self.extra_tables)
         if kwargs.get("position") is not None:
             self._insert_tracking(curs, tracking=kwargs["position"])
 
@@ -820,7 +637,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 
 @contextmanager
-def _as_persistence_errors() -> Iterator[None]:
+def as_persistence_errors() -> Iterator[None]:
     """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield
@@ -838,7 +655,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     if parsed.scheme == "memory":
         return {
             "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
-            "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedMemoryRecorder",
             "MEMORY_STORE": (parsed.netloc + parsed.path).strip("/"),
         }
     if parsed.scheme == "sqlite":
@@ -850,7 +667,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserSQLiteRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedSQLiteRecorder",
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):
@@ -865,7 +682,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedPostgresRecorder",
         }
         return env
     raise InvalidInput(

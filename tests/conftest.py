@@ -49,7 +49,8 @@ UNIT_MODULES = frozenset({
     "test_lifecycle", "test_cadence_rules", "test_cadence_properties", "test_policy",
     "test_calendar", "test_candidacy_store", "test_properties", "test_memory_store",
     "test_api_commands", "test_api_candidacies", "test_api_events", "test_outbox",
-    "test_async_commands", "test_api_agenda", "test_api_messages",
+    "test_kept_copies_http", "test_api_agenda", "test_api_messages", "test_policy_migration",
+    "test_audit_proofs",
 })
 """The modules of the unit tier: the domain (lifecycle, cadence rules and properties,
 policy, calendar) and the service layer, whose store tests also run in memory."""

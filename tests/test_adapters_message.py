@@ -9,7 +9,7 @@ import pytest
 from adapters_fixtures import make_context
 from pydantic import ValidationError
 
-from adapters.message import Kind, message_id
+from adapters.message import MessageKind, message_id
 
 
 def test_message_id_is_a_stable_uuid5_per_candidacy_event_and_channel() -> None:
@@ -57,4 +57,4 @@ def test_audience_follows_the_kind() -> None:
     assert [p.name for p in make_context("reminder_next_step").audience()] == ["Maya Castellanos"]
     assert [p.name for p in make_context("alert_overdue").audience()] == ["Dana Reyes"]
     assert make_context("thank_you").candidate_authored
-    assert not make_context(Kind.ALERT_STALLED.value).candidate_authored
+    assert not make_context(MessageKind.ALERT_STALLED.value).candidate_authored

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -17,9 +18,7 @@ from api_support import (
     walk_to,
 )
 
-from api.auth import create_token
 from engine.application import Candidacies
-from engine.store import eventsourcing_env
 
 COMMAND_PATHS = [path for path, *_ in COMMANDS]
 
@@ -276,47 +275,24 @@ def test_a_number_is_not_a_moment(client: Any) -> None:
     assert body["field"] == "received_at" and "not a number" in body["reason"]
 
 
-@sqlite_only
-def test_sqlite_commands_run_on_the_event_loop_unless_a_thread_writes(
-        api: Any, client: Any, candidacies: Candidacies, database_url: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # One worker on a SQLite file: no thread hop, unless another thread of the process is
-    # writing the file through any application object (the scheduler of `closer serve`
-    # has its own), which the event loop must not wait for.
-    assert api.state.commands_inline
+def test_commands_run_off_the_event_loop(client: Any, candidacies: Candidacies,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command reads and commits (on SQLite, an fsync): in a worker thread, so the event
+    # loop keeps serving other requests meanwhile (measured: SQLite commands run on the
+    # loop served 0.51x the requests, docs/performance.md, issue 15 item 3).
     candidacy_id = walk_to(client, "awaiting")
-    ran_on: list[str] = []
+    loops: list[bool] = []
     note = candidacies.note_competing_offer
 
     def noting(*args: Any, **kwargs: Any) -> Any:
-        ran_on.append(threading.current_thread().name)
+        try:
+            asyncio.get_running_loop()
+            loops.append(True)
+        except RuntimeError:
+            loops.append(False)
         return note(*args, **kwargs)
 
     monkeypatch.setattr(candidacies, "note_competing_offer", noting)
-    offer = {"company": "Rival", "deadline": "2099-01-01T17:00:00+00:00"}
-    first = ok(client.post(f"/candidacies/{candidacy_id}/offers", json=offer)).json()
-
-    other = Candidacies(eventsourcing_env(database_url))
-    writing, release = threading.Event(), threading.Event()
-    insert = other.recorder._insert_events  # type: ignore[attr-defined]
-
-    def held(*args: Any, **kwargs: Any) -> Any:
-        writing.set()
-        assert release.wait(10), "the test never released the other writer"
-        return insert(*args, **kwargs)
-
-    monkeypatch.setattr(other.recorder, "_insert_events", held)
-    writer = threading.Thread(target=create_token, args=(other,),
-                              kwargs={"workspace": "other", "role": "viewer"})
-    writer.start()
-    try:
-        assert writing.wait(10), "the other writer never started"
-        second = ok(client.post(f"/candidacies/{candidacy_id}/offers", json=offer)).json()
-    finally:
-        release.set()
-        writer.join(10)
-        other.close()
-
-    assert second["version"] == first["version"] + 1
-    assert not ran_on[0].startswith("closer-command") and ran_on[1].startswith("closer-command")
-    assert not other.recorder.writer_in_use()  # type: ignore[attr-defined]
+    ok(client.post(f"/candidacies/{candidacy_id}/offers",
+                   json={"company": "Rival", "deadline": "2099-01-01T17:00:00+00:00"}))
+    assert loops == [False]

@@ -24,6 +24,7 @@ from api.auth import create_token
 from api.settings import Settings
 from engine.application import Candidacies
 from engine.clock import FixedClock
+from engine.policy import default_policy
 from engine.store import eventsourcing_env
 
 OPERATIONS = {
@@ -31,6 +32,7 @@ OPERATIONS = {
     ("GET", "/candidacies"): "listCandidacies",
     ("GET", "/candidacies/{candidacy_id}"): "getCandidacy",
     ("GET", "/candidacies/{candidacy_id}/events"): "getCandidacyEvents",
+    ("GET", "/audit/verify"): "verifyAudit",
     ("GET", "/candidacies/{candidacy_id}/messages"): "getCandidacyMessages",
     ("POST", "/candidacies/{candidacy_id}/hesitations"): "raiseHesitation",
     ("POST", "/candidacies/{candidacy_id}/hesitations/{hesitation_id}/address"):
@@ -53,6 +55,12 @@ OPERATIONS = {
     ("GET", "/events"): "listEvents",
     ("GET", "/events/stream"): "streamEvents",
     ("GET", "/agenda"): "getAgenda",
+    ("POST", "/candidacies/{candidacy_id}/policy"): "migratePolicy",
+    ("GET", "/policies"): "listPolicies",
+    ("GET", "/policies/{name}/{version}"): "getPolicy",
+    ("GET", "/policies/{name}/{version}/diff"): "diffPolicies",
+    ("POST", "/policies/{name}/{version}/migrations"): "migrateCandidacies",
+    ("POST", "/policies/{name}/{version}/starting"): "startNewCandidaciesOn",
     ("GET", "/healthz"): "health",
 }
 
@@ -66,6 +74,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     candidacies = Candidacies(eventsourcing_env(url), clock=clock)
     app = create_app(Settings(database_url=url), candidacies=candidacies)
     token = create_token(candidacies, workspace="agency", role="recruiter")
+    candidacies.policies.publish(default_policy().model_copy(update={"version": 2}))
     with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
         ids = [walk_to(client, stage) for stage in
                ("interviewed", "next_step_closed", "awaiting", "advanced")]
@@ -148,7 +157,8 @@ def test_oversized_non_json_and_deep_bodies_are_answered_as_documented(
     operation = api_schema.find_operation_by_id(operation_id)
     path = {name: value for name, value in
             {"candidacy_id": fuzzed["ids"][0], "hesitation_id": "r1h1",
-             "message_id": "00000000-0000-4000-8000-000000000000"}.items()
+             "message_id": "00000000-0000-4000-8000-000000000000", "name": "playbook",
+             "version": 2}.items()
             if f"{{{name}}}" in operation.path}
     headers = {"Authorization": f"Bearer {fuzzed['token']}"}
     answers = {}

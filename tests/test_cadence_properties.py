@@ -37,7 +37,6 @@ from hypothesis import strategies as st
 from outbox_support import console_outbox
 
 from conftest import MEMORY, memory_url
-from engine import cadence
 from engine.application import Candidacies
 from engine.cadence import decide, next_due_at, plan
 from engine.calendar import is_send_time, work_calendar
@@ -443,8 +442,18 @@ def test_remembered_answers_change_no_plan(policy: CadencePolicy, opening: dict[
     candidacy = _aggregate(opening, facts)
     warm = repr(plan(candidacy, policy))  # repr: the same moments, written the same way
     assert repr(plan(candidacy, policy)) == warm
-    cadence._RULES.clear()
-    assert repr(plan(candidacy, policy)) == warm
+    assert policy.places or candidacy.stage in ("advanced", "stalled")  # remembered
+    assert repr(plan(candidacy, policy.model_copy())) == warm  # and worked out afresh
+
+
+def test_a_copy_with_other_rules_keeps_none_of_the_originals_places() -> None:
+    """A policy keeps the calendar maths it derived per place; a copy whose rules may
+    differ (``model_copy(update=...)``) starts without them."""
+    policy = default_policy().model_copy()
+    plan(_closed_state(datetime(2026, 11, 25, 11, tzinfo=UTC)), policy)
+    assert policy.places
+    assert policy.model_copy(update={"version": policy.version + 1}).places == {}
+    assert policy.places
 
 
 def _closed_state(closed_at: datetime) -> Any:
@@ -467,9 +476,7 @@ def test_a_remembered_step_keeps_each_candidacys_own_offset() -> None:
     in_utc = datetime(2026, 11, 25, 11, tzinfo=UTC)
     in_paris = in_utc.astimezone(timezone(timedelta(hours=1)))
     first = [repr(plan(_closed_state(moment), policy)) for moment in (in_utc, in_paris)]
-    cadence._RULES.clear()
-    fresh = [repr(plan(_closed_state(in_paris), policy))]
-    cadence._RULES.clear()
-    fresh.insert(0, repr(plan(_closed_state(in_utc), policy)))
+    fresh = [repr(plan(_closed_state(in_paris), policy.model_copy()))]
+    fresh.insert(0, repr(plan(_closed_state(in_utc), policy.model_copy())))
     assert first == fresh
     assert "+01:00" in first[1] or "3600" in first[1]

@@ -24,7 +24,8 @@ from builders import interview
 from typer.testing import CliRunner
 
 from adapters.email import EmailAdapter
-from adapters.outbox import Dispatcher, messages
+from adapters.outbox import Dispatcher
+from adapters.outbox_rows import message_rows, passed_over
 from api.app import create_app
 from api.auth import create_token
 from api.cli import app as cli
@@ -148,9 +149,9 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     # Passed over: the corrupt event, and the next step closed after it (whose message
     # depends on the candidacy as of then, which cannot be read).
     assert (dispatched.queued, dispatched.sent, dispatched.passed_over) == (1, 1, 2)
-    assert [row.candidacy_id for row in messages(candidacies)] == [healthy]
+    assert [row.candidacy_id for row in message_rows(candidacies)] == [healthy]
     assert len(smtp_server.sink.received) == 1
-    passed = candidacies.recorder.select_passed_over()  # type: ignore[attr-defined]
+    passed = passed_over(candidacies)
     assert [(p.reader, p.notification_id, p.originator_id, p.originator_version)
             for p in passed] == [("Outbox", position, poisoned, 2),
                                  ("Outbox", notification_of(candidacies, poisoned, 3),
@@ -158,7 +159,7 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert all("version 2" in p.error for p in passed)
     again = dispatcher.run_once()  # past it for good: not passed over twice, nothing stuck
     assert (again.queued, again.sent, again.passed_over) == (0, 0, 0)
-    assert len(candidacies.recorder.select_passed_over()) == 2  # type: ignore[attr-defined]
+    assert len(passed_over(candidacies)) == 2
 
     # `closer doctor` names it, and exits 1.
     result = doctor(database_url, monkeypatch)
@@ -278,10 +279,10 @@ def test_another_workspace_still_finds_no_such_candidacy(
                                                     "next_cursor": None}
 
 
-def test_a_command_awaited_on_the_event_loop_answers_the_same_problem(
+def test_a_command_over_a_live_server_answers_the_same_problem(
         api: Any, candidacies: Candidacies, client_for: Any, database_url: str) -> None:
-    """On PostgreSQL `closer serve` awaits commands on its event loop (`execute_async`):
-    a corrupt candidacy is told apart there just as on the usual path."""
+    """Over a live server (uvicorn's event loop, FastAPI's worker threads) a corrupt
+    candidacy is told apart just as in process."""
     poisoned = closed(candidacies, "Globex")
     corrupt(candidacies, database_url, poisoned, 2)
     candidacies.recent.take(UUID(poisoned))
@@ -375,8 +376,8 @@ def test_an_event_that_decodes_without_its_fields_is_passed_over_by_the_outbox(
     while outbox.follow():
         pass
 
-    queued = messages(candidacies)
+    queued = message_rows(candidacies)
     assert [(m.candidacy_id, m.kind) for m in queued] == [(healthy, "next_step_invite")]
-    [passed] = candidacies.recorder.select_passed_over()  # type: ignore[attr-defined]
+    [passed] = passed_over(candidacies)
     assert (passed.originator_id, passed.originator_version) == (poisoned, 3)
     assert "its messages cannot be worked out" in passed.error

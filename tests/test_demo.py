@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 from test_api_serve import GUARD_SECONDS, ROOT, demo_token, free_port
 
+from adapters.outbox_rows import MessageRow, message_rows
 from api.app import seed_demo_store
 from api.settings import Settings
 from engine.application import Candidacies
-from engine.store import MessageRow, eventsourcing_env
+from engine.store import eventsourcing_env
 
 NUDGES = {"nudge_email", "nudge_voicemail", "offer_nudge"}
 
@@ -31,7 +32,7 @@ def no_settings() -> dict[str, str]:
 def stored_messages(url: str) -> list[MessageRow]:
     app = Candidacies(eventsourcing_env(url))
     try:
-        return app.recorder.select_message_rows()  # type: ignore[attr-defined,no-any-return]
+        return message_rows(app)
     finally:
         app.close()
 
@@ -72,8 +73,31 @@ def test_the_demo_seeding_delivers_on_sqlite_and_postgresql(database_url: str,
                         log_level="error")
     ids = seed_demo_store(settings)
 
-    assert len(ids) == 3
+    assert len(ids) == 4
     assert_the_happy_path(stored_messages(database_url), tmp_path / "tasks")
+
+
+def test_the_demo_opens_the_dashboard_on_a_thank_you_due_today(tmp_path: Path) -> None:
+    from api_support import TestClient
+    from dashboard_support import ORIGIN, sign_in
+
+    from api.app import create_app
+    from api.auth import create_token
+    from api.demo import COACH
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/closer.db",
+                        tasks_dir=str(tmp_path / "tasks"), log_level="error")
+    seed_demo_store(settings)
+    app = create_app(settings)
+    with TestClient(app, base_url=ORIGIN) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard/today"
+        sign_in(client, create_token(app.state.candidacies, workspace=COACH.workspace,
+                                     role="admin"))
+        today = client.get("/dashboard/today").text
+    thanks = today[today.index("Thank-yous due today"):today.index("Nudges due")]
+    assert "Sam Lee" in thanks
+    assert "waits for the next step to be closed" in thanks
+    assert "overdue" not in thanks.split("Sam Lee")[1].split("</li>")[0]
 
 
 def test_serve_demo_with_no_settings_delivers_on_the_folder_channel(tmp_path: Path) -> None:
@@ -122,7 +146,7 @@ def test_a_message_that_cannot_be_built_says_why_in_one_sentence(tmp_path: Path)
     dispatcher = build_dispatcher(app, settings)
     try:
         seed_demo(app, clock, dispatch=dispatcher.run_once, until=datetime.now(UTC))
-        blocked = [m for m in app.recorder.select_message_rows()  # type: ignore[attr-defined]
+        blocked = [m for m in message_rows(app)
                    if m.status == "blocked"]
     finally:
         dispatcher.release()

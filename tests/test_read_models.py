@@ -17,13 +17,15 @@ from builders import interview
 
 from api.read_models import (
     Compliance,
+    EventTimeline,
     Pipeline,
-    Timeline,
     dump,
     follower,
     funnel,
     nudge_compliance,
     overrides,
+    pinned_counts,
+    pinned_ids,
     stage_counts,
     thank_you_compliance,
     time_in_stage,
@@ -33,6 +35,7 @@ from engine.candidacy import Candidacy
 from engine.clock import FixedClock
 from engine.follower import CANDIDACY_TOPIC, StalePosition
 from engine.lifecycle import Stage
+from engine.policy import default_policy
 from engine.scheduler import tick
 from engine.simulation import simulate
 from engine.values import Actor
@@ -108,7 +111,7 @@ def test_figures_match_a_hand_worked_history(candidacies: Candidacies,
     hand_worked(candidacies, clock)
     runner = follower(candidacies, batch=3)  # several batches, as a live follower sees them
     runner.run_once()
-    pipeline, compliance, timeline = (m.view for m in runner.models)
+    pipeline, compliance, timeline, pins = (m.view for m in runner.models)
 
     assert stage_counts(pipeline) == {"advanced": 1, "stalled": 1, "awaiting": 1}
     assert stage_counts(pipeline, recruiter=LEE.user) == {"awaiting": 1}
@@ -146,6 +149,26 @@ def test_figures_match_a_hand_worked_history(candidacies: Candidacies,
     assert ("Stalled", "decision", "stall.exhausted_and_patience_spent", 1) in kinds
     assert any(r[4].startswith("thank-you decided by the policy and assumed delivered")
                for r in rows)
+
+
+def test_pinned_counts_follow_interviews_and_migrations(candidacies: Candidacies,
+                                                        clock: FixedClock) -> None:
+    ids = hand_worked(candidacies, clock)
+    candidacies.policies.publish(default_policy().model_copy(update={"version": 2}))
+    candidacies.migrate_policy(LEE, ids["C"], "playbook", 2, reason="a quicker cadence")
+    candidacies.migrate_policy(MAYA, ids["A"], "playbook", 2)
+    candidacies.migrate_policy(MAYA, ids["A"], "playbook", 1, reason="back again")
+    runner = follower(candidacies, ["policies"], batch=4)
+    runner.run_once()
+    pins = runner.models[0].view
+
+    assert pinned_counts(pins) == {("playbook", 1): 2, ("playbook", 2): 1}
+    assert pinned_counts(pins, recruiter=MAYA.user) == {("playbook", 1): 2}
+    assert pinned_counts(pins, company="Fabrikam") == {("playbook", 2): 1}
+    assert pinned_counts(pins, workspace="elsewhere") == {}
+    assert pinned_ids(pins, workspace="w", recruiter=LEE.user) == {ids["C"]}
+    assert pins.read("SELECT candidacy_id, migrations FROM rm_policy_pins WHERE "
+                     "migrations > 0 ORDER BY migrations") == [(ids["C"], 1), (ids["A"], 2)]
 
 
 # -- the truthful history's events (issue 13) ---------------------------------------------
@@ -205,7 +228,7 @@ def test_decided_requested_and_delivered_events(candidacies: Candidacies) -> Non
                   kind="thank_you", channel="email", error="550 no such user", fallback=None),
     ]
     feed(models, events)
-    pipeline, compliance, timeline = (m.view for m in models)
+    pipeline, compliance, timeline, _ = (m.view for m in models)
 
     thank_yous = {r[0]: r[1:] for r in compliance.read(
         "SELECT candidacy_id, decided_at, requested_at, deliveries, same_day "
@@ -270,9 +293,12 @@ def incremental_then_rebuilt(app: Candidacies, clock: FixedClock, count: int
     runner = follower(app, batch=97)
     simulate(app, count, seed=16, batch=50, progress=lambda _: runner.run_once())
     clock.set(at(25, 10))
-    for _ in range(5):
+    app.policies.publish(default_policy().model_copy(update={"version": 2}))
+    for n in range(5):
         cid = app.record_interview(MAYA, interview(format="video")).candidacy_id
         app.record_no_hesitations(MAYA, cid)
+        if n % 2:
+            app.migrate_policy(MAYA, cid, "playbook", 2, reason="trying version 2")
         app.close_next_step(MAYA, cid, "a panel")
     runner.run_once()
     tick(app, at(25, 18))
@@ -302,9 +328,12 @@ def counted_directly(app: Candidacies) -> None:
     from collections import Counter
     from zoneinfo import ZoneInfo
 
-    pipeline, compliance, timeline = (m.view for m in follower(app).models)
+    pipeline, compliance, timeline, pins = (m.view for m in follower(app).models)
     rows = app.recorder.select_all_rows(limit=100_000)
     assert stage_counts(pipeline) == dict(Counter(r.stage for r in rows))
+    assert pinned_counts(pins) == dict(Counter(
+        (r.summary["policy"]["name"], r.summary["policy"]["version"]) for r in rows))
+    assert pinned_counts(pins)[("playbook", 2)] == 2
     events = [app.mapper.to_domain_event(n)
               for n in app.recorder.select_notifications(1, 10_000_000)
               if n.topic.startswith(CANDIDACY_TOPIC)]
@@ -365,7 +394,7 @@ def test_unknown_read_model_is_refused_by_name(candidacies: Candidacies) -> None
 
 def test_read_models_are_the_library_s_projections() -> None:
     from eventsourcing.projection import Projection
-    assert all(issubclass(m, Projection) for m in (Pipeline, Compliance, Timeline))
+    assert all(issubclass(m, Projection) for m in (Pipeline, Compliance, EventTimeline))
 
 
 def test_a_stale_position_is_refused_and_writes_nothing(candidacies: Candidacies,
@@ -398,7 +427,8 @@ def test_status_counts_the_lag(candidacies: Candidacies, clock: FixedClock) -> N
     runner = follower(candidacies, batch=5)
     top = runner.log_max()
     assert [(lag.name, lag.position, lag.behind) for lag in runner.lags()] == [
-        ("pipeline", 0, top), ("compliance", 0, top), ("timeline", 0, top)]
+        ("pipeline", 0, top), ("compliance", 0, top), ("timeline", 0, top),
+        ("policies", 0, top)]
     runner.step(runner.models[2])
     assert runner.lags()[2].behind == top - 5
 
@@ -429,7 +459,7 @@ def test_projections_commands(database_url: str, clock: FixedClock,
 
     try:
         assert f"│ timeline   │ 0        │ {top}" in run("status")
-        assert f"followed {3 * top} notifications" in run("run", "--once")
+        assert f"followed {4 * top} notifications" in run("run", "--once")  # 4 read models
         followed = {m.name: dump(m) for m in follower(app).models}
         assert f"│ pipeline   │ {top}" in run("status")
         output = run("rebuild", "pipeline")

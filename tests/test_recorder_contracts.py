@@ -4,7 +4,7 @@ The library ships its recorder and application test cases (`eventsourcing.tests`
 here they run against `CloserSQLiteRecorder` and `CloserPostgresRecorder` as Closer's
 configuration (`eventsourcing_env`) builds them, so that taking a new eventsourcing
 release is a matter of running this file.  The last sections pin the few steps that go
-around the library (the one-script write, the error table, the retry, the async pool) to
+around the library (the one-script write, the error table, the retry) to
 what the library itself does, so that they fail when it changes underneath them.
 
 These are unittest classes: pytest runs them, with autouse fixtures for the store.  The
@@ -15,7 +15,6 @@ when PostgreSQL is unreachable, failed in CI.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import inspect
 import socket
@@ -31,7 +30,7 @@ import psycopg.errors
 import pytest
 from eventsourcing import persistence
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.tests import application as application_contract
 from eventsourcing.tests import persistence as contract
 from eventsourcing.utils import Environment
@@ -39,16 +38,16 @@ from psycopg import ClientCursor
 from psycopg_pool import PoolTimeout
 
 from conftest import PG_ADMIN_URL
+from engine.audit_store import AuditedPostgresRecorder, AuditedSQLiteRecorder
 from engine.errors import InvalidInput
 from engine.store import (
     CandidacyRow,
     CloserPostgresRecorder,
-    CloserSQLiteRecorder,
     IdempotencyRecord,
-    MessageRow,
-    _as_persistence_errors,
+    as_persistence_errors,
     eventsourcing_env,
 )
+from engine.tables import ExtraTable
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +115,8 @@ class OnSQLite(OnAStore):
     """A fresh SQLite file per test, configured as Closer configures it."""
 
     expected_factory_topic = "eventsourcing.sqlite:SQLiteFactory"
-    recorder_class = CloserSQLiteRecorder
+    # The store's default: Closer's recorder with each write chained (engine.audit_store).
+    recorder_class = AuditedSQLiteRecorder
 
     @pytest.fixture(autouse=True)
     def _store(self, tmp_path: Any) -> Iterator[None]:
@@ -129,7 +129,7 @@ class OnPostgres(OnAStore):
     """A PostgreSQL database emptied before each test, configured as Closer configures it."""
 
     expected_factory_topic = "eventsourcing.postgres:PostgresFactory"
-    recorder_class = CloserPostgresRecorder
+    recorder_class = AuditedPostgresRecorder
 
     @pytest.fixture(autouse=True)
     def _store(self, contracts_database: str) -> Iterator[None]:
@@ -175,32 +175,6 @@ class TestPostgresProcessRecorder(OnPostgres, contract.ProcessRecorderTestCase):
 class TestPostgresNonInterleavingNotificationIDs(
         OnPostgres, contract.NonInterleavingNotificationIDsBaseCase):
     insert_num = 100  # as the library's own PostgreSQL run
-
-
-class SnapshotsWrittenOnTheEventLoop(PostgresAggregateRecorder):
-    """The snapshots' aggregate recorder, written as Closer's async commands write it:
-    `CloserPostgresRecorder.insert_into_async`, each on an event loop of its own."""
-
-    events: CloserPostgresRecorder
-
-    def insert_events(self, stored_events: Any, **kwargs: Any) -> None:
-        async def write() -> None:
-            async with self.events.writing_async(1):
-                await self.events.insert_into_async(self, stored_events)
-        asyncio.run(write())
-
-
-class TestPostgresSnapshotsRecorderOnTheEventLoop(OnPostgres, contract.AggregateRecorderTestCase):
-    def create_recorder(self) -> Any:
-        events = super().create_recorder()
-        recorder = SnapshotsWrittenOnTheEventLoop(events.datastore,
-                                                  events_table_name="stored_snapshots")
-        recorder.create_table()
-        recorder.events = events
-        return recorder
-
-    def test_performance(self) -> None:
-        pass  # an event loop per write: the library's timing says nothing of ours
 
 
 # -- the library's application test cases, on Closer's recorders ----------------------------
@@ -261,14 +235,25 @@ def _events(n: int = 2) -> list[StoredEvent]:
     return [StoredEvent(uid, version, f"topic{version}", b"state") for version in range(1, n + 1)]
 
 
-def _extras() -> dict[str, Any]:
-    """Closer's rows, as a command's save writes them with its events."""
+class Notes(ExtraTable):
+    """Another layer's table, as `ExtraTable` lets the outbox add its own."""
+
+    keyword = "notes"
+    statements = ("CREATE TABLE IF NOT EXISTS contract_notes (id TEXT PRIMARY KEY, "
+                  "text TEXT NOT NULL)",)
+
+    def write(self, tx: Any, rows: Any) -> None:
+        tx.executemany("INSERT INTO contract_notes (id, text) VALUES (?, ?)", rows)
+
+
+def _extras(recorder: Any) -> dict[str, Any]:
+    """Closer's rows, as a command's save writes them with its events, and an added
+    table's."""
+    recorder.add_table(Notes())
     moment = datetime(2026, 12, 2, 9, tzinfo=UTC)
     row = CandidacyRow(str(uuid4()), "agency", "interviewed", 2, 1, "Ada", "Acme", "CTO",
                        moment, moment, {"n": 1})
-    message = MessageRow(str(uuid4()), row.id, "agency", "thank_you", "email", "queued", 0,
-                         moment, moment, {})
-    return {"rows": [row], "message_rows": [message],
+    return {"rows": [row], "notes": [(str(uuid4()), "a note")],
             "idempotency": IdempotencyRecord("agency", str(uuid4()), "f", {"ok": 1}, moment)}
 
 
@@ -323,8 +308,7 @@ def _emptied(url: str, *tables: str) -> None:
 class TestTheWritesAroundTheLibrary(OnPostgres):
     """What Closer sends in one script is what the library's own writes send
     (eventsourcing 9.5.6): the events' write (`PostgresApplicationRecorder.insert_events`,
-    running our `_insert_events` hook) between BEGIN and COMMIT; the snapshots' write
-    (`PostgresAggregateRecorder.insert_events`) as it is."""
+    running our `_insert_events` hook) between BEGIN and COMMIT."""
 
     @pytest.fixture(autouse=True)
     def _one_connection(self, _store: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,37 +319,22 @@ class TestTheWritesAroundTheLibrary(OnPostgres):
         # The schema lock is held beside the pool: on one connection it waited for itself.
         self.env = {**self.env, "POSTGRES_CONNECT_TIMEOUT": "2"}
         recorder = self.create_recorder()
-        assert recorder.insert_events(_events(), **_extras()) is not None
+        assert recorder.insert_events(_events(), **_extras(recorder)) is not None
 
     def test_the_events_script_is_the_librarys_write(self) -> None:
         recorder = self.create_recorder()
-        events, extras = _events(), _extras()
+        events, extras = _events(), _extras(recorder)
         with _sent_by_ours(self.monkeypatch, ClientCursor) as ours:
             recorder.insert_events(events, **extras)
-        _emptied(self.url, "stored_events", "closer_candidacies", "closer_messages",
-                 "closer_idempotency")
+        _emptied(self.url, "stored_events", "closer_candidacies", "contract_notes",
+                 "closer_idempotency", "closer_event_hashes")
+        recorder.forget_tips()
+        recorder._chained(events, extras)  # the chain hashes our write adds to a save
 
         with _sent_by_the_library(recorder) as theirs:
             PostgresApplicationRecorder.insert_events(recorder, events, **extras)
 
         assert ours == [b";".join([b"BEGIN", *theirs, b"COMMIT"])]
-
-    def test_the_snapshots_script_is_the_librarys_write(self) -> None:
-        events = self.create_recorder()
-        snapshots = SnapshotsWrittenOnTheEventLoop(events.datastore,
-                                                   events_table_name="stored_snapshots")
-        snapshots.create_table()
-        snapshots.events = events
-        stored = _events(3)
-        with _sent_by_ours(self.monkeypatch, psycopg.AsyncClientCursor) as ours:
-            snapshots.insert_events(stored)
-        _emptied(self.url, "stored_snapshots")
-
-        with _sent_by_the_library(snapshots) as theirs:
-            PostgresAggregateRecorder.insert_events(snapshots, stored)
-
-        assert ours == [b";".join(theirs)]
-        assert snapshots.select_events(stored[0].originator_id) == stored
 
 
 def _retrying(function: Any) -> dict[str, Any]:
@@ -403,7 +372,7 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
             with (pytest.raises(persistence.PersistenceError) as theirs,
                   recorder.datastore.get_connection()):
                 raise error("lost")
-            with pytest.raises(persistence.PersistenceError) as ours, _as_persistence_errors():
+            with pytest.raises(persistence.PersistenceError) as ours, as_persistence_errors():
                 raise error("lost")
             assert type(ours.value) is type(theirs.value), error
             assert str(ours.value) == str(theirs.value)
@@ -413,56 +382,6 @@ class TestTheErrorsAndRetriesAroundTheLibrary(OnPostgres):
         recorder.insert_events(_events(1))
         terminate_connections(self.url)
 
-        ids = recorder.insert_events(_events(), **_extras())
+        ids = recorder.insert_events(_events(), **_extras(recorder))
 
         assert ids is not None and len(ids) == 2
-
-class TestTheAsyncConnections(OnPostgres):
-    """`writing_async`'s pool (psycopg_pool's), with connections like the library's."""
-
-    def test_the_async_writes_use_at_most_their_connections_and_close_them(self) -> None:
-        recorder = self.create_recorder()
-        used: list[Any] = []
-
-        async def write() -> None:
-            async with recorder._async_connection() as conn:
-                used.append(conn)
-                await conn.execute("SELECT 1")
-
-        async def main() -> int | None:
-            async with recorder.writing_async(2):
-                await asyncio.gather(*(write() for _ in range(8)))
-                return recorder._async_pool and recorder._async_pool.max_size
-
-        assert asyncio.run(main()) == 2  # the pool's bound: psycopg_pool keeps to it
-
-        assert len(used) == 8 and 1 <= len({id(c) for c in used}) <= 2
-        assert recorder._async_pool is None
-        assert all(conn.closed for conn in used)
-
-    def test_an_unreachable_database_fails_an_async_write_after_the_connect_timeout(
-            self) -> None:
-        self.env = {**self.env, "POSTGRES_CONNECT_TIMEOUT": "1"}
-        recorder = self.create_recorder()
-        recorder.datastore.pool.kwargs["port"] = _closed_port()  # for connections made now
-
-        async def main() -> None:
-            async with recorder.writing_async(1):
-                await recorder.insert_events_async(_events())
-
-        with pytest.raises(persistence.OperationalError):
-            asyncio.run(main())
-
-    def test_the_async_connections_are_set_up_as_the_librarys_own(self) -> None:
-        recorder = self.create_recorder()
-        session = ("SELECT name, setting FROM pg_settings WHERE source = 'session' "
-                   "ORDER BY name")
-        with recorder.datastore.get_connection() as conn:
-            theirs = (conn.autocommit, [tuple(r.values()) for r in conn.execute(session)])
-
-        async def ours() -> tuple[bool, list[tuple[Any, ...]]]:
-            async with recorder.writing_async(1), recorder._async_connection() as conn:
-                return conn.autocommit, await (await conn.execute(session)).fetchall()
-
-        assert asyncio.run(ours()) == theirs
-        assert theirs[1]  # the library sets some (its idle-in-transaction timeout)

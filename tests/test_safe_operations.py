@@ -25,6 +25,7 @@ from cli_support import configure, run, runner
 
 from adapters.console import ConsoleAdapter
 from adapters.outbox import Dispatcher
+from adapters.outbox_rows import message_rows
 from api.auth import TokenVerifier, create_token
 from api.cli import app as cli
 from api.settings import get_settings
@@ -102,7 +103,7 @@ def counts(url: str) -> tuple[Any, ...]:
         recorder: Any = app.recorder
         return (len(recorder.select_notifications(start=None, limit=1_000_000)),
                 [(r.id, r.version, r.stage, r.due_at) for r in recorder.select_all_rows()],
-                [(m.id, m.status, m.attempts) for m in recorder.select_message_rows()],
+                [(m.id, m.status, m.attempts) for m in message_rows(app)],
                 recorder.max_tracking_id("Outbox"))
     finally:
         app.close()
@@ -291,7 +292,7 @@ def test_a_reimported_export_sends_nothing_again_and_its_old_token_does_not_work
     app = Candidacies(eventsourcing_env(copy))
     try:
         assert TokenVerifier(app).verify(token) is None
-        assert app.recorder.select_message_rows() == []  # type: ignore[attr-defined]
+        assert message_rows(app) == []
     finally:
         app.close()
     # Work decided after the import is the copy's own: it goes.

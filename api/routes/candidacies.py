@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.dependencies import Command, Reader, Store
 from api.due import DueAction, due_actions
@@ -16,6 +16,7 @@ from engine.cadence import manual_refusal
 from engine.candidacy import Candidacy
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
+from engine.policy_book import REF_PATTERN, parse_ref
 from engine.values import Name, NewCandidacy
 
 router = APIRouter(prefix="/candidacies", tags=["candidacies"])
@@ -27,11 +28,18 @@ CandidacyId = Annotated[str, Path(description="the candidacy's id (a UUID)", max
 # -- request bodies ------------------------------------------------------------------------
 
 
+PolicyVersionRef = Annotated[str, StringConstraints(pattern=REF_PATTERN, max_length=80)]
+
+
 class RecordInterview(NewCandidacy):
     """The first interview (unknown fields are refused)."""
 
     on_behalf_of: Name | None = Field(default=None,
                                       description="who the acting user acts for")
+    policy: PolicyVersionRef | None = Field(
+        default=None, description="the published policy version it runs under, "
+                                  "`NAME@VERSION` (e.g. `playbook@2`; default: the "
+                                  "application's, `playbook@1`); an unpublished one is refused")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -109,6 +117,15 @@ class PlaybookRefusal(BaseModel):
     allowed_from: datetime | None = None
 
 
+class ChainBreak(BaseModel):
+    """The first break in a candidacy's hash chain (docs/audit.md)."""
+
+    kind: str = Field(description="altered, removed, inserted or reordered")
+    version: int | None = None
+    notification_id: int | None = None
+    detail: str
+
+
 class CandidacyView(BaseModel):
     """A candidacy as it stands: the current round's steps, and what may and must happen next."""
 
@@ -145,6 +162,9 @@ class CandidacyView(BaseModel):
                     "(`send_nudge`, `stall`)")
     next_due: DueAction | None = Field(default=None,
                                        description="the next step the policy wants taken")
+    chain_broken: ChainBreak | None = Field(
+        default=None, description="set when this candidacy's stored history is not what was "
+                                  "recorded (its first break; `closer audit verify`)")
 
 
 class Unreadable(BaseModel):
@@ -256,12 +276,14 @@ def etag(response: Response, version: int) -> None:
 async def record_interview(body: RecordInterview, command: Command, request: Request,
                            response: Response) -> Recorded:
     """Record a first interview: opens a candidacy at stage `interviewed` (without a
-    `country`, the workspace's default country from the settings, if any)."""
+    `country`, the workspace's default country from the settings, if any), on the policy
+    version given (`policy`, a published `NAME@VERSION`) or the default one."""
     fields = {name: getattr(body, name) for name in NewCandidacy.model_fields}
     if fields["country"] is None:
         fields["country"] = request.app.state.settings.country_for(command.principal.workspace)
     details = NewCandidacy.model_construct(**fields)
-    outcome = await command.record(details, body.on_behalf_of)
+    policy = parse_ref(body.policy).as_dict() if body.policy is not None else None
+    outcome = await command.record(details, body.on_behalf_of, policy)
     response.headers["Location"] = f"/candidacies/{outcome.candidacy_id}"
     return Recorded(id=outcome.candidacy_id, stage=Stage(outcome.stage), version=outcome.version)
 
@@ -300,9 +322,17 @@ def list_candidacies(
 def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
                   response: Response) -> CandidacyView:
     """One candidacy as it stands (`ETag`: its version)."""
+    from api.audit_service import chain_warning
+
     candidacy = candidacies.get(candidacy_id, principal.workspace)
     etag(response, candidacy.version)
-    return candidacy_view(candidacies, candidacy)
+    view = candidacy_view(candidacies, candidacy)
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is not None:
+        view.chain_broken = ChainBreak(kind=broken.kind, version=broken.version,
+                                       notification_id=broken.notification_id,
+                                       detail=broken.detail)
+    return view
 
 
 @router.get("/{candidacy_id}/events", operation_id="getCandidacyEvents",

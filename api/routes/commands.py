@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Command, CommandRunner
 from api.problems import problem_responses
-from api.routes.candidacies import CandidacyId
+from api.routes.candidacies import CandidacyId, PolicyVersionRef
 from engine.application import Outcome
 from engine.lifecycle import Stage
+from engine.policy_book import parse_ref
 from engine.values import (
     Correction,
     Day,
@@ -161,6 +162,14 @@ class Withdraw(Acting):
 
 class CorrectDetails(Correction, Acting):
     """A recorded contact, name spelling, title or "why I fit" that was wrong."""
+
+
+class MigratePolicy(Acting):
+    """Move the candidacy to another published policy version (`PolicyMigrated`)."""
+
+    policy: PolicyVersionRef = Field(description="the published version to move to, "
+                                                 "`NAME@VERSION` (e.g. `playbook@2`)")
+    reason: Text | None = Field(default=None, description="why (recorded on the event)")
 
 
 class StartNextRound(NextRound, Acting):
@@ -359,5 +368,18 @@ async def start_next_round(candidacy_id: CandidacyId, command: Command,
     details = NextRound.model_construct(
         **{name: getattr(body, name) for name in NextRound.model_fields})
     outcome = await command.run(command.candidacies.start_next_round, candidacy_id, details,
+                                on_behalf_of=body.on_behalf_of)
+    return result(outcome, command)
+
+
+@command_route("/policy", "migratePolicy")
+async def migrate_policy(candidacy_id: CandidacyId, body: MigratePolicy,
+                         command: Command) -> Response:
+    """Move the candidacy to another published policy version: recorded as
+    `PolicyMigrated` (from, to, who, why), and the scheduler decides with it from then on.
+    Refused for a stalled candidacy (409) and for the version it is on (422)."""
+    target = parse_ref(body.policy)
+    outcome = await command.run(command.candidacies.migrate_policy, candidacy_id,
+                                target.name, target.version, reason=body.reason,
                                 on_behalf_of=body.on_behalf_of)
     return result(outcome, command)

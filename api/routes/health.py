@@ -1,5 +1,5 @@
 """`/healthz`: whether this process serves, its store answers, and `closer serve`'s
-background workers (scheduler, outbox) run; with the messages failing now."""
+background workers (scheduler, outbox, read models) run; with the messages failing now."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from adapters.outbox_rows import message_failures
 from api.dependencies import Store
 from api.problems import problem_response, problem_responses
 from api.supervisor import down, read_state
@@ -64,7 +65,7 @@ def health(request: Request, candidacies: Store) -> Any:
     """200 when the event store answers and no background worker has been down longer
     than `CLOSER_BACKGROUND_DOWN_SECONDS`; otherwise a 503 problem (`store-unavailable`,
     or `worker-down` with the same `workers` and `messages`). No token needed."""
-    counts, latest = candidacies.recorder.select_message_failures()
+    counts, latest = message_failures(candidacies)
     last = None if latest is None else Failure(
         message_id=latest.id, channel=latest.channel, status=latest.status,
         attempts=latest.attempts, error=latest.summary.get("last_error"),

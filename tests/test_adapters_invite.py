@@ -12,7 +12,7 @@ import recurring_ical_events
 import vobject
 from adapters_fixtures import SmtpServer, make_context, smtp_server
 
-from adapters.calendar import CalendarAdapter
+from adapters.invite import CalendarAdapter
 from adapters.vtimezone import Onset, ZoneRule
 
 __all__ = ["smtp_server"]  # a fixture used by name

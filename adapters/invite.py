@@ -1,4 +1,4 @@
-"""The calendar channel: an RFC 5545 invite for the next step.
+"""The calendar channel (`CalendarAdapter`): an RFC 5545 invite for the next step.
 
 The event UID comes from the message id, so a resent invite updates the
 same event instead of adding a second one.  The invite is written to a

@@ -1,0 +1,80 @@
+"""The recruiter's dashboard: server-rendered pages over the read models and the one
+application, at `/dashboard` (FastAPI + Jinja2, autoescaped; htmx for live parts; every
+asset served by Closer itself).
+
+How a page plugs in:
+
+1. one router file here, ``api/dashboard/<page>.py``::
+
+       router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+       @router.get("/pipeline", name="dashboard_pipeline")
+       def pipeline(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
+           return render(request, viewer, "pipeline.html", page="dashboard_pipeline",
+                         filters=filters, ...)
+
+   (`SignedIn`: the signed-in viewer, else a redirect to sign in; `PageFilters`: the
+   recruiter/workspace/company/date filters, another workspace answering 404; a form
+   posts to a route taking `Acting`, which checks the CSRF token, the origin and the
+   role, and answers a redirect, see `candidacy.py`);
+2. one template ``templates/<page>.html`` that ``{% extends "base.html" %}`` and fills
+   ``{% block content %}`` (``filters.html`` is the shared filter bar);
+3. its router added to `ROUTERS` below.  The navigation (`pages.NAV`) already names every
+   page's route; a route not installed shows as plain text.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.dashboard import (
+    at_risk,
+    candidacy,
+    compliance,
+    live,
+    messages,
+    pipeline,
+    policies,
+    rules,
+    signin,
+    today,
+)
+from api.dashboard.pages import PREFIX, render
+from api.dashboard.session import PageError, SignInRequired
+
+ROUTERS = [signin.router, live.router, today.router, candidacy.router, messages.router,
+           pipeline.router, at_risk.router, compliance.router, rules.router, policies.router]
+
+
+def install(app: FastAPI) -> None:
+    """The dashboard's routes on ``app`` (none in the OpenAPI document), `/` leading to it,
+    and its refusals answered as pages."""
+    for router in ROUTERS:
+        app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return RedirectResponse(f"{PREFIX}/today", status_code=303)
+
+    @app.get(PREFIX, include_in_schema=False)
+    @app.get(f"{PREFIX}/", include_in_schema=False)
+    async def dashboard() -> Response:
+        return RedirectResponse(f"{PREFIX}/today", status_code=303)
+
+    async def sign_in_first(request: Request, _: Exception) -> Response:
+        if request.method != "GET":
+            return render(request, None, "error.html", status=401,
+                          message="Your session has ended: sign in again.")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
+
+    async def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, PageError)
+        return render(request, None, "error.html", status=error.status,
+                      message=error.message)
+
+    app.add_exception_handler(SignInRequired, sign_in_first)
+    app.add_exception_handler(PageError, refused)

@@ -1,0 +1,123 @@
+"""Rendering a dashboard page: the templates (Jinja2, autoescaped), the navigation, the
+read models' lag strip, and the response headers every page carries (`render`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import jinja2
+import structlog
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.routing import NoMatchFound
+
+from api import assets
+from api.dashboard.session import PageError, Viewer, current_session, remember
+from engine.follower import Follower, Lag, ReadModelRecorder
+
+log = structlog.get_logger("closer.dashboard")
+
+TEMPLATES = Path(__file__).parent / "templates"
+PREFIX = "/dashboard"
+
+environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+environment.globals.update(htmx=assets.HTMX, htmx_sse=assets.HTMX_SSE,
+                           chart_js=assets.CHART_JS, static=assets.STATIC_URL)
+
+# Scripts and styles from Closer only (no inline script at all: htmx's attributes are data).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "object-src 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+           "X-Frame-Options": "DENY"}
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    label: str
+    route: str  # the route's name; a page not installed yet shows as plain text
+
+
+NAV = (
+    NavItem("Today", "dashboard_today"),
+    NavItem("Pipeline", "dashboard_pipeline"),
+    NavItem("At risk", "dashboard_at_risk"),
+    NavItem("Candidacy search", "dashboard_candidacies"),
+    NavItem("Messages", "dashboard_messages"),
+    NavItem("Compliance", "dashboard_compliance"),
+    NavItem("Policies", "dashboard_policies"),
+)
+"""The navigation of every page, in order: each entry names the route of its page."""
+
+
+def _nav(request: Request, current: str) -> list[dict[str, Any]]:
+    items = []
+    for item in NAV:
+        try:
+            url: str | None = str(request.app.url_path_for(item.route))
+        except NoMatchFound:
+            url = None
+        items.append({"label": item.label, "url": url, "current": item.route == current})
+    return items
+
+
+def _follower(request: Request) -> Follower | None:
+    """The read models on the app's database, made once per app (None: they cannot be
+    read here, as on the in-memory store)."""
+    state = request.app.state
+    follower = getattr(state, "dashboard_follower", None)
+    if follower is None:
+        from api.read_models import read_models
+
+        try:
+            follower = Follower(state.candidacies, read_models(state.candidacies))
+        except TypeError:
+            return None
+        state.dashboard_follower = follower
+    return follower
+
+
+def lags(request: Request) -> list[Lag] | None:
+    """How far each read model stands behind the log (None: they cannot be read here)."""
+    follower = _follower(request)
+    return None if follower is None else follower.lags()
+
+
+def views(request: Request) -> dict[str, ReadModelRecorder]:
+    """Each read model's view by name, for a page's figures (`api.read_models`' queries);
+    on a store without read models a page answers 404 naming why."""
+    follower = _follower(request)
+    if follower is None:
+        raise PageError(404, "The read models need a SQLite or PostgreSQL store.")
+    return {model.name: model.view for model in follower.models}
+
+
+def render(request: Request, viewer: Viewer | None, template: str, *, status: int = 200,
+           page: str = "", **context: Any) -> HTMLResponse:
+    """``template`` (extending ``base.html``) for ``viewer``, with the navigation (``page``
+    is the current page's route name), the lag strip, the CSRF token for forms and the
+    filters a page passes; the session cookie set if new, and the security headers."""
+    session = current_session(request)
+    flash = request.cookies.get("closer_flash")
+    flash = unquote(flash) if flash else None
+    body = environment.get_template(template).render(
+        request=request, viewer=viewer, nav=_nav(request, page) if viewer else [],
+        lags=lags(request) if viewer else None, csrf=session.csrf,
+        can_act=bool(viewer and viewer.can_act), flash=flash, **context)
+    response = HTMLResponse(body, status_code=status, headers=HEADERS)
+    if flash is not None:
+        response.delete_cookie("closer_flash", path=PREFIX)
+    remember(request, response)
+    return response
+
+
+def flash(response: Any, message: str) -> None:
+    """Show ``message`` once, on the next page rendered (after a form's redirect)."""
+    response.set_cookie("closer_flash", quote(message[:300]), path=PREFIX, httponly=True,
+                        samesite="lax", max_age=60)
