@@ -132,7 +132,7 @@ def export_command(
 
     from eventsourcing.persistence import PersistenceError
 
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.audit_key import public_hex, signing_key
     from api.audit_service import record_checkpoint
     from api.settings import get_settings
@@ -151,7 +151,7 @@ def export_command(
                 raise InvalidInput("candidacy", f"{candidacy!r} is not a candidacy id") from None
             if candidacies.row(candidacy) is None:
                 raise InvalidInput("candidacy", f"no candidacy {candidacy}")
-            message_ids = frozenset(UUID(m.id) for m in messages(candidacies,
+            message_ids = frozenset(UUID(m.id) for m in message_rows(candidacies,
                                                                  candidacy_id=candidacy))
         head, report = record_checkpoint(candidacies)
         if head is None:

@@ -321,7 +321,7 @@ def test_names_that_are_markup_render_as_text_on_every_page(
 
 def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbox(
         browser_for: Any, candidacies: Candidacies, app: Any) -> None:
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.outbox_cli import build_dispatcher
 
     cid = _record(candidacies)
@@ -329,7 +329,7 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     candidacies.close_next_step(COACH, cid, "Onsite with the CTO")
     candidacies.send_thank_you(COACH, cid, "email", mode="send_for_me")
     build_dispatcher(candidacies, app.state.settings).run_once()
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "approval_needed"
     viewer = browser_for("viewer")
     assert "Approve and send" not in viewer.get("/dashboard/messages").text
@@ -345,7 +345,7 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     approved = _post(client, action, fields)
     assert approved.status_code == 303
     assert "Message approved" in client.get(approved.headers["location"]).text
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "queued"
     twice = _post(client, action, fields)
     assert "Not done" in client.get(twice.headers["location"]).text
@@ -362,7 +362,7 @@ def test_the_dashboard_stays_out_of_the_api_contract(app: Any) -> None:
 @sqlite_only
 def test_a_blocked_message_is_edited_by_a_correction_then_retried(
         browser_for: Any, candidacies: Candidacies, app: Any) -> None:
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.outbox_cli import build_dispatcher
 
     cid = _record(candidacies, interviewers=[{"name": "Daniel Whitfield",
@@ -374,7 +374,7 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
     smtp = app.state.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 9})
     build_dispatcher(candidacies, smtp).run_once()
     # (its fallback, a card, waits for approval meanwhile)
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.channel == "email"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.channel == "email"]
     assert row.status == "blocked"
     client = browser_for("recruiter")
     page = client.get("/dashboard/messages")
@@ -391,7 +391,7 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
     retried = _post(client, retry, {**fields, "reason": "the address was missing"})
     assert retried.status_code == 303
     assert "Message retried" in client.get(retried.headers["location"]).text
-    [row] = [m for m in messages(candidacies, candidacy_id=row.candidacy_id)
+    [row] = [m for m in message_rows(candidacies, candidacy_id=row.candidacy_id)
              if m.id == row.id]
     assert row.status == "queued"
     assert "Blocked by proofing (0)" in client.get("/dashboard/messages").text

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from adapters.outbox import messages
+from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.commands import COMMANDS, new_key, refusal, run
 from api.dashboard.filters import PageFilters
@@ -110,7 +110,7 @@ def candidacy_page(request: Request, viewer: Viewer, candidacy_id: str, *, statu
                              "closer doctor lists it.") from None
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
     cards = [outbox.card(dispatcher, row)
-             for row in messages(candidacies, candidacy_id=str(candidacy.id))]
+             for row in message_rows(candidacies, candidacy_id=str(candidacy.id))]
     zone = ZoneInfo(candidacy.timezone)
     return render(
         request, viewer, "candidacy.html", status=status, page="dashboard_candidacies",

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from adapters.errors import PostalMailRefused, UnknownChannel
-from adapters.outbox import messages
+from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.filters import PageFilters
 from api.dashboard.pages import PREFIX, flash, render
@@ -38,7 +38,7 @@ def messages_page(request: Request, viewer: SignedIn, filters: PageFilters) -> R
     groups = []
     for status in WAITING:
         cards = []
-        for row in messages(candidacies, status=status):
+        for row in message_rows(candidacies, status=status):
             if row.workspace != viewer.workspace:
                 continue
             owner = candidacies.row(row.candidacy_id)
@@ -57,7 +57,7 @@ def _message_of(candidacies: Candidacies, workspace: str, message_id: str) -> st
         UUID(message_id)
     except ValueError:
         raise PageError(404, "No such message.") from None
-    for row in messages(candidacies):
+    for row in message_rows(candidacies):
         if row.id == message_id and row.workspace == workspace:
             return row.candidacy_id
     raise PageError(404, "No such message.")

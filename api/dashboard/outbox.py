@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from adapters.errors import AdapterError
 from adapters.message import MessageContext, plain_error
 from adapters.outbox import Dispatcher, OutboxMessage
+from adapters.outbox_rows import MessageRow
 from adapters.proofing import prepare
-from engine.store import MessageRow
 
 STUCK = ("blocked", "dead_letter")
 """The statuses a person may retry or reroute."""
