@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from zoneinfo import ZoneInfo
 
 from engine.errors import CandidacyNotFound, CorruptHistory
@@ -69,6 +69,10 @@ def _name(event: Any) -> str:
     return type(event).__name__
 
 
+@overload
+def _iso(moment: datetime) -> str: ...
+@overload
+def _iso(moment: Any) -> str | None: ...
 def _iso(moment: Any) -> str | None:
     """UTC ISO text (sorts as time on both stores), from a datetime or ISO text."""
     if moment is None:

@@ -29,9 +29,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.sql import SQL
 
 from closer_verify.records import GENESIS, event_hash
-from engine.follower import Tx
 from engine.memory_store import CloserMemoryRecorder
-from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder, ExtraTable
+from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
+from engine.tables import ExtraTable, Tx
 
 TIPS = 10_000
 """How many aggregates' last chain hashes a recorder remembers (a command on one of them
@@ -145,7 +145,7 @@ class EventChain:
         for stored in stored_events:
             firsts.setdefault(UUID(str(stored.originator_id)), stored.originator_version)
         with self._tips_lock:
-            remembered = self._tips or {}
+            remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
                 tip = remembered.get(uid)
                 if version == 1:
@@ -333,7 +333,7 @@ class AuditedPostgresRecorder(ChainQueries, CloserPostgresRecorder):
     def _write_audit(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         with (self.datastore.get_connection() as conn, conn.transaction(),
               conn.cursor() as curs):
-            curs.executemany(SQL(self._q(sql)), params)  # type: ignore[arg-type]
+            curs.executemany(SQL(self._q(sql)), params)
 
 
 class AuditedMemoryRecorder(EventChain, CloserMemoryRecorder):

@@ -65,6 +65,7 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     (read from the history itself, so a page is current the moment a form is sent)."""
     zone = ZoneInfo(candidacy.timezone)
     lines = []
+    event: Any  # read by name, as the read model reads it (the library types it a protocol)
     for event in candidacies.events.get(candidacy.id):
         decided = getattr(event, "decided_by", None) or {}
         occurred = getattr(event, "occurred_at", None)
