@@ -188,13 +188,13 @@ class Store:
     def candidacy_direct(self, i: int) -> None:
         """What the Candidacy page reads: the candidacy, its timeline from the history,
         its messages' rows, the commands allowed now."""
-        from adapters.outbox import messages
+        from adapters.outbox_rows import message_rows
         from api.dashboard.candidacy import _forms, timeline
 
         cid = self.ids[i % len(self.ids)]
         candidacy = self.app.get(cid, WORKSPACE)
         timeline(self.app, candidacy)
-        messages(self.app, candidacy_id=cid)
+        message_rows(self.app, candidacy_id=cid)
         _forms(self.app, candidacy)
 
     def close(self) -> None:
