@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from zoneinfo import ZoneInfo
 
 from engine.errors import CandidacyNotFound, CorruptHistory
@@ -69,6 +69,10 @@ def _name(event: Any) -> str:
     return type(event).__name__
 
 
+@overload
+def _iso(moment: datetime) -> str: ...
+@overload
+def _iso(moment: Any) -> str | None: ...
 def _iso(moment: Any) -> str | None:
     """UTC ISO text (sorts as time on both stores), from a datetime or ISO text."""
     if moment is None:
@@ -397,7 +401,11 @@ def _words(name: str) -> str:
 
 def summary(event: Any) -> str:
     """A short sentence for a person reading the candidacy's timeline."""
-    name, get = _name(event), (lambda field: getattr(event, field, None))
+    name = _name(event)
+
+    def get(field: str) -> Any:
+        return getattr(event, field, None)
+
     decided = _decided_by(event)
     if name == "InterviewRecorded":
         who = (get("candidate") or {}).get("name", "")

@@ -138,7 +138,7 @@ class EventChain:
         for stored in stored_events:
             firsts.setdefault(UUID(str(stored.originator_id)), stored.originator_version)
         with self._tips_lock:
-            remembered = self._tips or {}
+            remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
                 tip = remembered.get(uid)
                 if version == 1:
@@ -326,7 +326,7 @@ class AuditedPostgresRecorder(ChainQueries, CloserPostgresRecorder):
     def _write_audit(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         with (self.datastore.get_connection() as conn, conn.transaction(),
               conn.cursor() as curs):
-            curs.executemany(SQL(self._q(sql)), params)  # type: ignore[arg-type]
+            curs.executemany(SQL(self._q(sql)), params)
 
 
 class AuditedMemoryRecorder(EventChain, CloserMemoryRecorder):

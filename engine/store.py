@@ -63,9 +63,10 @@ class CandidacyRow:
     stage: str
     version: int
     round: int
-    candidate: str
-    company: str
-    role: str
+    # Nullable columns: the queries answer rows written without them too.
+    candidate: str | None
+    company: str | None
+    role: str | None
     updated_at: datetime
     due_at: datetime | None
     summary: dict[str, Any]

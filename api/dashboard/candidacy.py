@@ -66,6 +66,7 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     zone = ZoneInfo(candidacy.timezone)
     lines = []
     asked: dict[str, str] = {}  # hesitation id -> its text: an answer shows its question
+    event: Any  # read by name, as the read model reads it (the library types it a protocol)
     for event in candidacies.events.get(candidacy.id):
         decided = getattr(event, "decided_by", None) or {}
         occurred = getattr(event, "occurred_at", None)

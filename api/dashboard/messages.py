@@ -19,7 +19,7 @@ from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.filters import PageFilters
 from api.dashboard.pages import PREFIX, flash, read_models, render
-from api.dashboard.session import Acting, PageError, SignedIn, safe_next
+from api.dashboard.session import Acting, FormData, PageError, SignedIn, Viewer, safe_next
 from api.outbox_cli import build_dispatcher
 from engine.application import Candidacies
 
@@ -63,7 +63,8 @@ def _message_of(candidacies: Candidacies, workspace: str, message_id: str) -> st
     raise PageError(404, "No such message.")
 
 
-async def _by_hand(request: Request, acting: tuple, message_id: str, done: str) -> Response:
+async def _by_hand(request: Request, acting: tuple[Viewer, FormData], message_id: str,
+                   done: str) -> Response:
     viewer, form = acting
     candidacies: Candidacies = request.app.state.candidacies
     _message_of(candidacies, viewer.workspace, message_id)

@@ -74,6 +74,6 @@ def card(dispatcher: Dispatcher, row: MessageRow) -> MessageCard:
     if rendered is not None:
         shown.subject = shown.subject or rendered.subject
         shown.to, shown.body = list(rendered.to), rendered.body
-    if not shown.findings and proof is not None and not proof.passed:
+    if not shown.findings and not proof.passed:
         shown.findings = [f.as_dict() for f in proof.findings]
     return shown

@@ -89,7 +89,7 @@ def paused_now(candidacy: Candidacy, now: datetime) -> dict[str, Any] | None:
     paused = candidacy.paused
     if paused is None or (paused.get("ends_at") is not None and paused["ends_at"] <= now):
         return None
-    return paused  # type: ignore[no-any-return]
+    return paused
 
 
 def why_waiting(action: Action, candidacy: Candidacy, policy: CadencePolicy,
