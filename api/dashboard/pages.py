@@ -81,7 +81,7 @@ def read_models(request: Request) -> dict[str, ReadModel] | None:
         except (TypeError, AttributeError):  # a store without read models (in memory)
             return None
         state.dashboard_read_models = models
-    return models  # type: ignore[no-any-return]
+    return models
 
 
 def lags(request: Request) -> list[Lag] | None:
