@@ -89,7 +89,7 @@ def read_floor(url: str) -> tuple[int, float]:
     with psycopg.connect(url) as connection, connection.cursor(name="floor") as cursor:
         cursor.itersize = 4096
         cursor.execute("SELECT originator_id, originator_version, topic, state FROM "
-                       "stored_events ORDER BY originator_id, originator_version")
+                       "closer_events ORDER BY originator_id, originator_version")
         for row in cursor:
             orjson.loads(bytes(row[3]))
             count += 1
