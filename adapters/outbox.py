@@ -57,8 +57,8 @@ from adapters.errors import AdapterError, DeliveryError, UnknownChannel
 from adapters.message import MessageContext, message_id, plain_error
 from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
-from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
+from engine.decisions import fallback_channel
 from engine.errors import CorruptHistory, IllegalCommand
 from engine.lifecycle import Stage
 from engine.policy import MessageKind

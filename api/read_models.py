@@ -740,11 +740,11 @@ def about_to_stall(app: Any, view: ReadModelRecorder, now: datetime,
                    recruiter: str | None = None, company: str | None = None,
                    limit: int = 200) -> list[Stall]:
     """Candidacies whose policy will stall them by ``now + within``, soonest first: the
-    moment, the reason and the rule are the engine's own (`engine.cadence.plan`).
+    moment, the reason and the rule are the engine's own (`engine.decisions.plan`).
 
     Only candidacies with something due by then (their ``closer_candidacies.due_at``, the
     first planned step) can have a stall due by then: those are the ones planned."""
-    from engine.cadence import plan
+    from engine.decisions import plan
 
     horizon = now + within
     where, params = _where({"p.workspace": workspace, "p.recruiter": recruiter,

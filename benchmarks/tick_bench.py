@@ -56,9 +56,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from engine.application import SCHEDULER, Candidacies, apply_action  # noqa: E402
-from engine.cadence import plan  # noqa: E402
 from engine.candidacy import Candidacy  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
+from engine.decisions import plan  # noqa: E402
 from engine.errors import CloserError  # noqa: E402
 from engine.policy import CadencePolicy, policy_from_dict  # noqa: E402
 from engine.scheduler import tick  # noqa: E402

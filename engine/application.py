@@ -35,10 +35,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from engine.cadence import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
 from engine.codec import APPLICATION_NAME, mapper_of, reason, transcoder_of
+from engine.decisions import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.errors import (
     CandidacyNotFound,
     CloserError,

@@ -1,6 +1,6 @@
 """Why a held item on Today waits, in the engine's own terms: quiet hours, the send window,
 patience until a date, a pause until a date (`api.dashboard.today.why_waiting`, asked of
-`engine.cadence`'s `plan` and `held_until`)."""
+`engine.decisions`'s `plan` and `held_until`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from builders import candidacy_at, interview
 from api.dashboard.filters import Filters
 from api.dashboard.today import the_day, why_waiting
 from engine.application import Candidacies
-from engine.cadence import Action, plan
 from engine.clock import FixedClock
+from engine.decisions import Action, plan
 from engine.values import Actor
 
 COACH = Actor(user="coach@agency", workspace=WORKSPACE)

@@ -25,8 +25,8 @@ from api.outbox_cli import build_dispatcher
 from api.problems import ProblemError
 from api.read_models import event_kind, summary
 from engine.application import Candidacies
-from engine.cadence import manual_refusal
 from engine.candidacy import Candidacy
+from engine.decisions import manual_refusal
 from engine.errors import CandidacyNotFound, CloserError, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import NudgeChannel, ReplyKind, ThankYouMedium

@@ -2,7 +2,7 @@
 (with the local deadline), nudges (and stalls) due, replies to log, next steps tomorrow;
 for each held item why it waits.
 
-Everything here is asked of the engine's one decision function (`engine.cadence.plan`,
+Everything here is asked of the engine's one decision function (`engine.decisions.plan`,
 `outstanding`, `held_until`), the same the scheduler and `GET /agenda` follow: this page
 only sorts its answers into a recruiter's day and words them."""
 
@@ -20,8 +20,8 @@ from api.dashboard.filters import Filters, PageFilters
 from api.dashboard.pages import PREFIX, read_models, render
 from api.dashboard.session import SignedIn
 from engine.application import Candidacies
-from engine.cadence import Action, held_until, outstanding, plan
 from engine.candidacy import Candidacy
+from engine.decisions import Action, held_until, outstanding, plan
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import Stage
 from engine.policy import CadencePolicy

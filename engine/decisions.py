@@ -34,7 +34,10 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
-from engine.calendar import (
+from engine.candidacy import OUT_OF_OFFICE
+from engine.lifecycle import Stage
+from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
+from engine.work_calendar import (
     WorkCalendar,
     business_days,
     is_send_time,
@@ -43,9 +46,6 @@ from engine.calendar import (
     work_calendar,
     zone_days,
 )
-from engine.candidacy import OUT_OF_OFFICE
-from engine.lifecycle import Stage
-from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
