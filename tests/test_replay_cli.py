@@ -46,7 +46,8 @@ def test_replay_compares_policies_as_json_csv_table_and_chart(store: Path) -> No
 
     result = runner.invoke(app, ["replay", "-p", short, "--csv", *UNTIL])
     header, row = result.output.strip().splitlines()
-    assert header.startswith("policy,candidacies,") and row.startswith("short v1,40,")
+    assert header.startswith("employer,policy,candidacies,")
+    assert row.startswith("recorded,short v1,40,")
 
     chart = store / "compare.png"
     result = runner.invoke(app, ["replay", "-p", "default", "-p", short, "--chart", str(chart),
