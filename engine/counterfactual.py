@@ -322,12 +322,24 @@ def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
     return total
 
 
+def _remote_partition(source: Any, partition: Any, policies: list[tuple[dict[str, Any], str]],
+                      *rest: Any) -> Records:
+    """`model_partition` on a Dask worker: the policies travel as their JSON documents
+    (a validated pydantic model does not survive cloudpickle's by-value round trip)."""
+    from engine.policy import policy_from_dict
+
+    views = [ReplayPolicy(policy_from_dict(data), label) for data, label in policies]
+    return model_partition(source, partition, views, *rest)
+
+
 def _on_dask(cluster: Any, args: list[tuple[Any, ...]]) -> list[Records]:
     from distributed import Client
 
     client = cluster if isinstance(cluster, Client) else Client(cluster)
     try:
-        futures = [client.submit(model_partition, *a, pure=False) for a in args]
+        futures = [client.submit(_remote_partition, a[0], a[1],
+                                 [(p.policy.model_dump(mode="json"), p.label) for p in a[2]],
+                                 *a[3:], pure=False) for a in args]
         return list(client.gather(futures))
     finally:
         if client is not cluster:
@@ -431,7 +443,9 @@ def summarise(records: Records, *, replicates: int = 400, seed: int = 0) -> list
                 samples[k].append(float("inf") if v is None else v)
         intervals: dict[str, tuple[float | None, float | None]] = {}
         for k in OUTCOMES:
-            low, high = np.percentile(samples[k], [2.5, 97.5])
+            # No interpolation: a replicate whose curve never fell that far is infinite.
+            low = np.quantile(samples[k], 0.025, method="lower")
+            high = np.quantile(samples[k], 0.975, method="higher")
             intervals[k] = (None if not np.isfinite(low) else float(low),
                             None if not np.isfinite(high) else float(high))
         out.append(Outcomes(label, {k: estimates[k] for k in OUTCOMES}, intervals, samples))

@@ -68,7 +68,9 @@ def parse_objective(text: str) -> Objective:
     """The objective, or an `InvalidInput` naming what is wrong."""
     from engine.counterfactual import OUTCOMES
 
-    clean = text.strip().lower()
+    clean = " ".join(text.lower().split())
+    if clean.endswith(" subject to"):
+        raise InvalidInput("--objective", f"{text!r}: 'subject to' needs a constraint")
     head, sep, rest = clean.partition(" subject to ")
     words = head.split()
     if len(words) != 2 or words[0] not in ("maximise", "maximize", "minimise", "minimize"):
@@ -85,6 +87,4 @@ def parse_objective(text: str) -> Objective:
                                                   "OUTCOME op NUMBER, op one of <= >= < > ==")
             name, op, value = match.groups()
             constraints.append(Constraint(_outcome(name, OUTCOMES), op, float(value)))
-    elif clean.endswith("subject to") or " subject to" in clean:
-        raise InvalidInput("--objective", f"{text!r}: 'subject to' needs a constraint")
     return Objective(words[0].startswith("max"), outcome, tuple(constraints))
