@@ -426,8 +426,101 @@ def render(r: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+# -- model mode (issue 18) ---------------------------------------------------------------------
+
+MODEL_SECTION = "## Replay with a modelled employer (issue 18)"
+
+
+def model_store(path: Path, candidacies: int, seed: int) -> None:
+    """A store whose employer follows the known response model (a nudge effect of 1)."""
+    from engine.application import Candidacies
+    from engine.response_model import ResponseModel
+    from engine.simulation import simulate
+    from engine.store import eventsourcing_env
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{path}"))
+    simulate(app, candidacies, seed, employer=ResponseModel.truth(1.0))
+    app.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def model_run(path: Path, draws: int) -> dict[str, Any]:
+    """One policy under ``--employer model``, ``draws`` draws, one process, the fitted
+    model (its covariance: every draw samples coefficients)."""
+    from engine.counterfactual import model_replay
+    from engine.replay import SQLiteSource, candidacy_histories
+    from engine.response_model import fit
+
+    source = SQLiteSource(path, TABLE)
+    model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
+    wall, cpu = time.perf_counter(), time.process_time()
+    records = model_replay(source, policies(1), model, draws=draws, seed=1)
+    elapsed, used = time.perf_counter() - wall, time.process_time() - cpu
+    # Events per second per draw: the events read, times the draws each was run for.
+    rates = _rates(records.events * draws, elapsed, used)
+    rates.update(draws=draws, candidacies=records.candidacies)
+    return rates
+
+
+def model_main(args: argparse.Namespace) -> None:
+    from paired import load_average, ratios, spread
+
+    path = args.dir / f"model_{args.candidacies}.db"
+    if not (args.reuse and path.exists()):
+        print(f"building {path}", file=sys.stderr)
+        model_store(path, args.candidacies, args.seed)
+    floor(path)  # warm the page cache
+    sides = {"floor": lambda: floor(path), "recorded": lambda: replay_run(path, 1, 1),
+             "model": lambda: model_run(path, args.draws)}
+
+    def one(side: str, number: int) -> dict[str, Any]:
+        m = sides[side]()
+        print(f"  round {number + 1} {side}: {m['events_per_second']:,} events/s",
+              file=sys.stderr, flush=True)
+        return m
+
+    runs = alternated(args.rounds, list(sides), one)
+    rate = {side: [m["events_per_second"] for m in runs[side]] for side in sides}
+    command = (f"python benchmarks/replay_bench.py --model-mode --candidacies "
+               f"{args.candidacies} --draws {args.draws} --rounds {args.rounds} [--reuse]")
+    events = runs["floor"][0]["events"]
+    text = "\n".join([
+        f"`{command}` (1 process each; {events:,} events, {args.candidacies:,} "
+        f"candidacies simulated with a nudge effect of 1; load {load_average()})",
+        "",
+        "| side | events/s (median of rounds) | ratio to recorded, per round |",
+        "|---|---|---|",
+        f"| floor (select + orjson) | {spread(rate['floor'], unit='', digits=0)} | "
+        f"{spread(ratios(rate['floor'], rate['recorded']))} |",
+        f"| replay, employer recorded, 1 policy | {spread(rate['recorded'], unit='', digits=0)}"
+        " | 1 |",
+        f"| replay, employer model, 1 policy, per draw ({args.draws} draws) | "
+        f"{spread(rate['model'], unit='', digits=0)} | "
+        f"{spread(ratios(rate['model'], rate['recorded']))} |",
+        "",
+        "Model mode's rate counts each event once per draw it was replayed for (the "
+        "fit, done once before the timer, is not counted).  Target: a draw at least 0.5x "
+        "the recorded mode's rate.",
+    ])
+    print(text)
+    if not args.no_docs:
+        from paired import write_section as write
+
+        write(MODEL_SECTION, MODEL_SECTION + "\n\n" + text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-mode", action="store_true",
+                        help="measure --employer model against recorded mode and the floor "
+                             "(issue 18) and write its own section")
+    parser.add_argument("--candidacies", type=int, default=2000,
+                        help="--model-mode: candidacies in its store")
+    parser.add_argument("--draws", type=int, default=3, help="--model-mode: draws")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000,
                         help="events in the small store (the memory comparison)")
@@ -448,6 +541,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.workers)
+        return
+    if args.model_mode:
+        model_main(args)
         return
     if args.quick:
         args.events, args.small, args.rounds = 100_000, 20_000, 3

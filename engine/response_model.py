@@ -76,7 +76,9 @@ def business_days_between(start: date, day: date) -> int:
 
 def business_day(start: date, n: int) -> date:
     """The ``n``-th weekday after ``start`` (n >= 1)."""
-    day = start
+    weeks, n = divmod(n - 1, 5)
+    day = start + timedelta(weeks=weeks)
+    n += 1
     while n > 0:
         day += timedelta(days=1)
         if day.weekday() < 5:
@@ -202,6 +204,9 @@ def features(ctx: RoundContext, day: int, nudge_days: Sequence[int]) -> list[flo
             float(ctx.round - 1), ctx.country]
 
 
+_LOG_DAYS = [0.0] + [math.log(day) for day in range(1, 1001)]
+
+
 class EmployerDraw:
     """One draw of one round's employer: a uniform per business day (its own seeded
     stream, so every policy meets the same employer) and the model.  The employer decides
@@ -214,18 +219,31 @@ class EmployerDraw:
         self.ctx = ctx
         self.model = model
         horizon = model.horizon_days
-        self.thresholds = [logit(rng.random()) for _ in range(horizon)]
+        # logit(u), spelled out (u == 0.0 can happen: it decides whatever the hazard).
+        log, draw = math.log, rng.random
+        self.thresholds = [log(u / (1.0 - u)) if (u := draw()) > 0.0 else -math.inf
+                           for _ in range(horizon)]
         self.kind_u = rng.random()
         self.minute = rng.randrange(0, 8 * 60)  # within the working day
         b = model.coefficients
         self.b_nudges = b.get("nudges", 0.0)
         self.b_recent = b.get("nudge_recent", 0.0)
         self.decay = model.decay_days
-        # The linear predictor without the nudge terms, per day (they alone change).
-        self.base = []
-        for day in range(1, horizon + 1):
-            x = features(ctx, day, ())
-            self.base.append(sum(b.get(n, 0.0) * v for n, v in zip(FEATURES, x, strict=True)))
+        # The linear predictor without the nudge terms, per day (they alone change):
+        # `features` spelled out, as it is built once per candidacy and draw.
+        constant = (b.get("intercept", 0.0) + b.get("round", 0.0) * (ctx.round - 1)
+                    + b.get("country", 0.0) * ctx.country)
+        b_log, b_offer = b.get("log_day", 0.0), b.get("offer", 0.0)
+        b_inside, b_after = b.get("timeline_inside", 0.0), b.get("timeline_after", 0.0)
+        low = high = horizon + 1
+        if ctx.timeline:
+            low, high = ctx.timeline["min_weeks"] * 5, ctx.timeline["max_weeks"] * 5
+        offer = ctx.offer_day if ctx.offer_day is not None else horizon + 1
+        logs = _LOG_DAYS
+        self.base = [constant + b_log * logs[day]
+                     + (b_after if day > high else b_inside if day > low else 0.0)
+                     + (b_offer if offer < day else 0.0)
+                     for day in range(1, horizon + 1)]
 
     def decision_day(self, nudge_days: Sequence[int], after: int = 0) -> int | None:
         """The first business day > ``after`` the employer decides on (None: never)."""

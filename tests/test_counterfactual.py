@@ -267,3 +267,33 @@ def test_a_local_dask_cluster_gives_exactly_the_local_result(tmp_path: Path) -> 
     assert remote.rows == local.rows == alone.rows
     assert remote.candidacies == local.candidacies == 60
     assert os.path.exists(f"{tmp_path}/a.db")
+
+
+def test_the_draw_s_spelled_out_hazard_is_the_model_s_features() -> None:
+    """`EmployerDraw` builds the linear predictor without calling `features` (speed):
+    the two must agree, for every timeline, offer and round."""
+    import random
+    from datetime import date, timedelta
+    from zoneinfo import ZoneInfo
+
+    from engine.response_model import (
+        FEATURES,
+        EmployerDraw,
+        RoundContext,
+        business_day,
+        business_days_between,
+        features,
+    )
+
+    model = ResponseModel.truth(1.0, timeline_inside=0.7, round=0.2, nudges=0.1)
+    for timeline in (None, {"min_weeks": 2, "max_weeks": 3}):
+        for offer in (None, 4):
+            ctx = RoundContext(date(2026, 1, 5), ZoneInfo("UTC"), timeline, 2, 0.3, offer)
+            draw = EmployerDraw(ctx, model, random.Random(1))
+            expected = [sum(model.coefficients[n] * v for n, v in
+                            zip(FEATURES, features(ctx, day, ()), strict=True))
+                        for day in range(1, model.horizon_days + 1)]
+            assert draw.base == pytest.approx(expected, abs=1e-12)
+    for start in (date(2026, 1, 5) + timedelta(days=k) for k in range(5)):
+        for n in range(1, 70):
+            assert business_days_between(start, business_day(start, n)) == n
