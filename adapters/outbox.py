@@ -55,7 +55,7 @@ from pydantic import ValidationError
 from adapters.base import Adapter, Registry, refuse_postal
 from adapters.errors import AdapterError, DeliveryError, UnknownChannel
 from adapters.message import MessageContext, MessageKind, message_id, plain_error
-from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, message_rows, use
+from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
 from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
@@ -962,7 +962,3 @@ def history(app: Any, message_id: str) -> list[tuple[str, Data]]:
     return out
 
 
-def messages(app: Any, *, candidacy_id: str | None = None,
-             status: str | None = None) -> list[MessageRow]:
-    """The current rows of messages (see `adapters.outbox_rows.MessageRow`)."""
-    return message_rows(app, candidacy_id=candidacy_id, status=status)

@@ -21,8 +21,7 @@ from typing import Any
 
 import orjson
 
-from engine.follower import Tx
-from engine.store import ExtraTable
+from engine.tables import ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +147,7 @@ class PassedOverTable(ExtraTable):
     def hold(self, held: dict[Any, Any], rows: Sequence[PassedOver]) -> None:
         for passed in rows:
             held.setdefault((passed.reader, passed.notification_id),
-                            replace(passed, at=_utc(passed.at)))
+                            replace(passed, at=passed.at.astimezone(UTC)))
 
 
 MESSAGES = Messages()
@@ -180,10 +179,11 @@ def deliverable_messages(app: Any, now: datetime, *, limit: int = 100) -> list[M
     recorder = use(app)
     held = _held(recorder, MESSAGES)
     if held is not None:
-        bound = _ts(now)
-        due = [m for m in held if m.status in ("queued", "failed")
-               and m.next_attempt_at is not None and _ts(m.next_attempt_at) <= bound]
-        return sorted(due, key=lambda m: (_ts(m.next_attempt_at), m.id))[:limit]
+        bound = now.astimezone(UTC).isoformat()
+        due = [(m.next_attempt_at.isoformat(), m.id, m) for m in held
+               if m.status in ("queued", "failed") and m.next_attempt_at is not None
+               and m.next_attempt_at.isoformat() <= bound]  # held in UTC: as SQL compares
+        return [m for _, _, m in sorted(due)[:limit]]
     return [_message_row(r) for r in recorder.read(
         f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
         "('queued', 'failed') AND next_attempt_at<=? ORDER BY next_attempt_at, id LIMIT ?",

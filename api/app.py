@@ -34,7 +34,7 @@ from api.auth import TokenVerifier, create_token
 from api.dashboard.pages import PREFIX as DASHBOARD
 from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, known_query_only
+from api.dependencies import InFlight, known_query_only, single_valued_query
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.inflight = InFlight()
     app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(single_valued_query)])
     dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)
@@ -206,6 +206,10 @@ def serve(settings: Settings, *, demo: bool = False, echo: Any = print) -> None:
                 supervisor.state_file.unlink(missing_ok=True)
 
 
+AUDIT_START_SECONDS = 5.0
+"""How long `closer serve`'s checkpoint worker waits before opening the store."""
+
+
 def start_background(settings: Settings) -> Supervisor:
     """The scheduler and the outbox dispatcher as supervised threads of the serving (parent)
     process, each on its own application object: one of each however many HTTP workers
@@ -243,9 +247,23 @@ def start_background(settings: Settings) -> Supervisor:
         finally:
             candidacies.close()
 
+    def checkpoints(stop: threading.Event, beat: Callable[[], None]) -> None:
+        from api.audit_service import run_checkpoints
+
+        # Opened once the other workers have opened theirs: on SQLite, five application
+        # objects creating their tables at once made one fail with "database is locked".
+        if stop.wait(AUDIT_START_SECONDS):
+            return
+        candidacies = build_candidacies(settings, clock=SystemClock())
+        try:
+            run_checkpoints(candidacies, settings, stop, beat)
+        finally:
+            candidacies.close()
+
     supervisor.add("scheduler", schedule)
     supervisor.add("outbox", dispatch)
     supervisor.add("projections", project)
+    supervisor.add("audit", checkpoints)
     supervisor.start()
     return supervisor
 

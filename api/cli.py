@@ -18,6 +18,7 @@ from rich.table import Table
 
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
+from api.audit_cli import audit_app
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Closer: the follow-up engine for the weeks after a job interview.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
 register_replay(app)
 register_outbox(app)
 from api.projections_cli import projections_app  # noqa: E402
@@ -89,9 +91,9 @@ def main() -> None:
 @app.command()
 @friendly
 def demo() -> None:
-    """Walk three realistic candidacies through a month of the playbook (the scheduler
+    """Walk four realistic candidacies through a month of the playbook (the scheduler
     ticking every hour, the outbox delivering), then print their histories and messages."""
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.demo import DEMO_DAYS, demo_settings, seed_demo
     from api.outbox_cli import build_dispatcher
     from api.settings import get_settings
@@ -108,7 +110,7 @@ def demo() -> None:
             _print_history(candidacies, candidacy_id)
         console.print("\nMessages the outbox handled:")
         for candidacy_id in ids:
-            for row in messages(candidacies, candidacy_id=candidacy_id):
+            for row in message_rows(candidacies, candidacy_id=candidacy_id):
                 detail = (row.summary.get("receipt") or {}).get("detail") or {}
                 where = detail.get("txt") or ", ".join(f"{k}={v}" for k, v in detail.items())
                 console.print(f"  {row.kind:<22} {row.channel:<9} {row.status:<10} {where}",
@@ -263,6 +265,13 @@ def _print_history(candidacies: Candidacies, candidacy_id: str) -> None:
     if row is None:
         raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
     entries = candidacies.history(candidacy_id, row.workspace)
+    from api.audit_service import chain_warning
+
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is not None:
+        console.print(f"[red]warning: this candidacy's chain is broken, its history is not "
+                      f"what was recorded[/red]: {broken.line()} (closer audit verify)",
+                      highlight=False, soft_wrap=True)
     table = Table(title=f"{row.candidate} · {row.role} at {row.company} ({row.id})",
                   title_justify="left")
     for column in ("v", "at (UTC)", "event", "stage", "actor", "details"):

@@ -1,5 +1,6 @@
 """A few realistic candidacies walked through the playbook, for `closer demo` and
-`closer serve --demo`.
+`closer serve --demo`; the last, interviewed today, opens the dashboard's Today page on a
+thank-you due today.
 
 The demo runs as Closer runs: people record what happened, the scheduler ticks every hour
 of the month and the outbox dispatches what it decides, so a fresh user sees thank-yous and
@@ -11,14 +12,15 @@ a folder (see `api.outbox_cli.build_dispatcher`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from api.settings import Settings
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 COACH = Actor(user="coach@demo.closer", workspace="demo", on_behalf_of="the candidate")
 DEMO_RECRUITER = {"name": "Dana Reyes", "email": "dana.reyes@demo.closer.example"}
@@ -40,12 +42,12 @@ def demo_settings(settings: Settings) -> Settings:
 def seed_demo(app: Candidacies, clock: FixedClock, *,
               dispatch: Callable[[], Any] | None = None,
               until: datetime | None = None) -> list[str]:
-    """Walk three candidacies from ``clock``'s moment to ``until`` (default: 30 days on),
+    """Walk four candidacies from ``clock``'s moment to ``until`` (default: 30 days on),
     ticking the scheduler every hour and calling ``dispatch`` (an outbox pass) whenever
     something was recorded; returns their ids."""
     start = clock.now().replace(second=0, microsecond=0)  # round moments read better
     end = until or start + timedelta(days=DEMO_DAYS)
-    steps = sorted(_timeline(start), key=lambda step: step[0])
+    steps = sorted(_timeline(start, end), key=lambda step: step[0])
     ids: dict[str, str] = {}
     moment = start
     while moment <= end:
@@ -60,7 +62,15 @@ def seed_demo(app: Candidacies, clock: FixedClock, *,
         if recorded and dispatch is not None:
             dispatch()
         moment += TICK_EVERY
-    return [ids[name] for name in ("maya", "luis", "anika") if name in ids]
+    late = [step for at, step in steps if at <= end]  # due between the last hour and the end
+    if late:
+        clock.set(max(end, clock.now()))
+        for step in late:
+            step(app, ids)
+        tick(app, clock.now())
+        if dispatch is not None:
+            dispatch()
+    return [ids[name] for name in ("maya", "luis", "anika", "sam") if name in ids]
 
 
 def _interview(at: datetime, **overrides: object) -> dict[str, object]:
@@ -78,10 +88,27 @@ def _interview(at: datetime, **overrides: object) -> dict[str, object]:
     return base
 
 
-def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
+def _timeline(start: datetime, end: datetime) -> list[tuple[datetime, Step]]:
     """What people record, and when; the scheduler and the outbox do the rest."""
     day = timedelta(days=1)
     hour = timedelta(hours=1)
+    # Sam's interview: earlier on the demo's last day in London, so the dashboard opens on a
+    # thank-you due today (the next step is for the person trying the demo to close).
+    london = ZoneInfo("Europe/London")
+    sam_at = max(end - hour, datetime.combine(end.astimezone(london).date(), time(0, 5),
+                                              london).astimezone(UTC))
+
+    def sam_interviewed(app: Candidacies, ids: dict[str, str]) -> None:
+        cid = app.record_interview(COACH, _interview(
+            min(sam_at, app.clock.now()), company="Tailspin Toys", role="Analytics Engineer",
+            format="video",
+            candidate={"name": "Sam Lee", "email": "sam.lee@example.com",
+                       "phone": "+44 20 7946 0031"},
+            interviewers=[{"name": "Grace Kim", "title": "Director of Analytics",
+                           "email": "grace.kim@tailspin.example",
+                           "phone": "+44 20 7946 0140"}])).candidacy_id
+        ids["sam"] = cid
+        app.record_no_hesitations(COACH, cid)
 
     def maya_interviewed(app: Candidacies, ids: dict[str, str]) -> None:
         # In person in London: the candidate hands a card in at reception herself.
@@ -97,7 +124,7 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
 
     def maya_advanced(app: Candidacies, ids: dict[str, str]) -> None:
         cid = ids["maya"]
-        app.receive_reply(COACH, cid, "advanced", note="Invited to the final round")
+        app.receive_reply(COACH, cid, ReplyKind.ADVANCED, note="Invited to the final round")
         app.start_next_round(COACH, cid, {"interviewed_at": app.clock.now().isoformat(),
                                           "format": "video"})
 
@@ -119,7 +146,7 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
         app.close_next_step(COACH, cid, "Call with the hiring manager next week")
 
     def luis_away(app: Candidacies, ids: dict[str, str]) -> None:
-        app.receive_reply(COACH, ids["luis"], "out_of_office",
+        app.receive_reply(COACH, ids["luis"], ReplyKind.OUT_OF_OFFICE,
                           back_on=(app.clock.now() + 5 * day).date())
 
     def anika_interviewed(app: Candidacies, ids: dict[str, str]) -> None:
@@ -139,7 +166,8 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
         app.note_competing_offer(COACH, ids["anika"], "Globex", app.clock.now() + 8 * day)
 
     def anika_rejected(app: Candidacies, ids: dict[str, str]) -> None:
-        app.receive_reply(COACH, ids["anika"], "rejected", note="Went with an internal candidate")
+        app.receive_reply(COACH, ids["anika"], ReplyKind.REJECTED,
+                          note="Went with an internal candidate")
 
     return [
         (start, maya_interviewed),
@@ -149,4 +177,5 @@ def _timeline(start: datetime) -> list[tuple[datetime, Step]]:
         (start + 16 * day, anika_offer),
         (start + 23 * day, maya_advanced),
         (start + 26 * day, anika_rejected),
+        (sam_at, sam_interviewed),
     ]

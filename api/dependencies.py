@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -211,6 +212,18 @@ class CommandRunner:
         if outcome.replayed:
             self.response.headers["Idempotent-Replayed"] = "true"
         return outcome
+
+
+def single_valued_query(request: Request) -> None:
+    """Refuse (422) a query parameter given more than once: every parameter of the JSON API
+    takes one value, and FastAPI would silently keep the last of them."""
+    params = request.query_params
+    repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
+    if repeated:
+        raise RequestValidationError([
+            {"type": "repeated", "loc": ("query", name), "input": params.getlist(name),
+             "msg": f"query parameter {name!r} is given {len(params.getlist(name))} times; "
+                    f"it takes one value"} for name in repeated])
 
 
 async def command_runner(request: Request, response: Response, principal: Writer,

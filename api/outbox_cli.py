@@ -91,12 +91,12 @@ def register(app: typer.Typer) -> None:
         candidacy: str = typer.Option(None, help="one candidacy's messages"),
     ) -> None:
         """List messages (dead letters with --status dead_letter), oldest first."""
-        from adapters.outbox import messages
+        from adapters.outbox_rows import message_rows
         from api.wiring import build_candidacies
 
         candidacies = build_candidacies()
         try:
-            rows = messages(candidacies, candidacy_id=candidacy, status=status)
+            rows = message_rows(candidacies, candidacy_id=candidacy, status=status)
         finally:
             candidacies.close()
         for row in rows:
@@ -154,14 +154,14 @@ def register(app: typer.Typer) -> None:
                 ) -> None:
         """Confirm a card or voicemail task was done: the message is delivered (a
         thank-you's moves its candidacy to thanked or awaiting)."""
-        from adapters.outbox import messages
+        from adapters.outbox_rows import message_rows
         from api.wiring import build_candidacies
         from engine.errors import CloserError
         from engine.values import Actor
 
         candidacies = build_candidacies()
         try:
-            row = next((r for r in messages(candidacies) if r.id == message_id), None)
+            row = next((r for r in message_rows(candidacies) if r.id == message_id), None)
             if row is None:
                 typer.echo(f"error: no message {message_id}", err=True)
                 raise typer.Exit(1)

@@ -28,7 +28,7 @@ they do not know still gets its timeline row (every candidacy event has ``stage`
 The figures the pages show are the query functions at the end (`stage_counts`, `rounds`,
 `funnel`, `time_in_stage`, `stalled`, `about_to_stall`, `thank_you_compliance`,
 `nudge_compliance`, `overrides`, `override_counts`, `pinned_counts`), each narrowed by the
-same filters (`Filters`).
+same filters (`api.dashboard.filters.Filters.figures`).
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from engine.follower import Follower, ReadModel, ReadModelRecorder, Tx, view_for
+from engine.errors import CandidacyNotFound, CorruptHistory
+from engine.follower import Follower, ReadModel, ReadModelRecorder, view_for
 from engine.lifecycle import Stage
 from engine.policy import MessageKind
+from engine.tables import Tx
 
 DELIVERY_EVENTS = frozenset({"MessageDelivered", "MessageBlocked", "MessageDeadLettered",
                              "TaskReady"})
@@ -529,23 +530,7 @@ def follower(app: Any, names: Sequence[str] | None = None, *, batch: int = 500) 
 #
 # Every query takes the same filters: ``workspace``, ``recruiter``, ``company`` and a date
 # range ``since`` (inclusive) .. ``until`` (exclusive), ISO dates or moments, applied to the
-# figure's own date (named in each docstring).
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """What a page's figures are narrowed to (None: everything)."""
-
-    workspace: str | None = None
-    recruiter: str | None = None
-    company: str | None = None
-    since: str | None = None
-    until: str | None = None
-
-    def kwargs(self) -> dict[str, str | None]:
-        """As the query functions' keyword arguments."""
-        return {"workspace": self.workspace, "recruiter": self.recruiter,
-                "company": self.company, "since": self.since, "until": self.until}
+# figure's own date (named in each docstring); the dashboard's `Filters.figures()` says them.
 
 
 def _where(filters: dict[str, Any], date_column: str | None = None,
@@ -763,7 +748,12 @@ def about_to_stall(app: Any, view: ReadModelRecorder, now: datetime,
         f"LIMIT {int(limit)}", [*params, _iso(horizon)])
     answer = []
     for cid, who in rows:
-        candidacy = app.get(cid, workspace)
+        try:
+            candidacy = app.get(cid, workspace)
+        except CorruptHistory:
+            continue  # `closer doctor` lists it; the page lists the others
+        except CandidacyNotFound:
+            continue  # another workspace's row: not this page's
         policy = app.policies.of(candidacy)
         for action in plan(candidacy, policy):
             if action.kind == "stall" and action.due_at <= horizon:

@@ -62,4 +62,4 @@ RULES: dict[str, Rule] = {
 def rule_url(rule: str, policy: str | None = None) -> str:
     """The Rules page's entry for ``rule`` (under ``policy``, ``name@version``, if known)."""
     query = f"?policy={quote(policy, safe='@')}" if policy else ""
-    return f"/rules{query}#rule-{quote(rule, safe='')}"
+    return f"/dashboard/rules{query}#rule-{quote(rule, safe='')}"

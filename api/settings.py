@@ -149,6 +149,29 @@ class Settings(BaseSettings):
                 return country.strip().upper()
         return None
 
+    # -- the audit (`closer audit`, docs/audit.md) ----------------------------------------
+    audit_key_file: str | None = Field(
+        default=None,
+        description="the Ed25519 key that signs the audit's tree heads and exports, made "
+                    "there on first use (owner-only); default: closer-audit.key beside a "
+                    "SQLite database, else in the working folder.  Keep it away from the "
+                    "database's administrators: who holds both can rewrite history unseen")
+    audit_checkpoint_every_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86400,
+        description="how often `closer serve` records a signed checkpoint of the log")
+
+    def audit_key_path(self) -> str:
+        """`audit_key_file`, or its default (see there)."""
+        if self.audit_key_file:
+            return self.audit_key_file
+        if self.database_url.startswith("sqlite:///"):
+            from pathlib import Path
+            from urllib.parse import unquote
+
+            return str(Path(unquote(self.database_url.removeprefix("sqlite:///")))
+                       .parent / "closer-audit.key")
+        return "./closer-audit.key"
+
     # -- background work inside `closer serve` ----------------------------------------
     scheduler_every_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="how often `closer serve` ticks the scheduler")

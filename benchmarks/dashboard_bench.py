@@ -141,21 +141,79 @@ class Store:
             funnel(view, r, workspace=WORKSPACE)
         time_in_stage(view, workspace=WORKSPACE)
 
+    def sign_in(self) -> None:
+        """A recruiter's session on the whole app, its requests timed (`Timed`)."""
+        import re
+
+        from fastapi.testclient import TestClient
+
+        from api.app import create_app
+        from api.auth import create_token
+        from api.read_models import follower
+        from api.settings import Settings
+
+        token = create_token(self.app, workspace=WORKSPACE, role="recruiter",
+                             user="bench@recruit.example")
+        follower(self.app).run_once()  # the token's own notification: the models current
+        self.timed = Timed(create_app(Settings(session_secret="b" * 40),
+                                      candidacies=self.app))
+        self.client = TestClient(self.timed, base_url="http://testserver")
+        self.client.__enter__()
+        page = self.client.get("/dashboard/sign-in")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        answer = self.client.post("/dashboard/sign-in", data={"csrf": csrf, "token": token},
+                                  headers={"Origin": "http://testserver"},
+                                  follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+
+    def get(self, path: str) -> None:
+        answer = self.client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+
+    def pipeline_page(self, _: int) -> None:
+        self.get("/dashboard/pipeline")
+
+    def today_page(self, _: int) -> None:
+        self.get("/dashboard/today")
+
+    def today_direct(self, _: int) -> None:
+        from api.dashboard.filters import Filters
+        from api.dashboard.today import the_day
+
+        the_day(self.app, Filters(workspace=WORKSPACE))
+
+    def candidacy_page(self, i: int) -> None:
+        self.get(f"/dashboard/candidacies/{self.ids[i % len(self.ids)]}")
+
+    def candidacy_direct(self, i: int) -> None:
+        """What the Candidacy page reads: the candidacy, its timeline from the history,
+        its messages' rows, the commands allowed now."""
+        from adapters.outbox import messages
+        from api.dashboard.candidacy import _forms, timeline
+
+        cid = self.ids[i % len(self.ids)]
+        candidacy = self.app.get(cid, WORKSPACE)
+        timeline(self.app, candidacy)
+        messages(self.app, candidacy_id=cid)
+        _forms(self.app, candidacy)
+
     def close(self) -> None:
+        if self.client is not None:
+            self.client.__exit__(None, None, None)
         self.app.close()
 
 
 def measure(store: Store, sides: dict[str, Callable[[int], None]], rounds: int,
-            requests: int) -> dict[str, Any]:
-    """Every side ``requests`` times per round, the order rotating: per-request seconds
-    by side and round."""
+            requests: dict[str, int]) -> dict[str, Any]:
+    """Every side ``requests[side]`` times per round, the order rotating: per-request
+    seconds by side and round."""
     def run(side: str, number: int) -> list[float]:
         samples = []
-        for i in range(requests):
+        for i in range(requests[side]):
             if store.timed is not None:
                 store.timed.samples.clear()
             started = time.perf_counter()
-            sides[side](number * requests + i)
+            sides[side](number * requests[side] + i)
             elapsed = time.perf_counter() - started
             page = store.timed.samples if store.timed is not None and side.endswith(
                 "page") else None
@@ -191,22 +249,26 @@ def main() -> None:
     parser.add_argument("--postgres",
                         default="postgresql://postgres@127.0.0.1:5432/closer_dash_bench")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--rebuild", action="store_true",
                         help="time `closer projections rebuild` even if the models are current")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=10, help="requests per side per round")
+    parser.add_argument("--today-requests", type=int, default=1,
+                        help="Today's requests per round (it takes seconds here)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
 
-    urls = [f"sqlite:///{args.sqlite}"] + ([] if args.no_postgres else [args.postgres])
+    urls = ([] if args.no_sqlite else [f"sqlite:///{args.sqlite}"]) + (
+        [] if args.no_postgres else [args.postgres])
     lines = []
     rebuilds = []
     for url in urls:
         name = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
         build(url, args.candidacies)
         store = Store(url)
-        behind = any(lag.behind for lag in _lags(store))
-        if behind or args.rebuild:
+        never_built = any(lag.position == 0 for lag in _lags(store))
+        if never_built or args.rebuild:
             print(f"{name}: closer projections rebuild", file=sys.stderr)
             seconds = rebuild(url)
             events, floor_seconds = read_floor(url)
@@ -215,10 +277,13 @@ def main() -> None:
                              f"{seconds / floor_seconds:.0f}x"])
             store.close()
             store = Store(url)
+        store.sign_in()
         sides = pages(store)
         print(f"{name}: {len(sides)} sides, {args.rounds} rounds of {args.requests}",
               file=sys.stderr)
-        results = measure(store, sides, args.rounds, args.requests)
+        counts = {side: args.today_requests if side.startswith("Today") else args.requests
+                  for side in sides}
+        results = measure(store, sides, args.rounds, counts)
         pairs = [(s, s.replace(" page", " queries")) for s in sides if s.endswith(" page")]
         for row in report_rows(results, pairs):
             lines.append([name, *row])
@@ -233,7 +298,8 @@ def main() -> None:
                f"{args.candidacies:,} simulated candidacies, one workspace. Server time of a "
                "page: the ASGI call to its last byte, in process, signed in; the queries: the "
                f"same `api.read_models` calls run directly. {args.rounds} paired rounds of "
-               f"{args.requests} requests a side, order rotating.", "",
+               f"{args.requests} requests a side ({args.today_requests} for Today), order "
+               "rotating.", "",
                *table(["store", "page", "page p50 ms", "page p95 ms", "queries p50 ms",
                        "queries p95 ms", "page / queries (p50, per round)"], lines), ""]
     if rebuilds:
@@ -255,7 +321,10 @@ def _lags(store: Store) -> list[Any]:
 
 def pages(store: Store) -> dict[str, Callable[[int], None]]:
     """The sides: each page and the queries it runs directly."""
-    return {"Pipeline queries": store.pipeline_direct}
+    return {"Pipeline page": store.pipeline_page, "Pipeline queries": store.pipeline_direct,
+            "Candidacy page": store.candidacy_page,
+            "Candidacy queries": store.candidacy_direct,
+            "Today page": store.today_page, "Today queries": store.today_direct}
 
 
 if __name__ == "__main__":

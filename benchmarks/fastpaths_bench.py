@@ -291,7 +291,7 @@ class _Forgetful(dict):  # type: ignore[type-arg]
 
 @contextlib.contextmanager
 def without_memo() -> Iterator[None]:
-    from engine.follower import Tx
+    from engine.tables import Tx
     built = Tx.__init__
 
     def forgetting(self: Tx, *args: Any) -> None:

@@ -26,9 +26,10 @@ sys.path.insert(0, str(ROOT))
 from api.read_models import follower
 from engine.application import Candidacies
 from engine.clock import FixedClock
-from engine.follower import PostgresReadModelRecorder, Tx
+from engine.follower import PostgresReadModelRecorder
 from engine.simulation import simulate
 from engine.store import eventsourcing_env
+from engine.tables import Tx
 
 
 def without_pipeline(self: PostgresReadModelRecorder, tracking: Any, work: Any) -> None:

@@ -29,16 +29,16 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import EventSourcingError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
-    JSONTranscoder,
     Mapper,
     StoredEvent,
-    Transcoding,
+    Transcoder,
 )
-from eventsourcing.utils import TopicError, get_topic, resolve_topic
+from eventsourcing.utils import get_topic
 
 from engine.cadence import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
+from engine.codec import APPLICATION_NAME, mapper_of, reason, transcoder_of
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
@@ -147,7 +147,7 @@ class HistoryEntry:
 class Candidacies(Application[UUID]):
     """Closer's application service: every candidacy command and query."""
 
-    name = "Closer"
+    name = APPLICATION_NAME
     snapshotting_intervals = {Candidacy: SNAPSHOT_INTERVAL}
     if TYPE_CHECKING:  # the store's recorder: the library's, with Closer's tables and queries
         recorder: CloserSQLiteRecorder | CloserPostgresRecorder | CloserMemoryRecorder
@@ -166,16 +166,11 @@ class Candidacies(Application[UUID]):
         self.default_policy = dict(default_policy or DEFAULT_POLICY)
         self.recent = RecentCandidacies(recent)
 
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(DateAsISO())
+    def construct_transcoder(self) -> Transcoder:
+        return transcoder_of(self.factory)  # shared with replay (engine.codec)
 
     def construct_mapper(self) -> Mapper[UUID]:
-        # The library's mapper (its transcoder, compressor and cipher), raising
-        # `CorruptHistory` for a record it cannot decode; a configured MAPPER_TOPIC wins.
-        custom = self.factory.env.get(self.factory.MAPPER_TOPIC)
-        return self.factory.mapper(transcoder=self.construct_transcoder(),
-                                   mapper_class=None if custom else QuarantiningMapper)
+        return mapper_of(self.factory)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -934,19 +929,6 @@ class Candidacies(Application[UUID]):
         return moment
 
 
-class DateAsISO(Transcoding):
-    """Calendar dates (a return date, a pause's end) as ISO-8601 text."""
-
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
-
-
 SCHEDULER = "closer-scheduler"
 """The acting user recorded on events the scheduler records for a policy."""
 
@@ -992,44 +974,13 @@ def _project(aggregate: Any, events: Any) -> Any:
         # Decoded, but its data does not fit the aggregate (apply only assigns data).
         if event is None:
             raise
-        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+        raise CorruptHistory(event.originator_id, event.originator_version, reason(error),
                              topic=get_topic(type(event)),
                              snapshot=isinstance(event, Snapshot)) from error
     return aggregate
 
 
 _UNFIT = (AttributeError, KeyError, TypeError, ValueError, EventSourcingError)
-
-
-class QuarantiningMapper(Mapper[UUID]):
-    """The library's mapper, raising `CorruptHistory` (naming the record, its log
-    position when known, and why) for a stored record it cannot decode or upcast."""
-
-    def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        try:
-            return super().to_domain_event(stored_event)
-        except Exception as error:  # whatever the decoder raised: named, never a traceback
-            raise CorruptHistory(stored_event.originator_id, stored_event.originator_version,
-                                 _reason(error), topic=stored_event.topic,
-                                 notification_id=getattr(stored_event, "id", None),
-                                 snapshot=_snapshot_topic(stored_event.topic)) from error
-
-
-def _snapshot_topic(topic: str) -> bool:
-    try:
-        found = resolve_topic(topic)
-    except TopicError:  # an unknown (or corrupt) topic: by its name
-        return topic.rpartition(".")[2].rpartition(":")[2] == "Snapshot"
-    return isinstance(found, type) and issubclass(found, Snapshot)
-
-
-def _reason(error: BaseException) -> str:
-    """The decoding error in one line: the innermost cause (the mapper's own message
-    repeats the record's topic, id and version)."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = " ".join(str(error).split()) or "no detail"
-    return f"{type(error).__name__}: {text}"[:300]
 
 
 def history_entry(event: Any) -> HistoryEntry:
@@ -1045,7 +996,7 @@ def history_entry(event: Any) -> HistoryEntry:
             decided_by=fields.get("decided_by"),
         )
     except AttributeError as error:  # decoded, but without the fields every event has
-        raise CorruptHistory(event.originator_id, event.originator_version, _reason(error),
+        raise CorruptHistory(event.originator_id, event.originator_version, reason(error),
                              topic=get_topic(type(event))) from error
 
 

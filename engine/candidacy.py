@@ -33,7 +33,7 @@ from eventsourcing.domain import Aggregate
 
 from engine.errors import InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 Data = dict[str, Any]
 OUT_OF_OFFICE = "out of office"
@@ -286,12 +286,12 @@ class Candidacy(Aggregate):
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.last_reply = {"kind": self.kind, "note": self.note,
                                     "received_at": self.occurred_at, "back_on": self.back_on}
-            if self.kind == "out_of_office":
+            if self.kind == ReplyKind.OUT_OF_OFFICE:
                 candidacy.begin_pause(self.occurred_at, self.back_on, self.back_at,
                                       OUT_OF_OFFICE)
-            elif self.kind == "update":
+            elif self.kind == ReplyKind.UPDATE:
                 candidacy.last_update_at = self.occurred_at
-            elif self.kind in ("advanced", "rejected"):
+            elif self.kind in (ReplyKind.ADVANCED, ReplyKind.REJECTED):
                 candidacy.outcome = {"kind": self.kind, "at": self.occurred_at,
                                      "reason": self.note}
 

@@ -2,8 +2,8 @@
 
 Each stored event (through the notification log) and each snapshot is decoded with the
 application's own mapper (its transcoder, and any compressor or cipher configured), so
-what the doctor finds is exactly what the application would fail on.  (What the outbox
-passed over is its own record: `closer doctor` adds it from `adapters.outbox_rows`.)
+what the doctor finds is exactly what the application would fail on.  (What a follower
+of the log passed over is its owner's record: `closer doctor` adds it.)
 """
 
 from __future__ import annotations

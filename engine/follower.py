@@ -30,6 +30,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from engine.errors import CorruptHistory
+from engine.tables import Tx
 
 log = structlog.get_logger("closer.read_models")
 
@@ -40,45 +41,6 @@ TRACKING_TABLE = "closer_read_model_tracking"
 """PostgreSQL: the read models' tracking table (SQLite: the library's one ``tracking``)."""
 
 _LOCK_KEY = 0x436C6F736572 + 1  # an advisory lock while creating the read models' tables
-
-
-class Tx:
-    """The statements of one transaction (a read model's batch, or an `ExtraTable`'s rows
-    in a save), in portable SQL (``?`` placeholders, rows as tuples), so the same code
-    runs unchanged on both stores."""
-
-    def __init__(self, cursor: Any, placeholder: str) -> None:
-        self._cursor = cursor
-        self._placeholder = placeholder
-        self.memo: dict[Any, Any] = {}
-        """What handlers keep between the events of this one transaction (rows they read
-        or wrote), so a candidacy's events in one batch read its row once (the pipeline
-        model's rebuild on PostgreSQL did 644 notifications/s reading it per event,
-        docs/performance.md, "Read models")."""
-
-    def _q(self, sql: str) -> Any:
-        if self._placeholder == "?":
-            return sql
-        return SQL(sql.replace("?", self._placeholder))
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement."""
-        self._cursor.execute(self._q(sql), tuple(params))
-
-    def executemany(self, sql: str, params_seq: Sequence[Sequence[Any]]) -> None:
-        """Run one statement once per parameter tuple."""
-        self._cursor.executemany(self._q(sql), params_seq)
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one query and answer its rows as tuples."""
-        self._cursor.execute(self._q(sql), tuple(params))
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
-                for r in self._cursor.fetchall()]
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        """Run one query and answer its first row (None: no row)."""
-        rows = self.all(sql, params)
-        return rows[0] if rows else None
 
 
 class ReadModelRecorder:
@@ -180,8 +142,13 @@ class PostgresReadModelRecorder(PostgresTrackingRecorder, ReadModelRecorder):
                 row = curs.fetchone()
                 _check_position(tracking, expected, None if row is None else
                                 row["notification_id"])
-            work(Tx(curs, "%s"))
-            self._insert_tracking(curs, tracking)
+            # A query whose rows are read gets a cursor of its own: in pipeline mode a
+            # cursor that ran several statements may hand back an earlier one's result
+            # (psycopg 3.3.9: "the last operation didn't produce records (command status:
+            # INSERT 0 1)", intermittently, rebuilding 1.2 million events; psycopg#604).
+            work(Tx(curs, "%s", conn.cursor))
+            with conn.cursor() as tracking_cursor:
+                self._insert_tracking(tracking_cursor, tracking)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as curs:

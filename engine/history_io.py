@@ -8,9 +8,9 @@ One stored event a line, in ``(originator_id, originator_version)`` order:
 export imported elsewhere and exported again is identical, and `engine.replay` reads the
 file exactly as it reads the store.  A payload that is not JSON (a compressed or
 encrypted store) travels as ``"state_b64"`` instead.  An export holds the candidacies'
-events, and the published policies' with ``with_policies``; never API tokens (an old
-admin token must not work in the copy) nor outbox messages (the copy's outbox must not
-deliver them again).  Snapshots and the current rows are derived, and an import rebuilds
+events, and the published policies' with ``with_policies``; never another aggregate's
+(another layer's credentials must not work in the copy, nor its messages be delivered
+again).  Snapshots and the current rows are derived, and an import rebuilds
 the rows.
 
 An import moves the given followers (the outbox) past the events it inserts, in the same

@@ -23,6 +23,7 @@ from typing import Any
 from statemachine import State, StateMachine
 
 from engine.errors import IllegalCommand
+from engine.values import ReplyKind
 
 
 class Stage(StrEnum):
@@ -116,17 +117,17 @@ def delivers_no_pending_thank_you(candidacy: Any, trigger_version: int = 0, **_:
 
 def reply_advances(candidacy: Any, kind: str = "", **_: Any) -> bool:
     """the reply must say the candidate advances"""
-    return kind == "advanced"
+    return kind == ReplyKind.ADVANCED
 
 
 def reply_rejects(candidacy: Any, kind: str = "", **_: Any) -> bool:
     """the reply must be a rejection"""
-    return kind == "rejected"
+    return kind == ReplyKind.REJECTED
 
 
 def reply_is_not_a_decision(candidacy: Any, kind: str = "", **_: Any) -> bool:
     """an advance or a rejection ends the wait, so only other replies keep it"""
-    return kind not in ("advanced", "rejected")
+    return kind not in (ReplyKind.ADVANCED, ReplyKind.REJECTED)
 
 
 def cadence_running(candidacy: Any, at: Any = None, **_: Any) -> bool:
@@ -367,7 +368,7 @@ PERSON_COMMANDS: frozenset[str] = frozenset(
     if command not in MACHINE_COMMANDS)
 """The commands people give, each with an HTTP route of its own name."""
 
-_REPLY_KINDS = ("advanced", "rejected", "update", "out_of_office")
+_REPLY_KINDS = tuple(kind.value for kind in ReplyKind)
 
 
 def _probes(command: str, candidacy: Any) -> list[dict[str, Any]]:

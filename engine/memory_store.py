@@ -40,7 +40,8 @@ from eventsourcing.persistence import (
 from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRecorder
 from eventsourcing.utils import resolve_topic
 
-from engine.store import SAVE_KEYWORDS, CandidacyRow, ExtraTable, IdempotencyRecord
+from engine.store import CandidacyRow, IdempotencyRecord
+from engine.tables import SAVE_KEYWORDS, ExtraTable
 
 MEMORY_STORE = "MEMORY_STORE"
 """The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
@@ -106,7 +107,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
 
     def add_table(self, table: ExtraTable) -> None:
         """Hold ``table``'s rows with the saves that carry its keyword (see
-        `engine.store.ExtraTable`; adding it again does nothing)."""
+        `engine.tables.ExtraTable`; adding it again does nothing)."""
         with self._database_lock:
             if table.keyword not in self.extra_tables:
                 self._held[table.keyword] = {}

@@ -8,8 +8,9 @@ again with `engine.simulation.drive`: the same loop `closer simulate` records th
 calling the same `plan`, applying actions through the same `apply_action` mapping.
 
 Nothing here reconstructs aggregates.  Rows are streamed from the store in
-``(originator_id, originator_version)`` order with a plain cursor, decoded with orjson
-(only the fields replay needs become datetimes), grouped per candidacy and folded into a
+``(originator_id, originator_version)`` order with a plain cursor, decoded with the
+application's own mapper (`engine.codec`: its transcoder, and any compressor or cipher
+configured), grouped per candidacy and folded into a
 `ReplayState` with the aggregate's own ``assign`` functions; the stage comes from
 `TRANSITIONS` (the lifecycle's guards), not from the record, because under another policy
 the stage differs.  Memory holds one candidacy at a time, so it is flat in the number of
@@ -27,23 +28,24 @@ import time as _time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from queue import Empty
 from typing import Any, cast
 from uuid import UUID
 
-import orjson
+from eventsourcing.persistence import Mapper
 
 from engine.application import SCHEDULER, apply_action
 from engine.cadence import Action
 from engine.calendar import WorkCalendar
 from engine.candidacy import Candidacy
+from engine.codec import state_decoder, stored_event_mapper
 from engine.errors import IllegalCommand, InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.policy import CadencePolicy
 from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
-from engine.values import Actor, in_range
+from engine.values import Actor, ReplyKind, in_range
 
 __all__ = [
     "METRICS", "Agreement", "Difference", "JsonlSource", "Metrics", "PostgresSource",
@@ -52,10 +54,7 @@ __all__ = [
     "replay", "source_for",
 ]
 
-_loads = orjson.loads
 _new = object.__new__
-_fromiso = datetime.fromisoformat
-_fromisodate = date.fromisoformat
 _WEEK = timedelta(weeks=1)
 _SCHEDULER = Actor(user=SCHEDULER, workspace="replay")
 
@@ -127,19 +126,16 @@ class _Payload:
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """How replay reads one event type: the command that produced it (for the lifecycle),
-    its assign function, which fields hold datetimes and dates, its guard arguments."""
+    its assign function, its guard arguments."""
 
     name: str
     command: str
     assign: Callable[[Any, Any], None]
-    datetimes: tuple[str, ...] = ()
-    dates: tuple[str, ...] = ()
     guard: Callable[[Any], dict[str, Any]] | None = None
     decision: bool = False  # a policy decides it when decided_by is set
+    policy_only: bool = False  # always a decision (its command requires decided_by)
     message: bool = False   # a person's own message: skipped if refused while open
-    versioned: bool = False  # keeps its recorded version (what deliveries refer to)
     delivery: bool = False   # what a channel did with a message (names its trigger)
-    interview: bool = False  # carries an interview (its interviewed_at is a datetime)
     fact: type = field(init=False, repr=False, compare=False)
     """The class of this event's recorded facts, whose instance dict is the decoded
     payload: it knows its spec and name, so that decoding stores neither in every fact."""
@@ -167,50 +163,43 @@ def _delivery_guard(fact: Any) -> dict[str, Any]:
 
 _C = Candidacy
 _SPECS: tuple[_Spec, ...] = (
-    _Spec("InterviewRecorded", "record_interview", _C.InterviewRecorded.assign,
-          interview=True),
-    _Spec("HesitationRaised", "raise_hesitation", _C.HesitationRaised.assign, ("occurred_at",),
+    _Spec("InterviewRecorded", "record_interview", _C.InterviewRecorded.assign),
+    _Spec("HesitationRaised", "raise_hesitation", _C.HesitationRaised.assign,
           guard=_hesitation_guard),
     _Spec("HesitationAddressed", "address_hesitation", _C.HesitationAddressed.assign,
-          ("occurred_at",), guard=_hesitation_guard),
-    _Spec("NoHesitationsRecorded", "record_no_hesitations", _C.NoHesitationsRecorded.assign,
-          ("occurred_at",)),
-    _Spec("NextStepClosed", "close_next_step", _C.NextStepClosed.assign,
-          ("occurred_at", "scheduled_for")),
-    _Spec("ThankYouSent", "send_thank_you", _C.ThankYouSent.assign, ("occurred_at",),
+          guard=_hesitation_guard),
+    _Spec("NoHesitationsRecorded", "record_no_hesitations", _C.NoHesitationsRecorded.assign),
+    _Spec("NextStepClosed", "close_next_step", _C.NextStepClosed.assign),
+    _Spec("ThankYouSent", "send_thank_you", _C.ThankYouSent.assign,
           guard=_thank_you_guard, decision=True, message=True),
-    _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, ("occurred_at",), decision=True,
+    _Spec("NudgeSent", "send_nudge", _C.NudgeSent.assign, decision=True,
           message=True),
-    _Spec("ThankYouDecided", "decide_thank_you", _C.ThankYouDecided.assign, ("occurred_at",),
+    _Spec("ThankYouDecided", "decide_thank_you", _C.ThankYouDecided.assign,
           decision=True),
-    _Spec("NudgeDecided", "decide_nudge", _C.NudgeDecided.assign, decision=True),
+    _Spec("NudgeDecided", "decide_nudge", _C.NudgeDecided.assign, decision=True,
+          policy_only=True),
     _Spec("ThankYouRequested", "request_thank_you", _C.ThankYouRequested.assign,
-          ("occurred_at",), message=True, versioned=True),
-    _Spec("NudgeRequested", "request_nudge", _C.NudgeRequested.assign, message=True,
-          versioned=True),
+          message=True),
+    _Spec("NudgeRequested", "request_nudge", _C.NudgeRequested.assign, message=True),
     # What a channel did: facts about a person's request, folded; about a decision, they
     # carry no pending item of the replayed state and change nothing but the metrics'
     # count (`ReplayTarget.decide` reads them back for the decision it reproduces).
-    _Spec("MessageDelivered", "deliver_message", _C.MessageDelivered.assign, ("occurred_at",),
-          guard=_delivery_guard, message=True, versioned=True, delivery=True),
-    _Spec("MessageBlocked", "block_message", _C.MessageBlocked.assign, message=True,
-          versioned=True, delivery=True),
+    _Spec("MessageDelivered", "deliver_message", _C.MessageDelivered.assign,
+          guard=_delivery_guard, message=True, delivery=True),
+    _Spec("MessageBlocked", "block_message", _C.MessageBlocked.assign, message=True, delivery=True),
     _Spec("MessageDeadLettered", "dead_letter_message", _C.MessageDeadLettered.assign,
-          message=True, versioned=True, delivery=True),
-    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True, versioned=True,
+          message=True, delivery=True),
+    _Spec("TaskReady", "ready_task", _C.TaskReady.assign, message=True,
           delivery=True),
-    _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign,
-          ("occurred_at", "back_at"), ("back_on",), guard=_reply_guard),
-    _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign,
-          ("occurred_at", "deadline")),
-    _Spec("CadencePaused", "pause_cadence", _C.CadencePaused.assign,
-          ("ends_at", "occurred_at"), ("until",)),
-    _Spec("CadenceResumed", "resume_cadence", _C.CadenceResumed.assign, ("occurred_at",)),
+    _Spec("ReplyReceived", "receive_reply", _C.ReplyReceived.assign, guard=_reply_guard),
+    _Spec("CompetingOfferNoted", "note_competing_offer", _C.CompetingOfferNoted.assign),
+    _Spec("CadencePaused", "pause_cadence", _C.CadencePaused.assign),
+    _Spec("CadenceResumed", "resume_cadence", _C.CadenceResumed.assign),
     _Spec("ReminderSent", "send_reminder", _C.ReminderSent.assign, decision=True,
           message=True),
     _Spec("Stalled", "stall", _C.Stalled.assign, decision=True),
-    _Spec("Withdrawn", "withdraw", _C.Withdrawn.assign, ("occurred_at",)),
-    _Spec("RoundStarted", "start_next_round", _C.RoundStarted.assign, interview=True),
+    _Spec("Withdrawn", "withdraw", _C.Withdrawn.assign),
+    _Spec("RoundStarted", "start_next_round", _C.RoundStarted.assign),
     _Spec("PolicyMigrated", "migrate_policy", _C.PolicyMigrated.assign),
 )
 # Corrections of what was recorded (issue 13): names matter to the thank-you guards.
@@ -221,43 +210,20 @@ _SPECS += (
 )
 _TOPIC_PREFIX = "engine.candidacy:Candidacy."
 SPECS: dict[str, _Spec] = {_TOPIC_PREFIX + s.name: s for s in _SPECS}
-"""Candidacy event topics replay reads; any other topic (published policies, API tokens...)
-is skipped."""
+"""Candidacy event topics replay reads; any other aggregate's topic is skipped."""
 
 for _spec in _SPECS:  # every candidacy event must be known to replay
     assert isinstance(getattr(Candidacy, _spec.name), type), _spec.name
 
 
-_DECIDED = b'"decided_by":{'
-"""How a policy's decision reads in a stored payload (compact JSON, as the transcoder writes
-it): a non-null ``decided_by`` object.  Inside a JSON string the quotes would be escaped,
-so this cannot match text; payloads written otherwise are simply parsed."""
-
-
-def decode(spec: _Spec, state: bytes | str) -> tuple[Any, bool]:
-    """A stored payload as replay reads it, and whether a policy decided it: a decision
-    as its dict (nothing converted); a fact as a ``spec.fact``, with only the fields
-    replay reads turned into datetimes and dates."""
-    data: dict[str, Any] = _loads(state)
+def decode(spec: _Spec, data: dict[str, Any]) -> tuple[Any, bool]:
+    """A decoded event's data (`engine.codec.state_decoder`'s) as replay reads it, and
+    whether a policy decided it: a decision as its dict; a fact as a ``spec.fact`` (its
+    instance dict is the decoded one, no copy), ``at`` its own moment."""
     if spec.decision and data.get("decided_by") is not None:
         return data, True
-    stamp = data["timestamp"]["_data_"]
-    timestamp = data["timestamp"] = _fromiso(stamp)
-    for name in spec.datetimes:
-        value = data.get(name)  # older events may not carry a field added since
-        if value is not None:
-            # Mostly the moment it was recorded (occurred_at): one datetime serves both.
-            text = value["_data_"]
-            data[name] = timestamp if text == stamp else _fromiso(text)
-    for name in spec.dates:
-        value = data[name]
-        if value is not None:
-            data[name] = _fromisodate(value["_data_"])
-    if spec.interview:
-        interview = data["interview"]
-        interview["interviewed_at"] = _fromiso(interview["interviewed_at"]["_data_"])
-    data["at"] = data.get("occurred_at") or timestamp
-    fact: Any = _new(spec.fact)  # its instance dict is the decoded one: no copy, no __init__
+    data["at"] = data.get("occurred_at") or data["timestamp"]
+    fact: Any = _new(spec.fact)
     fact.__dict__ = data
     return fact, False
 
@@ -275,12 +241,10 @@ class DecidedMark:
         versions[version] = key
 
 
-def _decided_mark(state: bytes | str, version: int, marks: list[Any],
-                  data: dict[str, Any] | None = None) -> DecidedMark:
-    decoded = data if data is not None else _loads(state)
+def _decided_mark(data: dict[str, Any], marks: list[Any]) -> DecidedMark:
     versions: dict[int, str] = marks[-1].versions if marks else {}
-    return DecidedMark(decoded["decided_by"]["key"], version,
-                       _fromiso(decoded["timestamp"]["_data_"]), versions)
+    return DecidedMark(data["decided_by"]["key"], data["originator_version"],
+                       data["timestamp"], versions)
 
 
 _AFTER_THE_TICK = timedelta(microseconds=1)
@@ -533,17 +497,17 @@ class Metrics:
         name = fact.name
         if name == "ReplyReceived":
             kind = fact.kind
-            if kind == "out_of_office":
+            if kind == ReplyKind.OUT_OF_OFFICE:
                 return
             self.pester_load += self._unanswered
             self._unanswered = 0
-            if kind == "advanced":
+            if kind == ReplyKind.ADVANCED:
                 self.advanced += 1
                 days = (fact.at - state.interview["interviewed_at"]).total_seconds() / 86400
                 self.days_sum += days
                 self.days_count += 1
                 self.days_histogram[min(max(int(days * 2), 0), _HISTOGRAM_BINS - 1)] += 1
-            elif kind == "rejected":
+            elif kind == ReplyKind.REJECTED:
                 self.rejected += 1
             else:
                 self.updates += 1
@@ -590,10 +554,10 @@ class Metrics:
             fact = facts[k]
             if fact.name == "RoundStarted":
                 break
-            if fact.name == "ReplyReceived" and fact.kind != "out_of_office":
+            if fact.name == "ReplyReceived" and fact.kind != ReplyKind.OUT_OF_OFFICE:
                 replied = True
-                if fact.kind != "update":
-                    advanced = fact.kind == "advanced"
+                if fact.kind != ReplyKind.UPDATE:
+                    advanced = fact.kind == ReplyKind.ADVANCED
                     break
         if replied:
             self.premature_stalls += 1
@@ -803,68 +767,76 @@ def _ranged(sql: str, partition: Any, mark: str) -> tuple[str, tuple[Any, ...]]:
 @dataclass(slots=True)
 class History:
     """One candidacy's recorded events: its facts (decoded), the decisions recorded (when
-    asked for), and its last stored payload (for the final recorded stage)."""
+    asked for), and the stage its last event recorded."""
 
     id: Any
     facts: list[Any]
     decisions: list[dict[str, Any]]
-    last: bytes | str
+    final_stage: str
     events: int
     marks: list[Any] = field(default_factory=list)  # `DecidedMark`s, oldest first
 
-    @property
-    def final_stage(self) -> str:
-        return str(_loads(self.last)["stage"])
-
 
 def candidacy_histories(batches: Iterable[list[Row]], *, keep_decisions: bool = False,
-                        counter: Callable[[int], None] | None = None) -> Iterator[History]:
-    """Rows in originator order, grouped into one `History` per candidacy (other
-    aggregates' events skipped).  A policy's recorded decisions are not even parsed unless
-    ``keep_decisions``: replay re-derives them.  ``counter(n)`` hears how many rows were
-    read."""
+                        counter: Callable[[int], None] | None = None,
+                        mapper: Mapper[UUID] | None = None) -> Iterator[History]:
+    """Rows in originator order, decoded with ``mapper`` (the application's, as this
+    process's configuration makes it, by default: its transcoder, compressor and cipher),
+    grouped into one `History` per candidacy (other aggregates' events skipped, not
+    decoded).  A policy's recorded decisions are kept only with ``keep_decisions``:
+    replay re-derives them.  ``counter(n)`` hears how many rows were read."""
+    decoded_state = state_decoder(mapper or stored_event_mapper())
     current: Any = None
     facts: list[Any] = []
     decisions: list[dict[str, Any]] = []
     marks: list[Any] = []
-    last: bytes | str = b""
+    stage = ""
     events = 0
     specs = SPECS
-    decided_mark = _DECIDED
     thank_you_decided = SPECS[_TOPIC_PREFIX + "ThankYouDecided"]
+    uid: Any = None
+    skipped: tuple[Any, int, str, bytes] | None = None  # the last event, if not decoded
+
+    def final_stage() -> str:
+        return stage if skipped is None else str(decoded_state(*skipped)["stage"])
+
     for rows in batches:
-        for originator_id, _version, topic, state in rows:
+        for originator_id, version, topic, state in rows:
             if originator_id != current:
                 if events:
-                    yield History(current, facts, decisions, last, events, marks)
+                    yield History(current, facts, decisions, final_stage(), events, marks)
                 current, facts, decisions, events, marks = originator_id, [], [], 0, []
+                uid = None
             spec = specs.get(topic)
             if spec is None:
                 continue
             events += 1
-            last = state
-            if spec.decision and not keep_decisions and decided_mark in state:
-                if spec is thank_you_decided:
-                    # Its key and version: a delivery fact names the version, and the
-                    # replayed decision with the same key takes its recorded outcome.
-                    marks.append(_decided_mark(state, _version, marks))
+            if uid is None:  # the id as the aggregate's, once a candidacy (not per event)
+                uid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+            if spec.policy_only and not keep_decisions:
+                # Its topic says it is a decision: replay makes its own (decoded only if
+                # it is the last, for the stage it recorded).
+                skipped = (uid, version, topic, state)
                 continue
-            decoded, decided = decode(spec, state)
+            skipped = None
+            decoded, decided = decode(spec, decoded_state(uid, version, topic, state))
             if not decided:
-                if spec.versioned:
-                    decoded.originator_version = _version
-                    if marks and spec.delivery:
-                        _link_delivery(decoded, marks)
+                stage = decoded.stage
+                if marks and spec.delivery:
+                    _link_delivery(decoded, marks)
                 facts.append(decoded)
-            else:
-                if spec is thank_you_decided:
-                    marks.append(_decided_mark(state, _version, marks, decoded))
-                if keep_decisions:
-                    decisions.append(decoded)
+                continue
+            stage = decoded["stage"]
+            if spec is thank_you_decided:
+                # Its key and version: a delivery fact names the version, and the
+                # replayed decision with the same key takes its recorded outcome.
+                marks.append(_decided_mark(decoded, marks))
+            if keep_decisions:
+                decisions.append(decoded)
         if counter is not None:
             counter(len(rows))
     if events:
-        yield History(current, facts, decisions, last, events, marks)
+        yield History(current, facts, decisions, final_stage(), events, marks)
 
 
 @dataclass(frozen=True)
@@ -955,18 +927,23 @@ class ReplayResult:
 
 def replay(source: Any, policies: Sequence[CadencePolicy | ReplayPolicy], *,
            filters: Filters | None = None, until: datetime | None = None, workers: int = 1,
-           progress: Callable[[int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int], None] | None = None,
+           mapper: Mapper[UUID] | None = None) -> ReplayResult:
     """Replay every recorded candidacy of ``source`` under each policy, in one pass over
-    the events.  ``workers`` > 1 splits the candidacy ids between that many processes."""
+    the events, decoded with ``mapper`` (see `candidacy_histories`).  ``workers`` > 1
+    splits the candidacy ids between that many processes."""
     started = _time.perf_counter()
+    mapper = mapper or stored_event_mapper()
     views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
     filters = filters or Filters()
     partitions = source.partitions(workers * RANGES_PER_WORKER if workers > 1 else 1)
     if len(partitions) == 1:
-        result = _replay_partition(source, partitions[0], views, filters, until, progress)
+        result = _replay_partition(source, partitions[0], views, filters, until, progress,
+                                   mapper)
         result.workers = 1
     else:
-        result = _in_processes(source, partitions, workers, views, filters, until, progress)
+        result = _in_processes(source, partitions, workers, views, filters, until, progress,
+                               mapper)
         result.workers = workers
     result.seconds = _time.perf_counter() - started
     return result
@@ -980,10 +957,12 @@ replays fewer, instead of the others waiting for it at the end."""
 
 def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy],
                       filters: Filters, until: datetime | None,
-                      progress: Callable[[int], None] | None) -> ReplayResult:
+                      progress: Callable[[int], None] | None,
+                      mapper: Mapper[UUID]) -> ReplayResult:
     result = ReplayResult([Metrics(p.label) for p in policies])
     runs = list(zip(policies, result.metrics, strict=True))
-    for history in candidacy_histories(source.batches(partition), counter=progress):
+    for history in candidacy_histories(source.batches(partition), counter=progress,
+                                       mapper=mapper):
         result.events += history.events
         result.candidacies += 1
         facts = history.facts
@@ -1003,7 +982,7 @@ def _replay_partition(source: Any, partition: Any, policies: Sequence[ReplayPoli
 
 def _in_processes(source: Any, partitions: list[Any], workers: int,
                   policies: Sequence[ReplayPolicy], filters: Filters, until: datetime | None,
-                  progress: Callable[[int], None] | None) -> ReplayResult:
+                  progress: Callable[[int], None] | None, mapper: Mapper[UUID]) -> ReplayResult:
     """``workers`` forked processes take the id ranges in turn; each streams its own rows
     and sends back its counts (and its progress now and then)."""
     context = multiprocessing.get_context("fork")
@@ -1011,7 +990,7 @@ def _in_processes(source: Any, partitions: list[Any], workers: int,
     taken = context.Value("i", 0)  # the next range to take, under its lock
     processes = [context.Process(target=_worker, daemon=True,
                                  args=(source, partitions, taken, policies, filters, until,
-                                       queue))
+                                       queue, mapper))
                  for _ in range(min(workers, len(partitions)))]
     for process in processes:
         process.start()
@@ -1046,7 +1025,7 @@ def _in_processes(source: Any, partitions: list[Any], workers: int,
 
 
 def _worker(source: Any, partitions: list[Any], taken: Any, policies: Sequence[ReplayPolicy],
-            filters: Filters, until: datetime | None, queue: Any) -> None:
+            filters: Filters, until: datetime | None, queue: Any, mapper: Mapper[UUID]) -> None:
     read = 0
 
     def report(rows: int) -> None:
@@ -1065,7 +1044,7 @@ def _worker(source: Any, partitions: list[Any], taken: Any, policies: Sequence[R
             if index >= len(partitions):
                 break
             part = _replay_partition(source, partitions[index], policies, filters, until,
-                                     report)
+                                     report, mapper)
             if result is None:
                 result = part
             else:
@@ -1129,7 +1108,8 @@ class Difference:
 
 
 def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy], *,
-              until: datetime | None = None, keep: int = 5) -> Agreement:
+              until: datetime | None = None, keep: int = 5,
+              mapper: Mapper[UUID] | None = None) -> Agreement:
     """Replay each candidacy under the policy it was recorded under (``policy_of`` maps
     its ``{"name", "version"}``) and compare the decisions, key and due moment, with the
     ones the live scheduler recorded.  A decision replay reproduces is applied when the
@@ -1138,7 +1118,8 @@ def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy],
     same state the live scheduler had."""
     views: dict[tuple[str, int], ReplayPolicy] = {}
     report = Agreement()
-    for history in candidacy_histories(source.batches(None), keep_decisions=True):
+    for history in candidacy_histories(source.batches(None), keep_decisions=True,
+                                       mapper=mapper):
         if not history.facts or history.facts[0].name != "InterviewRecorded":
             continue
         ref = history.facts[0].policy
@@ -1151,8 +1132,7 @@ def agreement(source: Any, policy_of: Callable[[dict[str, Any]], CadencePolicy],
         applied_at: dict[tuple[str, str], datetime] = {}
         for decision in history.decisions:
             decided = decision["decided_by"]
-            applied_at[(decided["key"], decided["due_at"])] = _fromiso(
-                decision["timestamp"]["_data_"])
+            applied_at[(decided["key"], decided["due_at"])] = decision["timestamp"]
 
         def when(action: Action, applied_at: dict[tuple[str, str], datetime] = applied_at
                  ) -> datetime:

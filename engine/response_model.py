@@ -312,7 +312,7 @@ def rounds_of(history: Any) -> list[RoundRecord]:
     events: list[tuple[datetime, str, Any]] = [(f.at, f.name, f) for f in facts]
     for decision in history.decisions:
         rule = decision["decided_by"]["rule"]
-        at = datetime.fromisoformat(decision["timestamp"]["_data_"])
+        at = decision["timestamp"]  # decoded by the application's mapper: a datetime
         if rule.startswith("stall."):
             events.append((at, "Stalled", decision))
         elif not rule.startswith(_NOT_NUDGES):

@@ -46,7 +46,7 @@ from engine.candidacy import Candidacy
 from engine.errors import CloserError, IllegalCommand
 from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
-from engine.values import Actor
+from engine.values import Actor, ReplyKind
 
 APPLIED, SKIPPED, REFUSED = "applied", "skipped", "refused"
 """What a target did with a fact: applied it, skipped it (refused while the candidacy is
@@ -336,7 +336,7 @@ class World:
         self.answered_vacation = True
         back_on = back.astimezone(ZoneInfo(self.timezone)).date()
         return [SimulatedFact(at + timedelta(minutes=2), "receive_reply",
-                              {"kind": "out_of_office", "back_on": back_on})]
+                              {"kind": ReplyKind.OUT_OF_OFFICE, "back_on": back_on})]
 
     def _redraw(self, at: datetime) -> SimulatedFact | None:
         """A nudge sent ``at``: the employer's decision from the next business day on is
@@ -394,7 +394,8 @@ def generate(index: int, seed: int, *, country: str | None = None,
     decision_at = max(_working_moment(first + timedelta(days=days), zone),
                       _working_moment(logged + timedelta(days=1), zone, forward=True))
     silent = rng.random() < P_SILENCE
-    decision = None if silent else ("advanced" if rng.random() < P_OFFER else "rejected")
+    decision = None if silent else (ReplyKind.ADVANCED if rng.random() < P_OFFER
+                                    else ReplyKind.REJECTED)
 
     # Earlier rounds end in an advance, each some way towards the employer's decision.
     rounds = 1
@@ -443,10 +444,11 @@ def generate(index: int, seed: int, *, country: str | None = None,
         _interview_day(rng, add, at, number, interview, zone)
         _while_waiting(rng, add, at, ends_at, zone, number)
         if not last:
-            add(ends_at, "receive_reply", kind="advanced", note="Invited to the next round")
+            add(ends_at, "receive_reply", kind=ReplyKind.ADVANCED, note="Invited to the next round")
     if decision is not None and employer is None:
         add(decision_at, "receive_reply", kind=decision,
-            note="Offer extended" if decision == "advanced" else "Went with another candidate")
+            note="Offer extended" if decision == ReplyKind.ADVANCED
+            else "Went with another candidate")
 
     vacation = None
     if rng.random() < P_VACATION:
@@ -552,7 +554,8 @@ def _while_waiting(rng: random.Random, add: Callable[..., None], at: datetime,
         return when if at < when < ends_at else None
 
     if rng.random() < P_UPDATE and (when := moment(3, 1)) is not None:
-        add(when, "receive_reply", kind="update", note="Still interviewing other candidates")
+        add(when, "receive_reply", kind=ReplyKind.UPDATE,
+            note="Still interviewing other candidates")
     if number == 1 and rng.random() < P_COMPETING_OFFER and (when := moment(2, 0.5)):
         deadline = _local(when.astimezone(zone).date() + timedelta(days=rng.randint(5, 14)),
                           time(17), zone)

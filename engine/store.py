@@ -6,8 +6,8 @@ recorders, extended with small tables written in the *same transaction* as the e
 - ``closer_candidacies``: one current row per candidacy (stage, version, when it is
   next due, and a JSON summary), so lists and the scheduler's tick read one row per
   candidacy instead of loading every aggregate.
-- other layers' tables (`ExtraTable`, added with ``add_table``): the outbox keeps its
-  messages' rows this way (``adapters/outbox_rows.py``); the engine knows none of them.
+- other layers' tables (`engine.tables.ExtraTable`, added with ``add_table``), which
+  the engine writes without knowing any of them.
 
 They are written from ``Application.save(..., idempotency=..., rows=..., position=...,
 KEYWORD=...)``: the keyword arguments travel with the events down to the recorder.
@@ -40,7 +40,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from engine.errors import InvalidInput
-from engine.follower import Tx
+from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,41 +70,6 @@ class CandidacyRow:
     due_at: datetime | None
     summary: dict[str, Any]
 
-
-class ExtraTable:
-    """Another layer's table, written in the same transaction as a save's events: the
-    extension point by which ``adapters/`` keeps its rows beside the events while the
-    engine knows none of them.  A subclass names the save keyword carrying its rows
-    (``app.save(aggregate, **{KEYWORD: rows})``), its ``CREATE ... IF NOT EXISTS``
-    statements in portable SQL (``?`` placeholders, the same text on both stores) and
-    how its rows are written: `write` on SQLite and PostgreSQL (inside the events'
-    transaction, its library table lock held), `hold` in the in-memory store (under its
-    lock, after every check): so a refused save writes none of them, and a crash never
-    leaves an event without its rows.  A recorder writes it once added (`add_table`,
-    which creates what is missing); a save carrying a keyword no added table takes is
-    refused whole (`ProgrammingError`), never written without its rows."""
-
-    keyword: str = ""
-    statements: tuple[str, ...] = ()
-    recorded_at: tuple[str, str] | None = None
-    """``(table, column)`` holding its rows' last-change moments (UTC ISO text), which
-    the store's `latest_recorded_at` also reads; None: it says nothing of time."""
-
-    def write(self, tx: Tx, rows: Sequence[Any]) -> None:
-        """Write ``rows`` with ``tx`` (SQLite and PostgreSQL)."""
-        raise NotImplementedError
-
-    def hold(self, held: dict[Any, Any], rows: Sequence[Any]) -> None:
-        """Write ``rows`` into ``held``, this table's dict in the in-memory store."""
-        raise NotImplementedError
-
-    def latest_held(self, held: dict[Any, Any]) -> datetime | None:
-        """The in-memory store's `recorded_at`: the latest moment among ``held``'s rows."""
-        return None
-
-
-SAVE_KEYWORDS = frozenset({"idempotency", "rows", "position", "followed_past", "tracking"})
-"""The save keywords the recorders themselves take (an `ExtraTable` takes any other)."""
 
 _ADDING = threading.Lock()
 
@@ -160,7 +125,7 @@ class _Queries:
 
     placeholder = "?"
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def _q(self, sql: str) -> str:
@@ -414,7 +379,7 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
             for statement in statements:
                 c.execute(statement)
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
@@ -521,19 +486,23 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
         # statements (CREATE OR REPLACE FUNCTION: "tuple concurrently updated"; on a
         # new database, the tracking migration row): one process at a time.  The lock is
         # held on a connection of its own, so that a pool of one still serves the library.
-        with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-            super().create_table()  # the lock goes with the connection
+        with self._schema_locked():
+            super().create_table()
 
     def _create(self, statements: Sequence[str]) -> None:
-        with (_as_persistence_errors(),
-              psycopg.connect(self.datastore.pool.conninfo,
-                              **_connection_kwargs(self.datastore)) as conn):
-            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        with self._schema_locked() as conn:
             for statement in statements:
                 conn.execute(SQL(statement))  # type: ignore[arg-type]
+
+    @contextmanager
+    def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the schema lock (which goes with it)."""
+        conninfo = self.datastore.pool.conninfo  # psycopg_pool 3.3 also takes a callable
+        with (as_persistence_errors(),
+              psycopg.connect(conninfo() if callable(conninfo) else conninfo,
+                              **_connection_kwargs(self.datastore)) as conn):
+            conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+            yield conn
 
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
@@ -556,10 +525,13 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # A follower's position must be checked before COMMIT (a stale one is
             # refused): the library's own pipelined write does that.
             try:
-                return super().insert_events(stored_events, **kwargs)
+                # (The library's retry decorator leaves its methods untyped.)
+                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
-        return self._insert_in_one_script(stored_events, kwargs)
+            return ids
+        written: Sequence[int] | None = self._insert_in_one_script(stored_events, kwargs)
+        return written
 
     @_library_retry
     def _insert_in_one_script(self, stored_events: Sequence[StoredEvent],
@@ -608,7 +580,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             raise _RolledBack(error) from error
         return notification_ids
 
-    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         # Every read is one statement on an autocommit connection (its own consistent
         # snapshot): one round trip, where BEGIN ... ROLLBACK around it made three.
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
@@ -664,7 +636,7 @@ _ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
 
 
 @contextmanager
-def _as_persistence_errors() -> Iterator[None]:
+def as_persistence_errors() -> Iterator[None]:
     """psycopg's errors raised inside, as eventsourcing's (see `_ERRORS`)."""
     try:
         yield
@@ -682,7 +654,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     if parsed.scheme == "memory":
         return {
             "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
-            "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedMemoryRecorder",
             "MEMORY_STORE": (parsed.netloc + parsed.path).strip("/"),
         }
     if parsed.scheme == "sqlite":
@@ -694,7 +666,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserSQLiteRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedSQLiteRecorder",
         }
     if parsed.scheme in ("postgresql", "postgres"):
         if not parsed.path.strip("/"):
@@ -709,7 +681,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "APPLICATION_RECORDER_TOPIC": "engine.store:CloserPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedPostgresRecorder",
         }
         return env
     raise InvalidInput(

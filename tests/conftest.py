@@ -50,6 +50,7 @@ UNIT_MODULES = frozenset({
     "test_calendar", "test_candidacy_store", "test_properties", "test_memory_store",
     "test_api_commands", "test_api_candidacies", "test_api_events", "test_outbox",
     "test_kept_copies_http", "test_api_agenda", "test_api_messages", "test_policy_migration",
+    "test_audit_proofs",
 })
 """The modules of the unit tier: the domain (lifecycle, cadence rules and properties,
 policy, calendar) and the service layer, whose store tests also run in memory."""

@@ -133,7 +133,8 @@ def test_listing_filters_by_stage_and_text_and_pages_with_a_cursor(client: Any) 
 @sqlite_only
 @pytest.mark.parametrize("params, field", [
     ({"stage": "ghosted"}, "stage"), ({"limit": 0}, "limit"), ({"limit": 101}, "limit"),
-    ({"limit": "many"}, "limit"),
+    ({"limit": "many"}, "limit"), ([("q", "a"), ("q", "b")], "q"),
+    ([("stage", "thanked"), ("stage", "thanked")], "stage"),
 ])
 def test_bad_list_parameters_are_a_422(client: Any, params: dict[str, Any], field: str) -> None:
     body = problem(client.get("/candidacies", params=params), 422, "invalid-input")

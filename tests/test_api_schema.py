@@ -32,6 +32,7 @@ OPERATIONS = {
     ("GET", "/candidacies"): "listCandidacies",
     ("GET", "/candidacies/{candidacy_id}"): "getCandidacy",
     ("GET", "/candidacies/{candidacy_id}/events"): "getCandidacyEvents",
+    ("GET", "/audit/verify"): "verifyAudit",
     ("GET", "/candidacies/{candidacy_id}/messages"): "getCandidacyMessages",
     ("POST", "/candidacies/{candidacy_id}/hesitations"): "raiseHesitation",
     ("POST", "/candidacies/{candidacy_id}/hesitations/{hesitation_id}/address"):

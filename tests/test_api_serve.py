@@ -65,7 +65,7 @@ def test_serve_demo_seeds_an_empty_store_and_prints_a_working_admin_token(
                 time.sleep(0.1)
             listed = http.get("/candidacies").json()["items"]
             assert {c["candidate"]["name"] for c in listed} == {
-                "Maya Okafor", "Luis Ortega", "Anika Sharma"}
+                "Maya Okafor", "Luis Ortega", "Anika Sharma", "Sam Lee"}
             assert http.get("/events").json()["events"][0]["type"] == "InterviewRecorded"
             # The scheduler runs inside `closer serve`: the demo's due steps get recorded
             # (the second round's overdue thank-you alert, the panel's follow-up nudge).

@@ -24,8 +24,8 @@ from builders import interview
 from typer.testing import CliRunner
 
 from adapters.email import EmailAdapter
-from adapters.outbox import Dispatcher, messages
-from adapters.outbox_rows import passed_over
+from adapters.outbox import Dispatcher
+from adapters.outbox_rows import message_rows, passed_over
 from api.app import create_app
 from api.auth import create_token
 from api.cli import app as cli
@@ -149,7 +149,7 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     # Passed over: the corrupt event, and the next step closed after it (whose message
     # depends on the candidacy as of then, which cannot be read).
     assert (dispatched.queued, dispatched.sent, dispatched.passed_over) == (1, 1, 2)
-    assert [row.candidacy_id for row in messages(candidacies)] == [healthy]
+    assert [row.candidacy_id for row in message_rows(candidacies)] == [healthy]
     assert len(smtp_server.sink.received) == 1
     passed = passed_over(candidacies)
     assert [(p.reader, p.notification_id, p.originator_id, p.originator_version)
@@ -376,7 +376,7 @@ def test_an_event_that_decodes_without_its_fields_is_passed_over_by_the_outbox(
     while outbox.follow():
         pass
 
-    queued = messages(candidacies)
+    queued = message_rows(candidacies)
     assert [(m.candidacy_id, m.kind) for m in queued] == [(healthy, "next_step_invite")]
     [passed] = passed_over(candidacies)
     assert (passed.originator_id, passed.originator_version) == (poisoned, 3)

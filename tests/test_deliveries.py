@@ -15,7 +15,8 @@ from builders import interview
 
 from adapters.card import CardAdapter
 from adapters.email import EmailAdapter
-from adapters.outbox import Dispatcher, messages
+from adapters.outbox import Dispatcher
+from adapters.outbox_rows import message_rows
 from adapters.voicemail import VoicemailAdapter
 from api.routes.agenda import get_agenda
 from engine.application import Candidacies
@@ -99,7 +100,7 @@ def test_a_blocked_email_thank_you_falls_back_to_voicemail_confirmed_by_a_person
     assert task.data["channel"] == "voicemail" and task.data["kind"] == "thank_you"
     assert candidacies.get(candidacy_id, MAYA.workspace).stage == Stage.NEXT_STEP_CLOSED
     rows = {(r.kind, r.channel): r.status
-            for r in messages(candidacies, candidacy_id=candidacy_id)}
+            for r in message_rows(candidacies, candidacy_id=candidacy_id)}
     assert rows == {("thank_you", "email"): "blocked", ("thank_you", "voicemail"): "sent",
                     ("reminder_thank_you_due", "email"): "sent"}
     assert (tmp_path / f"{task.data['message_id']}.json").exists()
@@ -165,7 +166,7 @@ def test_the_nudge_email_follows_its_voicemail_by_the_channel_gap(
     tick(candidacies, due)
     assert candidacies.get(candidacy_id, MAYA.workspace).stage == Stage.NUDGED
     outbox.follow()
-    rows = {r.channel: r for r in messages(candidacies, candidacy_id=candidacy_id)
+    rows = {r.channel: r for r in message_rows(candidacies, candidacy_id=candidacy_id)
             if r.kind.startswith("nudge")}
     gap = timedelta(minutes=first_nudge.nudge.channel_gap_minutes)
     assert rows["email"].next_attempt_at == rows["voicemail"].next_attempt_at + gap
@@ -181,7 +182,7 @@ def test_a_voicemail_thank_you_emails_within_its_setting(
     assert requested.pending_thank_you["requested_by"] == MAYA.user
     outbox = dispatcher(candidacies, smtp_server, tmp_path)
     outbox.follow()
-    rows = {r.channel: r for r in messages(candidacies, candidacy_id=candidacy_id)
+    rows = {r.channel: r for r in message_rows(candidacies, candidacy_id=candidacy_id)
             if r.kind == "thank_you"}
     within = timedelta(minutes=candidacies.policies.of(requested).thank_you
                        .email_after_voicemail_within_minutes)
@@ -203,7 +204,7 @@ def test_i_sent_it_records_a_fact_and_queues_nothing(
     candidacy_id = closed(candidacies)
     assert candidacies.send_thank_you(MAYA, candidacy_id, "email").stage == Stage.AWAITING
     dispatcher(candidacies, smtp_server, tmp_path).run_once()
-    assert messages(candidacies, candidacy_id=candidacy_id) == []
+    assert message_rows(candidacies, candidacy_id=candidacy_id) == []
     with pytest.raises(InvalidInput, match="mode"):
         candidacies.send_nudge(MAYA, candidacy_id, mode="maybe")
 
@@ -245,7 +246,7 @@ def test_a_nudge_queued_before_a_rejection_is_cancelled_not_sent(
     outbox.run_once()
 
     assert smtp_server.sink.received == []
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    [row] = message_rows(candidacies, candidacy_id=candidacy_id)
     assert (row.kind, row.status) == ("nudge_email", "cancelled")
     types = [e.type for e in candidacies.history(candidacy_id, MAYA.workspace)]
     assert types[-2:] == ["NudgeRequested", "ReplyReceived"]  # no fact after the end

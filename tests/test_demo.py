@@ -73,8 +73,31 @@ def test_the_demo_seeding_delivers_on_sqlite_and_postgresql(database_url: str,
                         log_level="error")
     ids = seed_demo_store(settings)
 
-    assert len(ids) == 3
+    assert len(ids) == 4
     assert_the_happy_path(stored_messages(database_url), tmp_path / "tasks")
+
+
+def test_the_demo_opens_the_dashboard_on_a_thank_you_due_today(tmp_path: Path) -> None:
+    from api_support import TestClient
+    from dashboard_support import ORIGIN, sign_in
+
+    from api.app import create_app
+    from api.auth import create_token
+    from api.demo import COACH
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/closer.db",
+                        tasks_dir=str(tmp_path / "tasks"), log_level="error")
+    seed_demo_store(settings)
+    app = create_app(settings)
+    with TestClient(app, base_url=ORIGIN) as client:
+        assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard/today"
+        sign_in(client, create_token(app.state.candidacies, workspace=COACH.workspace,
+                                     role="admin"))
+        today = client.get("/dashboard/today").text
+    thanks = today[today.index("Thank-yous due today"):today.index("Nudges due")]
+    assert "Sam Lee" in thanks
+    assert "waits for the next step to be closed" in thanks
+    assert "overdue" not in thanks.split("Sam Lee")[1].split("</li>")[0]
 
 
 def test_serve_demo_with_no_settings_delivers_on_the_folder_channel(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from adapters_fixtures import SECRET, make_context
 from builders import interview
 
 from adapters.errors import DeliveryError
-from adapters.outbox import Backoff, Dispatcher, messages
+from adapters.outbox import Backoff, Dispatcher
+from adapters.outbox_rows import message_rows
 from adapters.webhook import WebhookAdapter, payload, sign, verify
 from engine.application import Candidacies
 from engine.clock import FixedClock
@@ -235,7 +236,7 @@ def test_every_attempt_carries_the_same_idempotency_key_and_body(
 
     receiver.status_override = 503
     assert dispatcher.run_once().failed == 1
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    [row] = message_rows(candidacies, candidacy_id=candidacy_id)
     assert (row.status, row.attempts) == ("failed", 1)
     assert dispatcher.run_once().sent == 0  # not due before its back-off
     receiver.status_override = None

@@ -18,8 +18,8 @@ from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEv
 from conftest import MEMORY, STORES
 from engine.application import Candidacies
 from engine.clock import FixedClock
-from engine.follower import Tx
-from engine.store import ExtraTable, eventsourcing_env
+from engine.store import eventsourcing_env
+from engine.tables import ExtraTable, Tx
 
 T0 = datetime(2026, 12, 2, 9, tzinfo=UTC)
 pytestmark = pytest.mark.parametrize("database_url", [MEMORY, *STORES], indirect=True)

@@ -19,7 +19,8 @@ import pytest
 from api_support import ok
 from builders import PANEL, interview
 
-from adapters.outbox import TRACKING_NAME, Dispatcher, messages
+from adapters.outbox import TRACKING_NAME, Dispatcher
+from adapters.outbox_rows import message_rows
 from engine.application import Candidacies
 from engine.cadence import plan
 from engine.clock import FixedClock
@@ -160,7 +161,7 @@ Key = tuple[str, int, str]
 def _queued(app: Candidacies) -> Counter[Key]:
     """Each queued message as (candidacy, triggering version, channel): how many times."""
     return Counter((row.candidacy_id, row.summary["trigger"]["version"], row.channel)
-                   for row in messages(app))
+                   for row in message_rows(app))
 
 
 def _asked_for(app: Candidacies, up_to: int | None = None) -> set[Key]:
@@ -260,10 +261,10 @@ def test_following_from_the_start_again_queues_nothing_twice(candidacies: Candid
     ids each message would be queued (and sent) a second time."""
     _due_messages(candidacies, 3)
     _follow_all(Dispatcher(candidacies))
-    first = {row.id for row in messages(candidacies)}
+    first = {row.id for row in message_rows(candidacies)}
     _lose_position(candidacies)
 
     _follow_all(Dispatcher(candidacies))
 
     assert _queued(candidacies) == Counter(_asked_for(candidacies))
-    assert {row.id for row in messages(candidacies)} == first
+    assert {row.id for row in message_rows(candidacies)} == first

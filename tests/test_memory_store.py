@@ -83,7 +83,7 @@ def test_memory_urls_name_a_store_shared_while_an_application_holds_it(
 def test_a_memory_store_is_configured_by_its_url() -> None:
     assert eventsourcing_env("memory://shared") == {
         "PERSISTENCE_MODULE": "engine.memory_store:CloserMemoryFactory",
-        "APPLICATION_RECORDER_TOPIC": "engine.memory_store:CloserMemoryRecorder",
+        "APPLICATION_RECORDER_TOPIC": "engine.audit_store:AuditedMemoryRecorder",
         "MEMORY_STORE": "shared",
     }
     assert eventsourcing_env("memory://")["MEMORY_STORE"] == ""

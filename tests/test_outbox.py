@@ -13,7 +13,8 @@ from builders import interview
 
 from adapters.email import EmailAdapter
 from adapters.message import message_id
-from adapters.outbox import TRACKING_NAME, Backoff, Dispatcher, history, messages
+from adapters.outbox import TRACKING_NAME, Backoff, Dispatcher, history
+from adapters.outbox_rows import message_rows
 from adapters.webhook import WebhookAdapter
 from engine.application import Candidacies
 from engine.scheduler import tick
@@ -46,7 +47,7 @@ def thank_you_id(app: Candidacies, candidacy_id: str, channel: str = "email") ->
 def thank_you_row(app: Candidacies, candidacy_id: str) -> object:
     """The email thank-you's row (a failed one is followed by its fallback's and alerts)."""
     expected = thank_you_id(app, candidacy_id)
-    [row] = [r for r in messages(app, candidacy_id=candidacy_id) if r.id == expected]
+    [row] = [r for r in message_rows(app, candidacy_id=candidacy_id) if r.id == expected]
     return row
 
 
@@ -72,7 +73,7 @@ def test_the_thank_you_email_arrives_at_a_real_smtp_server_and_the_history_shows
 
     kinds = [kind for kind, _ in history(candidacies, expected)]
     assert kinds == ["Queued", "Proofed", "Sent"]
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    [row] = message_rows(candidacies, candidacy_id=candidacy_id)
     assert (row.id, row.status, row.attempts, row.kind) == (expected, "sent", 1, "thank_you")
     assert row.summary["receipt"]["detail"]["message_id_header"] == f"<{expected}@closer.local>"
 
@@ -91,10 +92,10 @@ def test_the_position_and_the_queued_messages_commit_together(
     assert dispatcher.follow()
     position = candidacies.recorder.max_tracking_id(TRACKING_NAME)
     assert position == candidacies.recorder.max_notification_id() - 1  # 1 Queued after it
-    assert [r.status for r in messages(candidacies)] == ["queued"]
+    assert [r.status for r in message_rows(candidacies)] == ["queued"]
     # A second follower of the same page (a restart racing) records nothing twice.
     dispatcher.follow()
-    assert len(messages(candidacies)) == 1
+    assert len(message_rows(candidacies)) == 1
     assert smtp_server.sink.received == []
 
 
@@ -111,7 +112,7 @@ def test_routing_card_voicemail_nudge_stall_and_invite(candidacies: Candidacies,
     candidacies.send_nudge(MAYA, candidacy_id,  # a person's own nudge: nothing queued
                            override={"reason": "the recruiter asked for a call"})
     dispatcher.follow()
-    rows = {(r.kind, r.channel) for r in messages(candidacies)}
+    rows = {(r.kind, r.channel) for r in message_rows(candidacies)}
     assert rows == {("next_step_invite", "calendar"), ("thank_you", "card"),
                     ("nudge_voicemail", "voicemail"), ("nudge_email", "email")}
 
@@ -132,7 +133,7 @@ def test_a_proof_failure_is_recorded_with_findings_and_never_sent(
     # recruiter's alert (none is configured here) are blocked.
     assert (report.blocked, report.sent) == (3, 0)
     assert smtp_server.sink.received == []
-    assert {(r.kind, r.channel) for r in messages(candidacies, candidacy_id=candidacy_id)} == {
+    assert {(r.kind, r.channel) for r in message_rows(candidacies, candidacy_id=candidacy_id)} == {
         ("thank_you", "email"), ("thank_you", "voicemail"), ("alert_overdue", "email")}
     row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.next_attempt_at) == ("blocked", None)
@@ -184,7 +185,7 @@ def test_retry_with_backoff_then_dead_letter_then_a_person_retries(
     row = thank_you_row(candidacies, candidacy_id)
     assert (row.status, row.attempts, row.next_attempt_at) == ("dead_letter", 3, None)
     assert "ConnectionRefused" in row.summary["last_error"]
-    assert [r.id for r in messages(candidacies, status="dead_letter")] == [row.id]
+    assert [r.id for r in message_rows(candidacies, status="dead_letter")] == [row.id]
     clock.advance(timedelta(days=1))
     assert dispatcher.run_once().dead_lettered == 0  # a dead letter stays put
 
@@ -274,7 +275,7 @@ def test_message_ids_are_deterministic(candidacies: Candidacies) -> None:
     candidacy_id = closed(candidacies)
     tick(candidacies, LATER)
     Dispatcher(candidacies).follow()
-    [row] = messages(candidacies)
+    [row] = message_rows(candidacies)
     assert UUID(row.id) == UUID(thank_you_id(candidacies, candidacy_id))
 
 
@@ -289,7 +290,7 @@ def test_a_workspace_that_requires_approval_sends_only_after_a_person_approves(
     assert (first.sent, first.awaiting_approval) == (0, 1)
     assert smtp_server.sink.received == []
     expected = thank_you_id(candidacies, candidacy_id)
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    [row] = message_rows(candidacies, candidacy_id=candidacy_id)
     assert row.status == "approval_needed"
     assert dispatcher.run_once().sent == 0  # waiting is not retried on its own
 

@@ -25,7 +25,8 @@ from adapters_fixtures import SECRET, SmtpServer, http_receiver, smtp_server  # 
 from builders import interview
 
 from adapters.message import message_id
-from adapters.outbox import history, messages
+from adapters.outbox import history
+from adapters.outbox_rows import message_rows
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
@@ -112,7 +113,7 @@ def test_sigkill_mid_batch_never_loses_and_never_double_applies(
 
     app = Candidacies(eventsourcing_env(url))
     try:
-        rows = messages(app)
+        rows = message_rows(app)
         assert len(rows) == 2 * PER_WORKSPACE
         assert {r.status for r in rows} == {"sent"}
         assert {r.id for r in rows} == expected["mail"] | expected["ats"]

@@ -15,8 +15,8 @@ from adapters.base import DeliveryReceipt
 from adapters.card import CardAdapter
 from adapters.console import ConsoleAdapter
 from adapters.message import Message, MessageContext
-from adapters.outbox import Backoff, Dispatcher, history, messages
-from adapters.outbox_rows import deliverable_messages
+from adapters.outbox import Backoff, Dispatcher, history
+from adapters.outbox_rows import deliverable_messages, message_rows
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
@@ -71,7 +71,7 @@ def thank_yous(app: Candidacies, *formats: str, follower: Dispatcher | None = No
 
 
 def row(app: Candidacies, message_id: str) -> Any:
-    return next(r for r in messages(app) if r.id == message_id)
+    return next(r for r in message_rows(app) if r.id == message_id)
 
 
 def test_an_adapter_that_raises_fails_that_message_only_and_the_others_go_first(
@@ -99,7 +99,7 @@ def test_an_adapter_that_raises_fails_that_message_only_and_the_others_go_first(
     clock.advance(timedelta(seconds=60))
     assert dispatcher.run_once().sent == 1
     assert adapter.delivered == [*others, head]
-    assert {r.status for r in messages(candidacies)} == {"sent"}
+    assert {r.status for r in message_rows(candidacies)} == {"sent"}
 
 
 def test_a_card_whose_file_cannot_be_written_is_retried_then_dead_lettered(
@@ -126,7 +126,7 @@ def test_a_card_whose_file_cannot_be_written_is_retried_then_dead_lettered(
     assert (dead.status, dead.attempts, dead.next_attempt_at) == ("dead_letter", 2, None)
     assert "FileExistsError" in dead.summary["last_error"]
     # The card could not go: the policy's next medium, email, carried the thank-you.
-    [fallback] = [r for r in messages(candidacies) if r.id not in ids]
+    [fallback] = [r for r in message_rows(candidacies) if r.id not in ids]
     assert (fallback.kind, fallback.channel, fallback.status, fallback.summary["trigger"]["type"]
             ) == ("thank_you", "email", "sent", "MessageDeadLettered")
     assert (report.dead_lettered, report.sent, email.delivered) == (1, 1, [mail, fallback.id])
@@ -243,4 +243,4 @@ def test_a_message_that_cannot_be_saved_is_left_for_the_next_pass_and_the_rest_g
                            MAYA.workspace).pending_thank_you is not None  # no fact without it
     losing.clear()
     assert dispatcher.run_once().sent == 1
-    assert {r.status for r in messages(candidacies)} == {"sent"}
+    assert {r.status for r in message_rows(candidacies)} == {"sent"}

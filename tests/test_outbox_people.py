@@ -12,7 +12,8 @@ from adapters_fixtures import SmtpServer, smtp_server  # noqa: F401
 from builders import interview
 
 from adapters.email import EmailAdapter
-from adapters.outbox import Dispatcher, history, messages
+from adapters.outbox import Dispatcher, history
+from adapters.outbox_rows import message_rows
 from adapters.voicemail import VoicemailAdapter
 from engine.application import Candidacies
 from engine.errors import InvalidInput
@@ -47,7 +48,7 @@ def test_the_thank_you_carries_why_i_fit_and_names_as_recorded(
 
     report = Dispatcher(candidacies, adapters={"email": email(smtp_server)}).run_once()
 
-    [row] = messages(candidacies, candidacy_id=candidacy_id)
+    [row] = message_rows(candidacies, candidacy_id=candidacy_id)
     assert (report.sent, report.blocked, row.status) == (1, 0, "sent"), row.summary
     [received] = smtp_server.sink.received
     body = received.message.get_content()
@@ -68,7 +69,7 @@ def blocked_thank_you(candidacies: Candidacies, smtp_server: SmtpServer,  # noqa
     candidacy_id = closed(candidacies, interviewers=NO_EMAIL)
     tick(candidacies, LATER)
     report = Dispatcher(candidacies, adapters={"email": email(smtp_server)}).run_once()
-    rows = {(r.kind, r.channel): r for r in messages(candidacies, candidacy_id=candidacy_id)}
+    rows = {(r.kind, r.channel): r for r in message_rows(candidacies, candidacy_id=candidacy_id)}
     findings = {key: row.summary["findings"][0]["message"] for key, row in rows.items()}
     assert (report.blocked, report.sent, sorted(findings)) == (3, 0, [
         ("alert_overdue", "email"), ("thank_you", "email"), ("thank_you", "voicemail")])
@@ -138,7 +139,7 @@ def test_a_blocked_message_rerouted_to_another_channel_is_delivered(
                                reason="phone only: he gave no email")
     assert dispatcher.run_once().sent == 2  # the voicemail task, and the candidate's reminder
 
-    row = next(r for r in messages(candidacies, candidacy_id=candidacy_id) if r.id == message)
+    row = next(r for r in message_rows(candidacies, candidacy_id=candidacy_id) if r.id == message)
     assert (row.status, row.channel) == ("sent", "voicemail")
     assert [kind for kind, _ in history(candidacies, message)] == [
         "Queued", "Blocked", "Rerouted", "Proofed", "Sent"]
@@ -160,7 +161,7 @@ def test_a_blocked_email_whose_fallback_went_is_not_retried(
     dispatcher = with_voicemail(candidacies, smtp_server, tmp_path / "tasks")
     report = dispatcher.run_once()
 
-    rows = {r.channel: r for r in messages(candidacies, candidacy_id=candidacy_id)
+    rows = {r.channel: r for r in message_rows(candidacies, candidacy_id=candidacy_id)
             if r.kind == "thank_you"}
     assert (report.blocked, report.sent) == (1, 2)  # the task, and the candidate's reminder
     assert (rows["email"].status, rows["voicemail"].status) == ("blocked", "sent")
@@ -183,7 +184,7 @@ def test_a_retry_racing_the_fallback_delivers_one_thank_you(
     while dispatcher.follow():
         pass
     dispatcher.deliver()  # the email is blocked; its voicemail fallback is not queued yet
-    [blocked] = messages(candidacies, candidacy_id=candidacy_id)
+    [blocked] = message_rows(candidacies, candidacy_id=candidacy_id)
     candidacies.correct_details(MAYA, candidacy_id, {"person": "Daniel Whitfeld",
                                                      "field": "email",
                                                      "value": "daniel@northwind.example"})
@@ -191,10 +192,10 @@ def test_a_retry_racing_the_fallback_delivers_one_thank_you(
 
     dispatcher.run_once()  # the fallback is queued now: both are due
 
-    statuses = sorted(r.status for r in messages(candidacies, candidacy_id=candidacy_id)
+    statuses = sorted(r.status for r in message_rows(candidacies, candidacy_id=candidacy_id)
                       if r.kind == "thank_you")
     assert statuses == ["cancelled", "sent"]
-    [cancelled] = messages(candidacies, candidacy_id=candidacy_id, status="cancelled")
+    [cancelled] = message_rows(candidacies, candidacy_id=candidacy_id, status="cancelled")
     assert "was already" in cancelled.summary["last_error"]
     # Whichever went first (the retried email or the voicemail task), only it went.
     assert len(thanked_by_email(smtp_server)) + len(list((tmp_path / "tasks").iterdir())) == 1

@@ -16,5 +16,5 @@ def test_every_rule_the_cadence_fires_has_an_entry() -> None:
 
 def test_a_rule_link_names_the_policy_and_the_rule() -> None:
     assert rule_url("stall.exhausted_and_patience_spent", "playbook@1") == \
-        "/rules?policy=playbook@1#rule-stall.exhausted_and_patience_spent"
-    assert rule_url("a b&c") == "/rules#rule-a%20b%26c"
+        "/dashboard/rules?policy=playbook@1#rule-stall.exhausted_and_patience_spent"
+    assert rule_url("a b&c") == "/dashboard/rules#rule-a%20b%26c"

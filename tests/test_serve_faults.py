@@ -25,7 +25,8 @@ import httpx
 from builders import interview
 from test_api_serve import free_port
 
-from adapters.outbox import history, messages
+from adapters.outbox import history
+from adapters.outbox_rows import message_rows
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.scheduler import tick
@@ -151,7 +152,7 @@ def test_a_flaky_adapter_and_a_read_only_card_folder_hold_back_nothing_else(
     def rows() -> dict[str, Any]:
         # The thank-yous only: decided a week ago, those still undelivered when the
         # server's scheduler ticks are overdue, and it alerts the recruiter about them.
-        return {r.id: r for r in messages(app) if r.kind == "thank_you"}
+        return {r.id: r for r in message_rows(app) if r.kind == "thank_you"}
 
     try:
         with read_only(tmp_path / "tasks" / "cards") as fix_the_folder, \
@@ -231,7 +232,7 @@ def test_the_outbox_thread_killed_by_a_fatal_error_is_restarted_and_healthz_show
                                  and seen, "the outbox never showed down")
             assert down["last_error"].startswith("InjectedFatalError: injected while")
             assert down["down_since"] and down["restarts"] == 0
-            assert [r.status for r in messages(app)] == ["queued"]  # waiting, not lost
+            assert [r.status for r in message_rows(app)] == ["queued"]  # waiting, not lost
 
             problem = until(lambda: (r := http.get("/healthz")).status_code == 503 and r,
                             "/healthz never answered 503 while the outbox was down")
@@ -240,7 +241,7 @@ def test_the_outbox_thread_killed_by_a_fatal_error_is_restarted_and_healthz_show
             assert "outbox" in problem.json()["detail"]
             assert problem.json()["workers"]["scheduler"]["state"] == "running"
 
-            until(lambda: [r.status for r in messages(app)] == ["sent"],
+            until(lambda: [r.status for r in message_rows(app)] == ["sent"],
                   "the restarted outbox never delivered the message")
             status, up = until(lambda: (seen := outbox())[1]["down_since"] is None and seen,
                                "the outbox never came back up")

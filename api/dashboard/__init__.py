@@ -30,11 +30,23 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.dashboard import live, policies, signin, today
+from api.dashboard import (
+    at_risk,
+    candidacy,
+    compliance,
+    live,
+    messages,
+    pipeline,
+    policies,
+    rules,
+    signin,
+    today,
+)
 from api.dashboard.pages import PREFIX, render
 from api.dashboard.session import PageError, SignInRequired
 
-ROUTERS = [signin.router, live.router, today.router, policies.router]
+ROUTERS = [signin.router, live.router, today.router, candidacy.router, messages.router,
+           pipeline.router, at_risk.router, compliance.router, rules.router, policies.router]
 
 
 def install(app: FastAPI) -> None:

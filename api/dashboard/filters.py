@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -35,9 +35,46 @@ class Filters:
                  for k, v in values.items() if v not in (None, "")}
         return f"?{urlencode(pairs)}" if pairs else ""
 
+    def figures(self) -> dict[str, str | None]:
+        """As `api.read_models`' query arguments: the range's end (a day included here)
+        becomes the next day's start (excluded there)."""
+        return {"workspace": self.workspace, "recruiter": self.recruiter,
+                "company": self.company,
+                "since": self.since.isoformat() if self.since else None,
+                "until": (self.until + timedelta(days=1)).isoformat() if self.until else None}
+
     @property
     def active(self) -> bool:
         return any((self.recruiter, self.company, self.since, self.until))
+
+    def in_range(self, moment: datetime | None) -> bool:
+        """Whether ``moment`` falls in the date range (UTC days; no range keeps all)."""
+        if moment is None:
+            return self.since is None and self.until is None
+        day = moment.astimezone(UTC).date()
+        return (self.since is None or day >= self.since) and \
+            (self.until is None or day <= self.until)
+
+    def recruiter_ids(self, candidacies: Any) -> set[str] | None:
+        """The ids of the candidacies the recruiter filter keeps (None: no such filter):
+        those whose interview the recruiter recorded, from the pipeline read model."""
+        if self.recruiter is None:
+            return None
+        from api.read_models import read_models
+
+        try:
+            [pipeline] = read_models(candidacies, ["pipeline"])
+        except TypeError:  # a store without read models (in memory): nobody's
+            return set()
+        return {str(cid) for (cid,) in pipeline.view.read(
+            "SELECT candidacy_id FROM rm_pipeline WHERE workspace=? AND recruiter=?",
+            (self.workspace, self.recruiter))}
+
+    def keeps(self, row: Any, ids: set[str] | None) -> bool:
+        """Whether a candidacy's current ``row`` passes the company and recruiter filters
+        (``ids``: `recruiter_ids`)."""
+        return (self.company is None or row.company == self.company) and \
+            (ids is None or row.id in ids)
 
 
 def _day(name: str, value: str | None) -> date | None:

@@ -15,8 +15,8 @@ from fastapi.responses import HTMLResponse
 from starlette.routing import NoMatchFound
 
 from api import assets
-from api.dashboard.session import Viewer, current_session, remember
-from engine.follower import Follower, Lag
+from api.dashboard.session import PageError, Viewer, current_session, remember
+from engine.follower import Follower, Lag, ReadModelRecorder
 
 log = structlog.get_logger("closer.dashboard")
 
@@ -67,9 +67,9 @@ def _nav(request: Request, current: str) -> list[dict[str, Any]]:
     return items
 
 
-def lags(request: Request) -> list[Lag] | None:
-    """How far each read model stands behind the log (None: they cannot be read here, as
-    on the in-memory store)."""
+def _follower(request: Request) -> Follower | None:
+    """The read models on the app's database, made once per app (None: they cannot be
+    read here, as on the in-memory store)."""
     state = request.app.state
     follower = getattr(state, "dashboard_follower", None)
     if follower is None:
@@ -80,7 +80,22 @@ def lags(request: Request) -> list[Lag] | None:
         except TypeError:
             return None
         state.dashboard_follower = follower
-    return follower.lags()
+    return follower
+
+
+def lags(request: Request) -> list[Lag] | None:
+    """How far each read model stands behind the log (None: they cannot be read here)."""
+    follower = _follower(request)
+    return None if follower is None else follower.lags()
+
+
+def views(request: Request) -> dict[str, ReadModelRecorder]:
+    """Each read model's view by name, for a page's figures (`api.read_models`' queries);
+    on a store without read models a page answers 404 naming why."""
+    follower = _follower(request)
+    if follower is None:
+        raise PageError(404, "The read models need a SQLite or PostgreSQL store.")
+    return {model.name: model.view for model in follower.models}
 
 
 def render(request: Request, viewer: Viewer | None, template: str, *, status: int = 200,

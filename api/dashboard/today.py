@@ -23,13 +23,15 @@ from engine.application import Candidacies
 from engine.cadence import Action, held_until, outstanding, plan
 from engine.candidacy import Candidacy
 from engine.errors import CandidacyNotFound, CorruptHistory
+from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 _PAGE = 200
 _NUDGES = ("nudge", "offer_nudge", "stall")
-_BEFORE_NEXT_STEP = ("interviewed", "hesitations_addressed")
+_BEFORE_NEXT_STEP = (Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED)
+_CLOSED = (Stage.ADVANCED, Stage.STALLED)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Item:
     rule: str = ""
     waits: str | None = None
     note: str = ""
+    due_now: bool = False  # due, and nothing holds it: the next tick (or you) sends it
 
 
 @dataclass
@@ -143,20 +146,21 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                 deadline_local=local(deadline, zone),
                 overdue=deadline is not None and deadline < now,
                 rule=thank_you.rule if thank_you else "thank_you.deadline", waits=waits,
-                note=thank_you.note if thank_you else ""))
+                note=thank_you.note if thank_you else "",
+                due_now=thank_you is not None and waits is None and thank_you.due_at <= now))
     for action in actions:
         if action.kind in _NUDGES and action.due_at < end_of_today:
+            waits = why_waiting(action, candidacy, policy, now)
             day.nudges.append(_item(
                 candidacy, row, action.kind, due_at=action.due_at,
-                due_local=local(action.due_at, zone), overdue=action.due_at < now,
-                rule=action.rule, waits=why_waiting(action, candidacy, policy, now),
-                note=action.note))
+                due_local=local(action.due_at, zone), rule=action.rule, waits=waits,
+                note=action.note, due_now=waits is None and action.due_at <= now))
         elif action.kind in _NUDGES and paused_now(candidacy, now) is not None:
             day.nudges.append(_item(
                 candidacy, row, action.kind, due_at=action.due_at,
                 due_local=local(action.due_at, zone), rule=action.rule,
                 waits=why_waiting(action, candidacy, policy, now), note=action.note))
-    if candidacy.stage == "nudged":
+    if candidacy.stage == Stage.NUDGED:
         last = candidacy.nudges[-1]["sent_at"] if candidacy.nudges else None
         day.replies.append(_item(candidacy, row, "reply", due_at=last,
                                  due_local=local(last, zone),
@@ -169,31 +173,17 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                                       due_local=local(at, zone), note=step["description"]))
 
 
-def recruiter_ids(candidacies: Candidacies, filters: Filters) -> set[str] | None:
-    """The ids of the candidacies the recruiter filter keeps (None: no such filter), from
-    the pipeline read model (who recorded the interview)."""
-    if filters.recruiter is None:
-        return None
-    from api.read_models import read_models
-
-    [pipeline] = read_models(candidacies, ["pipeline"])
-    return {str(cid) for (cid,) in pipeline.view.read(
-        "SELECT candidacy_id FROM rm_pipeline WHERE workspace=? AND recruiter=?",
-        (filters.workspace, filters.recruiter))}
-
-
 def the_day(candidacies: Candidacies, filters: Filters) -> Day:
     now = candidacies.clock.now()
     day = Day()
-    keep = recruiter_ids(candidacies, filters)
+    keep = filters.recruiter_ids(candidacies)
     cursor: str | None = None
     while True:
         rows = candidacies.rows(filters.workspace, after=cursor, limit=_PAGE)
         for row in rows:
-            if row.stage in ("advanced", "stalled") and row.due_at is None:
+            if row.stage in _CLOSED and row.due_at is None:
                 continue
-            if (filters.company and row.company != filters.company) or \
-                    (keep is not None and row.id not in keep):
+            if not filters.keeps(row, keep):
                 continue
             try:
                 candidacy = candidacies.get(row.id, filters.workspace)
@@ -214,7 +204,7 @@ def the_day(candidacies: Candidacies, filters: Filters) -> Day:
 def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     day = the_day(request.app.state.candidacies, filters)
     return render(request, viewer, "today.html", page="dashboard_today", filters=filters,
-                  day=day)
+                  day=day, hide_dates=True)  # the day is today
 
 
 @router.get("/today/items", name="dashboard_today_items")

@@ -117,6 +117,15 @@ class PlaybookRefusal(BaseModel):
     allowed_from: datetime | None = None
 
 
+class ChainBreak(BaseModel):
+    """The first break in a candidacy's hash chain (docs/audit.md)."""
+
+    kind: str = Field(description="altered, removed, inserted or reordered")
+    version: int | None = None
+    notification_id: int | None = None
+    detail: str
+
+
 class CandidacyView(BaseModel):
     """A candidacy as it stands: the current round's steps, and what may and must happen next."""
 
@@ -153,6 +162,9 @@ class CandidacyView(BaseModel):
                     "(`send_nudge`, `stall`)")
     next_due: DueAction | None = Field(default=None,
                                        description="the next step the policy wants taken")
+    chain_broken: ChainBreak | None = Field(
+        default=None, description="set when this candidacy's stored history is not what was "
+                                  "recorded (its first break; `closer audit verify`)")
 
 
 class Unreadable(BaseModel):
@@ -310,9 +322,17 @@ def list_candidacies(
 def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
                   response: Response) -> CandidacyView:
     """One candidacy as it stands (`ETag`: its version)."""
+    from api.audit_service import chain_warning
+
     candidacy = candidacies.get(candidacy_id, principal.workspace)
     etag(response, candidacy.version)
-    return candidacy_view(candidacies, candidacy)
+    view = candidacy_view(candidacies, candidacy)
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is not None:
+        view.chain_broken = ChainBreak(kind=broken.kind, version=broken.version,
+                                       notification_id=broken.notification_id,
+                                       detail=broken.detail)
+    return view
 
 
 @router.get("/{candidacy_id}/events", operation_id="getCandidacyEvents",

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.errors import PostalMailRefused, UnknownChannel
-from adapters.outbox import Dispatcher, messages
+from adapters.outbox import Dispatcher
+from adapters.outbox_rows import message_rows
 from api.auth import Principal
 from api.dependencies import Reader, Store, Writer
 from api.outbox_cli import build_dispatcher
@@ -60,7 +61,7 @@ def get_candidacy_messages(candidacy_id: CandidacyId, candidacies: Store,
                     findings=m.summary.get("findings") or [],
                     last_error=m.summary.get("last_error"),
                     trigger=m.summary.get("trigger") or {})
-        for m in messages(candidacies, candidacy_id=row.id)])
+        for m in message_rows(candidacies, candidacy_id=row.id)])
 
 
 # -- a person's retry or reroute of a stuck message (issue 13) ------------------------------
@@ -92,7 +93,7 @@ def _stuck_message(candidacies: Candidacies, principal: Principal, candidacy_id:
     row = candidacies.row(candidacy_id)
     if row is None or row.workspace != principal.workspace:
         raise CandidacyNotFound(candidacy_id)
-    if message_id not in {m.id for m in messages(candidacies, candidacy_id=row.id)}:
+    if message_id not in {m.id for m in message_rows(candidacies, candidacy_id=row.id)}:
         raise ProblemError("not-found", f"no message {message_id} for candidacy {row.id}")
 
 

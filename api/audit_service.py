@@ -1,0 +1,90 @@
+"""The audit's use cases wired to the settings' key, for the CLI, the HTTP route and
+`closer serve`'s checkpoint worker alike (`engine.audit` does the work)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from api.audit_key import public_hex, signing_key
+from api.settings import Settings, get_settings
+from closer_verify.records import public_key_from_hex
+from engine import audit
+from engine.audit_store import Checkpoint
+from engine.errors import InvalidInput
+
+
+def _now_ms(candidacies: Any) -> int:
+    return int(candidacies.clock.now().timestamp() * 1000)
+
+
+def record_checkpoint(candidacies: Any, settings: Settings | None = None
+                      ) -> tuple[Checkpoint | None, audit.AuditReport]:
+    """Verify what is new and sign a tree head over the log (see `engine.audit.checkpoint`)."""
+    key = signing_key((settings or get_settings()).audit_key_path())
+    return audit.checkpoint(candidacies.recorder, key.sign, key.public_key(),
+                            _now_ms(candidacies))
+
+
+def verify_store(candidacies: Any, settings: Settings | None = None, *,
+                 public_key: str | None = None, since: int | None = None,
+                 candidacy: str | None = None, snapshots: bool = True) -> audit.AuditReport:
+    """`engine.audit.verify` (or one candidacy's chain) with the store's own public key,
+    or ``public_key`` (hex) when checking a store signed elsewhere; snapshots too."""
+    if public_key:
+        key = public_key_from_hex(public_key)
+    else:
+        key = signing_key((settings or get_settings()).audit_key_path(),
+                          create=False).public_key()
+    if candidacy is not None:
+        try:
+            uid = UUID(candidacy)
+        except ValueError:
+            raise InvalidInput("candidacy", f"{candidacy!r} is not a candidacy id") from None
+        report = audit.AuditReport()
+        report.findings = audit.verify_chain(candidacies.recorder, uid)
+        report.events = len(candidacies.recorder.select_chain(uid))
+        if not report.events:
+            raise InvalidInput("candidacy", f"no candidacy {candidacy}")
+        return report
+    report = audit.verify(candidacies.recorder, key, since=since)
+    if snapshots:
+        checked, findings = audit.verify_snapshots(candidacies)
+        report.snapshots_checked = checked
+        report.findings.extend(findings)
+    return report
+
+
+def store_public_key(settings: Settings | None = None) -> str:
+    return public_hex(signing_key((settings or get_settings()).audit_key_path()))
+
+
+def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
+    """The first break in a candidacy's chain, for its readers (None: intact)."""
+    try:
+        uid = UUID(str(candidacy_id))
+    except ValueError:
+        return None
+    select = getattr(candidacies.recorder, "select_chain", None)
+    if select is None:
+        return None
+    findings = audit.verify_chain(candidacies.recorder, uid)
+    return findings[0] if findings else None
+
+
+class LogNotIntact(RuntimeError):
+    """`closer serve`'s checkpoint worker found the log broken: it fails (and /healthz
+    shows it down, with the first finding) until someone looks."""
+
+
+def run_checkpoints(candidacies: Any, settings: Settings, stop: Any, beat: Any) -> None:
+    """`closer serve`'s worker: a checkpoint every ``audit_checkpoint_every_seconds``
+    (none while the log is empty), until ``stop`` is set."""
+    while not stop.is_set():
+        if candidacies.recorder.max_notification_id():
+            recorded, report = record_checkpoint(candidacies, settings)
+            if recorded is None:
+                first = report.first
+                raise LogNotIntact(f"the log does not verify: {first.line() if first else ''}")
+        beat()
+        stop.wait(settings.audit_checkpoint_every_seconds)

@@ -1,0 +1,75 @@
+"""`/audit`: verify the tamper-evident history over HTTP, for admins (docs/audit.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from api.dependencies import Reader, Store
+from api.problems import ProblemError, problem_responses
+from api.roles import Role
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+def require_admin(principal: Reader) -> None:
+    """403 unless the caller's role is admin (401 without a valid token)."""
+    if principal.role is not Role.ADMIN:
+        raise ProblemError("forbidden", f"the {principal.role.value} role may not audit: "
+                                        "ask an admin")
+
+
+class AuditFinding(BaseModel):
+    kind: str = Field(description="altered, removed, inserted, reordered, checkpoint, snapshot")
+    candidacy_id: str | None = None
+    version: int | None = None
+    notification_id: int | None = None
+    detail: str
+
+
+class AuditVerification(BaseModel):
+    """What `closer audit verify` answers, the findings limited to the caller's workspace
+    (and the log's own, such as a checkpoint that no longer matches)."""
+
+    intact: bool
+    events_checked: int
+    checkpoints_checked: int
+    snapshots_checked: int
+    tree_size: int
+    findings: list[AuditFinding]
+    findings_elsewhere: int = Field(description="findings in other workspaces' candidacies")
+
+
+@router.get("/verify", operation_id="verifyAudit", dependencies=[Depends(require_admin)],
+            responses=problem_responses(401, 403, 422))
+def verify_audit(
+    request: Request, candidacies: Store, principal: Reader,
+    since: Annotated[int | None, Query(ge=1, description="trust checkpoint N and check the "
+                                                         "log after it")] = None,
+) -> AuditVerification:
+    """Check every stored event's chain link, every signed checkpoint and every snapshot;
+    the first finding first."""
+    from api.audit_service import verify_store
+
+    report = verify_store(candidacies, request.app.state.settings, since=since)
+    mine: list[AuditFinding] = []
+    elsewhere = 0
+    rows: dict[str, str | None] = {}
+    for finding in report.findings:
+        if finding.originator_id is not None:
+            if finding.originator_id not in rows:
+                row = candidacies.row(finding.originator_id)
+                rows[finding.originator_id] = row.workspace if row else None
+            if rows[finding.originator_id] != principal.workspace:
+                elsewhere += 1
+                continue
+        mine.append(AuditFinding(kind=finding.kind, candidacy_id=finding.originator_id,
+                                 version=finding.version,
+                                 notification_id=finding.notification_id,
+                                 detail=finding.detail))
+    return AuditVerification(intact=report.intact, events_checked=report.events,
+                             checkpoints_checked=report.checkpoints_checked,
+                             snapshots_checked=report.snapshots_checked, tree_size=report.size,
+                             findings=mine, findings_elsewhere=elsewhere)
