@@ -297,3 +297,49 @@ def test_the_draw_s_spelled_out_hazard_is_the_model_s_features() -> None:
     for start in (date(2026, 1, 5) + timedelta(days=k) for k in range(5)):
         for n in range(1, 70):
             assert business_days_between(start, business_day(start, n)) == n
+
+
+def test_model_mode_end_to_end_through_the_cli_and_on_a_local_cluster(
+        sqlite_url: str, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    result = runner.invoke(cli, ["simulate", "--candidacies", "220", "--seed", "3",
+                                 "--nudge-effect", "1.0"])
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "model.json"
+    result = runner.invoke(cli, ["model", "fit", "--out", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "nudge_recent" in result.output and "Calibration by decile" in result.output
+    result = runner.invoke(cli, ["model", "check", "--model", str(model), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)[0]["day"] == 5
+
+    common = ["--employer", "model", "--model", str(model), "--draws", "2", "--until",
+              "2027-06-01", "--workers", "1"]
+    result = runner.invoke(cli, ["replay", "-p", "default", "--json", *common])
+    data = json.loads(result.output)
+    assert data["employer"] == "model" and data["draws"] == 2
+    (playbook,) = data["policies"]
+    assert playbook["advanced"]["better"] == "higher"
+    assert playbook["advanced"]["low"] <= playbook["advanced"]["estimate"] \
+        <= playbook["advanced"]["high"]
+    result = runner.invoke(cli, ["replay", "-p", "default", "--csv", *common])
+    assert result.output.splitlines()[1].startswith("model,playbook v1,"), result.output
+    chart = tmp_path / "chart.png"
+    result = runner.invoke(cli, ["replay", "-p", "default", "--chart", str(chart), *common])
+    assert "employer: model" in result.output and chart.read_bytes()[:4] == b"\x89PNG"
+
+    # (People's own nudges breach a 1-nudge pest line now and then: no policy has none.)
+    tune = ["tune", "--vary", "max_nudges=1,5", "--objective",
+            "maximise advanced subject to nudges_per_candidacy<=2 and pest_breaches<=0.1",
+            "--json", *common]
+    local = json.loads(runner.invoke(cli, tune).output)
+    assert local["ranking"][0]["meets_constraints"]
+    assert {r["policy"] for r in local["ranking"]} == {"live: playbook v1", "max_nudges=1",
+                                                      "max_nudges=5"}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        result = runner.invoke(cli, [*tune, "--cluster", cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == local
+    result = runner.invoke(cli, ["tune", "--vary", "max_nudges=1,5", "--objective",
+                                 "maximise luck", *common])
+    assert result.exit_code == 1 and "unknown outcome 'luck'" in result.output
