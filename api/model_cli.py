@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -229,7 +230,7 @@ def write_outcomes_chart(outcomes: Sequence[Outcomes], path: Path) -> None:
             err = [[value - (low if low is not None else value)],
                    [(high if high is not None else value) - value]]
             axis.errorbar([i], [value], yerr=err, fmt="o", color=f"C{i % 10}", capsize=4)
-        axis.set_title(f"{label[:38]}\n({better} is better)", fontsize=8)
+        axis.set_title(f"{textwrap.fill(label, 40)}\n({better} is better)", fontsize=8)
         axis.set_xticks(range(len(outcomes)))
         axis.set_xticklabels([o.label for o in outcomes], fontsize=7, rotation=15)
     figure.suptitle("Replay, employer: model (95% bootstrap intervals)")
