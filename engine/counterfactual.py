@@ -249,13 +249,13 @@ def _outcome(prepared: _Prepared, target: ModelTarget, run: _Run, employer: _Emp
         days, decided = (outcome["at"] - prepared.interview_at).total_seconds() / 86400, 1
     else:
         # Censored where the run was last seen: the stall, a withdrawal, the end.
-        end = outcome.get("at") if stalled else (run.last or prepared.interview_at)
+        end: datetime = outcome["at"] if stalled else (run.last or prepared.interview_at)
         days, decided = max((end - prepared.interview_at).total_seconds() / 86400, 0.0), 0
     zone = prepared.ctx.zone
     first_day = prepared.history.facts[0].interview["interviewed_at"].astimezone(zone).date()
     same_day = int(run.thanked_at is not None
                    and run.thanked_at.astimezone(zone).date() == first_day)
-    breach = int(run.most > policy.pest_line.max_nudges)
+    breach = int(run.most > policy.policy.pest_line.max_nudges)
     return (int(kind == "advanced"), int(stalled), int(would), days, decided, run.nudges,
             breach, same_day)
 
@@ -306,16 +306,25 @@ def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
     views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
     filters = filters or Filters()
     parts = source.partitions(max(workers, 2) * 4 if (workers > 1 or cluster) else 1)
-    args = [(source, part, views, model, draws, seed, filters, until) for part in parts]
+    here = [(source, part, views, model, draws, seed, filters, until) for part in parts]
+    # Policies cross to other processes as their JSON documents: a policy that has been
+    # planned with carries caches whose pickle refers back to its wrapper.
+    documents = [(p.policy.model_dump(mode="json"), p.label) for p in views]
+    args = [(a[0], a[1], documents, *a[3:]) for a in here]
     if cluster is not None:
         results = _on_dask(cluster, args)
     elif workers > 1 and len(parts) > 1:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.starmap(model_partition, args)
+        # Spawned, not forked: after a fit, numpy's BLAS threads exist in this process,
+        # and a forked child can hang on their locks.  The executor (unlike Pool) reports
+        # a worker's failure instead of waiting for it for ever.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(
+                "spawn")) as pool:
+            results = list(pool.map(_remote_partition, *zip(*args, strict=True)))
     else:
-        results = [model_partition(*a) for a in args]
+        results = [model_partition(*a) for a in here]
     total = Records([p.label for p in views], draws)
     for part in results:
         total.merge(part)
@@ -324,8 +333,8 @@ def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
 
 def _remote_partition(source: Any, partition: Any, policies: list[tuple[dict[str, Any], str]],
                       *rest: Any) -> Records:
-    """`model_partition` on a Dask worker: the policies travel as their JSON documents
-    (a validated pydantic model does not survive cloudpickle's by-value round trip)."""
+    """`model_partition` in another process or on a Dask worker, the policies given as
+    their JSON documents."""
     from engine.policy import policy_from_dict
 
     views = [ReplayPolicy(policy_from_dict(data), label) for data, label in policies]
@@ -335,11 +344,10 @@ def _remote_partition(source: Any, partition: Any, policies: list[tuple[dict[str
 def _on_dask(cluster: Any, args: list[tuple[Any, ...]]) -> list[Records]:
     from distributed import Client
 
-    client = cluster if isinstance(cluster, Client) else Client(cluster)
+    # distributed's API is unannotated: called through Any.
+    client: Any = cluster if isinstance(cluster, Client) else Client(cluster)  # type: ignore[no-untyped-call]
     try:
-        futures = [client.submit(_remote_partition, a[0], a[1],
-                                 [(p.policy.model_dump(mode="json"), p.label) for p in a[2]],
-                                 *a[3:], pure=False) for a in args]
+        futures = [client.submit(_remote_partition, *a, pure=False) for a in args]
         return list(client.gather(futures))
     finally:
         if client is not cluster:
@@ -431,7 +439,7 @@ def summarise(records: Records, *, replicates: int = 400, seed: int = 0) -> list
     for label, rows in zip(records.labels, records.rows, strict=True):
         if not n:
             out.append(Outcomes(label, dict.fromkeys(OUTCOMES), dict.fromkeys(
-                OUTCOMES, (None, None))))  # type: ignore[arg-type]
+                OUTCOMES, (None, None))))
             continue
         arrays = np.asarray(rows, dtype=float)  # draws x candidacies x ROW
         estimates = _estimates(arrays, np.ones((d, n)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.errors import InvalidInput
@@ -56,7 +56,7 @@ class Objective:
         return text
 
 
-def _outcome(name: str, known: dict[str, object]) -> str:
+def _outcome(name: str, known: Mapping[str, object]) -> str:
     name = ALIASES.get(name, name)
     if name not in known:
         raise InvalidInput("--objective", f"unknown outcome {name!r}; known: "

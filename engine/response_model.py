@@ -157,7 +157,7 @@ class ResponseModel:
                 "report": self.report}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ResponseModel:
+    def from_dict(cls, data: Any) -> ResponseModel:
         from engine.errors import InvalidInput
 
         if not isinstance(data, dict) or data.get("kind") != "closer.response_model":
@@ -387,7 +387,7 @@ def fit(histories: Iterable[Any]) -> ResponseModel:
     """Fit the model on recorded histories (read with ``keep_decisions=True``), with its
     report; `ModelRefused` when there is too little to learn from."""
     import numpy as np
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # type: ignore[import-untyped]
 
     candidacies = 0
     records: list[RoundRecord] = []
@@ -448,7 +448,7 @@ def fit(histories: Iterable[Any]) -> ResponseModel:
 def concordance(predicted: Any, observed: Any) -> float:
     """The share of (decided, not decided) person-day pairs the model orders rightly
     (ties count half): the c-statistic, from ranks."""
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # type: ignore[import-untyped]
 
     ranks = rankdata(predicted)
     positives = observed == 1
