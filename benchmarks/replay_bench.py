@@ -490,7 +490,7 @@ def model_main(args: argparse.Namespace) -> None:
     events = runs["floor"][0]["events"]
     text = "\n".join([
         f"`{command}` (1 process each; {events:,} events, {args.candidacies:,} "
-        f"candidacies simulated with a nudge effect of 1; load {load_average()})",
+        f"candidacies simulated with a nudge effect of 1; {load_average()})",
         "",
         "| side | events/s (median of rounds) | ratio to recorded, per round |",
         "|---|---|---|",
@@ -502,9 +502,10 @@ def model_main(args: argparse.Namespace) -> None:
         f"{spread(rate['model'], unit='', digits=0)} | "
         f"{spread(ratios(rate['model'], rate['recorded']))} |",
         "",
-        "Model mode's rate counts each event once per draw it was replayed for (the "
-        "fit, done once before the timer, is not counted).  Target: a draw at least 0.5x "
-        "the recorded mode's rate.",
+        "Model mode's rate counts each event once per draw it was replayed for: the "
+        "store is read and decoded once for all the draws, so reading is shared between "
+        "them (the fit, done once before the timer, is not counted).  Target: a draw at "
+        "least 0.5x the recorded mode's rate.",
     ])
     print(text)
     if not args.no_docs:
