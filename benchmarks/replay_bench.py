@@ -514,8 +514,113 @@ def model_main(args: argparse.Namespace) -> None:
         write(MODEL_SECTION, MODEL_SECTION + "\n\n" + text)
 
 
+COVERAGE_SECTION = "## Replay's intervals: coverage of the truth (issue 18)"
+
+
+def _pairs() -> dict[str, CadencePolicy]:
+    base = default_policy().model_dump(mode="json")
+
+    def variant(name: str, **changes: Any) -> CadencePolicy:
+        data = json.loads(json.dumps(base))
+        data["name"] = name
+        for key, value in changes.items():
+            section, field = key.split("__")
+            data[section][field] = value
+        return policy_from_dict(data)
+
+    return {"more persistent": variant("persistent", pest_line__max_nudges=6,
+                                       stall__grace_business_days=10),
+            "less persistent": variant("brief", pest_line__max_nudges=1,
+                                       patience__window_without_timeline_weeks=2),
+            "other spacing": variant("spaced", nudge__spacing_business_days=2)}
+
+
+def coverage_trial(directory: Path, count: int, seed: int, effect: float,
+                   draws: int) -> dict[str, dict[str, bool]]:
+    """One ground-truth trial (as tests/test_counterfactual.py): simulate the playbook
+    with a known nudge effect, fit, predict each pair's B; simulate B on the same seeds;
+    does each 95% interval cover the truth?"""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from engine.application import Candidacies
+    from engine.counterfactual import _km_quantiles, model_replay, summarise
+    from engine.replay import SQLiteSource, candidacy_histories
+    from engine.response_model import ResponseModel, fit
+    from engine.simulation import simulate, simulate_in_memory
+    from engine.store import eventsourcing_env
+
+    path = directory / f"coverage_{seed}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    truth = ResponseModel.truth(effect)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{path}"))
+    simulate(app, count, seed, employer=truth)
+    app.close()
+    source = SQLiteSource(path, TABLE)
+    model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
+    pairs = _pairs()
+    outcomes = summarise(model_replay(source, list(pairs.values()), model, draws=draws,
+                                      seed=seed, until=datetime(2027, 6, 1, tzinfo=UTC)),
+                         replicates=300, seed=seed)
+    (nudge,) = [r for r in model.report["hazard"] if r["feature"] == "nudge_recent"]
+    found: dict[str, dict[str, bool]] = {"fit": {
+        "nudge_effect": nudge["low"] <= effect <= nudge["high"]}}
+    for (name, policy), predicted in zip(pairs.items(), outcomes, strict=True):
+        days, decided, advanced = [], [], 0
+        for world, candidacy in simulate_in_memory(count, seed, policy, employer=truth):
+            outcome = candidacy.outcome or {}
+            advanced += outcome.get("kind") == "advanced"
+            done = outcome.get("kind") in ("advanced", "rejected")
+            end = outcome.get("at") or candidacy.modified_on
+            days.append((end - world.first_interview_at).total_seconds() / 86400)
+            decided.append(1.0 if done else 0.0)
+        (median,) = _km_quantiles(np.asarray(days), np.asarray(decided),
+                                  np.ones(len(days)), (0.5,))
+        low, high = predicted.intervals["advanced"]
+        dlow, dhigh = predicted.intervals["days_median"]
+        found[name] = {
+            "advanced": low is not None and high is not None
+            and low <= advanced / count <= high,
+            "days_median": None not in (median, dlow, dhigh)
+            and dlow <= median <= dhigh}  # type: ignore[operator]
+    return found
+
+
+def coverage_main(args: argparse.Namespace) -> None:
+    args.dir.mkdir(parents=True, exist_ok=True)
+    tally: dict[str, dict[str, int]] = {}
+    for seed in range(1, args.seeds + 1):
+        trial = coverage_trial(args.dir, args.candidacies, seed, 1.0, args.draws)
+        print(f"  seed {seed}: {trial}", file=sys.stderr, flush=True)
+        for name, checks in trial.items():
+            for key, covered in checks.items():
+                tally.setdefault(f"{name}: {key}", {"covered": 0, "trials": 0})
+                tally[f"{name}: {key}"]["trials"] += 1
+                tally[f"{name}: {key}"]["covered"] += int(covered)
+    command = (f"python benchmarks/replay_bench.py --coverage --seeds {args.seeds} "
+               f"--candidacies {args.candidacies} --draws {args.draws}")
+    lines = [COVERAGE_SECTION, "", f"`{command}`: per seed, {args.candidacies:,} candidacies "
+             "simulated under the playbook with a nudge effect of 1, the model fitted, each "
+             "pair's policy predicted ({args.draws} draws) and simulated directly on the "
+             "same seeds.".replace("{args.draws}", str(args.draws)), "",
+             "| check | 95% interval covers the truth |", "|---|---|"]
+    for key, count in tally.items():
+        lines.append(f"| {key} | {count['covered']} of {count['trials']} |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_docs:
+        from paired import write_section as write
+
+        write(COVERAGE_SECTION, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coverage", action="store_true",
+                        help="the ground-truth coverage study (issue 18), its own section")
+    parser.add_argument("--seeds", type=int, default=20, help="--coverage: trials")
     parser.add_argument("--model-mode", action="store_true",
                         help="measure --employer model against recorded mode and the floor "
                              "(issue 18) and write its own section")
@@ -545,6 +650,9 @@ def main() -> None:
         return
     if args.model_mode:
         model_main(args)
+        return
+    if args.coverage:
+        coverage_main(args)
         return
     if args.quick:
         args.events, args.small, args.rounds = 100_000, 20_000, 3
