@@ -188,8 +188,15 @@ def replay_command(
         _friendly(_replay_model)(policy, source, where or [], since, until, as_json, as_csv,
                                  chart, workers, model, draws, seed, cluster)
         return
+    if cluster is not None:
+        _friendly(_cluster_needs_model)()
     _friendly(_replay)(policy, source, where or [], since, until, as_json, as_csv, chart,
                        workers)
+
+
+def _cluster_needs_model() -> NoReturn:
+    raise InvalidInput("--cluster", "runs --employer model's partitions; recorded mode "
+                                    "uses the local process pool (--workers)")
 
 
 def _bad_employer(employer: str) -> NoReturn:
@@ -502,6 +509,8 @@ def tune_command(
         _friendly(_tune_model)(vary, base, objective, source, where or [], since, until, top,
                                as_json, workers, model, draws, seed, cluster)
         return
+    if cluster is not None:
+        _friendly(_cluster_needs_model)()
     _friendly(_tune)(vary, base, objective, source, where or [], since, until, top, as_json,
                      workers)
 

@@ -105,6 +105,8 @@ def test_recorded_mode_is_the_default_and_gives_the_figures_worked_out_by_hand(
     assert result.exit_code == 1 and "'recorded' or 'model'" in result.output
     result = runner.invoke(cli, ["replay", "-p", "default", "--employer", "model"])
     assert result.exit_code == 1 and "needs --model" in result.output
+    result = runner.invoke(cli, ["replay", "-p", "default", "--cluster", "tcp://x:8786"])
+    assert result.exit_code == 1 and "--employer model" in result.output
 
 
 # -- the simulator's ground truth -----------------------------------------------------------
