@@ -1,6 +1,6 @@
 """Build Closer: the decision function and its calendar maths compiled with mypyc.
 
-`plan` (engine/cadence.py) and the calendar under it (engine/calendar.py) are replay's
+`plan` (engine/decisions.py) and the calendar under it (engine/work_calendar.py) are replay's
 hottest code; compiled, replay spends about a fifth less CPU per event (docs/performance.md,
 "Replay").  engine/replay.py is not compiled: compiling it too cost 45-70% more build CPU for
 no measurable gain (docs/performance.md, "Install and start-up").  The sources stay in
@@ -13,7 +13,7 @@ import os
 
 from setuptools import setup
 
-COMPILED = ["engine/calendar.py", "engine/cadence.py"]
+COMPILED = ["engine/work_calendar.py", "engine/decisions.py"]
 
 
 def ext_modules() -> list:
@@ -25,7 +25,10 @@ def ext_modules() -> list:
     # modules import are typed Any there, and the modules they import are not checked.
     # Their shared library goes inside the package (engine/compiled__mypyc...), where
     # an editable install finds it too.
-    modules = mypycify(["--ignore-missing-imports", "--follow-imports=silent", *COMPILED],
+    # pyproject's [tool.mypy] is the type check's (its pydantic plugin is not installed
+    # here): the build reads no configuration but these flags.
+    modules = mypycify(["--config-file", os.devnull, "--ignore-missing-imports",
+                        "--follow-imports=silent", *COMPILED],
                        opt_level="3", group_name="engine.compiled")
     for module in modules:
         module.optional = True  # a failed compile leaves the pure-Python modules

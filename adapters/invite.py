@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
 import icalendar
 
@@ -73,7 +74,7 @@ class CalendarAdapter(TemplateAdapter):
     channel = "calendar"
     medium = "calendar"
 
-    def __init__(self, *, directory: str | Path | None = None, smtp: dict | None = None,
+    def __init__(self, *, directory: str | Path | None = None, smtp: dict[str, Any] | None = None,
                  sender: str = SYSTEM_SENDER, domain: str = "closer.local",
                  templates: Renderer | str | None = None) -> None:
         super().__init__(templates=templates)

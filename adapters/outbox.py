@@ -54,13 +54,14 @@ from pydantic import ValidationError
 
 from adapters.base import Adapter, Registry, refuse_postal
 from adapters.errors import AdapterError, DeliveryError, UnknownChannel
-from adapters.message import MessageContext, MessageKind, message_id, plain_error
+from adapters.message import MessageContext, message_id, plain_error
 from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
 from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
-from engine.cadence import fallback_channel
 from engine.candidacy import CORRECTIONS, Candidacy
+from engine.decisions import fallback_channel
 from engine.errors import CorruptHistory, IllegalCommand
 from engine.lifecycle import Stage
+from engine.policy import MessageKind
 from engine.values import Actor
 
 log = structlog.get_logger("closer.outbox")
@@ -343,9 +344,8 @@ def route_messages(event: Any, routing: Any, candidacy: Any = None) -> list[Rout
     elif isinstance(event, Candidacy.Stalled):
         routed += _on_own_channels(routing, "stalled")
     elif isinstance(event, Candidacy.ReminderSent):
-        trigger = _REMINDER_TRIGGER.get(event.kind)
-        if trigger:
-            routed += _on_own_channels(routing, trigger)
+        if (reminder := _REMINDER_TRIGGER.get(event.kind)) is not None:
+            routed += _on_own_channels(routing, reminder)
     elif isinstance(event, Candidacy.NextStepClosed) and event.scheduled_for is not None:
         routed.append(RoutedMessage(MessageKind.NEXT_STEP_INVITE, "calendar"))
     # One message per channel per event: the id is (candidacy, event, channel).

@@ -25,8 +25,9 @@ from adapters._text import (
 )
 from adapters.base import Adapter
 from adapters.errors import RenderError, TemplateError
-from adapters.message import CANDIDATE_AUTHORED, Message, MessageContext, MessageKind
+from adapters.message import CANDIDATE_AUTHORED, Message, MessageContext
 from adapters.names import Issue, check_names, check_titles, exact_words
+from engine.policy import MessageKind
 
 
 @dataclass(frozen=True, slots=True)

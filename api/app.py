@@ -2,10 +2,10 @@
 
 `create_app()` builds it (tests hand it their own application); `server_app()` is the
 factory `closer serve` (`serve`, `run_server`) gives uvicorn, so every worker process builds
-its own from the settings.  The engine is synchronous: the queries are plain `def` routes
-(FastAPI runs them in its thread pool); the candidacy commands are `async def` routes that await
-the request's `CommandRunner` (`api.dependencies`), which says where the engine's work runs; the
-event stream and the dependencies that do no I/O are `async` too.
+its own from the settings.  The engine is synchronous, and it always runs in FastAPI's
+thread pool: the queries are plain `def` routes; the candidacy commands are `async def` routes
+that await the request's `CommandRunner` (`api.dependencies`), which runs the command in a
+worker thread.  The event stream and the dependencies that do no I/O are `async`.
 """
 
 from __future__ import annotations

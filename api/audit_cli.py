@@ -67,7 +67,8 @@ def verify_command(
         help="the signing key's public half in hex (default: the settings' key file's)")
     ] = None,
     snapshots: Annotated[bool, typer.Option(
-        help="also compare each snapshot with the state its events make")] = True,
+        help="also compare each snapshot, and each candidacy's current row, with what "
+             "its events make")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Check every stored event's chain link and every signed checkpoint; name the first
@@ -92,7 +93,7 @@ def verify_command(
         typer.echo(orjson.dumps(report.as_dict()).decode())
     elif report.intact:
         typer.echo(f"intact: {report.events} events, {report.checkpoints_checked} checkpoints"
-                   f", {report.snapshots_checked} snapshots checked")
+                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows checked")
     else:
         _broken(report)
     if not report.intact:
@@ -132,7 +133,7 @@ def export_command(
 
     from eventsourcing.persistence import PersistenceError
 
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.audit_key import public_hex, signing_key
     from api.audit_service import record_checkpoint
     from api.settings import get_settings
@@ -151,7 +152,7 @@ def export_command(
                 raise InvalidInput("candidacy", f"{candidacy!r} is not a candidacy id") from None
             if candidacies.row(candidacy) is None:
                 raise InvalidInput("candidacy", f"no candidacy {candidacy}")
-            message_ids = frozenset(UUID(m.id) for m in messages(candidacies,
+            message_ids = frozenset(UUID(m.id) for m in message_rows(candidacies,
                                                                  candidacy_id=candidacy))
         head, report = record_checkpoint(candidacies)
         if head is None:

@@ -32,13 +32,13 @@ def signing_key(path: str | Path, *, create: bool = True) -> Ed25519PrivateKey:
             out.write(pem)
         return key
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as error:
         raise InvalidInput("CLOSER_AUDIT_KEY_FILE", f"{path}: not a PEM private key "
                                                     f"({error})") from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise InvalidInput("CLOSER_AUDIT_KEY_FILE", f"{path}: not an Ed25519 key")
-    return key
+    return loaded
 
 
 def public_hex(key: Ed25519PrivateKey) -> str:

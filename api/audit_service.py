@@ -52,6 +52,8 @@ def verify_store(candidacies: Any, settings: Settings | None = None, *,
         checked, findings = audit.verify_snapshots(candidacies)
         report.snapshots_checked = checked
         report.findings.extend(findings)
+        report.rows_checked, findings = audit.verify_rows(candidacies)
+        report.findings.extend(findings)
     return report
 
 

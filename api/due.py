@@ -8,8 +8,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from engine.application import Candidacies
-from engine.cadence import outstanding, plan
 from engine.candidacy import Candidacy
+from engine.decisions import outstanding, plan
 
 
 class DueAction(BaseModel):

@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 from zoneinfo import ZoneInfo
 
 from engine.errors import CandidacyNotFound, CorruptHistory
@@ -69,6 +69,10 @@ def _name(event: Any) -> str:
     return type(event).__name__
 
 
+@overload
+def _iso(moment: datetime) -> str: ...
+@overload
+def _iso(moment: Any) -> str | None: ...
 def _iso(moment: Any) -> str | None:
     """UTC ISO text (sorts as time on both stores), from a datetime or ISO text."""
     if moment is None:
@@ -397,7 +401,11 @@ def _words(name: str) -> str:
 
 def summary(event: Any) -> str:
     """A short sentence for a person reading the candidacy's timeline."""
-    name, get = _name(event), (lambda field: getattr(event, field, None))
+    name = _name(event)
+
+    def get(field: str) -> Any:
+        return getattr(event, field, None)
+
     decided = _decided_by(event)
     if name == "InterviewRecorded":
         who = (get("candidate") or {}).get("name", "")
@@ -732,11 +740,11 @@ def about_to_stall(app: Any, view: ReadModelRecorder, now: datetime,
                    recruiter: str | None = None, company: str | None = None,
                    limit: int = 200) -> list[Stall]:
     """Candidacies whose policy will stall them by ``now + within``, soonest first: the
-    moment, the reason and the rule are the engine's own (`engine.cadence.plan`).
+    moment, the reason and the rule are the engine's own (`engine.decisions.plan`).
 
     Only candidacies with something due by then (their ``closer_candidacies.due_at``, the
     first planned step) can have a stall due by then: those are the ones planned."""
-    from engine.cadence import plan
+    from engine.decisions import plan
 
     horizon = now + within
     where, params = _where({"p.workspace": workspace, "p.recruiter": recruiter,

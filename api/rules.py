@@ -1,8 +1,8 @@
 """The cadence policy's rules as the dashboard names them: every automated line (a
 decision, a stall, a refusal) links to its rule's entry on the Rules page (`rule_url`).
 
-The rules themselves live in `engine.cadence`; docs/policy.md has the full table.  A test
-keeps this list and the rule names in `engine/cadence.py` the same.
+The rules themselves live in `engine.decisions`; docs/policy.md has the full table.  A test
+keeps this list and the rule names in `engine/decisions.py` the same.
 """
 
 from __future__ import annotations

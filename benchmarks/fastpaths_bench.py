@@ -115,7 +115,7 @@ def without_zone_days() -> Iterator[None]:
     day is worked out through the tzinfo (the calendar's datetime paths)."""
     from datetime import UTC, date, datetime
 
-    from engine.calendar import ZoneDays
+    from engine.work_calendar import ZoneDays
 
     def wall_time(self: ZoneDays, day: int, at: Any) -> datetime:
         return datetime.combine(date.fromordinal(day), at, self.zone).astimezone(UTC)

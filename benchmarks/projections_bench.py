@@ -23,18 +23,29 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from psycopg.sql import SQL, Identifier
+
 from api.read_models import follower
 from engine.application import Candidacies
 from engine.clock import FixedClock
-from engine.follower import PostgresReadModelRecorder
+from engine.follower import PostgresReadModelRecorder, _check_position
 from engine.simulation import simulate
 from engine.store import eventsourcing_env
 from engine.tables import Tx
 
 
-def without_pipeline(self: PostgresReadModelRecorder, tracking: Any, work: Any) -> None:
-    """The write as the library's own `datastore.transaction` would run it."""
+def without_pipeline(self: PostgresReadModelRecorder, tracking: Any, work: Any,
+                     expected: int | None = None) -> None:
+    """The write as the library's own `datastore.transaction` would run it (the same
+    position check as `PostgresReadModelRecorder.write`)."""
     with self.datastore.transaction(commit=True) as curs:
+        if expected is not None:
+            curs.execute(SQL("SELECT notification_id FROM {0}.{1} WHERE "
+                             "application_name=%s FOR UPDATE").format(
+                Identifier(self.datastore.schema), Identifier(self.tracking_table_name)),
+                (tracking.application_name,))
+            row = curs.fetchone()
+            _check_position(tracking, expected, None if row is None else row["notification_id"])
         work(Tx(curs, "%s"))
         self._insert_tracking(curs, tracking)
 

@@ -1,6 +1,6 @@
 """Closer's domain: lifecycle, aggregate, cadence policy, scheduler, replay.
 
-The decision function and its calendar (`engine.cadence`, `engine.calendar`) are compiled
+The decision function and its calendar (`engine.decisions`, `engine.work_calendar`) are compiled
 with mypyc when the project is built (setup.py; `engine.replay` is not, as it gained
 nothing measurable).  Their sources are always shipped beside them and are what runs
 instead when:
@@ -24,8 +24,8 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-GROUP = ("calendar", "cadence")
-"""The compiled modules, in import order (cadence imports calendar)."""
+GROUP = ("work_calendar", "decisions")
+"""The compiled modules, in import order (decisions imports work_calendar)."""
 SHARED = "compiled__mypyc"
 """Their shared library (setup.py's group name), without which none of them loads: a
 build that failed there but not on the modules leaves only the sources usable."""

@@ -35,10 +35,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from engine.cadence import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
 from engine.codec import APPLICATION_NAME, mapper_of, reason, transcoder_of
+from engine.decisions import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
@@ -53,8 +53,11 @@ from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 
 if TYPE_CHECKING:
-    from engine.memory_store import CloserMemoryRecorder
-    from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
+    from engine.audit_store import (
+        AuditedMemoryRecorder,
+        AuditedPostgresRecorder,
+        AuditedSQLiteRecorder,
+    )
 from engine.values import (
     Actor,
     Correction,
@@ -150,7 +153,8 @@ class Candidacies(Application[UUID]):
     name = APPLICATION_NAME
     snapshotting_intervals = {Candidacy: SNAPSHOT_INTERVAL}
     if TYPE_CHECKING:  # the store's recorder: the library's, with Closer's tables and queries
-        recorder: CloserSQLiteRecorder | CloserPostgresRecorder | CloserMemoryRecorder
+        # (eventsourcing_env names the audited recorders: Closer's with the event chain.)
+        recorder: AuditedSQLiteRecorder | AuditedPostgresRecorder | AuditedMemoryRecorder
 
     def __init__(
         self,
@@ -510,7 +514,7 @@ class Candidacies(Application[UUID]):
         return self._execute(actor, candidacy_id, "start_next_round",
                              details.model_dump(mode="json"), command, **options)
 
-    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: int, *,
+    def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: object, *,
                        reason: str | None = None, **options: Any) -> Outcome:
         """Move the candidacy to another published cadence policy version, recorded as
         `PolicyMigrated` (from, to, who, why); the scheduler then decides with it.  Refused

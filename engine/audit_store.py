@@ -4,7 +4,7 @@
 in its aggregate and its own (`closer_verify.records.event_hash`), written in the *same
 transaction* as the event: `EventChain.insert_events` computes them before the write and
 hands them down with the other rows of a save (``event_hashes=``), so SQLite, PostgreSQL
-(its one-script write and the library's, and the awaited one) and the in-memory store
+(its one-script write and the library's) and the in-memory store
 all write them where they write the events.  ``closer_audit_checkpoints`` holds the
 signed tree heads `engine.audit.checkpoint` records, with the frontier of the tree at
 each, so a later verification can start there.
@@ -29,9 +29,9 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.sql import SQL
 
 from closer_verify.records import GENESIS, event_hash
-from engine.follower import Tx
 from engine.memory_store import CloserMemoryRecorder
-from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder, ExtraTable
+from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
+from engine.tables import ExtraTable, Tx
 
 TIPS = 10_000
 """How many aggregates' last chain hashes a recorder remembers (a command on one of them
@@ -126,13 +126,6 @@ class EventChain:
         self._remember(hashes)
         return ids  # type: ignore[no-any-return]
 
-    async def insert_events_async(self, stored_events: Sequence[StoredEvent],
-                                  **kwargs: Any) -> Sequence[int]:
-        hashes = self._chained(stored_events, kwargs)
-        ids = await super().insert_events_async(stored_events, **kwargs)  # type: ignore[misc]
-        self._remember(hashes)
-        return ids  # type: ignore[no-any-return]
-
     def _chained(self, stored_events: Sequence[StoredEvent],
                  kwargs: dict[str, Any]) -> list[EventHash]:
         """The chain hashes of ``stored_events`` (and of any unhashed earlier events of
@@ -145,7 +138,7 @@ class EventChain:
         for stored in stored_events:
             firsts.setdefault(UUID(str(stored.originator_id)), stored.originator_version)
         with self._tips_lock:
-            remembered = self._tips or {}
+            remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
                 tip = remembered.get(uid)
                 if version == 1:
@@ -333,7 +326,7 @@ class AuditedPostgresRecorder(ChainQueries, CloserPostgresRecorder):
     def _write_audit(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         with (self.datastore.get_connection() as conn, conn.transaction(),
               conn.cursor() as curs):
-            curs.executemany(SQL(self._q(sql)), params)  # type: ignore[arg-type]
+            curs.executemany(SQL(self._q(sql)), params)
 
 
 class AuditedMemoryRecorder(EventChain, CloserMemoryRecorder):

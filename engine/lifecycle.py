@@ -305,7 +305,7 @@ class TransitionTable:
     def enabled(self, stage: str, candidacy: Any, at: Any = None) -> tuple[str, ...]:
         """The commands a person may give now: offered to people (`PERSON_COMMANDS`) and
         accepted at ``stage`` with some valid arguments, guards asked (for errors and
-        menus; the playbook's timing rules, `engine.cadence.manual_refusal`, apart)."""
+        menus; the playbook's timing rules, `engine.decisions.manual_refusal`, apart)."""
         return tuple(
             command for command in self._allowed.get(stage, ())
             if command in PERSON_COMMANDS

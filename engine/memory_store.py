@@ -67,6 +67,11 @@ def _fresh(row: Any) -> Any:
     return replace(row, summary=_json(row.summary))
 
 
+def _texts(row: CandidacyRow) -> tuple[str | None, ...]:
+    # What a text search reads; a column SQL holds as NULL matches no LIKE.
+    return (row.candidate, row.company, row.role)
+
+
 def _like(text: str) -> re.Pattern[str]:
     """SQL's ``LIKE '%text%'`` on lowered text: ``%`` and ``_`` are wildcards there too."""
     parts = ("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in text.lower())
@@ -205,8 +210,8 @@ class CloserMemoryRecorder(POPOProcessRecorder):
             rows = [r for r in self._rows.values() if r.workspace == workspace
                     and (not stage or r.stage == stage) and (not after or r.id > after)
                     and (pattern is None or any(
-                        pattern.fullmatch(v.lower())
-                        for v in (r.candidate, r.company, r.role)))]
+                        v is not None and pattern.fullmatch(v.lower())
+                        for v in _texts(r)))]
         return [_fresh(r) for r in sorted(rows, key=lambda r: r.id)[:limit]]
 
     def select_due(self, before: datetime, *, after: tuple[str, str] = ("", ""),

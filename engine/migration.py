@@ -120,8 +120,8 @@ def migrate(app: Any, actor: Actor, target: PolicyRef, chosen: MigrationFilter, 
         _one(app, actor, row, target, reason, dry_run, report)
     for missing in sorted((chosen.ids or frozenset()) - seen):
         # Not there, another workspace's, or not matching the other criteria: named.
-        row = app.row(missing) if _is_uuid(missing) else None
-        if row is None or row.workspace != actor.workspace:
+        found = app.row(missing) if _is_uuid(missing) else None
+        if found is None or found.workspace != actor.workspace:
             report.failed.append(Failure(missing, "not-found", str(CandidacyNotFound(missing))))
     return report
 

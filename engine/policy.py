@@ -38,8 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from engine.calendar import WorkCalendar, allowed_send_intervals, work_calendar
 from engine.errors import CloserError
+from engine.work_calendar import WorkCalendar, allowed_send_intervals, work_calendar
 
 __all__ = [
     "DEFAULT_POLICY_PATH",
@@ -604,7 +604,7 @@ class CadencePolicy(BaseModel):
     @cached_property
     def places(self) -> dict[tuple[Any, str | None, str | None], Any]:
         """The cadence's calendar maths for each candidacy place (time zone, country,
-        subdivision) under these rules, filled by `engine.cadence.place_of`: kept with the
+        subdivision) under these rules, filled by `engine.decisions.place_of`: kept with the
         policy, which is frozen, so nothing derived from it goes stale."""
         return {}
 

@@ -37,15 +37,15 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 
 from engine.application import SCHEDULER, apply_action
-from engine.cadence import Action
-from engine.calendar import WorkCalendar
 from engine.candidacy import Candidacy
 from engine.codec import state_decoder, stored_event_mapper
+from engine.decisions import Action
 from engine.errors import IllegalCommand, InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.policy import CadencePolicy
 from engine.simulation import APPLIED, REFUSED, SKIPPED, drive
 from engine.values import Actor, ReplyKind, in_range
+from engine.work_calendar import WorkCalendar
 
 __all__ = [
     "METRICS", "Agreement", "Difference", "JsonlSource", "Metrics", "PostgresSource",

@@ -2,7 +2,7 @@
 
 One loop, `drive`, moves a candidacy through simulated time: facts in time order and,
 between two facts, whatever the cadence policy says falls due first.  It asks
-`engine.cadence.plan` (the one decision function) and applies the earliest action with
+`engine.decisions.plan` (the one decision function) and applies the earliest action with
 `engine.application.apply_action` (the scheduler's own mapping from action to command), stamped
 at its due moment, as a scheduler ticking at that moment would.  Two uses share it:
 
@@ -41,8 +41,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from engine.application import SCHEDULER, apply_action
-from engine.cadence import Action, plan
 from engine.candidacy import Candidacy
+from engine.decisions import Action, plan
 from engine.errors import CloserError, IllegalCommand
 from engine.lifecycle import Stage
 from engine.policy import CadencePolicy

@@ -63,9 +63,10 @@ class CandidacyRow:
     stage: str
     version: int
     round: int
-    candidate: str
-    company: str
-    role: str
+    # Nullable columns: the queries answer rows written without them too.
+    candidate: str | None
+    company: str | None
+    role: str | None
     updated_at: datetime
     due_at: datetime | None
     summary: dict[str, Any]
@@ -147,7 +148,7 @@ class _Queries:
     def _create(self, statements: Sequence[str]) -> None:
         raise NotImplementedError
 
-    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The rows of one query in portable SQL (``?`` placeholders), on its own
         consistent view: for the queries of an added table's owner."""
         return self._select(sql, params)
@@ -492,7 +493,7 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
     def _create(self, statements: Sequence[str]) -> None:
         with self._schema_locked() as conn:
             for statement in statements:
-                conn.execute(SQL(statement))  # type: ignore[arg-type]
+                conn.execute(SQL(statement))
 
     @contextmanager
     def _schema_locked(self) -> Iterator[psycopg.Connection[Any]]:

@@ -33,7 +33,7 @@ class Tx:
     def _q(self, sql: str) -> Any:
         if self._placeholder == "?":
             return sql
-        return SQL(sql.replace("?", self._placeholder))  # type: ignore[arg-type]
+        return SQL(sql.replace("?", self._placeholder))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement."""

@@ -46,8 +46,8 @@ def _structlog_restored() -> Iterator[None]:
 
 
 UNIT_MODULES = frozenset({
-    "test_lifecycle", "test_cadence_rules", "test_cadence_properties", "test_policy",
-    "test_calendar", "test_candidacy_store", "test_properties", "test_memory_store",
+    "test_lifecycle", "test_decision_rules", "test_decision_properties", "test_policy",
+    "test_work_calendar", "test_candidacy_store", "test_properties", "test_memory_store",
     "test_api_commands", "test_api_candidacies", "test_api_events", "test_outbox",
     "test_kept_copies_http", "test_api_agenda", "test_api_messages", "test_policy_migration",
     "test_audit_proofs",

@@ -9,7 +9,8 @@ import pytest
 from adapters_fixtures import make_context
 from pydantic import ValidationError
 
-from adapters.message import MessageKind, message_id
+from adapters.message import message_id
+from engine.policy import MessageKind
 
 
 def test_message_id_is_a_stable_uuid5_per_candidacy_event_and_channel() -> None:

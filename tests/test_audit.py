@@ -295,29 +295,6 @@ def test_the_in_memory_store_chains_and_verifies_as_the_sql_ones() -> None:
     app.close()
 
 
-@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
-                         indirect=True)
-def test_a_command_awaited_on_the_event_loop_is_chained_too(candidacies: Candidacies) -> None:
-    """PostgreSQL's async write (`execute_async`) carries the chain hash like the others."""
-    import asyncio
-    from datetime import UTC, datetime
-
-    actor = Actor(user="recruiter@agency.example", workspace="agency")
-    candidacy_id = candidacy_at(candidacies, actor, "interviewed")
-
-    async def main() -> Any:
-        async with candidacies.writing_async(2):
-            return await candidacies.execute_async(
-                candidacies.note_competing_offer, actor, candidacy_id, "Rival",
-                datetime(2099, 1, 1, 17, tzinfo=UTC))
-
-    outcome = asyncio.run(main())
-    assert outcome is not None and outcome.version == 2  # written on the loop
-    assert candidacies.recorder.count_event_hashes() == 2
-    assert audit.verify(candidacies.recorder, PUBLIC).intact
-    assert audit.verify_chain(candidacies.recorder, UUID(candidacy_id)) == []
-
-
 def test_a_cold_write_of_many_aggregates_reads_their_predecessors_in_one_query(
         store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tick's page in a process that did not write those candidacies last (the
@@ -341,3 +318,21 @@ def test_a_cold_write_of_many_aggregates_reads_their_predecessors_in_one_query(
     recorder.insert_events(events)
     assert calls == {"batch": 1, "one": 0}
     assert audit.verify(recorder, PUBLIC).intact
+
+
+def test_a_current_row_that_disagrees_with_its_events_is_named(store: Any) -> None:
+    """The candidacies table (lists, the scheduler and the dashboard read it) edited in SQL."""
+    app, raw, ids = store
+    assert audit.verify_rows(app) == (3, [])
+    raw.run("UPDATE closer_candidacies SET stage='advanced' WHERE id=?", ids["second"])
+    checked, findings = audit.verify_rows(app)
+    assert checked == 3
+    assert [(f.kind, f.originator_id) for f in findings] == [(audit.ROW, ids["second"])]
+    assert "stage 'advanced'" in findings[0].detail
+    raw.run("INSERT INTO closer_candidacies (id, workspace, stage, version, round, "
+            "candidate, company, role, updated_at, due_at, summary) SELECT "
+            "'00000000-0000-4000-8000-000000000000', workspace, stage, version, round, "
+            "candidate, company, role, updated_at, due_at, summary FROM closer_candidacies "
+            "WHERE id=?", ids["third"])
+    kinds = [(f.kind, f.originator_id) for f in audit.verify_rows(app)[1]]
+    assert (audit.ROW, "00000000-0000-4000-8000-000000000000") in kinds

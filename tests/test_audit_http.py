@@ -70,8 +70,10 @@ def test_a_tampered_event_is_named_to_its_workspace_admin_and_flagged_on_read(
     answer: dict[str, Any] = _client(app, candidacies, "admin").get("/audit/verify").json()
     assert answer["intact"] is False
     mine = [f for f in answer["findings"] if f["candidacy_id"]]
-    assert [(f["kind"], f["candidacy_id"], f["version"]) for f in mine] == \
-        [("altered", candidacy_id, 1)]
+    # The altered event, and the row that now disagrees with what the events say.
+    assert [(f["kind"], f["candidacy_id"]) for f in mine] == \
+        [("altered", candidacy_id), ("row", candidacy_id)]
+    assert mine[0]["version"] == 1 and "company 'Northwind" in mine[1]["detail"]
     assert answer["findings_elsewhere"] >= 1  # the other workspace's: counted, not named
     view = recruiter.get(f"/candidacies/{candidacy_id}").json()
     assert view["chain_broken"]["kind"] == "altered" and view["chain_broken"]["version"] == 1

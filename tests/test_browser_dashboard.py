@@ -199,6 +199,10 @@ def test_a_viewer_sees_and_cannot_act(site: Site, browser_page: Any) -> None:
     page = browser_page
     cid = _interviewed_today(site.app)
     _sign_in(page, site, "viewer")
+    page.keyboard.press("Tab")  # by keyboard: the first stop skips to the content
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     # Today refreshes itself over the event stream: a new interview shows up unreloaded.
     page.locator("li[data-kind=thank_you]", has_text="Maya Okafor").wait_for()
     page.wait_for_timeout(500)  # the stream is connected

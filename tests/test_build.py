@@ -126,20 +126,21 @@ def test_a_build_older_than_its_source_is_stale_in_a_checkout(tmp_path: Path) ->
     for name in engine.GROUP:
         _age(package / f"{name}.py", 60)  # built after the checkout
     assert engine.stale(package) == []
-    _age(package / f"calendar{EXTENSION_SUFFIXES[0]}", 120)  # calendar.py edited since
-    assert engine.stale(package) == ["calendar"]
+    _age(package / f"work_calendar{EXTENSION_SUFFIXES[0]}", 120)  # work_calendar.py edited since
+    assert engine.stale(package) == ["work_calendar"]
 
 
 def test_an_installed_package_is_never_stale(tmp_path: Path) -> None:
     # Installers write files in any order: only a source checkout compares their times.
     package = _package(tmp_path, checkout=False)
-    _age(package / f"cadence{EXTENSION_SUFFIXES[0]}", 120)
+    _age(package / f"decisions{EXTENSION_SUFFIXES[0]}", 120)
     assert engine.stale(package) == []
 
 
 def test_sources_run_when_asked_or_stale() -> None:
     env = dict(os.environ, CLOSER_PURE_PYTHON="1")
-    script = "import engine, engine.cadence as c; print(engine.COMPILED, c.__file__[-3:] == '.py')"
+    script = ("import engine, engine.decisions as c; "
+              "print(engine.COMPILED, c.__file__[-3:] == '.py')")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True)
     assert done.stdout.split() == ["False", "True"]
@@ -153,7 +154,7 @@ def test_a_build_without_its_shared_library_runs_the_sources(tmp_path: Path) -> 
     shutil.copytree(ROOT / "engine", copy,
                     ignore=shutil.ignore_patterns("__pycache__", f"{engine.SHARED}*"))
     (project / "setup.py").write_text("")
-    script = ("import engine, engine.cadence as c, engine.calendar as k; "
+    script = ("import engine, engine.decisions as c, engine.work_calendar as k; "
               "print(engine.COMPILED, c.__file__[-3:] == '.py', k.__file__[-3:] == '.py')")
     done = subprocess.run([sys.executable, "-c", script], cwd=project, check=True,
                           env={k: v for k, v in os.environ.items() if k != "CLOSER_PURE_PYTHON"},

@@ -77,6 +77,8 @@ def test_the_root_leads_to_today_which_asks_to_sign_in_first(app: Any) -> None:
         assert today.status_code == 303
         assert today.headers["location"] == \
             "/dashboard/sign-in?next=/dashboard/today%3Fcompany%3DNorthwind"
+        for path in ("/dashboard/stream", "/dashboard/messages", "/dashboard/candidacies"):
+            assert client.get(path, follow_redirects=False).status_code == 303, path
 
 
 @sqlite_only
@@ -283,6 +285,14 @@ def test_a_stale_form_is_refused_with_a_clear_message_and_not_applied(
     assert "version 1, it is now at version 2" in stale.text
     assert [h["text"] for h in candidacies.get(cid, WORKSPACE).hesitations] == [
         "Someone else's hesitation, meanwhile"]
+    # The timeline shows the hesitation with its answer.
+    [hesitation] = candidacies.get(cid, WORKSPACE).hesitations
+    candidacies.address_hesitation(COACH, cid, hesitation["id"], "I ran on-call for two years")
+    page = client.get(f"/dashboard/candidacies/{cid}").text
+    answered = page[page.index('data-type="HesitationAddressed"'):]
+    answered = answered[:answered.index("</li>")]
+    assert "I ran on-call for two years" in answered
+    assert "Someone else&#39;s hesitation, meanwhile" in answered
 
 
 @sqlite_only
@@ -321,7 +331,7 @@ def test_names_that_are_markup_render_as_text_on_every_page(
 
 def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbox(
         browser_for: Any, candidacies: Candidacies, app: Any) -> None:
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.outbox_cli import build_dispatcher
 
     cid = _record(candidacies)
@@ -329,7 +339,7 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     candidacies.close_next_step(COACH, cid, "Onsite with the CTO")
     candidacies.send_thank_you(COACH, cid, "email", mode="send_for_me")
     build_dispatcher(candidacies, app.state.settings).run_once()
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "approval_needed"
     viewer = browser_for("viewer")
     assert "Approve and send" not in viewer.get("/dashboard/messages").text
@@ -345,7 +355,7 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     approved = _post(client, action, fields)
     assert approved.status_code == 303
     assert "Message approved" in client.get(approved.headers["location"]).text
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "queued"
     twice = _post(client, action, fields)
     assert "Not done" in client.get(twice.headers["location"]).text
@@ -362,7 +372,7 @@ def test_the_dashboard_stays_out_of_the_api_contract(app: Any) -> None:
 @sqlite_only
 def test_a_blocked_message_is_edited_by_a_correction_then_retried(
         browser_for: Any, candidacies: Candidacies, app: Any) -> None:
-    from adapters.outbox import messages
+    from adapters.outbox_rows import message_rows
     from api.outbox_cli import build_dispatcher
 
     cid = _record(candidacies, interviewers=[{"name": "Daniel Whitfield",
@@ -374,7 +384,7 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
     smtp = app.state.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 9})
     build_dispatcher(candidacies, smtp).run_once()
     # (its fallback, a card, waits for approval meanwhile)
-    [row] = [m for m in messages(candidacies, candidacy_id=cid) if m.channel == "email"]
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.channel == "email"]
     assert row.status == "blocked"
     client = browser_for("recruiter")
     page = client.get("/dashboard/messages")
@@ -391,7 +401,7 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
     retried = _post(client, retry, {**fields, "reason": "the address was missing"})
     assert retried.status_code == 303
     assert "Message retried" in client.get(retried.headers["location"]).text
-    [row] = [m for m in messages(candidacies, candidacy_id=row.candidacy_id)
+    [row] = [m for m in message_rows(candidacies, candidacy_id=row.candidacy_id)
              if m.id == row.id]
     assert row.status == "queued"
     assert "Blocked by proofing (0)" in client.get("/dashboard/messages").text

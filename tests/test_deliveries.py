@@ -20,7 +20,7 @@ from adapters.outbox_rows import message_rows
 from adapters.voicemail import VoicemailAdapter
 from api.routes.agenda import get_agenda
 from engine.application import Candidacies
-from engine.cadence import plan
+from engine.decisions import plan
 from engine.errors import InvalidInput
 from engine.lifecycle import Stage
 from engine.scheduler import tick

@@ -22,8 +22,8 @@ from builders import PANEL, interview
 from adapters.outbox import TRACKING_NAME, Dispatcher
 from adapters.outbox_rows import message_rows
 from engine.application import Candidacies
-from engine.cadence import plan
 from engine.clock import FixedClock
+from engine.decisions import plan
 from engine.policy import default_policy
 from engine.replay import ReplayTarget, candidacy_histories, replay, source_for
 from engine.scheduler import tick

@@ -37,8 +37,8 @@ from api.read_models import (
     time_in_stage,
 )
 from engine.application import Candidacies
-from engine.cadence import Action
 from engine.clock import FixedClock
+from engine.decisions import Action
 from engine.follower import CANDIDACY_TOPIC
 from engine.policy import CadencePolicy, default_policy
 from engine.scheduler import tick

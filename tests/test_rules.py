@@ -1,4 +1,4 @@
-"""The dashboard's list of rules (api/rules.py) names every rule engine/cadence.py can fire."""
+"""The dashboard's list of rules (api/rules.py) names every rule engine/decisions.py can fire."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from api.rules import RULES, rule_url
 
 
 def test_every_rule_the_cadence_fires_has_an_entry() -> None:
-    source = (Path(__file__).resolve().parents[1] / "engine" / "cadence.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "engine" / "decisions.py").read_text()
     fired = set(re.findall(r'"([a-z_]+\.[a-z_]+)"', source)) | {"pause"}
     assert fired == set(RULES)
 

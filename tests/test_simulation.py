@@ -14,8 +14,8 @@ import pytest
 
 from engine import simulation
 from engine.application import Candidacies
-from engine.cadence import Action
 from engine.candidacy import DECISIONS
+from engine.decisions import Action
 from engine.policy import default_policy
 from engine.simulation import (
     MEAN_DAYS,

@@ -16,7 +16,8 @@ How a page plugs in:
    (`SignedIn`: the signed-in viewer, else a redirect to sign in; `PageFilters`: the
    recruiter/workspace/company/date filters, another workspace answering 404; a form
    posts to a route taking `Acting`, which checks the CSRF token, the origin and the
-   role, and answers a redirect, see `candidacy.py`);
+   role, and answers a redirect, see `candidacy.py`; `pages.read_models(request)` gives
+   the read models by name, made once per app);
 2. one template ``templates/<page>.html`` that ``{% extends "base.html" %}`` and fills
    ``{% block content %}`` (``filters.html`` is the shared filter bar);
 3. its router added to `ROUTERS` below.  The navigation (`pages.NAV`) already names every

@@ -3,7 +3,7 @@ with the reason and the rule (linked to its entry on the Rules page).
 
 Stalled ones come from the pipeline read model (the stall's reason and the rule recorded
 with it); those about to stall are asked of the engine's decision function
-(`api.read_models.about_to_stall`, `engine.cadence.plan`), so the moment shown is the one
+(`api.read_models.about_to_stall`, `engine.decisions.plan`), so the moment shown is the one
 the scheduler will stall them at."""
 
 from __future__ import annotations

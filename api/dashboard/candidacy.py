@@ -14,19 +14,19 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from adapters.outbox import messages
+from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.commands import COMMANDS, new_key, refusal, run
 from api.dashboard.filters import PageFilters
-from api.dashboard.pages import PREFIX, flash, render
+from api.dashboard.pages import PREFIX, flash, read_models, render
 from api.dashboard.session import Acting, PageError, SignedIn, Viewer
 from api.dashboard.today import local, paused_now
 from api.outbox_cli import build_dispatcher
 from api.problems import ProblemError
 from api.read_models import event_kind, summary
 from engine.application import Candidacies
-from engine.cadence import manual_refusal
 from engine.candidacy import Candidacy
+from engine.decisions import manual_refusal
 from engine.errors import CandidacyNotFound, CloserError, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import NudgeChannel, ReplyKind, ThankYouMedium
@@ -65,6 +65,8 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
     (read from the history itself, so a page is current the moment a form is sent)."""
     zone = ZoneInfo(candidacy.timezone)
     lines = []
+    asked: dict[str, str] = {}  # hesitation id -> its text: an answer shows its question
+    event: Any  # read by name, as the read model reads it (the library types it a protocol)
     for event in candidacies.events.get(candidacy.id):
         decided = getattr(event, "decided_by", None) or {}
         occurred = getattr(event, "occurred_at", None)
@@ -79,10 +81,14 @@ def timeline(candidacies: Candidacies, candidacy: Candidacy) -> list[Line]:
             policy=f"{decided['policy']}@{decided['version']}" if decided.get("policy") else None,
             details={k: getattr(event, k) for k in _DETAILS.get(name, ())
                      if getattr(event, k, None) not in (None, [], "")}))
+        if name == "HesitationRaised":
+            asked[event.hesitation_id] = event.text
+        elif name == "HesitationAddressed" and event.hesitation_id in asked:
+            lines[-1].details = {"hesitation": asked[event.hesitation_id], **lines[-1].details}
     return lines
 
 
-def _forms(candidacies: Candidacies, candidacy: Candidacy) -> list[dict[str, Any]]:
+def command_forms(candidacies: Candidacies, candidacy: Candidacy) -> list[dict[str, Any]]:
     """The commands the playbook accepts now (guards asked), each with the rule that would
     refuse it without an override."""
     now = candidacies.clock.now()
@@ -110,12 +116,12 @@ def candidacy_page(request: Request, viewer: Viewer, candidacy_id: str, *, statu
                              "closer doctor lists it.") from None
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
     cards = [outbox.card(dispatcher, row)
-             for row in messages(candidacies, candidacy_id=str(candidacy.id))]
+             for row in message_rows(candidacies, candidacy_id=str(candidacy.id))]
     zone = ZoneInfo(candidacy.timezone)
     return render(
         request, viewer, "candidacy.html", status=status, page="dashboard_candidacies",
         candidacy=candidacy, lines=timeline(candidacies, candidacy), messages=cards,
-        forms=_forms(candidacies, candidacy) if viewer.can_act else [],
+        forms=command_forms(candidacies, candidacy) if viewer.can_act else [],
         paused=paused_now(candidacy, candidacies.clock.now()), local=lambda m: local(m, zone),
         error=error, mediums=[m.value for m in ThankYouMedium],
         channels=[c.value for c in NudgeChannel], reply_kinds=[k.value for k in ReplyKind],
@@ -132,7 +138,7 @@ def search(request: Request, viewer: SignedIn, filters: PageFilters,
     text = (q or "").replace("\x00", "").strip() or None
     rows = request.app.state.candidacies.rows(viewer.workspace, stage=stage or None,
                                               text=text, limit=100)
-    keep = filters.recruiter_ids(request.app.state.candidacies)
+    keep = filters.recruiter_ids(read_models(request))
     rows = [r for r in rows if filters.keeps(r, keep) and filters.in_range(r.updated_at)]
     return render(request, viewer, "candidacies.html", page="dashboard_candidacies",
                   filters=filters, rows=rows, q=text or "", stage=stage or "",

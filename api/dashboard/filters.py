@@ -55,18 +55,15 @@ class Filters:
         return (self.since is None or day >= self.since) and \
             (self.until is None or day <= self.until)
 
-    def recruiter_ids(self, candidacies: Any) -> set[str] | None:
+    def recruiter_ids(self, models: dict[str, Any] | None) -> set[str] | None:
         """The ids of the candidacies the recruiter filter keeps (None: no such filter):
-        those whose interview the recruiter recorded, from the pipeline read model."""
+        those whose interview the recruiter recorded, from the pipeline read model
+        (``models``: `pages.read_models`; None, a store without them, keeps none)."""
         if self.recruiter is None:
             return None
-        from api.read_models import read_models
-
-        try:
-            [pipeline] = read_models(candidacies, ["pipeline"])
-        except TypeError:  # a store without read models (in memory): nobody's
+        if models is None:
             return set()
-        return {str(cid) for (cid,) in pipeline.view.read(
+        return {str(cid) for (cid,) in models["pipeline"].view.read(
             "SELECT candidacy_id FROM rm_pipeline WHERE workspace=? AND recruiter=?",
             (self.workspace, self.recruiter))}
 

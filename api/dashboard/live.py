@@ -27,7 +27,7 @@ async def stream(request: Request, viewer: SignedIn,
     start = int(last_event_id) if last_event_id else candidacies.recorder.max_notification_id() or 0
     settings = request.app.state.settings
     return StreamingResponse(
-        events._stream(request, candidacies, viewer.workspace, start,
+        events.feed_stream(request, candidacies, viewer.workspace, start,
                        settings.sse_poll_seconds, settings.sse_heartbeat_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

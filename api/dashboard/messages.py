@@ -15,11 +15,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from adapters.errors import PostalMailRefused, UnknownChannel
-from adapters.outbox import messages
+from adapters.outbox_rows import message_rows
 from api.dashboard import outbox
 from api.dashboard.filters import PageFilters
-from api.dashboard.pages import PREFIX, flash, render
-from api.dashboard.session import Acting, PageError, SignedIn, safe_next
+from api.dashboard.pages import PREFIX, flash, read_models, render
+from api.dashboard.session import Acting, FormData, PageError, SignedIn, Viewer, safe_next
 from api.outbox_cli import build_dispatcher
 from engine.application import Candidacies
 
@@ -34,11 +34,11 @@ MessageId = Annotated[str, Path(max_length=64)]
 def messages_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     candidacies: Candidacies = request.app.state.candidacies
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
-    keep = filters.recruiter_ids(candidacies)
+    keep = filters.recruiter_ids(read_models(request))
     groups = []
     for status in WAITING:
         cards = []
-        for row in messages(candidacies, status=status):
+        for row in message_rows(candidacies, status=status):
             if row.workspace != viewer.workspace:
                 continue
             owner = candidacies.row(row.candidacy_id)
@@ -57,13 +57,14 @@ def _message_of(candidacies: Candidacies, workspace: str, message_id: str) -> st
         UUID(message_id)
     except ValueError:
         raise PageError(404, "No such message.") from None
-    for row in messages(candidacies):
+    for row in message_rows(candidacies):
         if row.id == message_id and row.workspace == workspace:
             return row.candidacy_id
     raise PageError(404, "No such message.")
 
 
-async def _by_hand(request: Request, acting: tuple, message_id: str, done: str) -> Response:
+async def _by_hand(request: Request, acting: tuple[Viewer, FormData], message_id: str,
+                   done: str) -> Response:
     viewer, form = acting
     candidacies: Candidacies = request.app.state.candidacies
     _message_of(candidacies, viewer.workspace, message_id)

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from adapters.errors import AdapterError
 from adapters.message import MessageContext, plain_error
 from adapters.outbox import Dispatcher, OutboxMessage
+from adapters.outbox_rows import MessageRow
 from adapters.proofing import prepare
-from engine.store import MessageRow
 
 STUCK = ("blocked", "dead_letter")
 """The statuses a person may retry or reroute."""
@@ -74,6 +74,6 @@ def card(dispatcher: Dispatcher, row: MessageRow) -> MessageCard:
     if rendered is not None:
         shown.subject = shown.subject or rendered.subject
         shown.to, shown.body = list(rendered.to), rendered.body
-    if not shown.findings and proof is not None and not proof.passed:
+    if not shown.findings and not proof.passed:
         shown.findings = [f.as_dict() for f in proof.findings]
     return shown

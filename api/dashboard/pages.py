@@ -10,13 +10,14 @@ from urllib.parse import quote, unquote
 
 import jinja2
 import structlog
+from eventsourcing.persistence import OperationalError
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.routing import NoMatchFound
 
 from api import assets
 from api.dashboard.session import PageError, Viewer, current_session, remember
-from engine.follower import Follower, Lag, ReadModelRecorder
+from engine.follower import Follower, Lag, ReadModel, ReadModelRecorder
 
 log = structlog.get_logger("closer.dashboard")
 
@@ -67,35 +68,41 @@ def _nav(request: Request, current: str) -> list[dict[str, Any]]:
     return items
 
 
-def _follower(request: Request) -> Follower | None:
-    """The read models on the app's database, made once per app (None: they cannot be
-    read here, as on the in-memory store)."""
+def read_models(request: Request) -> dict[str, ReadModel] | None:
+    """The dashboard's read models on this app's store, by name, made once per app (None:
+    the store has none, as in memory)."""
     state = request.app.state
-    follower = getattr(state, "dashboard_follower", None)
-    if follower is None:
-        from api.read_models import read_models
+    models = getattr(state, "dashboard_read_models", None)
+    if models is None:
+        from api.read_models import read_models as build
 
         try:
-            follower = Follower(state.candidacies, read_models(state.candidacies))
-        except TypeError:
+            models = {m.name: m for m in build(state.candidacies)}
+        except (TypeError, AttributeError):  # a store without read models (in memory)
             return None
-        state.dashboard_follower = follower
-    return follower
+        state.dashboard_read_models = models
+    return models
 
 
 def lags(request: Request) -> list[Lag] | None:
     """How far each read model stands behind the log (None: they cannot be read here)."""
-    follower = _follower(request)
-    return None if follower is None else follower.lags()
+    models = read_models(request)
+    if models is None:
+        return None
+    try:
+        return Follower(request.app.state.candidacies, list(models.values())).lags()
+    except OperationalError:  # a busy store must not take the page down with the strip
+        log.warning("read models' lag unavailable")
+        return None
 
 
 def views(request: Request) -> dict[str, ReadModelRecorder]:
     """Each read model's view by name, for a page's figures (`api.read_models`' queries);
     on a store without read models a page answers 404 naming why."""
-    follower = _follower(request)
-    if follower is None:
+    models = read_models(request)
+    if models is None:
         raise PageError(404, "The read models need a SQLite or PostgreSQL store.")
-    return {model.name: model.view for model in follower.models}
+    return {name: model.view for name, model in models.items()}
 
 
 def render(request: Request, viewer: Viewer | None, template: str, *, status: int = 200,

@@ -2,7 +2,7 @@
 (with the local deadline), nudges (and stalls) due, replies to log, next steps tomorrow;
 for each held item why it waits.
 
-Everything here is asked of the engine's one decision function (`engine.cadence.plan`,
+Everything here is asked of the engine's one decision function (`engine.decisions.plan`,
 `outstanding`, `held_until`), the same the scheduler and `GET /agenda` follow: this page
 only sorts its answers into a recruiter's day and words them."""
 
@@ -17,11 +17,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.dashboard.filters import Filters, PageFilters
-from api.dashboard.pages import PREFIX, render
+from api.dashboard.pages import PREFIX, read_models, render
 from api.dashboard.session import SignedIn
 from engine.application import Candidacies
-from engine.cadence import Action, held_until, outstanding, plan
 from engine.candidacy import Candidacy
+from engine.decisions import Action, held_until, outstanding, plan
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import Stage
 from engine.policy import CadencePolicy
@@ -32,6 +32,7 @@ _PAGE = 200
 _NUDGES = ("nudge", "offer_nudge", "stall")
 _BEFORE_NEXT_STEP = (Stage.INTERVIEWED, Stage.HESITATIONS_ADDRESSED)
 _CLOSED = (Stage.ADVANCED, Stage.STALLED)
+_WAITING = (Stage.AWAITING, Stage.NUDGED)  # for the employer, where nudges come from
 
 
 @dataclass
@@ -88,7 +89,7 @@ def paused_now(candidacy: Candidacy, now: datetime) -> dict[str, Any] | None:
     paused = candidacy.paused
     if paused is None or (paused.get("ends_at") is not None and paused["ends_at"] <= now):
         return None
-    return paused  # type: ignore[no-any-return]
+    return paused
 
 
 def why_waiting(action: Action, candidacy: Candidacy, policy: CadencePolicy,
@@ -108,8 +109,11 @@ def why_waiting(action: Action, candidacy: Candidacy, policy: CadencePolicy,
     if moment <= now:
         return None
     rule = action.rule
-    if rule.startswith(("patience", "follow_up", "nudge.spacing")) and \
-            moment.astimezone(zone).date() > now.astimezone(zone).date():
+    # Due later, on a later day, by a rule of patience or spacing: that rule holds it (a
+    # moment later the same day may be the send window's doing: `plan` moves a due moment
+    # into it, so the two read alike there).
+    if action.due_at > now and rule.startswith(("patience", "follow_up", "nudge.spacing")) \
+            and moment.astimezone(zone).date() > now.astimezone(zone).date():
         return f"patience until {local(moment, zone)} ({rule})"
     if _in_quiet_hours(now, zone, policy):
         return f"quiet hours until {local(moment, zone)}"
@@ -160,6 +164,12 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                 candidacy, row, action.kind, due_at=action.due_at,
                 due_local=local(action.due_at, zone), rule=action.rule,
                 waits=why_waiting(action, candidacy, policy, now), note=action.note))
+    paused = paused_now(candidacy, now)
+    if paused is not None and paused.get("ends_at") is None and candidacy.stage in _WAITING \
+            and not any(a.kind in _NUDGES for a in actions):
+        # An open-ended pause holds the next nudge out of `plan` altogether: say so.
+        day.nudges.append(_item(candidacy, row, "nudge", rule="pause",
+                                waits=f"paused until resumed ({paused.get('reason')})"))
     if candidacy.stage == Stage.NUDGED:
         last = candidacy.nudges[-1]["sent_at"] if candidacy.nudges else None
         day.replies.append(_item(candidacy, row, "reply", due_at=last,
@@ -173,10 +183,11 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                                       due_local=local(at, zone), note=step["description"]))
 
 
-def the_day(candidacies: Candidacies, filters: Filters) -> Day:
+def the_day(candidacies: Candidacies, filters: Filters, keep: set[str] | None) -> Day:
+    """What the day holds for the candidacies the filters keep (``keep``: the ids the
+    recruiter filter keeps, None: any)."""
     now = candidacies.clock.now()
     day = Day()
-    keep = filters.recruiter_ids(candidacies)
     cursor: str | None = None
     while True:
         rows = candidacies.rows(filters.workspace, after=cursor, limit=_PAGE)
@@ -202,7 +213,8 @@ def the_day(candidacies: Candidacies, filters: Filters) -> Day:
 
 @router.get("/today", name="dashboard_today")
 def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
-    day = the_day(request.app.state.candidacies, filters)
+    day = the_day(request.app.state.candidacies, filters,
+                  filters.recruiter_ids(read_models(request)))
     return render(request, viewer, "today.html", page="dashboard_today", filters=filters,
                   day=day, hide_dates=True)  # the day is today
 
@@ -210,5 +222,6 @@ def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Resp
 @router.get("/today/items", name="dashboard_today_items")
 def today_items(request: Request, viewer: SignedIn, filters: PageFilters) -> Response:
     """The day's lists alone, for the page's live refresh (htmx)."""
-    day = the_day(request.app.state.candidacies, filters)
+    day = the_day(request.app.state.candidacies, filters,
+                  filters.recruiter_ids(read_models(request)))
     return render(request, viewer, "today_items.html", filters=filters, day=day)

@@ -12,8 +12,8 @@ from api.dependencies import Command, Reader, Store
 from api.due import DueAction, due_actions
 from api.problems import problem_responses
 from engine.application import Candidacies, HistoryEntry
-from engine.cadence import manual_refusal
 from engine.candidacy import Candidacy
+from engine.decisions import manual_refusal
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.policy_book import REF_PATTERN, parse_ref

@@ -4,10 +4,12 @@ refused cleanly (409 with the stage and the allowed commands), honours `If-Match
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Response
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Command, CommandRunner
@@ -40,7 +42,8 @@ HEADERS = {
 }
 
 
-def command_route(path: str, operation_id: str, status_code: int = 200) -> Any:
+def command_route(path: str, operation_id: str,
+                  status_code: int = 200) -> Callable[[DecoratedCallable], DecoratedCallable]:
     """The route decorator every command shares.  The routes answer `CommandResult`
     already rendered (see `result`); the model documents it."""
     return router.post(path, operation_id=operation_id, status_code=status_code,

@@ -126,15 +126,17 @@ async def stream_events(
     start = int(last_event_id) if last_event_id is not None else after
     settings = request.app.state.settings
     return StreamingResponse(
-        _stream(request, candidacies, principal.workspace, start,
+        feed_stream(request, candidacies, principal.workspace, start,
                 settings.sse_poll_seconds, settings.sse_heartbeat_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(request: Request, candidacies: Candidacies, workspace: str, after: int,
-                  poll: float, heartbeat: float) -> AsyncIterator[str]:
+async def feed_stream(request: Request, candidacies: Candidacies, workspace: str, after: int,
+                      poll: float, heartbeat: float) -> AsyncIterator[str]:
+    """The workspace's events after ``after`` as SSE text, until the client goes away
+    (also the dashboard's live refresh, `api.dashboard.live`)."""
     yield f"retry: {int(max(poll, 1.0) * 1000)}\n\n"
     position = after
     quiet_since = time.monotonic()

@@ -34,7 +34,10 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
-from engine.calendar import (
+from engine.candidacy import OUT_OF_OFFICE
+from engine.lifecycle import Stage
+from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
+from engine.work_calendar import (
     WorkCalendar,
     business_days,
     is_send_time,
@@ -43,9 +46,6 @@ from engine.calendar import (
     work_calendar,
     zone_days,
 )
-from engine.candidacy import OUT_OF_OFFICE
-from engine.lifecycle import Stage
-from engine.policy import CadencePolicy, Medium, SendWindow, slip_after_pause
 
 _WHOLE_DAY = SendWindow(start=time(0, 0), end=time(23, 59, 59))
 _EVERY_DAY = work_calendar(None, None, range(7), False)
@@ -138,23 +138,23 @@ def plan(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     stage = candidacy.stage
     if stage in _CLOSED:
         return []
-    c = _Context(candidacy, policy)
+    rules = _Rules(candidacy, policy)
     due: list[Action] = []
     if stage in _BEFORE_THANKS:
         # A thank-you decided or requested but not yet delivered is not decided twice.
         if (stage == Stage.NEXT_STEP_CLOSED and candidacy.pending_thank_you is None
-                and (action := c.thank_you()) is not None):
+                and (action := rules.thank_you()) is not None):
             due.append(action)
-        if (action := c.thank_you_overdue()) is not None:
+        if (action := rules.thank_you_overdue()) is not None:
             due.append(action)
     if stage in _ACTIVE:
         # The pest line parts the two: below it the next nudge, at it the stall.
-        action = c.nudge() if len(c.counted_nudges) < c.max_nudges else c.stall()
+        action = rules.nudge() if len(rules.counted_nudges) < rules.max_nudges else rules.stall()
         if action is not None:
             due.append(action)
         if candidacy.offers:
-            due.extend(c.offer_nudges())
-    if candidacy.next_step is not None and (action := c.next_step_reminder()) is not None:
+            due.extend(rules.offer_nudges())
+    if candidacy.next_step is not None and (action := rules.next_step_reminder()) is not None:
         due.append(action)
     if len(due) > 1:
         due.sort(key=_EARLIEST)
@@ -182,14 +182,14 @@ def manual_refusal(candidacy: Any, policy: CadencePolicy, now: datetime,
     stages where the lifecycle allows the command; elsewhere the lifecycle refuses it."""
     if candidacy.stage not in _ACTIVE or command not in ("send_nudge", "stall"):
         return None
-    c = _Context(candidacy, policy)
-    n = len(c.counted_nudges)
-    pest_line = "follow_up.max_nudges" if c.asked_to_follow_up else "pest_line.max_nudges"
+    rules = _Rules(candidacy, policy)
+    n = len(rules.counted_nudges)
+    pest_line = "follow_up.max_nudges" if rules.asked_to_follow_up else "pest_line.max_nudges"
     if command == "send_nudge":
-        if n >= c.max_nudges:
+        if n >= rules.max_nudges:
             return Refusal(pest_line, f"{n} nudges already sent: the pest line is "
-                                      f"{c.max_nudges}")
-        next_nudge = c.next_nudge(n)
+                                      f"{rules.max_nudges}")
+        next_nudge = rules.next_nudge(n)
         if next_nudge is None:
             return Refusal("pause", "the cadence is paused until resumed")
         due, rule = next_nudge
@@ -197,10 +197,10 @@ def manual_refusal(candidacy: Any, policy: CadencePolicy, now: datetime,
             return Refusal(rule, f"{_PATIENCE_WORDS.get(rule, rule)}: no nudge before "
                                  f"{due.isoformat()}", due)
         return None
-    if n < c.max_nudges:
+    if n < rules.max_nudges:
         return Refusal("stall.exhausted_and_patience_spent",
-                       f"only {n} of {c.max_nudges} nudges sent: the pest line is not reached")
-    action = c.stall()
+                       f"only {n} of {rules.max_nudges} nudges sent: the pest line is not reached")
+    action = rules.stall()
     if action is None:
         return Refusal("pause", "the cadence is paused until resumed")
     if now < action.due_at:
@@ -228,11 +228,11 @@ def outstanding(candidacy: Any, policy: CadencePolicy) -> list[Action]:
     and undelivered, failed on every channel, or never sent), due at its deadline."""
     if candidacy.stage not in _BEFORE_THANKS:
         return []
-    c = _Context(candidacy, policy)
-    key = _keys(c.round).thank_you_overdue
+    rules = _Rules(candidacy, policy)
+    key = _keys(rules.round).thank_you_overdue
     if key not in candidacy.reminders:
         return []  # the overdue alert is still to come: `plan` shows it
-    deadline = c.thank_you_deadline(c.place.days.local_ordinal(c.interviewed_at()))
+    deadline = rules.thank_you_deadline(rules.place.days.local_ordinal(rules.interviewed_at()))
     pending = candidacy.pending_thank_you
     note = f"no thank-you has gone (deadline {deadline.isoformat()})"
     if pending is not None and pending.get("failed"):
@@ -277,9 +277,10 @@ def fallback_channel(candidacy: Any, policy: CadencePolicy, trigger_version: int
 _CARD = Medium.CARD
 
 
-class _Context:
-    """One candidacy under one policy: the facts each rule reads, named as the playbook
-    names them."""
+class _Rules:
+    """The policy's rules applied to one candidacy: each method one rule (`thank_you`,
+    `nudge`, `stall`, ...), its attributes the facts the rules read, named as the
+    playbook names them."""
 
     __slots__ = ("asked_to_follow_up", "candidacy", "counted_nudges", "max_nudges", "pausing",
                  "place", "policy", "round", "spacing")

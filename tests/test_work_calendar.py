@@ -12,8 +12,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine import calendar as calendar_module
-from engine.calendar import (
+from engine import work_calendar as calendar_module
+from engine.policy import default_policy
+from engine.work_calendar import (
     CalendarError,
     WorkCalendar,
     allowed_send_intervals,
@@ -21,7 +22,6 @@ from engine.calendar import (
     next_send_time,
     work_calendar,
 )
-from engine.policy import default_policy
 
 NEW_YORK = "America/New_York"
 LONDON = "Europe/London"

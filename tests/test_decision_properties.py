@@ -38,10 +38,9 @@ from outbox_support import console_outbox
 
 from conftest import MEMORY, memory_url
 from engine.application import Candidacies
-from engine.cadence import decide, next_due_at, plan
-from engine.calendar import is_send_time, work_calendar
 from engine.candidacy import Candidacy
 from engine.clock import FixedClock
+from engine.decisions import decide, next_due_at, plan
 from engine.errors import CloserError
 from engine.policy import (
     CadencePolicy,
@@ -52,6 +51,7 @@ from engine.policy import (
 )
 from engine.store import eventsourcing_env
 from engine.values import Actor
+from engine.work_calendar import is_send_time, work_calendar
 
 ACTOR = Actor(user="coach@agency.example", workspace="agency", on_behalf_of="maya")
 PLACES = [("Europe/London", "GB"), ("America/New_York", "US"), ("Asia/Kolkata", "IN"),

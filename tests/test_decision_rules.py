@@ -26,13 +26,13 @@ from typer.testing import CliRunner
 
 from conftest import MEMORY, memory_url
 from engine.application import SCHEDULER, Candidacies, HistoryEntry
-from engine.calendar import is_send_time
 from engine.clock import FixedClock
 from engine.errors import CandidacyNotFound, InvalidInput
 from engine.policy import PolicyError, default_policy, parse_policy, policy_from_dict
 from engine.scheduler import tick
 from engine.store import eventsourcing_env
 from engine.values import Actor
+from engine.work_calendar import is_send_time
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")
