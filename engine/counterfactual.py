@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.cadence import Action
+from engine.decisions import Action
 from engine.replay import (
     SPECS,
     Filters,
