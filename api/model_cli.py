@@ -70,13 +70,7 @@ def fit_command(
     """Fit the discrete-time hazard of the employer's decision from the recorded
     histories; write it with its fit report (coefficients with 95% intervals,
     concordance, calibration by decile)."""
-    from engine.response_model import ModelRefused
-
-    try:
-        model = _friendly(_fit)(out, source)
-    except ModelRefused as refused:  # (never raised: _friendly prints CloserErrors)
-        console.print(f"[red]refused:[/red] {refused}")
-        raise typer.Exit(REFUSED_EXIT) from None
+    model = _friendly(_fit)(out, source)
     if as_json:
         sys.stdout.write(orjson.dumps(model.report, option=orjson.OPT_INDENT_2).decode()
                          + "\n")
