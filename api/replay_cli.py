@@ -582,12 +582,12 @@ def _tune(vary: list[str], base: str, objective: str, source: str, where: list[s
                                    workers=count, progress=tick), disable=as_json)
     ranked = rank(result.metrics, order)
     if as_json:
-        data = {"objective": order, "candidacies": result.replayed,
+        data = {"employer": "recorded", "objective": order, "candidacies": result.replayed,
                 "ranking": [m.as_dict() for m in ranked]}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     table = Table(title=f"{len(ranked)} combinations over {result.replayed} candidacies, "
-                        f"ranked by {', '.join(order)}", title_justify="left")
+                        f"ranked by {', '.join(order)}\n(employer: recorded)", title_justify="left")
     shown = list(dict.fromkeys([*(o.lstrip("-") for o in order), "thank_you_misses",
                                 "pester_load", "impatience", "premature_stalls", "stalls",
                                 "days_to_next_step"]))
