@@ -245,8 +245,9 @@ def test_ground_truth_with_no_nudge_effect_predicts_no_difference_in_when_they_a
 @pytest.mark.xfail(strict=True, reason=(
     "model mode overstates share advanced by about 0.5 points on 20,000 candidacies "
     "(more persistent: predicted [0.3428, 0.3538], truth 0.3426; the nudge effect is "
-    "recovered, 0.995 [0.945, 1.046]); suspected: facts after a live stall are not "
-    "recorded, see docs/replay.md.  Strict: it fails loudly once the bias is fixed"))
+    "recovered, 0.995 [0.945, 1.046]); suspected: facts after a candidacy's recorded "
+    "end (withdrawals) are not recorded, see docs/replay.md.  Strict: it fails loudly "
+    "once the bias is fixed"))
 def test_ground_truth_on_20000_candidacies(tmp_path: Path) -> None:
     found = _ground_truth(tmp_path, 20_000, effect=1.0, draws=5)
     _check_recovery(found, 1.0)
