@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
     app.command("export")(export_command)
     app.command("import")(import_command)
+    from api.model_cli import model_app
+
+    app.add_typer(model_app, name="model")
 
 
 def _friendly(command: F) -> F:
@@ -160,6 +163,17 @@ def replay_command(
     check: Annotated[bool, typer.Option("--check", help=(
         "replay each candidacy under its own (live) policy and report every recorded "
         "decision replay does not reproduce, and why; exits 1 if any"))] = False,
+    employer: Annotated[str, typer.Option(help=(
+        "'recorded': every employer reply as recorded (exact); 'model': the last round's "
+        "decision drawn from --model, so nudges can change it"))] = "recorded",
+    model: Annotated[Path | None, typer.Option(help="the response model (`closer model "
+                                                    "fit --out`), for --employer model")]
+    = None,
+    draws: Annotated[int, typer.Option(help="seeded draws per policy (--employer model)",
+                                       min=1)] = 10,
+    seed: Annotated[int, typer.Option(help="the draws' seed (--employer model)")] = 0,
+    cluster: Annotated[str | None, typer.Option(help=(
+        "a Dask scheduler address: run the partitions there (--employer model)"))] = None,
 ) -> None:
     """Re-run recorded histories under cadence policies: the facts as recorded, the
     policy's decisions re-derived by the same decision function."""
@@ -168,8 +182,60 @@ def replay_command(
         return
     if not policy:
         _friendly(_no_policy)()
+    if employer not in ("recorded", "model"):
+        _friendly(_bad_employer)(employer)
+    if employer == "model":
+        _friendly(_replay_model)(policy, source, where or [], since, until, as_json, as_csv,
+                                 chart, workers, model, draws, seed, cluster)
+        return
+    if cluster is not None:
+        _friendly(_cluster_needs_model)()
     _friendly(_replay)(policy, source, where or [], since, until, as_json, as_csv, chart,
                        workers)
+
+
+def _cluster_needs_model() -> NoReturn:
+    raise InvalidInput("--cluster", "runs --employer model's partitions; recorded mode "
+                                    "uses the local process pool (--workers)")
+
+
+def _bad_employer(employer: str) -> NoReturn:
+    raise InvalidInput("--employer", f"{employer!r}: use 'recorded' or 'model'")
+
+
+def _replay_model(policy: list[str], source: str, where: list[str], since: str | None,
+                  until: str | None, as_json: bool, as_csv: bool, chart: Path | None,
+                  workers: int, model: Path | None, draws: int, seed: int,
+                  cluster: str | None) -> None:
+    from api.model_cli import (
+        load_model,
+        outcomes_csv,
+        outcomes_dict,
+        print_outcomes,
+        write_outcomes_chart,
+    )
+    from engine.counterfactual import model_replay, summarise
+    from engine.replay import Filters
+
+    fitted = load_model(model)
+    policies = _labelled(policy, [resolve_policy(p) for p in policy])
+    filters = Filters.parse(where, since)
+    events = open_source(source)
+    records = model_replay(events, policies, fitted, draws=draws, seed=seed,
+                           filters=filters, until=_until(until),
+                           workers=_workers(workers, events), cluster=cluster)
+    outcomes = summarise(records, seed=seed)
+    if chart is not None:
+        write_outcomes_chart(outcomes, chart)
+    if as_json:
+        sys.stdout.write(orjson.dumps(outcomes_dict(records, outcomes, draws=draws, seed=seed),
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif as_csv:
+        sys.stdout.write(outcomes_csv(outcomes))
+    else:
+        print_outcomes(records, outcomes, "Replay")
+        if chart is not None:
+            console.print(f"chart written to {chart}")
 
 
 def _no_policy() -> NoReturn:
@@ -219,8 +285,8 @@ def _replay(policy: list[str], source: str, where: list[str], since: str | None,
     if chart is not None:
         write_chart(result.metrics, chart)
     if as_json:
-        sys.stdout.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode()
-                         + "\n")
+        sys.stdout.write(orjson.dumps({"employer": "recorded", **result.as_dict()},
+                                      option=orjson.OPT_INDENT_2).decode() + "\n")
     elif as_csv:
         sys.stdout.write(metrics_csv(result.metrics))
     else:
@@ -230,7 +296,8 @@ def _replay(policy: list[str], source: str, where: list[str], since: str | None,
 
 
 def print_table(result: ReplayResult, title: str) -> None:
-    table = Table(title=f"{title}: {result.replayed} of {result.candidacies} candidacies, "
+    table = Table(title=f"{title} (employer: recorded): {result.replayed} of "
+                        f"{result.candidacies} candidacies, "
                         f"{result.events} events, {result.seconds:.1f}s", title_justify="left")
     table.add_column("metric")
     for metrics in result.metrics:
@@ -253,7 +320,7 @@ def _cell(value: Any) -> str:
 def metrics_csv(metrics: Sequence[Metrics]) -> str:
     rows = []
     for m in metrics:
-        data = m.as_dict()
+        data = {"employer": "recorded", **m.as_dict()}
         messages = data.pop("messages")
         data.update({f"messages_{k}": v for k, v in messages.items()})
         rows.append(data)
@@ -289,7 +356,7 @@ def write_chart(metrics: Sequence[Metrics], path: Path) -> None:
         axis.set_xticks([])
     figure.legend(bars.patches if len(labels) == 1 else axes.flat[0].patches, labels,
                   loc="lower center", ncol=min(len(labels), 4), frameon=False)
-    figure.suptitle("Replay: the same recorded facts under each policy")
+    figure.suptitle("Replay, employer: recorded (the same recorded facts under each policy)")
     figure.tight_layout(rect=(0, 0.07, 1, 0.95))
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -423,10 +490,80 @@ def tune_command(
     top: Annotated[int, typer.Option(help="rows to show", min=1)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     workers: Annotated[int, typer.Option(help="processes (0: one per core, at most 2)")] = 0,
+    employer: Annotated[str, typer.Option(help=(
+        "'recorded' (rank by replay's counts) or 'model': rank by the response model's "
+        "predicted outcomes, with intervals; the objective is then stated as 'maximise "
+        "advanced subject to nudges<=2 and pest_breaches==0'"))] = "recorded",
+    model: Annotated[Path | None, typer.Option(help="the response model, for --employer "
+                                                    "model")] = None,
+    draws: Annotated[int, typer.Option(help="seeded draws per policy (--employer model)",
+                                       min=1)] = 10,
+    seed: Annotated[int, typer.Option(help="the draws' seed (--employer model)")] = 0,
+    cluster: Annotated[str | None, typer.Option(help=(
+        "a Dask scheduler address: run the partitions there (--employer model)"))] = None,
 ) -> None:
     """Replay every combination of policy values and rank them by an objective."""
+    if employer not in ("recorded", "model"):
+        _friendly(_bad_employer)(employer)
+    if employer == "model":
+        _friendly(_tune_model)(vary, base, objective, source, where or [], since, until, top,
+                               as_json, workers, model, draws, seed, cluster)
+        return
+    if cluster is not None:
+        _friendly(_cluster_needs_model)()
     _friendly(_tune)(vary, base, objective, source, where or [], since, until, top, as_json,
                      workers)
+
+
+def _tune_model(vary: list[str], base: str, objective: str, source: str, where: list[str],
+                since: str | None, until: str | None, top: int, as_json: bool, workers: int,
+                model: Path | None, draws: int, seed: int, cluster: str | None) -> None:
+    from api.model_cli import load_model, rank_outcomes
+    from engine.counterfactual import OUTCOMES, model_replay, summarise
+    from engine.objective import parse_objective
+    from engine.replay import Filters, ReplayPolicy
+
+    goal = parse_objective(objective)
+    fitted = load_model(model)
+    live = resolve_policy(base)
+    grid = variants(live, [parse_vary(v) for v in vary])
+    policies = [ReplayPolicy(live, f"live: {live.name} v{live.version}"),
+                *(ReplayPolicy(policy, label) for label, policy in grid)]
+    events = open_source(source)
+    records = model_replay(events, policies, fitted, draws=draws, seed=seed,
+                           filters=Filters.parse(where, since), until=_until(until),
+                           workers=_workers(workers, events), cluster=cluster)
+    ranked = rank_outcomes(summarise(records, seed=seed), goal)
+    if as_json:
+        data = {"employer": "model", "objective": str(goal), "draws": draws, "seed": seed,
+                "candidacies": records.candidacies,
+                "ranking": [{**o.as_dict(), "meets_constraints": meets,
+                             "inside_the_noise_of_the_best": noise}
+                            for o, meets, noise in ranked]}
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    shown = list(dict.fromkeys([goal.outcome, *(c.outcome for c in goal.constraints),
+                                "advanced", "days_median", "nudges", "pest_breaches"]))
+    table = Table(title=f"{len(ranked)} policies (employer: model, {draws} draws over "
+                        f"{records.candidacies} candidacies), ranked to {goal}; "
+                        "≈: its difference from the best is inside the noise",
+                  title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("policy", overflow="fold", min_width=12)
+    table.add_column("meets", justify="center")
+    for name in shown:
+        arrow = "↑" if OUTCOMES[name][1] == "higher" else "↓"
+        table.add_column(f"{name} {arrow}", justify="right")
+    for place, (o, meets, noise) in enumerate(ranked[:top], start=1):
+        cells = []
+        for name in shown:
+            value, (low, high) = o.estimates[name], o.intervals[name]
+            cells.append("-" if value is None else
+                         f"{value:.3g} [{'-' if low is None else f'{low:.3g}'}, "
+                         f"{'-' if high is None else f'{high:.3g}'}]")
+        table.add_row(f"{place}{' ≈' if noise else ''}", o.label, "yes" if meets else "no",
+                      *cells)
+    console.print(table)
 
 
 def _tune(vary: list[str], base: str, objective: str, source: str, where: list[str],
@@ -445,12 +582,12 @@ def _tune(vary: list[str], base: str, objective: str, source: str, where: list[s
                                    workers=count, progress=tick), disable=as_json)
     ranked = rank(result.metrics, order)
     if as_json:
-        data = {"objective": order, "candidacies": result.replayed,
+        data = {"employer": "recorded", "objective": order, "candidacies": result.replayed,
                 "ranking": [m.as_dict() for m in ranked]}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     table = Table(title=f"{len(ranked)} combinations over {result.replayed} candidacies, "
-                        f"ranked by {', '.join(order)}", title_justify="left")
+                        f"ranked by {', '.join(order)}\n(employer: recorded)", title_justify="left")
     shown = list(dict.fromkeys([*(o.lstrip("-") for o in order), "thank_you_misses",
                                 "pester_load", "impatience", "premature_stalls", "stalls",
                                 "days_to_next_step"]))
@@ -477,13 +614,18 @@ def simulate_command(
     start: Annotated[str, typer.Option(help="first interviews fall in the year from this "
                                             "date (ISO)")] = "2025-01-06",
     batch: Annotated[int, typer.Option(help="candidacies per transaction", min=1)] = 200,
+    nudge_effect: Annotated[float | None, typer.Option(help=(
+        "draw the employer's decisions from the known response model, a fresh nudge "
+        "adding this much to the daily log-odds of a decision (fading over "
+        "DECAY_DAYS); one round per candidacy.  Default: today's fixed decision times"))]
+    = None,
 ) -> None:
     """Write plausible histories into the configured store, through the engine."""
-    _friendly(_simulate)(candidacies, seed, country, policy, start, batch)
+    _friendly(_simulate)(candidacies, seed, country, policy, start, batch, nudge_effect)
 
 
 def _simulate(count: int, seed: int, country: str | None, policy: str, start: str,
-              batch: int) -> None:
+              batch: int, nudge_effect: float | None = None) -> None:
     from api.settings import get_settings
     from api.wiring import build_candidacies
     from engine.replay import parse_moment
@@ -501,10 +643,17 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
         # Interviews fall in the year from --start and their follow-up runs for months more.
         raise InvalidInput("--start", f"must be on or before {last_start}, so that "
                                       f"every simulated moment falls before {LAST_DAY}")
+    employer = None
+    if nudge_effect is not None:
+        from engine.response_model import ResponseModel
+
+        if not -5.0 <= nudge_effect <= 5.0:
+            raise InvalidInput("--nudge-effect", "a log-odds effect between -5 and 5")
+        employer = ResponseModel.truth(nudge_effect)
     app = build_candidacies()
     report = _with_progress("simulating", count, lambda tick: simulate(
         app, count, seed, policy=live, country=code, start=first_day, batch=batch,
-        progress=tick))
+        progress=tick, employer=employer))
     stages = ", ".join(f"{n} {stage}" for stage, n in report.stages.most_common())
     console.print(f"{report.candidacies} candidacies, {report.events} events written to "
                   f"{get_settings().database_url} under {live.name} v{live.version} "

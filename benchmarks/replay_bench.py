@@ -426,8 +426,207 @@ def render(r: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+# -- model mode (issue 18) ---------------------------------------------------------------------
+
+MODEL_SECTION = "## Replay with a modelled employer (issue 18)"
+
+
+def model_store(path: Path, candidacies: int, seed: int) -> None:
+    """A store whose employer follows the known response model (a nudge effect of 1)."""
+    from engine.application import Candidacies
+    from engine.response_model import ResponseModel
+    from engine.simulation import simulate
+    from engine.store import eventsourcing_env
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{path}"))
+    simulate(app, candidacies, seed, employer=ResponseModel.truth(1.0))
+    app.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def model_run(path: Path, draws: int) -> dict[str, Any]:
+    """One policy under ``--employer model``, ``draws`` draws, one process, the fitted
+    model (its covariance: every draw samples coefficients)."""
+    from engine.counterfactual import model_replay
+    from engine.replay import SQLiteSource, candidacy_histories
+    from engine.response_model import fit
+
+    source = SQLiteSource(path, TABLE)
+    model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
+    wall, cpu = time.perf_counter(), time.process_time()
+    records = model_replay(source, policies(1), model, draws=draws, seed=1)
+    elapsed, used = time.perf_counter() - wall, time.process_time() - cpu
+    # Events per second per draw: the events read, times the draws each was run for.
+    rates = _rates(records.events * draws, elapsed, used)
+    rates.update(draws=draws, candidacies=records.candidacies)
+    return rates
+
+
+def model_main(args: argparse.Namespace) -> None:
+    from paired import load_average, ratios, spread
+
+    path = args.dir / f"model_{args.candidacies}.db"
+    if not (args.reuse and path.exists()):
+        print(f"building {path}", file=sys.stderr)
+        model_store(path, args.candidacies, args.seed)
+    floor(path)  # warm the page cache
+    sides = {"floor": lambda: floor(path), "recorded": lambda: replay_run(path, 1, 1),
+             "model": lambda: model_run(path, args.draws)}
+
+    def one(side: str, number: int) -> dict[str, Any]:
+        m = sides[side]()
+        print(f"  round {number + 1} {side}: {m['events_per_second']:,} events/s",
+              file=sys.stderr, flush=True)
+        return m
+
+    runs = alternated(args.rounds, list(sides), one)
+    rate = {side: [m["events_per_second"] for m in runs[side]] for side in sides}
+    command = (f"python benchmarks/replay_bench.py --model-mode --candidacies "
+               f"{args.candidacies} --draws {args.draws} --rounds {args.rounds} [--reuse]")
+    events = runs["floor"][0]["events"]
+    text = "\n".join([
+        f"`{command}` (1 process each; {events:,} events, {args.candidacies:,} "
+        f"candidacies simulated with a nudge effect of 1; {load_average()})",
+        "",
+        "| side | events/s (median of rounds) | ratio to recorded, per round |",
+        "|---|---|---|",
+        f"| floor (select + orjson) | {spread(rate['floor'], unit='', digits=0)} | "
+        f"{spread(ratios(rate['floor'], rate['recorded']))} |",
+        f"| replay, employer recorded, 1 policy | {spread(rate['recorded'], unit='', digits=0)}"
+        " | 1 |",
+        f"| replay, employer model, 1 policy, per draw ({args.draws} draws) | "
+        f"{spread(rate['model'], unit='', digits=0)} | "
+        f"{spread(ratios(rate['model'], rate['recorded']))} |",
+        "",
+        "Model mode's rate counts each event once per draw it was replayed for: the "
+        "store is read and decoded once for all the draws, so reading is shared between "
+        "them (the fit, done once before the timer, is not counted).  Target: a draw at "
+        "least 0.5x the recorded mode's rate.",
+    ])
+    print(text)
+    if not args.no_docs:
+        from paired import write_section as write
+
+        write(MODEL_SECTION, MODEL_SECTION + "\n\n" + text)
+
+
+COVERAGE_SECTION = "## Replay's intervals: coverage of the truth (issue 18)"
+
+
+def _pairs() -> dict[str, CadencePolicy]:
+    base = default_policy().model_dump(mode="json")
+
+    def variant(name: str, **changes: Any) -> CadencePolicy:
+        data = json.loads(json.dumps(base))
+        data["name"] = name
+        for key, value in changes.items():
+            section, field = key.split("__")
+            data[section][field] = value
+        return policy_from_dict(data)
+
+    return {"more persistent": variant("persistent", pest_line__max_nudges=6,
+                                       stall__grace_business_days=10),
+            "less persistent": variant("brief", pest_line__max_nudges=1,
+                                       patience__window_without_timeline_weeks=2),
+            "other spacing": variant("spaced", nudge__spacing_business_days=2)}
+
+
+def coverage_trial(directory: Path, count: int, seed: int, effect: float,
+                   draws: int) -> dict[str, dict[str, bool]]:
+    """One ground-truth trial (as tests/test_counterfactual.py): simulate the playbook
+    with a known nudge effect, fit, predict each pair's B; simulate B on the same seeds;
+    does each 95% interval cover the truth?"""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from engine.application import Candidacies
+    from engine.counterfactual import _km_quantiles, model_replay, summarise
+    from engine.replay import SQLiteSource, candidacy_histories
+    from engine.response_model import ResponseModel, fit
+    from engine.simulation import simulate, simulate_in_memory
+    from engine.store import eventsourcing_env
+
+    path = directory / f"coverage_{seed}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    truth = ResponseModel.truth(effect)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{path}"))
+    simulate(app, count, seed, employer=truth)
+    app.close()
+    source = SQLiteSource(path, TABLE)
+    model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
+    pairs = _pairs()
+    outcomes = summarise(model_replay(source, list(pairs.values()), model, draws=draws,
+                                      seed=seed, until=datetime(2027, 6, 1, tzinfo=UTC)),
+                         replicates=300, seed=seed)
+    (nudge,) = [r for r in model.report["hazard"] if r["feature"] == "nudge_recent"]
+    found: dict[str, dict[str, bool]] = {"fit": {
+        "nudge_effect": nudge["low"] <= effect <= nudge["high"]}}
+    for (name, policy), predicted in zip(pairs.items(), outcomes, strict=True):
+        days, decided, advanced = [], [], 0
+        for world, candidacy in simulate_in_memory(count, seed, policy, employer=truth):
+            outcome = candidacy.outcome or {}
+            advanced += outcome.get("kind") == "advanced"
+            done = outcome.get("kind") in ("advanced", "rejected")
+            end = outcome.get("at") or candidacy.modified_on
+            days.append((end - world.first_interview_at).total_seconds() / 86400)
+            decided.append(1.0 if done else 0.0)
+        (median,) = _km_quantiles(np.asarray(days), np.asarray(decided),
+                                  np.ones(len(days)), (0.5,))
+        low, high = predicted.intervals["advanced"]
+        dlow, dhigh = predicted.intervals["days_median"]
+        found[name] = {
+            "advanced": low is not None and high is not None
+            and low <= advanced / count <= high,
+            "days_median": None not in (median, dlow, dhigh)
+            and dlow <= median <= dhigh}  # type: ignore[operator]
+    return found
+
+
+def coverage_main(args: argparse.Namespace) -> None:
+    args.dir.mkdir(parents=True, exist_ok=True)
+    tally: dict[str, dict[str, int]] = {}
+    for seed in range(1, args.seeds + 1):
+        trial = coverage_trial(args.dir, args.candidacies, seed, 1.0, args.draws)
+        print(f"  seed {seed}: {trial}", file=sys.stderr, flush=True)
+        for name, checks in trial.items():
+            for key, covered in checks.items():
+                tally.setdefault(f"{name}: {key}", {"covered": 0, "trials": 0})
+                tally[f"{name}: {key}"]["trials"] += 1
+                tally[f"{name}: {key}"]["covered"] += int(covered)
+    command = (f"python benchmarks/replay_bench.py --coverage --seeds {args.seeds} "
+               f"--candidacies {args.candidacies} --draws {args.draws}")
+    lines = [COVERAGE_SECTION, "", f"`{command}`: per seed, {args.candidacies:,} candidacies "
+             "simulated under the playbook with a nudge effect of 1, the model fitted, each "
+             "pair's policy predicted ({args.draws} draws) and simulated directly on the "
+             "same seeds.".replace("{args.draws}", str(args.draws)), "",
+             "| check | 95% interval covers the truth |", "|---|---|"]
+    for key, count in tally.items():
+        lines.append(f"| {key} | {count['covered']} of {count['trials']} |")
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_docs:
+        from paired import write_section as write
+
+        write(COVERAGE_SECTION, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coverage", action="store_true",
+                        help="the ground-truth coverage study (issue 18), its own section")
+    parser.add_argument("--seeds", type=int, default=20, help="--coverage: trials")
+    parser.add_argument("--model-mode", action="store_true",
+                        help="measure --employer model against recorded mode and the floor "
+                             "(issue 18) and write its own section")
+    parser.add_argument("--candidacies", type=int, default=2000,
+                        help="--model-mode: candidacies in its store")
+    parser.add_argument("--draws", type=int, default=3, help="--model-mode: draws")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000,
                         help="events in the small store (the memory comparison)")
@@ -448,6 +647,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.workers)
+        return
+    if args.model_mode:
+        model_main(args)
+        return
+    if args.coverage:
+        coverage_main(args)
         return
     if args.quick:
         args.events, args.small, args.rounds = 100_000, 20_000, 3

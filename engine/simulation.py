@@ -200,6 +200,8 @@ class AggregateTarget:
         self.state = Candidacy.record_interview(actor=self.actor, at=fact.at, **fact.kwargs)
 
     def fact(self, fact: SimulatedFact) -> str:
+        if not fact.command:
+            return SKIPPED  # an employer's decision a nudge redrew (`World.react`)
         try:
             getattr(self.state, fact.command)(self.actor, fact.at, **fact.kwargs)
         except IllegalCommand:
@@ -306,9 +308,23 @@ class World:
     vacation: tuple[datetime, datetime] | None = None
     answered_vacation: bool = field(default=False, repr=False)
 
+    employer: Any = field(default=None, repr=False)  # `EmployerDraw`: replies from a model
+    nudge_days: list[int] = field(default_factory=list, repr=False)
+    pending: SimulatedFact | None = field(default=None, repr=False)  # the drawn decision
+    live: list[SimulatedFact] | None = field(default=None, repr=False)  # drive's fact list
+
     def react(self, action: Action, at: datetime, state: Any) -> list[SimulatedFact] | None:
         """An automatic out-of-office reply to the first message reaching an interviewer
-        who is away (a card left at reception gets none)."""
+        who is away (a card left at reception gets none); with a response model, a nudge
+        may bring the employer's decision forward (or put it back)."""
+        new = self._out_of_office(action, at)
+        if self.employer is not None and action.kind in ("nudge", "offer_nudge"):
+            moved = self._redraw(at)
+            if moved is not None:
+                new = [*(new or ()), moved]
+        return new
+
+    def _out_of_office(self, action: Action, at: datetime) -> list[SimulatedFact] | None:
         if self.vacation is None or self.answered_vacation:
             return None
         away, back = self.vacation
@@ -322,6 +338,34 @@ class World:
         return [SimulatedFact(at + timedelta(minutes=2), "receive_reply",
                               {"kind": ReplyKind.OUT_OF_OFFICE, "back_on": back_on})]
 
+    def _redraw(self, at: datetime) -> SimulatedFact | None:
+        """A nudge sent ``at``: the employer's decision from the next business day on is
+        drawn again (the same uniforms, the hazard with this nudge)."""
+        draw = self.employer
+        day = draw.day_of(at)
+        self.nudge_days.append(day)
+        pending = self.pending
+        if pending is not None and (pending.at <= at or draw.day_of(pending.at) <= day):
+            return None  # decided today already, or before the nudge
+        decided = draw.decision_day(self.nudge_days, after=day)
+        new = None if decided is None else self._decision(decided)
+        if pending is not None and self.live is not None:
+            for k, fact in enumerate(self.live):
+                if fact is pending:
+                    self.live[k] = SimulatedFact(fact.at, "", {})  # no longer happens
+                    break
+        self.pending = new
+        self.decision_at = None if new is None else new.at
+        self.decision = None if new is None else new.kwargs["kind"]
+        return new
+
+    def _decision(self, day: int) -> SimulatedFact:
+        draw = self.employer
+        kind = draw.kind(sum(1 for k in self.nudge_days if k < day))
+        return SimulatedFact(draw.moment(day), "receive_reply", {
+            "kind": kind,
+            "note": "Offer extended" if kind == "advanced" else "Went with another candidate"})
+
 
 def lognormal_mu(mean: float, sigma: float = SIGMA) -> float:
     """The log-scale location of a lognormal with this arithmetic mean."""
@@ -329,8 +373,14 @@ def lognormal_mu(mean: float, sigma: float = SIGMA) -> float:
 
 
 def generate(index: int, seed: int, *, country: str | None = None,
-             start: date = DEFAULT_START, policy: dict[str, Any] | None = None) -> World:
-    """The ``index``-th simulated candidacy of ``seed`` (the same every time)."""
+             start: date = DEFAULT_START, policy: dict[str, Any] | None = None,
+             employer: Any = None) -> World:
+    """The ``index``-th simulated candidacy of ``seed`` (the same every time).
+
+    With ``employer`` (an `engine.response_model.ResponseModel`) the employer's decision is
+    drawn from that model, day by day, from the candidacy's own seeded stream (the same
+    under every policy), and a nudge can change it (`World.react`); such worlds have one
+    round."""
     rng = random.Random(f"{seed}:{index}")
     code = country or rng.choice(tuple(MEAN_DAYS))
     zone_name = rng.choice(ZONES[code])
@@ -351,6 +401,8 @@ def generate(index: int, seed: int, *, country: str | None = None,
     rounds = 1
     if rng.random() < P_SECOND_ROUND:
         rounds = 3 if rng.random() < P_THIRD_ROUND / P_SECOND_ROUND else 2
+    if employer is not None:
+        rounds = 1
     interviews = [first]
     advances: list[datetime] = []
     for fraction in sorted(rng.uniform(0.25, 0.75) for _ in range(rounds - 1)):
@@ -393,7 +445,7 @@ def generate(index: int, seed: int, *, country: str | None = None,
         _while_waiting(rng, add, at, ends_at, zone, number)
         if not last:
             add(ends_at, "receive_reply", kind=ReplyKind.ADVANCED, note="Invited to the next round")
-    if decision is not None:
+    if decision is not None and employer is None:
         add(decision_at, "receive_reply", kind=decision,
             note="Offer extended" if decision == ReplyKind.ADVANCED
             else "Went with another candidate")
@@ -405,10 +457,43 @@ def generate(index: int, seed: int, *, country: str | None = None,
                                 .date(), time(0), zone).astimezone(UTC)
         vacation = (away, back)
     actor_facts.sort(key=lambda item: (item[0], item[1]))
-    return World(id=actor_facts[0][2].kwargs["id"], country=code, timezone=zone_name,
-                 facts=[f for _, _, f in actor_facts], first_interview_at=first,
-                 decision_at=None if silent else decision_at, decision=decision,
-                 rounds=len(interviews), vacation=vacation)
+    world = World(id=actor_facts[0][2].kwargs["id"], country=code, timezone=zone_name,
+                  facts=[f for _, _, f in actor_facts], first_interview_at=first,
+                  decision_at=None if silent else decision_at, decision=decision,
+                  rounds=len(interviews), vacation=vacation)
+    if employer is not None:
+        _draw_employer(world, employer, random.Random(f"{seed}:{index}:employer"))
+    return world
+
+
+def _draw_employer(world: World, model: Any, rng: random.Random) -> None:
+    """The world's employer from ``model``: its decision given the candidate's own
+    nudges (known in advance); the policy's nudges redraw it as they come."""
+    from engine.response_model import (
+        EmployerDraw,
+        RoundContext,
+        business_days_between,
+        country_value,
+    )
+
+    first = world.facts[0]
+    zone = ZoneInfo(world.timezone)
+    interview = first.kwargs["interview"]
+    day = interview["interviewed_at"].astimezone(zone).date()
+    offers = [business_days_between(day, f.at.astimezone(zone).date())
+              for f in world.facts if f.command == "note_competing_offer"]
+    ctx = RoundContext(day, zone, interview["timeline"], 1, country_value(world.country),
+                       offers[0] if offers else None)
+    draw = EmployerDraw(ctx, model, rng)
+    world.employer = draw
+    world.nudge_days = [draw.day_of(f.at) for f in world.facts if f.command == "send_nudge"]
+    decided = draw.decision_day(world.nudge_days)
+    world.pending = None if decided is None else world._decision(decided)
+    world.decision_at = None if world.pending is None else world.pending.at
+    world.decision = None if world.pending is None else world.pending.kwargs["kind"]
+    if world.pending is not None:
+        world.facts.append(world.pending)
+        world.facts.sort(key=lambda f: f.at)
 
 
 def _panel(rng: random.Random) -> list[dict[str, Any]]:
@@ -524,17 +609,21 @@ def run_world(world: World, policy: CadencePolicy, *, workspace: str = "simulate
     """The world's candidacy as a real aggregate, moved through the loop under ``policy``
     (its events pending, ready to save)."""
     target = AggregateTarget(actor_for(world, workspace))
-    drive(target, list(world.facts), policy, until=until, react=world.react)
+    world.live = list(world.facts)
+    drive(target, world.live, policy, until=until, react=world.react)
     return target.state  # type: ignore[no-any-return]
 
 
 def simulate_in_memory(count: int, seed: int, policy: CadencePolicy, *,
                        country: str | None = None, start: date = DEFAULT_START,
-                       first: int = 0) -> Iterator[tuple[World, Candidacy]]:
-    """Simulated candidacies with their aggregates, nothing saved."""
+                       first: int = 0, employer: Any = None
+                       ) -> Iterator[tuple[World, Candidacy]]:
+    """Simulated candidacies with their aggregates, nothing saved (``employer``: a
+    response model the employer's decisions are drawn from, see `generate`)."""
     ref = {"name": policy.name, "version": policy.version}
     for index in range(first, first + count):
-        world = generate(index, seed, country=country, start=start, policy=ref)
+        world = generate(index, seed, country=country, start=start, policy=ref,
+                         employer=employer)
         yield world, run_world(world, policy)
 
 
@@ -558,7 +647,8 @@ class SimulationReport:
 
 def simulate(app: Any, count: int, seed: int, *, policy: CadencePolicy | None = None,
              country: str | None = None, start: date = DEFAULT_START, batch: int = 200,
-             progress: Callable[[int], None] | None = None) -> SimulationReport:
+             progress: Callable[[int], None] | None = None,
+             employer: Any = None) -> SimulationReport:
     """Write ``count`` simulated candidacies into ``app``'s store: the engine's own
     aggregates and events, saved ``batch`` candidacies per transaction with their rows."""
     from engine.policy import default_policy
@@ -569,7 +659,7 @@ def simulate(app: Any, count: int, seed: int, *, policy: CadencePolicy | None = 
     report = SimulationReport()
     pending: list[Candidacy] = []
     for world, candidacy in simulate_in_memory(count, seed, policy, country=country,
-                                               start=start):
+                                               start=start, employer=employer):
         report.add(world, candidacy)
         pending.append(candidacy)
         if len(pending) >= batch:

@@ -46,7 +46,8 @@ def test_replay_compares_policies_as_json_csv_table_and_chart(store: Path) -> No
 
     result = runner.invoke(app, ["replay", "-p", short, "--csv", *UNTIL])
     header, row = result.output.strip().splitlines()
-    assert header.startswith("policy,candidacies,") and row.startswith("short v1,40,")
+    assert header.startswith("employer,policy,candidacies,")
+    assert row.startswith("recorded,short v1,40,")
 
     chart = store / "compare.png"
     result = runner.invoke(app, ["replay", "-p", "default", "-p", short, "--chart", str(chart),
@@ -63,6 +64,7 @@ def test_tune_ranks_every_combination_by_the_objective(store: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     ranking = data["ranking"]
+    assert data["employer"] == "recorded"
     assert len(ranking) == 6
     keys = [(r["premature_stalls"], r["pester_load"]) for r in ranking]
     assert keys == sorted(keys)
@@ -70,6 +72,7 @@ def test_tune_ranks_every_combination_by_the_objective(store: Path) -> None:
                                               "max_nudges=3 first_nudge=7"}
     table = runner.invoke(app, ["tune", "--vary", "max_nudges=1..2", *UNTIL])
     assert table.exit_code == 0 and "ranked by premature_stalls, pester_load" in table.output
+    assert "employer: recorded" in table.output
 
 
 def test_export_import_and_replay_from_the_file(store: Path, monkeypatch: pytest.MonkeyPatch

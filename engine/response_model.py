@@ -1,0 +1,508 @@
+"""The employer's response model: a discrete-time hazard of the employer's decision.
+
+One row per candidacy round and business day since its interview ("person-day"), at risk
+until the employer decides (advance or rejection), the candidacy ends another way, or the
+history's observation ends.  The daily probability that the employer decides is
+
+    h(d) = expit(x(d) . beta)
+
+with ``x(d)`` the covariates of `FEATURES` as they stand at the start of day ``d``: days
+since the interview, the stated timeline (before / inside / after), nudges so far and how
+recent the last one is (``nudge_recent`` = exp(-(days since it - 1) / DECAY_DAYS): 1 the
+day after a nudge, fading), a competing offer noted, the round, the country.  A decision
+is an advance with probability ``expit(a0 + a1 * nudges so far)``.
+
+The same model is the simulator's ground truth (`engine.simulation.generate` with
+``employer=``) and what `fit` learns from a store, so a test can check that fitting
+recovers what simulated the store (tests/test_counterfactual.py).
+
+Fitted with statsmodels' logistic GLM (docs/replay.md says why); statsmodels and numpy are
+imported by `fit` only, so the simulator and replay do not load them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine.errors import CloserError
+
+FEATURES: tuple[str, ...] = ("intercept", "log_day", "timeline_inside", "timeline_after",
+                             "nudges", "nudge_recent", "offer", "round", "country")
+"""The hazard's covariates, in coefficient order."""
+
+ADVANCE_FEATURES: tuple[str, ...] = ("intercept", "nudges")
+"""The covariates of the share of decisions that are advances."""
+
+DECAY_DAYS = 3.0
+"""How fast a nudge's effect fades (business days): an assumption of the model's shape,
+the same for the simulator's truth and the fit (only the effect's size is estimated)."""
+
+HORIZON_DAYS = 60
+"""Business days after which an employer that has not decided never does (silence)."""
+
+MIN_CANDIDACIES = 200
+"""Fewer candidacies than this and `fit` refuses: the intervals would say nothing."""
+MIN_DECISIONS = 50
+"""Fewer employer decisions (advances and rejections) than this and `fit` refuses."""
+
+_WORK_START = time(9)
+
+
+class ModelRefused(CloserError):
+    """The store holds too little to fit a model worth using."""
+
+
+# -- calendar --------------------------------------------------------------------------------
+
+
+def business_days_between(start: date, day: date) -> int:
+    """Weekdays in (start, day]: 1 on the first weekday after the interview's date."""
+    if day <= start:
+        return 0
+    whole, extra = divmod((day - start).days, 7)
+    count = whole * 5
+    weekday = start.weekday()
+    for k in range(1, extra + 1):
+        if (weekday + k) % 7 < 5:
+            count += 1
+    return count
+
+
+def business_day(start: date, n: int) -> date:
+    """The ``n``-th weekday after ``start`` (n >= 1)."""
+    weeks, n = divmod(n - 1, 5)
+    day = start + timedelta(weeks=weeks)
+    n += 1
+    while n > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            n -= 1
+    return day
+
+
+# -- the model -------------------------------------------------------------------------------
+
+
+def expit(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+TRUE_DEFAULTS: dict[str, float] = {
+    "intercept": -3.3, "log_day": 0.25, "timeline_inside": 0.3, "timeline_after": 0.5,
+    "nudges": 0.0, "nudge_recent": 0.0, "offer": 0.4, "round": 0.0, "country": -1.0}
+"""The simulator's default employer: about one decision in 20 business days, a stated
+timeline's end hastening it, a competing offer too, slower in slow-hiring countries."""
+
+
+@dataclass
+class ResponseModel:
+    """Coefficients (by feature name) and, when fitted, their covariance and fit report."""
+
+    coefficients: dict[str, float]
+    advance: dict[str, float] = field(
+        default_factory=lambda: {"intercept": logit(0.35), "nudges": 0.0})
+    decay_days: float = DECAY_DAYS
+    horizon_days: int = HORIZON_DAYS
+    covariance: list[list[float]] | None = None  # over `FEATURES` then `ADVANCE_FEATURES`
+    report: dict[str, Any] | None = None
+
+    @classmethod
+    def truth(cls, nudge_effect: float = 0.0, **changes: float) -> ResponseModel:
+        """The simulator's employer with this log-odds effect of a fresh nudge."""
+        coefficients = {**TRUE_DEFAULTS, "nudge_recent": nudge_effect, **changes}
+        return cls(coefficients)
+
+    def vector(self) -> list[float]:
+        return ([self.coefficients.get(n, 0.0) for n in FEATURES]
+                + [self.advance.get(n, 0.0) for n in ADVANCE_FEATURES])
+
+    def with_vector(self, values: Sequence[float]) -> ResponseModel:
+        k = len(FEATURES)
+        return ResponseModel(dict(zip(FEATURES, values[:k], strict=True)),
+                             dict(zip(ADVANCE_FEATURES, values[k:], strict=True)),
+                             self.decay_days, self.horizon_days)
+
+    def sampled(self, rng: random.Random) -> ResponseModel:
+        """Coefficients drawn from the fit's normal approximation (parameter uncertainty);
+        the model itself when it has no covariance (a known truth)."""
+        if self.covariance is None:
+            return self
+        import numpy as np
+
+        mean = np.array(self.vector())
+        cov = np.array(self.covariance)
+        generator = np.random.default_rng(rng.getrandbits(64))
+        return self.with_vector(list(generator.multivariate_normal(mean, cov,
+                                                                   method="eigh")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": "closer.response_model", "version": 1,
+                "features": list(FEATURES), "coefficients": self.coefficients,
+                "advance": self.advance, "decay_days": self.decay_days,
+                "horizon_days": self.horizon_days, "covariance": self.covariance,
+                "report": self.report}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ResponseModel:
+        from engine.errors import InvalidInput
+
+        if not isinstance(data, dict) or data.get("kind") != "closer.response_model":
+            raise InvalidInput("--model", "not a response model written by `closer model fit`")
+        return cls(dict(data["coefficients"]), dict(data["advance"]),
+                   float(data["decay_days"]), int(data["horizon_days"]),
+                   data.get("covariance"), data.get("report"))
+
+
+# -- one round's employer ----------------------------------------------------------------------
+
+
+@dataclass
+class RoundContext:
+    """What the model reads about a round, fixed whatever the policy does."""
+
+    interview_day: date           # the interview's local date
+    zone: ZoneInfo
+    timeline: dict[str, Any] | None
+    round: int                    # 1 for the first interview
+    country: float                # log(country's mean days / 25)
+    offer_day: int | None = None  # business day a competing offer was noted
+
+
+def country_value(code: str | None) -> float:
+    from engine.simulation import MEAN_DAYS
+
+    mean = MEAN_DAYS.get(code or "")
+    return math.log(mean / 25.0) if mean else 0.0
+
+
+def features(ctx: RoundContext, day: int, nudge_days: Sequence[int]) -> list[float]:
+    """x(day): nudges counted are those sent on business days before ``day``."""
+    before = [k for k in nudge_days if k < day]
+    timeline = ctx.timeline
+    inside = after = 0.0
+    if timeline:
+        low, high = timeline["min_weeks"] * 5, timeline["max_weeks"] * 5
+        after = 1.0 if day > high else 0.0
+        inside = 1.0 if low < day <= high else 0.0
+    recent = math.exp(-(day - max(before) - 1) / DECAY_DAYS) if before else 0.0
+    offer = 1.0 if ctx.offer_day is not None and ctx.offer_day < day else 0.0
+    return [1.0, math.log(day), inside, after, float(len(before)), recent, offer,
+            float(ctx.round - 1), ctx.country]
+
+
+_LOG_DAYS = [0.0] + [math.log(day) for day in range(1, 1001)]
+
+
+class EmployerDraw:
+    """One draw of one round's employer: a uniform per business day (its own seeded
+    stream, so every policy meets the same employer) and the model.  The employer decides
+    on the first day ``d`` whose uniform falls under ``h(d)``, given the nudges sent."""
+
+    __slots__ = ("ctx", "model", "thresholds", "kind_u", "minute", "base", "b_nudges",
+                 "b_recent", "decay")
+
+    def __init__(self, ctx: RoundContext, model: ResponseModel, rng: random.Random) -> None:
+        self.ctx = ctx
+        self.model = model
+        horizon = model.horizon_days
+        # logit(u), spelled out (u == 0.0 can happen: it decides whatever the hazard).
+        log, draw = math.log, rng.random
+        self.thresholds = [log(u / (1.0 - u)) if (u := draw()) > 0.0 else -math.inf
+                           for _ in range(horizon)]
+        self.kind_u = rng.random()
+        self.minute = rng.randrange(0, 8 * 60)  # within the working day
+        b = model.coefficients
+        self.b_nudges = b.get("nudges", 0.0)
+        self.b_recent = b.get("nudge_recent", 0.0)
+        self.decay = model.decay_days
+        # The linear predictor without the nudge terms, per day (they alone change):
+        # `features` spelled out, as it is built once per candidacy and draw.
+        constant = (b.get("intercept", 0.0) + b.get("round", 0.0) * (ctx.round - 1)
+                    + b.get("country", 0.0) * ctx.country)
+        b_log, b_offer = b.get("log_day", 0.0), b.get("offer", 0.0)
+        b_inside, b_after = b.get("timeline_inside", 0.0), b.get("timeline_after", 0.0)
+        low = high = horizon + 1
+        if ctx.timeline:
+            low, high = ctx.timeline["min_weeks"] * 5, ctx.timeline["max_weeks"] * 5
+        offer = ctx.offer_day if ctx.offer_day is not None else horizon + 1
+        logs = _LOG_DAYS
+        self.base = [constant + b_log * logs[day]
+                     + (b_after if day > high else b_inside if day > low else 0.0)
+                     + (b_offer if offer < day else 0.0)
+                     for day in range(1, horizon + 1)]
+
+    def decision_day(self, nudge_days: Sequence[int], after: int = 0) -> int | None:
+        """The first business day > ``after`` the employer decides on (None: never)."""
+        nudges = sorted(nudge_days)
+        b_nudges, b_recent, decay = self.b_nudges, self.b_recent, self.decay
+        j = 0
+        count = 0
+        last = None
+        for day in range(after + 1, self.model.horizon_days + 1):
+            while j < len(nudges) and nudges[j] < day:
+                count += 1
+                last = nudges[j]
+                j += 1
+            eta = self.base[day - 1]
+            if last is not None:
+                eta += b_nudges * count + b_recent * math.exp(-(day - last - 1) / decay)
+            # u < expit(eta)  <=>  logit(u) < eta
+            if self.thresholds[day - 1] < eta:
+                return day
+        return None
+
+    def kind(self, nudges: int) -> str:
+        a = self.model.advance
+        p = expit(a.get("intercept", 0.0) + a.get("nudges", 0.0) * nudges)
+        return "advanced" if self.kind_u < p else "rejected"
+
+    def moment(self, day: int) -> datetime:
+        """When on business day ``day`` the decision arrives (a working moment)."""
+        local = datetime.combine(business_day(self.ctx.interview_day, day), _WORK_START,
+                                 self.ctx.zone) + timedelta(minutes=self.minute)
+        from datetime import UTC
+
+        return local.astimezone(UTC)
+
+    def day_of(self, moment: datetime) -> int:
+        return business_days_between(self.ctx.interview_day,
+                                     moment.astimezone(self.ctx.zone).date())
+
+
+# -- person-day rows from recorded histories ---------------------------------------------------
+
+
+@dataclass
+class RoundRecord:
+    """One recorded round as the fit reads it."""
+
+    ctx: RoundContext
+    nudge_days: list[int]
+    end_day: int           # the last business day at risk
+    decided: bool          # the employer decided on end_day
+    kind: str | None       # advanced / rejected
+
+
+_NOT_NUDGES = ("stall.", "thank_you.", "reminder.")
+
+
+def rounds_of(history: Any) -> list[RoundRecord]:
+    """A history (`engine.replay.History` read with ``keep_decisions=True``) cut into its
+    rounds: covariates, nudge days, and how each round ended."""
+    facts = history.facts
+    if not facts or facts[0].name != "InterviewRecorded":
+        return []
+    first = facts[0]
+    zone = ZoneInfo(first.timezone)
+    country = country_value(first.country)
+    events: list[tuple[datetime, str, Any]] = [(f.at, f.name, f) for f in facts]
+    for decision in history.decisions:
+        rule = decision["decided_by"]["rule"]
+        at = decision["timestamp"]  # decoded by the application's mapper: a datetime
+        if rule.startswith("stall."):
+            events.append((at, "Stalled", decision))
+        elif not rule.startswith(_NOT_NUDGES):
+            events.append((at, "NudgeDecided", decision))
+    events.sort(key=lambda e: e[0])
+    last_seen = events[-1][0]
+    out: list[RoundRecord] = []
+    current: dict[str, Any] | None = None
+
+    def close(end: datetime, decided: bool, kind: str | None) -> None:
+        nonlocal current
+        if current is None:
+            return
+        ctx: RoundContext = current["ctx"]
+        day = business_days_between(ctx.interview_day, end.astimezone(zone).date())
+        if decided:
+            day = max(day, 1)
+        day = min(day, HORIZON_DAYS)
+        if day >= 1:
+            out.append(RoundRecord(ctx, current["nudges"], day, decided and day >= 1, kind))
+        current = None
+
+    number = 0
+    for at, name, item in events:
+        if name in ("InterviewRecorded", "RoundStarted"):
+            close(at, False, None)
+            number += 1
+            interview = item.interview
+            start = interview["interviewed_at"].astimezone(zone).date()
+            current = {"ctx": RoundContext(start, zone, interview.get("timeline"), number,
+                                           country), "nudges": []}
+        elif current is None:
+            continue
+        elif name in ("NudgeSent", "NudgeDecided"):
+            current["nudges"].append(business_days_between(
+                current["ctx"].interview_day, at.astimezone(zone).date()))
+        elif name == "CompetingOfferNoted" and current["ctx"].offer_day is None:
+            current["ctx"].offer_day = business_days_between(
+                current["ctx"].interview_day, at.astimezone(zone).date())
+        elif name == "ReplyReceived" and item.kind in ("advanced", "rejected"):
+            close(at, True, item.kind)
+        elif name in ("Stalled", "Withdrawn"):
+            close(at, False, None)
+    if current is not None:
+        close(last_seen, False, None)
+    return out
+
+
+def person_days(records: Iterable[RoundRecord]) -> tuple[list[list[float]], list[int],
+                                                         list[list[float]], list[int]]:
+    """The hazard's design (rows, decided that day) and the advance share's (one row per
+    decision, advanced or not)."""
+    X: list[list[float]] = []
+    y: list[int] = []
+    A: list[list[float]] = []
+    z: list[int] = []
+    for record in records:
+        for day in range(1, record.end_day + 1):
+            X.append(features(record.ctx, day, record.nudge_days))
+            y.append(1 if record.decided and day == record.end_day else 0)
+        if record.decided:
+            nudges = sum(1 for k in record.nudge_days if k < record.end_day)
+            A.append([1.0, float(nudges)])
+            z.append(1 if record.kind == "advanced" else 0)
+    return X, y, A, z
+
+
+# -- fitting -------------------------------------------------------------------------------------
+
+
+def fit(histories: Iterable[Any]) -> ResponseModel:
+    """Fit the model on recorded histories (read with ``keep_decisions=True``), with its
+    report; `ModelRefused` when there is too little to learn from."""
+    import numpy as np
+    import statsmodels.api as sm  # type: ignore[import-untyped]
+
+    candidacies = 0
+    records: list[RoundRecord] = []
+    for history in histories:
+        found = rounds_of(history)
+        if found:
+            candidacies += 1
+            records.extend(found)
+    decisions = sum(1 for r in records if r.decided)
+    if candidacies < MIN_CANDIDACIES or decisions < MIN_DECISIONS:
+        raise ModelRefused(
+            f"too little data to fit a response model: {candidacies} candidacies and "
+            f"{decisions} employer decisions; the minimum is {MIN_CANDIDACIES} candidacies "
+            f"and {MIN_DECISIONS} decisions")
+    X, y, A, z = person_days(records)
+    Xa, ya = np.asarray(X), np.asarray(y, dtype=float)
+    # A covariate constant in the data (one round, no offers...) cannot be estimated.
+    kept = [j for j in range(len(FEATURES))
+            if j == 0 or float(Xa[:, j].std()) > 0.0]
+    hazard = sm.GLM(ya, Xa[:, kept], family=sm.families.Binomial()).fit()
+    Aa, za = np.asarray(A), np.asarray(z, dtype=float)
+    kept_a = [j for j in range(len(ADVANCE_FEATURES)) if j == 0 or float(Aa[:, j].std()) > 0]
+    share = sm.GLM(za, Aa[:, kept_a], family=sm.families.Binomial()).fit()
+
+    k, ka = len(FEATURES), len(ADVANCE_FEATURES)
+    coefficients = dict.fromkeys(FEATURES, 0.0)
+    advance = dict.fromkeys(ADVANCE_FEATURES, 0.0)
+    cov = np.zeros((k + ka, k + ka))
+    hc = np.asarray(hazard.cov_params())
+    for a, i in enumerate(kept):
+        coefficients[FEATURES[i]] = float(hazard.params[a])
+        for b, j in enumerate(kept):
+            cov[i, j] = hc[a, b]
+    sc = np.asarray(share.cov_params())
+    for a, i in enumerate(kept_a):
+        advance[ADVANCE_FEATURES[i]] = float(share.params[a])
+        for b, j in enumerate(kept_a):
+            cov[k + i, k + j] = sc[a, b]
+    hci = np.asarray(hazard.conf_int(0.05))
+    sci = np.asarray(share.conf_int(0.05))
+    predicted = np.asarray(hazard.predict(Xa[:, kept]))
+    report = {
+        "candidacies": candidacies, "rounds": len(records), "person_days": len(y),
+        "decisions": decisions,
+        "hazard": [{"feature": FEATURES[i], "coefficient": float(hazard.params[a]),
+                    "low": float(hci[a, 0]), "high": float(hci[a, 1])}
+                   for a, i in enumerate(kept)],
+        "not_estimable": [FEATURES[i] for i in range(k) if i not in kept],
+        "advance": [{"feature": ADVANCE_FEATURES[i], "coefficient": float(share.params[a]),
+                     "low": float(sci[a, 0]), "high": float(sci[a, 1])}
+                    for a, i in enumerate(kept_a)],
+        "concordance": concordance(predicted, ya),
+        "calibration": calibration(predicted, ya),
+    }
+    return ResponseModel(coefficients, advance, covariance=cov.tolist(), report=report)
+
+
+def concordance(predicted: Any, observed: Any) -> float:
+    """The share of (decided, not decided) person-day pairs the model orders rightly
+    (ties count half): the c-statistic, from ranks."""
+    from scipy.stats import rankdata  # type: ignore[import-untyped]
+
+    ranks = rankdata(predicted)
+    positives = observed == 1
+    n1 = int(positives.sum())
+    n0 = len(observed) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def calibration(predicted: Any, observed: Any) -> list[dict[str, float]]:
+    """Observed vs mean predicted daily hazard by decile of the prediction."""
+    import numpy as np
+
+    order = np.argsort(predicted, kind="stable")
+    out = []
+    for k, chunk in enumerate(np.array_split(order, 10), start=1):
+        if len(chunk):
+            out.append({"decile": k, "rows": int(len(chunk)),
+                        "predicted": float(predicted[chunk].mean()),
+                        "observed": float(observed[chunk].mean())})
+    return out
+
+
+def reply_curves(model: ResponseModel, histories: Iterable[Any],
+                 days: Sequence[int] = (5, 10, 15, 20, 30, 40, 60)) -> list[dict[str, float]]:
+    """`closer model check`: the share of rounds decided by business day d, observed
+    (Kaplan-Meier over the recorded rounds) and predicted (the model's survival on each
+    round's recorded covariates, averaged)."""
+    records = [r for h in histories for r in rounds_of(h)]
+    at_risk = [0] * (HORIZON_DAYS + 2)
+    events = [0] * (HORIZON_DAYS + 2)
+    for r in records:
+        for day in range(1, r.end_day + 1):
+            at_risk[day] += 1
+        if r.decided:
+            events[r.end_day] += 1
+    observed_survival = [1.0]
+    for day in range(1, HORIZON_DAYS + 1):
+        s = observed_survival[-1]
+        observed_survival.append(s * (1 - events[day] / at_risk[day]) if at_risk[day] else s)
+    # Predicted the same way: the model's hazard averaged over the rounds at risk that
+    # day (with their recorded covariates), multiplied into a survival curve.
+    b = model.vector()[:len(FEATURES)]
+    hazard_sum = [0.0] * (HORIZON_DAYS + 2)
+    for r in records:
+        for day in range(1, r.end_day + 1):
+            x = features(r.ctx, day, r.nudge_days)
+            hazard_sum[day] += expit(sum(c * v for c, v in zip(b, x, strict=True)))
+    predicted_survival = [1.0]
+    for day in range(1, HORIZON_DAYS + 1):
+        s = predicted_survival[-1]
+        predicted_survival.append(s * (1 - hazard_sum[day] / at_risk[day]) if at_risk[day]
+                                  else s)
+    return [{"day": d, "observed": 1 - observed_survival[d],
+             "predicted": 1 - predicted_survival[d], "at_risk": at_risk[d]} for d in days
+            if d <= HORIZON_DAYS]
