@@ -83,7 +83,7 @@ def vacuum(url: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE rm_pipeline, rm_stage_intervals, rm_rounds, "
-                           "rm_stay_counts, rm_thank_yous, rm_nudges, rm_overrides, "
+                           "rm_stay_days, rm_stay_lengths, rm_thank_yous, rm_nudges, rm_overrides, "
                            "rm_compliance_candidacies, rm_timeline, closer_candidacies")
 
 
