@@ -191,9 +191,9 @@ class Store:
         assert answer.status_code == status, (path, answer.status_code, answer.text[:300])
 
     def frame_page(self, _: int) -> None:
-        """A signed-in page with nothing to show: an unknown candidacy's 404, the frame
-        (session, token check, navigation, lag strip, HTML) and one row not found.  What
-        any page costs beside its own reads."""
+        """A signed-in request with nothing to show: an unknown candidacy's 404 (the
+        session, the token check, one candidacy not found, a small error page without
+        navigation or lag strip).  Near what any page costs beside its reads."""
         self.get("/dashboard/candidacies/00000000-0000-4000-8000-000000000000", 404)
 
     def pipeline_page(self, _: int) -> None:
@@ -345,8 +345,8 @@ def main() -> None:
                "rotating.", "",
                *table(["store", "page", "page p50 ms", "page p95 ms", "queries p50 ms",
                        "queries p95 ms", "page / queries (p50, per round)"], lines), "",
-               "The frame alone (a signed-in page with nothing to show, an unknown "
-               "candidacy's 404: session, token check, navigation, lag strip, HTML):", "",
+               "A signed-in request with nothing to show (an unknown candidacy's 404: "
+               "session, token check, one candidacy not found, a small error page):", "",
                *table(["store", "frame p50 ms", "frame p95 ms"], frames), ""]
     if rebuilds:
         section += ["`closer projections rebuild` (all three read models, 2,000 notifications "
