@@ -83,7 +83,7 @@ def vacuum(url: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("VACUUM ANALYZE rm_pipeline, rm_stage_intervals, rm_rounds, "
-                           "rm_stay_counts, rm_thank_yous, rm_nudges, rm_overrides, "
+                           "rm_stay_days, rm_stay_lengths, rm_thank_yous, rm_nudges, rm_overrides, "
                            "rm_compliance_candidacies, rm_timeline, closer_candidacies")
 
 
@@ -143,10 +143,18 @@ class Store:
         self.ids = random.Random(16).sample([r.id for r in rows], 200)
         self.client: Any = None
         self.timed: Timed | None = None
+        self.settings: Any = None
+
+    def lag_strip(self) -> None:
+        """What every page reads besides its own figures: how far each read model lags."""
+        from api.read_models import follower
+
+        follower(self.app).lags()
 
     def pipeline_direct(self, _: int) -> None:
         from api.read_models import funnel, rounds, stage_counts, time_in_stage
 
+        self.lag_strip()
         view = self.models["pipeline"].view
         stage_counts(view, workspace=WORKSPACE)
         for r in range(1, rounds(view, workspace=WORKSPACE) + 1):
@@ -167,8 +175,8 @@ class Store:
         token = create_token(self.app, workspace=WORKSPACE, role="recruiter",
                              user="bench@recruit.example")
         follower(self.app).run_once()  # the token's own notification: the models current
-        self.timed = Timed(create_app(Settings(session_secret="b" * 40),
-                                      candidacies=self.app))
+        self.settings = Settings(session_secret="b" * 40)
+        self.timed = Timed(create_app(self.settings, candidacies=self.app))
         self.client = TestClient(self.timed, base_url="http://testserver")
         self.client.__enter__()
         page = self.client.get("/dashboard/sign-in")
@@ -178,9 +186,15 @@ class Store:
                                   follow_redirects=False)
         assert answer.status_code == 303, answer.text
 
-    def get(self, path: str) -> None:
+    def get(self, path: str, status: int = 200) -> None:
         answer = self.client.get(path)
-        assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+        assert answer.status_code == status, (path, answer.status_code, answer.text[:300])
+
+    def frame_page(self, _: int) -> None:
+        """A signed-in request with nothing to show: an unknown candidacy's 404 (the
+        session, the token check, one candidacy not found, a small error page without
+        navigation or lag strip).  Near what any page costs beside its reads."""
+        self.get("/dashboard/candidacies/00000000-0000-4000-8000-000000000000", 404)
 
     def pipeline_page(self, _: int) -> None:
         self.get("/dashboard/pipeline")
@@ -192,21 +206,29 @@ class Store:
         from api.dashboard.filters import Filters
         from api.dashboard.today import the_day
 
-        the_day(self.app, Filters(workspace=WORKSPACE))
+        self.lag_strip()
+        the_day(self.app, Filters(workspace=WORKSPACE), None)
 
     def candidacy_page(self, i: int) -> None:
         self.get(f"/dashboard/candidacies/{self.ids[i % len(self.ids)]}")
 
     def candidacy_direct(self, i: int) -> None:
-        """What the Candidacy page reads: the candidacy, its timeline from the history,
-        its messages' rows, the commands allowed now."""
+        """What the Candidacy page reads and works out: the candidacy, its timeline from
+        the history, its messages' cards (each body rendered and proofed, as the page
+        does), the commands allowed now, the lag strip.  Not the HTML, the session nor
+        the HTTP framework: those are the page's own cost, the ratio's numerator."""
         from adapters.outbox_rows import message_rows
+        from api.dashboard import outbox
         from api.dashboard.candidacy import command_forms, timeline
+        from api.outbox_cli import build_dispatcher
 
         cid = self.ids[i % len(self.ids)]
+        self.lag_strip()
         candidacy = self.app.get(cid, WORKSPACE)
         timeline(self.app, candidacy)
-        message_rows(self.app, candidacy_id=cid)
+        dispatcher = build_dispatcher(self.app, self.settings)
+        for row in message_rows(self.app, candidacy_id=cid):
+            outbox.card(dispatcher, row)
         command_forms(self.app, candidacy)
 
     def close(self) -> None:
@@ -266,15 +288,17 @@ def main() -> None:
                         help="time `closer projections rebuild` even if the models are current")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=10, help="requests per side per round")
-    parser.add_argument("--today-requests", type=int, default=1,
-                        help="Today's requests per round (it takes seconds here)")
+    parser.add_argument("--today-requests", type=int, default=None,
+                        help="Today's requests per round (default: --requests)")
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
+    args.today_requests = args.today_requests or args.requests
 
     urls = ([] if args.no_sqlite else [f"sqlite:///{args.sqlite}"]) + (
         [] if args.no_postgres else [args.postgres])
     lines = []
     rebuilds = []
+    frames = []
     for url in urls:
         name = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
         build(url, args.candidacies)
@@ -298,10 +322,15 @@ def main() -> None:
         counts = {side: args.today_requests if side.startswith("Today") else args.requests
                   for side in sides}
         results = measure(store, sides, args.rounds, counts)
-        pairs = [(s, s.replace(" page", " queries")) for s in sides if s.endswith(" page")]
+        pairs = [(s, s.replace(" page", " queries")) for s in sides
+                 if s.endswith(" page") and s.replace(" page", " queries") in sides]
         for row in report_rows(results, pairs):
             lines.append([name, *row])
             print(name, row, file=sys.stderr)
+        frame = [s for r in results["Frame page"] for s in r]
+        frames.append([name, f"{percentile(frame, 0.5) * 1000:.1f}",
+                       f"{percentile(frame, 0.95) * 1000:.1f}"])
+        print(name, "frame", frames[-1], file=sys.stderr)
         store.close()
 
     command = "python benchmarks/dashboard_bench.py" + (" --no-postgres" if args.no_postgres
@@ -315,7 +344,10 @@ def main() -> None:
                f"{args.requests} requests a side ({args.today_requests} for Today), order "
                "rotating.", "",
                *table(["store", "page", "page p50 ms", "page p95 ms", "queries p50 ms",
-                       "queries p95 ms", "page / queries (p50, per round)"], lines), ""]
+                       "queries p95 ms", "page / queries (p50, per round)"], lines), "",
+               "A signed-in request with nothing to show (an unknown candidacy's 404: "
+               "session, token check, one candidacy not found, a small error page):", "",
+               *table(["store", "frame p50 ms", "frame p95 ms"], frames), ""]
     if rebuilds:
         section += ["`closer projections rebuild` (all three read models, 2,000 notifications "
                     "a transaction) beside replay's read floor (every stored event selected "
@@ -338,7 +370,8 @@ def pages(store: Store) -> dict[str, Callable[[int], None]]:
     return {"Pipeline page": store.pipeline_page, "Pipeline queries": store.pipeline_direct,
             "Candidacy page": store.candidacy_page,
             "Candidacy queries": store.candidacy_direct,
-            "Today page": store.today_page, "Today queries": store.today_direct}
+            "Today page": store.today_page, "Today queries": store.today_direct,
+            "Frame page": store.frame_page}
 
 
 if __name__ == "__main__":

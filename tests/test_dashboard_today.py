@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from api_support import WORKSPACE, sqlite_only
 from builders import candidacy_at, interview
 
@@ -84,3 +85,17 @@ def test_an_open_ended_pause_shows_its_held_nudge_on_today(candidacies: Candidac
     candidacies.pause_cadence(COACH, cid, "candidate travelling")
     [item] = the_day(candidacies, EVERYONE, None).nudges
     assert (item.candidacy_id, item.waits) == (cid, "paused until resumed (candidate travelling)")
+
+
+@sqlite_only
+def test_today_lists_a_nudged_candidacy_and_reads_no_closed_one(
+        candidacies: Candidacies, monkeypatch: pytest.MonkeyPatch) -> None:
+    nudged = candidacy_at(candidacies, COACH, "nudged")
+    stalled = candidacy_at(candidacies, COACH, "stalled")
+    loaded: list[str] = []
+    get = candidacies.get
+    monkeypatch.setattr(candidacies, "get",
+                        lambda cid, *a, **k: loaded.append(str(cid)) or get(cid, *a, **k))
+    day = the_day(candidacies, EVERYONE, None)
+    assert [item.candidacy_id for item in day.replies] == [nudged]
+    assert nudged in loaded and stalled not in loaded  # a closed candidacy is not read
