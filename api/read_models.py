@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, overload
 from zoneinfo import ZoneInfo
 
 from engine.errors import CandidacyNotFound, CorruptHistory
-from engine.follower import Follower, ReadModel, ReadModelRecorder, view_for
+from engine.follower import Follower, ReadModel, ReadModelRecorder
 from engine.lifecycle import Stage
 from engine.policy import MessageKind
 from engine.tables import Tx
@@ -543,7 +543,7 @@ def read_models(app: Any, names: Sequence[str] | None = None) -> list[ReadModel]
     if unknown:
         raise ValueError(f"no read model named {', '.join(unknown)} "
                          f"(there are: {', '.join(READ_MODELS)})")
-    return [READ_MODELS[n](view_for(app, READ_MODELS[n].tables)) for n in chosen]
+    return [READ_MODELS[n].on(app) for n in chosen]
 
 
 def follower(app: Any, names: Sequence[str] | None = None, *, batch: int = 500) -> Follower:

@@ -17,6 +17,7 @@ to whoever reads them (the dashboard's are in ``api/read_models.py``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ TRACKING_TABLE = "closer_read_model_tracking"
 """PostgreSQL: the read models' tracking table (SQLite: the library's one ``tracking``)."""
 
 _LOCK_KEY = 0x436C6F736572 + 1  # an advisory lock while creating the read models' tables
+
+SCHEMA_TABLE = "closer_read_model_schemas"
+"""Each read model's schema fingerprint (`schema_fingerprint`), as its tables were made."""
 
 
 class ReadModelRecorder:
@@ -178,7 +182,20 @@ class ReadModel(Projection[Any]):
 
     @property
     def tracking_name(self) -> str:
-        return f"read_model.{self.name}"
+        return tracking_name_of(self.name)
+
+    @classmethod
+    def on(cls, app: Any) -> ReadModel:
+        """This read model on ``app``'s database, its tables made if missing, or made anew
+        (empty, its position forgotten, so it follows the whole log again) when their
+        statements are not those they were made with: an upgrade that changes a read
+        model's tables never reads, nor adds to, rows of an older shape."""
+        renew = _schema_changed(app, cls.name, cls.tables, cls.table_names)
+        view = view_for(app, cls.tables)
+        if renew:
+            view.reset((), tracking_name_of(cls.name))
+            _record_schema(app, cls.name, cls.tables)
+        return cls(view)
 
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
         """What ``event`` (at log position ``notification_id``) does to the tables."""
@@ -201,6 +218,52 @@ class ReadModel(Projection[Any]):
     def position(self) -> int:
         """The last notification id this read model has followed (0: none)."""
         return self.view.max_tracking_id(self.tracking_name) or 0
+
+
+def tracking_name_of(name: str) -> str:
+    """The tracking row of the read model named ``name``."""
+    return f"read_model.{name}"
+
+
+def schema_fingerprint(tables: Sequence[str]) -> str:
+    """What identifies a read model's tables: a digest of their statements."""
+    return hashlib.sha256("\n".join(tables).encode()).hexdigest()[:32]
+
+
+def _schema_transaction(app: Any) -> tuple[Any, str]:
+    datastore = app.recorder.datastore
+    if isinstance(datastore, SQLiteDatastore):
+        return datastore, "?"
+    if isinstance(datastore, PostgresDatastore):
+        return datastore, "%s"
+    raise TypeError(f"read models need SQLite or PostgreSQL, not {type(datastore).__name__}")
+
+
+def _schema_changed(app: Any, name: str, tables: Sequence[str],
+                    table_names: Sequence[str]) -> bool:
+    """Whether ``name``'s tables were made from other statements (or before fingerprints
+    were kept): then they are dropped here, in one transaction, for `view_for` to make."""
+    datastore, placeholder = _schema_transaction(app)
+    with datastore.transaction(commit=True) as cursor:
+        tx = Tx(cursor, placeholder)
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA_TABLE} "
+                   f"(name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
+        stored = tx.one(f"SELECT fingerprint FROM {SCHEMA_TABLE} WHERE name=?", (name,))
+        if stored is not None and stored[0] == schema_fingerprint(tables):
+            return False
+        for table in table_names:
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+    log.warning("read model's tables made anew: it follows the whole log again",
+                read_model=name, was=None if stored is None else stored[0])
+    return True
+
+
+def _record_schema(app: Any, name: str, tables: Sequence[str]) -> None:
+    datastore, placeholder = _schema_transaction(app)
+    with datastore.transaction(commit=True) as cursor:
+        Tx(cursor, placeholder).execute(
+            f"INSERT INTO {SCHEMA_TABLE} (name, fingerprint) VALUES (?, ?) ON CONFLICT (name) "
+            f"DO UPDATE SET fingerprint=excluded.fingerprint", (name, schema_fingerprint(tables)))
 
 
 def view_for(app: Any, tables: Sequence[str]) -> ReadModelRecorder:

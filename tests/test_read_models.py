@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from builders import interview
+from eventsourcing.persistence import Tracking
 
 from api.read_models import (
     Compliance,
@@ -33,11 +34,12 @@ from api.read_models import (
 from engine.application import Candidacies
 from engine.candidacy import Candidacy
 from engine.clock import FixedClock
-from engine.follower import CANDIDACY_TOPIC, StalePosition
+from engine.follower import CANDIDACY_TOPIC, SCHEMA_TABLE, StalePosition
 from engine.lifecycle import Stage
 from engine.policy import default_policy
 from engine.scheduler import tick
 from engine.simulation import simulate
+from engine.tables import Tx
 from engine.values import Actor
 
 MAYA = Actor(user="maya@recruit.example", workspace="w")
@@ -385,6 +387,41 @@ def test_a_rebuild_of_one_leaves_the_others_and_the_log_alone(candidacies: Candi
     assert [m.position() for m in runner.models[1:]] == positions[1:]
     runner.catch_up(pipeline)
     assert {m.name: dump(m) for m in runner.models} == before
+
+
+@pytest.mark.parametrize("stored", ["a fingerprint of older tables", None])
+def test_tables_made_from_other_statements_are_made_anew_and_followed_again(
+        candidacies: Candidacies, clock: FixedClock, stored: str | None) -> None:
+    """An upgrade that changes a read model's tables (or a store whose tables were made
+    before fingerprints were kept) drops them and follows the whole log again: the rows
+    equal those the new tables give, and none of the older shape survives."""
+    hand_worked(candidacies, clock)
+    runner = follower(candidacies)
+    runner.run_once()
+    followed = {m.name: dump(m) for m in runner.models}
+    pipeline = runner.models[0]
+    # What the older tables held is not what the new ones give (here: no rows at all),
+    # and their fingerprint is another (or none).
+    pipeline.view.write(Tracking(pipeline.tracking_name, pipeline.position() + 1),
+                        lambda tx: tx.execute("DELETE FROM rm_pipeline"))
+    with candidacies.recorder.datastore.transaction(commit=True) as cursor:
+        tx = Tx(cursor, "?" if "sqlite" in type(candidacies.recorder).__name__.lower()
+                else "%s")
+        if stored is None:
+            tx.execute(f"DELETE FROM {SCHEMA_TABLE} WHERE name='pipeline'")
+        else:
+            tx.execute(f"UPDATE {SCHEMA_TABLE} SET fingerprint=? WHERE name='pipeline'",
+                       (stored,))
+
+    again = follower(candidacies)
+    renewed = {m.name: m for m in again.models}
+    assert renewed["pipeline"].position() == 0 and dump(renewed["pipeline"]) == {
+        t: [] for t in followed["pipeline"]}
+    assert renewed["compliance"].position() > 0  # the others are left alone
+    again.run_once()
+    assert {m.name: dump(m) for m in again.models} == followed
+    # Made from the same statements as last time: nothing is made anew.
+    assert follower(candidacies).models[0].position() == renewed["pipeline"].position()
 
 
 def test_unknown_read_model_is_refused_by_name(candidacies: Candidacies) -> None:
