@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from engine.tables import ExtraTable, Tx
+from engine.tables import ExtraTable, Tx, as_stored_json, in_utc, stored_moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +51,6 @@ class PassedOver:
     originator_version: int
     error: str
     at: datetime
-
-
-def _ts(moment: datetime | None) -> str | None:
-    # ISO-8601 in UTC sorts as text, so comparisons work in SQL on every store.
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
-
-
-def _json(value: dict[str, Any]) -> dict[str, Any]:
-    # Through JSON as the SQL stores keep it: a moment in a summary comes back as text.
-    return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
 
 
 _MESSAGE_COLUMNS = ("id, candidacy_id, workspace, kind, channel, status, attempts, "
@@ -107,7 +93,8 @@ class Messages(ExtraTable):
     def write(self, tx: Tx, rows: Sequence[MessageRow]) -> None:
         tx.executemany(_MESSAGE_UPSERT, [
             (m.id, m.candidacy_id, m.workspace, m.kind, m.channel, m.status, m.attempts,
-             _ts(m.next_attempt_at), _ts(m.updated_at), orjson.dumps(m.summary).decode())
+             stored_moment(m.next_attempt_at), stored_moment(m.updated_at),
+             orjson.dumps(m.summary).decode())
             for m in rows])
 
     def hold(self, held: dict[Any, Any], rows: Sequence[MessageRow]) -> None:
@@ -116,8 +103,8 @@ class Messages(ExtraTable):
             held[message.id] = replace(
                 held.get(message.id) or message, channel=message.channel,
                 status=message.status, attempts=message.attempts,
-                next_attempt_at=_utc(message.next_attempt_at),
-                updated_at=_utc(message.updated_at), summary=_json(message.summary))
+                next_attempt_at=in_utc(message.next_attempt_at),
+                updated_at=in_utc(message.updated_at), summary=as_stored_json(message.summary))
 
     def latest_held(self, held: dict[Any, Any]) -> datetime | None:
         return max((m.updated_at for m in held.values()), default=None)
@@ -142,7 +129,7 @@ class PassedOverTable(ExtraTable):
         tx.executemany(f"INSERT INTO closer_passed_over ({_PASSED_OVER_COLUMNS}) VALUES "
                        "(?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                        [(p.reader, p.notification_id, p.originator_id, p.originator_version,
-                         p.error, _ts(p.at)) for p in rows])
+                         p.error, stored_moment(p.at)) for p in rows])
 
     def hold(self, held: dict[Any, Any], rows: Sequence[PassedOver]) -> None:
         for passed in rows:
@@ -167,7 +154,7 @@ def _held(recorder: Any, table: ExtraTable) -> list[Any] | None:
     decodes its own), or None on a SQL store."""
     if not hasattr(recorder, "held"):
         return None
-    return [replace(r, summary=_json(r.summary)) if hasattr(r, "summary") else r
+    return [replace(r, summary=as_stored_json(r.summary)) if hasattr(r, "summary") else r
             for r in recorder.held(table)]
 
 
@@ -187,7 +174,7 @@ def deliverable_messages(app: Any, now: datetime, *, limit: int = 100) -> list[M
     return [_message_row(r) for r in recorder.read(
         f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE status IN "
         "('queued', 'failed') AND next_attempt_at<=? ORDER BY next_attempt_at, id LIMIT ?",
-        (_ts(now), limit))]
+        (stored_moment(now), limit))]
 
 
 def message_rows(app: Any, *, candidacy_id: str | None = None, status: str | None = None,
@@ -198,7 +185,7 @@ def message_rows(app: Any, *, candidacy_id: str | None = None, status: str | Non
     if held is not None:
         rows = [m for m in held if (not candidacy_id or m.candidacy_id == candidacy_id)
                 and (not status or m.status == status)]
-        return sorted(rows, key=lambda m: (_ts(m.updated_at), m.id))[:limit]
+        return sorted(rows, key=lambda m: (stored_moment(m.updated_at), m.id))[:limit]
     sql = f"SELECT {_MESSAGE_COLUMNS} FROM closer_messages WHERE 1=1"
     params: list[Any] = []
     if candidacy_id:

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -41,30 +40,16 @@ from eventsourcing.popo import POPOAggregateRecorder, POPOFactory, POPOProcessRe
 from eventsourcing.utils import resolve_topic
 
 from engine.store import CandidacyRow, IdempotencyRecord
-from engine.tables import SAVE_KEYWORDS, ExtraTable
+from engine.tables import SAVE_KEYWORDS, ExtraTable, as_stored_json, in_utc, stored_moment
 
 MEMORY_STORE = "MEMORY_STORE"
 """The environment variable naming the in-memory store to open (see `eventsourcing_env`)."""
 
 
-def _ts(moment: datetime | None) -> str | None:
-    # The text the SQL stores keep and compare (ISO-8601 in UTC): the same order here.
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC)
-
-
-def _json(value: dict[str, Any]) -> dict[str, Any]:
-    # Through JSON as the SQL stores keep it: a moment in a summary comes back as text.
-    return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
-
-
 def _fresh(row: Any) -> Any:
     # A summary of its own for each read, as each SQL read decodes one: no caller can
     # change what is stored.
-    return replace(row, summary=_json(row.summary))
+    return replace(row, summary=as_stored_json(row.summary))
 
 
 def _texts(row: CandidacyRow) -> tuple[str | None, ...]:
@@ -177,14 +162,15 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             self._idempotency[(record.workspace, record.key)] = replace(
-                record, response=_json(record.response),
+                record, response=as_stored_json(record.response),
                 created_at=record.created_at.astimezone(UTC))
         for row in kwargs.get("rows") or ():
             held = self._rows.get(row.id)
             # A row never goes back to an older version (see engine.store).
             if held is None or held.version <= row.version:
-                self._rows[row.id] = replace(row, updated_at=_utc(row.updated_at),
-                                             due_at=_utc(row.due_at), summary=_json(row.summary))
+                self._rows[row.id] = replace(row, updated_at=in_utc(row.updated_at),
+                                             due_at=in_utc(row.due_at),
+                                             summary=as_stored_json(row.summary))
         self._held.update(staged)
         return notification_ids
 
@@ -193,7 +179,7 @@ class CloserMemoryRecorder(POPOProcessRecorder):
     def find_idempotency(self, workspace: str, key: str) -> IdempotencyRecord | None:
         with self._database_lock:
             record = self._idempotency.get((workspace, key))
-        return None if record is None else replace(record, response=_json(record.response))
+        return None if record is None else replace(record, response=as_stored_json(record.response))
 
     def find_candidacy_row(self, candidacy_id: str) -> CandidacyRow | None:
         with self._database_lock:
@@ -218,10 +204,11 @@ class CloserMemoryRecorder(POPOProcessRecorder):
                    limit: int = 1000) -> list[tuple[str, str]]:
         """``(due_at, id)`` of candidacies with something due by ``before``, in that order,
         from just after the ``after`` cursor."""
-        bound = _ts(before)
+        bound = stored_moment(before)
         assert bound is not None
         with self._database_lock:
-            keys = [(_ts(r.due_at), r.id) for r in self._rows.values() if r.due_at is not None]
+            keys = [(stored_moment(r.due_at), r.id) for r in self._rows.values()
+                    if r.due_at is not None]
         due = sorted(k for k in keys if k[0] <= bound and k > after)  # type: ignore[operator]
         return due[:limit]  # type: ignore[return-value]
 
@@ -281,8 +268,9 @@ class CloserMemoryRecorder(POPOProcessRecorder):
         last changed at (None in an empty store): the rows keep their aggregate's last
         event time."""
         with self._database_lock:
-            found = [_ts(r.updated_at) for r in self._rows.values()]
-            found += [_ts(t.latest_held(self._held[k])) for k, t in self.extra_tables.items()]
+            found = [stored_moment(r.updated_at) for r in self._rows.values()]
+            found += [stored_moment(t.latest_held(self._held[k]))
+                      for k, t in self.extra_tables.items()]
         # The latest as the SQL stores find it: the greatest UTC text.
         latest = max((t for t in found if t is not None), default=None)
         return None if latest is None else datetime.fromisoformat(latest)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -40,7 +40,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
 from engine.errors import InvalidInput
-from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx
+from engine.tables import SAVE_KEYWORDS, ExtraTable, Tx, stored_moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +78,10 @@ _ADDING = threading.Lock()
 def _row_params(row: CandidacyRow) -> tuple[Any, ...]:
     return (
         row.id, row.workspace, row.stage, row.version, row.round, row.candidate, row.company,
-        row.role, _ts(row.updated_at), _ts(row.due_at), orjson.dumps(row.summary).decode(),
+        row.role, stored_moment(row.updated_at), stored_moment(row.due_at),
+        orjson.dumps(row.summary).decode(),
     )
 
-
-def _ts(moment: datetime | None) -> str | None:
-    # ISO-8601 in UTC sorts as text, so due_at comparisons work in SQL on both stores.
-    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 _COLUMNS = ("id, workspace, stage, version, round, candidate, company, role, updated_at, "
             "due_at, summary")
@@ -196,7 +193,7 @@ class _Queries:
         rows = self._select(
             "SELECT due_at, id FROM closer_candidacies WHERE due_at<=? AND (due_at>? OR "
             "(due_at=? AND id>?)) ORDER BY due_at, id LIMIT ?",
-            (_ts(before), after[0], after[0], after[1], limit))
+            (stored_moment(before), after[0], after[0], after[1], limit))
         return [(r[0], r[1]) for r in rows]
 
     def select_latest_records(self, table: str,
@@ -408,7 +405,7 @@ def _write_rows(tx: Tx, kwargs: dict[str, Any],
         tx.execute("INSERT INTO closer_idempotency (workspace, key, fingerprint, response, "
                    "created_at) VALUES (?, ?, ?, ?, ?)",
                    (record.workspace, record.key, record.fingerprint,
-                    orjson.dumps(record.response).decode(), _ts(record.created_at)))
+                    orjson.dumps(record.response).decode(), stored_moment(record.created_at)))
     # One statement per kind for the whole save (a tick's page writes hundreds of rows).
     rows = kwargs.get("rows")
     if rows:

@@ -8,11 +8,27 @@ with.  The recorders that run them are `engine.store`'s (SQLite, PostgreSQL) and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from psycopg.sql import SQL
 
+
+def stored_moment(moment: datetime | None) -> str | None:
+    """A moment as every store keeps it: ISO-8601 text in UTC, which sorts as text, so
+    comparisons work in SQL on both stores and alike in memory (None stays None)."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def in_utc(moment: datetime | None) -> datetime | None:
+    """A moment read back in UTC, as the stores give it (None stays None)."""
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def as_stored_json(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` through JSON, as the SQL stores keep it: a moment in it comes back as text."""
+    return orjson.loads(orjson.dumps(value))  # type: ignore[no-any-return]
 
 class Tx:
     """The statements of one transaction (a read model's batch, or an `ExtraTable`'s rows
