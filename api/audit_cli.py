@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_errors import fail
+
 # The store and the engine are imported by the commands that use them, so that
 # `closer --help` does not load them (tests/test_startup.py).
 audit_app = typer.Typer(help="The tamper-evident history: signed checkpoints, "
@@ -17,10 +19,6 @@ audit_app = typer.Typer(help="The tamper-evident history: signed checkpoints, "
                         no_args_is_help=True)
 console = Console()
 
-
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _broken(report: object) -> None:
@@ -44,7 +42,7 @@ def checkpoint_command() -> None:
     try:
         recorded, report = record_checkpoint(candidacies)
     except (CloserError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     if recorded is None:
@@ -84,7 +82,7 @@ def verify_command(
         report = verify_store(candidacies, public_key=public_key, since=since,
                               candidacy=candidacy, snapshots=snapshots and candidacy is None)
     except (CloserError, PersistenceError, ValueError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     if as_json:
@@ -172,7 +170,7 @@ def export_command(
                     "w", newline="") as sheet:
                 write_csv(iter(lines), sheet)
     except (CloserError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     typer.echo(f"exported {summary.events} events of {summary.candidacies} candidacies to "
