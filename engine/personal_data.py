@@ -122,6 +122,8 @@ def _register_candidacy() -> None:
         "InterviewRecorded": ("candidate",), "HesitationRaised": ("text",),
         "HesitationAddressed": ("answer",), "NextStepClosed": ("description",),
         "ReplyReceived": ("note",), "Withdrawn": ("reason",), "CadencePaused": ("reason",),
+        # What a channel said may quote the message or name an address.
+        "MessageBlocked": ("findings",), "MessageDeadLettered": ("error",),
     }.items():
         seal_fields(prefix + name, *paths)
     for name in ("NameCorrected", "ContactCorrected", "DetailCorrected"):
