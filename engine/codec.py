@@ -34,7 +34,7 @@ from eventsourcing.popo import POPOFactory
 from eventsourcing.utils import Environment, TopicError, get_topic, resolve_topic
 
 from engine.errors import CorruptHistory
-from engine.personal_data import Keyring, SealedAsBase64, sealing_of
+from engine.personal_data import Keyring, SealedAsBase64, erased_by, sealing_of
 
 APPLICATION_NAME = "Closer"
 """The application's name, which prefixes its environment variables (``CLOSER_...``)."""
@@ -153,6 +153,9 @@ class QuarantiningMapper(Mapper[UUID]):
                 sealing = sealing_of(stored_event.topic, state)
                 if sealing is not None:
                     keyring.open_state(event.originator_id, state, sealing)
+                elif erased_by(stored_event.topic, state):
+                    # Erased by another process, whose key this one may still hold.
+                    keyring.forget(str(event.originator_id))
             return event
         except Exception as error:  # whatever the decoder raised: named, never a traceback
             raise CorruptHistory(stored_event.originator_id, stored_event.originator_version,
