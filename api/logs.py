@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -22,7 +23,8 @@ _CONTACTS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+\d[\d ()]{6,}\d")
 _USERS = frozenset({"actor", "on_behalf_of", "user", "by"})
 
 
-def redact_contacts(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_contacts(_logger: Any, _method: str,
+                    event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Email addresses and international phone numbers in a line's text (a channel's
     error quoting a recipient, a traceback) as ``[redacted]``: Closer's lines name
     candidacies and messages by id, never a person's contact (issue 17).  Who acted

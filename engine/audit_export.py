@@ -114,9 +114,9 @@ def write_export(recorder: Any, out: IO[bytes], *, head: Checkpoint,
                       head.signature)
     writer = _Lines(out)
     exported_erased = sorted({str(e.uid) for e in chosen} & erased)
-    writer.write({"kind": "header", "erased_candidacies": exported_erased, "format": FORMAT, "export_id": secrets.token_hex(16),
-                  "created_ms": created_ms, "public_key": public_key_hex,
-                  "tree_head": signed.as_dict(),
+    writer.write({"kind": "header", "format": FORMAT, "export_id": secrets.token_hex(16),
+                  "erased_candidacies": exported_erased, "created_ms": created_ms,
+                  "public_key": public_key_hex, "tree_head": signed.as_dict(),
                   "asked": {"candidacy": str(candidacy) if candidacy else None,
                             "from": start.isoformat() if start else None,
                             "to": end.isoformat() if end else None}})
