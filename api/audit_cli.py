@@ -164,7 +164,8 @@ def export_command(
                 candidacies.recorder, target, head=head, earlier=earlier, sign=key.sign,
                 public_key_hex=public_hex(key), candidacy=uid,
                 message_ids=message_ids or frozenset(), start=since, end=until,
-                created_ms=int(candidacies.clock.now().timestamp() * 1000))
+                created_ms=int(candidacies.clock.now().timestamp() * 1000),
+                erased=frozenset(candidacies.erased_ids()))
         if as_csv:
             with out.open("rb") as lines, out.with_suffix(out.suffix + ".csv").open(
                     "w", newline="") as sheet:

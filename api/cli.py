@@ -372,6 +372,64 @@ def correct(
                   highlight=False)
 
 
+@app.command()
+@friendly
+def erase(
+    candidacy: str = typer.Option(..., "--candidacy", help="the candidacy's id"),
+    reason: str = typer.Option(..., help="why (recorded on the erasure event: no personal "
+                                         "data, e.g. the request's reference)"),
+    by: str = typer.Option("closer-admin", help="who erases (recorded)"),
+) -> None:
+    """Erase a candidate's personal data: destroy the candidacy's key (its messages' too),
+    record the erasure, clear the read models' and outbox's plaintext copies in the same
+    transaction, then rewrite the store's files (SQLite: VACUUM and an emptied WAL;
+    PostgreSQL: VACUUM FULL of the touched tables).  Stages, times and the audit stay.
+    Run again on an erased candidacy, it only rewrites the files again."""
+    from api.read_models import read_models
+    from api.wiring import build_candidacies
+    from engine.personal_data import scrub_storage
+    from engine.values import Actor
+
+    candidacies = build_candidacies()
+    try:
+        row = candidacies.row(candidacy) if _is_uuid(candidacy) else None
+        if row is None:
+            raise InvalidInput("candidacy", f"no candidacy {candidacy}")
+        read_models(candidacies)  # their tables' scrubs run in the erasure's transaction
+        if candidacies.keyring.erased(candidacy):
+            done = f"{candidacy}: already erased"
+        else:
+            outcome = candidacies.erase(Actor(user=by, workspace=row.workspace), candidacy,
+                                        reason)
+            done = f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})"
+        files = scrub_storage(candidacies.recorder, _erased_tables(candidacies))
+    finally:
+        candidacies.close()
+    console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
+                  soft_wrap=True)
+
+
+def _erased_tables(candidacies: Candidacies) -> list[str]:
+    """The tables an erasure writes or clears (PostgreSQL rewrites each)."""
+    tables = [candidacies.recorder.events_table_name]
+    if candidacies.snapshots is not None:
+        tables.append(candidacies.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
+            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]
+
+
+def _scrubbed(files: dict[str, Any]) -> str:
+    if files["store"] == "sqlite":
+        if not files["vacuumed"]:
+            return "nothing to do (in memory)"
+        wal = "WAL emptied" if files["wal_truncated"] else \
+            "WAL NOT emptied (another process reads it: run again when it is idle)"
+        return f"VACUUM done, {wal}"
+    if files["store"] == "postgresql":
+        return f"VACUUM FULL of {', '.join(files['vacuumed'])} (see docs/audit.md on the WAL)"
+    return "nothing to do (in memory)"
+
+
 def _is_uuid(text: str) -> bool:
     try:
         UUID(text)

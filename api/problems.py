@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import (
+    CandidacyErased,
     CandidacyNotFound,
     CloserError,
     CorruptHistory,
@@ -49,6 +50,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "not-acceptable": (406, "Not acceptable"),
     "illegal-command": (409, "The playbook does not allow this now"),
     "playbook-rule": (409, "A rule of the playbook refuses this now"),
+    "candidacy-erased": (409, "The candidacy's personal data was erased"),
     "message-state": (409, "The message cannot be retried or rerouted now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
@@ -219,6 +221,10 @@ def _utc_text(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+async def _erased(request: Request, error: CandidacyErased) -> JSONResponse:
+    return problem_response(request, "candidacy-erased", str(error))
+
+
 async def _not_found(request: Request, error: CandidacyNotFound) -> JSONResponse:
     return problem_response(request, "not-found", f"no candidacy {error.candidacy_id}")
 
@@ -295,6 +301,7 @@ def install(app: FastAPI) -> None:
         (IdempotencyKeyReused, _key_reused),
         (IllegalCommand, _illegal),
         (PlaybookRule, _playbook_rule),
+        (CandidacyErased, _erased),
         (CandidacyNotFound, _not_found),
         (VersionConflict, _version_conflict),
         (CorruptHistory, _corrupt),
