@@ -82,6 +82,7 @@ class AuditReport:
     checkpoints_checked: int = 0
     snapshots_checked: int = 0
     rows_checked: int = 0
+    read_model_rows_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     size: int = 0
     root: bytes = b""
@@ -101,7 +102,8 @@ class AuditReport:
         return {"intact": self.intact, "events_checked": self.events,
                 "checkpoints_checked": self.checkpoints_checked,
                 "snapshots_checked": self.snapshots_checked,
-                "rows_checked": self.rows_checked, "since": self.since,
+                "rows_checked": self.rows_checked,
+                "read_model_rows_checked": self.read_model_rows_checked, "since": self.since,
                 "tree_size": self.size, "root": self.root.hex(),
                 "first": asdict(self.first) if self.first else None,
                 "findings": [asdict(f) for f in self.findings]}
