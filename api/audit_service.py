@@ -92,7 +92,7 @@ def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
         uid = UUID(str(candidacy_id))
     except ValueError:
         return None
-    select = getattr(candidacies.recorder, "select_chain", None)
+    select = getattr(candidacies.recorder, "select_chain_checked", None)
     if select is None:
         return None
     findings = audit.verify_chain(candidacies.recorder, uid)

@@ -301,7 +301,8 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     findings: list[Finding] = []
     tip = (0, GENESIS)
     uid, key, topics = str(originator_id), originator_id.bytes, _Topics()
-    for nid, version, topic, state, prev, stored in recorder.select_chain(originator_id):
+    chain, orphans = recorder.select_chain_checked(originator_id)
+    for nid, version, topic, state, prev, stored in chain:
         if version != tip[0] + 1:
             findings.append(Finding(REMOVED, uid, tip[0] + 1, nid,
                                     f"missing before version {version}"))
@@ -317,8 +318,8 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
                                     if kind == ALTERED else
                                     "its recorded predecessor is not the event before it"))
         tip = (version, stored if stored is not None else chained)
-    for uid, version in recorder.select_orphan_hashes(originator_id):
-        findings.append(Finding(REMOVED, str(uid), version, None,
+    for version in orphans:
+        findings.append(Finding(REMOVED, uid, version, None,
                                 "written (its hash is recorded) but no longer stored"))
     return findings
 

@@ -92,3 +92,17 @@ def test_the_dashboard_flags_a_broken_chain_and_refuses_its_forms(
     assert refused.status_code == 409
     assert "Not applied" in refused.text and "not what was recorded" in refused.text
     assert candidacies.get(cid, WORKSPACE).version == 1
+
+
+def test_a_deleted_last_event_refuses_commands_too(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    """Removed with SQL, its recorded hash stays: the check's one query finds it."""
+    cid = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    candidacies.record_no_hesitations(COACH, cid)
+    raw = Raw(database_url, candidacies)
+    raw.run(f"DELETE FROM {raw.events} WHERE originator_id=? AND originator_version=2",
+            raw.id(cid))
+    answer = _api(app, candidacies).post(f"/candidacies/{cid}/next-step",
+                                         json={"description": "onsite"})
+    assert answer.status_code == 409, answer.text
+    assert (answer.json()["finding"], answer.json()["version"]) == ("removed", 2)
