@@ -52,6 +52,7 @@ def verify_read_models(app: Any, models: Sequence[ReadModel], *,
     if not models:
         return 0, []
     with _scratch(in_memory=candidacy is not None) as scratch, _snapshot(app) as stored:
+        postgres = isinstance(app.recorder.datastore, PostgresDatastore)
         positions = {m.name: _position(stored, m) for m in models}
         for model in models:
             for statement in model.tables:
@@ -60,7 +61,8 @@ def verify_read_models(app: Any, models: Sequence[ReadModel], *,
         checked, findings = 0, list[Finding]()
         for model in models:
             for table in model.table_names:
-                n, found = _compare(stored, scratch, table, candidacy, limit - len(findings))
+                n, found = _compare(stored, scratch, table, candidacy, limit - len(findings),
+                                    postgres)
                 checked += n
                 findings += found
     return checked, findings
@@ -162,12 +164,14 @@ def _rebuild(app: Any, scratch: sqlite3.Connection, models: Sequence[ReadModel],
         flush()
 
 
-def _columns(scratch: sqlite3.Connection, table: str) -> tuple[list[str], list[int]]:
-    """The table's columns, and the indexes of its primary key's, in key order."""
+def _columns(scratch: sqlite3.Connection, table: str) -> tuple[list[str], list[int], list[bool]]:
+    """The table's columns, the indexes of its primary key's (in key order), and which
+    of those hold text."""
     info = scratch.execute(f"PRAGMA table_info({table})").fetchall()
     columns = [row[1] for row in info]
     key = [i for _, i in sorted((row[5], i) for i, row in enumerate(info) if row[5])]
-    return columns, key or list(range(len(columns)))
+    key = key or list(range(len(columns)))
+    return columns, key, ["TEXT" in str(info[i][2]).upper() for i in key]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -177,70 +181,84 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _compare(stored: Tx, scratch: sqlite3.Connection, table: str,
-             candidacy: UUID | None, limit: int) -> tuple[int, list[Finding]]:
-    """The stored rows of ``table`` against the rebuilt ones, a page at a time in key
-    order; each rebuilt row matched is deleted, so what is left at the end is missing."""
-    columns, key = _columns(scratch, table)
+def _order(value: Any) -> tuple[int, Any]:
+    """A key value's place as both stores sort it: NULL, numbers, text (by code point:
+    SQLite's BINARY and PostgreSQL's "C" on UTF-8), bytes."""
+    if value is None:
+        return 0, 0
+    if isinstance(value, int | float):
+        return 1, value
+    if isinstance(value, str):
+        return 2, value
+    return 3, bytes(value)
+
+
+def _compare(stored: Tx, scratch: sqlite3.Connection, table: str, candidacy: UUID | None,
+             limit: int, postgres: bool) -> tuple[int, list[Finding]]:
+    """The stored rows of ``table`` against the rebuilt ones: both read in key order
+    (text keys compared by code point on both stores) and merged, so each side is read
+    once, a page at a time, and neither is held whole."""
+    columns, key, text = _columns(scratch, table)
     keys = [columns[i] for i in key]
-    select = ", ".join(columns)
-    order = ", ".join(keys)
-    where_key = " AND ".join(f"{k}=?" for k in keys)
+    if candidacy is not None and "candidacy_id" not in columns:
+        return 0, []
+    theirs = _pages(stored, table, columns, keys, text, postgres, candidacy)
+    ours = iter(scratch.execute(f"SELECT {', '.join(columns)} FROM {table} "
+                                f"ORDER BY {', '.join(keys)}"))
     findings: list[Finding] = []
     checked = 0
-    if candidacy is not None:
-        if "candidacy_id" not in columns:
-            return 0, []
-        pages: Iterator[list[tuple[Any, ...]]] = iter([stored.all(
-            f"SELECT {select} FROM {table} WHERE candidacy_id=? ORDER BY {order}",
-            (str(candidacy),))])
-    else:
-        pages = _pages(stored, table, select, keys, [columns.index(k) for k in keys])
-    for rows in pages:
-        for row in rows:
+
+    def place(row: Sequence[Any]) -> tuple[tuple[int, Any], ...]:
+        return tuple(_order(row[i]) for i in key)
+
+    def note(row: Sequence[Any], detail: str) -> None:
+        if len(findings) < limit:
+            findings.append(_finding(table, columns, keys, tuple(row[i] for i in key), row,
+                                     detail))
+
+    held, made = next(theirs, None), next(ours, None)
+    while held is not None or made is not None:
+        if made is None or (held is not None and place(held) < place(made)):
             checked += 1
-            at = tuple(row[i] for i in key)
-            made = scratch.execute(f"SELECT {select} FROM {table} WHERE {where_key}",
-                                   at).fetchone()
-            if made is None:
-                detail = "stored, but no event makes it"
-                found = row
-            else:
-                scratch.execute(f"DELETE FROM {table} WHERE {where_key}", at)
-                wrong = [f"{c} {h!r} (its events: {m!r})"
-                         for c, h, m in zip(columns, row, made, strict=True) if not _same(h, m)]
-                if not wrong:
-                    continue
-                detail, found = "says " + ", ".join(wrong), made
-            if len(findings) < limit:
-                findings.append(_finding(table, columns, keys, at, found, detail))
-    for made in scratch.execute(f"SELECT {select} FROM {table} ORDER BY {order}"):
-        if len(findings) >= limit:
-            break
-        at = tuple(made[columns.index(k)] for k in keys)
-        findings.append(_finding(table, columns, keys, at, made,
-                                 "its events make it, but it is not stored"))
+            note(held, "stored, but no event makes it")  # type: ignore[arg-type]
+            held = next(theirs, None)
+        elif held is None or place(made) < place(held):
+            note(made, "its events make it, but it is not stored")
+            made = next(ours, None)
+        else:
+            checked += 1
+            if held == made:
+                held, made = next(theirs, None), next(ours, None)
+                continue
+            wrong = [f"{c} {h!r} (its events: {m!r})"
+                     for c, h, m in zip(columns, held, made, strict=True) if not _same(h, m)]
+            if wrong:
+                note(made, "says " + ", ".join(wrong))
+            held, made = next(theirs, None), next(ours, None)
     return checked, findings
 
 
-def _pages(stored: Tx, table: str, select: str, keys: list[str], key_at: list[int]
-           ) -> Iterator[list[tuple[Any, ...]]]:
-    """The stored table in key order, ``PAGE`` rows at a time (keyset paging, so a large
-    table is never held whole)."""
-    order = ", ".join(keys)
+def _pages(stored: Tx, table: str, columns: list[str], keys: list[str], text: list[bool],
+           postgres: bool, candidacy: UUID | None) -> Iterator[tuple[Any, ...]]:
+    """The stored table's rows in key order, ``PAGE`` at a time (keyset paging, so a
+    large table is never held whole); text keys in code-point order on PostgreSQL too."""
+    sort = [f'{k} COLLATE "C"' if postgres and t else k for k, t in zip(keys, text, strict=True)]
+    order = ", ".join(sort)
+    select = f"SELECT {', '.join(columns)} FROM {table}"
+    where, params = ("candidacy_id=?", [str(candidacy)]) if candidacy is not None else ("", [])
+    at = [columns.index(k) for k in keys]
     after: tuple[Any, ...] | None = None
     while True:
-        if after is None:
-            rows = stored.all(f"SELECT {select} FROM {table} ORDER BY {order} LIMIT {PAGE}")
-        else:
-            marks = ", ".join("?" for _ in keys)
-            rows = stored.all(f"SELECT {select} FROM {table} WHERE ({order}) > ({marks}) "
-                              f"ORDER BY {order} LIMIT {PAGE}", after)
-        if rows:
-            yield rows
+        clauses = [where] if where else []
+        if after is not None:
+            clauses.append(f"({order}) > ({', '.join('?' for _ in keys)})")
+        sql = select + (" WHERE " + " AND ".join(clauses) if clauses else "") + \
+            f" ORDER BY {order} LIMIT {PAGE}"
+        rows = stored.all(sql, [*params, *(after or ())])
+        yield from rows
         if len(rows) < PAGE:
             return
-        after = tuple(rows[-1][i] for i in key_at)
+        after = tuple(rows[-1][i] for i in at)
 
 
 def _finding(table: str, columns: list[str], keys: list[str], at: tuple[Any, ...],

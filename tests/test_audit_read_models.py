@@ -115,3 +115,21 @@ def test_a_moved_tracking_position_is_found(store: Any) -> None:
     raw.run(f"UPDATE {table} SET notification_id=3 WHERE application_name='read_model.timeline'")
     assert any("rm_timeline" in f.detail and "no event makes it" in f.detail
                for f in _found(app))
+
+
+def test_tables_read_a_page_at_a_time_compare_alike(store: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of two rows: the keyset paging and the merge in key order (text keys by
+    code point on both stores, names with capitals and spaces among them)."""
+    import engine.audit_read_models as module
+
+    app, raw, ids = store
+    monkeypatch.setattr(module, "PAGE", 2)
+    assert _found(app) == []
+    raw.run("DELETE FROM rm_stay_lengths WHERE seconds=(SELECT MAX(seconds) FROM "
+            "rm_stay_lengths)")
+    raw.run("UPDATE rm_thank_yous SET same_day=1-same_day WHERE candidacy_id=?", ids["B"])
+    found = _found(app)
+    assert sorted(f.detail.split(" row ")[0] for f in found) == \
+        ["rm_stay_lengths", "rm_thank_yous"]
+    assert next(f for f in found if "rm_thank_yous" in f.detail).originator_id == ids["B"]
