@@ -67,6 +67,9 @@ def verify_command(
     snapshots: Annotated[bool, typer.Option(
         help="also compare each snapshot, and each candidacy's current row, with what "
              "its events make")] = True,
+    read_models: Annotated[bool, typer.Option(
+        help="also rebuild each read model (the dashboard's tables) from the events up to "
+             "its position and compare it row by row with the stored tables")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Check every stored event's chain link and every signed checkpoint; name the first
@@ -80,7 +83,8 @@ def verify_command(
     candidacies = build_candidacies()
     try:
         report = verify_store(candidacies, public_key=public_key, since=since,
-                              candidacy=candidacy, snapshots=snapshots and candidacy is None)
+                              candidacy=candidacy, snapshots=snapshots and candidacy is None,
+                              read_models=read_models)
     except (CloserError, PersistenceError, ValueError) as error:
         raise fail(error) from None
     finally:
@@ -91,7 +95,8 @@ def verify_command(
         typer.echo(orjson.dumps(report.as_dict()).decode())
     elif report.intact:
         typer.echo(f"intact: {report.events} events, {report.checkpoints_checked} checkpoints"
-                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows checked")
+                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows, "
+                   f"{report.read_model_rows_checked} read-model rows checked")
     else:
         _broken(report)
     if not report.intact:
