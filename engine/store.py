@@ -547,10 +547,13 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + _SQLITE_TABLES
 
+    def _batchable(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> bool:
+        # An in-memory database's pool makes reads wait for the writer, and a batch reads
+        # the chain's tips while it writes: there, each save commits alone.
+        return not self.datastore.pool.is_sqlite_memory_mode
+
     def _store_key(self) -> Any:
-        pool = self.datastore.pool
-        database = id(pool) if pool.is_sqlite_memory_mode else pool.db_name
-        return ("sqlite", database, self.events_table_name)
+        return ("sqlite", self.datastore.pool.db_name, self.events_table_name)
 
     def _insert_alone(self, stored_events: Sequence[StoredEvent],
                       kwargs: dict[str, Any]) -> Sequence[int] | None:
