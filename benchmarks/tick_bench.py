@@ -483,7 +483,8 @@ def main() -> None:
                 copy["url"] = fresh()
                 floor_rows(copy["url"])
             if side == "floor C":
-                wall, seen = floor_due_events(work, now)
+                # The pristine store: the round's tick may have run already on the copy.
+                wall, seen = floor_due_events(pristine, now)
                 return {"wall": wall, "cpu": LAST_CPU, "load": os.getloadavg()[0],
                         "events": seen}
             if side == "floor B":

@@ -476,6 +476,11 @@ class GroupWriter:
 def _copy_error(error: BaseException) -> BaseException:
     """The batch's error for another thread to raise (an exception object raised in two
     threads at once would mix their tracebacks)."""
+    if not isinstance(error, Exception):
+        # The writing thread was stopped (KeyboardInterrupt, SystemExit): that belongs to
+        # it, not to the saves it was writing, which are told they were not written.
+        return persistence.OperationalError(f"the batch was not written: the thread "
+                                            f"writing it stopped ({type(error).__name__})")
     try:
         copy = type(error)(*error.args)
     except Exception:  # pragma: no cover - an error class with another constructor

@@ -260,3 +260,36 @@ def test_a_batch_takes_no_more_than_its_bound(
         ACTOR, cid, "Acme", DEADLINE) for cid in ids], held)
     assert [r.version for r in results] == [2] * 5
     assert held.sizes()[:3] == [1, 3, 2]
+
+
+def test_a_batch_whose_transaction_fails_fails_every_save_of_it_and_writes_none(
+        candidacies: Candidacies, held: HeldWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [candidacies.record_interview(ACTOR, interview()).candidacy_id for _ in range(3)]
+    held.hold_with(candidacies)
+    real = type(candidacies.recorder)._write_batch
+
+    def failing_second_batch(recorder: Any, batch: list[Any]) -> None:
+        if len(batch) == 3:  # the saves under test, after the holder's batch
+            raise persistence.OperationalError("disk I/O error")
+        real(recorder, batch)
+
+    holder = held.start_holder(3)
+    monkeypatch.setattr(type(candidacies.recorder), "_write_batch", failing_second_batch)
+    results: list[Any] = []
+
+    def offer(cid: str) -> None:
+        try:
+            results.append(candidacies.note_competing_offer(ACTOR, cid, "Acme", DEADLINE))
+        except Exception as error:  # noqa: BLE001 - the test reads it
+            results.append(error)
+
+    threads = [threading.Thread(target=offer, args=(cid,)) for cid in ids]
+    for thread in threads:
+        thread.start()
+    for thread in [holder, *threads]:
+        thread.join(60)
+    assert len(results) == 3
+    assert all(isinstance(r, persistence.OperationalError) for r in results), results
+    for cid in ids:
+        assert [e.version for e in candidacies.history(cid, "agency")] == [1]
+        assert candidacies.row(cid).version == 1
