@@ -236,9 +236,15 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
         notification_id=broken.notification_id, finding=broken.kind)
 
 
-def single_valued_query(request: Request) -> None:
+async def single_valued_query(request: Request) -> None:
     """Refuse (422) a query parameter given more than once: every parameter of the JSON API
-    takes one value, and FastAPI would silently keep the last of them."""
+    takes one value, and FastAPI would silently keep the last of them.  (`async`: as a
+    plain `def` FastAPI ran it in its thread pool, a hop on every request of the API.)"""
+    refuse_repeated(request)
+
+
+def refuse_repeated(request: Request) -> None:
+    """`single_valued_query`'s check."""
     params = request.query_params
     repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
     if repeated:

@@ -119,17 +119,36 @@ class EventChain:
     _tips: OrderedDict[UUID, tuple[int, bytes]] | None = None
     _tips_lock = threading.Lock()
 
+    chains_in_writer = False
+    """True (the SQL recorders): the store's writer chains each save of a batch in turn
+    (`_prepare`, `_written`, `_committed`), so a save follows the tips the batch's
+    earlier saves wrote, and only committed tips are remembered."""
+
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
+        if self.chains_in_writer:
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc, no-any-return]
         hashes = self._chained(stored_events, kwargs)
         ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
         self._remember(hashes)
         return ids  # type: ignore[no-any-return]
 
-    def _chained(self, stored_events: Sequence[StoredEvent],
-                 kwargs: dict[str, Any]) -> list[EventHash]:
+    def _prepare(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any],
+                 pending: dict[Any, Any]) -> Any:
+        return self._chained(stored_events, kwargs, pending)
+
+    def _written(self, prepared: Any, pending: dict[Any, Any]) -> None:
+        for row in prepared:
+            pending[row.originator_id] = (row.version, row.hash)
+
+    def _committed(self, prepared: Any) -> None:
+        self._remember(prepared)
+
+    def _chained(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any],
+                 pending: dict[Any, Any] | None = None) -> list[EventHash]:
         """The chain hashes of ``stored_events`` (and of any unhashed earlier events of
-        their aggregates), put in ``kwargs`` as ``event_hashes``."""
+        their aggregates), put in ``kwargs`` as ``event_hashes``; ``pending``: the tips
+        the batch's earlier saves wrote, not yet committed (they come first)."""
         if not self.chain_events or not stored_events:
             return []
         rows: list[EventHash] = []
@@ -140,7 +159,7 @@ class EventChain:
         with self._tips_lock:
             remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
-                tip = remembered.get(uid)
+                tip = (pending or {}).get(uid) or remembered.get(uid)
                 if version == 1:
                     tips[uid] = (0, GENESIS)
                 elif tip is not None and tip[0] == version - 1:
@@ -215,7 +234,10 @@ class EventChain:
 
 
 class ChainQueries(EventChain):
-    """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`)."""
+    """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`), whose
+    writer chains each save."""
+
+    chains_in_writer = True
 
     def select_chain_tip(self, uid: UUID, version: int) -> tuple[int, bytes] | None:
         rows = self._select(  # type: ignore[attr-defined]
