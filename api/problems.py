@@ -49,10 +49,11 @@ TYPES: dict[str, tuple[int, str]] = {
     "not-acceptable": (406, "Not acceptable"),
     "illegal-command": (409, "The playbook does not allow this now"),
     "playbook-rule": (409, "A rule of the playbook refuses this now"),
-    "message-state": (409, "The message cannot be retried or rerouted now"),
+    "message-state": (409, "The message cannot be retried, rerouted or edited now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
-    "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
+    "version-conflict": (412, "The candidacy (or message) is not at the version given "
+                                "in If-Match"),
     "content-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "internal": (500, "Internal error"),
