@@ -497,3 +497,47 @@ def test_a_message_awaiting_approval_is_edited_previewed_and_goes_with_the_new_t
     text = mail.message.get_body(("plain",)).get_content()
     assert "I enjoyed hearing about the team's plans for next year." in text
     assert text.strip().splitlines() == event.body.splitlines()  # word for word
+
+
+PAGES = ("today", "pipeline", "at-risk", "compliance", "messages", "candidacies")
+
+
+@sqlite_only
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_takes_the_filters_in_a_bookmarkable_url_and_names_a_bad_one(
+        browser_for: Any, candidacies: Candidacies, page: str) -> None:
+    _record(candidacies)
+    follower(candidacies).run_once()
+    client = browser_for("recruiter")
+    url = f"/dashboard/{page}"
+    filtered = client.get(f"{url}?recruiter=coach%40agency&company=Northwind&since=2026-11-01"
+                          "&until=2026-11-30")
+    assert filtered.status_code == 200, filtered.text
+    for echoed in ('name="recruiter" value="coach@agency"', 'name="company" value="Northwind"',
+                   'name="since" value="2026-11-01"', 'name="until" value="2026-11-30"'):
+        assert echoed in filtered.text  # the form holds the filters: the URL is the bookmark
+    for query, status, named in [
+            ("since=yesterday", 400, "since: &#39;yesterday&#39; is not a date"),
+            ("until=2026-13-01", 400, "until: &#39;2026-13-01&#39; is not a date"),
+            ("since=2026-11-30&until=2026-11-01", 400, "since: the range starts after it ends"),
+            ("stgae=awaiting", 422, "stgae: unknown query parameter"),
+            (f"recruiter={'x' * 201}", 422, "recruiter: String should have at most 200"),
+    ]:
+        bad = client.get(f"{url}?{query}")
+        assert bad.status_code == status, (query, bad.text)
+        assert bad.headers["content-type"].startswith("text/html")  # a page, not JSON
+        assert named in bad.text, (query, bad.text)
+    assert client.get(f"{url}?workspace=elsewhere").status_code == 404
+
+
+@sqlite_only
+def test_a_bad_horizon_on_at_risk_is_named_on_a_page(browser_for: Any) -> None:
+    client = browser_for("recruiter")
+    for query, named in [("within=abc", "within: Input should be a valid integer"),
+                         ("within=99", "within: Input should be less than or equal to 60")]:
+        bad = client.get(f"/dashboard/at-risk?{query}")
+        assert bad.status_code == 422 and named in bad.text, bad.text
+        assert 'href="/dashboard/at-risk">This page without its filters' in bad.text
+    # The API keeps answering problem+json.
+    api = client.get("/candidacies?stgae=x")
+    assert api.headers["content-type"].startswith("application/problem+json")
