@@ -14,11 +14,12 @@ and a separate PostgreSQL database (``--postgres``).  The read models are rebuil
 
 Pages: a request through the whole FastAPI app, in process, timed from the ASGI call to
 its last byte (`Timed`: server time, without the test client's own cost), signed in as
-the workspace's recruiter.  The direct side runs the same read-model query functions
-(`api.read_models`) with the same arguments on the same database.  Each round runs every
-side ``--requests`` times, the sides' order rotating each round (`paired.alternated`);
-p50 and p95 are over all requests of a side; the ratio is per round (page p50 over
-direct p50) with its spread.  Results: docs/performance.md, "## Dashboard (issue 16)".
+the workspace's recruiter, its request log written as JSON lines to a file beside the
+SQLite store (as `closer serve` logs off a terminal).  The direct side runs the same
+read-model query functions (`api.read_models`) with the same arguments on the same
+database.  Each round runs every side ``--requests`` times, the sides' order rotating
+each round (`paired.alternated`); p50 and p95 are over all requests of a side; the ratio
+is per round (page p50 over direct p50) with its spread.  Results: docs/performance.md, "## Dashboard (issue 16)".
 """
 
 from __future__ import annotations
@@ -293,6 +294,12 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     args.today_requests = args.today_requests or args.requests
+    # Logging as `closer serve` sets it up off a terminal (JSON lines), into a file: not
+    # structlog's unconfigured default (coloured console lines on stdout), which no server
+    # runs with and which cost a page ~0.1-0.4 ms a request.
+    from api.logs import configure_logging
+
+    configure_logging("json", stream=args.sqlite.with_suffix(".log").open("a"))
 
     urls = ([] if args.no_sqlite else [f"sqlite:///{args.sqlite}"]) + (
         [] if args.no_postgres else [args.postgres])
