@@ -917,9 +917,10 @@ class Dispatcher:
         text = "\n".join(line.rstrip() for line in body.replace("\r\n", "\n").split("\n"))
         text = text.strip("\n")
         if not text.strip():
-            raise EditRefused("is empty: write the message's text (or leave it unedited)")
+            raise EditRefused("the text is empty: write the message (or leave it unedited)")
         if len(text) > BODY_LIMIT:
-            raise EditRefused(f"is {len(text):,} characters long; at most {BODY_LIMIT:,}")
+            raise EditRefused(f"the text is {len(text):,} characters long; at most "
+                              f"{BODY_LIMIT:,}")
         rendered, report = self.render(message, text)
         if rendered is None:
             raise EditRefused("the message cannot be rendered: " + "; ".join(
@@ -933,7 +934,11 @@ class Dispatcher:
                 f.message for f in report.findings), [f.as_dict() for f in report.findings])
         if not dry_run:
             message.record(OutboxMessage.Edited, self.app.clock.now(), by=by, body=text)
-            self._save(message)
+            try:
+                self._save(message)
+            except IntegrityError:  # the outbox (or another person) changed it meanwhile
+                now_at = self.app.repository.get(message.id).version
+                raise StaleMessage(str(message.id), message.version - 1, now_at) from None
         return message, rendered, report
 
     def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:

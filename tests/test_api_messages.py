@@ -96,3 +96,38 @@ def test_a_person_edits_a_message_awaiting_approval_and_the_edited_text_goes(
     problem(client.post(url, json={"body": text}), 409, "message-state")
     problem(client.post(f"/candidacies/{candidacy_id}/messages/{'0' * 8}-0000-0000-0000-"
                         f"{'0' * 12}/edit", json={"body": text}), 404, "not-found")
+
+
+def test_an_edit_racing_the_outbox_is_refused_as_stale_and_records_nothing(
+        client: Any, candidacies: Candidacies, monkeypatch: Any) -> None:
+    from uuid import UUID
+
+    from adapters.errors import StaleMessage
+
+    candidacy_id = ok(client.post("/candidacies", json=interview(format="video"))).json()["id"]
+    ok(client.post(f"/candidacies/{candidacy_id}/no-hesitations"))
+    ok(client.post(f"/candidacies/{candidacy_id}/next-step",
+                   json={"description": "a systems design interview"}))
+    tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    dispatcher = Dispatcher(candidacies, approval_workspaces=frozenset({"agency"}))
+    dispatcher.run_once()
+    [message] = ok(client.get(f"/candidacies/{candidacy_id}/messages")).json()["messages"]
+    render = dispatcher.render
+
+    def approved_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        Dispatcher(candidacies).approve(message["id"], by="someone@agency")
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(dispatcher, "render", approved_meanwhile)
+    before = len(list(candidacies.events.get(UUID(message["id"]))))
+    text = ("Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+            "in me. I look forward to a systems design interview, the next step.\n\n"
+            "Best regards,\nMaya Okafor")
+    try:
+        dispatcher.edit(message["id"], text, by="coach@agency")
+    except StaleMessage as stale:
+        assert (stale.expected, stale.actual) == (message["version"], message["version"] + 1)
+    else:
+        raise AssertionError("the edit was recorded over the approval")
+    events = list(candidacies.events.get(UUID(message["id"])))
+    assert len(events) == before + 1 and type(events[-1]).__name__ == "Approved"

@@ -166,7 +166,7 @@ def edit(request: Request, message_id: MessageId, acting: Acting) -> Response:
                                  "kept in the box: check it and send again."))
     except EditRefused as error:
         return _edit_page(request, viewer, message_id, text=text, back=back, status=422,
-                          error=f"Not saved: the text {error.reason}.",
+                          error=f"Not saved: {error.reason}.",
                           preview=(text, error.findings) if error.findings else None)
     except ValueError as error:
         return _edit_page(request, viewer, message_id, text=text, back=back, status=409,
