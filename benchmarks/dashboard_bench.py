@@ -19,7 +19,8 @@ SQLite store (as `closer serve` logs off a terminal).  The direct side runs the 
 read-model query functions (`api.read_models`) with the same arguments on the same
 database.  Each round runs every side ``--requests`` times, the sides' order rotating
 each round (`paired.alternated`); p50 and p95 are over all requests of a side; the ratio
-is per round (page p50 over direct p50) with its spread.  Results: docs/performance.md, "## Dashboard (issue 16)".
+is per round (page p50 over direct p50) with its spread.  Results: docs/performance.md,
+"## Dashboard (issue 16)".
 """
 
 from __future__ import annotations

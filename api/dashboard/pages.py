@@ -24,10 +24,8 @@ log = structlog.get_logger("closer.dashboard")
 TEMPLATES = Path(__file__).parent / "templates"
 PREFIX = "/dashboard"
 
-# auto_reload off: the templates ship with the code, so a compiled one is never stat()ed
-# again to see whether its file changed (see docs/performance.md, "Dashboard (issue 16)").
 environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, auto_reload=False,
+    loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 environment.globals.update(htmx=assets.HTMX, htmx_sse=assets.HTMX_SSE,
                            chart_js=assets.CHART_JS, static=assets.STATIC_URL)
