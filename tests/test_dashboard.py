@@ -538,6 +538,11 @@ def test_a_bad_horizon_on_at_risk_is_named_on_a_page(browser_for: Any) -> None:
         bad = client.get(f"/dashboard/at-risk?{query}")
         assert bad.status_code == 422 and named in bad.text, bad.text
         assert 'href="/dashboard/at-risk">This page without its filters' in bad.text
+    # A form posted to a path the page cannot take: a page too, saying nothing was done.
+    csrf = csrf_of(client.get("/dashboard/messages").text)
+    posted = _post(client, f"/dashboard/messages/{'x' * 65}/approve", {"csrf": csrf})
+    assert posted.status_code == 422 and "Not done: message_id" in posted.text
+    assert posted.headers["content-type"].startswith("text/html")
     # The API keeps answering problem+json.
     api = client.get("/candidacies?stgae=x")
     assert api.headers["content-type"].startswith("application/problem+json")

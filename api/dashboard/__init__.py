@@ -99,8 +99,9 @@ def answer_bad_queries_as_pages(app: FastAPI) -> None:
     api_validation = cast(Handler, app.exception_handlers[RequestValidationError])
     api_problem = cast(Handler, app.exception_handlers[ProblemError])
 
-    def page(request: Request, message: str) -> Response:
-        return render(request, None, "error.html", status=422, message=message,
+    def page(request: Request, problem: str) -> Response:
+        shown = "Not shown" if request.method == "GET" else "Not done"
+        return render(request, None, "error.html", status=422, message=f"{shown}: {problem}",
                       again=request.url.path if request.method == "GET" else None)
 
     async def validation(request: Request, error: Exception) -> Response:
@@ -113,14 +114,14 @@ def answer_bad_queries_as_pages(app: FastAPI) -> None:
         reason = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
         given = first.get("input")
         shown = f" (given {given!r})" if isinstance(given, str) and len(given) <= 60 else ""
-        return page(request, f"Not shown: {name}: {reason}{shown}.")
+        return page(request, f"{name}: {reason}{shown}.")
 
     async def problem(request: Request, error: Exception) -> Response:
         assert isinstance(error, ProblemError)
         if not _on_dashboard(request) or error.kind != "invalid-input":
             return await api_problem(request, error)
-        return page(request, f"Not shown: {error.detail}: this page takes recruiter, "
-                             "company, since and until (and its own).")
+        return page(request, f"{error.detail}: this page takes recruiter, company, since "
+                             "and until (and its own).")
 
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(ProblemError, problem)
