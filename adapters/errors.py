@@ -42,3 +42,25 @@ class DeliveryError(AdapterError):
         self.retryable = retryable
         kind = "temporary" if retryable else "permanent"
         super().__init__(f"{channel} delivery of {message_id} failed ({kind}): {reason}")
+
+
+class EditRefused(AdapterError, ValueError):
+    """A person's edit of a message's body that is not recorded: why, and the proofing
+    findings that refused it (none when the text itself was empty or too long)."""
+
+    def __init__(self, reason: str, findings: list[dict[str, str]] | None = None) -> None:
+        self.field = "body"
+        self.reason = reason
+        self.findings = list(findings or [])
+        super().__init__(f"body: {reason}")
+
+
+class StaleMessage(AdapterError):
+    """A message changed since the version a person's form or `If-Match` expected."""
+
+    def __init__(self, message_id: str, expected: int, actual: int) -> None:
+        self.message_id = message_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"message {message_id} is at version {actual}, not {expected}: it "
+                         "changed since it was read")

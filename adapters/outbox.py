@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -53,10 +53,17 @@ from eventsourcing.persistence import (
 from pydantic import ValidationError
 
 from adapters.base import Adapter, Registry, refuse_postal
-from adapters.errors import AdapterError, DeliveryError, UnknownChannel
-from adapters.message import MessageContext, message_id, plain_error
+from adapters.errors import (
+    AdapterError,
+    DeliveryError,
+    EditRefused,
+    StaleMessage,
+    UnknownChannel,
+)
+from adapters.message import Message, MessageContext, message_id, plain_error
 from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
-from adapters.proofing import DEFAULT_RULES, ProofRules, prepare
+from adapters.proofing import DEFAULT_RULES, ProofReport, ProofRules, prepare
+from adapters.proofing import proof as proof_message
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.decisions import fallback_channel
 from engine.errors import CorruptHistory, IllegalCommand
@@ -116,6 +123,7 @@ class OutboxMessage(Aggregate):
             message.last_error = None
             message.subject = None
             message.approved_by = None
+            message.edited_body = None
 
     class Proofed(Event):
         subject: str
@@ -209,8 +217,20 @@ class OutboxMessage(Aggregate):
             if context is not None:
                 message.context = context
 
+    class Edited(Event):
+        """A person rewrote the body (what goes; subject, recipients and channel stay):
+        proofed when recorded, proofed again when delivered."""
+
+        by: str
+        body: str
+
+        def assign(self, message: OutboxMessage) -> None:
+            message.edited_body = self.body
+            message.findings = []  # the findings were the old text's
+
     class Rerouted(Event):
-        """A person sent a blocked or dead-lettered message on to another channel."""
+        """A person sent a blocked or dead-lettered message on to another channel (an
+        edited body was the old channel's text: it is dropped)."""
 
         by: str
         reason: str
@@ -226,6 +246,7 @@ class OutboxMessage(Aggregate):
             message.findings = []
             message.last_error = None
             message.next_attempt_at = self.timestamp
+            message.edited_body = None
 
     # The state the events assign, declared for type checkers only: class annotations at
     # run time would make eventsourcing turn the aggregate into a dataclass.
@@ -244,6 +265,7 @@ class OutboxMessage(Aggregate):
         last_error: str | None
         subject: str | None
         approved_by: str | None
+        edited_body: str | None  # a person's text, in place of the template's
 
     @classmethod
     def queue(cls, *, at: datetime, candidacy_id: str, workspace: str, kind: str, channel: str,
@@ -267,7 +289,8 @@ class OutboxMessage(Aggregate):
             next_attempt_at=self.next_attempt_at, updated_at=self.modified_on,
             summary={"trigger": self.trigger, "subject": self.subject,
                      "findings": self.findings, "last_error": self.last_error,
-                     "receipt": self.receipt},
+                     "receipt": self.receipt, "version": self.version,
+                     "edited": getattr(self, "edited_body", None) is not None},
         )
 
 
@@ -756,7 +779,8 @@ class Dispatcher:
             message.record(OutboxMessage.Blocked, now, findings=findings)
             report.blocked += 1
             return "block_message", {"findings": findings}
-        rendered, proof = prepare(adapter, context, self.rules)
+        rendered, proof = with_edit(message, *prepare(adapter, context, self.rules),
+                                    context, self.rules)
         if rendered is None or not proof.passed:
             findings = [f.as_dict() for f in proof.findings]
             message.record(OutboxMessage.Blocked, now, findings=findings)
@@ -883,6 +907,62 @@ class Dispatcher:
         message.record(OutboxMessage.Approved, self.app.clock.now(), by=by)
         self._save(message)
 
+    def render(self, message: OutboxMessage, body: str | None = None
+               ) -> tuple[Message | None, ProofReport]:
+        """``message`` rendered and proofed exactly as a delivery would now (with its
+        edited body, or ``body`` in its place); `EditRefused` if it cannot be built."""
+        try:
+            adapter = self.adapter(message.channel)
+            context = MessageContext.model_validate(message.context)
+        except (ValidationError, AdapterError, ValueError, TypeError) as error:
+            raise EditRefused(f"cannot build the {message.channel} message: "
+                              f"{plain_error(error)}") from None
+        return with_edit(message, *prepare(adapter, context, self.rules), context, self.rules,
+                         body=body)
+
+    def edit(self, message_id: str, body: str, *, by: str, expected_version: int | None = None,
+             dry_run: bool = False) -> tuple[OutboxMessage, Message, ProofReport]:
+        """A person's own text for a message awaiting approval, blocked or dead-lettered,
+        recorded as `OutboxMessage.Edited` (unless ``dry_run``) and delivered in place of
+        the template's once approved or retried.  Refused, recording nothing: a message
+        at another version than ``expected_version`` (`StaleMessage`), in another state
+        (ValueError), a text empty, too long or that proofing would block, or a channel
+        whose text is printed into an attachment (`EditRefused`).  Answers the message,
+        the message as it would go, and its proofing."""
+        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+        if expected_version is not None and message.version != expected_version:
+            raise StaleMessage(str(message.id), expected_version, message.version)
+        if message.status not in EDITABLE:
+            raise ValueError(f"message {message_id} is {message.status.replace('_', ' ')}; "
+                             "only a message awaiting approval, blocked or dead-lettered "
+                             "can be edited")
+        text = "\n".join(line.rstrip() for line in body.replace("\r\n", "\n").split("\n"))
+        text = text.strip("\n")
+        if not text.strip():
+            raise EditRefused("the text is empty: write the message (or leave it unedited)")
+        if len(text) > BODY_LIMIT:
+            raise EditRefused(f"the text is {len(text):,} characters long; at most "
+                              f"{BODY_LIMIT:,}")
+        rendered, report = self.render(message, text)
+        if rendered is None:
+            raise EditRefused("the message cannot be rendered: " + "; ".join(
+                f.message for f in report.findings), [f.as_dict() for f in report.findings])
+        if rendered.attachments:
+            raise EditRefused(f"a {message.channel} message's text is printed into its "
+                              f"{rendered.attachments[0].filename.rsplit('.', 1)[-1]} when "
+                              "rendered; correct a detail on the candidacy instead")
+        if not report.passed and not dry_run:
+            raise EditRefused("proofing would block it: " + "; ".join(
+                f.message for f in report.findings), [f.as_dict() for f in report.findings])
+        if not dry_run:
+            message.record(OutboxMessage.Edited, self.app.clock.now(), by=by, body=text)
+            try:
+                self._save(message)
+            except IntegrityError:  # the outbox (or another person) changed it meanwhile
+                now_at = self.app.repository.get(message.id).version
+                raise StaleMessage(str(message.id), message.version - 1, now_at) from None
+        return message, rendered, report
+
     def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:
         """Re-queue a dead-lettered or blocked message (a person's decision, recorded),
         its context rebuilt with every correction recorded on the candidacy since."""
@@ -972,6 +1052,25 @@ class Dispatcher:
         routed = RoutedMessage(message.kind, message.channel, tuple(recipients))
         context = context_data(candidacy, event, routed, self.recruiter)
         return {**context, "message_id": str(message.id), "kind": message.kind}
+
+
+EDITABLE = ("approval_needed", "blocked", "dead_letter")
+"""The statuses in which a person may edit a message's body."""
+BODY_LIMIT = 5_000
+"""The longest edited body, in characters: far above proofing's word limits, and within
+the 64 KiB a request body may have even with every character escaped in JSON."""
+
+
+def with_edit(message: OutboxMessage, rendered: Message | None, report: ProofReport,
+              context: MessageContext, rules: ProofRules, *, body: str | None = None
+              ) -> tuple[Message | None, ProofReport]:
+    """``rendered`` with the person's edited body (or ``body``) in place of the template's,
+    proofed again; as it was when the message has no edit."""
+    body = body if body is not None else getattr(message, "edited_body", None)
+    if body is None or rendered is None:
+        return rendered, report
+    mine = replace(rendered, body=body)
+    return mine, proof_message(mine, context, rules)
 
 
 def history(app: Any, message_id: str) -> list[tuple[str, Data]]:

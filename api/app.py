@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *,
     dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)
+    dashboard.answer_bad_queries_as_pages(app)  # a bad filter: a page naming it, not JSON
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes,
                        max_depth=settings.max_json_depth, form_prefix=f"{DASHBOARD}/")
     app.add_middleware(RequestLog)  # outermost: it logs the refusals too

@@ -129,8 +129,13 @@ class TokenVerifier:
 
     def cached(self, token: str) -> Principal | None:
         """The principal of ``token`` if verified within the last ``ttl`` seconds (no I/O)."""
+        return self.cached_hash(hash_token(token))
+
+    def cached_hash(self, digest: str) -> Principal | None:
+        """The principal of the token whose SHA-256 is ``digest``, if verified within the
+        last ``ttl`` seconds (no I/O: a caller on the event loop needs no thread for it)."""
         with self._lock:
-            cached = self._cache.get(hash_token(token))
+            cached = self._cache.get(digest)
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
     def forget(self, token: str) -> None:

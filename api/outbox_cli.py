@@ -1,5 +1,5 @@
-"""`closer dispatch` runs the outbox dispatcher; `closer messages list|retry|reroute|approve|
-confirm` are a person's hand on its messages (see `adapters.outbox`)."""
+"""`closer dispatch` runs the outbox dispatcher; `closer messages list|retry|reroute|edit|
+approve|confirm` are a person's hand on its messages (see `adapters.outbox`)."""
 
 from __future__ import annotations
 
@@ -143,6 +143,42 @@ def register(app: typer.Typer) -> None:
         """Send a dead-lettered or blocked message on another channel, corrected."""
         _by_hand(message_id, f"queued again on {channel}",
                  lambda d: d.reroute_message(message_id, channel, by=by, reason=reason))
+
+    @messages_app.command("edit")
+    def edit(message_id: str,
+             body_file: typer.FileText = typer.Option(
+                 ..., "--body-file", help="the whole text, as it will go ('-': stdin)"),
+             by: str = typer.Option(..., help="who edits (recorded)"),
+             dry_run: bool = typer.Option(False, "--dry-run",
+                                          help="proof it and show it; record nothing")
+             ) -> None:
+        """Replace the text of a message awaiting approval, blocked or dead-lettered with
+        your own (proofed first; it goes once approved or retried), as the dashboard's
+        edit form and `POST .../messages/{id}/edit` do."""
+        from eventsourcing.application import AggregateNotFoundError
+
+        from api.settings import get_settings
+        from api.wiring import build_candidacies
+
+        text = body_file.read()
+        candidacies = build_candidacies()
+        dispatcher = build_dispatcher(candidacies, get_settings())
+        try:
+            _, rendered, report = dispatcher.edit(message_id, text, by=by, dry_run=dry_run)
+        except (ValueError, AggregateNotFoundError) as error:  # EditRefused is a ValueError
+            typer.echo(f"error: {str(error) or 'no message ' + message_id}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            dispatcher.release()
+            candidacies.close()
+        for finding in report.findings:
+            typer.echo(f"finding {finding.code}: {finding.message}")
+        if dry_run:
+            typer.echo(rendered.body)
+            typer.echo(f"{message_id}: not recorded (dry run); proofing "
+                       f"{'passed' if report.passed else 'would block it'}")
+        else:
+            typer.echo(f"{message_id}: edited; it goes with your text once approved or retried")
 
     @messages_app.command("approve")
     def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)")

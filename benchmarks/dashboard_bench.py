@@ -12,18 +12,25 @@ and a separate PostgreSQL database (``--postgres``).  The read models are rebuil
 ``closer projections rebuild`` (a subprocess, timed) when they are not current, or with
 ``--rebuild`` (on PostgreSQL followed by `vacuum`).
 
-Pages: a request through the whole FastAPI app, in process, timed from the ASGI call to
-its last byte (`Timed`: server time, without the test client's own cost), signed in as
-the workspace's recruiter.  The direct side runs the same read-model query functions
-(`api.read_models`) with the same arguments on the same database.  Each round runs every
-side ``--requests`` times, the sides' order rotating each round (`paired.alternated`);
-p50 and p95 are over all requests of a side; the ratio is per round (page p50 over
-direct p50) with its spread.  Results: docs/performance.md, "## Dashboard (issue 16)".
+Pages: a request through the whole FastAPI app, in process, one ASGI call from an event
+loop in this thread (as a server's loop makes it; no test client), timed from the call
+to its last byte (`Timed`: server time), signed in as
+the workspace's recruiter, its request log written as JSON lines to a file beside the
+SQLite store (as `closer serve` logs off a terminal).  The direct side runs the same
+read-model query functions (`api.read_models`) with the same arguments on the same
+database.  Each round runs every side ``--requests`` times, the sides' order rotating
+each round (`paired.alternated`); p50 and p95 are over all requests of a side; the ratio
+is per round (page p50 over direct p50) with its spread, and the same ratio of the
+process's CPU time (every thread's) over each request: on a machine shared with other
+work the wall time of a page also counts its thread hops' waits for a CPU, which the
+direct side, one thread, does not have.  Results: docs/performance.md,
+"## Dashboard (issue 16)".
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import sqlite3
@@ -43,6 +50,7 @@ from paired import alternated, load_average, ratios, spread, table, write_sectio
 SECTION = "## Dashboard (issue 16)"
 WORKSPACE = "simulated"
 CLOSER = str(Path(sys.executable).with_name("closer"))
+LOG: Any = None  # the request log's file (`main`)
 
 
 def build(url: str, candidacies: int) -> None:
@@ -114,11 +122,13 @@ class Timed:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.samples: list[float] = []
+        self.cpu: list[float] = []  # the process's CPU time over each call (every thread)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         await self.app(scope, receive, send)
         if scope["type"] == "http":
+            self.cpu.append(time.process_time() - used)
             self.samples.append(time.perf_counter() - started)
 
 
@@ -185,10 +195,35 @@ class Store:
                                   headers={"Origin": "http://testserver"},
                                   follow_redirects=False)
         assert answer.status_code == 303, answer.text
+        self.cookie = "; ".join(f"{k}={v}" for k, v in self.client.cookies.items()).encode()
+        self.loop = asyncio.new_event_loop()
 
     def get(self, path: str, status: int = 200) -> None:
-        answer = self.client.get(path)
-        assert answer.status_code == status, (path, answer.status_code, answer.text[:300])
+        """``path`` as one ASGI call from an event loop in this thread, as a server's loop
+        makes it: no test client between (the TestClient hands every message of a
+        response across threads, ~1 ms a request here, which is not the server's time)."""
+        answer = self.loop.run_until_complete(self._call(path))
+        assert answer == status, (path, answer)
+
+    async def _call(self, path: str) -> int:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+                 "server": ("testserver", 80), "state": {},
+                 "headers": [(b"host", b"testserver"), (b"cookie", self.cookie)]}
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        assert self.timed is not None
+        await self.timed(scope, receive, send)
+        return status
 
     def frame_page(self, _: int) -> None:
         """A signed-in request with nothing to show: an unknown candidacy's 404 (the
@@ -232,47 +267,56 @@ class Store:
         command_forms(self.app, candidacy)
 
     def close(self) -> None:
+        if getattr(self, "loop", None) is not None:
+            self.loop.close()
         if self.client is not None:
             self.client.__exit__(None, None, None)
         self.app.close()
 
 
 def measure(store: Store, sides: dict[str, Callable[[int], None]], rounds: int,
-            requests: dict[str, int]) -> dict[str, Any]:
+            requests: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every side ``requests[side]`` times per round, the order rotating: per-request
-    seconds by side and round."""
+    seconds by side and round, wall time and the process's CPU time."""
+    cpu: dict[str, list[list[float]]] = {side: [] for side in sides}
+
     def run(side: str, number: int) -> list[float]:
-        samples = []
+        samples, used = [], []
         for i in range(requests[side]):
             if store.timed is not None:
                 store.timed.samples.clear()
-            started = time.perf_counter()
+                store.timed.cpu.clear()
+            started, cpu_started = time.perf_counter(), time.process_time()
             sides[side](number * requests[side] + i)
             elapsed = time.perf_counter() - started
-            page = store.timed.samples if store.timed is not None and side.endswith(
-                "page") else None
-            samples.append(page[-1] if page else elapsed)
+            cpu_elapsed = time.process_time() - cpu_started
+            page = store.timed if store.timed is not None and side.endswith("page") else None
+            samples.append(page.samples[-1] if page and page.samples else elapsed)
+            used.append(page.cpu[-1] if page and page.cpu else cpu_elapsed)
+        cpu[side].append(used)
         return samples
 
     for side in sides:  # one warm-up call each: caches and connections
         sides[side](0)
-    return alternated(rounds, list(sides), run)
+    return alternated(rounds, list(sides), run), cpu
 
 
-def report_rows(results: dict[str, list[list[float]]], pairs: list[tuple[str, str]]
-                ) -> list[list[Any]]:
+def report_rows(results: dict[str, list[list[float]]], pairs: list[tuple[str, str]],
+                cpu: dict[str, list[list[float]]]) -> list[list[Any]]:
     rows = []
     for page, direct in pairs:
         every_page = [s for r in results[page] for s in r]
         every_direct = [s for r in results[direct] for s in r]
         per_round = ratios([percentile(r, 0.5) for r in results[page]],
                            [percentile(r, 0.5) for r in results[direct]])
+        cpu_round = ratios([percentile(r, 0.5) for r in cpu[page]],
+                           [percentile(r, 0.5) for r in cpu[direct]])
         rows.append([page.removesuffix(" page"),
                      f"{percentile(every_page, 0.5) * 1000:.1f}",
                      f"{percentile(every_page, 0.95) * 1000:.1f}",
                      f"{percentile(every_direct, 0.5) * 1000:.1f}",
                      f"{percentile(every_direct, 0.95) * 1000:.1f}",
-                     spread(per_round)])
+                     spread(per_round), spread(cpu_round)])
     return rows
 
 
@@ -293,6 +337,14 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     args.today_requests = args.today_requests or args.requests
+    # Logging as `closer serve` sets it up off a terminal (JSON lines), into a file: not
+    # structlog's unconfigured default (coloured console lines on stdout), which no server
+    # runs with and which cost a page ~0.1-0.4 ms a request.
+    from api.logs import configure_logging
+
+    global LOG
+    LOG = args.sqlite.with_suffix(".log").open("a")  # kept open for the whole run
+    configure_logging("json", stream=LOG)
 
     urls = ([] if args.no_sqlite else [f"sqlite:///{args.sqlite}"]) + (
         [] if args.no_postgres else [args.postgres])
@@ -321,15 +373,17 @@ def main() -> None:
               file=sys.stderr)
         counts = {side: args.today_requests if side.startswith("Today") else args.requests
                   for side in sides}
-        results = measure(store, sides, args.rounds, counts)
+        results, cpu = measure(store, sides, args.rounds, counts)
         pairs = [(s, s.replace(" page", " queries")) for s in sides
                  if s.endswith(" page") and s.replace(" page", " queries") in sides]
-        for row in report_rows(results, pairs):
+        for row in report_rows(results, pairs, cpu):
             lines.append([name, *row])
             print(name, row, file=sys.stderr)
         frame = [s for r in results["Frame page"] for s in r]
+        frame_cpu = [s for r in cpu["Frame page"] for s in r]
         frames.append([name, f"{percentile(frame, 0.5) * 1000:.1f}",
-                       f"{percentile(frame, 0.95) * 1000:.1f}"])
+                       f"{percentile(frame, 0.95) * 1000:.1f}",
+                       f"{percentile(frame_cpu, 0.5) * 1000:.2f}"])
         print(name, "frame", frames[-1], file=sys.stderr)
         store.close()
 
@@ -344,10 +398,12 @@ def main() -> None:
                f"{args.requests} requests a side ({args.today_requests} for Today), order "
                "rotating.", "",
                *table(["store", "page", "page p50 ms", "page p95 ms", "queries p50 ms",
-                       "queries p95 ms", "page / queries (p50, per round)"], lines), "",
+                       "queries p95 ms", "page / queries (p50, per round)",
+                       "page / queries, CPU time (p50, per round)"], lines), "",
                "A signed-in request with nothing to show (an unknown candidacy's 404: "
                "session, token check, one candidacy not found, a small error page):", "",
-               *table(["store", "frame p50 ms", "frame p95 ms"], frames), ""]
+               *table(["store", "frame p50 ms", "frame p95 ms", "frame CPU p50 ms"], frames),
+               ""]
     if rebuilds:
         section += ["`closer projections rebuild` (all three read models, 2,000 notifications "
                     "a transaction) beside replay's read floor (every stored event selected "

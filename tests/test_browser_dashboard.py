@@ -7,6 +7,7 @@ Screenshots of every page land in test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -293,3 +294,51 @@ def test_a_form_without_its_csrf_token_or_from_another_origin_is_refused(
     page.wait_for_url(f"{site.url}/**")
     assert "not sent from Closer" in page.locator("h1").inner_text()
     assert site.app.get(cid, WORKSPACE).stage == "hesitations_addressed"
+
+
+def test_a_recruiter_edits_a_message_previews_it_approves_it_and_the_edit_is_delivered(
+        site: Site, smtp_server: SmtpServer, browser_page: Any, page_watch: PageWatch) -> None:
+    page = browser_page
+    cid = _interviewed_today(site.app)
+    site.app.close_next_step(COACH, cid, "Onsite with the CTO")
+    site.app.send_thank_you(COACH, cid, "email", mode="send_for_me")
+    _sign_in(page, site, "recruiter")
+    page.get_by_role("link", name="Messages").first.click()
+    card = page.locator("article.message[data-status=approval_needed]")
+    for _ in range(50):
+        if card.count():
+            break
+        page.wait_for_timeout(200)
+        page.reload()
+    card.get_by_role("link", name="Edit the text").click()
+    page.wait_for_url(re.compile(r"/messages/[0-9a-f-]+/edit\?back="))
+    box = page.get_by_label("Text of the message")
+    original = box.input_value()
+    added = "I enjoyed hearing about the team's plans for next year."
+    mine = original.replace("Dear Daniel Whitfield,", f"Dear Daniel Whitfield,\n\n{added}")
+    # A slip in the name: the preview shows proofing's finding, nothing is recorded.
+    box.fill(mine.replace("Dear Daniel Whitfield", "Dear Daniel Whitfeld"))
+    page.get_by_role("button", name="Preview").click()
+    findings = page.get_by_label("Proofing findings")
+    findings.wait_for()
+    assert "Whitfeld" in findings.inner_text()
+    box = page.get_by_label("Text of the message")
+    box.fill(mine)
+    page.get_by_role("button", name="Preview").click()
+    page.locator("[data-role=proofing]").wait_for()
+    assert added in page.locator("[data-role=preview]").inner_text()
+    screenshot(page, "dashboard-message-edit")
+    page.get_by_role("button", name="Save the edit").click()
+    page.get_by_role("status").filter(has_text="Message edited").wait_for()
+    card = page.locator("article.message[data-status=approval_needed]")
+    assert added in card.locator("[data-role=body]").inner_text()
+    assert card.locator("[data-role=edited]").is_visible()
+    card.get_by_role("button", name="Approve and send").click()
+    page.get_by_role("status").filter(has_text="Message approved").wait_for()
+    for _ in range(75):
+        if smtp_server.sink.received:
+            break
+        page.wait_for_timeout(200)
+    [mail] = smtp_server.sink.received
+    assert added in mail.message.get_body(("plain",)).get_content()
+    assert page_watch.errors == [] and page_watch.refused == []

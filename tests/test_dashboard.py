@@ -10,8 +10,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from adapters_fixtures import SmtpServer, smtp_server
 from api_support import WORKSPACE, TestClient, sqlite_only
 from builders import interview
 from dashboard_support import ORIGIN, csrf_of, form_fields, sign_in
@@ -25,6 +27,7 @@ from engine.values import Actor
 
 XSS_NAMES = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>']
 COACH = Actor(user="coach@agency", workspace=WORKSPACE)
+__all__ = ["smtp_server"]  # the fixture, imported for pytest
 
 
 @pytest.fixture
@@ -408,3 +411,138 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
     other = _post(client, f"/dashboard/messages/{'0' * 8}-0000-0000-0000-{'0' * 12}/retry",
                   fields)
     assert other.status_code == 404
+
+
+def test_a_message_awaiting_approval_is_edited_previewed_and_goes_with_the_new_text(
+        browser_for: Any, candidacies: Candidacies, app: Any,
+        smtp_server: SmtpServer) -> None:
+    from adapters.outbox_rows import message_rows
+    from api.outbox_cli import build_dispatcher
+
+    settings = app.state.settings.model_copy(update={
+        "smtp_host": smtp_server.host, "smtp_port": smtp_server.port, "smtp_starttls": False})
+    cid = _record(candidacies)
+    candidacies.record_no_hesitations(COACH, cid)
+    candidacies.close_next_step(COACH, cid, "Onsite with the CTO")
+    candidacies.send_thank_you(COACH, cid, "email", mode="send_for_me")
+    build_dispatcher(candidacies, settings).run_once()
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    assert row.status == "approval_needed"
+    client = browser_for("recruiter")
+    edit = f"/dashboard/messages/{row.id}/edit"
+    assert f'href="{edit}?back=' in client.get("/dashboard/messages").text
+    page = client.get(f"{edit}?back=/dashboard/messages")
+    assert page.status_code == 200
+    fields = form_fields(page.text, edit)
+    original = re.search(r'name="body"[^>]*>([^<]*)</textarea>', page.text, re.S)
+    assert original and "Dear Daniel Whitfield" in original.group(1)
+    mine = original.group(1).replace("&#39;", "'").replace("&amp;", "&").replace(
+        "Dear Daniel Whitfield,", "Dear Daniel Whitfield,\n\nI enjoyed hearing about the "
+        "team's plans for next year.")
+    assert mine != original.group(1)
+    sent = len(list(candidacies.events.get(UUID(row.id))))
+
+    # A viewer sees no edit link and is refused the form and the post.
+    viewer = browser_for("viewer")
+    assert edit not in viewer.get("/dashboard/messages").text
+    assert viewer.get(edit).status_code == 403
+    viewer_csrf = csrf_of(viewer.get("/dashboard/messages").text)
+    assert _post(viewer, edit, {**fields, "csrf": viewer_csrf, "body": mine,
+                                "action": "save"}).status_code == 403
+    # No CSRF token, or another origin: refused.
+    assert _post(client, edit, {**fields, "csrf": "", "body": mine,
+                                "action": "save"}).status_code == 403
+    assert client.post(edit, data={**fields, "body": mine, "action": "save"},
+                       headers={"Origin": "http://evil.example"},
+                       follow_redirects=False).status_code == 403
+    # A preview proofs the text and records nothing: a misspelt name is found.
+    slip = _post(client, edit, {**fields, "body": mine.replace("Dear Daniel Whitfield",
+                                                               "Dear Daniel Whitfeld"),
+                                "action": "preview"})
+    assert slip.status_code == 200 and 'aria-label="Proofing findings"' in slip.text
+    assert "Whitfeld" in slip.text
+    # ... and saving it is refused with the findings, the text kept in the box.
+    blocked = _post(client, edit, {**fields, "body": mine.replace("Daniel Whitfield",
+                                                                  "Daniel Whitfeld"),
+                                   "action": "save"})
+    assert blocked.status_code == 422 and "proofing would block it" in blocked.text
+    assert "Dear Daniel Whitfeld" in blocked.text
+    ok_preview = _post(client, edit, {**fields, "body": mine, "action": "preview"})
+    assert ok_preview.status_code == 200 and "Proofing passed" in ok_preview.text
+    # Bad input: empty, too long.
+    empty = _post(client, edit, {**fields, "body": "  \n ", "action": "save"})
+    assert empty.status_code == 422 and "the text is empty" in empty.text
+    long = _post(client, edit, {**fields, "body": "word " * 1_200, "action": "save"})
+    assert long.status_code == 422 and "at most 5,000" in long.text
+    # A stale form (the version it was opened at is not the message's): 409, nothing saved.
+    stale = _post(client, edit, {**fields, "version": str(int(fields["version"]) - 1),
+                                 "body": mine, "action": "save"})
+    assert stale.status_code == 409 and "changed since the form was opened" in stale.text
+    assert len(list(candidacies.events.get(UUID(row.id)))) == sent  # nothing recorded yet
+
+    saved = _post(client, edit, {**fields, "body": mine, "action": "save"})
+    assert saved.status_code == 303, saved.text
+    assert "Message edited" in client.get(saved.headers["location"]).text
+    [event] = list(candidacies.events.get(UUID(row.id)))[sent:]
+    assert type(event).__name__ == "Edited"
+    assert event.body == mine.strip()
+    again = _post(client, edit, {**fields, "body": mine + "\nThanks again.", "action": "save"})
+    assert again.status_code == 409  # the form's version is now stale
+    messages = client.get("/dashboard/messages").text
+    assert "I enjoyed hearing about the team" in messages  # what the approver approves
+    approve = f"/dashboard/messages/{row.id}/approve"
+    assert _post(client, approve, form_fields(messages, approve)).status_code == 303
+    build_dispatcher(candidacies, settings).run_once()
+    [mail] = smtp_server.sink.received
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "I enjoyed hearing about the team's plans for next year." in text
+    assert text.strip().splitlines() == event.body.splitlines()  # word for word
+
+
+PAGES = ("today", "pipeline", "at-risk", "compliance", "messages", "candidacies")
+
+
+@sqlite_only
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_takes_the_filters_in_a_bookmarkable_url_and_names_a_bad_one(
+        browser_for: Any, candidacies: Candidacies, page: str) -> None:
+    _record(candidacies)
+    follower(candidacies).run_once()
+    client = browser_for("recruiter")
+    url = f"/dashboard/{page}"
+    filtered = client.get(f"{url}?recruiter=coach%40agency&company=Northwind&since=2026-11-01"
+                          "&until=2026-11-30")
+    assert filtered.status_code == 200, filtered.text
+    for echoed in ('name="recruiter" value="coach@agency"', 'name="company" value="Northwind"',
+                   'name="since" value="2026-11-01"', 'name="until" value="2026-11-30"'):
+        assert echoed in filtered.text  # the form holds the filters: the URL is the bookmark
+    for query, status, named in [
+            ("since=yesterday", 400, "since: &#39;yesterday&#39; is not a date"),
+            ("until=2026-13-01", 400, "until: &#39;2026-13-01&#39; is not a date"),
+            ("since=2026-11-30&until=2026-11-01", 400, "since: the range starts after it ends"),
+            ("stgae=awaiting", 422, "stgae: unknown query parameter"),
+            (f"recruiter={'x' * 201}", 422, "recruiter: String should have at most 200"),
+    ]:
+        bad = client.get(f"{url}?{query}")
+        assert bad.status_code == status, (query, bad.text)
+        assert bad.headers["content-type"].startswith("text/html")  # a page, not JSON
+        assert named in bad.text, (query, bad.text)
+    assert client.get(f"{url}?workspace=elsewhere").status_code == 404
+
+
+@sqlite_only
+def test_a_bad_horizon_on_at_risk_is_named_on_a_page(browser_for: Any) -> None:
+    client = browser_for("recruiter")
+    for query, named in [("within=abc", "within: Input should be a valid integer"),
+                         ("within=99", "within: Input should be less than or equal to 60")]:
+        bad = client.get(f"/dashboard/at-risk?{query}")
+        assert bad.status_code == 422 and named in bad.text, bad.text
+        assert 'href="/dashboard/at-risk">This page without its filters' in bad.text
+    # A form posted to a path the page cannot take: a page too, saying nothing was done.
+    csrf = csrf_of(client.get("/dashboard/messages").text)
+    posted = _post(client, f"/dashboard/messages/{'x' * 65}/approve", {"csrf": csrf})
+    assert posted.status_code == 422 and "Not done: message_id" in posted.text
+    assert posted.headers["content-type"].startswith("text/html")
+    # The API keeps answering problem+json.
+    api = client.get("/candidacies?stgae=x")
+    assert api.headers["content-type"].startswith("application/problem+json")

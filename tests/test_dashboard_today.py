@@ -4,7 +4,8 @@ patience until a date, a pause until a date (`api.dashboard.today.why_waiting`, 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from api_support import WORKSPACE, sqlite_only
@@ -99,3 +100,36 @@ def test_today_lists_a_nudged_candidacy_and_reads_no_closed_one(
     day = the_day(candidacies, EVERYONE, None)
     assert [item.candidacy_id for item in day.replies] == [nudged]
     assert nudged in loaded and stalled not in loaded  # a closed candidacy is not read
+
+
+@sqlite_only
+def test_a_date_range_shows_what_falls_due_in_those_days(
+        candidacies: Candidacies, clock: FixedClock) -> None:
+    waiting = candidacy_at(candidacies, COACH, "awaiting")
+    candidacy = candidacies.get(waiting, WORKSPACE)
+    [nudge] = [a for a in plan(candidacy, candidacies.policies.of(candidacy))
+               if a.kind == "nudge"]
+    due = nudge.due_at.astimezone(ZoneInfo(candidacy.timezone)).date()
+    today = clock.now().astimezone(ZoneInfo(candidacy.timezone)).date()
+    assert due > today  # patience holds it past today: not on today's list
+    assert not [i for i in the_day(candidacies, EVERYONE, None).nudges if i.candidacy_id == waiting]
+    on_the_day = the_day(candidacies, Filters(WORKSPACE, since=due, until=due), None).nudges
+    assert [i.candidacy_id for i in on_the_day] == [waiting]
+    assert [i.candidacy_id for i in the_day(candidacies, Filters(WORKSPACE, until=due),
+                                            None).nudges] == [waiting]
+    after = Filters(WORKSPACE, since=due + timedelta(days=1), until=due + timedelta(days=9))
+    assert the_day(candidacies, after, None).nudges == []
+    # A thank-you due today is in a range holding today, not in one after it.
+    thanked = candidacies.record_interview(COACH, interview()).candidacy_id
+    assert [i.candidacy_id for i in the_day(candidacies, EVERYONE, None).thank_yous] == [thanked]
+    assert [i.candidacy_id for i in the_day(
+        candidacies, Filters(WORKSPACE, since=today, until=today), None).thank_yous] == [thanked]
+    assert the_day(candidacies, Filters(WORKSPACE, since=today + timedelta(days=1),
+                                        until=due), None).thank_yous == []
+    # A next step scheduled in a week: not "tomorrow", but in a range holding its day.
+    step = datetime.combine(today + timedelta(days=7), time(14), ZoneInfo("Europe/London"))
+    candidacies.record_no_hesitations(COACH, thanked)
+    candidacies.close_next_step(COACH, thanked, "Onsite", scheduled_for=step)
+    assert the_day(candidacies, EVERYONE, None).tomorrow == []
+    week = Filters(WORKSPACE, since=today, until=today + timedelta(days=7))
+    assert [i.candidacy_id for i in the_day(candidacies, week, None).tomorrow] == [thanked]

@@ -155,3 +155,44 @@ def test_a_voicemail_task_is_confirmed_on_the_cli(store: str, tmp_path: Path) ->
     get_settings.cache_clear()
     again = runner.invoke(cli, ["messages", "confirm", message_id, "--by", "maya"])
     assert again.exit_code == 1 and "already confirmed" in again.output
+
+
+def test_a_message_awaiting_approval_is_edited_on_the_cli_and_goes_with_the_new_text(
+        store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        tmp_path: Path) -> None:
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        candidacy_id = app.record_interview(MAYA, interview(format="video")).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    finally:
+        app.close()
+    monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("CLOSER_SMTP_STARTTLS", "false")
+    monkeypatch.setenv("CLOSER_APPROVAL_WORKSPACES", "maya")
+    get_settings.cache_clear()
+    run("dispatch", "--once")
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+approval_needed\s+thank_you",
+                              run("messages", "list"), re.M)
+    text = ("Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+            "in me. I look forward to a systems design interview, the next step.\n\n"
+            "Best regards,\nMaya Okafor\n")
+    mine = tmp_path / "mine.txt"
+    mine.write_text(text.replace("Whitfield", "Whitfeld"))
+    refused = runner.invoke(cli, ["messages", "edit", message_id, "--body-file", str(mine),
+                                  "--by", "maya"])
+    assert refused.exit_code == 1 and "proofing would block it" in refused.output
+    preview = run("messages", "edit", message_id, "--body-file", str(mine), "--by", "maya",
+                  "--dry-run")
+    assert "finding" in preview and "not recorded (dry run)" in preview
+    mine.write_text(text)
+    assert "edited" in run("messages", "edit", message_id, "--body-file", str(mine),
+                           "--by", "maya")
+    assert "approved" in run("messages", "approve", message_id, "--by", "maya")
+    assert "sent 1" in run("dispatch", "--once")
+    [mail] = smtp_server.sink.received
+    assert mail.message.get_body(("plain",)).get_content().strip().splitlines() == \
+        text.strip().splitlines()

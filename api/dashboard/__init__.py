@@ -26,9 +26,12 @@ How a page plugs in:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import cast
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 
 from api.dashboard import (
@@ -45,6 +48,7 @@ from api.dashboard import (
 )
 from api.dashboard.pages import PREFIX, render
 from api.dashboard.session import PageError, SignInRequired
+from api.problems import ProblemError
 
 ROUTERS = [signin.router, live.router, today.router, candidacy.router, messages.router,
            pipeline.router, at_risk.router, compliance.router, rules.router, policies.router]
@@ -79,3 +83,45 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_first)
     app.add_exception_handler(PageError, refused)
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _on_dashboard(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(f"{PREFIX}/")
+
+
+def answer_bad_queries_as_pages(app: FastAPI) -> None:
+    """On the dashboard's paths, a query parameter a page cannot take (unknown, or a value
+    it refuses: ``within=abc``, a text too long) answers a page naming the parameter and
+    why (422), where the API answers problem+json; call after `api.problems.install`."""
+    api_validation = cast(Handler, app.exception_handlers[RequestValidationError])
+    api_problem = cast(Handler, app.exception_handlers[ProblemError])
+
+    def page(request: Request, problem: str) -> Response:
+        shown = "Not shown" if request.method == "GET" else "Not done"
+        return render(request, None, "error.html", status=422, message=f"{shown}: {problem}",
+                      again=request.url.path if request.method == "GET" else None)
+
+    async def validation(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        if not _on_dashboard(request):
+            return await api_validation(request, error)
+        first = error.errors()[0]
+        loc = [str(part) for part in first.get("loc", ())]
+        name = ".".join(loc[1:]) or (loc[0] if loc else "the request")
+        reason = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+        given = first.get("input")
+        shown = f" (given {given!r})" if isinstance(given, str) and len(given) <= 60 else ""
+        return page(request, f"{name}: {reason}{shown}.")
+
+    async def problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ProblemError)
+        if not _on_dashboard(request) or error.kind != "invalid-input":
+            return await api_problem(request, error)
+        return page(request, f"{error.detail}: this page takes recruiter, company, since "
+                             "and until (and its own).")
+
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(ProblemError, problem)

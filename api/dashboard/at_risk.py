@@ -4,11 +4,12 @@ with the reason and the rule (linked to its entry on the Rules page).
 Stalled ones come from the pipeline read model (the stall's reason and the rule recorded
 with it); those about to stall are asked of the engine's decision function
 (`api.read_models.about_to_stall`, `engine.decisions.plan`), so the moment shown is the one
-the scheduler will stall them at."""
+the scheduler will stall them at.  A date range picks the stalls whose moment falls in it
+(UTC days), the horizon reaching to its last day when that is further than ``within``."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -39,9 +40,14 @@ def at_risk_page(request: Request, viewer: SignedIn, filters: PageFilters,
     view = views(request)["pipeline"]
     now = candidacies.clock.now()
     figures = filters.figures()
-    soon = about_to_stall(candidacies, view, now, timedelta(days=within),
-                          workspace=filters.workspace, recruiter=filters.recruiter,
-                          company=filters.company, limit=_LIMIT)
+    horizon = timedelta(days=within)
+    if filters.until is not None:
+        horizon = max(horizon, datetime.combine(filters.until + timedelta(days=1), time(0),
+                                                UTC) - now)
+    soon = [s for s in about_to_stall(candidacies, view, now, horizon,
+                                      workspace=filters.workspace, recruiter=filters.recruiter,
+                                      company=filters.company, limit=_LIMIT)
+            if filters.in_range(datetime.fromisoformat(s.at))]
     done = stalled(view, **figures, limit=_LIMIT)
     return render(request, viewer, "at_risk.html", page="dashboard_at_risk", filters=filters,
                   extra_filters={"within": within}, within=within, now=now.isoformat(),

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from adapters.errors import AdapterError
 from adapters.message import MessageContext, plain_error
-from adapters.outbox import Dispatcher, OutboxMessage
+from adapters.outbox import EDITABLE, Dispatcher, OutboxMessage, with_edit
 from adapters.outbox_rows import MessageRow
 from adapters.proofing import prepare
 
@@ -37,6 +37,8 @@ class MessageCard:
     last_error: str | None = None
     problem: str | None = None
     approved_by: str | None = None
+    version: int = 0
+    edited: bool = False  # a person's text in place of the template's
 
     @property
     def can_approve(self) -> bool:
@@ -45,6 +47,10 @@ class MessageCard:
     @property
     def stuck(self) -> bool:
         return self.status in STUCK
+
+    @property
+    def can_edit(self) -> bool:
+        return self.status in EDITABLE
 
 
 def card(dispatcher: Dispatcher, row: MessageRow) -> MessageCard:
@@ -59,10 +65,14 @@ def card(dispatcher: Dispatcher, row: MessageRow) -> MessageCard:
     app = dispatcher.app
     message: OutboxMessage = app.repository.get(UUID(row.id))
     shown.approved_by = getattr(message, "approved_by", None)
+    shown.version = message.version
+    edited = getattr(message, "edited_body", None)
+    shown.edited = edited is not None
     if row.status == "approval_needed":
         for event in reversed(list(app.events.get(UUID(row.id)))):
             if isinstance(event, OutboxMessage.ApprovalRequested):
-                shown.subject, shown.to, shown.body = event.subject, list(event.to), event.body
+                shown.subject, shown.to = event.subject, list(event.to)
+                shown.body = edited if edited is not None else event.body
                 return shown
     try:
         adapter = dispatcher.adapter(message.channel)
@@ -70,7 +80,8 @@ def card(dispatcher: Dispatcher, row: MessageRow) -> MessageCard:
     except (ValidationError, AdapterError, ValueError, TypeError) as error:
         shown.problem = f"cannot build the {message.channel} message: {plain_error(error)}"
         return shown
-    rendered, proof = prepare(adapter, context, dispatcher.rules)
+    rendered, proof = with_edit(message, *prepare(adapter, context, dispatcher.rules),
+                                context, dispatcher.rules)
     if rendered is not None:
         shown.subject = shown.subject or rendered.subject
         shown.to, shown.body = list(rendered.to), rendered.body

@@ -58,14 +58,27 @@ NAV = (
 
 
 def _nav(request: Request, current: str) -> list[dict[str, Any]]:
-    items = []
-    for item in NAV:
-        try:
-            url: str | None = str(request.app.url_path_for(item.route))
-        except NoMatchFound:
-            url = None
-        items.append({"label": item.label, "url": url, "current": item.route == current})
-    return items
+    return [{"label": label, "url": url, "current": route == current}
+            for label, route, url in _nav_urls(request)]
+
+
+def _nav_urls(request: Request) -> list[tuple[str, str, str | None]]:
+    """Each navigation entry's label, route name and URL (None: not installed), looked up
+    once per app: `url_path_for` walks every route of the app, and seven walks were a
+    third of Today's server time in a profile (see docs/performance.md, "Dashboard
+    (issue 16)").  The routes are all installed before the app serves a request."""
+    state = request.app.state
+    urls: list[tuple[str, str, str | None]] | None = getattr(state, "dashboard_nav", None)
+    if urls is None:
+        urls = []
+        for item in NAV:
+            try:
+                url: str | None = str(request.app.url_path_for(item.route))
+            except NoMatchFound:
+                url = None
+            urls.append((item.label, item.route, url))
+        state.dashboard_nav = urls
+    return urls
 
 
 def read_models(request: Request) -> dict[str, ReadModel] | None:

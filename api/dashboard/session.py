@@ -156,7 +156,11 @@ async def signed_in(request: Request) -> Viewer:
     principal = None
     if session.token_hash is not None:
         verifier: TokenVerifier = request.app.state.tokens
-        principal = await run_in_threadpool(verifier.verify_hash, session.token_hash)
+        # A token verified within the cache's ttl needs no I/O, so no thread: the thread hop
+        # was ~0.3 ms of a ~1 ms signed-in request (docs/performance.md, "Dashboard (issue
+        # 16)"); a token not in the cache is read off the event loop as before.
+        principal = verifier.cached_hash(session.token_hash) or await run_in_threadpool(
+            verifier.verify_hash, session.token_hash)
     if principal is None:
         raise SignInRequired
     request.state.workspace = principal.workspace  # for the request log

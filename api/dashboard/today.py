@@ -1,6 +1,9 @@
 """`/dashboard/today`: what a recruiter does today.  Thank-yous due today or overdue
 (with the local deadline), nudges (and stalls) due, replies to log, next steps tomorrow;
-for each held item why it waits.
+for each held item why it waits.  With a date range (``since``..``until``, the
+candidacy's local days, both included; ``until`` defaults to today) it is the same for
+those days: what is due in them (before ``since`` left out, so a range without one keeps
+the overdue), replies to log for nudges sent in them, next steps scheduled in them.
 
 Everything here is asked of the engine's one decision function (`engine.decisions.plan`,
 `outstanding`, `held_until`), the same the scheduler and `GET /agenda` follow: this page
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -131,18 +134,26 @@ def _item(candidacy: Candidacy, row: Any, kind: str, **fields: Any) -> Item:
 
 
 def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: datetime,
-           day: Day) -> None:
-    """Sort what ``candidacy`` needs into ``day``."""
+           day: Day, since: date | None = None, until: date | None = None) -> None:
+    """Sort what ``candidacy`` needs into ``day`` (today; or the local days ``since`` ..
+    ``until``, both included, ``until`` defaulting to today: see the module)."""
     policy = candidacies.policies.of(candidacy)
     zone = ZoneInfo(candidacy.timezone)
     today = now.astimezone(zone).date()
-    end_of_today = datetime.combine(today + timedelta(days=1), time(0), zone)
+    ranged = since is not None or until is not None
+    end_of_today = datetime.combine((until or today) + timedelta(days=1), time(0), zone)
+    start = datetime.combine(since, time(0), zone) if since is not None else None
+
+    def in_range(moment: datetime | None) -> bool:
+        return moment is None or start is None or moment >= start
     actions = [*outstanding(candidacy, policy), *plan(candidacy, policy)]
     deadline = next((a.due_at for a in actions if a.kind == "thank_you_overdue"), None)
     thank_you = next((a for a in actions if a.kind == "thank_you"), None)
     if thank_you is not None or deadline is not None:
         due = thank_you.due_at if thank_you else deadline
-        if (due is not None and due < end_of_today) or (deadline and deadline < end_of_today):
+        latest = max((m for m in (due, deadline) if m is not None), default=None)
+        if ((due is not None and due < end_of_today) or (deadline and deadline < end_of_today)) \
+                and in_range(latest):
             waits = why_waiting(thank_you, candidacy, policy, now) if thank_you else None
             pending = candidacy.pending_thank_you
             if thank_you is None and candidacy.stage in _BEFORE_NEXT_STEP:
@@ -158,6 +169,8 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                 note=thank_you.note if thank_you else "",
                 due_now=thank_you is not None and waits is None and thank_you.due_at <= now))
     for action in actions:
+        if action.kind in _NUDGES and not in_range(action.due_at):
+            continue
         if action.kind in _NUDGES and action.due_at < end_of_today:
             waits = why_waiting(action, candidacy, policy, now)
             day.nudges.append(_item(
@@ -177,13 +190,17 @@ def day_of(candidacies: Candidacies, candidacy: Candidacy, row: Any, now: dateti
                                 waits=f"paused until resumed ({paused.get('reason')})"))
     if candidacy.stage == Stage.NUDGED:
         last = candidacy.nudges[-1]["sent_at"] if candidacy.nudges else None
-        day.replies.append(_item(candidacy, row, "reply", due_at=last,
-                                 due_local=local(last, zone),
-                                 note="nudged: log the employer's reply when it comes"))
+        # A range keeps the replies to the nudges sent in it.
+        if not ranged or (last is not None and in_range(last) and last < end_of_today):
+            day.replies.append(_item(candidacy, row, "reply", due_at=last,
+                                     due_local=local(last, zone),
+                                     note="nudged: log the employer's reply when it comes"))
     step = candidacy.next_step
     if step and step.get("scheduled_for") is not None:
         at = step["scheduled_for"]
-        if at.astimezone(zone).date() == today + timedelta(days=1):
+        on = at.astimezone(zone).date()
+        if (on == today + timedelta(days=1)) if not ranged else \
+                (max(since or today, today) <= on <= (until or today)):
             day.tomorrow.append(_item(candidacy, row, "next_step", due_at=at,
                                       due_local=local(at, zone), note=step["description"]))
 
@@ -211,7 +228,7 @@ def the_day(candidacies: Candidacies, filters: Filters, keep: set[str] | None) -
                 continue
             try:
                 candidacy = candidacies.get(row.id, filters.workspace)
-                day_of(candidacies, candidacy, row, now, day)
+                day_of(candidacies, candidacy, row, now, day, filters.since, filters.until)
             except CandidacyNotFound:  # pragma: no cover - a row always has its candidacy
                 continue
             except CorruptHistory:
@@ -226,7 +243,7 @@ def today_page(request: Request, viewer: SignedIn, filters: PageFilters) -> Resp
     day = the_day(request.app.state.candidacies, filters,
                   filters.recruiter_ids(read_models(request)))
     return render(request, viewer, "today.html", page="dashboard_today", filters=filters,
-                  day=day, hide_dates=True)  # the day is today
+                  day=day)
 
 
 @router.get("/today/items", name="dashboard_today_items")

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.errors import PostalMailRefused, UnknownChannel
-from adapters.outbox import Dispatcher
+from adapters.errors import EditRefused, PostalMailRefused, StaleMessage, UnknownChannel
+from adapters.outbox import BODY_LIMIT, Dispatcher
 from adapters.outbox_rows import message_rows
 from api.auth import Principal
-from api.dependencies import Reader, Store, Writer
+from api.dependencies import Reader, Store, Writer, expected_version
 from api.outbox_cli import build_dispatcher
 from api.problems import ProblemError, problem_responses
 from api.routes.candidacies import CandidacyId
@@ -29,6 +29,8 @@ class MessageView(BaseModel):
     """One outbound message on one channel, as it stands."""
 
     id: str
+    version: int | None = Field(default=None, description="the message's version: send it "
+                                "as `If-Match` to edit it (absent on rows written before)")
     kind: str
     channel: str
     status: str = Field(description="queued, approval_needed, blocked, sent, failed, "
@@ -40,6 +42,7 @@ class MessageView(BaseModel):
     findings: list[dict[str, Any]] = Field(description="proofing findings that block it")
     last_error: str | None
     trigger: dict[str, Any] = Field(description="the candidacy event that caused it")
+    edited: bool = Field(default=False, description="a person's text replaces the template's")
 
 
 class Messages(BaseModel):
@@ -60,7 +63,8 @@ def get_candidacy_messages(candidacy_id: CandidacyId, candidacies: Store,
                     updated_at=m.updated_at, subject=m.summary.get("subject"),
                     findings=m.summary.get("findings") or [],
                     last_error=m.summary.get("last_error"),
-                    trigger=m.summary.get("trigger") or {})
+                    trigger=m.summary.get("trigger") or {},
+                    version=m.summary.get("version"), edited=bool(m.summary.get("edited")))
         for m in message_rows(candidacies, candidacy_id=row.id)])
 
 
@@ -132,3 +136,68 @@ def reroute_message(candidacy_id: CandidacyId, message_id: MessageId, body: Rero
     return _by_hand(request, candidacies, principal, candidacy_id, message_id,
                     lambda d: d.reroute_message(message_id, body.channel, by=by,
                                                 reason=body.reason))
+
+
+# -- a person's own text for a message (issue 16) ---------------------------------------------
+
+
+class EditMessage(BaseModel):
+    """A person's own text for a message awaiting approval, blocked or dead-lettered: it
+    replaces the template's body (subject, recipients and channel stay)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    body: str = Field(max_length=BODY_LIMIT, description="the whole text, as it will go; "
+                      "proofed (names, titles, spelling, tone, length) before it is recorded")
+    dry_run: bool = Field(default=False, description="proof and answer it, record nothing "
+                          "(a preview: findings are answered, not refused)")
+
+
+class EditedMessage(BaseModel):
+    """The message as it would go with the edit, and its proofing."""
+
+    id: str
+    status: str
+    version: int = Field(description="the message's version after the edit (also `ETag`)")
+    recorded: bool = Field(description="false for a dry run")
+    subject: str | None
+    to: list[str]
+    body: str
+    passed: bool = Field(description="whether proofing lets it go")
+    findings: list[dict[str, Any]]
+
+
+MessageIfMatch = Annotated[str | None, Header(
+    alias="If-Match", max_length=64, pattern=r'^\s*(?:W/)?"?\d{1,18}"?\s*$|^\*$',
+    description="The version the edit expects the message to be at (`version` in the "
+                "messages' list, or a previous edit's `ETag`); a stale one answers 412.")]
+
+
+@router.post("/{candidacy_id}/messages/{message_id}/edit", operation_id="editMessage",
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422))
+def edit_message(candidacy_id: CandidacyId, message_id: MessageId, body: EditMessage,
+                 request: Request, response: Response, candidacies: Store,
+                 principal: Writer, if_match: MessageIfMatch = None) -> EditedMessage:
+    """Replace the body of a message awaiting approval, blocked or dead-lettered with a
+    person's own text, recorded as the message's `Edited` event once proofing passes; it is
+    what goes once the message is approved (or retried).  Nothing is recorded for a dry
+    run, a stale `If-Match` (412), a message in another state (409 `message-state`), or a
+    text empty, too long or blocked by proofing (422, the findings in `reason`)."""
+    _stuck_message(candidacies, principal, candidacy_id, message_id)
+    dispatcher = build_dispatcher(candidacies, request.app.state.settings)
+    try:
+        message, rendered, report = dispatcher.edit(
+            message_id, body.body, by=principal.user,
+            expected_version=expected_version(if_match), dry_run=body.dry_run)
+    except StaleMessage as error:
+        raise ProblemError("version-conflict", str(error), expected_version=error.expected,
+                           current_version=error.actual) from None
+    except EditRefused as error:
+        raise InvalidInput("body", error.reason) from None
+    except ValueError as error:
+        raise ProblemError("message-state", str(error)) from None
+    response.headers["ETag"] = f'"{message.version}"'
+    return EditedMessage(id=str(message.id), status=message.status, version=message.version,
+                         recorded=not body.dry_run, subject=rendered.subject,
+                         to=list(rendered.to), body=rendered.body, passed=report.passed,
+                         findings=[f.as_dict() for f in report.findings])
