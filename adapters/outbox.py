@@ -301,7 +301,8 @@ seal_fields(_TOPIC + "Queued", "context", group="candidacy_id")
 for _name, _paths in {"Proofed": ("subject", "to"), "Blocked": ("findings",),
                       "Sent": ("receipt",), "Failed": ("error",), "DeadLettered": ("error",),
                       "ApprovalRequested": ("subject", "to", "body"),
-                      "Retried": ("context",), "Rerouted": ("context",)}.items():
+                      "Retried": ("context",), "Rerouted": ("context",),
+                      "Edited": ("body",)}.items():
     seal_fields(_TOPIC + _name, *_paths)
 
 
