@@ -374,6 +374,9 @@ def api_app() -> Any:
         def single_valued_query(request: Request) -> None:
             refuse_repeated(request)  # a plain def, as it was: run in FastAPI's pool
 
+        # (This module's annotations are strings; FastAPI must see the class itself.)
+        single_valued_query.__annotations__ = {"request": Request, "return": None}
+
         api.app.single_valued_query = single_valued_query  # type: ignore[assignment]
     app = api_bench.bench_app()
     if device == "inline":
