@@ -61,6 +61,7 @@ from engine.candidacy import CORRECTIONS, Candidacy
 from engine.decisions import fallback_channel
 from engine.errors import CorruptHistory, IllegalCommand
 from engine.lifecycle import Stage
+from engine.personal_data import seal_fields
 from engine.policy import MessageKind
 from engine.values import Actor
 
@@ -268,6 +269,17 @@ class OutboxMessage(Aggregate):
                      "findings": self.findings, "last_error": self.last_error,
                      "receipt": self.receipt},
         )
+
+
+# Personal data in a message's events, sealed with a key of the message's own filed under
+# its candidacy (engine.personal_data): erasing the candidacy destroys it too.
+_TOPIC = "adapters.outbox:OutboxMessage."
+seal_fields(_TOPIC + "Queued", "context", group="candidacy_id")
+for _name, _paths in {"Proofed": ("subject", "to"), "Blocked": ("findings",),
+                      "Sent": ("receipt",), "Failed": ("error",), "DeadLettered": ("error",),
+                      "ApprovalRequested": ("subject", "to", "body"),
+                      "Retried": ("context",), "Rerouted": ("context",)}.items():
+    seal_fields(_TOPIC + _name, *_paths)
 
 
 # -- from candidacy events to messages ------------------------------------------------
@@ -717,6 +729,12 @@ class Dispatcher:
         saved); the candidacy's delivery fact to record with it, if any."""
         uid = message.id
         now = self.app.clock.now()
+        if self._candidacy_erased(message):
+            # Its personal data is destroyed: nothing of it goes out any more.
+            message.record(OutboxMessage.Cancelled, now, reason="the candidacy was erased")
+            log.info("message cancelled", message_id=str(uid),
+                     candidacy_id=message.candidacy_id)
+            return None
         if message.kind in DELIVERY_KINDS and self._candidacy_stalled(message):
             # A thank-you or nudge for a candidacy that ended meanwhile is never sent.
             message.record(OutboxMessage.Cancelled, now, reason="the candidacy has ended")
@@ -790,6 +808,10 @@ class Dispatcher:
 
     def _save(self, message: OutboxMessage) -> None:
         self.app.save(message, message_rows=[message.row()])
+
+    def _candidacy_erased(self, message: OutboxMessage) -> bool:
+        keyring = getattr(self.app, "keyring", None)
+        return keyring is not None and keyring.erased(message.candidacy_id)
 
     def _candidacy_stalled(self, message: OutboxMessage) -> bool:
         row = self.app.row(message.candidacy_id)

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from engine.personal_data import register_scrub
 from engine.tables import ExtraTable, Tx, as_stored_json, in_utc, stored_moment
 
 
@@ -141,11 +142,24 @@ MESSAGES = Messages()
 PASSED_OVER = PassedOverTable()
 
 
+ERASED_SUMMARY = ('{"trigger": null, "subject": "erased", "findings": [], '
+                  '"last_error": null, "receipt": null, "erased": true}')
+SCRUBS = (
+    # An erased candidacy's messages: no subject, finding, error or receipt kept in the
+    # clear, and none still waiting goes (engine.personal_data.register_scrub).
+    f"UPDATE closer_messages SET summary = '{ERASED_SUMMARY}', status = CASE WHEN status "
+    "IN ('sent', 'dead_letter', 'cancelled') THEN status ELSE 'cancelled' END, "
+    "next_attempt_at = NULL WHERE candidacy_id = ?",
+)
+
+
 def use(app: Any) -> Any:
-    """``app``'s recorder, with the outbox's tables added (created if missing)."""
+    """``app``'s recorder, with the outbox's tables added (created if missing), and
+    their scrubs run with each erasure of a candidacy."""
     recorder = app.recorder
     recorder.add_table(MESSAGES)
     recorder.add_table(PASSED_OVER)
+    register_scrub(app, *SCRUBS)
     return recorder
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
 from api.audit_cli import audit_app
+from api.cli_errors import fail
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -50,11 +51,9 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (CloserError, ValueError) as error:
-            console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise fail(error) from None
         except _store_error() as error:
-            console.print(f"[red]error:[/red] the store is not reachable: {error}",
-                          highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+            raise fail(f"the store is not reachable: {error}") from None
 
     return run  # type: ignore[return-value]
 
@@ -83,8 +82,7 @@ def main() -> None:
         # Field names as the variables the user set: "port: ..." reads CLOSER_PORT: ...
         text = re.sub(r"(^|; )([a-z_]+)(?=[:\[.])", lambda m: m[1] + "CLOSER_" + m[2].upper(),
                       plain_error(error))
-        console.print(f"[red]error:[/red] settings: {text}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(f"settings: {text}") from None
     configure_logging(settings.log_format, settings.log_level)
 
 
@@ -162,11 +160,10 @@ def tick_command(
         if moment is not None and on_copy is None and not dry_run:
             clock = store_clock(candidacies)
             if moment > clock:
-                console.print(f"[red]error:[/red] --now {moment.isoformat()} is after the "
-                              f"store's clock ({clock.isoformat()}: the current time, or the "
-                              "latest recorded event if later); nothing written: look ahead "
-                              "with --dry-run or --on-copy FILE", highlight=False, soft_wrap=True)
-                raise typer.Exit(2)
+                raise fail(f"--now {moment.isoformat()} is after the store's clock "
+                           f"({clock.isoformat()}: the current time, or the latest recorded "
+                           "event if later); nothing written: look ahead with --dry-run or "
+                           "--on-copy FILE", code=2)
         if dry_run:
             _print_dry_run(candidacies, moment or candidacies.clock.now())
             return
@@ -373,6 +370,64 @@ def correct(
         candidacies.close()
     console.print(f"{candidacy_id}: {person}'s {field} corrected (version {outcome.version})",
                   highlight=False)
+
+
+@app.command()
+@friendly
+def erase(
+    candidacy: str = typer.Option(..., "--candidacy", help="the candidacy's id"),
+    reason: str = typer.Option(..., help="why (recorded on the erasure event: no personal "
+                                         "data, e.g. the request's reference)"),
+    by: str = typer.Option("closer-admin", help="who erases (recorded)"),
+) -> None:
+    """Erase a candidate's personal data: destroy the candidacy's key (its messages' too),
+    record the erasure, clear the read models' and outbox's plaintext copies in the same
+    transaction, then rewrite the store's files (SQLite: VACUUM and an emptied WAL;
+    PostgreSQL: VACUUM FULL of the touched tables).  Stages, times and the audit stay.
+    Run again on an erased candidacy, it only rewrites the files again."""
+    from api.read_models import read_models
+    from api.wiring import build_candidacies
+    from engine.personal_data import scrub_storage
+    from engine.values import Actor
+
+    candidacies = build_candidacies()
+    try:
+        row = candidacies.row(candidacy) if _is_uuid(candidacy) else None
+        if row is None:
+            raise InvalidInput("candidacy", f"no candidacy {candidacy}")
+        read_models(candidacies)  # their tables' scrubs run in the erasure's transaction
+        if candidacies.keyring.erased(candidacy):
+            done = f"{candidacy}: already erased"
+        else:
+            outcome = candidacies.erase(Actor(user=by, workspace=row.workspace), candidacy,
+                                        reason)
+            done = f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})"
+        files = scrub_storage(candidacies.recorder, _erased_tables(candidacies))
+    finally:
+        candidacies.close()
+    console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
+                  soft_wrap=True)
+
+
+def _erased_tables(candidacies: Candidacies) -> list[str]:
+    """The tables an erasure writes or clears (PostgreSQL rewrites each)."""
+    tables = [candidacies.recorder.events_table_name]
+    if candidacies.snapshots is not None:
+        tables.append(candidacies.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
+            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]
+
+
+def _scrubbed(files: dict[str, Any]) -> str:
+    if files["store"] == "sqlite":
+        if not files["vacuumed"]:
+            return "nothing to do (in memory)"
+        wal = "WAL emptied" if files["wal_truncated"] else \
+            "WAL NOT emptied (another process reads it: run again when it is idle)"
+        return f"VACUUM done, {wal}"
+    if files["store"] == "postgresql":
+        return f"VACUUM FULL of {', '.join(files['vacuumed'])} (see docs/audit.md on the WAL)"
+    return "nothing to do (in memory)"
 
 
 def _is_uuid(text: str) -> bool:

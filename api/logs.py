@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -13,6 +15,26 @@ import structlog
 # logger keeps its configuration for good, so the test suite turns this off: commands
 # run in-process there must not pin the configuration other tests capture logs with.
 CACHE_LOGGERS = True
+
+
+_CONTACTS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\+\d[\d ()]{6,}\d")
+
+
+_USERS = frozenset({"actor", "on_behalf_of", "user", "by"})
+
+
+def redact_contacts(_logger: Any, _method: str,
+                    event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Email addresses and international phone numbers in a line's text (a channel's
+    error quoting a recipient, a traceback) as ``[redacted]``: Closer's lines name
+    candidacies and messages by id, never a person's contact (issue 17).  Who acted
+    (``actor``, ``on_behalf_of``, ``user``, ``by``: Closer's users) stays."""
+    for key, value in event.items():
+        if key in _USERS:
+            continue
+        if isinstance(value, str) and ("@" in value or "+" in value):
+            event[key] = _CONTACTS.sub("[redacted]", value)
+    return event
 
 
 def configure_logging(fmt: str = "auto", level: str = "info", *,
@@ -38,6 +60,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             # JSON lines carry an error's traceback as text (the console renders its own).
             *([] if fmt == "console" else [structlog.processors.format_exc_info]),
+            redact_contacts,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

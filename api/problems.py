@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import (
+    CandidacyErased,
     CandidacyNotFound,
     CloserError,
     CorruptHistory,
@@ -49,9 +50,11 @@ TYPES: dict[str, tuple[int, str]] = {
     "not-acceptable": (406, "Not acceptable"),
     "illegal-command": (409, "The playbook does not allow this now"),
     "playbook-rule": (409, "A rule of the playbook refuses this now"),
+    "candidacy-erased": (409, "The candidacy's personal data was erased"),
     "message-state": (409, "The message cannot be retried or rerouted now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
+    "chain-broken": (409, "The candidacy's stored history does not verify"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
     "content-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
@@ -100,14 +103,18 @@ class Problem(BaseModel):
     expected_version: int | None = None
     current_version: int | None = None
     candidacy_id: str | None = Field(default=None,
-                                     description="corrupt-history: the quarantined candidacy")
+                                     description="corrupt-history: the quarantined "
+                                     "candidacy; chain-broken: the candidacy")
     originator_id: str | None = Field(default=None, description="corrupt-history: the id of "
                                       "the record that cannot be read (a candidacy's, or "
                                       "e.g. a policy's)")
     version: int | None = Field(default=None,
-                                description="corrupt-history: the version that cannot be read")
+                                description="corrupt-history: the version that cannot "
+                                "be read; chain-broken: the first broken version")
     notification_id: int | None = Field(default=None, description="corrupt-history: its "
                                         "position in the event log, when known")
+    finding: str | None = Field(default=None, description="chain-broken: what the first "
+                                "break is (altered, removed, inserted, reordered)")
 
 
 class ProblemError(Exception):
@@ -219,6 +226,10 @@ def _utc_text(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+async def _erased(request: Request, error: CandidacyErased) -> JSONResponse:
+    return problem_response(request, "candidacy-erased", str(error))
+
+
 async def _not_found(request: Request, error: CandidacyNotFound) -> JSONResponse:
     return problem_response(request, "not-found", f"no candidacy {error.candidacy_id}")
 
@@ -295,6 +306,7 @@ def install(app: FastAPI) -> None:
         (IdempotencyKeyReused, _key_reused),
         (IllegalCommand, _illegal),
         (PlaybookRule, _playbook_rule),
+        (CandidacyErased, _erased),
         (CandidacyNotFound, _not_found),
         (VersionConflict, _version_conflict),
         (CorruptHistory, _corrupt),

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from engine.errors import CandidacyNotFound, CorruptHistory
 from engine.follower import Follower, ReadModel, ReadModelRecorder
 from engine.lifecycle import Stage
+from engine.personal_data import register_scrub
 from engine.policy import MessageKind
 from engine.tables import Tx
 
@@ -154,9 +155,13 @@ class Pipeline(ReadModel):
         "(workspace, stage, seconds, recruiter, company, n)"),
     )
 
+    scrubs = ("UPDATE rm_pipeline SET candidate = 'erased', reason = CASE WHEN reason IS "
+              "NULL THEN NULL ELSE 'erased' END WHERE candidacy_id = ?",)
+
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
         cid, at, stage, name = _cid(event), _iso(event.timestamp), str(event.stage), _name(event)
         nudge = int(name in _NUDGE_EVENTS)
+        _scrub_if_erased(self, tx, name, cid)
         if name == "InterviewRecorded":
             candidate = getattr(event, "candidate", {}) or {}
             tx.execute("INSERT INTO rm_pipeline (candidacy_id, workspace, company, role, "
@@ -262,8 +267,11 @@ class Compliance(ReadModel):
         "command TEXT NOT NULL, rule TEXT, reason TEXT, PRIMARY KEY (candidacy_id, version))"),
     )
 
+    scrubs = ("UPDATE rm_overrides SET reason = 'erased' WHERE candidacy_id = ?",)
+
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
         name, cid = _name(event), _cid(event)
+        _scrub_if_erased(self, tx, name, cid)
         if name == "InterviewRecorded":
             tx.execute("INSERT INTO rm_compliance_candidacies (candidacy_id, workspace, "
                        "recruiter, company, timezone, round) VALUES (?, ?, ?, ?, ?, 1)",
@@ -471,6 +479,22 @@ def summary(event: Any) -> str:
     return _words(name)
 
 
+_PERSONAL_SUMMARIES = frozenset({
+    "InterviewRecorded", "HesitationRaised", "HesitationAddressed", "NextStepClosed",
+    "NudgeSent", "ReplyReceived", "CadencePaused", "Stalled", "Withdrawn",
+    *DELIVERY_EVENTS})
+"""The events whose timeline sentence quotes what a person or channel wrote."""
+
+
+def _scrub_if_erased(model: Any, tx: Tx, name: str, cid: str) -> None:
+    """An `Erased` event clears the model's plaintext copies again (the erasure's own
+    transaction cleared them already, engine.personal_data.register_scrub: this covers
+    a batch that read the events before the key went and wrote them after)."""
+    if name == "Erased":
+        for sql in model.scrubs:
+            tx.execute(sql, (cid,))
+
+
 class EventTimeline(ReadModel):
     """One row per candidacy event: what kind, when, by which rule, in a sentence."""
 
@@ -484,7 +508,11 @@ class EventTimeline(ReadModel):
         "summary TEXT NOT NULL, PRIMARY KEY (candidacy_id, version))"),
     )
 
+    scrubs = ("UPDATE rm_timeline SET summary = 'erased' WHERE candidacy_id = ? AND type IN "
+              f"({', '.join(repr(t) for t in sorted(_PERSONAL_SUMMARIES))})",)
+
     def apply(self, tx: Tx, event: Any, notification_id: int) -> None:
+        _scrub_if_erased(self, tx, _name(event), _cid(event))
         decided = _decided_by(event)
         version = decided.get("version")
         tx.execute("INSERT INTO rm_timeline (candidacy_id, version, notification_id, "
@@ -543,7 +571,10 @@ def read_models(app: Any, names: Sequence[str] | None = None) -> list[ReadModel]
     if unknown:
         raise ValueError(f"no read model named {', '.join(unknown)} "
                          f"(there are: {', '.join(READ_MODELS)})")
-    return [READ_MODELS[n].on(app) for n in chosen]
+    models = [READ_MODELS[n].on(app) for n in chosen]
+    for model in models:
+        register_scrub(app, *getattr(model, "scrubs", ()))
+    return models
 
 
 def follower(app: Any, names: Sequence[str] | None = None, *, batch: int = 500) -> Follower:

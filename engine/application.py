@@ -37,7 +37,7 @@ from eventsourcing.utils import get_topic
 
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
-from engine.codec import APPLICATION_NAME, mapper_of, reason, transcoder_of
+from engine.codec import APPLICATION_NAME, QuarantiningMapper, mapper_of, reason, transcoder_of
 from engine.decisions import Action, due_prefix, held_until, manual_refusal, next_due_at, plan
 from engine.errors import (
     CandidacyNotFound,
@@ -49,6 +49,7 @@ from engine.errors import (
     VersionConflict,
 )
 from engine.lifecycle import TRANSITIONS
+from engine.personal_data import Erasure, Keyring
 from engine.policy_book import PolicyBook
 from engine.store import CandidacyRow, IdempotencyRecord
 
@@ -169,6 +170,18 @@ class Candidacies(Application[UUID]):
         self.policies = PolicyBook(self)
         self.default_policy = dict(default_policy or DEFAULT_POLICY)
         self.recent = RecentCandidacies(recent)
+        # Personal data sealed per candidacy (engine.personal_data): the store's keys.
+        self.keyring = Keyring(self.recorder)
+        if isinstance(self.mapper, QuarantiningMapper):  # (a MAPPER_TOPIC of one's own: not)
+            self.mapper.keyring = self.keyring
+
+    def _record(self, processing_event: Any) -> Any:
+        # A new candidacy's (or outbox message's) key goes in its first event's transaction.
+        keys = self.keyring.new_keys(processing_event.events)
+        if keys:
+            saved = processing_event.saved_kwargs
+            saved["subject_keys"] = [*(saved.get("subject_keys") or ()), *keys]
+        return super()._record(processing_event)
 
     def construct_transcoder(self) -> Transcoder:
         return transcoder_of(self.factory)  # shared with replay (engine.codec)
@@ -586,6 +599,8 @@ class Candidacies(Application[UUID]):
                       notification_id=error.notification_id, error=error.reason)
             decisions.run.corrupt.append(str(error.originator_id))
         for candidacy in loaded:
+            if candidacy.erased:
+                continue  # (its row says nothing is due; a stale page may still name it)
             policy = self.policies.of(candidacy)
             actor = Actor(user=SCHEDULER, workspace=candidacy.workspace)
             applied: list[Action] = []
@@ -634,6 +649,33 @@ class Candidacies(Application[UUID]):
             self._log(Actor(user=SCHEDULER, workspace=candidacy.workspace), candidacy,
                       pending[candidacy.id])
         return run
+
+    def erase(self, actor: Actor, candidacy_id: Any, reason: str) -> Outcome:
+        """Erase the candidate's personal data: an `Erased` event (who, why), every key
+        of the candidacy (its outbox messages' too) deleted and the registered scrubs of
+        plaintext copies run (`engine.personal_data.register_scrub`), in one transaction.
+        `engine.personal_data.scrub_storage` then rewrites the files (`closer erase`
+        does).  Refused (`CandidacyErased`) if it is erased already."""
+        reason = _text("reason", reason)
+        uid = _uuid(candidacy_id)
+        self.recent.take(uid)
+        candidacy = self.get(candidacy_id, actor.workspace)
+        now = self.clock.now()
+        candidacy.erase(actor, now, reason=reason)
+        pending = list(candidacy.pending_events)
+        try:
+            self.save(candidacy, rows=[self.current_row(candidacy)],
+                      subject_keys=[Erasure(str(uid), now, actor.user)])
+        except IntegrityError:
+            raise VersionConflict(candidacy.id, None, None) from None
+        finally:
+            self.keyring.forget(str(uid))
+        self._log(actor, candidacy, pending)
+        return Outcome(str(candidacy.id), candidacy.version, candidacy.stage)
+
+    def erased_ids(self) -> list[str]:
+        """Every erased candidacy's id (for exports and `closer doctor`)."""
+        return self.keyring.erased_ids()
 
     # -- queries ----------------------------------------------------------------------
 
@@ -771,7 +813,12 @@ class Candidacies(Application[UUID]):
         cannot be read)."""
         uid = _uuid(candidacy_id)
         try:
-            entries = [history_entry(e) for e in self.events.get(uid)]
+            events = list(self.events.get(uid))
+            if any(isinstance(e, Candidacy.Erased) for e in events):
+                # Read by a process that still held the key: the state as erased reads.
+                self.keyring.forget(str(uid))
+                events = list(self.events.get(uid))
+            entries = [history_entry(e) for e in events]
         except CorruptHistory as error:
             raise self._quarantined(error, candidacy_id, workspace) from error.__cause__
         if not entries or entries[0].workspace != workspace:
@@ -878,7 +925,9 @@ class Candidacies(Application[UUID]):
                     due_at: datetime | None | object = _UNKNOWN) -> CandidacyRow:
         """The candidacy's row in ``closer_candidacies``, as of its current version
         (``due_at`` when the caller has just planned it, else planned here)."""
-        if due_at is _UNKNOWN:
+        if candidacy.erased:
+            due_at = None  # it takes no more commands: nothing is due
+        elif due_at is _UNKNOWN:
             due_at = next_due_at(candidacy, self.policies.of(candidacy))
         return CandidacyRow(
             id=str(candidacy.id), workspace=candidacy.workspace, stage=candidacy.stage,

@@ -89,9 +89,12 @@ def write_export(recorder: Any, out: IO[bytes], *, head: Checkpoint,
                  earlier: list[Checkpoint], sign: Callable[[bytes], bytes],
                  public_key_hex: str, candidacy: UUID | None = None,
                  message_ids: frozenset[UUID] = frozenset(), start: datetime | None = None,
-                 end: datetime | None = None, created_ms: int = 0) -> ExportSummary:
+                 end: datetime | None = None, created_ms: int = 0,
+                 erased: frozenset[str] = frozenset()) -> ExportSummary:
     """Write the export of ``candidacy`` (and its messages), or of every event, recorded
-    between ``start`` and ``end``, against the signed ``head``."""
+    between ``start`` and ``end``, against the signed ``head``.  ``erased``: the erased
+    candidacies' ids, named in the header (those exported) and on each of their events
+    (their personal fields are sealed with a destroyed key: they read as ciphertext)."""
 
     def wanted(uid: UUID, topic: str, state: bytes) -> bool:
         if candidacy is not None and uid != candidacy and uid not in message_ids:
@@ -110,9 +113,10 @@ def write_export(recorder: Any, out: IO[bytes], *, head: Checkpoint,
     signed = TreeHead(head.size, head.root, head.timestamp_ms, head.last_notification_id,
                       head.signature)
     writer = _Lines(out)
+    exported_erased = sorted({str(e.uid) for e in chosen} & erased)
     writer.write({"kind": "header", "format": FORMAT, "export_id": secrets.token_hex(16),
-                  "created_ms": created_ms, "public_key": public_key_hex,
-                  "tree_head": signed.as_dict(),
+                  "erased_candidacies": exported_erased, "created_ms": created_ms,
+                  "public_key": public_key_hex, "tree_head": signed.as_dict(),
                   "asked": {"candidacy": str(candidacy) if candidacy else None,
                             "from": start.isoformat() if start else None,
                             "to": end.isoformat() if end else None}})
@@ -136,7 +140,8 @@ def write_export(recorder: Any, out: IO[bytes], *, head: Checkpoint,
                       "topic": e.topic, "state_b64": base64.b64encode(e.state).decode(),
                       "previous": e.previous.hex(), "hash": e.chained.hex(),
                       "proof": [h.hex() for h in tree.inclusion_proof(e.leaf_index)],
-                      "event": readable})
+                      "event": readable,
+                      **({"erased": True} if str(e.uid) in erased else {})})
         summary.events += 1
         if kind == "candidacy":
             seen.add(e.uid)

@@ -226,6 +226,12 @@ class EventChain:
         """``(version, hash)`` recorded for each of ``wanted``'s (id, version), those found."""
         raise NotImplementedError
 
+    def select_chain_checked(self, uid: UUID) -> tuple[list[Any], list[int]]:
+        """`select_chain` and the versions of `select_orphan_hashes`, for one aggregate
+        (what a command's chain check reads)."""
+        return (self.select_chain(uid),  # type: ignore[attr-defined]
+                [v for _, v in self.select_orphan_hashes(uid)])  # type: ignore[attr-defined]
+
 
 class ChainQueries(EventChain):
     """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`), whose
@@ -283,6 +289,24 @@ class ChainQueries(EventChain):
             (self._id_param(uid),))  # type: ignore[attr-defined]
         return [(r[0], r[1], r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
                  None if r[5] is None else bytes(r[5])) for r in rows]
+
+    def select_chain_checked(self, uid: UUID) -> tuple[list[Any], list[int]]:
+        # One query, not two: the check runs before every API command, and on PostgreSQL
+        # a second round trip cost the command path a further tenth (docs/performance.md,
+        # "Audit (issue 17)").
+        events, nid = self._notification_table()  # type: ignore[attr-defined]
+        key = self._id_param(uid)  # type: ignore[attr-defined]
+        rows = self._select(  # type: ignore[attr-defined]
+            f"SELECT e.{nid}, e.originator_version, e.topic, e.state, h.prev_hash, "
+            f"h.event_hash FROM {events} e LEFT JOIN closer_event_hashes h ON "
+            "h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
+            "WHERE e.originator_id = ? UNION ALL SELECT NULL, h.originator_version, NULL, "
+            "NULL, NULL, NULL FROM closer_event_hashes h WHERE h.originator_id = ? AND NOT "
+            f"EXISTS (SELECT 1 FROM {events} e WHERE e.originator_id = h.originator_id AND "
+            "e.originator_version = h.originator_version) ORDER BY 2", (key, key))
+        chain = [(r[0], r[1], r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
+                  None if r[5] is None else bytes(r[5])) for r in rows if r[0] is not None]
+        return chain, [int(r[1]) for r in rows if r[0] is None]
 
     def select_orphan_hashes(self, uid: UUID | None = None,
                              limit: int = 1000) -> list[tuple[UUID, int]]:

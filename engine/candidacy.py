@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import Aggregate
 
-from engine.errors import InvalidInput
+from engine.errors import CandidacyErased, InvalidInput
 from engine.lifecycle import TRANSITIONS, Stage
 from engine.values import Actor, ReplyKind
 
@@ -417,6 +417,19 @@ class Candidacy(Aggregate):
         def assign(self, candidacy: Candidacy) -> None:
             _set_detail(candidacy, self.person, self.field, self.after)
 
+    # -- erasure (issue 17): the candidate's key is destroyed with this event ------------
+
+    class Erased(Event):
+        """The candidate's personal data was erased (who, why: no personal data here).
+        Every personal field reads "erased" from now on: the earlier events' sealed
+        values cannot be opened any more, and this event clears the state it loads."""
+
+        reason: str
+
+        def assign(self, candidacy: Candidacy) -> None:
+            candidacy.erased = True
+            _erase_state(candidacy)
+
     # -- state --------------------------------------------------------------------
     # Declared for type checkers only: class annotations at run time would make
     # eventsourcing turn the aggregate into a dataclass.
@@ -451,6 +464,8 @@ class Candidacy(Aggregate):
     # pending_thank_you: the decided or requested thank-you not yet delivered, or None
     # (a class default, for snapshots taken before it existed).
     pending_thank_you: Data | None = None
+    erased = False
+    """True once `Erased`: every command is refused (`CandidacyErased`)."""
 
     def __init__(self) -> None:
         """State is assigned by `InterviewRecorded.assign`."""
@@ -737,6 +752,15 @@ class Candidacy(Aggregate):
             self._trigger("correct_details", self.DetailCorrected, actor, at, person=person,
                           field=field, before=before, after=value)
 
+    def erase(self, actor: Actor, at: datetime, *, reason: str) -> None:
+        """Erase the candidate's personal data (the application destroys the key in the
+        same transaction); the stage stays as it was."""
+        if self.erased:
+            raise CandidacyErased(self.id)
+        self.trigger_event(self.Erased, timestamp=at, actor=actor.user,
+                           on_behalf_of=actor.on_behalf_of, workspace=self.workspace,
+                           stage=self.stage, reason=reason)
+
     # -- queries --------------------------------------------------------------------
 
     def open_hesitations(self) -> list[Data]:
@@ -752,6 +776,8 @@ class Candidacy(Aggregate):
 
     def _trigger(self, command: str, event_class: type[Event], actor: Actor, at: datetime,
                  guard_args: dict[str, Any] | None = None, **data: Any) -> None:
+        if self.erased:
+            raise CandidacyErased(self.id)
         stage = TRANSITIONS.target(self.stage, command, self, at=at, **(guard_args or {}))
         occurred_at = data.get("occurred_at")
         if occurred_at is not None and occurred_at < self.interview["interviewed_at"]:
@@ -784,6 +810,27 @@ def _set_detail(candidacy: Any, person: str, field: str, value: str) -> bool:
     candidacy.interview = {**interview, "interviewers": [
         {**i, field: value} if i["name"] == person else i for i in interviewers]}
     return True
+
+
+def _erase_state(candidacy: Any) -> None:
+    """The candidacy's personal values (those `engine.personal_data` seals) as "erased",
+    so a process still holding the key in memory reads them erased too."""
+    def erased(value: Any) -> Any:
+        if isinstance(value, str):
+            return "erased"
+        if isinstance(value, dict):
+            return {k: erased(v) for k, v in value.items()}
+        return value
+
+    candidacy.candidate = erased(candidacy.candidate)
+    candidacy.hesitations = [{**h, "text": "erased", "answer": erased(h.get("answer"))}
+                             for h in candidacy.hesitations]
+    for name, key in (("next_step", "description"), ("last_reply", "note"),
+                      ("outcome", "reason"), ("paused", "reason")):
+        value = getattr(candidacy, name, None)
+        if isinstance(value, dict) and key in value:
+            setattr(candidacy, name, {**value, key: erased(value[key])})
+    candidacy.pauses = [{**p, "reason": "erased"} for p in candidacy.pauses]
 
 
 def _given(**fields: Any) -> Data:

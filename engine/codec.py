@@ -11,6 +11,7 @@ without opening a store, for replay, which reads the tables (or an export) itsel
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from datetime import date
@@ -30,9 +31,10 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 from eventsourcing.popo import POPOFactory
-from eventsourcing.utils import Environment, TopicError, resolve_topic
+from eventsourcing.utils import Environment, TopicError, get_topic, resolve_topic
 
 from engine.errors import CorruptHistory
+from engine.personal_data import Keyring, SealedAsBase64, erased_by, sealing_of
 
 APPLICATION_NAME = "Closer"
 """The application's name, which prefixes its environment variables (``CLOSER_...``)."""
@@ -55,10 +57,11 @@ def transcoder_of(factory: InfrastructureFactory[Any]) -> Transcoder:
     """The application's transcoder: ``factory``'s, with, when it is the JSON one, the
     transcodings eventsourcing 9.5.6's `Application.register_transcodings` registers (UUID,
     Decimal, datetime; tests/test_replay_codec.py fails if the library's list changes) and
-    Closer's (`DateAsISO`)."""
+    Closer's (`DateAsISO`, and `SealedAsBase64` for personal data)."""
     transcoder = factory.transcoder()
     if isinstance(transcoder, JSONTranscoder):
-        for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO()):
+        for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), DateAsISO(),
+                            SealedAsBase64()):
             transcoder.register(transcoding)
     return transcoder
 
@@ -107,6 +110,11 @@ def state_decoder(mapper: Mapper[UUID]) -> StateDecoder:
             data = None
         if data is None or "class_version" in data:
             return vars(mapper.to_domain_event(StoredEvent(uid, version, topic, state)))
+        keyring = getattr(mapper, "keyring", None)
+        if keyring is not None:
+            sealing = sealing_of(topic, data)
+            if sealing is not None:
+                keyring.open_state(uid, data, sealing)
         data["originator_id"] = uid
         data["originator_version"] = version
         return data
@@ -116,11 +124,39 @@ def state_decoder(mapper: Mapper[UUID]) -> StateDecoder:
 
 class QuarantiningMapper(Mapper[UUID]):
     """The library's mapper, raising `CorruptHistory` (naming the record, its log
-    position when known, and why) for a stored record it cannot decode or upcast."""
+    position when known, and why) for a stored record it cannot decode or upcast.
+
+    Given a ``keyring`` (the application gives its own, `engine.personal_data`), it seals
+    each event's personal strings with its subject's key as it stores them and opens them
+    as it loads them (``"erased"`` once the key is gone); without one it stores them as
+    given and reads a sealed one as ``"withheld"``."""
+
+    keyring: Keyring | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        keyring = self.keyring
+        if keyring is not None:
+            sealing = sealing_of(get_topic(type(domain_event)), vars(domain_event))
+            if sealing is not None:
+                # A copy with the sealed values: the aggregate keeps the event it applied.
+                sealed = copy.copy(domain_event)
+                keyring.seal_state(domain_event.originator_id, vars(sealed), sealing)
+                domain_event = sealed
+        return super().to_stored_event(domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         try:
-            return super().to_domain_event(stored_event)
+            event = super().to_domain_event(stored_event)
+            keyring = self.keyring
+            if keyring is not None:
+                state = vars(event)
+                sealing = sealing_of(stored_event.topic, state)
+                if sealing is not None:
+                    keyring.open_state(event.originator_id, state, sealing)
+                elif erased_by(stored_event.topic, state):
+                    # Erased by another process, whose key this one may still hold.
+                    keyring.forget(str(event.originator_id))
+            return event
         except Exception as error:  # whatever the decoder raised: named, never a traceback
             raise CorruptHistory(stored_event.originator_id, stored_event.originator_version,
                                  reason(error), topic=stored_event.topic,

@@ -56,6 +56,16 @@ class VersionConflict(CloserError):
         super().__init__(text)
 
 
+class CandidacyErased(CloserError):
+    """The candidacy's personal data was erased (`closer erase`): it takes no more
+    commands; its stages, times and rules still read, its personal fields as "erased"."""
+
+    def __init__(self, candidacy_id: object) -> None:
+        self.candidacy_id = candidacy_id
+        super().__init__(f"candidacy {candidacy_id} was erased: its personal data is "
+                         "destroyed and it takes no more commands")
+
+
 class IdempotencyKeyReused(CloserError):
     """An idempotency key was sent again with a different command."""
 

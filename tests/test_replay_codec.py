@@ -187,4 +187,4 @@ def test_the_transcoder_registers_every_transcoding_the_librarys_application_doe
     ours = stored_event_mapper().transcoder.names  # type: ignore[attr-defined]
     assert {n: type(t) for n, t in theirs.items()} == \
         {n: type(t) for n, t in ours.items() if n in theirs}
-    assert set(ours) - set(theirs) == {"date_iso"}
+    assert set(ours) - set(theirs) == {"date_iso", "sealed"}
