@@ -239,7 +239,8 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
 async def single_valued_query(request: Request) -> None:
     """Refuse (422) a query parameter given more than once: every parameter of the JSON API
     takes one value, and FastAPI would silently keep the last of them.  (`async`: as a
-    plain `def` FastAPI ran it in its thread pool, a hop on every request of the API.)"""
+    plain `def` FastAPI ran it in its thread pool, a hop on every request of the API;
+    fastpaths_bench api, query-hop: 1.12x the server CPU a command without it.)"""
     refuse_repeated(request)
 
 

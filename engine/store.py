@@ -15,6 +15,10 @@ KEYWORD=...)``: the keyword arguments travel with the events down to the recorde
 log), stored in eventsourcing's own tracking table with what the follower recorded.
 ``followed_past=(name, ...)`` (an import) moves those followers past the events being
 inserted, once their notification ids are known, in the same transaction.
+
+Every save of the process reaches its store through one writer (`GroupWriter`): saves
+that arrive together share a transaction and a commit, each checked on its own
+(docs/architecture.md, "Storage", says why that is safe).
 """
 
 from __future__ import annotations

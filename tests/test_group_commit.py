@@ -293,3 +293,30 @@ def test_a_batch_whose_transaction_fails_fails_every_save_of_it_and_writes_none(
     for cid in ids:
         assert [e.version for e in candidacies.history(cid, "agency")] == [1]
         assert candidacies.row(cid).version == 1
+
+
+def test_an_added_table_is_written_and_rolled_back_with_its_own_save_in_a_batch(
+        candidacies: Candidacies, held: HeldWriter) -> None:
+    # The personal-data keys (an ExtraTable, written with a candidacy's first event): two
+    # interviews under one idempotency key and one other, in one batch.
+    held.hold_with(candidacies)
+
+    def intake(key: str, company: str) -> Any:
+        return candidacies.record_interview(ACTOR, interview(company=company),
+                                            idempotency_key=key)
+
+    first, second, other = run_all([lambda: intake("intake-1", "Acme"),
+                                    lambda: intake("intake-1", "Acme"),
+                                    lambda: intake("intake-2", "Globex")], held)
+
+    assert held.sizes()[:2] == [1, 3]
+    assert first.candidacy_id == second.candidacy_id != other.candidacy_id
+    assert sorted([first.replayed, second.replayed]) == [False, True]
+    keyed = {row[0] for row in candidacies.recorder.read(
+        "SELECT candidacy_id FROM closer_subject_keys")}
+    assert {first.candidacy_id, other.candidacy_id} <= keyed
+    assert len(keyed & {first.candidacy_id, other.candidacy_id, held.holder[1]}) == 3
+    for cid in (first.candidacy_id, other.candidacy_id):
+        assert candidacies.get(cid, "agency").candidate["name"]  # its key decrypts it
+        assert verify_chain(candidacies.recorder, UUID(cid)) == []
+    assert len(candidacies.rows("agency")) == 3  # the holder's, and the two recorded
