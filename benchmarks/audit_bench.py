@@ -210,6 +210,7 @@ def check_cost(url: Path | str, rounds: int, count: int, pool: int, grown: int) 
     ids = [app.record_interview(actor, interview()).candidacy_id for _ in range(pool)]
     check_run(app, ids, pool * (grown - 1), False)  # grows each to ``grown`` events
     check_run(app, ids, count // 4, True)  # warm-up
+    first = app.recorder.max_notification_id() / pool
     results = alternated(rounds, ["checked", "unchecked"],
                          lambda side, _: check_run(app, ids, count, side == "checked"))
     events = app.recorder.max_notification_id() / pool
@@ -219,27 +220,46 @@ def check_cost(url: Path | str, rounds: int, count: int, pool: int, grown: int) 
     return {"commands_per_second": wall, "commands_per_cpu_second": cpu,
             "ratio": ratios(wall["checked"], wall["unchecked"]),
             "cpu_ratio": ratios(cpu["checked"], cpu["unchecked"]),
-            "events_per_candidacy": events}
+            "events_per_candidacy": events, "events_first": first}
 
 
-def read_models_run(path: Path) -> dict[str, Any]:
+def read_models_run(path: Path | str) -> dict[str, Any]:
     """Follow the four read models to the end of the log, then verify their tables."""
     from api.audit_service import verify_read_model_tables
     from api.read_models import follower
 
     app = _app(path)
     started = time.perf_counter()
-    follower(app).run_once()
+    runner = follower(app)
+    runner.run_once()
     followed = time.perf_counter() - started
     started, cpu = time.perf_counter(), time.process_time()
     checked, findings = verify_read_model_tables(app)
     elapsed, used = time.perf_counter() - started, time.process_time() - cpu
-    candidacies = len(app.recorder.select_all_rows(after="", limit=10_000_000))
+    [(candidacies,)] = runner.models[0].view.read("SELECT COUNT(*) FROM rm_pipeline")
     events = app.recorder.max_notification_id()
     app.close()
     assert not findings, [f.line() for f in findings[:3]]
     return {"rows": checked, "seconds": elapsed, "cpu_seconds": used, "follow_seconds": followed,
             "candidacies": candidacies, "events": events}
+
+
+def check_table(checks: dict[str, Any]) -> list[str]:
+    rows = []
+    for store, c in checks.items():
+        cps = c["commands_per_second"]
+        rows.append([store, f"{c['events_first']:.0f}–{c['events_per_candidacy']:.0f}",
+                     f"{median(cps['checked']):,.0f}", f"{median(cps['unchecked']):,.0f}",
+                     spread(c["ratio"]), spread(c["cpu_ratio"])])
+    return [
+        "The chain check every API and dashboard command makes first "
+        "(`refuse_if_chain_broken`: the candidacy's events read with their recorded hashes "
+        "and orphaned hashes in one query, each link recomputed): the command path "
+        "(pause/resume through `Candidacies`) with it and without, same store, alternating "
+        "rounds; its cost grows with the candidacy's events:", "",
+        *table(["store", "events per candidacy (first–last round)",
+                "with the check, commands/s", "without, commands/s",
+                "with / without, per round (wall)", "with / without, per round (CPU)"], rows)]
 
 
 def commands_run(app: Any, ids: list[str], count: int, chained: bool) -> tuple[float, float]:
@@ -306,6 +326,11 @@ def main() -> None:
                         help="skip timing the read models' comparison")
     parser.add_argument("--grown", type=int, default=20,
                         help="events per candidacy for the chain check's cost")
+    parser.add_argument("--read-models-only", metavar="URL",
+                        help="only follow and verify the read models of the store at URL "
+                             "(item 5), printed, not written")
+    parser.add_argument("--check-only", action="store_true",
+                        help="only the chain check's cost (item 4), printed, not written")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="the command path on PostgreSQL too (two databases made here); "
@@ -315,6 +340,22 @@ def main() -> None:
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     load_before = load_average()
+    if args.read_models_only:
+        m = read_models_run(args.read_models_only)
+        print(f"load {load_before} before, {load_average()} after: {m}")
+        return
+    if args.check_only:
+        checks = {}
+        with tempfile.TemporaryDirectory() as folder:
+            checks["SQLite file"] = check_cost(Path(folder) / "check.db", args.rounds * 2,
+                                               args.commands, args.pool, args.grown)
+        if args.pg_admin_url:
+            checks["PostgreSQL"] = check_cost(
+                pg_database(args.pg_admin_url, "closer_audit_bench_check"), args.rounds * 2,
+                args.commands, args.pool, args.grown)
+        print(f"load {load_before} before, {load_average()} after")
+        print("\n".join(check_table(checks)))
+        return
     if not (args.reuse and args.store.exists()):
         print(f"building {args.events:,} events in {args.store}", file=sys.stderr)
         built = build(args.store, args.events, seed=17)
@@ -424,21 +465,7 @@ def render(r: dict[str, Any], command: str) -> str:
                      spread(ratios(pv, pf)), spread(ratios(pvc, pfc))],
                     ["read floor", f"{median(pf):,.0f}", f"{median(pfc):,.0f}", "", ""]])]
     if r.get("checks"):
-        rows = []
-        for store, c in r["checks"].items():
-            cps = c["commands_per_second"]
-            rows.append([store, f"{c['events_per_candidacy']:.0f}",
-                         f"{median(cps['checked']):,.0f}", f"{median(cps['unchecked']):,.0f}",
-                         spread(c["ratio"]), spread(c["cpu_ratio"])])
-        lines += [
-            "", "The chain check every API and dashboard command makes first "
-            "(`refuse_if_chain_broken`: the candidacy's events read with their recorded "
-            "hashes and each link recomputed, then the orphaned hashes looked up): the "
-            "command path (pause/resume through `Candidacies`) with it and without, same "
-            "store, alternating rounds:", "",
-            *table(["store", "events per candidacy (end)", "with the check, commands/s",
-                    "without, commands/s", "with / without, per round (wall)",
-                    "with / without, per round (CPU)"], rows)]
+        lines += ["", *check_table(r["checks"])]
     if r.get("read_models"):
         m = r["read_models"]
         lines += [

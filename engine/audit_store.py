@@ -291,9 +291,9 @@ class ChainQueries(EventChain):
                  None if r[5] is None else bytes(r[5])) for r in rows]
 
     def select_chain_checked(self, uid: UUID) -> tuple[list[Any], list[int]]:
-        # One query, not two: the check runs before every API command, and on PostgreSQL
-        # a second round trip cost the command path a further tenth (docs/performance.md,
-        # "Audit (issue 17)").
+        # One query, not two: the check runs before every API command; with two, the
+        # command path ran at 0.70x by wall on PostgreSQL in a smoke run, with one at
+        # 0.81-1.02x (docs/performance.md, "Audit (issue 17)").
         events, nid = self._notification_table()  # type: ignore[attr-defined]
         key = self._id_param(uid)  # type: ignore[attr-defined]
         rows = self._select(  # type: ignore[attr-defined]

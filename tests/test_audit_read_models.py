@@ -133,3 +133,17 @@ def test_tables_read_a_page_at_a_time_compare_alike(store: Any,
     assert sorted(f.detail.split(" row ")[0] for f in found) == \
         ["rm_stay_lengths", "rm_thank_yous"]
     assert next(f for f in found if "rm_thank_yous" in f.detail).originator_id == ids["B"]
+
+
+def test_an_edited_schema_fingerprint_is_named_and_nothing_is_dropped(store: Any) -> None:
+    """Verify never renews a read model's tables (which would empty them): a fingerprint
+    changed in SQL is a finding, and the rows stay for the rest of the comparison."""
+    app, raw, ids = store
+    raw.run("UPDATE closer_read_model_schemas SET fingerprint='0000' WHERE name='timeline'")
+    raw.run("UPDATE rm_timeline SET summary='forged' WHERE candidacy_id=?", ids["A"])
+    raw.run("UPDATE rm_pipeline SET stage='advanced' WHERE candidacy_id=?", ids["B"])
+    found = _found(app)
+    assert [f.detail.split(":")[0] for f in found if f.originator_id is None] == \
+        ["read model timeline"]
+    assert [f.originator_id for f in found if f.originator_id is not None] == [ids["B"]]
+    assert raw.run("SELECT COUNT(*) FROM rm_timeline WHERE summary='forged'")[0][0] > 0

@@ -51,12 +51,16 @@ def verify_audit(
     request: Request, candidacies: Store, principal: Reader,
     since: Annotated[int | None, Query(ge=1, description="trust checkpoint N and check the "
                                                          "log after it")] = None,
+    read_models: Annotated[bool, Query(description="also compare the read models' tables "
+                                                   "with what the events make (minutes on "
+                                                   "a large store)")] = True,
 ) -> AuditVerification:
     """Check every stored event's chain link, every signed checkpoint, every snapshot,
     every candidacy's current row and the read models' tables; the first finding first."""
     from api.audit_service import verify_store
 
-    report = verify_store(candidacies, request.app.state.settings, since=since)
+    report = verify_store(candidacies, request.app.state.settings, since=since,
+                          read_models=read_models)
     mine: list[AuditFinding] = []
     elsewhere = 0
     rows: dict[str, str | None] = {}
