@@ -423,11 +423,13 @@ def _erased_tables(candidacies: Candidacies) -> list[str]:
 
 def _scrubbed(files: dict[str, Any]) -> str:
     if files["store"] == "sqlite":
-        if not files["vacuumed"]:
+        if "wal_truncated" not in files:
             return "nothing to do (in memory)"
+        vacuum = "VACUUM done" if files["vacuumed"] else \
+            "NOT vacuumed (the events table has no index: VACUUM could renumber it)"
         wal = "WAL emptied" if files["wal_truncated"] else \
             "WAL NOT emptied (another process reads it: run again when it is idle)"
-        return f"VACUUM done, {wal}"
+        return f"{vacuum}, {wal}"
     if files["store"] == "postgresql":
         return f"VACUUM FULL of {', '.join(files['vacuumed'])} (see docs/audit.md on the WAL)"
     return "nothing to do (in memory)"

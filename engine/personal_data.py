@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Transcoding
 from eventsourcing.sqlite import SQLiteDatastore
@@ -226,9 +227,10 @@ class SubjectKeys(ExtraTable):
     keyword = "subject_keys"
     statements = KEY_TABLES
 
-    def __init__(self) -> None:
+    def __init__(self, sqlite: bool = False) -> None:
         self.scrubs: list[str] = []
         """Statements run with an erasure, each taking the candidacy id (``?``) once."""
+        self.sqlite = sqlite
 
     def write(self, tx: Tx, rows: Sequence[Any]) -> None:
         keys = [(r.subject_id, r.candidacy_id, r.key.hex()) for r in rows
@@ -238,6 +240,9 @@ class SubjectKeys(ExtraTable):
                            "VALUES (?, ?, ?)", keys)
         for row in rows:
             if isinstance(row, Erasure):
+                if self.sqlite:
+                    # What the erasure deletes or overwrites is zeroed on its pages now.
+                    tx.execute("PRAGMA secure_delete=ON")
                 tx.execute("DELETE FROM closer_subject_keys WHERE candidacy_id = ?",
                            (row.candidacy_id,))
                 tx.execute("INSERT INTO closer_erasures (candidacy_id, erased_at, actor) "
@@ -263,7 +268,8 @@ class Keyring:
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
-        self.table = SubjectKeys()
+        self.table = SubjectKeys(sqlite=isinstance(getattr(recorder, "datastore", None),
+                                                   SQLiteDatastore))
         recorder.add_table(self.table)
         self.table = recorder.extra_tables[SubjectKeys.keyword]
         self._ciphers: OrderedDict[str, tuple[str, AESGCM]] = OrderedDict()
@@ -381,7 +387,13 @@ class Keyring:
             if cipher is None:
                 return ERASED
             blob = text.blob
-            return cipher.decrypt(blob[:12], blob[12:], uid.bytes).decode("utf-8")
+            try:
+                return cipher.decrypt(blob[:12], blob[12:], uid.bytes).decode("utf-8")
+            except InvalidTag:
+                # Sealed with a key this store never had (a copy made without keys:
+                # `tick --on-copy`, `closer import`), the subject keyed anew since: its
+                # key is as good as destroyed here.  (A changed byte: `audit verify`.)
+                return ERASED
 
         transform(state, sealing, opened)
 
@@ -400,25 +412,38 @@ def register_scrub(app: Any, *statements: str) -> None:
 
 def scrub_storage(recorder: Any, tables: Sequence[str]) -> dict[str, Any]:
     """Rewrite the store's files after an erasure, so freed pages and the log hold no
-    old copy of what was deleted or overwritten: SQLite, VACUUM (a fresh file, no free
-    pages) then ``wal_checkpoint(TRUNCATE)`` (an empty WAL), with ``secure_delete`` on;
-    PostgreSQL, ``VACUUM FULL`` of ``tables`` (each rewritten; its WAL is not rewritten,
+    old copy of what was deleted or overwritten.  SQLite: VACUUM (a fresh file, no free
+    page nor freed cell of an earlier update left) then ``wal_checkpoint(TRUNCATE)`` (an
+    empty WAL).  The audit's leaves include the events' rowids (their notification ids):
+    SQLite's VACUUM keeps the rowids of a table with an index, which the events table has
+    (its unique (originator_id, originator_version)); it is checked before (no index: no
+    VACUUM, said) and after (the ids' count, sum and maximum unchanged, else an error).
+    PostgreSQL: ``VACUUM FULL`` of ``tables`` (each rewritten; the WAL is not,
     docs/audit.md).  Answers what it did; the in-memory store has nothing to do."""
     datastore = getattr(recorder, "datastore", None)
     if isinstance(datastore, SQLiteDatastore):
         name = datastore.pool.db_name
         if datastore.pool.is_sqlite_memory_mode:
             return {"store": "sqlite", "vacuumed": False}
+        events = recorder.events_table_name
         connection = sqlite3.connect(name, isolation_level=None, timeout=30,
                                      uri=name.startswith("file:"))
         try:
             connection.execute("PRAGMA secure_delete=ON")
-            connection.execute("VACUUM")
+            keeps_ids = bool(connection.execute(
+                f"PRAGMA index_list({events})").fetchall())  # (Closer's own table name)
+            ids = f"SELECT count(*), total(rowid), max(rowid) FROM {events}"
+            before = connection.execute(ids).fetchone()
+            if keeps_ids:
+                connection.execute("VACUUM")
+                if connection.execute(ids).fetchone() != before:
+                    raise RuntimeError(f"VACUUM renumbered {events}: the audit's checkpoints "
+                                       "no longer match; restore the store from its backup")
             busy, log_frames, done = connection.execute(
                 "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         finally:
             connection.close()
-        return {"store": "sqlite", "vacuumed": True, "wal_truncated": not busy,
+        return {"store": "sqlite", "vacuumed": keeps_ids, "wal_truncated": not busy,
                 "wal_frames": log_frames, "checkpointed": done}
     if datastore is not None and hasattr(datastore, "get_connection"):
         from psycopg.sql import SQL, Identifier
