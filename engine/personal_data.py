@@ -274,11 +274,17 @@ class Keyring:
         self.table = recorder.extra_tables[SubjectKeys.keyword]
         self._ciphers: OrderedDict[str, tuple[str, AESGCM]] = OrderedDict()
         self._lock = threading.Lock()
+        self.size = KEYS_CACHED
+        """How many subjects' ciphers are kept (0: each is read from the store)."""
+        self._new: dict[str, AESGCM] = {}  # made for a save not yet written (`settle`)
 
     # lookups
     def cipher(self, subject_id: str) -> AESGCM | None:
         """The cipher of ``subject_id`` (None: it has no key, or it was erased)."""
         with self._lock:
+            new = self._new.get(subject_id)
+            if new is not None:
+                return new
             kept = self._ciphers.get(subject_id)
             if kept is not None:
                 self._ciphers.move_to_end(subject_id)
@@ -290,9 +296,11 @@ class Keyring:
 
     def _keep(self, subject_id: str, candidacy_id: str, key: bytes) -> AESGCM:
         cipher = AESGCM(key)
+        if not self.size:
+            return cipher
         with self._lock:
             self._ciphers[subject_id] = (candidacy_id, cipher)
-            while len(self._ciphers) > KEYS_CACHED:
+            while len(self._ciphers) > self.size:
                 self._ciphers.popitem(last=False)
         return cipher
 
@@ -349,9 +357,18 @@ class Keyring:
             if self.erased(group):
                 continue  # sealed without a key: its personal leaves are stored as "erased"
             key = AESGCM.generate_key(bit_length=256)
-            self._keep(subject, group, key)
+            cipher = self._keep(subject, group, key)
+            with self._lock:
+                self._new[subject] = cipher
             made.append(SubjectKey(subject, group, key))
         return made
+
+    def settle(self, keys: Iterable[SubjectKey]) -> None:
+        """The save carrying ``keys`` is over (written or refused): they are read from
+        the store (or this keyring's cache) from now on."""
+        with self._lock:
+            for key in keys:
+                self._new.pop(key.subject_id, None)
 
     def forget(self, candidacy_id: str) -> None:
         """Drop every kept cipher of ``candidacy_id``'s subjects (it was erased)."""

@@ -288,3 +288,26 @@ def _readable(path: Path) -> bool:
     except (OSError, StopIteration):
         return False
     return True
+
+
+def test_the_in_memory_store_seals_and_erases_alike(clock: Any) -> None:
+    """The fake store holds the keys as the SQL stores do (the unit tier's erasure)."""
+    from conftest import memory_url
+
+    from engine.store import eventsourcing_env
+
+    app = Candidacies(eventsourcing_env(memory_url()), clock=clock, recent=0)
+    zelda = app.record_interview(COACH, interview(candidate=ZELDA)).candidacy_id
+    otto = app.record_interview(COACH, interview(candidate=OTTO)).candidacy_id
+    app.raise_hesitation(COACH, zelda, HESITATION)
+    stored = b"".join(r[3] for r in app.recorder.select_chain(app.get(zelda, WORKSPACE).id))
+    assert ZELDA["name"].encode() not in stored and b'"_type_":"sealed"' in stored
+    assert app.get(zelda, WORKSPACE).hesitations[0]["text"] == HESITATION
+    app.erase(COACH, zelda, "request 5")
+    assert app.erased_ids() == [zelda] and app.keyring.erased(zelda)
+    assert app.keyring.cipher(zelda) is None
+    assert app.get(zelda, WORKSPACE).candidate["email"] == ERASED
+    assert app.history(zelda, WORKSPACE)[1].data["text"] == ERASED
+    assert app.get(otto, WORKSPACE).candidate["email"] == OTTO["email"]
+    with pytest.raises(CandidacyErased):
+        app.erase(COACH, zelda, "again")
