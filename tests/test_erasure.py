@@ -293,7 +293,6 @@ def _readable(path: Path) -> bool:
 def test_the_in_memory_store_seals_and_erases_alike(clock: Any) -> None:
     """The fake store holds the keys as the SQL stores do (the unit tier's erasure)."""
     from conftest import memory_url
-
     from engine.store import eventsourcing_env
 
     app = Candidacies(eventsourcing_env(memory_url()), clock=clock, recent=0)
