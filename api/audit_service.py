@@ -90,3 +90,12 @@ def run_checkpoints(candidacies: Any, settings: Settings, stop: Any, beat: Any) 
                 raise LogNotIntact(f"the log does not verify: {first.line() if first else ''}")
         beat()
         stop.wait(settings.audit_checkpoint_every_seconds)
+
+
+def erasure_tables(candidacies: Any) -> list[str]:
+    """The tables an erasure writes or clears (PostgreSQL rewrites each after it)."""
+    tables = [candidacies.recorder.events_table_name]
+    if candidacies.snapshots is not None:
+        tables.append(candidacies.snapshots.recorder.events_table_name)
+    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
+            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]

@@ -388,6 +388,7 @@ def erase(
     transaction, then rewrite the store's files (SQLite: VACUUM and an emptied WAL;
     PostgreSQL: VACUUM FULL of the touched tables).  Stages, times and the audit stay.
     Run again on an erased candidacy, it only rewrites the files again."""
+    from api.audit_service import erasure_tables
     from api.read_models import read_models
     from api.wiring import build_candidacies
     from engine.personal_data import scrub_storage
@@ -405,20 +406,11 @@ def erase(
             outcome = candidacies.erase(Actor(user=by, workspace=row.workspace), candidacy,
                                         reason)
             done = f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})"
-        files = scrub_storage(candidacies.recorder, _erased_tables(candidacies))
+        files = scrub_storage(candidacies.recorder, erasure_tables(candidacies))
     finally:
         candidacies.close()
     console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
                   soft_wrap=True)
-
-
-def _erased_tables(candidacies: Candidacies) -> list[str]:
-    """The tables an erasure writes or clears (PostgreSQL rewrites each)."""
-    tables = [candidacies.recorder.events_table_name]
-    if candidacies.snapshots is not None:
-        tables.append(candidacies.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
-    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
-            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]
 
 
 def _scrubbed(files: dict[str, Any]) -> str:

@@ -310,3 +310,23 @@ def test_the_in_memory_store_seals_and_erases_alike(clock: Any) -> None:
     assert app.get(otto, WORKSPACE).candidate["email"] == OTTO["email"]
     with pytest.raises(CandidacyErased):
         app.erase(COACH, zelda, "again")
+
+
+def test_an_admin_erases_over_http_and_others_may_not(store: dict[str, Any]) -> None:
+    app, zelda, otto, tmp = store["app"], store["zelda"], store["otto"], store["tmp"]
+    settings = Settings(database_url=get_settings().database_url,
+                        tasks_dir=str(tmp / "tasks"), session_secret="s" * 40)
+    with TestClient(create_app(settings, candidacies=app)) as client:
+        def erase(role: str, candidacy_id: str) -> Any:
+            token = create_token(app, workspace=WORKSPACE, role=role)
+            return client.post("/audit/erasures", headers={"Authorization": f"Bearer {token}"},
+                               json={"candidacy_id": candidacy_id, "reason": "request 6"})
+
+        assert erase("recruiter", zelda).status_code == 403
+        done = erase("admin", zelda)
+        assert done.status_code == 200, done.text
+        assert done.json()["storage"]["wal_truncated"] is True
+        assert erase("admin", zelda).json()["type"].endswith("candidacy-erased")
+    assert app.get(zelda, WORKSPACE).candidate["name"] == ERASED
+    assert app.get(otto, WORKSPACE).candidate["name"] == OTTO["name"]
+    assert not [s for s in SECRETS if s.encode() in (tmp / "closer.db").read_bytes()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -73,3 +73,39 @@ def verify_audit(
                              checkpoints_checked=report.checkpoints_checked,
                              snapshots_checked=report.snapshots_checked, tree_size=report.size,
                              findings=mine, findings_elsewhere=elsewhere)
+
+
+class ErasureRequest(BaseModel):
+    """Which candidacy to erase, and why (recorded: no personal data, e.g. a reference)."""
+
+    candidacy_id: str
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Erasure(BaseModel):
+    """What an erasure did: the candidacy's version and stage after it, and how the
+    store's files were rewritten (docs/audit.md, "Erasure")."""
+
+    candidacy_id: str
+    version: int
+    stage: str
+    storage: dict[str, Any]
+
+
+@router.post("/erasures", operation_id="eraseCandidacy", dependencies=[Depends(require_admin)],
+             responses=problem_responses(401, 403, 404, 409, 422))
+def erase_candidacy(body: ErasureRequest, candidacies: Store, principal: Reader) -> Erasure:
+    """Erase a candidate's personal data in the caller's workspace (as `closer erase`):
+    the key destroyed, the plaintext copies scrubbed, the files rewritten; 409
+    ``candidacy-erased`` when it was erased already."""
+    from api.audit_service import erasure_tables
+    from api.read_models import read_models
+    from engine.personal_data import scrub_storage
+    from engine.values import Actor
+
+    read_models(candidacies)  # their scrubs run in the erasure's transaction
+    outcome = candidacies.erase(Actor(user=principal.user, workspace=principal.workspace),
+                                body.candidacy_id, body.reason)
+    return Erasure(candidacy_id=outcome.candidacy_id, version=outcome.version,
+                   stage=outcome.stage,
+                   storage=scrub_storage(candidacies.recorder, erasure_tables(candidacies)))
