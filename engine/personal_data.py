@@ -355,7 +355,7 @@ class Keyring:
                 group = str(state[sealing.group])
             else:
                 group = subject
-            if self.erased(group):
+            if (group != subject or event.originator_version != 1) and self.erased(group):
                 continue  # sealed without a key: its personal leaves are stored as "erased"
             key = AESGCM.generate_key(bit_length=256)
             cipher = self._keep(subject, group, key)
