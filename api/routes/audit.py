@@ -93,7 +93,7 @@ class Erasure(BaseModel):
 
 
 @router.post("/erasures", operation_id="eraseCandidacy", dependencies=[Depends(require_admin)],
-             responses=problem_responses(401, 403, 404, 409, 422))
+             responses=problem_responses(400, 401, 403, 404, 409, 422))
 def erase_candidacy(body: ErasureRequest, candidacies: Store, principal: Reader) -> Erasure:
     """Erase a candidate's personal data in the caller's workspace (as `closer erase`):
     the key destroyed, the plaintext copies scrubbed, the files rewritten; 409
