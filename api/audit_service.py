@@ -93,9 +93,9 @@ def run_checkpoints(candidacies: Any, settings: Settings, stop: Any, beat: Any) 
 
 
 def erasure_tables(candidacies: Any) -> list[str]:
-    """The tables an erasure writes or clears (PostgreSQL rewrites each after it)."""
-    tables = [candidacies.recorder.events_table_name]
-    if candidacies.snapshots is not None:
-        tables.append(candidacies.snapshots.recorder.events_table_name)
-    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
+    """The tables an erasure deletes from or overwrites, which PostgreSQL rewrites after
+    it (``VACUUM FULL``).  Not the events' nor the snapshots' tables: they only ever held
+    the sealed values, and rewriting them would lock the whole log for minutes."""
+    del candidacies  # (the same names on every store)
+    return ["closer_candidacies", "closer_subject_keys", "closer_erasures",
             "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]

@@ -341,3 +341,18 @@ def test_an_admin_erases_over_http_and_others_may_not(store: dict[str, Any]) -> 
     assert app.get(zelda, WORKSPACE).candidate["name"] == ERASED
     assert app.get(otto, WORKSPACE).candidate["name"] == OTTO["name"]
     assert not [s for s in SECRETS if s.encode() in (tmp / "closer.db").read_bytes()]
+
+
+def test_log_lines_redact_contacts_but_keep_who_acted(tmp_path: Path) -> None:
+    """A channel's error quoting a recipient is logged without the address or number."""
+    import structlog
+
+    path = tmp_path / "lines.log"
+    with path.open("w") as stream:
+        configure_logging("json", "info", stream=stream, cache=False)
+        structlog.get_logger("closer.outbox").warning(
+            "delivery failed", actor="coach@agency.example",
+            error=f"550 no mailbox <{ZELDA['email']}>; voicemail to {ZELDA['phone']} failed")
+    text = path.read_text()
+    assert ZELDA["email"] not in text and ZELDA["phone"] not in text
+    assert "[redacted]" in text and "coach@agency.example" in text
