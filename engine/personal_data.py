@@ -49,8 +49,8 @@ WITHHELD = "withheld"
 """What a sealed field reads through a mapper that holds no keys (replay's own reads)."""
 KEYS_CACHED = 10_000
 """How many subjects' ciphers a keyring keeps (a command or load on one of them skips
-the key's query: 0.88x plain with it, 0.69x without, benchmarks/erasure_bench.py,
-docs/performance.md "Erasure")."""
+the key's query: 0.85x the unsealed path's commands per CPU-second with it, 0.59x
+without, benchmarks/erasure_bench.py, docs/performance.md "Erasure")."""
 
 
 class Sealed:
