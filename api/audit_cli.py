@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_errors import fail
+
 # The store and the engine are imported by the commands that use them, so that
 # `closer --help` does not load them (tests/test_startup.py).
 audit_app = typer.Typer(help="The tamper-evident history: signed checkpoints, "
@@ -17,10 +19,6 @@ audit_app = typer.Typer(help="The tamper-evident history: signed checkpoints, "
                         no_args_is_help=True)
 console = Console()
 
-
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _broken(report: object) -> None:
@@ -44,7 +42,7 @@ def checkpoint_command() -> None:
     try:
         recorded, report = record_checkpoint(candidacies)
     except (CloserError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     if recorded is None:
@@ -69,6 +67,9 @@ def verify_command(
     snapshots: Annotated[bool, typer.Option(
         help="also compare each snapshot, and each candidacy's current row, with what "
              "its events make")] = True,
+    read_models: Annotated[bool, typer.Option(
+        help="also rebuild each read model (the dashboard's tables) from the events up to "
+             "its position and compare it row by row with the stored tables")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """Check every stored event's chain link and every signed checkpoint; name the first
@@ -82,9 +83,10 @@ def verify_command(
     candidacies = build_candidacies()
     try:
         report = verify_store(candidacies, public_key=public_key, since=since,
-                              candidacy=candidacy, snapshots=snapshots and candidacy is None)
+                              candidacy=candidacy, snapshots=snapshots and candidacy is None,
+                              read_models=read_models)
     except (CloserError, PersistenceError, ValueError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     if as_json:
@@ -93,7 +95,8 @@ def verify_command(
         typer.echo(orjson.dumps(report.as_dict()).decode())
     elif report.intact:
         typer.echo(f"intact: {report.events} events, {report.checkpoints_checked} checkpoints"
-                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows checked")
+                   f", {report.snapshots_checked} snapshots, {report.rows_checked} rows, "
+                   f"{report.read_model_rows_checked} read-model rows checked")
     else:
         _broken(report)
     if not report.intact:
@@ -173,7 +176,7 @@ def export_command(
                     "w", newline="") as sheet:
                 write_csv(iter(lines), sheet)
     except (CloserError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     typer.echo(f"exported {summary.events} events of {summary.candidacies} candidacies to "

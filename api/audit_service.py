@@ -28,9 +28,11 @@ def record_checkpoint(candidacies: Any, settings: Settings | None = None
 
 def verify_store(candidacies: Any, settings: Settings | None = None, *,
                  public_key: str | None = None, since: int | None = None,
-                 candidacy: str | None = None, snapshots: bool = True) -> audit.AuditReport:
+                 candidacy: str | None = None, snapshots: bool = True,
+                 read_models: bool = True) -> audit.AuditReport:
     """`engine.audit.verify` (or one candidacy's chain) with the store's own public key,
-    or ``public_key`` (hex) when checking a store signed elsewhere; snapshots too."""
+    or ``public_key`` (hex) when checking a store signed elsewhere; snapshots and current
+    rows too, and the read models' tables (`verify_read_model_tables`)."""
     if public_key:
         key = public_key_from_hex(public_key)
     else:
@@ -46,6 +48,10 @@ def verify_store(candidacies: Any, settings: Settings | None = None, *,
         report.events = len(candidacies.recorder.select_chain(uid))
         if not report.events:
             raise InvalidInput("candidacy", f"no candidacy {candidacy}")
+        if read_models:
+            report.read_model_rows_checked, findings = verify_read_model_tables(
+                candidacies, uid)
+            report.findings.extend(findings)
         return report
     report = audit.verify(candidacies.recorder, key, since=since)
     if snapshots:
@@ -54,7 +60,26 @@ def verify_store(candidacies: Any, settings: Settings | None = None, *,
         report.findings.extend(findings)
         report.rows_checked, findings = audit.verify_rows(candidacies)
         report.findings.extend(findings)
+    if read_models:
+        report.read_model_rows_checked, findings = verify_read_model_tables(candidacies)
+        report.findings.extend(findings)
     return report
+
+
+def verify_read_model_tables(candidacies: Any, candidacy: UUID | None = None
+                             ) -> tuple[int, list[audit.Finding]]:
+    """The dashboard's read models' stored rows against those their events make
+    (`engine.audit_read_models`); none on the in-memory store, which keeps no read model."""
+    from eventsourcing.postgres import PostgresDatastore
+    from eventsourcing.sqlite import SQLiteDatastore
+
+    from api.read_models import read_models
+    from engine.audit_read_models import verify_read_models
+
+    datastore = getattr(candidacies.recorder, "datastore", None)
+    if not isinstance(datastore, SQLiteDatastore | PostgresDatastore):
+        return 0, []
+    return verify_read_models(candidacies, read_models(candidacies), candidacy=candidacy)
 
 
 def store_public_key(settings: Settings | None = None) -> str:
@@ -67,7 +92,7 @@ def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
         uid = UUID(str(candidacy_id))
     except ValueError:
         return None
-    select = getattr(candidacies.recorder, "select_chain", None)
+    select = getattr(candidacies.recorder, "select_chain_checked", None)
     if select is None:
         return None
     findings = audit.verify_chain(candidacies.recorder, uid)

@@ -19,6 +19,7 @@ from rich.table import Table
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
 from api.audit_cli import audit_app
+from api.cli_errors import fail
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -50,11 +51,9 @@ def friendly(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (CloserError, ValueError) as error:
-            console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise fail(error) from None
         except _store_error() as error:
-            console.print(f"[red]error:[/red] the store is not reachable: {error}",
-                          highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+            raise fail(f"the store is not reachable: {error}") from None
 
     return run  # type: ignore[return-value]
 
@@ -83,8 +82,7 @@ def main() -> None:
         # Field names as the variables the user set: "port: ..." reads CLOSER_PORT: ...
         text = re.sub(r"(^|; )([a-z_]+)(?=[:\[.])", lambda m: m[1] + "CLOSER_" + m[2].upper(),
                       plain_error(error))
-        console.print(f"[red]error:[/red] settings: {text}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(f"settings: {text}") from None
     configure_logging(settings.log_format, settings.log_level)
 
 
@@ -162,11 +160,10 @@ def tick_command(
         if moment is not None and on_copy is None and not dry_run:
             clock = store_clock(candidacies)
             if moment > clock:
-                console.print(f"[red]error:[/red] --now {moment.isoformat()} is after the "
-                              f"store's clock ({clock.isoformat()}: the current time, or the "
-                              "latest recorded event if later); nothing written: look ahead "
-                              "with --dry-run or --on-copy FILE", highlight=False, soft_wrap=True)
-                raise typer.Exit(2)
+                raise fail(f"--now {moment.isoformat()} is after the store's clock "
+                           f"({clock.isoformat()}: the current time, or the latest recorded "
+                           "event if later); nothing written: look ahead with --dry-run or "
+                           "--on-copy FILE", code=2)
         if dry_run:
             _print_dry_run(candidacies, moment or candidacies.clock.now())
             return

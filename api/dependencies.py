@@ -193,6 +193,7 @@ class CommandRunner:
     def _run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
              on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         actor = self.actor(on_behalf_of)
+        refuse_if_chain_broken(self.candidacies, candidacy_id, self.principal.workspace)
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             for _ in range(CONFLICT_RETRIES):
                 try:
@@ -214,9 +215,36 @@ class CommandRunner:
         return outcome
 
 
-def single_valued_query(request: Request) -> None:
+def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
+                           workspace: str) -> None:
+    """409 ``chain-broken`` naming the first break when the candidacy's stored history is
+    not what Closer wrote (docs/audit.md, "Commands on a broken chain"): a command is
+    judged against the stage its events make, so it is not recorded on top of altered
+    ones.  Another workspace's candidacy is left to the command (which answers 404)."""
+    from api.audit_service import chain_warning
+
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is None:
+        return
+    row = candidacies.row(candidacy_id)
+    if row is None or row.workspace != workspace:
+        return
+    raise ProblemError(
+        "chain-broken", f"not applied: this candidacy's stored history is not what was "
+        f"recorded ({broken.line()}); an admin runs `closer audit verify` and restores it",
+        candidacy_id=candidacy_id, version=broken.version,
+        notification_id=broken.notification_id, finding=broken.kind)
+
+
+async def single_valued_query(request: Request) -> None:
     """Refuse (422) a query parameter given more than once: every parameter of the JSON API
-    takes one value, and FastAPI would silently keep the last of them."""
+    takes one value, and FastAPI would silently keep the last of them.  (`async`: as a
+    plain `def` FastAPI ran it in its thread pool, a hop on every request of the API.)"""
+    refuse_repeated(request)
+
+
+def refuse_repeated(request: Request) -> None:
+    """`single_valued_query`'s check."""
     params = request.query_params
     repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
     if repeated:

@@ -13,6 +13,8 @@ from uuid import UUID
 
 import typer
 
+from api.cli_errors import fail
+
 # The outbox, the store and the settings are imported by the commands that use them, so
 # that `closer --help` does not load them (tests/test_startup.py).
 if TYPE_CHECKING:
@@ -120,8 +122,7 @@ def register(app: typer.Typer) -> None:
             act(dispatcher)
         except (ValueError, LookupError, AggregateNotFoundError) as error:
             # LookupError: an unknown channel to reroute to.
-            typer.echo(f"error: {str(error) or 'no message ' + message_id}", err=True)
-            raise typer.Exit(1) from None
+            raise fail(str(error) or f"no message {message_id}") from None
         finally:
             dispatcher.release()
             candidacies.close()
@@ -163,14 +164,12 @@ def register(app: typer.Typer) -> None:
         try:
             row = next((r for r in message_rows(candidacies) if r.id == message_id), None)
             if row is None:
-                typer.echo(f"error: no message {message_id}", err=True)
-                raise typer.Exit(1)
+                raise fail(f"no message {message_id}")
             actor = Actor(user=by, workspace=row.workspace)
             try:
                 outcome = candidacies.confirm_message(actor, row.candidacy_id, message_id)
             except CloserError as error:
-                typer.echo(f"error: {error}", err=True)
-                raise typer.Exit(1) from None
+                raise fail(error) from None
         finally:
             candidacies.close()
         typer.echo(f"{message_id}: confirmed delivered; candidacy {outcome.candidacy_id} "
@@ -202,9 +201,7 @@ def register(app: typer.Typer) -> None:
                            f"{report.queued}, sent {report.sent}, blocked {report.blocked}, "
                            f"failed {report.failed}, dead-lettered {report.dead_lettered}")
                 if every_delivery_failed(report):
-                    typer.echo("error: every delivery of this pass failed (see closer "
-                               "messages list)", err=True)
-                    raise typer.Exit(1)
+                    raise fail("every delivery of this pass failed (see closer messages list)")
                 return
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from api.cli_errors import fail
 from engine.errors import CloserError
 
 # The policies (and their calendar's holidays) and the store are imported by the commands
@@ -33,11 +34,6 @@ policy_app = typer.Typer(
 
 _IDENTITY = frozenset({"name", "version", "description"})
 
-
-def _fail(message: str) -> typer.Exit:
-    """Print one clear line on stderr and return the exit to raise (code 1)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
 
 
 def resolve_policy(name: str | None, version: int | None = None) -> CadencePolicy:
@@ -100,7 +96,7 @@ def show(
         policy = resolve_policy(name, version)
         base = resolve_policy(against) if against is not None else None
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(policy_to_toml(policy), nl=False)
     if base is not None:
         typer.echo("")
@@ -118,7 +114,7 @@ def diff(
     try:
         before, after = resolve_policy(old), resolve_policy(new)
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _print_changes(before, after, old, new)
 
 
@@ -163,7 +159,7 @@ def list_versions(
             table.add_row(Text(str(ref)), Text(policy.description),
                           str(counts.get((ref.name, ref.version), 0)))
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         candidacies.close()
     console = Console(highlight=False, soft_wrap=True)
@@ -198,7 +194,7 @@ def starting_command(
         changed = candidacies.policies.choose_starting(workspace, target, by,
                                                        candidacies.clock.now())
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         candidacies.close()
     typer.echo(f"{workspace}: new candidacies start on {target}"
@@ -240,7 +236,7 @@ def migrate_command(
     given = [n for n, on in (("--candidacy", bool(candidacy)), ("a filter", filtered),
                              ("--all", all_)) if on]
     if len(given) != 1:
-        raise _fail("give exactly one of --candidacy, a filter (--stage, --company, "
+        raise fail("give exactly one of --candidacy, a filter (--stage, --company, "
                     "--recruiter, --from) or --all" + (f" (got {' and '.join(given)})"
                                                        if given else ""))
     candidacies = build_candidacies()
@@ -266,7 +262,7 @@ def migrate_command(
         report = migrate(candidacies, Actor(user=by, workspace=workspace), target, chosen,
                          reason=reason, dry_run=dry_run)
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         candidacies.close()
     console = Console(highlight=False, soft_wrap=True)
@@ -308,7 +304,7 @@ def publish(
         book = build_candidacies().policies
         new = _would_publish(book, policy) if dry_run else book.publish(policy)
     except CloserError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     state = "published" if new else "already published (identical)"
     if dry_run:
         state = ("would be published" if new else state) + " (dry run: nothing written)"
@@ -340,7 +336,7 @@ def check(
     try:
         policy = load_policy(file)
     except PolicyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console = Console(highlight=False, soft_wrap=True)
     console.print(
         f"[green]valid[/green]: {escape(str(file))} is policy '{policy.name}' "

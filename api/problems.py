@@ -54,6 +54,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "message-state": (409, "The message cannot be retried or rerouted now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
+    "chain-broken": (409, "The candidacy's stored history does not verify"),
     "version-conflict": (412, "The candidacy is not at the version given in If-Match"),
     "content-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
@@ -102,14 +103,18 @@ class Problem(BaseModel):
     expected_version: int | None = None
     current_version: int | None = None
     candidacy_id: str | None = Field(default=None,
-                                     description="corrupt-history: the quarantined candidacy")
+                                     description="corrupt-history: the quarantined "
+                                     "candidacy; chain-broken: the candidacy")
     originator_id: str | None = Field(default=None, description="corrupt-history: the id of "
                                       "the record that cannot be read (a candidacy's, or "
                                       "e.g. a policy's)")
     version: int | None = Field(default=None,
-                                description="corrupt-history: the version that cannot be read")
+                                description="corrupt-history: the version that cannot "
+                                "be read; chain-broken: the first broken version")
     notification_id: int | None = Field(default=None, description="corrupt-history: its "
                                         "position in the event log, when known")
+    finding: str | None = Field(default=None, description="chain-broken: what the first "
+                                "break is (altered, removed, inserted, reordered)")
 
 
 class ProblemError(Exception):

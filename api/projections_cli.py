@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from api.cli_errors import fail
+
 # The read models and the store are imported by the commands that use them, so that
 # `closer --help` does not load them (tests/test_startup.py).
 NAMES = ("pipeline", "compliance", "timeline", "policies")
@@ -21,10 +23,6 @@ projections_app = typer.Typer(help="The dashboard's read models: follow the hist
                               no_args_is_help=True)
 console = Console()
 
-
-def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 @projections_app.command("run")
@@ -50,7 +48,7 @@ def run(
         with contextlib.suppress(KeyboardInterrupt):
             runner.run_forever(every, stop)
     except (ValueError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
 
@@ -91,7 +89,7 @@ def rebuild(
                 runner.rebuild(model, advance)
                 progress.update(task, completed=top or 1)
     except (ValueError, PersistenceError) as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
 
@@ -109,7 +107,7 @@ def status() -> None:
     try:
         lags = follower(candidacies).lags()
     except PersistenceError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     finally:
         candidacies.close()
     table = Table("read model", "position", "log", "behind")

@@ -13,6 +13,16 @@
 2. The command path with and without chain hashes (`EventChain.chain_events`): single
    commands through `Candidacies` on two SQLite files, in paired alternating rounds;
    commands/s and the per-round ratio (target: at least 0.8x).
+3. The same walk on PostgreSQL (``--pg-admin-url``): the SQLite store's events and hashes
+   copied in log order into a database of their own, checkpointed there, then verify
+   against PostgreSQL's read floor (a server-side cursor over the events in notification
+   order plus ``orjson.loads``), in paired alternating rounds.
+4. The chain check every API command makes first (`api.dependencies.refuse_if_chain_broken`):
+   the command path with it and without, same store, paired alternating rounds, on
+   SQLite and PostgreSQL.
+5. The read models under verify (`api.audit_service.verify_read_model_tables`): the four
+   read models followed to the end of the SQLite store's log, then rebuilt into a scratch
+   store and compared row by row, timed once (``--no-read-models`` skips it).
 
 The store is written by `closer simulate`'s bulk path, which chains as every save does.
 Results go to docs/performance.md, section "## Audit (issue 17)" (only that section).
@@ -70,7 +80,7 @@ def _postgres_urls(admin: str) -> list[str]:
     return urls
 
 
-def verify_run(path: Path) -> dict[str, Any]:
+def verify_run(path: Path | str) -> dict[str, Any]:
     app = _app(path)
     wall, cpu = time.perf_counter(), time.process_time()
     report = audit.verify(app.recorder, _key().public_key())
@@ -91,6 +101,145 @@ def snapshots_run(path: Path) -> dict[str, Any]:
     app.close()
     assert not findings
     return {"snapshots": checked, "seconds": elapsed}
+
+
+def pg_database(admin: str, name: str) -> str:
+    """A fresh PostgreSQL database ``name``; its URL."""
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + f"/{name}"
+
+
+def pg_copy(path: Path, url: str) -> str:
+    """The SQLite store's events and recorded hashes, in log order, into ``url`` (its
+    tables made by the application), then a checkpoint there; the events table's name."""
+    from uuid import UUID
+
+    import psycopg
+
+    app = _app(url)
+    events = app.recorder.events_table_name
+    app.close()
+    count = 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as source, \
+            psycopg.connect(url) as target:
+        with target.cursor() as cursor, cursor.copy(
+                f"COPY {events} (originator_id, originator_version, topic, state) FROM STDIN"
+        ) as copy:
+            for uid, version, topic, state in source.execute(
+                    "SELECT originator_id, originator_version, topic, state FROM "
+                    "stored_events ORDER BY rowid"):
+                copy.write_row((UUID(hex=uid), version, topic, state))
+                count += 1
+        with target.cursor() as cursor, cursor.copy(
+                "COPY closer_event_hashes (originator_id, originator_version, prev_hash, "
+                "event_hash) FROM STDIN") as copy:
+            for uid, version, prev, digest in source.execute(
+                    "SELECT originator_id, originator_version, prev_hash, event_hash FROM "
+                    "closer_event_hashes"):
+                copy.write_row((UUID(hex=uid), version, prev, digest))
+        target.commit()
+        target.execute(f"ANALYZE {events}")
+        target.execute("ANALYZE closer_event_hashes")
+        target.commit()
+    app = _app(url)
+    key = _key()
+    audit.checkpoint(app.recorder, key.sign, key.public_key(), 0)
+    app.close()
+    print(f"  copied {count:,} events", file=sys.stderr)
+    return events
+
+
+def pg_floor(url: str, events: str) -> dict[str, Any]:
+    """PostgreSQL's read floor: every event in notification order through a server-side
+    cursor, plus ``orjson.loads`` of each payload, nothing else."""
+    import orjson
+    import psycopg
+
+    loads = orjson.loads
+    wall, cpu = time.perf_counter(), time.process_time()
+    count = 0
+    with psycopg.connect(url) as conn, conn.cursor(name="floor") as cursor:
+        cursor.itersize = 5000
+        cursor.execute(f"SELECT originator_id, originator_version, topic, state FROM "
+                       f"{events} ORDER BY notification_id")
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                loads(row[3])
+            count += len(rows)
+    elapsed, used = time.perf_counter() - wall, time.process_time() - cpu
+    return {"events": count, "seconds": elapsed, "events_per_second": count / elapsed,
+            "events_per_cpu_second": count / max(1e-9, used)}
+
+
+def check_run(app: Any, ids: list[str], count: int, checked: bool) -> tuple[float, float]:
+    """``count`` commands as `commands_run`, each after the chain check the API makes
+    first (``checked``) or without it."""
+    from api.dependencies import refuse_if_chain_broken
+    from engine.values import Actor
+
+    actor = Actor(user="bench@agency.example", workspace="agency")
+    started, cpu = time.perf_counter(), time.process_time()
+    for n in range(count):
+        candidacy_id = ids[n % len(ids)]
+        if checked:
+            refuse_if_chain_broken(app, candidacy_id, "agency")
+        if app.get(candidacy_id, "agency").paused is None:
+            app.pause_cadence(actor, candidacy_id, "candidate travelling")
+        else:
+            app.resume_cadence(actor, candidacy_id)
+    return (count / (time.perf_counter() - started),
+            count / max(1e-9, time.process_time() - cpu))
+
+
+def check_cost(url: Path | str, rounds: int, count: int, pool: int, grown: int) -> dict[str, Any]:
+    """The chain check's cost on one store: ``pool`` candidacies of ``grown`` events
+    (pause/resume pairs), commands with the check and without in alternating rounds."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from builders import interview
+
+    from engine.clock import FixedClock
+    from engine.values import Actor
+
+    app = _app(url)
+    app.clock = FixedClock(datetime(2026, 11, 25, 10, tzinfo=UTC))
+    actor = Actor(user="bench@agency.example", workspace="agency")
+    ids = [app.record_interview(actor, interview()).candidacy_id for _ in range(pool)]
+    check_run(app, ids, pool * (grown - 1), False)  # grows each to ``grown`` events
+    check_run(app, ids, count // 4, True)  # warm-up
+    results = alternated(rounds, ["checked", "unchecked"],
+                         lambda side, _: check_run(app, ids, count, side == "checked"))
+    events = app.recorder.max_notification_id() / pool
+    app.close()
+    wall = {side: [r[0] for r in results[side]] for side in results}
+    cpu = {side: [r[1] for r in results[side]] for side in results}
+    return {"commands_per_second": wall, "commands_per_cpu_second": cpu,
+            "ratio": ratios(wall["checked"], wall["unchecked"]),
+            "cpu_ratio": ratios(cpu["checked"], cpu["unchecked"]),
+            "events_per_candidacy": events}
+
+
+def read_models_run(path: Path) -> dict[str, Any]:
+    """Follow the four read models to the end of the log, then verify their tables."""
+    from api.audit_service import verify_read_model_tables
+    from api.read_models import follower
+
+    app = _app(path)
+    started = time.perf_counter()
+    follower(app).run_once()
+    followed = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    checked, findings = verify_read_model_tables(app)
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
+    candidacies = len(app.recorder.select_all_rows(after="", limit=10_000_000))
+    events = app.recorder.max_notification_id()
+    app.close()
+    assert not findings, [f.line() for f in findings[:3]]
+    return {"rows": checked, "seconds": elapsed, "cpu_seconds": used, "follow_seconds": followed,
+            "candidacies": candidacies, "events": events}
 
 
 def commands_run(app: Any, ids: list[str], count: int, chained: bool) -> tuple[float, float]:
@@ -153,6 +302,10 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path(tempfile.gettempdir())
                         / "closer-audit-bench" / "closer.db")
     parser.add_argument("--reuse", action="store_true", help="keep an existing store")
+    parser.add_argument("--no-read-models", action="store_true",
+                        help="skip timing the read models' comparison")
+    parser.add_argument("--grown", type=int, default=20,
+                        help="events per candidacy for the chain check's cost")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="the command path on PostgreSQL too (two databases made here); "
@@ -182,13 +335,28 @@ def main() -> None:
     print("commands with and without chain hashes", file=sys.stderr)
     with tempfile.TemporaryDirectory() as folder:
         commands = command_cost(Path(folder), args.rounds * 2, args.commands, args.pool)
-    pg_commands = None
+    print("the chain check on the command path", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        checks = {"SQLite file": check_cost(Path(folder) / "check.db", args.rounds * 2,
+                                            args.commands, args.pool, args.grown)}
+    pg_commands = pg_pair = None
     if args.pg_admin_url:
         print("the same on PostgreSQL", file=sys.stderr)
         pg_commands = command_cost(Path("."), args.rounds * 2, args.commands, args.pool,
                                    urls=_postgres_urls(args.pg_admin_url))
+        checks["PostgreSQL"] = check_cost(
+            pg_database(args.pg_admin_url, "closer_audit_bench_check"), args.rounds * 2,
+            args.commands, args.pool, args.grown)
+        print("verify on PostgreSQL against its floor", file=sys.stderr)
+        pg_url = pg_database(args.pg_admin_url, "closer_audit_bench_verify")
+        table_name = pg_copy(args.store, pg_url)
+        pg_pair = alternated(args.rounds, ["verify", "floor"],
+                             lambda side, _: verify_run(pg_url) if side == "verify"
+                             else pg_floor(pg_url, table_name))
+    read_models = None if args.no_read_models else read_models_run(args.store)
     report = {"built": built, "pair": pair, "snapshots": snaps, "commands": commands,
-              "pg_commands": pg_commands,
+              "pg_commands": pg_commands, "pg_pair": pg_pair, "checks": checks,
+              "read_models": read_models,
               "load_before": load_before, "load_after": load_average(), "args": vars(args)}
     text = render(report, " ".join(["python", "benchmarks/audit_bench.py", *sys.argv[1:]]))
     print(text)
@@ -238,6 +406,47 @@ def render(r: dict[str, Any], command: str) -> str:
                 "with / without, per round (this process's CPU)"], rows), "",
         "Target: at least 0.8x.",
     ]
+    if r.get("pg_pair"):
+        pv = [v["events_per_second"] for v in r["pg_pair"]["verify"]]
+        pf = [f["events_per_second"] for f in r["pg_pair"]["floor"]]
+        pvc = [v["events_per_cpu_second"] for v in r["pg_pair"]["verify"]]
+        pfc = [f["events_per_cpu_second"] for f in r["pg_pair"]["floor"]]
+        lines += [
+            "", "The same walk on PostgreSQL, over the same "
+            f"{r['pg_pair']['verify'][0]['events']:,} events (and hashes) copied in log "
+            "order into a database of their own and "
+            "checkpointed there, beside PostgreSQL's read floor (a server-side cursor over "
+            "the events in notification order + `orjson.loads`), alternating rounds "
+            "(CPU: this process's; the server's is not in it):", "",
+            *table(["", "events/s (median)", "events/CPU-s (median)",
+                    "verify / floor, per round (wall)", "verify / floor, per round (CPU)"],
+                   [["verify", f"{median(pv):,.0f}", f"{median(pvc):,.0f}",
+                     spread(ratios(pv, pf)), spread(ratios(pvc, pfc))],
+                    ["read floor", f"{median(pf):,.0f}", f"{median(pfc):,.0f}", "", ""]])]
+    if r.get("checks"):
+        rows = []
+        for store, c in r["checks"].items():
+            cps = c["commands_per_second"]
+            rows.append([store, f"{c['events_per_candidacy']:.0f}",
+                         f"{median(cps['checked']):,.0f}", f"{median(cps['unchecked']):,.0f}",
+                         spread(c["ratio"]), spread(c["cpu_ratio"])])
+        lines += [
+            "", "The chain check every API and dashboard command makes first "
+            "(`refuse_if_chain_broken`: the candidacy's events read with their recorded "
+            "hashes and each link recomputed, then the orphaned hashes looked up): the "
+            "command path (pause/resume through `Candidacies`) with it and without, same "
+            "store, alternating rounds:", "",
+            *table(["store", "events per candidacy (end)", "with the check, commands/s",
+                    "without, commands/s", "with / without, per round (wall)",
+                    "with / without, per round (CPU)"], rows)]
+    if r.get("read_models"):
+        m = r["read_models"]
+        lines += [
+            "", f"The read models under verify: {m['rows']:,} stored rows of the four read "
+            f"models ({m['candidacies']:,} candidacies, {m['events']:,} events; following "
+            f"them there took {m['follow_seconds']:.1f} s) rebuilt into a scratch SQLite "
+            f"file and compared row by row in {m['seconds']:.1f} s ({m['cpu_seconds']:.1f} "
+            f"CPU-s): {m['events'] / m['seconds']:,.0f} events/s, timed once."]
     return "\n".join(lines) + "\n"
 
 

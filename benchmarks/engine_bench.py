@@ -77,7 +77,7 @@ sys.path.insert(0, str(ROOT))
 from api.logs import configure_logging
 from engine.application import SNAPSHOT_INTERVAL, Candidacies
 from engine.clock import FixedClock
-from engine.store import eventsourcing_env
+from engine.store import eventsourcing_env, group_writer
 from engine.values import Actor
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -179,6 +179,7 @@ def postgres_store(admin_url: str) -> Store:
 class Rate:
     per_second: float
     cpu_ms: float
+    per_batch: float = 1.0
 
 
 def timed(count: int, clients: int, work: Callable[[int, int], None]) -> Rate:
@@ -297,7 +298,7 @@ class RawPostgres:
 
 # Single-client variants, then the concurrent ones (issue 19's baselines).
 VARIANTS = ("ours", "ours+json", "baseline", "baseline+cache", "floor", "raw")
-CONCURRENT = ("ours", "baseline+cache", "raw")
+CONCURRENT = ("ours", "ours, one commit each", "baseline+cache", "raw")
 CACHE_ENV = {"AGGREGATE_CACHE_MAXSIZE": "10000", "AGGREGATE_CACHE_FASTFORWARD": "n",
              "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"}
 
@@ -315,10 +316,12 @@ def commands(store: Store, rounds: int, per_round: int, pool_size: int, clients:
         logging_off()
         pools: dict[str, Any] = {
             variant: [ours.record_interview(ACTOR, _interview()).candidacy_id
-                      for _ in range(pool_size)] for variant in ("ours", "ours+json")}
+                      for _ in range(pool_size)]
+            for variant in ("ours", "ours+json", "ours, one commit each")}
         pools["baseline"] = new_counters(baseline, pool_size)
         pools["baseline+cache"] = new_counters(cached, pool_size)
-        done = dict.fromkeys(VARIANTS, 0)
+        done = dict.fromkeys((*VARIANTS, *CONCURRENT), 0)
+        writer = group_writer(ours.recorder._store_key())
         results: dict[str, dict[str, list[Rate]]] = {}
         for label, n_clients, variants in (("1", 1, VARIANTS),
                                            (str(clients), clients, CONCURRENT)):
@@ -332,6 +335,19 @@ def commands(store: Store, rounds: int, per_round: int, pool_size: int, clients:
                     rate = run_bare(cached, pools[variant], per_round, n_clients)
                 elif variant == "raw":
                     rate = raw.run(per_round, n_clients)
+                elif variant == "ours, one commit each":
+                    # Group commit switched off (each save its own transaction): what the
+                    # writer's batches are worth.
+                    ours.recorder.group_commit = False
+                    try:
+                        rate = run_ours(ours, pools[variant], per_round, done[variant],
+                                        n_clients)
+                    finally:
+                        ours.recorder.group_commit = True
+                elif variant == "ours" and n_clients > 1:
+                    batches, saves = writer.batches, writer.saves
+                    rate = run_ours(ours, pools[variant], per_round, done[variant], n_clients)
+                    rate.per_batch = (writer.saves - saves) / max(1, writer.batches - batches)
                 else:
                     rate = run_ours(ours, pools[variant], per_round, done[variant], n_clients)
                 done[variant] += per_round
@@ -418,7 +434,8 @@ NAMES = {"ours": "`Candidacies.note_competing_offer`, logging off",
          "baseline": "bare eventsourcing, no aggregate cache",
          "baseline+cache": "bare eventsourcing, library's aggregate cache on",
          "floor": "bare eventsourcing, no snapshots, 1-3 event aggregates",
-         "raw": "raw single-row commit"}
+         "raw": "raw single-row commit",
+         "ours, one commit each": "the same as ours, group commit off (a commit per save)"}
 
 
 def report(results: dict[str, Any], args: Any, skipped: list[str], started: str,
@@ -469,9 +486,13 @@ def report(results: dict[str, Any], args: Any, skipped: list[str], started: str,
                               [b.per_second for b in rates[variant]])),
                 spread(ratios([b.cpu_ms for b in rates[variant]],
                               [o.cpu_ms for o in rates["ours"]]))]
-            rows.append([label, NAMES[variant], f"{r.per_second:.0f}", f"{r.cpu_ms:.2f}", *vs])
+            per_batch = (f"{statistics.median(x.per_batch for x in rates[variant]):.1f}"
+                         if variant == "ours" else "–")
+            rows.append([label, NAMES[variant], f"{r.per_second:.0f}", f"{r.cpu_ms:.2f}",
+                         per_batch, *vs])
     lines += table(["store", "command path", "commands/s", "CPU ms/cmd",
-                    "ours / it, per round", "ours / it, per CPU-second"], rows)
+                    "saves per commit (median)", "ours / it, per round",
+                    "ours / it, per CPU-second"], rows)
     lines += [
         "", ("The library's paths: a bare eventsourcing aggregate with one trivial event in a "
         "bare `Application`, `repository.get` + one event + `save`, snapshotting at the same "

@@ -30,7 +30,9 @@ device was added for decides the bench:
   command threads (`CommandThreads`, instead of FastAPI's own pool, `run_in_threadpool`);
   ``async`` PostgreSQL commands written from the event loop (`execute_async`); ``copies``
   kept copies (``CLOSER_RECENT_CANDIDACIES=0``); ``tcp`` the TCP listener of `TcpConfig`
-  (several workers only).
+  (several workers only); ``group-commit`` the store's writer batching saves (issue 19:
+  without it every save commits alone); ``query-hop`` the repeated-query check as an
+  ``async`` dependency (without it, a plain ``def`` that FastAPI runs in its thread pool).
 
     python benchmarks/fastpaths_bench.py projections --candidacies 300
     python benchmarks/fastpaths_bench.py api --store sqlite --devices inline,copies
@@ -359,8 +361,21 @@ def api_app() -> Any:
     """api_bench's app (closer serve's, plus the bare route), less the device named in
     ``CLOSER_BENCH_WITHOUT``."""
     import api_bench
-    app = api_bench.bench_app()
     device = os.environ.get(WITHOUT, "")
+    if device == "group-commit":
+        from engine.store import _Queries
+        _Queries.group_commit = False  # every save commits alone
+    elif device == "query-hop":
+        from fastapi import Request
+
+        import api.app
+        from api.dependencies import refuse_repeated
+
+        def single_valued_query(request: Request) -> None:
+            refuse_repeated(request)  # a plain def, as it was: run in FastAPI's pool
+
+        api.app.single_valued_query = single_valued_query  # type: ignore[assignment]
+    app = api_bench.bench_app()
     if device == "inline":
         app.state.commands_inline = False
     elif device == "threads":

@@ -75,7 +75,7 @@ AGENCY_POLICY = {"name": "agency", "version": 1,
 INTERVIEWERS = [{"name": "Priya Raman", "title": "Engineering Manager"},
                 {"name": "Tom Becker", "title": "Staff Engineer"}]
 SECTION = "## Scheduler tick (issue 3)"
-ROUND_SIDES = ("tick", "floor A", "floor B")
+ROUND_SIDES = ("tick", "floor A", "floor B", "floor C")
 # What `--profile` showed, and what changed; kept here so that --write-docs rewrites it
 # with the section.
 ANALYSIS = [
@@ -301,6 +301,29 @@ def floor_plain(path: Path) -> tuple[float, int]:
     return timer.perf_counter() - started, seen
 
 
+def floor_due_events(path: Path, now: datetime, page: int = 200) -> tuple[float, int]:
+    """Issue 19's floor: the due candidacies' events read, each payload JSON-decoded (a
+    plain SELECT of the due ids from their index, then of their events, a page of ids at
+    a time): what any tick must at least read."""
+    global LAST_CPU
+    started, cpu = timer.perf_counter(), timer.process_time()
+    seen = 0
+    with sqlite3.connect(path) as db:
+        due = [row[0].replace("-", "") for row in db.execute(
+            "SELECT id FROM closer_candidacies WHERE due_at<=? ORDER BY due_at, id",
+            (now.astimezone(UTC).isoformat(),))]
+        for start in range(0, len(due), page):
+            ids = due[start:start + page]
+            for row in db.execute(
+                    "SELECT originator_id, originator_version, topic, state FROM stored_events "
+                    f"WHERE originator_id IN ({', '.join('?' * len(ids))}) "
+                    "ORDER BY originator_id, originator_version", ids):
+                orjson.loads(row[3])
+                seen += 1
+    LAST_CPU = timer.process_time() - cpu
+    return timer.perf_counter() - started, seen
+
+
 LAST_CPU = 0.0  # the CPU seconds of the last floor measured (set by the floors)
 
 
@@ -456,9 +479,14 @@ def main() -> None:
         def one(side: str, number: int, now: datetime = now, gap: int = gap,
                 copy: dict[str, str] = copy) -> dict[str, Any]:
             # Each round's three sides share one fresh copy of the store, warmed first.
-            if side == ROUND_SIDES[number % 3]:
+            if side == ROUND_SIDES[number % len(ROUND_SIDES)]:
                 copy["url"] = fresh()
                 floor_rows(copy["url"])
+            if side == "floor C":
+                # The pristine store: the round's tick may have run already on the copy.
+                wall, seen = floor_due_events(pristine, now)
+                return {"wall": wall, "cpu": LAST_CPU, "load": os.getloadavg()[0],
+                        "events": seen}
             if side == "floor B":
                 wall, seen = floor_plain(work)
                 assert seen == args.count, seen
@@ -479,12 +507,16 @@ def main() -> None:
         if again.recorded:
             raise SystemExit(f"a second tick at the same moment recorded {again.recorded}")
         ticks, floor_a, floor_b = runs["tick"], runs["floor A"], runs["floor B"]
+        floor_c = runs["floor C"]
+        vs_c = ratios([t["wall"] for t in ticks], [f["wall"] for f in floor_c])
+        cpu_c = ratios([t["cpu"] for t in ticks], [f["cpu"] for f in floor_c])
         report = ticks[0]["report"]
         vs_b = ratios([t["wall"] for t in ticks], [f["wall"] for f in floor_b])
         vs_a = ratios([t["wall"] for t in ticks], [f["wall"] for f in floor_a])
         cpu_b = ratios([t["cpu"] for t in ticks], [f["cpu"] for f in floor_b])
         results.append({"gap": gap, "due": report.candidacies, "vs_b": vs_b, "vs_a": vs_a,
                         "cpu_b": cpu_b, "ticks": ticks, "floor_b": floor_b,
+                        "vs_c": vs_c, "cpu_c": cpu_c, "floor_c": floor_c,
                         "loads": [t["load"] for t in ticks]})
         per = (f"{1000 * median([t['wall'] for t in ticks]) / report.candidacies:.2f} ms "
                "per due candidacy" if report.candidacies else "nothing due")
@@ -498,6 +530,9 @@ def main() -> None:
             f"processes {_list(ticks, 'waited')}); floor A {_list(floor_a, 'wall')} s; "
             f"floor B {_list(floor_b, 'wall')} s; 1-min load average "
             f"{_list(ticks, 'load', 1)}"),
+            (f"  floor C (the due candidacies' {floor_c[0]['events']:,} events read): "
+             f"{_list(floor_c, 'wall')} s; tick / floor C, per round: {spread(vs_c)}; per "
+             f"CPU second: {spread(cpu_c)}"),
             (f"  tick / floor B, per round: {spread(vs_b)}; per CPU second: {spread(cpu_b)}; "
             f"tick / floor A: {spread(vs_a)}; again at the same moment {again_s:.3f} s, "
             f"records nothing; {per}"),

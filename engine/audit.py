@@ -82,6 +82,7 @@ class AuditReport:
     checkpoints_checked: int = 0
     snapshots_checked: int = 0
     rows_checked: int = 0
+    read_model_rows_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     size: int = 0
     root: bytes = b""
@@ -101,7 +102,8 @@ class AuditReport:
         return {"intact": self.intact, "events_checked": self.events,
                 "checkpoints_checked": self.checkpoints_checked,
                 "snapshots_checked": self.snapshots_checked,
-                "rows_checked": self.rows_checked, "since": self.since,
+                "rows_checked": self.rows_checked,
+                "read_model_rows_checked": self.read_model_rows_checked, "since": self.since,
                 "tree_size": self.size, "root": self.root.hex(),
                 "first": asdict(self.first) if self.first else None,
                 "findings": [asdict(f) for f in self.findings]}
@@ -299,7 +301,8 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     findings: list[Finding] = []
     tip = (0, GENESIS)
     uid, key, topics = str(originator_id), originator_id.bytes, _Topics()
-    for nid, version, topic, state, prev, stored in recorder.select_chain(originator_id):
+    chain, orphans = recorder.select_chain_checked(originator_id)
+    for nid, version, topic, state, prev, stored in chain:
         if version != tip[0] + 1:
             findings.append(Finding(REMOVED, uid, tip[0] + 1, nid,
                                     f"missing before version {version}"))
@@ -315,8 +318,8 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
                                     if kind == ALTERED else
                                     "its recorded predecessor is not the event before it"))
         tip = (version, stored if stored is not None else chained)
-    for uid, version in recorder.select_orphan_hashes(originator_id):
-        findings.append(Finding(REMOVED, str(uid), version, None,
+    for version in orphans:
+        findings.append(Finding(REMOVED, uid, version, None,
                                 "written (its hash is recorded) but no longer stored"))
     return findings
 

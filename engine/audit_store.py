@@ -119,17 +119,36 @@ class EventChain:
     _tips: OrderedDict[UUID, tuple[int, bytes]] | None = None
     _tips_lock = threading.Lock()
 
+    chains_in_writer = False
+    """True (the SQL recorders): the store's writer chains each save of a batch in turn
+    (`_prepare`, `_written`, `_committed`), so a save follows the tips the batch's
+    earlier saves wrote, and only committed tips are remembered."""
+
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
+        if self.chains_in_writer:
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc, no-any-return]
         hashes = self._chained(stored_events, kwargs)
         ids = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
         self._remember(hashes)
         return ids  # type: ignore[no-any-return]
 
-    def _chained(self, stored_events: Sequence[StoredEvent],
-                 kwargs: dict[str, Any]) -> list[EventHash]:
+    def _prepare(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any],
+                 pending: dict[Any, Any]) -> Any:
+        return self._chained(stored_events, kwargs, pending)
+
+    def _written(self, prepared: Any, pending: dict[Any, Any]) -> None:
+        for row in prepared:
+            pending[row.originator_id] = (row.version, row.hash)
+
+    def _committed(self, prepared: Any) -> None:
+        self._remember(prepared)
+
+    def _chained(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any],
+                 pending: dict[Any, Any] | None = None) -> list[EventHash]:
         """The chain hashes of ``stored_events`` (and of any unhashed earlier events of
-        their aggregates), put in ``kwargs`` as ``event_hashes``."""
+        their aggregates), put in ``kwargs`` as ``event_hashes``; ``pending``: the tips
+        the batch's earlier saves wrote, not yet committed (they come first)."""
         if not self.chain_events or not stored_events:
             return []
         rows: list[EventHash] = []
@@ -140,7 +159,7 @@ class EventChain:
         with self._tips_lock:
             remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
-                tip = remembered.get(uid)
+                tip = (pending or {}).get(uid) or remembered.get(uid)
                 if version == 1:
                     tips[uid] = (0, GENESIS)
                 elif tip is not None and tip[0] == version - 1:
@@ -207,9 +226,18 @@ class EventChain:
         """``(version, hash)`` recorded for each of ``wanted``'s (id, version), those found."""
         raise NotImplementedError
 
+    def select_chain_checked(self, uid: UUID) -> tuple[list[Any], list[int]]:
+        """`select_chain` and the versions of `select_orphan_hashes`, for one aggregate
+        (what a command's chain check reads)."""
+        return (self.select_chain(uid),  # type: ignore[attr-defined]
+                [v for _, v in self.select_orphan_hashes(uid)])  # type: ignore[attr-defined]
+
 
 class ChainQueries(EventChain):
-    """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`)."""
+    """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`), whose
+    writer chains each save."""
+
+    chains_in_writer = True
 
     def select_chain_tip(self, uid: UUID, version: int) -> tuple[int, bytes] | None:
         rows = self._select(  # type: ignore[attr-defined]
@@ -261,6 +289,24 @@ class ChainQueries(EventChain):
             (self._id_param(uid),))  # type: ignore[attr-defined]
         return [(r[0], r[1], r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
                  None if r[5] is None else bytes(r[5])) for r in rows]
+
+    def select_chain_checked(self, uid: UUID) -> tuple[list[Any], list[int]]:
+        # One query, not two: the check runs before every API command, and on PostgreSQL
+        # a second round trip cost the command path a further tenth (docs/performance.md,
+        # "Audit (issue 17)").
+        events, nid = self._notification_table()  # type: ignore[attr-defined]
+        key = self._id_param(uid)  # type: ignore[attr-defined]
+        rows = self._select(  # type: ignore[attr-defined]
+            f"SELECT e.{nid}, e.originator_version, e.topic, e.state, h.prev_hash, "
+            f"h.event_hash FROM {events} e LEFT JOIN closer_event_hashes h ON "
+            "h.originator_id = e.originator_id AND h.originator_version = e.originator_version "
+            "WHERE e.originator_id = ? UNION ALL SELECT NULL, h.originator_version, NULL, "
+            "NULL, NULL, NULL FROM closer_event_hashes h WHERE h.originator_id = ? AND NOT "
+            f"EXISTS (SELECT 1 FROM {events} e WHERE e.originator_id = h.originator_id AND "
+            "e.originator_version = h.originator_version) ORDER BY 2", (key, key))
+        chain = [(r[0], r[1], r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
+                  None if r[5] is None else bytes(r[5])) for r in rows if r[0] is not None]
+        return chain, [int(r[1]) for r in rows if r[0] is None]
 
     def select_orphan_hashes(self, uid: UUID | None = None,
                              limit: int = 1000) -> list[tuple[UUID, int]]:

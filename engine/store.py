@@ -19,11 +19,14 @@ inserted, once their notification ids are known, in the same transaction.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
@@ -122,6 +125,51 @@ class _Queries:
     placeholder differs)."""
 
     placeholder = "?"
+    group_commit = True
+    """Whether saves go through the store's `GroupWriter` (False: each commits alone, the
+    benchmarks' comparison)."""
+    chains_in_writer = True
+    """The audit's chain hashes are computed by the writer, save by save (`_prepare`)."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        """The save's events and rows in one transaction: through the store's writer, in
+        a batch with the saves that arrive meanwhile, or alone."""
+        if self.group_commit and self._batchable(stored_events, kwargs):
+            return group_writer(self._store_key()).write(_Save(self, stored_events, kwargs))
+        prepared = self._prepare(stored_events, kwargs, {})
+        ids = self._insert_alone(stored_events, kwargs)
+        self._committed(prepared)
+        return ids
+
+    def _batchable(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> bool:
+        return True
+
+    def _store_key(self) -> Any:
+        """What names this store (its writer's key): the same database and events table
+        in any recorder of this process."""
+        raise NotImplementedError
+
+    def _insert_alone(self, stored_events: Sequence[StoredEvent],
+                      kwargs: dict[str, Any]) -> Sequence[int] | None:
+        raise NotImplementedError
+
+    def _write_batch(self, batch: list[_Save]) -> None:
+        """Write ``batch`` in one transaction, each save's ids or error on it."""
+        raise NotImplementedError
+
+    # Hooks the writer calls around each save (the audit's chain: `engine.audit_store`).
+    def _prepare(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any],
+                 pending: dict[Any, Any]) -> Any:
+        """Before the save's statements, in batch order (``pending``: what the batch's
+        earlier saves wrote that the store does not show yet)."""
+        return None
+
+    def _written(self, prepared: Any, pending: dict[Any, Any]) -> None:
+        """After the save's statements ran in its batch (not yet committed)."""
+
+    def _committed(self, prepared: Any) -> None:
+        """After the save's batch committed."""
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -341,6 +389,147 @@ class _Queries:
         return [_row(r) for r in rows]
 
 
+# -- group commit ----------------------------------------------------------------------------
+
+MAX_BATCH = 256
+"""The most saves one write transaction of the writer takes (a bound on a batch's latency
+and its script's size, not a tuning knob: under load batches are the queue's length)."""
+
+
+class _Save:
+    """One save waiting for its store's writer: what to write, and what came of it."""
+
+    __slots__ = ("done", "error", "events", "ids", "kwargs", "prepared", "recorder", "wake")
+
+    def __init__(self, recorder: _Queries, events: Sequence[StoredEvent],
+                 kwargs: dict[str, Any]) -> None:
+        self.recorder: Any = recorder  # a Closer SQLite or PostgreSQL recorder
+        self.events = events
+        self.kwargs = kwargs
+        self.ids: Sequence[int] | None = None
+        self.error: BaseException | None = None
+        self.prepared: Any = None
+        self.done = False
+        self.wake = threading.Event()
+
+    def outcome(self) -> Sequence[int] | None:
+        if self.error is not None:
+            raise self.error
+        return self.ids
+
+
+class GroupWriter:
+    """The one writer of a store (a database and its events table) in this process: the
+    saves that arrive while a batch is being written wait in a queue, and the next batch
+    takes all of them into one transaction, one commit and one fsync (group commit).
+
+    There is no writer thread: the first save of a batch writes it (LevelDB's writer
+    queue).  A save joins the queue; if it is first it writes the batch of everything
+    queued (up to `MAX_BATCH`); else it sleeps until its batch has been written or until
+    it is first and so writes the next one.  Each save is written on its own inside the
+    batch (a savepoint on SQLite; on PostgreSQL a batch that fails is written again save
+    by save), so a conflict fails that save alone, and each is answered only once its
+    batch has committed: an answered save is durable, a refused one wrote nothing.
+    Notification ids follow the queue's order, batch after batch, so the log's order is
+    the commit order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[_Save] = deque()
+        self.batches = 0
+        self.saves = 0
+        """How many batches and saves this writer wrote (tests and benchmarks read them)."""
+
+    def write(self, save: _Save) -> Sequence[int] | None:
+        with self._lock:
+            self._queue.append(save)
+            leading = len(self._queue) == 1
+        if not leading:
+            save.wake.wait()
+            if save.done:
+                return save.outcome()
+        with self._lock:  # first in the queue now: this thread writes the next batch
+            batch = list(islice(self._queue, MAX_BATCH))
+        try:
+            save.recorder._write_batch(batch)
+        except BaseException as error:
+            # The batch's transaction failed as a whole (its commit, a lost connection):
+            # none of it is written, and every save of it is told so.
+            for each in batch:
+                each.ids, each.error = None, error if each is save else _copy_error(error)
+        finally:
+            with self._lock:
+                for _ in batch:
+                    self._queue.popleft()
+                following = self._queue[0] if self._queue else None
+                self.batches += 1
+                self.saves += len(batch)
+            for each in batch:
+                each.done = True
+                if each is not save:
+                    each.wake.set()
+            if following is not None:
+                following.wake.set()  # it writes the next batch
+        return save.outcome()
+
+
+def _copy_error(error: BaseException) -> BaseException:
+    """The batch's error for another thread to raise (an exception object raised in two
+    threads at once would mix their tracebacks)."""
+    if not isinstance(error, Exception):
+        # The writing thread was stopped (KeyboardInterrupt, SystemExit): that belongs to
+        # it, not to the saves it was writing, which are told they were not written.
+        return persistence.OperationalError(f"the batch was not written: the thread "
+                                            f"writing it stopped ({type(error).__name__})")
+    try:
+        copy = type(error)(*error.args)
+    except Exception:  # pragma: no cover - an error class with another constructor
+        copy = persistence.OperationalError(str(error))
+    copy.__cause__ = error
+    return copy
+
+
+_WRITERS: dict[Any, GroupWriter] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def group_writer(key: Any) -> GroupWriter:
+    """The writer of the store ``key`` names in this process (made on first use)."""
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(key)
+        if writer is None:
+            writer = _WRITERS[key] = GroupWriter()
+        return writer
+
+
+# sqlite3's errors as eventsourcing's, most specific first: the table of eventsourcing
+# 9.5.6's `SQLiteTransaction.__exit__`, which translates only what escapes its transaction
+# block (a save refused inside a batch is caught before that); tests/test_group_commit.py
+# compares each with what the library raises.
+_SQLITE_ERRORS: tuple[tuple[type[Exception], type[Exception]], ...] = (
+    (sqlite3.InterfaceError, persistence.InterfaceError),
+    (sqlite3.DataError, persistence.DataError),
+    (sqlite3.OperationalError, persistence.OperationalError),
+    (sqlite3.IntegrityError, persistence.IntegrityError),
+    (sqlite3.InternalError, persistence.InternalError),
+    (sqlite3.ProgrammingError, persistence.ProgrammingError),
+    (sqlite3.NotSupportedError, persistence.NotSupportedError),
+    (sqlite3.DatabaseError, persistence.DatabaseError),
+    (sqlite3.Error, persistence.PersistenceError),
+)
+
+
+def as_library_error(error: Exception) -> Exception:
+    """A sqlite3 error as the library would raise it (others unchanged)."""
+    if isinstance(error, sqlite3.Error):
+        for theirs, ours in _SQLITE_ERRORS:
+            if isinstance(error, theirs):
+                translated = ours(error)
+                translated.__cause__ = error
+                return translated
+    return error
+
+
 _SQLITE_TABLES = [
     "CREATE TABLE IF NOT EXISTS closer_idempotency (workspace TEXT NOT NULL, key TEXT NOT NULL, "
     "fingerprint TEXT NOT NULL, response TEXT NOT NULL, created_at TEXT NOT NULL, "
@@ -362,6 +551,42 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return super().construct_create_table_statements() + _SQLITE_TABLES
+
+    def _batchable(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> bool:
+        # An in-memory database's pool makes reads wait for the writer, and a batch reads
+        # the chain's tips while it writes: there, each save commits alone.
+        return not self.datastore.pool.is_sqlite_memory_mode
+
+    def _store_key(self) -> Any:
+        return ("sqlite", self.datastore.pool.db_name, self.events_table_name)
+
+    def _insert_alone(self, stored_events: Sequence[StoredEvent],
+                      kwargs: dict[str, Any]) -> Sequence[int] | None:
+        ids: Sequence[int] | None = SQLiteProcessRecorder.insert_events(
+            self, stored_events, **kwargs)
+        return ids
+
+    def _write_batch(self, batch: list[_Save]) -> None:
+        """One transaction; each save inside a savepoint, so a refused one (a duplicate
+        version, a reused idempotency key, a stale position) is rolled back alone and its
+        batch-mates commit."""
+        pending: dict[Any, Any] = {}
+        with self.datastore.transaction(commit=True) as c:
+            for save in batch:
+                recorder = save.recorder
+                c.execute("SAVEPOINT closer_save")
+                try:
+                    save.prepared = recorder._prepare(save.events, save.kwargs, pending)
+                    save.ids = recorder._insert_events(c, save.events, **save.kwargs)
+                except Exception as error:
+                    c.execute("ROLLBACK TO closer_save")
+                    save.ids, save.error = None, as_library_error(error)
+                else:
+                    recorder._written(save.prepared, pending)
+                c.execute("RELEASE closer_save")
+        for save in batch:
+            if save.error is None:
+                save.recorder._committed(save.prepared)
 
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
@@ -502,8 +727,66 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
             yield conn
 
-    def insert_events(self, stored_events: Sequence[StoredEvent],
-                      **kwargs: Any) -> Sequence[int] | None:
+    def _batchable(self, stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]) -> bool:
+        return self._in_one_script(stored_events, kwargs)
+
+    def _store_key(self) -> Any:
+        conninfo = self.datastore.pool.conninfo
+        database = id(self.datastore) if callable(conninfo) else conninfo
+        return ("postgres", database, self.datastore.schema, self.events_table_name)
+
+    def _write_batch(self, batch: list[_Save]) -> None:
+        """The batch as one script (`_insert_in_one_script`'s, with every save's rows and
+        one INSERT of all their events); if it is refused (one save's duplicate version
+        or idempotency key fails the script, and so all of it), each save is written
+        again on its own, so only the refused one fails."""
+        pending: dict[Any, Any] = {}
+        for save in batch:
+            save.prepared = save.recorder._prepare(save.events, save.kwargs, pending)
+            save.recorder._written(save.prepared, pending)
+        try:
+            ids = self._insert_batch_in_one_script(batch)
+        except persistence.IntegrityError:
+            if len(batch) == 1:
+                raise
+            self._write_one_by_one(batch)
+            return
+        start = 0
+        for save in batch:
+            save.ids = ids[start:start + len(save.events)]
+            start += len(save.events)
+        for save in batch:
+            save.recorder._committed(save.prepared)
+
+    def _write_one_by_one(self, batch: list[_Save]) -> None:
+        for save in batch:
+            recorder = save.recorder
+            try:
+                save.prepared = recorder._prepare(save.events, save.kwargs, {})
+                save.ids = recorder._insert_in_one_script(save.events, save.kwargs)
+            except Exception as error:
+                save.ids, save.error = None, error
+            else:
+                recorder._committed(save.prepared)
+
+    @_library_retry
+    def _insert_batch_in_one_script(self, batch: list[_Save]) -> Sequence[int]:
+        events = [event for save in batch for event in save.events]
+        with (self.datastore.get_connection() as conn,
+              ClientCursor(conn, row_factory=tuple_row) as curs):
+            def write(cursor: Any) -> None:
+                for save in batch:
+                    save.recorder._insert_events(cursor, save.events, **save.kwargs)
+                self._insert_stored_events(cursor, events)
+            statements = _statements_of(write)
+            curs.execute(b";".join([b"BEGIN", *(curs.mogrify(query, params).encode()
+                                               for query, params in statements), b"COMMIT"]))
+            for _ in range(len(statements)):
+                curs.nextset()
+            return _notification_ids(curs.fetchall(), events)
+
+    def _insert_alone(self, stored_events: Sequence[StoredEvent],
+                      kwargs: dict[str, Any]) -> Sequence[int] | None:
         """The library's write, as one query string: one round trip instead of three.
 
         eventsourcing runs ``conn.transaction()`` inside a pipeline (psycopg syncs the
@@ -524,7 +807,8 @@ class CloserPostgresRecorder(_Queries, PostgresProcessRecorder):
             # refused): the library's own pipelined write does that.
             try:
                 # (The library's retry decorator leaves its methods untyped.)
-                ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+                ids: Sequence[int] | None = PostgresProcessRecorder.insert_events(
+                    self, stored_events, **kwargs)
             except _RolledBack as refused:
                 raise refused.error from None
             return ids

@@ -201,3 +201,20 @@ def test_an_export_of_a_time_range_and_its_csv(store: dict[str, Any]) -> None:
     assert (first["type"], first["actor"], first["on_behalf_of"], first["workspace"]) == \
         ("InterviewRecorded", "coach@agency.example", "maya", "agency")
     assert first["at"].startswith("2026-11-25T10:00")
+
+
+def test_verify_names_a_read_model_row_changed_in_sql(store: dict[str, Any]) -> None:
+    import sqlite3
+
+    run("projections", "run", "--once")
+    assert "read-model rows checked" in run("audit", "verify")
+    db = sqlite3.connect(store["url"].removeprefix("sqlite:///"))
+    db.execute("UPDATE rm_pipeline SET stage='advanced' WHERE candidacy_id=?",
+               (store["ids"][0],))
+    db.commit()
+    db.close()
+    out = run("audit", "verify", code=1)
+    assert f"read_model: candidacy {store['ids'][0]}" in out and "rm_pipeline row" in out
+    assert "rm_pipeline row" in run("audit", "verify", "--candidacy", store["ids"][0], code=1)
+    assert "intact" in run("audit", "verify", "--candidacy", store["ids"][1])
+    assert "intact" in run("audit", "verify", "--no-read-models")

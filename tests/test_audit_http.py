@@ -77,3 +77,27 @@ def test_a_tampered_event_is_named_to_its_workspace_admin_and_flagged_on_read(
     assert answer["findings_elsewhere"] >= 1  # the other workspace's: counted, not named
     view = recruiter.get(f"/candidacies/{candidacy_id}").json()
     assert view["chain_broken"]["kind"] == "altered" and view["chain_broken"]["version"] == 1
+
+
+@sqlite_store
+def test_a_tampered_read_model_row_is_named_over_http(
+        app: FastAPI, candidacies: Candidacies, settings: Settings, database_url: str) -> None:
+    from api.read_models import follower
+
+    recruiter = _client(app, candidacies, "recruiter")
+    candidacy_id = walk_to(recruiter, "next_step_closed")
+    record_checkpoint(candidacies, settings)
+    follower(candidacies).run_once()
+    admin = _client(app, candidacies, "admin")
+    answer = admin.get("/audit/verify").json()
+    assert answer["intact"] is True and answer["read_model_rows_checked"] > 0
+    db = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    db.execute("UPDATE rm_timeline SET actor='someone-else' WHERE candidacy_id=? AND "
+               "version=2", (candidacy_id,))
+    db.commit()
+    db.close()
+    answer = admin.get("/audit/verify").json()
+    assert answer["intact"] is False
+    assert [(f["kind"], f["candidacy_id"], f["version"]) for f in answer["findings"]] == \
+        [("read_model", candidacy_id, 2)]
+    assert "rm_timeline" in answer["findings"][0]["detail"]

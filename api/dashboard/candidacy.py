@@ -118,10 +118,17 @@ def candidacy_page(request: Request, viewer: Viewer, candidacy_id: str, *, statu
     cards = [outbox.card(dispatcher, row)
              for row in message_rows(candidacies, candidacy_id=str(candidacy.id))]
     zone = ZoneInfo(candidacy.timezone)
+    from api.audit_service import chain_warning
+
+    # Commands on a broken chain are refused (api.dependencies.refuse_if_chain_broken):
+    # the page says why and offers none.
+    chain = chain_warning(candidacies, candidacy_id)
     return render(
         request, viewer, "candidacy.html", status=status, page="dashboard_candidacies",
         candidacy=candidacy, lines=timeline(candidacies, candidacy), messages=cards,
-        forms=command_forms(candidacies, candidacy) if viewer.can_act else [],
+        chain_broken=chain,
+        forms=command_forms(candidacies, candidacy) if viewer.can_act and chain is None
+        else [],
         paused=paused_now(candidacy, candidacies.clock.now()), local=lambda m: local(m, zone),
         error=error, mediums=[m.value for m in ThankYouMedium],
         channels=[c.value for c in NudgeChannel], reply_kinds=[k.value for k in ReplyKind],

@@ -22,7 +22,8 @@ def require_admin(principal: Reader) -> None:
 
 
 class AuditFinding(BaseModel):
-    kind: str = Field(description="altered, removed, inserted, reordered, checkpoint, snapshot")
+    kind: str = Field(description="altered, removed, inserted, reordered, checkpoint, "
+                                  "snapshot, row, read_model")
     candidacy_id: str | None = None
     version: int | None = None
     notification_id: int | None = None
@@ -37,6 +38,8 @@ class AuditVerification(BaseModel):
     events_checked: int
     checkpoints_checked: int
     snapshots_checked: int
+    read_model_rows_checked: int = Field(
+        0, description="the read models' stored rows compared with those their events make")
     tree_size: int
     findings: list[AuditFinding]
     findings_elsewhere: int = Field(description="findings in other workspaces' candidacies")
@@ -49,8 +52,8 @@ def verify_audit(
     since: Annotated[int | None, Query(ge=1, description="trust checkpoint N and check the "
                                                          "log after it")] = None,
 ) -> AuditVerification:
-    """Check every stored event's chain link, every signed checkpoint and every snapshot;
-    the first finding first."""
+    """Check every stored event's chain link, every signed checkpoint, every snapshot,
+    every candidacy's current row and the read models' tables; the first finding first."""
     from api.audit_service import verify_store
 
     report = verify_store(candidacies, request.app.state.settings, since=since)
@@ -71,7 +74,9 @@ def verify_audit(
                                  detail=finding.detail))
     return AuditVerification(intact=report.intact, events_checked=report.events,
                              checkpoints_checked=report.checkpoints_checked,
-                             snapshots_checked=report.snapshots_checked, tree_size=report.size,
+                             snapshots_checked=report.snapshots_checked,
+                             read_model_rows_checked=report.read_model_rows_checked,
+                             tree_size=report.size,
                              findings=mine, findings_elsewhere=elsewhere)
 
 

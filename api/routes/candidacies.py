@@ -222,6 +222,9 @@ class HistoryEvent(BaseModel):
 
 class History(BaseModel):
     events: list[HistoryEvent]
+    chain_broken: ChainBreak | None = Field(
+        default=None, description="set when these events are not what was recorded: the "
+                                  "first break in the candidacy's hash chain (docs/audit.md)")
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -322,17 +325,22 @@ def list_candidacies(
 def get_candidacy(candidacy_id: CandidacyId, candidacies: Store, principal: Reader,
                   response: Response) -> CandidacyView:
     """One candidacy as it stands (`ETag`: its version)."""
-    from api.audit_service import chain_warning
-
     candidacy = candidacies.get(candidacy_id, principal.workspace)
     etag(response, candidacy.version)
     view = candidacy_view(candidacies, candidacy)
-    broken = chain_warning(candidacies, candidacy_id)
-    if broken is not None:
-        view.chain_broken = ChainBreak(kind=broken.kind, version=broken.version,
-                                       notification_id=broken.notification_id,
-                                       detail=broken.detail)
+    view.chain_broken = chain_break(candidacies, candidacy_id)
     return view
+
+
+def chain_break(candidacies: Candidacies, candidacy_id: str) -> ChainBreak | None:
+    """The first break in the candidacy's chain, for a read to carry (None: intact)."""
+    from api.audit_service import chain_warning
+
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is None:
+        return None
+    return ChainBreak(kind=broken.kind, version=broken.version,
+                      notification_id=broken.notification_id, detail=broken.detail)
 
 
 @router.get("/{candidacy_id}/events", operation_id="getCandidacyEvents",
@@ -346,4 +354,5 @@ def get_candidacy_events(candidacy_id: CandidacyId, candidacies: Store, principa
         raise CandidacyNotFound(candidacy_id)
     entries = candidacies.history(candidacy_id, principal.workspace)
     etag(response, entries[-1].version)
-    return History(events=[history_event(e) for e in entries])
+    return History(events=[history_event(e) for e in entries],
+                   chain_broken=chain_break(candidacies, candidacy_id))

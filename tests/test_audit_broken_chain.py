@@ -1,0 +1,108 @@
+"""Commands and reads of a candidacy whose chain is broken (issue 17): an event altered
+in SQL makes every command on that candidacy a 409 `chain-broken` problem naming the
+first break, with nothing recorded (over the API and from the dashboard's forms); its
+history read carries the break; the dashboard's Candidacy page shows a banner and no
+forms.  Other candidacies go on as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_support import WORKSPACE, TestClient
+from builders import interview
+from dashboard_support import ORIGIN, form_fields, sign_in
+
+from api.app import create_app
+from api.auth import create_token
+from api.settings import Settings
+from engine.application import Candidacies
+from engine.values import Actor
+from tests.test_audit import Raw
+
+COACH = Actor(user="coach@agency", workspace=WORKSPACE)
+
+
+@pytest.fixture
+def app(candidacies: Candidacies, database_url: str, tmp_path: Path) -> Any:
+    settings = Settings(database_url=database_url, tasks_dir=str(tmp_path / "tasks"),
+                        audit_key_file=str(tmp_path / "audit.key"), session_secret="s" * 40)
+    return create_app(settings, candidacies=candidacies)
+
+
+def _api(app: Any, candidacies: Candidacies, workspace: str = WORKSPACE) -> TestClient:
+    token = create_token(candidacies, workspace=workspace, role="recruiter")
+    return TestClient(app, headers={"Authorization": f"Bearer {token}"})
+
+
+def _tamper(database_url: str, candidacies: Candidacies, cid: str) -> None:
+    """The interview (version 1) rewritten in SQL: another company."""
+    raw = Raw(database_url, candidacies)
+    _, _, state = raw.event(cid, 1)
+    assert b"Northwind" in state
+    raw.set_state(cid, 1, state.replace(b"Northwind", b"Southwind"))
+
+
+def test_a_command_on_a_broken_chain_is_refused_naming_the_break(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    broken = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    intact = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    client = _api(app, candidacies)
+    _tamper(database_url, candidacies, broken)
+    answer = client.post(f"/candidacies/{broken}/no-hesitations")
+    assert answer.status_code == 409, answer.text
+    problem = answer.json()
+    assert problem["type"] == "urn:closer:problem:chain-broken"
+    assert (problem["candidacy_id"], problem["version"], problem["finding"]) == \
+        (broken, 1, "altered")
+    assert "closer audit verify" in problem["detail"]
+    assert candidacies.get(broken, WORKSPACE).version == 1  # nothing recorded
+    assert client.post(f"/candidacies/{intact}/no-hesitations").status_code == 200
+    # The history read says so too; the intact one's does not.
+    events = client.get(f"/candidacies/{broken}/events").json()
+    assert events["chain_broken"]["kind"] == "altered" and events["chain_broken"]["version"] == 1
+    assert client.get(f"/candidacies/{intact}/events").json()["chain_broken"] is None
+
+
+def test_another_workspaces_broken_candidacy_is_not_found_not_named(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    broken = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    _tamper(database_url, candidacies, broken)
+    answer = _api(app, candidacies, "elsewhere").post(
+        f"/candidacies/{broken}/no-hesitations")
+    assert answer.status_code == 404
+
+
+def test_the_dashboard_flags_a_broken_chain_and_refuses_its_forms(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    cid = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    client = TestClient(app, base_url=ORIGIN)
+    sign_in(client, create_token(candidacies, workspace=WORKSPACE, role="recruiter"))
+    page = client.get(f"/dashboard/candidacies/{cid}").text
+    assert 'data-role="chain-broken"' not in page
+    action = f"/dashboard/candidacies/{cid}/record_no_hesitations"
+    fields = form_fields(page, action)
+    _tamper(database_url, candidacies, cid)
+    page = client.get(f"/dashboard/candidacies/{cid}").text
+    assert 'data-role="chain-broken"' in page and "altered at version 1" in page
+    assert action not in page  # no forms on a broken chain
+    refused = client.post(action, data=fields, headers={"Origin": ORIGIN},
+                          follow_redirects=False)
+    assert refused.status_code == 409
+    assert "Not applied" in refused.text and "not what was recorded" in refused.text
+    assert candidacies.get(cid, WORKSPACE).version == 1
+
+
+def test_a_deleted_last_event_refuses_commands_too(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    """Removed with SQL, its recorded hash stays: the check's one query finds it."""
+    cid = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    candidacies.record_no_hesitations(COACH, cid)
+    raw = Raw(database_url, candidacies)
+    raw.run(f"DELETE FROM {raw.events} WHERE originator_id=? AND originator_version=2",
+            raw.id(cid))
+    answer = _api(app, candidacies).post(f"/candidacies/{cid}/next-step",
+                                         json={"description": "onsite"})
+    assert answer.status_code == 409, answer.text
+    assert (answer.json()["finding"], answer.json()["version"]) == ("removed", 2)
