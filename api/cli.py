@@ -385,10 +385,8 @@ def erase(
     transaction, then rewrite the store's files (SQLite: VACUUM and an emptied WAL;
     PostgreSQL: VACUUM FULL of the touched tables).  Stages, times and the audit stay.
     Run again on an erased candidacy, it only rewrites the files again."""
-    from api.audit_service import erasure_tables
-    from api.read_models import read_models
+    from api.audit_service import erase as erase_candidacy
     from api.wiring import build_candidacies
-    from engine.personal_data import scrub_storage
     from engine.values import Actor
 
     candidacies = build_candidacies()
@@ -396,14 +394,10 @@ def erase(
         row = candidacies.row(candidacy) if _is_uuid(candidacy) else None
         if row is None:
             raise InvalidInput("candidacy", f"no candidacy {candidacy}")
-        read_models(candidacies)  # their tables' scrubs run in the erasure's transaction
-        if candidacies.keyring.erased(candidacy):
-            done = f"{candidacy}: already erased"
-        else:
-            outcome = candidacies.erase(Actor(user=by, workspace=row.workspace), candidacy,
-                                        reason)
-            done = f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})"
-        files = scrub_storage(candidacies.recorder, erasure_tables(candidacies))
+        outcome, files = erase_candidacy(candidacies, Actor(user=by, workspace=row.workspace),
+                                         candidacy, reason, again=True)
+        done = (f"{candidacy}: already erased" if outcome is None else
+                f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})")
     finally:
         candidacies.close()
     console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,

@@ -103,14 +103,11 @@ def erase_candidacy(body: ErasureRequest, candidacies: Store, principal: Reader)
     """Erase a candidate's personal data in the caller's workspace (as `closer erase`):
     the key destroyed, the plaintext copies scrubbed, the files rewritten; 409
     ``candidacy-erased`` when it was erased already."""
-    from api.audit_service import erasure_tables
-    from api.read_models import read_models
-    from engine.personal_data import scrub_storage
+    from api.audit_service import erase
     from engine.values import Actor
 
-    read_models(candidacies)  # their scrubs run in the erasure's transaction
-    outcome = candidacies.erase(Actor(user=principal.user, workspace=principal.workspace),
-                                body.candidacy_id, body.reason)
+    outcome, storage = erase(candidacies, Actor(user=principal.user,
+                                                workspace=principal.workspace),
+                             body.candidacy_id, body.reason)
     return Erasure(candidacy_id=outcome.candidacy_id, version=outcome.version,
-                   stage=outcome.stage,
-                   storage=scrub_storage(candidacies.recorder, erasure_tables(candidacies)))
+                   stage=outcome.stage, storage=storage)
