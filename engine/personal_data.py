@@ -12,15 +12,16 @@ grouped under their candidacy, so one erasure destroys them all.
 
 A sealed leaf is stored as ``{"_type_": "sealed", "_data_": "<base64 nonce+ciphertext>"}``
 (the library's transcoding extension point, `SealedAsBase64`); the chain hashes cover
-those stored bytes, so `audit verify` is untouched by an erasure.  `erase` rows
-(``subject_keys=[Erasure(...)]`` on a save) delete the candidacy's keys, record it in
+those stored bytes, so `audit verify` is untouched by an erasure.  `Erasure` rows
+(``subject_keys=[Erasure(...)]`` on a save: `Candidacies.erase`) delete the candidacy's keys, record it in
 ``closer_erasures`` and run the scrub statements other layers registered
 (`register_scrub`: the read models' and outbox's plaintext columns), all in the
 erasure event's transaction.  Afterwards a sealed leaf reads ``"erased"``; a mapper
 without a keyring (replay reading tables itself) reads every sealed leaf as
 ``"withheld"``.  `scrub_storage` then rewrites the database so no freed page or WAL
 frame keeps an old copy (SQLite: VACUUM and a truncating checkpoint; PostgreSQL:
-VACUUM FULL of the touched tables; docs/audit.md says what PostgreSQL still keeps).
+VACUUM FULL of the tables the erasure wrote; docs/audit.md says what PostgreSQL still
+keeps, and what erasure does not reach).
 """
 
 from __future__ import annotations
