@@ -134,3 +134,30 @@ def run_checkpoints(candidacies: Any, settings: Settings, stop: Any, beat: Any) 
                 raise LogNotIntact(f"the log does not verify: {first.line() if first else ''}")
         beat()
         stop.wait(settings.audit_checkpoint_every_seconds)
+
+
+def erasure_tables(candidacies: Any) -> list[str]:
+    """The tables an erasure deletes from or overwrites, which PostgreSQL rewrites after
+    it (``VACUUM FULL``).  Not the events' nor the snapshots' tables: they only ever held
+    the sealed values, and rewriting them would lock the whole log for minutes."""
+    del candidacies  # (the same names on every store)
+    return ["closer_candidacies", "closer_subject_keys", "closer_erasures",
+            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]
+
+
+def erase(candidacies: Any, actor: Any, candidacy_id: str, reason: str, *,
+          again: bool = False) -> tuple[Any, dict[str, Any]]:
+    """`closer erase` and ``POST /audit/erasures``: the read models' scrubs registered,
+    the erasure recorded (its transaction deletes the keys and runs the scrubs), the read
+    models caught up past it (so their rows are, at once, what `audit verify` rebuilds
+    from the events), then the files rewritten.  With ``again``, an erased candidacy only
+    has its files rewritten (outcome None); else it is refused (`CandidacyErased`)."""
+    from api.read_models import follower, read_models
+    from engine.personal_data import scrub_storage
+
+    read_models(candidacies)
+    outcome = None
+    if not (again and candidacies.keyring.erased(candidacy_id)):
+        outcome = candidacies.erase(actor, candidacy_id, reason)
+    follower(candidacies).run_once()
+    return outcome, scrub_storage(candidacies.recorder, erasure_tables(candidacies))

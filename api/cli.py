@@ -385,9 +385,8 @@ def erase(
     transaction, then rewrite the store's files (SQLite: VACUUM and an emptied WAL;
     PostgreSQL: VACUUM FULL of the touched tables).  Stages, times and the audit stay.
     Run again on an erased candidacy, it only rewrites the files again."""
-    from api.read_models import read_models
+    from api.audit_service import erase as erase_candidacy
     from api.wiring import build_candidacies
-    from engine.personal_data import scrub_storage
     from engine.values import Actor
 
     candidacies = build_candidacies()
@@ -395,36 +394,25 @@ def erase(
         row = candidacies.row(candidacy) if _is_uuid(candidacy) else None
         if row is None:
             raise InvalidInput("candidacy", f"no candidacy {candidacy}")
-        read_models(candidacies)  # their tables' scrubs run in the erasure's transaction
-        if candidacies.keyring.erased(candidacy):
-            done = f"{candidacy}: already erased"
-        else:
-            outcome = candidacies.erase(Actor(user=by, workspace=row.workspace), candidacy,
-                                        reason)
-            done = f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})"
-        files = scrub_storage(candidacies.recorder, _erased_tables(candidacies))
+        outcome, files = erase_candidacy(candidacies, Actor(user=by, workspace=row.workspace),
+                                         candidacy, reason, again=True)
+        done = (f"{candidacy}: already erased" if outcome is None else
+                f"{candidacy}: erased (version {outcome.version}, stage {outcome.stage})")
     finally:
         candidacies.close()
     console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
                   soft_wrap=True)
 
 
-def _erased_tables(candidacies: Candidacies) -> list[str]:
-    """The tables an erasure writes or clears (PostgreSQL rewrites each)."""
-    tables = [candidacies.recorder.events_table_name]
-    if candidacies.snapshots is not None:
-        tables.append(candidacies.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
-    return [*tables, "closer_candidacies", "closer_subject_keys", "closer_erasures",
-            "closer_messages", "rm_pipeline", "rm_timeline", "rm_overrides"]
-
-
 def _scrubbed(files: dict[str, Any]) -> str:
     if files["store"] == "sqlite":
-        if not files["vacuumed"]:
+        if "wal_truncated" not in files:
             return "nothing to do (in memory)"
+        vacuum = "VACUUM done" if files["vacuumed"] else \
+            "NOT vacuumed (the events table has no index: VACUUM could renumber it)"
         wal = "WAL emptied" if files["wal_truncated"] else \
             "WAL NOT emptied (another process reads it: run again when it is idle)"
-        return f"VACUUM done, {wal}"
+        return f"{vacuum}, {wal}"
     if files["store"] == "postgresql":
         return f"VACUUM FULL of {', '.join(files['vacuumed'])} (see docs/audit.md on the WAL)"
     return "nothing to do (in memory)"

@@ -178,10 +178,14 @@ class Candidacies(Application[UUID]):
     def _record(self, processing_event: Any) -> Any:
         # A new candidacy's (or outbox message's) key goes in its first event's transaction.
         keys = self.keyring.new_keys(processing_event.events)
-        if keys:
-            saved = processing_event.saved_kwargs
-            saved["subject_keys"] = [*(saved.get("subject_keys") or ()), *keys]
-        return super()._record(processing_event)
+        if not keys:
+            return super()._record(processing_event)
+        saved = processing_event.saved_kwargs
+        saved["subject_keys"] = [*(saved.get("subject_keys") or ()), *keys]
+        try:
+            return super()._record(processing_event)
+        finally:
+            self.keyring.settle(keys)
 
     def construct_transcoder(self) -> Transcoder:
         return transcoder_of(self.factory)  # shared with replay (engine.codec)

@@ -33,6 +33,7 @@ OPERATIONS = {
     ("GET", "/candidacies/{candidacy_id}"): "getCandidacy",
     ("GET", "/candidacies/{candidacy_id}/events"): "getCandidacyEvents",
     ("GET", "/audit/verify"): "verifyAudit",
+    ("POST", "/audit/erasures"): "eraseCandidacy",
     ("GET", "/candidacies/{candidacy_id}/messages"): "getCandidacyMessages",
     ("POST", "/candidacies/{candidacy_id}/hesitations"): "raiseHesitation",
     ("POST", "/candidacies/{candidacy_id}/hesitations/{hesitation_id}/address"):

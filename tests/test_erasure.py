@@ -128,9 +128,8 @@ def test_after_closer_erase_no_personal_datum_is_in_the_files_logs_or_export(
     assert _leaks(before, [ZELDA["name"]]), "the grep would find nothing anyway"
     output = run("erase", "--candidacy", zelda, "--reason", "GDPR request #4411",
                  "--by", "dpo@agency")
-    assert "erased" in output and "WAL emptied" in output
-    _follow(app)  # the read models follow the erasure event too
-    verified = run("audit", "verify")
+    assert "erased" in output and "VACUUM done" in output and "WAL emptied" in output
+    verified = run("audit", "verify")  # the read models too: erase caught them up
     export = run("audit", "export", "--out", str(tmp / "export.jsonl"), "--csv")
     (tmp / "cli.txt").write_text(output + verified + export)
     store["log"].flush()
@@ -194,12 +193,23 @@ def test_the_dashboard_and_the_api_render_an_erased_candidacy(
         assert zelda in refused.json()["detail"]
 
 
-def test_replay_reads_an_erased_store(store: dict[str, Any]) -> None:
+def test_replay_reads_an_erased_store_as_before(store: dict[str, Any]) -> None:
+    """Replay never needed the personal data: the same figures before and after."""
     zelda = store["zelda"]
-    run("erase", "--candidacy", zelda, "--reason", "request 3")
     until = (store["app"].clock.now() + timedelta(days=60)).isoformat()
-    result = run("replay", "-p", "default", "--json", "--until", until)
-    assert '"candidacies"' in result or "candidacies" in result
+    before = _replayed(run("replay", "-p", "default", "--json", "--until", until))
+    run("erase", "--candidacy", zelda, "--reason", "request 3")
+    after = _replayed(run("replay", "-p", "default", "--json", "--until", until))
+    assert after == before and after
+
+
+def _replayed(output: str) -> Any:
+    import json
+
+    start = output.index("{")
+    data = json.loads(output[start:output.rindex("}") + 1])
+    data.pop("seconds", None)  # (how long it took)
+    return data
 
 
 def test_without_a_keyring_sealed_fields_read_withheld(store: dict[str, Any]) -> None:
@@ -288,6 +298,63 @@ def _readable(path: Path) -> bool:
     except (OSError, StopIteration):
         return False
     return True
+
+
+def test_the_in_memory_store_seals_and_erases_alike(clock: Any) -> None:
+    """The fake store holds the keys as the SQL stores do (the unit tier's erasure)."""
+    from conftest import memory_url
+    from engine.store import eventsourcing_env
+
+    app = Candidacies(eventsourcing_env(memory_url()), clock=clock, recent=0)
+    zelda = app.record_interview(COACH, interview(candidate=ZELDA)).candidacy_id
+    otto = app.record_interview(COACH, interview(candidate=OTTO)).candidacy_id
+    app.raise_hesitation(COACH, zelda, HESITATION)
+    stored = b"".join(r[3] for r in app.recorder.select_chain(app.get(zelda, WORKSPACE).id))
+    assert ZELDA["name"].encode() not in stored and b'"_type_":"sealed"' in stored
+    assert app.get(zelda, WORKSPACE).hesitations[0]["text"] == HESITATION
+    app.erase(COACH, zelda, "request 5")
+    assert app.erased_ids() == [zelda] and app.keyring.erased(zelda)
+    assert app.keyring.cipher(zelda) is None
+    assert app.get(zelda, WORKSPACE).candidate["email"] == ERASED
+    assert app.history(zelda, WORKSPACE)[1].data["text"] == ERASED
+    assert app.get(otto, WORKSPACE).candidate["email"] == OTTO["email"]
+    with pytest.raises(CandidacyErased):
+        app.erase(COACH, zelda, "again")
+
+
+def test_an_admin_erases_over_http_and_others_may_not(store: dict[str, Any]) -> None:
+    app, zelda, otto, tmp = store["app"], store["zelda"], store["otto"], store["tmp"]
+    settings = Settings(database_url=get_settings().database_url,
+                        tasks_dir=str(tmp / "tasks"), session_secret="s" * 40)
+    with TestClient(create_app(settings, candidacies=app)) as client:
+        def erase(role: str, candidacy_id: str) -> Any:
+            token = create_token(app, workspace=WORKSPACE, role=role)
+            return client.post("/audit/erasures", headers={"Authorization": f"Bearer {token}"},
+                               json={"candidacy_id": candidacy_id, "reason": "request 6"})
+
+        assert erase("recruiter", zelda).status_code == 403
+        done = erase("admin", zelda)
+        assert done.status_code == 200, done.text
+        assert done.json()["storage"]["wal_truncated"] is True
+        assert erase("admin", zelda).json()["type"].endswith("candidacy-erased")
+    assert app.get(zelda, WORKSPACE).candidate["name"] == ERASED
+    assert app.get(otto, WORKSPACE).candidate["name"] == OTTO["name"]
+    assert not [s for s in SECRETS if s.encode() in (tmp / "closer.db").read_bytes()]
+
+
+def test_log_lines_redact_contacts_but_keep_who_acted(tmp_path: Path) -> None:
+    """A channel's error quoting a recipient is logged without the address or number."""
+    import structlog
+
+    path = tmp_path / "lines.log"
+    with path.open("w") as stream:
+        configure_logging("json", "info", stream=stream, cache=False)
+        structlog.get_logger("closer.outbox").warning(
+            "delivery failed", actor="coach@agency.example",
+            error=f"550 no mailbox <{ZELDA['email']}>; voicemail to {ZELDA['phone']} failed")
+    text = path.read_text()
+    assert ZELDA["email"] not in text and ZELDA["phone"] not in text
+    assert "[redacted]" in text and "coach@agency.example" in text
 
 
 FREE_TEXT_FIELDS = {"body", "subject", "to", "context", "receipt", "error", "findings",

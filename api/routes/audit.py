@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -82,3 +82,36 @@ def verify_audit(
                              read_model_rows_checked=report.read_model_rows_checked,
                              tree_size=report.size,
                              findings=mine, findings_elsewhere=elsewhere)
+
+
+class ErasureRequest(BaseModel):
+    """Which candidacy to erase, and why (recorded: no personal data, e.g. a reference)."""
+
+    candidacy_id: str
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Erasure(BaseModel):
+    """What an erasure did: the candidacy's version and stage after it, and how the
+    store's files were rewritten (docs/audit.md, "Erasure")."""
+
+    candidacy_id: str
+    version: int
+    stage: str
+    storage: dict[str, Any]
+
+
+@router.post("/erasures", operation_id="eraseCandidacy", dependencies=[Depends(require_admin)],
+             responses=problem_responses(400, 401, 403, 404, 409, 422))
+def erase_candidacy(body: ErasureRequest, candidacies: Store, principal: Reader) -> Erasure:
+    """Erase a candidate's personal data in the caller's workspace (as `closer erase`):
+    the key destroyed, the plaintext copies scrubbed, the files rewritten; 409
+    ``candidacy-erased`` when it was erased already."""
+    from api.audit_service import erase
+    from engine.values import Actor
+
+    outcome, storage = erase(candidacies, Actor(user=principal.user,
+                                                workspace=principal.workspace),
+                             body.candidacy_id, body.reason)
+    return Erasure(candidacy_id=outcome.candidacy_id, version=outcome.version,
+                   stage=outcome.stage, storage=storage)
