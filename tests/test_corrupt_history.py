@@ -113,8 +113,12 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert "Traceback" not in json.dumps(body)
     problem(client.get(f"/candidacies/{poisoned}/events"), 500, "corrupt-history")
     candidacies.recent.take(UUID(poisoned))  # as after a restart: no copy kept in memory
+    # A command is refused before it loads anything: the stored bytes are not what Closer
+    # wrote, so the audit chain names the same event (docs/audit.md).
     command = client.post(f"/candidacies/{poisoned}/thank-you", json={"medium": "email"})
-    assert problem(command, 500, "corrupt-history")["candidacy_id"] == poisoned
+    refused = problem(command, 409, "chain-broken")
+    assert (refused["candidacy_id"], refused["version"], refused["notification_id"]) == (
+        poisoned, 2, position)
 
     # Every other candidacy, the list, the feed and the agenda keep working.
     assert ok(client.get(f"/candidacies/{healthy}")).json()["stage"] == "next_step_closed"
@@ -282,13 +286,13 @@ def test_another_workspace_still_finds_no_such_candidacy(
 def test_a_command_over_a_live_server_answers_the_same_problem(
         api: Any, candidacies: Candidacies, client_for: Any, database_url: str) -> None:
     """Over a live server (uvicorn's event loop, FastAPI's worker threads) a corrupt
-    candidacy is told apart just as in process."""
+    candidacy is told apart just as in process: its command refused as a broken chain."""
     poisoned = closed(candidacies, "Globex")
     corrupt(candidacies, database_url, poisoned, 2)
     candidacies.recent.take(UUID(poisoned))
     client, rival = client_for("recruiter"), client_for("recruiter", workspace="rival-agency")
     with LiveServer(api) as server:
-        for who, status, kind in ((client, 500, "corrupt-history"), (rival, 404, "not-found")):
+        for who, status, kind in ((client, 409, "chain-broken"), (rival, 404, "not-found")):
             answer = httpx.post(f"{server.url}/candidacies/{poisoned}/nudges",
                                 headers={"Authorization": f"Bearer {who.token}"},
                                 timeout=GUARD_SECONDS)
