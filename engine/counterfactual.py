@@ -38,8 +38,10 @@ from engine.response_model import (
     EmployerDraw,
     ResponseModel,
     RoundContext,
+    RoundRecord,
     business_days_between,
     country_value,
+    rounds_of,
 )
 from engine.simulation import SKIPPED, drive
 
@@ -139,6 +141,7 @@ class _Prepared:
     ctx: RoundContext
     own_nudges: list[int]
     interview_at: datetime
+    observed: RoundRecord | None = None  # the last round as recorded: what the draws are given
 
 
 def prepare(history: Any) -> _Prepared | None:
@@ -166,7 +169,11 @@ def prepare(history: Any) -> _Prepared | None:
         if fact.name == "NudgeSent":
             own.append(business_days_between(day, fact.at.astimezone(zone).date()))
         kept.append(fact)
-    return _Prepared(history, kept, ctx, own, interview["interviewed_at"])
+    # The last round as recorded, under the live policy's nudges (decided and by hand):
+    # the employer's draws are conditioned on it (`EmployerDraw._condition`).
+    recorded = rounds_of(history)
+    observed = recorded[-1] if recorded and recorded[-1].ctx.round == number else None
+    return _Prepared(history, kept, ctx, own, interview["interviewed_at"], observed)
 
 
 class _Run:
@@ -270,7 +277,9 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
     """Every candidacy of one id range, under each policy, ``draws`` times."""
     models = _draw_models(model, draws, seed)
     records = Records([p.label for p in policies], draws)
-    for history in candidacy_histories(source.batches(partition)):
+    # With the recorded decisions: the live policy's nudges are what the record of the
+    # employer's decision was given (`prepare`).
+    for history in candidacy_histories(source.batches(partition), keep_decisions=True):
         records.events += history.events
         prepared = prepare(history)
         if prepared is None or not filters.admit(history):
@@ -278,7 +287,8 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
         records.candidacies += 1
         ident = str(history.id)
         for r, drawn in enumerate(models):
-            draw = EmployerDraw(prepared.ctx, drawn, random.Random(f"{seed}:{ident}:{r}"))
+            draw = EmployerDraw(prepared.ctx, drawn, random.Random(f"{seed}:{ident}:{r}"),
+                                prepared.observed)
             for p, policy in enumerate(policies):
                 live = list(prepared.facts)
                 employer = _Employer(draw, list(prepared.own_nudges), live)
