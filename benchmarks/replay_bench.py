@@ -699,8 +699,8 @@ def tune_main(args: argparse.Namespace) -> None:
     floor(path)  # warm the page cache
     load_before = load_average()
     started = time.perf_counter()
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1,  # type: ignore[no-untyped-call]
+                           processes=True, dashboard_address=None)
     client = Client(cluster)  # type: ignore[no-untyped-call]
     cluster_start = time.perf_counter() - started
     sides = {"local pool, 2 processes": lambda: tune_run(source, views, model, args.draws, 2),
@@ -718,7 +718,7 @@ def tune_main(args: argparse.Namespace) -> None:
         runs = alternated(args.rounds, list(sides), one)
     finally:
         client.close()  # type: ignore[no-untyped-call]
-        cluster.close()  # type: ignore[no-untyped-call]
+        cluster.close()
     local, dask = (runs[s] for s in sides)
     seconds = {s: [m["seconds"] for m in runs[s]] for s in sides}
     speedup = ratios([m["seconds"] for m in local], [m["seconds"] for m in dask])
