@@ -4,7 +4,9 @@ Recorded mode (`engine.replay`) keeps every employer reply where it was.  Here t
 employer's decision in a candidacy's last round (its advance or rejection) is dropped and
 drawn instead from a `ResponseModel`, given the nudges the replayed policy sends: each
 policy's nudge redraws the decision from the next business day on
-(`engine.response_model.EmployerDraw`).  Everything else stays as recorded (interviews,
+(`engine.response_model.EmployerDraw`).  The draw is given what the record shows of that
+employer under the nudges actually sent (`EmployerDraw._condition`): under the live
+policy it decides as recorded; under another, only where its nudges change the hazard.  Everything else stays as recorded (interviews,
 earlier rounds, updates, out-of-office replies, offers, people's own messages).
 
 Each candidacy is run ``draws`` times per policy.  Draw ``r`` has its coefficients drawn
