@@ -6,8 +6,9 @@ drawn instead from a `ResponseModel`, given the nudges the replayed policy sends
 policy's nudge redraws the decision from the next business day on
 (`engine.response_model.EmployerDraw`).  The draw is given what the record shows of that
 employer under the nudges actually sent (`EmployerDraw._condition`): under the live
-policy it decides as recorded; under another, only where its nudges change the hazard.  Everything else stays as recorded (interviews,
-earlier rounds, updates, out-of-office replies, offers, people's own messages).
+policy it decides as recorded; under another, only where its nudges change the hazard.
+Everything else stays as recorded (interviews, earlier rounds, updates, out-of-office
+replies, offers, people's own messages).
 
 Each candidacy is run ``draws`` times per policy.  Draw ``r`` has its coefficients drawn
 once from the fit's normal approximation (parameter uncertainty) and, per candidacy, its
