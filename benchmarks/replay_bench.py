@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -616,11 +617,152 @@ def coverage_main(args: argparse.Namespace) -> None:
         write(COVERAGE_SECTION, text)
 
 
+TUNE_SECTION = "## A tune at scale: 100 policies, one machine and a local cluster (issue 18)"
+
+
+def tune_policies(count: int) -> list[CadencePolicy]:
+    """``count`` policies as `closer tune --vary max_nudges=1..10 --vary spacing=1..10`
+    would make them (the live playbook first), cut to ``count``."""
+    base = default_policy().model_dump(mode="json")
+    out = [default_policy()]
+    for nudges in range(1, 11):
+        for spacing in range(1, 11):
+            data = json.loads(json.dumps(base))
+            data["name"] = f"nudges{nudges}-spacing{spacing}"
+            data["pest_line"]["max_nudges"] = nudges
+            data["nudge"]["spacing_business_days"] = spacing
+            out.append(policy_from_dict(data))
+    return out[:count]
+
+
+def tune_store(path: Path, events: int, seed: int) -> dict[str, Any]:
+    """A store of at least ``events`` events whose employer follows the known response
+    model (a nudge effect of 1), written in chunks."""
+    from engine.application import Candidacies
+    from engine.response_model import ResponseModel
+    from engine.simulation import simulate
+    from engine.store import eventsourcing_env
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{path}"))
+    written = candidacies = chunk = 0
+    while written < events:
+        count = max(100, min(20_000, int((events - written) / 9.0) + 50))
+        report = simulate(app, count, seed + chunk, employer=ResponseModel.truth(1.0))
+        written, candidacies, chunk = (written + report.events,
+                                       candidacies + report.candidacies, chunk + 1)
+    app.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {"events": written, "candidacies": candidacies}
+
+
+def tune_run(source: Any, views: list[Any], model: Any, draws: int, workers: int,
+             client: Any = None) -> dict[str, Any]:
+    """One model-mode tune pass (what `closer tune --employer model` runs before it
+    ranks): every policy over every candidacy, ``draws`` draws, in ``workers`` local
+    processes or on the Dask ``client``; then the bootstrap summary, timed apart."""
+    from engine.counterfactual import model_replay, summarise
+
+    wall = time.perf_counter()
+    records = model_replay(source, views, model, draws=draws, seed=1, workers=workers,
+                           cluster=client)
+    replayed = time.perf_counter() - wall
+    wall = time.perf_counter()
+    summarise(records, replicates=400, seed=1)
+    summary = time.perf_counter() - wall
+    return {"seconds": replayed, "summary_seconds": summary, "events": records.events,
+            "candidacies": records.candidacies,
+            "policy_events_per_second": round(records.events * len(views) * draws
+                                              / replayed)}
+
+
+def tune_main(args: argparse.Namespace) -> None:
+    """100 policies (or ``--policies``) in model mode over ``--events`` events: wall time
+    with a 2-process local pool and on a 2-worker Dask `LocalCluster`, alternated."""
+    from distributed import Client, LocalCluster
+    from paired import load_average, ratios, spread
+
+    from engine.replay import ReplayPolicy, SQLiteSource, candidacy_histories
+    from engine.response_model import fit
+
+    path = args.dir / f"tune_{args.events}.db"
+    if not (args.reuse and stored_events(path) >= args.events):
+        print(f"building {path}", file=sys.stderr, flush=True)
+        tune_store(path, args.events, args.seed)
+    events = stored_events(path)
+    source = SQLiteSource(path, TABLE)
+    model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
+    views = [ReplayPolicy(p) for p in tune_policies(args.policies)]
+    floor(path)  # warm the page cache
+    load_before = load_average()
+    started = time.perf_counter()
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1,  # type: ignore[no-untyped-call]
+                           processes=True, dashboard_address=None)
+    client = Client(cluster)  # type: ignore[no-untyped-call]
+    cluster_start = time.perf_counter() - started
+    sides = {"local pool, 2 processes": lambda: tune_run(source, views, model, args.draws, 2),
+             "LocalCluster, 2 workers": lambda: tune_run(source, views, model, args.draws, 1,
+                                                         client)}
+
+    def one(side: str, number: int) -> dict[str, Any]:
+        m = sides[side]()
+        print(f"  round {number + 1} {side}: {m['seconds']:.1f}s "
+              f"({m['policy_events_per_second']:,} policy-events/s)", file=sys.stderr,
+              flush=True)
+        return m
+
+    try:
+        runs = alternated(args.rounds, list(sides), one)
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        cluster.close()
+    local, dask = (runs[s] for s in sides)
+    seconds = {s: [m["seconds"] for m in runs[s]] for s in sides}
+    speedup = ratios([m["seconds"] for m in local], [m["seconds"] for m in dask])
+    command = (f"python benchmarks/replay_bench.py --tune-scale --events {args.events} "
+               f"--policies {args.policies} --draws {args.draws} --rounds {args.rounds} "
+               "[--reuse]")
+    per_event = statistics.median(s / events for s in seconds["local pool, 2 processes"])
+    text = "\n".join([
+        TUNE_SECTION, "",
+        f"`{command}`: {len(views)} policies (the playbook and `--vary max_nudges=1..10 "
+        f"--vary spacing=1..10`), employer model (fitted on the store), {args.draws} "
+        f"draw(s), over {events:,} events ({local[0]['candidacies']:,} candidacies); "
+        f"{load_before} before, {load_average()} after.",
+        "",
+        "| side | wall time, replay (median of rounds) | policy-events/s | bootstrap "
+        "summary (100 policies, 400 resamples) |",
+        "|---|---|---|---|",
+        *(f"| {s} | {spread(seconds[s], unit=' s', digits=1)} | "
+          f"{spread([m['policy_events_per_second'] for m in runs[s]], unit='', digits=0)} | "
+          f"{spread([m['summary_seconds'] for m in runs[s]], unit=' s', digits=1)} |"
+          for s in sides),
+        "",
+        f"Speed-up of the 2-worker LocalCluster over the 2-process pool, per round: "
+        f"{spread(speedup)} (above 1: the cluster is faster); starting the cluster took "
+        f"{cluster_start:.1f} s, not counted.",
+        f"Extrapolated (not measured) to 1,000,000 events at this machine's rate: about "
+        f"{per_event * 1_000_000 / 60:.0f} minutes with 2 processes.",
+    ])
+    print(text)
+    if not args.no_docs:
+        from paired import write_section as write
+
+        write(TUNE_SECTION, text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coverage", action="store_true",
                         help="the ground-truth coverage study (issue 18), its own section")
     parser.add_argument("--seeds", type=int, default=20, help="--coverage: trials")
+    parser.add_argument("--tune-scale", action="store_true",
+                        help="a model-mode tune of --policies policies over --events events, "
+                             "2 local processes against a 2-worker Dask LocalCluster")
+    parser.add_argument("--policies", type=int, default=100, help="--tune-scale: policies")
     parser.add_argument("--model-mode", action="store_true",
                         help="measure --employer model against recorded mode and the floor "
                              "(issue 18) and write its own section")
@@ -653,6 +795,9 @@ def main() -> None:
         return
     if args.coverage:
         coverage_main(args)
+        return
+    if args.tune_scale:
+        tune_main(args)
         return
     if args.quick:
         args.events, args.small, args.rounds = 100_000, 20_000, 3

@@ -4,8 +4,11 @@ Recorded mode (`engine.replay`) keeps every employer reply where it was.  Here t
 employer's decision in a candidacy's last round (its advance or rejection) is dropped and
 drawn instead from a `ResponseModel`, given the nudges the replayed policy sends: each
 policy's nudge redraws the decision from the next business day on
-(`engine.response_model.EmployerDraw`).  Everything else stays as recorded (interviews,
-earlier rounds, updates, out-of-office replies, offers, people's own messages).
+(`engine.response_model.EmployerDraw`).  The draw is given what the record shows of that
+employer under the nudges actually sent (`EmployerDraw._condition`): under the live
+policy it decides as recorded; under another, only where its nudges change the hazard.
+Everything else stays as recorded (interviews, earlier rounds, updates, out-of-office
+replies, offers, people's own messages).
 
 Each candidacy is run ``draws`` times per policy.  Draw ``r`` has its coefficients drawn
 once from the fit's normal approximation (parameter uncertainty) and, per candidacy, its
@@ -38,8 +41,10 @@ from engine.response_model import (
     EmployerDraw,
     ResponseModel,
     RoundContext,
+    RoundRecord,
     business_days_between,
     country_value,
+    rounds_of,
 )
 from engine.simulation import SKIPPED, drive
 
@@ -139,6 +144,7 @@ class _Prepared:
     ctx: RoundContext
     own_nudges: list[int]
     interview_at: datetime
+    observed: RoundRecord | None = None  # the last round as recorded: what the draws are given
 
 
 def prepare(history: Any) -> _Prepared | None:
@@ -166,7 +172,11 @@ def prepare(history: Any) -> _Prepared | None:
         if fact.name == "NudgeSent":
             own.append(business_days_between(day, fact.at.astimezone(zone).date()))
         kept.append(fact)
-    return _Prepared(history, kept, ctx, own, interview["interviewed_at"])
+    # The last round as recorded, under the live policy's nudges (decided and by hand):
+    # the employer's draws are conditioned on it (`EmployerDraw._condition`).
+    recorded = rounds_of(history)
+    observed = recorded[-1] if recorded and recorded[-1].ctx.round == number else None
+    return _Prepared(history, kept, ctx, own, interview["interviewed_at"], observed)
 
 
 class _Run:
@@ -270,7 +280,9 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
     """Every candidacy of one id range, under each policy, ``draws`` times."""
     models = _draw_models(model, draws, seed)
     records = Records([p.label for p in policies], draws)
-    for history in candidacy_histories(source.batches(partition)):
+    # With the recorded decisions: the live policy's nudges are what the record of the
+    # employer's decision was given (`prepare`).
+    for history in candidacy_histories(source.batches(partition), keep_decisions=True):
         records.events += history.events
         prepared = prepare(history)
         if prepared is None or not filters.admit(history):
@@ -278,7 +290,8 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
         records.candidacies += 1
         ident = str(history.id)
         for r, drawn in enumerate(models):
-            draw = EmployerDraw(prepared.ctx, drawn, random.Random(f"{seed}:{ident}:{r}"))
+            draw = EmployerDraw(prepared.ctx, drawn, random.Random(f"{seed}:{ident}:{r}"),
+                                prepared.observed)
             for p, policy in enumerate(policies):
                 live = list(prepared.facts)
                 employer = _Employer(draw, list(prepared.own_nudges), live)

@@ -52,6 +52,8 @@ MIN_DECISIONS = 50
 """Fewer employer decisions (advances and rejections) than this and `fit` refuses."""
 
 _WORK_START = time(9)
+_MINUTES = 8 * 60
+"""A drawn decision arrives in the 8 working hours from 09:00 local, to the minute."""
 
 
 class ModelRefused(CloserError):
@@ -215,16 +217,15 @@ class EmployerDraw:
     __slots__ = ("ctx", "model", "thresholds", "kind_u", "minute", "base", "b_nudges",
                  "b_recent", "decay")
 
-    def __init__(self, ctx: RoundContext, model: ResponseModel, rng: random.Random) -> None:
+    def __init__(self, ctx: RoundContext, model: ResponseModel, rng: random.Random,
+                 given: RoundRecord | None = None) -> None:
         self.ctx = ctx
         self.model = model
         horizon = model.horizon_days
-        # logit(u), spelled out (u == 0.0 can happen: it decides whatever the hazard).
-        log, draw = math.log, rng.random
-        self.thresholds = [log(u / (1.0 - u)) if (u := draw()) > 0.0 else -math.inf
-                           for _ in range(horizon)]
+        draw = rng.random
+        uniforms = [draw() for _ in range(horizon)]
         self.kind_u = rng.random()
-        self.minute = rng.randrange(0, 8 * 60)  # within the working day
+        self.minute = rng.randrange(0, _MINUTES)  # within the working day
         b = model.coefficients
         self.b_nudges = b.get("nudges", 0.0)
         self.b_recent = b.get("nudge_recent", 0.0)
@@ -244,6 +245,72 @@ class EmployerDraw:
                      + (b_after if day > high else b_inside if day > low else 0.0)
                      + (b_offer if offer < day else 0.0)
                      for day in range(1, horizon + 1)]
+        if given is not None:
+            self._condition(uniforms, given, rng)
+        # logit(u), spelled out (u == 0.0 can happen: it decides whatever the hazard;
+        # u == 1.0 after conditioning: it never decides that day).
+        log = math.log
+        self.thresholds = [log(u / (1.0 - u)) if 0.0 < u < 1.0
+                           else -math.inf if u <= 0.0 else math.inf for u in uniforms]
+
+    def eta(self, day: int, nudge_days: Sequence[int]) -> float:
+        """The linear predictor on ``day`` given these nudge days (`decision_day`'s)."""
+        before = [k for k in nudge_days if k < day]
+        eta = self.base[day - 1]
+        if before:
+            eta += self.b_nudges * len(before) + self.b_recent * math.exp(
+                -(day - max(before) - 1) / self.decay)
+        return eta
+
+    def _condition(self, uniforms: list[float], given: RoundRecord,
+                   rng: random.Random) -> None:
+        """Abduction: the uniforms drawn again given what the record shows of this
+        employer under the live policy's nudges (``given``: the round as `rounds_of`
+        read it).  No decision on the days before the round's recorded end; on a
+        recorded decision's day, a decision, at its recorded minute, of its recorded
+        kind; on the day a stall, withdrawal or the history's end censored it, no
+        decision before that moment.  Each uniform is drawn from its distribution given
+        those constraints (inverse CDF on the same uniform), so under the live policy's
+        own nudges the draw decides exactly as recorded, and under another policy's it
+        differs only where those nudges change the hazard.  Days after the recorded end
+        stay free."""
+        horizon = self.model.horizon_days
+        nudges = given.nudge_days
+        end = given.end_day
+        for day in range(1, min(end, horizon + 1)):
+            p = expit(self.eta(day, nudges))  # decided that day iff u < p
+            uniforms[day - 1] = p + (1.0 - p) * uniforms[day - 1]
+        if end < 1 or end > horizon:
+            return
+        p = expit(self.eta(end, nudges))
+        if given.decided:
+            uniforms[end - 1] = p * uniforms[end - 1]
+            if given.end_at is not None:
+                self.minute = min(max(self._minute_of(given.end_at), 0), _MINUTES - 1)
+            n = sum(1 for k in nudges if k < end)
+            a = self.model.advance
+            share = expit(a.get("intercept", 0.0) + a.get("nudges", 0.0) * n)
+            self.kind_u = (share * self.kind_u if given.kind == "advanced"
+                           else share + (1.0 - share) * self.kind_u)
+            return
+        # Censored on day `end` at `end_at`: no decision at a minute up to that moment.
+        if given.end_at is None or self.day_of(given.end_at) > end:
+            excluded = _MINUTES  # censored after that day (past the horizon)
+        else:
+            excluded = min(max(self._minute_of(given.end_at) + 1, 0), _MINUTES)
+        q = excluded / _MINUTES
+        decides = p * (1.0 - q) / (1.0 - p * q) if p * q < 1.0 else 0.0
+        u = uniforms[end - 1]
+        if u < decides:  # it decides that day, after the censoring moment
+            uniforms[end - 1] = p * u / decides
+            self.minute = excluded + int(rng.random() * (_MINUTES - excluded))
+        else:  # it does not decide that day; the minute stays free
+            uniforms[end - 1] = p + (1.0 - p) * (u - decides) / (1.0 - decides)
+
+    def _minute_of(self, moment: datetime) -> int:
+        """Minutes after the working day's start (09:00 local) of ``moment``."""
+        local = moment.astimezone(self.ctx.zone)
+        return (local.hour - _WORK_START.hour) * 60 + local.minute - _WORK_START.minute
 
     def decision_day(self, nudge_days: Sequence[int], after: int = 0) -> int | None:
         """The first business day > ``after`` the employer decides on (None: never)."""
@@ -295,6 +362,7 @@ class RoundRecord:
     end_day: int           # the last business day at risk
     decided: bool          # the employer decided on end_day
     kind: str | None       # advanced / rejected
+    end_at: datetime | None = None  # the moment it ended (decision, stall, withdrawal...)
 
 
 _NOT_NUDGES = ("stall.", "thank_you.", "reminder.")
@@ -332,7 +400,8 @@ def rounds_of(history: Any) -> list[RoundRecord]:
             day = max(day, 1)
         day = min(day, HORIZON_DAYS)
         if day >= 1:
-            out.append(RoundRecord(ctx, current["nudges"], day, decided and day >= 1, kind))
+            out.append(RoundRecord(ctx, current["nudges"], day, decided and day >= 1, kind,
+                                   end))
         current = None
 
     number = 0
