@@ -99,6 +99,10 @@ def _snapshot(app: Any) -> Iterator[Tx]:
     elif isinstance(datastore, PostgresDatastore):
         with datastore.transaction(commit=False) as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # The rebuild reads the log through other connections for minutes while this
+            # one waits: the datastore's idle-in-transaction timeout (eventsourcing's
+            # default 5 s) would end it (found on 1.2 million events).
+            cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             yield Tx(cursor, "%s")
     else:
         raise TypeError(f"read models need SQLite or PostgreSQL, not {type(datastore).__name__}")
