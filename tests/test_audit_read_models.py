@@ -147,3 +147,27 @@ def test_an_edited_schema_fingerprint_is_named_and_nothing_is_dropped(store: Any
         ["read model timeline"]
     assert [f.originator_id for f in found if f.originator_id is not None] == [ids["B"]]
     assert raw.run("SELECT COUNT(*) FROM rm_timeline WHERE summary='forged'")[0][0] > 0
+
+
+def test_a_long_rebuild_outlasts_the_idle_in_transaction_timeout(
+        database_url: str, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: the stored side's snapshot waits while the rebuild reads the log;
+    the datastore's idle-in-transaction timeout (here 1 s) must not end it."""
+    import time
+
+    import engine.audit_read_models as module
+    from engine.store import eventsourcing_env
+
+    if not database_url.startswith("postgres"):
+        pytest.skip("PostgreSQL's timeout")
+    env = {**eventsourcing_env(database_url), "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}
+    app = Candidacies(env, clock=clock)
+    try:
+        hand_worked(app, clock)
+        follower(app).run_once()
+        rebuild = module._rebuild
+        monkeypatch.setattr(module, "_rebuild",
+                            lambda *a: (rebuild(*a), time.sleep(2.5))[0])
+        assert _found(app) == []
+    finally:
+        app.close()
