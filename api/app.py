@@ -34,7 +34,7 @@ from api.auth import TokenVerifier, create_token
 from api.dashboard.pages import PREFIX as DASHBOARD
 from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, known_query_only, single_valued_query
+from api.dependencies import InFlight, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -122,7 +122,11 @@ def create_app(settings: Settings | None = None, *,
     app.state.inflight = InFlight()
     app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
-        app.include_router(router, dependencies=[Depends(single_valued_query)])
+        app.include_router(router)
+    # The JSON API's routes take one value a query parameter (`known_query_only`; the
+    # request's route is the router's own object).
+    app.state.single_valued = frozenset(id(route) for router in ROUTERS
+                                        for route in router.routes)
     dashboard.install(app)  # /dashboard, and / leading to it (not in the OpenAPI document)
     assets.install(app)  # /static, and /docs and /redoc on it
     problems.install(app)

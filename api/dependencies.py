@@ -36,7 +36,11 @@ bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token
 
 async def known_query_only(request: Request) -> None:
     """Refuse query parameters the operation does not take: a typo (`?stgae=`) would
-    otherwise silently return everything."""
+    otherwise silently return everything; on the JSON API's routes (those in
+    ``app.state.single_valued``), a parameter given twice too (`refuse_repeated`; once a router
+    dependency of its own, an `async` one: as a plain `def` FastAPI ran it in its thread
+    pool, 1.12x the server CPU a command, fastpaths_bench api query-hop).
+    One dependency for both: each dependency FastAPI solves costs a command's CPU."""
     route = request.scope.get("route")
     if not request.query_params or not isinstance(route, APIRoute):
         return
@@ -49,6 +53,8 @@ async def known_query_only(request: Request) -> None:
                            field=unknown[0], reason="unknown query parameter",
                            errors=[{"field": name, "reason": "unknown query parameter",
                                     "location": "query"} for name in unknown])
+    if id(route) in getattr(request.app.state, "single_valued", ()):
+        refuse_repeated(request)
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}  # per route (routes live as long as the app)
@@ -98,6 +104,9 @@ async def require_writer(
     if not principal.role.can_write:
         raise ProblemError("forbidden", f"the {principal.role.value} role only reads")
     return principal
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 Writer = Annotated[Principal, Depends(require_writer)]
@@ -220,10 +229,13 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
     """409 ``chain-broken`` naming the first break when the candidacy's stored history is
     not what Closer wrote (docs/audit.md, "Commands on a broken chain"): a command is
     judged against the stage its events make, so it is not recorded on top of altered
-    ones.  Another workspace's candidacy is left to the command (which answers 404)."""
-    from api.audit_service import chain_warning
+    ones.  What it checks is what the command is judged on: the chain from the
+    candidacy's latest snapshot on (`command_chain_warning`), so its cost stays that of
+    at most a snapshot interval of events however long the history.  Another
+    workspace's candidacy is left to the command (which answers 404)."""
+    from api.audit_service import command_chain_warning
 
-    broken = chain_warning(candidacies, candidacy_id)
+    broken = command_chain_warning(candidacies, candidacy_id)
     if broken is None:
         return
     row = candidacies.row(candidacy_id)
@@ -236,16 +248,9 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
         notification_id=broken.notification_id, finding=broken.kind)
 
 
-async def single_valued_query(request: Request) -> None:
-    """Refuse (422) a query parameter given more than once: every parameter of the JSON API
-    takes one value, and FastAPI would silently keep the last of them.  (`async`: as a
-    plain `def` FastAPI ran it in its thread pool, a hop on every request of the API;
-    fastpaths_bench api, query-hop: 1.12x the server CPU a command without it.)"""
-    refuse_repeated(request)
-
-
 def refuse_repeated(request: Request) -> None:
-    """`single_valued_query`'s check."""
+    """Refuse (422) a query parameter given more than once: every parameter of the JSON API
+    takes one value, and FastAPI would silently keep the last of them."""
     params = request.query_params
     repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
     if repeated:
@@ -255,11 +260,13 @@ def refuse_repeated(request: Request) -> None:
                     f"it takes one value"} for name in repeated])
 
 
-async def command_runner(request: Request, response: Response, principal: Writer,
+async def command_runner(request: Request, response: Response, credentials: Credentials,
                          if_match: IfMatchHeader = None,
                          idempotency_key: IdempotencyKeyHeader = None) -> CommandRunner:
-    # One dependency with its headers declared here, not one per header: FastAPI's
-    # dependency solving is a measurable share of a command's CPU.
+    # One dependency with its headers and the bearer declared here, the writer's check
+    # made here (`require_writer`'s, not another dependency of it): FastAPI's dependency
+    # solving is a measurable share of a command's CPU.
+    principal = await require_writer(request, credentials)
     state = request.app.state
     return CommandRunner(state.candidacies, principal, expected_version(if_match),
                          idempotency_key, state.inflight, response)

@@ -31,10 +31,8 @@ device was added for decides the bench:
   ``async`` PostgreSQL commands written from the event loop (`execute_async`); ``copies``
   kept copies (``CLOSER_RECENT_CANDIDACIES=0``); ``tcp`` the TCP listener of `TcpConfig`
   (several workers only); ``group-commit`` the store's writer batching saves (issue 19:
-  without it every save commits alone); ``query-hop`` the repeated-query check as an
-  ``async`` dependency (without it, a plain ``def`` that FastAPI runs in its thread pool);
-  ``chain-check`` the candidacy's audit chain verified before each command
-  (`refuse_if_chain_broken`; without it, not verified).
+  without it every save commits alone); ``chain-check`` the candidacy's audit chain
+  verified before each command (`refuse_if_chain_broken`; without it, not verified).
 
     python benchmarks/fastpaths_bench.py projections --candidacies 300
     python benchmarks/fastpaths_bench.py api --store sqlite --devices inline,copies
@@ -374,19 +372,6 @@ def api_app() -> Any:
             return None  # no chain verified before the command
 
         api.dependencies.refuse_if_chain_broken = unchecked  # type: ignore[assignment]
-    elif device == "query-hop":
-        from fastapi import Request
-
-        import api.app
-        from api.dependencies import refuse_repeated
-
-        def single_valued_query(request: Request) -> None:
-            refuse_repeated(request)  # a plain def, as it was: run in FastAPI's pool
-
-        # (This module's annotations are strings; FastAPI must see the class itself.)
-        single_valued_query.__annotations__ = {"request": Request, "return": None}
-
-        api.app.single_valued_query = single_valued_query  # type: ignore[assignment]
     app = api_bench.bench_app()
     if device == "inline":
         app.state.commands_inline = False

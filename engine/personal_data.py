@@ -33,7 +33,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -265,6 +265,16 @@ class SubjectKeys(ExtraTable):
                 held[("erased", row.candidacy_id)] = row
 
 
+@dataclass
+class _Known:
+    """What `Keyring._look_up_many` read: the subjects asked, their stored keys
+    (candidacy id, key) and the erased candidacies among them."""
+
+    asked: set[str] = field(default_factory=set)
+    keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    erased: set[str] = field(default_factory=set)
+
+
 class Keyring:
     """The keys of one application's store: made for new subjects, looked up (and kept,
     `KEYS_CACHED`) for sealing and opening, forgotten when erased."""
@@ -340,6 +350,8 @@ class Keyring:
         or a candidacy stored before keys existed), kept here to seal them with."""
         made: list[SubjectKey] = []
         seen: set[str] = set()
+        events = list(events)
+        known = self._look_up_many(events)
         for event in events:
             state = vars(event)
             topic = f"{type(event).__module__}:{type(event).__qualname__}"
@@ -348,7 +360,7 @@ class Keyring:
                 continue
             subject = str(event.originator_id)
             if subject in seen or (event.originator_version != 1
-                                   and self.cipher(subject) is not None):
+                                   and self._cipher_known(subject, known) is not None):
                 continue
             seen.add(subject)
             if sealing is not None and sealing.group is not None:
@@ -357,7 +369,8 @@ class Keyring:
                 group = str(state[sealing.group])
             else:
                 group = subject
-            if (group != subject or event.originator_version != 1) and self.erased(group):
+            if (group != subject or event.originator_version != 1) and (
+                    group in known.erased if group in known.asked else self.erased(group)):
                 continue  # sealed without a key: its personal leaves are stored as "erased"
             key = AESGCM.generate_key(bit_length=256)
             cipher = self._keep(subject, group, key)
@@ -365,6 +378,39 @@ class Keyring:
                 self._new[subject] = cipher
             made.append(SubjectKey(subject, group, key))
         return made
+
+    def _look_up_many(self, events: list[Any]) -> _Known:
+        """The stored keys and erasures of the subjects of ``events`` not held here, in
+        one query each (SQL stores): a page of the tick or a batch of commands on
+        candidacies not seen lately asked twice per candidacy before (issue 19)."""
+        known = _Known()
+        if not hasattr(self.recorder, "read"):
+            return known
+        with self._lock:
+            wanted = sorted({str(e.originator_id) for e in events
+                             if e.originator_version != 1}
+                            - self._new.keys() - self._ciphers.keys())
+        if len(wanted) < 2:
+            return known  # one subject: the lookups of one (`cipher`, `erased`)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for subject, candidacy, key in self.recorder.read(
+                    "SELECT subject_id, candidacy_id, key FROM closer_subject_keys WHERE "
+                    f"subject_id IN ({marks})", tuple(chunk)):
+                known.keys[str(subject)] = (str(candidacy), bytes.fromhex(key))
+            known.erased.update(str(r[0]) for r in self.recorder.read(
+                f"SELECT candidacy_id FROM closer_erasures WHERE candidacy_id IN ({marks})",
+                tuple(chunk)))
+            known.asked.update(chunk)
+        return known
+
+    def _cipher_known(self, subject: str, known: _Known) -> AESGCM | None:
+        """`cipher`, answered from ``known`` where it was asked."""
+        if subject not in known.asked:
+            return self.cipher(subject)
+        found = known.keys.get(subject)
+        return None if found is None else self._keep(subject, found[0], found[1])
 
     def settle(self, keys: Iterable[SubjectKey]) -> None:
         """The save carrying ``keys`` is over (written or refused): they are read from

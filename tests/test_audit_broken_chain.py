@@ -106,3 +106,56 @@ def test_a_deleted_last_event_refuses_commands_too(
                                          json={"description": "onsite"})
     assert answer.status_code == 409, answer.text
     assert (answer.json()["finding"], answer.json()["version"]) == ("removed", 2)
+
+
+def _long(candidacies: Candidacies) -> str:
+    """A candidacy of 26 events, snapshotted at 20 (Closer snapshots every 20)."""
+    cid = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+    for i in range(25):
+        candidacies.raise_hesitation(COACH, cid, f"Worried about the rota, point {i}")
+    assert candidacies.get(cid, WORKSPACE).version == 26
+    return str(cid)
+
+
+@pytest.mark.parametrize("version", [21, 26])
+def test_a_break_after_the_latest_snapshot_refuses_commands(
+        app: Any, candidacies: Candidacies, database_url: str, version: int) -> None:
+    """What a command is judged on (the snapshot at 20 and the events after it) is
+    checked: the first event after the snapshot and the last one."""
+    cid = _long(candidacies)
+    raw = Raw(database_url, candidacies)
+    _, _, state = raw.event(cid, version)
+    raw.set_state(cid, version, state + b" ")  # still valid JSON, not what was written
+    answer = _api(app, candidacies).post(f"/candidacies/{cid}/no-hesitations")
+    assert answer.status_code == 409, answer.text
+    problem = answer.json()
+    assert (problem.get("finding"), problem.get("version")) == ("altered", version), problem
+    assert candidacies.get(cid, WORKSPACE).version == 26
+
+
+def test_a_removed_event_after_the_snapshot_and_a_removed_anchor_refuse_commands(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    cid = _long(candidacies)
+    raw = Raw(database_url, candidacies)
+    raw.run(f"DELETE FROM {raw.events} WHERE originator_id=? AND originator_version=23",
+            raw.id(cid))
+    client = _api(app, candidacies)
+    answer = client.post(f"/candidacies/{cid}/no-hesitations")
+    assert answer.status_code == 409, answer.text
+    assert (answer.json()["finding"], answer.json()["version"]) == ("removed", 23)
+    # Without the hash recorded at the snapshot's version the whole chain is checked.
+    other = _long(candidacies)
+    raw.run("DELETE FROM closer_event_hashes WHERE originator_id=? AND "
+            "originator_version=20", raw.id(other))
+    answer = client.post(f"/candidacies/{other}/no-hesitations")
+    assert answer.status_code == 409, answer.text
+
+
+def test_a_break_below_the_latest_snapshot_is_named_by_the_read(
+        app: Any, candidacies: Candidacies, database_url: str) -> None:
+    """Below the snapshot a command reads nothing (the snapshot is its state); the
+    history read and `closer audit verify` check every event."""
+    cid = _long(candidacies)
+    _tamper(database_url, candidacies, cid)
+    events = _api(app, candidacies).get(f"/candidacies/{cid}/events").json()
+    assert events["chain_broken"]["kind"] == "altered" and events["chain_broken"]["version"] == 1
