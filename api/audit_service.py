@@ -118,22 +118,6 @@ def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
     return findings[0] if findings else None
 
 
-def command_chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
-    """The first break in what a command on the candidacy is judged on (None: intact):
-    its chain from its latest snapshot on (`engine.audit.verify_command_chain`)."""
-    try:
-        uid = UUID(str(candidacy_id))
-    except ValueError:
-        return None
-    if getattr(candidacies.recorder, "select_chain_checked", None) is None:
-        return None
-    snapshots = None
-    if candidacies.snapshots is not None:
-        snapshots = getattr(candidacies.snapshots.recorder, "events_table_name", None)
-    findings = audit.verify_command_chain(candidacies.recorder, snapshots, uid)
-    return findings[0] if findings else None
-
-
 class LogNotIntact(RuntimeError):
     """`closer serve`'s checkpoint worker found the log broken: it fails (and /healthz
     shows it down, with the first finding) until someone looks."""

@@ -229,13 +229,10 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
     """409 ``chain-broken`` naming the first break when the candidacy's stored history is
     not what Closer wrote (docs/audit.md, "Commands on a broken chain"): a command is
     judged against the stage its events make, so it is not recorded on top of altered
-    ones.  What it checks is what the command is judged on: the chain from the
-    candidacy's latest snapshot on (`command_chain_warning`), so its cost stays that of
-    at most a snapshot interval of events however long the history.  Another
-    workspace's candidacy is left to the command (which answers 404)."""
-    from api.audit_service import command_chain_warning
+    ones.  Another workspace's candidacy is left to the command (which answers 404)."""
+    from api.audit_service import chain_warning
 
-    broken = command_chain_warning(candidacies, candidacy_id)
+    broken = chain_warning(candidacies, candidacy_id)
     if broken is None:
         return
     row = candidacies.row(candidacy_id)

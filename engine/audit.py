@@ -298,33 +298,10 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     """One aggregate's chain (what a read of a candidacy checks): each stored event
     against its recorded hash and link, and hashes recorded for events no longer
     stored.  The log's order and the checkpoints are `verify`'s."""
-    chain, orphans = recorder.select_chain_checked(originator_id)
-    return _chain_findings(originator_id, (0, GENESIS), chain, orphans)
-
-
-def verify_command_chain(recorder: Any, snapshots: str | None,
-                         originator_id: UUID) -> list[Finding]:
-    """The part of one aggregate's chain a command is judged on: its events after its
-    latest snapshot (in ``snapshots``, the table), each against its recorded hash and
-    link from the hash recorded at the snapshot's version, and hashes recorded above that
-    version for events no longer stored.  (The snapshot is the aggregate as Closer took it
-    at that version; the events below it are not read by a command, and reads and
-    `verify` check them.)  Without snapshots, or where no hash is recorded at the
-    snapshot's version, the whole chain (`verify_chain`)."""
-    if snapshots is None:
-        return verify_chain(recorder, originator_id)
-    (version, hashed), chain, orphans = recorder.select_chain_since_snapshot(
-        snapshots, originator_id)
-    if hashed is None:
-        return verify_chain(recorder, originator_id)
-    return _chain_findings(originator_id, (version, hashed), chain, orphans)
-
-
-def _chain_findings(originator_id: UUID, tip: tuple[int, bytes], chain: list[Any],
-                    orphans: list[int]) -> list[Finding]:
-    """The findings of ``chain`` (rows of `select_chain`) linked from ``tip``."""
     findings: list[Finding] = []
+    tip = (0, GENESIS)
     uid, key, topics = str(originator_id), originator_id.bytes, _Topics()
+    chain, orphans = recorder.select_chain_checked(originator_id)
     for nid, version, topic, state, prev, stored in chain:
         if version != tip[0] + 1:
             findings.append(Finding(REMOVED, uid, tip[0] + 1, nid,

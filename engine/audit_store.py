@@ -232,15 +232,6 @@ class EventChain:
         return (self.select_chain(uid),  # type: ignore[attr-defined]
                 [v for _, v in self.select_orphan_hashes(uid)])  # type: ignore[attr-defined]
 
-    def select_chain_since_snapshot(self, snapshots: str, uid: UUID
-                                    ) -> tuple[tuple[int, bytes | None], list[Any], list[int]]:
-        """What a command is judged on: ``(anchor, chain, orphans)`` from the aggregate's
-        latest snapshot on, the anchor being ``(its version, the hash recorded there)``.
-        Here (the in-memory store) the whole chain, anchored at the start."""
-        del snapshots
-        chain, orphans = self.select_chain_checked(uid)
-        return (0, GENESIS), chain, orphans
-
 
 class ChainQueries(EventChain):
     """The audit's reads on SQLite and PostgreSQL (with `engine.store._Queries`), whose
@@ -316,39 +307,6 @@ class ChainQueries(EventChain):
         chain = [(r[0], r[1], r[2], bytes(r[3]), None if r[4] is None else bytes(r[4]),
                   None if r[5] is None else bytes(r[5])) for r in rows if r[0] is not None]
         return chain, [int(r[1]) for r in rows if r[0] is None]
-
-    def select_chain_since_snapshot(self, snapshots: str, uid: UUID
-                                    ) -> tuple[tuple[int, bytes | None], list[Any], list[int]]:
-        # One statement over at most a snapshot interval of events: the command check's
-        # cost no longer grows with the history (docs/performance.md, issue 19).
-        events, nid = self._notification_table()  # type: ignore[attr-defined]
-        key = self._id_param(uid)  # type: ignore[attr-defined]
-        rows = self._select(  # type: ignore[attr-defined]
-            f"WITH s AS (SELECT COALESCE(MAX(originator_version), 0) AS v FROM {snapshots} "
-            f"WHERE originator_id = ?) SELECT e.{nid}, e.originator_version, e.topic, "
-            "e.state, h.prev_hash, h.event_hash FROM "
-            f"{events} e LEFT JOIN closer_event_hashes h ON h.originator_id = e.originator_id "
-            "AND h.originator_version = e.originator_version WHERE e.originator_id = ? AND "
-            "e.originator_version > (SELECT v FROM s) UNION ALL SELECT NULL, "
-            "h.originator_version, NULL, NULL, NULL, h.event_hash FROM closer_event_hashes h "
-            "WHERE h.originator_id = ? AND h.originator_version > (SELECT v FROM s) AND NOT "
-            f"EXISTS (SELECT 1 FROM {events} e WHERE e.originator_id = h.originator_id AND "
-            "e.originator_version = h.originator_version) UNION ALL SELECT 0, v, NULL, NULL, "
-            "NULL, (SELECT event_hash FROM closer_event_hashes WHERE originator_id = ? AND "
-            "originator_version = s.v) FROM s ORDER BY 2, 1", (key, key, key, key))
-        anchor: tuple[int, bytes | None] = (0, GENESIS)
-        chain, orphans = [], []
-        for r in rows:
-            if r[0] == 0:
-                if r[1]:
-                    anchor = (int(r[1]), None if r[5] is None else bytes(r[5]))
-            elif r[0] is None:
-                orphans.append(int(r[1]))
-            else:
-                chain.append((r[0], r[1], r[2], bytes(r[3]),
-                              None if r[4] is None else bytes(r[4]),
-                              None if r[5] is None else bytes(r[5])))
-        return anchor, chain, orphans
 
     def select_orphan_hashes(self, uid: UUID | None = None,
                              limit: int = 1000) -> list[tuple[UUID, int]]:
