@@ -149,6 +149,7 @@ def test_an_edited_schema_fingerprint_is_named_and_nothing_is_dropped(store: Any
     assert raw.run("SELECT COUNT(*) FROM rm_timeline WHERE summary='forged'")[0][0] > 0
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_long_rebuild_outlasts_the_idle_in_transaction_timeout(
         database_url: str, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL: the stored side's snapshot waits while the rebuild reads the log;
@@ -158,8 +159,6 @@ def test_a_long_rebuild_outlasts_the_idle_in_transaction_timeout(
     import engine.audit_read_models as module
     from engine.store import eventsourcing_env
 
-    if not database_url.startswith("postgres"):
-        pytest.skip("PostgreSQL's timeout")
     env = {**eventsourcing_env(database_url), "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"}
     app = Candidacies(env, clock=clock)
     try:
