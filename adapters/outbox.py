@@ -899,14 +899,27 @@ class Dispatcher:
 
     # -- people ---------------------------------------------------------------------------
 
-    def approve(self, message_id: str, *, by: str) -> None:
-        """A person approves a proofed message; it is delivered on the next pass."""
+    def approve(self, message_id: str, *, by: str,
+                expected_version: int | None = None) -> OutboxMessage:
+        """A person approves a proofed message; it is delivered on the next pass.  The one
+        path of `POST .../messages/{id}/approve`, the dashboard's form and `closer messages
+        approve`.  Refused, recording nothing: a message at another version than
+        ``expected_version`` or changed while this was recorded (`StaleMessage`: what was
+        read is not what would be approved, e.g. its text was edited since), or in another
+        state (ValueError).  Answers the message as approved."""
         message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+        if expected_version is not None and message.version != expected_version:
+            raise StaleMessage(str(message.id), expected_version, message.version)
         if message.status != "approval_needed":
-            raise ValueError(f"message {message_id} is {message.status}; only a message "
-                             "awaiting approval can be approved")
+            raise ValueError(f"message {message_id} is {message.status.replace('_', ' ')}; "
+                             "only a message awaiting approval can be approved")
         message.record(OutboxMessage.Approved, self.app.clock.now(), by=by)
-        self._save(message)
+        try:
+            self._save(message)
+        except IntegrityError:  # the outbox (or another person) changed it meanwhile
+            now_at = self.app.repository.get(message.id).version
+            raise StaleMessage(str(message.id), message.version - 1, now_at) from None
+        return message
 
     def render(self, message: OutboxMessage, body: str | None = None
                ) -> tuple[Message | None, ProofReport]:

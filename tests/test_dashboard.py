@@ -355,13 +355,30 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     denied = _post(viewer, action, {**fields, "csrf": csrf_of(viewer.get(
         "/dashboard/messages").text)})
     assert denied.status_code == 403
+    # The card's form carries the version it was rendered at, as the API's If-Match: once
+    # the text is edited after the page was opened, that form is refused, nothing recorded.
+    assert fields["version"].isdigit()
+    build_dispatcher(candidacies, app.state.settings).edit(
+        row.id, "Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+        "in me. I look forward to the onsite with the CTO.\n\nBest regards,\nMaya Okafor",
+        by="someone@agency")
+    stale = _post(client, action, fields)
+    assert stale.status_code == 303
+    shown = client.get(stale.headers["location"]).text
+    assert "Not approved: this message changed since the page was opened" in shown
+    assert "Awaiting approval (1)" in shown and "I look forward to the onsite" in shown
+    without = _post(client, action, {k: v for k, v in fields.items() if k != "version"})
+    assert without.status_code == 400 and "carries no version" in without.text
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    assert row.status == "approval_needed"
+    fields = form_fields(shown, action)  # the card as it stands now
     approved = _post(client, action, fields)
     assert approved.status_code == 303
     assert "Message approved" in client.get(approved.headers["location"]).text
     [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "queued"
-    twice = _post(client, action, fields)
-    assert "Not done" in client.get(twice.headers["location"]).text
+    twice = _post(client, action, fields)  # the same form again: stale, refused
+    assert "Not approved" in client.get(twice.headers["location"]).text
     assert re.search(r"Awaiting approval \(0\)", client.get("/dashboard/messages").text)
 
 

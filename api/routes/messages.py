@@ -1,5 +1,6 @@
 """`/candidacies/{id}/messages`: what the outbox drafted, proofed, sent or failed; and a
-person's retry or reroute of a blocked or dead-lettered one (recruiters and admins)."""
+person's hand on them (recruiters and admins): the approval of one awaiting approval, the
+retry or reroute of a blocked or dead-lettered one, a person's own text for either."""
 
 from __future__ import annotations
 
@@ -201,3 +202,31 @@ def edit_message(candidacy_id: CandidacyId, message_id: MessageId, body: EditMes
                          recorded=not body.dry_run, subject=rendered.subject,
                          to=list(rendered.to), body=rendered.body, passed=report.passed,
                          findings=[f.as_dict() for f in report.findings])
+
+
+# -- a person's approval (issue 16) -----------------------------------------------------------
+
+
+@router.post("/{candidacy_id}/messages/{message_id}/approve", operation_id="approveMessage",
+             responses=problem_responses(401, 403, 404, 409, 412, 422))
+def approve_message(candidacy_id: CandidacyId, message_id: MessageId, request: Request,
+                    response: Response, candidacies: Store, principal: Writer,
+                    if_match: MessageIfMatch = None) -> Messages:
+    """Approve a message awaiting approval, as it stands (its edited text, if any): the
+    outbox delivers it on its next pass; answers the candidacy's messages, the approved
+    one's new version as `ETag`.  Nothing is recorded for a stale `If-Match` (412: the
+    message changed since it was read, e.g. its text was edited) or a message in another
+    state (409 `message-state`).  The method of the dashboard's **Approve and send** and
+    of `closer messages approve` (`Dispatcher.approve`)."""
+    _stuck_message(candidacies, principal, candidacy_id, message_id)
+    dispatcher = build_dispatcher(candidacies, request.app.state.settings)
+    try:
+        message = dispatcher.approve(message_id, by=principal.user,
+                                     expected_version=expected_version(if_match))
+    except StaleMessage as error:
+        raise ProblemError("version-conflict", str(error), expected_version=error.expected,
+                           current_version=error.actual) from None
+    except ValueError as error:
+        raise ProblemError("message-state", str(error)) from None
+    response.headers["ETag"] = f'"{message.version}"'
+    return get_candidacy_messages(candidacy_id, candidacies, principal)
