@@ -539,6 +539,9 @@ def test_every_page_takes_the_filters_in_a_bookmarkable_url_and_names_a_bad_one(
             ("since=2026-11-30&until=2026-11-01", 400, "since: the range starts after it ends"),
             ("stgae=awaiting", 422, "stgae: unknown query parameter"),
             (f"recruiter={'x' * 201}", 422, "recruiter: String should have at most 200"),
+            # Given twice: refused, never narrowed by the last one silently.
+            ("company=Northwind&since=2026-11-01&company=Elsewhere", 422,
+             "company: query parameter &#39;company&#39; is given 2 times; it takes one value"),
     ]:
         bad = client.get(f"{url}?{query}")
         assert bad.status_code == status, (query, bad.text)
