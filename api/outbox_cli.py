@@ -132,21 +132,28 @@ def register(app: typer.Typer) -> None:
             candidacies.close()
         typer.echo(f"{message_id}: {done}; the next dispatch delivers it")
 
+    read_at = typer.Option(None, "--version", min=1,
+                           help="the version you read it at (`closer messages list`): "
+                                "refused if it changed since")
+
     @messages_app.command("retry")
     def retry(message_id: str, by: str = typer.Option(..., help="who decides (recorded)"),
-              reason: str = typer.Option("retried by hand", help="why (recorded)")) -> None:
+              reason: str = typer.Option("retried by hand", help="why (recorded)"),
+              version: int = read_at) -> None:
         """Queue a dead-lettered or blocked message again, with the corrected details."""
         _by_hand(message_id, "queued again",
-                 lambda d: d.retry(message_id, by=by, reason=reason))
+                 lambda d: d.retry(message_id, by=by, reason=reason, expected_version=version))
 
     @messages_app.command("reroute")
     def reroute(message_id: str,
                 channel: str = typer.Option(..., help="the channel to send it on instead"),
                 by: str = typer.Option(..., help="who decides (recorded)"),
-                reason: str = typer.Option("rerouted by hand", help="why (recorded)")) -> None:
+                reason: str = typer.Option("rerouted by hand", help="why (recorded)"),
+                version: int = read_at) -> None:
         """Send a dead-lettered or blocked message on another channel, corrected."""
         _by_hand(message_id, f"queued again on {channel}",
-                 lambda d: d.reroute_message(message_id, channel, by=by, reason=reason))
+                 lambda d: d.reroute_message(message_id, channel, by=by, reason=reason,
+                                             expected_version=version))
 
     @messages_app.command("edit")
     def edit(message_id: str,
@@ -186,10 +193,7 @@ def register(app: typer.Typer) -> None:
 
     @messages_app.command("approve")
     def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)"),
-                version: int = typer.Option(
-                    None, "--version", min=1,
-                    help="the version you read it at (`closer messages list`): refused if "
-                         "it changed since, e.g. its text was edited")) -> None:
+                version: int = read_at) -> None:
         """Approve a proofed message waiting for a person's approval (`Dispatcher.approve`,
         the method of the dashboard's form and `POST .../messages/{id}/approve`)."""
         _by_hand(message_id, "approved",

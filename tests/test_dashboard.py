@@ -418,6 +418,11 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
                                     "person": "Daniel Whitfield", "field": "email",
                                     "value": "daniel@northwind.example"})
     assert fixed.status_code == 303, fixed.text
+    # A form rendered at another version than the message's is refused, nothing recorded.
+    stale = _post(client, retry, {**fields, "version": str(int(fields["version"]) - 1)})
+    assert "Not retried: this message changed since the page was opened" in client.get(
+        stale.headers["location"]).text
+    assert "Blocked by proofing (1)" in client.get("/dashboard/messages").text
     retried = _post(client, retry, {**fields, "reason": "the address was missing"})
     assert retried.status_code == 303
     assert "Message retried" in client.get(retried.headers["location"]).text
