@@ -313,6 +313,9 @@ def test_a_refused_command_says_why_and_records_nothing(
     blank = _post(client, f"/dashboard/candidacies/{cid}/raise_hesitation",
                   {**fields, "text": "   "})
     assert blank.status_code == 422 and "Not applied: text" in blank.text
+    without = _post(client, f"/dashboard/candidacies/{cid}/raise_hesitation",
+                    {k: v for k, v in {**fields, "text": "salary"}.items() if k != "version"})
+    assert without.status_code == 400 and "carries no version" in without.text
     assert _versions(candidacies, cid) == 1
 
 
