@@ -899,14 +899,36 @@ class Dispatcher:
 
     # -- people ---------------------------------------------------------------------------
 
-    def approve(self, message_id: str, *, by: str) -> None:
-        """A person approves a proofed message; it is delivered on the next pass."""
-        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+    def approve(self, message_id: str, *, by: str,
+                expected_version: int | None = None) -> OutboxMessage:
+        """A person approves a proofed message; it is delivered on the next pass.  The one
+        path of `POST .../messages/{id}/approve`, the dashboard's form and `closer messages
+        approve`.  Refused, recording nothing: a message at another version than
+        ``expected_version`` or changed while this was recorded (`StaleMessage`: what was
+        read is not what would be approved, e.g. its text was edited since), or in another
+        state (ValueError).  Answers the message as approved."""
+        message = self._at(message_id, expected_version)
         if message.status != "approval_needed":
-            raise ValueError(f"message {message_id} is {message.status}; only a message "
-                             "awaiting approval can be approved")
+            raise ValueError(f"message {message_id} is {message.status.replace('_', ' ')}; "
+                             "only a message awaiting approval can be approved")
         message.record(OutboxMessage.Approved, self.app.clock.now(), by=by)
-        self._save(message)
+        self._save_by_hand(message)
+        return message
+
+    def _at(self, message_id: str, expected_version: int | None) -> OutboxMessage:
+        """The message, if at ``expected_version`` (None: any), else `StaleMessage`."""
+        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+        if expected_version is not None and message.version != expected_version:
+            raise StaleMessage(str(message.id), expected_version, message.version)
+        return message
+
+    def _save_by_hand(self, message: OutboxMessage) -> None:
+        """Save a person's decision; `StaleMessage` if the message changed meanwhile."""
+        try:
+            self._save(message)
+        except IntegrityError:  # the outbox (or another person) changed it meanwhile
+            now_at = self.app.repository.get(message.id).version
+            raise StaleMessage(str(message.id), message.version - 1, now_at) from None
 
     def render(self, message: OutboxMessage, body: str | None = None
                ) -> tuple[Message | None, ProofReport]:
@@ -930,9 +952,7 @@ class Dispatcher:
         (ValueError), a text empty, too long or that proofing would block, or a channel
         whose text is printed into an attachment (`EditRefused`).  Answers the message,
         the message as it would go, and its proofing."""
-        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
-        if expected_version is not None and message.version != expected_version:
-            raise StaleMessage(str(message.id), expected_version, message.version)
+        message = self._at(message_id, expected_version)
         if message.status not in EDITABLE:
             raise ValueError(f"message {message_id} is {message.status.replace('_', ' ')}; "
                              "only a message awaiting approval, blocked or dead-lettered "
@@ -957,28 +977,29 @@ class Dispatcher:
                 f.message for f in report.findings), [f.as_dict() for f in report.findings])
         if not dry_run:
             message.record(OutboxMessage.Edited, self.app.clock.now(), by=by, body=text)
-            try:
-                self._save(message)
-            except IntegrityError:  # the outbox (or another person) changed it meanwhile
-                now_at = self.app.repository.get(message.id).version
-                raise StaleMessage(str(message.id), message.version - 1, now_at) from None
+            self._save_by_hand(message)
         return message, rendered, report
 
-    def retry(self, message_id: str, *, by: str, reason: str = "retried by hand") -> None:
+    def retry(self, message_id: str, *, by: str, reason: str = "retried by hand",
+              expected_version: int | None = None) -> None:
         """Re-queue a dead-lettered or blocked message (a person's decision, recorded),
-        its context rebuilt with every correction recorded on the candidacy since."""
-        message = self._stuck(message_id, "retried")
+        its context rebuilt with every correction recorded on the candidacy since.
+        `StaleMessage` (nothing recorded) if it is not at ``expected_version`` or changed
+        while this was recorded, as `approve`."""
+        message = self._stuck(message_id, "retried", expected_version)
         self._not_carried_elsewhere(message, "retried")
         message.record(OutboxMessage.Retried, self.app.clock.now(), by=by, reason=reason,
                        context=self.corrected_context(message))
-        self._save(message)
+        self._save_by_hand(message)
 
     def reroute_message(self, message_id: str, channel: str, *, by: str,
-                reason: str = "rerouted by hand") -> None:
+                        reason: str = "rerouted by hand",
+                        expected_version: int | None = None) -> None:
         """Send a dead-lettered or blocked message on ``channel`` instead (e.g. a voicemail
-        task for an interviewer with no email), with the corrected context; recorded.
+        task for an interviewer with no email), with the corrected context; recorded;
+        `StaleMessage` as `retry`.
         (Not ``reroute``: that is the field moving a workspace's channel to another.)"""
-        message = self._stuck(message_id, "rerouted")
+        message = self._stuck(message_id, "rerouted", expected_version)
         self._not_carried_elsewhere(message, "rerouted")
         refuse_postal(channel)
         known = set(self.adapters) | set(self.channel_settings) | set(
@@ -991,11 +1012,13 @@ class Dispatcher:
         message.record(OutboxMessage.Rerouted, self.app.clock.now(), by=by, reason=reason,
                        channel=channel, previous=message.channel,
                        context=self.corrected_context(message))
-        self._save(message)
+        self._save_by_hand(message)
 
-    def _stuck(self, message_id: str, done: str) -> OutboxMessage:
-        """The message, if it is blocked or dead-lettered (else ValueError saying why)."""
-        message: OutboxMessage = self.app.repository.get(UUID(str(message_id)))
+    def _stuck(self, message_id: str, done: str,
+               expected_version: int | None = None) -> OutboxMessage:
+        """The message, if it is blocked or dead-lettered (else ValueError saying why) and
+        at ``expected_version`` (else `StaleMessage`)."""
+        message = self._at(message_id, expected_version)
         if message.status not in ("dead_letter", "blocked"):
             raise ValueError(f"message {message_id} is {message.status}; only a dead letter "
                              f"or a blocked message can be {done}")

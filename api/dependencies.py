@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
@@ -58,6 +59,32 @@ async def known_query_only(request: Request) -> None:
 
 
 _QUERY_NAMES: dict[int, frozenset[str]] = {}  # per route (routes live as long as the app)
+_LIST_NAMES: dict[int, frozenset[str]] = {}
+
+
+def list_query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters ``route`` (or a dependency of it) declares as a list, the only
+    ones that may be given more than once (e.g. the policies page's ``show=``)."""
+    names = _LIST_NAMES.get(id(route))
+    if names is None:
+        names = _LIST_NAMES[id(route)] = frozenset(_list_names(route.dependant))
+    return names
+
+
+def _list_names(dependant: Dependant) -> Iterator[str]:
+    yield from (param.alias for param in dependant.query_params
+                if _takes_many(param.field_info.annotation))
+    for sub in dependant.dependencies:
+        yield from _list_names(sub)
+
+
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_takes_many(arg) for arg in get_args(annotation))
+    return origin in (list, tuple, set, frozenset, Sequence)
 
 
 def _query_names(dependant: Dependant) -> Iterator[str]:
@@ -245,11 +272,13 @@ def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
         notification_id=broken.notification_id, finding=broken.kind)
 
 
-def refuse_repeated(request: Request) -> None:
+def refuse_repeated(request: Request, many: frozenset[str] = frozenset()) -> None:
     """Refuse (422) a query parameter given more than once: every parameter of the JSON API
-    takes one value, and FastAPI would silently keep the last of them."""
+    takes one value, and FastAPI would silently keep the last of them (a name in ``many``,
+    a parameter a dashboard page takes as a list, may be given more than once)."""
     params = request.query_params
-    repeated = sorted({name for name in params if len(params.getlist(name)) > 1})
+    repeated = sorted({name for name in params
+                       if name not in many and len(params.getlist(name)) > 1})
     if repeated:
         raise RequestValidationError([
             {"type": "repeated", "loc": ("query", name), "input": params.getlist(name),

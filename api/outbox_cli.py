@@ -104,14 +104,18 @@ def register(app: typer.Typer) -> None:
         for row in rows:
             problem = row.summary.get("last_error") or "; ".join(
                 f["message"] for f in row.summary.get("findings") or [])
+            version = row.summary.get("version")
             typer.echo(f"{row.id}  {row.status:<15} {row.kind:<22} {row.channel:<9} "
-                       f"attempts={row.attempts}  {problem}".rstrip())
+                       f"attempts={row.attempts}"
+                       + (f" version={version}" if version is not None else "")
+                       + f"  {problem}".rstrip())
         if not rows:
             typer.echo("no messages")
 
-    def _by_hand(message_id: str, done: str, act: Callable[[Dispatcher], None]) -> None:
+    def _by_hand(message_id: str, done: str, act: Callable[[Dispatcher], Any]) -> None:
         from eventsourcing.application import AggregateNotFoundError
 
+        from adapters.errors import StaleMessage
         from api.settings import get_settings
         from api.wiring import build_candidacies
 
@@ -120,7 +124,7 @@ def register(app: typer.Typer) -> None:
         dispatcher = build_dispatcher(candidacies, settings)
         try:
             act(dispatcher)
-        except (ValueError, LookupError, AggregateNotFoundError) as error:
+        except (ValueError, LookupError, AggregateNotFoundError, StaleMessage) as error:
             # LookupError: an unknown channel to reroute to.
             raise fail(str(error) or f"no message {message_id}") from None
         finally:
@@ -128,21 +132,28 @@ def register(app: typer.Typer) -> None:
             candidacies.close()
         typer.echo(f"{message_id}: {done}; the next dispatch delivers it")
 
+    read_at = typer.Option(None, "--version", min=1,
+                           help="the version you read it at (`closer messages list`): "
+                                "refused if it changed since")
+
     @messages_app.command("retry")
     def retry(message_id: str, by: str = typer.Option(..., help="who decides (recorded)"),
-              reason: str = typer.Option("retried by hand", help="why (recorded)")) -> None:
+              reason: str = typer.Option("retried by hand", help="why (recorded)"),
+              version: int = read_at) -> None:
         """Queue a dead-lettered or blocked message again, with the corrected details."""
         _by_hand(message_id, "queued again",
-                 lambda d: d.retry(message_id, by=by, reason=reason))
+                 lambda d: d.retry(message_id, by=by, reason=reason, expected_version=version))
 
     @messages_app.command("reroute")
     def reroute(message_id: str,
                 channel: str = typer.Option(..., help="the channel to send it on instead"),
                 by: str = typer.Option(..., help="who decides (recorded)"),
-                reason: str = typer.Option("rerouted by hand", help="why (recorded)")) -> None:
+                reason: str = typer.Option("rerouted by hand", help="why (recorded)"),
+                version: int = read_at) -> None:
         """Send a dead-lettered or blocked message on another channel, corrected."""
         _by_hand(message_id, f"queued again on {channel}",
-                 lambda d: d.reroute_message(message_id, channel, by=by, reason=reason))
+                 lambda d: d.reroute_message(message_id, channel, by=by, reason=reason,
+                                             expected_version=version))
 
     @messages_app.command("edit")
     def edit(message_id: str,
@@ -181,10 +192,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{message_id}: edited; it goes with your text once approved or retried")
 
     @messages_app.command("approve")
-    def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)")
-                ) -> None:
-        """Approve a proofed message waiting for a person's approval."""
-        _by_hand(message_id, "approved", lambda d: d.approve(message_id, by=by))
+    def approve(message_id: str, by: str = typer.Option(..., help="who approves (recorded)"),
+                version: int = read_at) -> None:
+        """Approve a proofed message waiting for a person's approval (`Dispatcher.approve`,
+        the method of the dashboard's form and `POST .../messages/{id}/approve`)."""
+        _by_hand(message_id, "approved",
+                 lambda d: d.approve(message_id, by=by, expected_version=version))
 
     @messages_app.command("confirm")
     def confirm(message_id: str, by: str = typer.Option(..., help="who confirms (recorded)"),

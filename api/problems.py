@@ -51,7 +51,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "illegal-command": (409, "The playbook does not allow this now"),
     "playbook-rule": (409, "A rule of the playbook refuses this now"),
     "candidacy-erased": (409, "The candidacy's personal data was erased"),
-    "message-state": (409, "The message cannot be retried, rerouted or edited now"),
+    "message-state": (409, "The message cannot be approved, retried, rerouted or edited now"),
     "idempotency-key-in-flight": (409, "A request with this idempotency key is in progress"),
     "concurrent-modification": (409, "The candidacy kept changing; retry"),
     "chain-broken": (409, "The candidacy's stored history does not verify"),

@@ -65,8 +65,15 @@ def test_a_correction_then_a_retry_delivers_and_the_history_keeps_both(
 
     url = f"/candidacies/{candidacy_id}/messages/{message_id}/retry"
     problem(client_for("viewer").post(url), 403, "forbidden")
-    [queued] = [m for m in ok(client.post(url, json={"reason": "his email, from his card"})
+    [read] = [m for m in client.get(f"/candidacies/{candidacy_id}/messages").json()["messages"]
+              if m["id"] == message_id]
+    stale = problem(client.post(url, headers={"If-Match": f'"{read["version"] - 1}"'}), 412,
+                    "version-conflict")  # not the version it is at: nothing recorded
+    assert stale["current_version"] == read["version"]
+    [queued] = [m for m in ok(client.post(url, json={"reason": "his email, from his card"},
+                                          headers={"If-Match": f'"{read["version"]}"'})
                               ).json()["messages"] if m["id"] == message_id]
+    assert queued["version"] == read["version"] + 1
     assert queued["status"] == "queued"
     assert dispatch(candidacies, smtp_server).sent == 1
     [received] = smtp_server.sink.received
@@ -87,6 +94,11 @@ def test_a_blocked_message_is_rerouted_to_another_channel(
                    "invalid-input")["field"] == "channel"
     assert problem(client.post(url, json={"channel": "postal"}), 422,
                    "invalid-input")["field"] == "channel"
+    [read] = [m for m in client.get(f"/candidacies/{candidacy_id}/messages").json()["messages"]
+              if m["id"] == message_id]
+    problem(client.post(url, json={"channel": "voicemail"},
+                        headers={"If-Match": f'"{read["version"] + 1}"'}), 412,
+            "version-conflict")
     [rerouted] = [m for m in ok(client.post(url, json={
         "channel": "voicemail", "reason": "he has a phone, no email"})).json()["messages"]
         if m["id"] == message_id]

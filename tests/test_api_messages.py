@@ -131,3 +131,94 @@ def test_an_edit_racing_the_outbox_is_refused_as_stale_and_records_nothing(
         raise AssertionError("the edit was recorded over the approval")
     events = list(candidacies.events.get(UUID(message["id"])))
     assert len(events) == before + 1 and type(events[-1]).__name__ == "Approved"
+
+
+def _awaiting_approval(client: Any, candidacies: Candidacies,
+                       dispatcher: Dispatcher) -> tuple[str, dict[str, Any]]:
+    """A thank-you the outbox proofed and holds for a person's approval."""
+    candidacy_id = ok(client.post("/candidacies", json=interview(format="video"))).json()["id"]
+    ok(client.post(f"/candidacies/{candidacy_id}/no-hesitations"))
+    ok(client.post(f"/candidacies/{candidacy_id}/next-step",
+                   json={"description": "a systems design interview"}))
+    tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    dispatcher.run_once()
+    [message] = ok(client.get(f"/candidacies/{candidacy_id}/messages")).json()["messages"]
+    assert message["status"] == "approval_needed"
+    return candidacy_id, message
+
+
+def test_a_person_approves_a_message_over_http_and_a_stale_approval_is_refused(
+        client: Any, client_for: Any, candidacies: Candidacies,
+        smtp_server: SmtpServer) -> None:  # noqa: F811
+    from uuid import UUID
+
+    email = EmailAdapter(host=smtp_server.host, port=smtp_server.port, starttls=False)
+    dispatcher = Dispatcher(candidacies, adapters={"email": email},
+                            approval_workspaces=frozenset({"agency"}))
+    candidacy_id, message = _awaiting_approval(client, candidacies, dispatcher)
+    url = f"/candidacies/{candidacy_id}/messages/{message['id']}/approve"
+    read_at = message["version"]
+    events = candidacies.events
+
+    def kinds() -> list[str]:
+        return [type(e).__name__ for e in events.get(UUID(message["id"]))]
+
+    before = kinds()
+    # Someone edits the text after it was read: approving what was read is refused.
+    text = ("Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+            "in me. I look forward to a systems design interview, the next step.\n\n"
+            "Best regards,\nMaya Okafor")
+    ok(client.post(f"/candidacies/{candidacy_id}/messages/{message['id']}/edit",
+                   json={"body": text}))
+    stale = problem(client.post(url, headers={"If-Match": f'"{read_at}"'}), 412,
+                    "version-conflict")
+    assert (stale["expected_version"], stale["current_version"]) == (read_at, read_at + 1)
+    # A viewer only reads; another workspace never learns the message exists.
+    problem(client_for("viewer").post(url, headers={"If-Match": f'"{read_at + 1}"'}), 403,
+            "forbidden")
+    problem(client_for("admin", workspace="elsewhere").post(url), 404, "not-found")
+    problem(client.post(f"/candidacies/{candidacy_id}/messages/{'0' * 8}-0000-0000-0000-"
+                        f"{'0' * 12}/approve"), 404, "not-found")
+    assert kinds() == [*before, "Edited"]
+    assert smtp_server.sink.received == []
+
+    approved = client.post(url, headers={"If-Match": f'"{read_at + 1}"'})
+    [shown] = ok(approved).json()["messages"]
+    assert approved.headers["ETag"] == f'"{read_at + 2}"' and shown["version"] == read_at + 2
+    assert kinds() == [*before, "Edited", "Approved"]
+    assert shown["status"] != "approval_needed"
+    # Approved once: approving it again is refused by its state.
+    problem(client.post(url), 409, "message-state")
+    dispatcher.run_once()
+    [mail] = smtp_server.sink.received
+    assert mail.message.get_body(("plain",)).get_content().strip().splitlines() == \
+        text.splitlines()
+    problem(client.post(url), 409, "message-state")  # sent
+
+
+def test_an_approval_racing_an_edit_is_refused_as_stale_and_records_nothing(
+        client: Any, candidacies: Candidacies, monkeypatch: Any) -> None:
+    from uuid import UUID
+
+    from adapters.errors import StaleMessage
+
+    dispatcher = Dispatcher(candidacies, approval_workspaces=frozenset({"agency"}))
+    _, message = _awaiting_approval(client, candidacies, dispatcher)
+    save = dispatcher._save
+    text = ("Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+            "in me. I look forward to a systems design interview, the next step.\n\n"
+            "Best regards,\nMaya Okafor")
+
+    def edited_meanwhile(*args: Any) -> None:
+        Dispatcher(candidacies).edit(message["id"], text, by="someone@agency")
+        save(*args)
+
+    monkeypatch.setattr(dispatcher, "_save", edited_meanwhile)
+    try:
+        dispatcher.approve(message["id"], by="coach@agency", expected_version=message["version"])
+    except StaleMessage as stale:
+        assert (stale.expected, stale.actual) == (message["version"], message["version"] + 1)
+    else:
+        raise AssertionError("the approval was recorded over the edit")
+    events = list(candidacies.events.get(UUID(message["id"])))
+    assert type(events[-1]).__name__ == "Edited"

@@ -48,6 +48,7 @@ OPERATIONS = {
     ("POST", "/candidacies/{candidacy_id}/messages/{message_id}/reroute"): "rerouteMessage",
     ("POST", "/candidacies/{candidacy_id}/messages/{message_id}/confirm"): "confirmMessage",
     ("POST", "/candidacies/{candidacy_id}/messages/{message_id}/edit"): "editMessage",
+    ("POST", "/candidacies/{candidacy_id}/messages/{message_id}/approve"): "approveMessage",
     ("POST", "/candidacies/{candidacy_id}/replies"): "receiveReply",
     ("POST", "/candidacies/{candidacy_id}/offers"): "noteCompetingOffer",
     ("POST", "/candidacies/{candidacy_id}/pause"): "pauseCadence",

@@ -313,6 +313,9 @@ def test_a_refused_command_says_why_and_records_nothing(
     blank = _post(client, f"/dashboard/candidacies/{cid}/raise_hesitation",
                   {**fields, "text": "   "})
     assert blank.status_code == 422 and "Not applied: text" in blank.text
+    without = _post(client, f"/dashboard/candidacies/{cid}/raise_hesitation",
+                    {k: v for k, v in {**fields, "text": "salary"}.items() if k != "version"})
+    assert without.status_code == 400 and "carries no version" in without.text
     assert _versions(candidacies, cid) == 1
 
 
@@ -355,13 +358,30 @@ def test_messages_awaiting_approval_are_previewed_and_approved_through_the_outbo
     denied = _post(viewer, action, {**fields, "csrf": csrf_of(viewer.get(
         "/dashboard/messages").text)})
     assert denied.status_code == 403
+    # The card's form carries the version it was rendered at, as the API's If-Match: once
+    # the text is edited after the page was opened, that form is refused, nothing recorded.
+    assert fields["version"].isdigit()
+    build_dispatcher(candidacies, app.state.settings).edit(
+        row.id, "Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
+        "in me. I look forward to the onsite with the CTO.\n\nBest regards,\nMaya Okafor",
+        by="someone@agency")
+    stale = _post(client, action, fields)
+    assert stale.status_code == 303
+    shown = client.get(stale.headers["location"]).text
+    assert "Not approved: this message changed since the page was opened" in shown
+    assert "Awaiting approval (1)" in shown and "I look forward to the onsite" in shown
+    without = _post(client, action, {k: v for k, v in fields.items() if k != "version"})
+    assert without.status_code == 400 and "carries no version" in without.text
+    [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
+    assert row.status == "approval_needed"
+    fields = form_fields(shown, action)  # the card as it stands now
     approved = _post(client, action, fields)
     assert approved.status_code == 303
     assert "Message approved" in client.get(approved.headers["location"]).text
     [row] = [m for m in message_rows(candidacies, candidacy_id=cid) if m.kind == "thank_you"]
     assert row.status == "queued"
-    twice = _post(client, action, fields)
-    assert "Not done" in client.get(twice.headers["location"]).text
+    twice = _post(client, action, fields)  # the same form again: stale, refused
+    assert "Not approved" in client.get(twice.headers["location"]).text
     assert re.search(r"Awaiting approval \(0\)", client.get("/dashboard/messages").text)
 
 
@@ -401,6 +421,11 @@ def test_a_blocked_message_is_edited_by_a_correction_then_retried(
                                     "person": "Daniel Whitfield", "field": "email",
                                     "value": "daniel@northwind.example"})
     assert fixed.status_code == 303, fixed.text
+    # A form rendered at another version than the message's is refused, nothing recorded.
+    stale = _post(client, retry, {**fields, "version": str(int(fields["version"]) - 1)})
+    assert "Not retried: this message changed since the page was opened" in client.get(
+        stale.headers["location"]).text
+    assert "Blocked by proofing (1)" in client.get("/dashboard/messages").text
     retried = _post(client, retry, {**fields, "reason": "the address was missing"})
     assert retried.status_code == 303
     assert "Message retried" in client.get(retried.headers["location"]).text
@@ -522,6 +547,9 @@ def test_every_page_takes_the_filters_in_a_bookmarkable_url_and_names_a_bad_one(
             ("since=2026-11-30&until=2026-11-01", 400, "since: the range starts after it ends"),
             ("stgae=awaiting", 422, "stgae: unknown query parameter"),
             (f"recruiter={'x' * 201}", 422, "recruiter: String should have at most 200"),
+            # Given twice: refused, never narrowed by the last one silently.
+            ("company=Northwind&since=2026-11-01&company=Elsewhere", 422,
+             "company: query parameter &#39;company&#39; is given 2 times; it takes one value"),
     ]:
         bad = client.get(f"{url}?{query}")
         assert bad.status_code == status, (query, bad.text)

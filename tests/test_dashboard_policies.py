@@ -96,6 +96,11 @@ def test_versions_side_by_side_with_pinned_counts(recruiter: TestClient, client:
     assert missing.status_code == 404 and "No published policy version playbook@9" in \
         missing.text
     assert recruiter.get("/dashboard/policies?workspace=rival-agency").status_code == 404
+    # `show` is a list and repeats; a single-valued one given twice is named on a page.
+    twice = recruiter.get("/dashboard/policies?show=playbook@2&differences=true"
+                          "&differences=false")
+    assert twice.status_code == 422 and twice.headers["content-type"].startswith("text/html")
+    assert "differences: query parameter &#39;differences&#39; is given 2 times" in twice.text
 
 
 def _interview(**overrides: Any) -> dict[str, Any]:

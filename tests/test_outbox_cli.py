@@ -175,8 +175,9 @@ def test_a_message_awaiting_approval_is_edited_on_the_cli_and_goes_with_the_new_
     monkeypatch.setenv("CLOSER_APPROVAL_WORKSPACES", "maya")
     get_settings.cache_clear()
     run("dispatch", "--once")
-    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+approval_needed\s+thank_you",
-                              run("messages", "list"), re.M)
+    [(message_id, read_at)] = re.findall(
+        r"^([0-9a-f-]{36})\s+approval_needed\s+thank_you.* version=(\d+)",
+        run("messages", "list"), re.M)
     text = ("Dear Daniel Whitfield,\n\nThank you for your time today and for your interest "
             "in me. I look forward to a systems design interview, the next step.\n\n"
             "Best regards,\nMaya Okafor\n")
@@ -191,7 +192,15 @@ def test_a_message_awaiting_approval_is_edited_on_the_cli_and_goes_with_the_new_
     mine.write_text(text)
     assert "edited" in run("messages", "edit", message_id, "--body-file", str(mine),
                            "--by", "maya")
-    assert "approved" in run("messages", "approve", message_id, "--by", "maya")
+    # Approving at the version read before the edit approves what was read, or nothing.
+    stale = runner.invoke(cli, ["messages", "approve", message_id, "--by", "maya",
+                                "--version", read_at])
+    assert stale.exit_code == 1 and f"not {read_at}: it changed since" in stale.output
+    [now_at] = re.findall(rf"^{message_id}\s+approval_needed.* version=(\d+)",
+                          run("messages", "list"), re.M)
+    assert int(now_at) == int(read_at) + 1
+    assert "approved" in run("messages", "approve", message_id, "--by", "maya",
+                             "--version", now_at)
     assert "sent 1" in run("dispatch", "--once")
     [mail] = smtp_server.sink.received
     assert mail.message.get_body(("plain",)).get_content().strip().splitlines() == \

@@ -30,9 +30,10 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from api.dashboard import (
     at_risk,
@@ -48,17 +49,29 @@ from api.dashboard import (
 )
 from api.dashboard.pages import PREFIX, render
 from api.dashboard.session import PageError, SignInRequired
+from api.dependencies import list_query_names, refuse_repeated
 from api.problems import ProblemError
 
 ROUTERS = [signin.router, live.router, today.router, candidacy.router, messages.router,
            pipeline.router, at_risk.router, compliance.router, rules.router, policies.router]
 
 
+async def single_valued_page_query(request: Request) -> None:
+    """A page's filter given twice (``?since=...&since=...``) is refused with a page naming
+    it (422, as `answer_bad_queries_as_pages` answers), not narrowed by the last one
+    silently: the JSON API's `refuse_repeated`, but a parameter the page takes as a
+    list (the policies page's ``show=``) may repeat."""
+    route = request.scope.get("route")
+    # (Two parameters at least, or nothing can repeat: most requests stop here.)
+    if b"&" in request.scope.get("query_string", b"") and isinstance(route, APIRoute):
+        refuse_repeated(request, list_query_names(route))
+
+
 def install(app: FastAPI) -> None:
     """The dashboard's routes on ``app`` (none in the OpenAPI document), `/` leading to it,
     and its refusals answered as pages."""
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(single_valued_page_query)])
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:

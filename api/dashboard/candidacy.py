@@ -169,6 +169,12 @@ async def command(request: Request, candidacy_id: CandidacyId,
     row = candidacies.row(candidacy_id) if _uuid_like(candidacy_id) else None
     if row is None or row.workspace != viewer.workspace:
         raise PageError(404, "No such candidacy.")
+    if not form.get("version", "").strip().isdigit():
+        # Every form carries the version it was rendered at (its If-Match); one without
+        # would be applied to whatever the candidacy has become.
+        return candidacy_page(request, viewer, candidacy_id, status=400,
+                              error="Not applied: the form carries no version of the "
+                                    "candidacy; reload the page and send it again.")
     zone = candidacies.get(candidacy_id, viewer.workspace).timezone
     try:
         outcome = await run(candidacies, viewer, candidacy_id, command, form, zone,

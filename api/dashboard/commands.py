@@ -173,7 +173,7 @@ async def run(candidacies: Candidacies, viewer: Viewer, candidacy_id: str, comma
     spec = COMMANDS[command]
     body = spec.body.model_validate(body_of(command, form, zone))
     method, args, kwargs = spec.call(candidacies, body)
-    version = form.get("version", "")
+    version = form.get("version", "").strip()  # the route refuses a form without one
     runner = CommandRunner(candidacies, viewer.principal,
                            int(version) if version.isdigit() else None,
                            form.text("idempotency_key"), inflight, Response())

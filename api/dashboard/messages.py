@@ -1,7 +1,9 @@
 """`/dashboard/messages`: the messages waiting for a person (awaiting approval, blocked,
 dead-lettered, failing): each previewed as it would go, with its proofing findings, and
 approved, retried or rerouted through the very outbox operations `closer messages` and
-the API use (`adapters.outbox.Dispatcher.approve`, `retry`, `reroute_message`).  Its text
+the API routes use (`adapters.outbox.Dispatcher.approve`, `retry`, `reroute_message`, of
+`POST .../messages/{id}/approve|retry|reroute`); each form carries the version its card
+was rendered at, as the API's `If-Match`, so a card gone stale is refused.  Its text
 is edited at `/dashboard/messages/{id}/edit` (previewed and proofed, then recorded by
 `Dispatcher.edit`, the method of `POST .../messages/{id}/edit`); what it was built from
 (a contact, a name, a title, "why I fit") is corrected on the candidacy's page, and a
@@ -78,15 +80,30 @@ async def _by_hand(request: Request, acting: tuple[Viewer, FormData], message_id
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
     by = viewer.principal.user
     back = safe_next(form.get("back") or f"{PREFIX}/messages")
+    # The version the card was rendered at, as the API's If-Match: what the person read is
+    # what is decided on, or nothing is (the Dispatcher's methods refuse a stale one).
+    version = form.get("version", "").strip()
+    if not version.isdigit():
+        raise PageError(400, f"Not {done}: the form carries no version of the message; "
+                             "reload the page and send it again.")
+    at = int(version)
     try:
         if done == "approved":
-            dispatcher.approve(message_id, by=by)
+            dispatcher.approve(message_id, by=by, expected_version=at)
         elif done == "retried":
-            dispatcher.retry(message_id, by=by, reason=form.text("reason") or "retried by hand")
+            dispatcher.retry(message_id, by=by, reason=form.text("reason") or "retried by hand",
+                             expected_version=at)
         else:
             channel = form.text("channel") or ""
             dispatcher.reroute_message(message_id, channel, by=by,
-                                       reason=form.text("reason") or "rerouted by hand")
+                                       reason=form.text("reason") or "rerouted by hand",
+                                       expected_version=at)
+    except StaleMessage as error:
+        response = RedirectResponse(back, status_code=303)
+        flash(response, f"Not {done}: this message changed since the page was opened (it "
+                        f"was at version {error.expected}, it is now at version "
+                        f"{error.actual}). Check it as it stands now and send it again.")
+        return response
     except (UnknownChannel, PostalMailRefused, ValueError) as error:
         response = RedirectResponse(back, status_code=303)
         flash(response, f"Not done: {error}")

@@ -1,5 +1,6 @@
 """`/candidacies/{id}/messages`: what the outbox drafted, proofed, sent or failed; and a
-person's retry or reroute of a blocked or dead-lettered one (recruiters and admins)."""
+person's hand on them (recruiters and admins): the approval of one awaiting approval, the
+retry or reroute of a blocked or dead-lettered one, a person's own text for either."""
 
 from __future__ import annotations
 
@@ -89,6 +90,10 @@ class Reroute(BaseModel):
 
 
 MessageId = Annotated[str, Path(description="the message's id, as listed", max_length=64)]
+MessageIfMatch = Annotated[str | None, Header(
+    alias="If-Match", max_length=64, pattern=r'^\s*(?:W/)?"?\d{1,18}"?\s*$|^\*$',
+    description="The version the person read the message at (`version` in the "
+                "messages' list, or a previous edit's `ETag`); a stale one answers 412.")]
 
 
 def _stuck_message(candidacies: Candidacies, principal: Principal, candidacy_id: str,
@@ -107,6 +112,9 @@ def _by_hand(request: Request, candidacies: Candidacies, principal: Principal,
     dispatcher = build_dispatcher(candidacies, request.app.state.settings)
     try:
         act(dispatcher)
+    except StaleMessage as error:
+        raise ProblemError("version-conflict", str(error), expected_version=error.expected,
+                           current_version=error.actual) from None
     except (UnknownChannel, PostalMailRefused) as error:
         raise InvalidInput("channel", str(error)) from None
     except ValueError as error:
@@ -115,27 +123,30 @@ def _by_hand(request: Request, candidacies: Candidacies, principal: Principal,
 
 
 @router.post("/{candidacy_id}/messages/{message_id}/retry", operation_id="retryMessage",
-             responses=problem_responses(400, 401, 403, 404, 409, 422))
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422))
 def retry_message(candidacy_id: CandidacyId, message_id: MessageId, request: Request,
-                  candidacies: Store, principal: Writer, body: Retry | None = None) -> Messages:
+                  candidacies: Store, principal: Writer, body: Retry | None = None,
+                  if_match: MessageIfMatch = None) -> Messages:
     """Queue a blocked or dead-lettered message again, its context rebuilt from the
-    corrected candidacy; answers the candidacy's messages."""
+    corrected candidacy; answers the candidacy's messages.  A stale `If-Match` is 412."""
     reason = (body or Retry()).reason
-    by = principal.user
+    by, version = principal.user, expected_version(if_match)
     return _by_hand(request, candidacies, principal, candidacy_id, message_id,
-                    lambda d: d.retry(message_id, by=by, reason=reason))
+                    lambda d: d.retry(message_id, by=by, reason=reason,
+                                      expected_version=version))
 
 
 @router.post("/{candidacy_id}/messages/{message_id}/reroute", operation_id="rerouteMessage",
-             responses=problem_responses(400, 401, 403, 404, 409, 422))
+             responses=problem_responses(400, 401, 403, 404, 409, 412, 422))
 def reroute_message(candidacy_id: CandidacyId, message_id: MessageId, body: Reroute,
-                    request: Request, candidacies: Store, principal: Writer) -> Messages:
+                    request: Request, candidacies: Store, principal: Writer,
+                    if_match: MessageIfMatch = None) -> Messages:
     """Send a blocked or dead-lettered message on another channel, with the corrected
-    context; answers the candidacy's messages."""
-    by = principal.user
+    context; answers the candidacy's messages.  A stale `If-Match` is 412."""
+    by, version = principal.user, expected_version(if_match)
     return _by_hand(request, candidacies, principal, candidacy_id, message_id,
                     lambda d: d.reroute_message(message_id, body.channel, by=by,
-                                                reason=body.reason))
+                                                reason=body.reason, expected_version=version))
 
 
 # -- a person's own text for a message (issue 16) ---------------------------------------------
@@ -167,11 +178,6 @@ class EditedMessage(BaseModel):
     findings: list[dict[str, Any]]
 
 
-MessageIfMatch = Annotated[str | None, Header(
-    alias="If-Match", max_length=64, pattern=r'^\s*(?:W/)?"?\d{1,18}"?\s*$|^\*$',
-    description="The version the edit expects the message to be at (`version` in the "
-                "messages' list, or a previous edit's `ETag`); a stale one answers 412.")]
-
 
 @router.post("/{candidacy_id}/messages/{message_id}/edit", operation_id="editMessage",
              responses=problem_responses(400, 401, 403, 404, 409, 412, 422))
@@ -201,3 +207,31 @@ def edit_message(candidacy_id: CandidacyId, message_id: MessageId, body: EditMes
                          recorded=not body.dry_run, subject=rendered.subject,
                          to=list(rendered.to), body=rendered.body, passed=report.passed,
                          findings=[f.as_dict() for f in report.findings])
+
+
+# -- a person's approval (issue 16) -----------------------------------------------------------
+
+
+@router.post("/{candidacy_id}/messages/{message_id}/approve", operation_id="approveMessage",
+             responses=problem_responses(401, 403, 404, 409, 412, 422))
+def approve_message(candidacy_id: CandidacyId, message_id: MessageId, request: Request,
+                    response: Response, candidacies: Store, principal: Writer,
+                    if_match: MessageIfMatch = None) -> Messages:
+    """Approve a message awaiting approval, as it stands (its edited text, if any): the
+    outbox delivers it on its next pass; answers the candidacy's messages, the approved
+    one's new version as `ETag`.  Nothing is recorded for a stale `If-Match` (412: the
+    message changed since it was read, e.g. its text was edited) or a message in another
+    state (409 `message-state`).  The method of the dashboard's **Approve and send** and
+    of `closer messages approve` (`Dispatcher.approve`)."""
+    _stuck_message(candidacies, principal, candidacy_id, message_id)
+    dispatcher = build_dispatcher(candidacies, request.app.state.settings)
+    try:
+        message = dispatcher.approve(message_id, by=principal.user,
+                                     expected_version=expected_version(if_match))
+    except StaleMessage as error:
+        raise ProblemError("version-conflict", str(error), expected_version=error.expected,
+                           current_version=error.actual) from None
+    except ValueError as error:
+        raise ProblemError("message-state", str(error)) from None
+    response.headers["ETag"] = f'"{message.version}"'
+    return get_candidacy_messages(candidacy_id, candidacies, principal)
