@@ -177,6 +177,9 @@ class Candidacies(Application[UUID]):
 
     def _record(self, processing_event: Any) -> Any:
         # A new candidacy's (or outbox message's) key goes in its first event's transaction.
+        # Steps around `save`: eventsourcing 9.5.6's `Application.save` collects the events,
+        # then calls `_record(processing_event)`, which puts them with ``saved_kwargs``
+        # (tests/test_erasure.py::test_the_library_still_records_a_save_through_record).
         keys = self.keyring.new_keys(processing_event.events)
         if not keys:
             return super()._record(processing_event)

@@ -383,3 +383,18 @@ def test_every_event_field_that_carries_free_text_is_sealed() -> None:
                 topic + name in SEALED) else set()
             unsealed += [f"{name}.{field}" for field in sorted(fields - sealed)]
     assert unsealed == []
+
+
+@pytest.mark.unit
+def test_the_library_still_records_a_save_through_record() -> None:
+    """`Candidacies._record` adds a new subject's key to its first save: it relies on
+    eventsourcing 9.5.6's `save` calling `_record(processing_event)` and `_record`
+    putting ``saved_kwargs`` with the events.  An upgrade that changes either fails here."""
+    import inspect
+
+    from eventsourcing.application import Application
+
+    assert "self._record(processing_event)" in inspect.getsource(Application.save)
+    assert list(inspect.signature(Application._record).parameters) == [
+        "self", "processing_event"]
+    assert "**processing_event.saved_kwargs" in inspect.getsource(Application._record)
