@@ -18,6 +18,7 @@ section "## Erasure (issue 17)" (only that section).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -82,6 +83,11 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=300, help="candidacies per side")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
     args = parser.parse_args()
+    from api.logs import configure_logging
+
+    # Logged as production logs (JSON lines at info), into a sink: every side pays it.
+    sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    configure_logging("json", "info", stream=sink, cache=False)
     load_before = load_average()
     actor = Actor(user="bench@agency.example", workspace="agency")
     with tempfile.TemporaryDirectory() as folder:
@@ -108,6 +114,8 @@ def main() -> None:
         f"Reproduce: `{command}` ({load_before} before, {load_average()} after; one 2-core "
         "machine shared with other work: the ratios, paired round by round, are the "
         "figures to read).", "",
+        "Logged as production logs (`api.logs.configure_logging`, JSON lines at info, "
+        "into a sink). "
         f"A load then a hesitation raised (its text sealed with the candidacy's AES-GCM key, "
         f"the candidate's name, email and phone opened on load) on {args.pool} candidacies "
         "a side, one SQLite file each, alternating rounds:", "",
