@@ -23,6 +23,22 @@ from engine.values import Actor
 MAYA = Actor(user="maya@example.com", workspace="maya")
 
 
+def thank_you_decided(store: str, **details: object) -> str:
+    """A video interview on 25 November, its next step closed, ticked at 18:00: its
+    thank-you email decided for the outbox.  The candidacy's id."""
+    app = Candidacies(eventsourcing_env(store),
+                      clock=FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC)))
+    try:
+        candidacy_id = app.record_interview(MAYA, interview(format="video", **details)
+                                            ).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    finally:
+        app.close()
+    return str(candidacy_id)
+
+
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path}/closer.db"
@@ -33,15 +49,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def test_a_dead_letter_is_listed_then_retried_by_a_person_and_delivered(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
-    app = Candidacies(eventsourcing_env(store), clock=clock)
-    try:
-        candidacy_id = app.record_interview(MAYA, interview(format="video")).candidacy_id
-        app.record_no_hesitations(MAYA, candidacy_id)
-        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
-    finally:
-        app.close()
+    candidacy_id = thank_you_decided(store)
 
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLOSER_SMTP_PORT", str(free_port()))  # nobody listens: refused
@@ -94,16 +102,8 @@ def test_dispatch_once_survives_a_card_that_cannot_be_written_and_sends_the_rest
 
 def test_a_contact_corrected_by_command_line_lets_a_retry_deliver_and_reroute_refuses_politely(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
-    app = Candidacies(eventsourcing_env(store), clock=clock)
-    try:
-        candidacy_id = app.record_interview(MAYA, interview(format="video", interviewers=[
-            {"name": "Daniel Whitfield", "title": "VP Engineering"}])).candidacy_id
-        app.record_no_hesitations(MAYA, candidacy_id)
-        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
-    finally:
-        app.close()
+    candidacy_id = thank_you_decided(store, interviewers=[
+        {"name": "Daniel Whitfield", "title": "VP Engineering"}])
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("CLOSER_RECRUITER_NAME", "Dana Reyes")
@@ -160,15 +160,7 @@ def test_a_voicemail_task_is_confirmed_on_the_cli(store: str, tmp_path: Path) ->
 def test_a_message_awaiting_approval_is_edited_on_the_cli_and_goes_with_the_new_text(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
         tmp_path: Path) -> None:
-    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
-    app = Candidacies(eventsourcing_env(store), clock=clock)
-    try:
-        candidacy_id = app.record_interview(MAYA, interview(format="video")).candidacy_id
-        app.record_no_hesitations(MAYA, candidacy_id)
-        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
-        tick(app, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
-    finally:
-        app.close()
+    thank_you_decided(store)
     monkeypatch.setenv("CLOSER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLOSER_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("CLOSER_SMTP_STARTTLS", "false")
