@@ -53,6 +53,28 @@ CLOSER = str(Path(sys.executable).with_name("closer"))
 LOG: Any = None  # the request log's file (`main`)
 
 
+
+async def asgi_get(app: Any, path: str, cookie: bytes) -> int:
+    """``GET path`` signed in with ``cookie``, as one ASGI call to ``app``: its status."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("testserver", 80), "state": {},
+             "headers": [(b"host", b"testserver"), (b"cookie", cookie)]}
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
 def build(url: str, candidacies: int) -> None:
     """Simulate candidacies into ``url`` until it holds ``candidacies``."""
     from engine.application import Candidacies
@@ -210,24 +232,8 @@ class Store:
         assert answer == status, (path, answer)
 
     async def _call(self, path: str) -> int:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-                 "server": ("testserver", 80), "state": {},
-                 "headers": [(b"host", b"testserver"), (b"cookie", self.cookie)]}
-        status = 0
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
         assert self.timed is not None
-        await self.timed(scope, receive, send)
-        return status
+        return await asgi_get(self.timed, path, self.cookie)
 
     def frame_page(self, _: int) -> None:
         """A signed-in request with nothing to show: an unknown candidacy's 404 (the

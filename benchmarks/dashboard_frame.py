@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from dashboard_bench import asgi_get
 from paired import load_average, ratios, spread, table
 
 DEVICES = ("nav", "token")
@@ -91,23 +92,7 @@ class Site:
             self.cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items()).encode()
 
     async def call(self, path: str) -> int:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-                 "server": ("testserver", 80), "state": {},
-                 "headers": [(b"host", b"testserver"), (b"cookie", self.cookie)]}
-        status = 0
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        await self.app(scope, receive, send)
-        return status
+        return await asgi_get(self.app, path, self.cookie)
 
     def switch(self, device: str, on: bool) -> None:
         """Turn one device on or off (off: the code's behaviour before it)."""
