@@ -175,26 +175,6 @@ def pg_floor(url: str, events: str) -> dict[str, Any]:
             "events_per_cpu_second": count / max(1e-9, used)}
 
 
-def check_run(app: Any, ids: list[str], count: int, checked: bool) -> tuple[float, float]:
-    """``count`` commands as `commands_run`, each after the chain check the API makes
-    first (``checked``) or without it."""
-    from api.dependencies import refuse_if_chain_broken
-    from engine.values import Actor
-
-    actor = Actor(user="bench@agency.example", workspace="agency")
-    started, cpu = time.perf_counter(), time.process_time()
-    for n in range(count):
-        candidacy_id = ids[n % len(ids)]
-        if checked:
-            refuse_if_chain_broken(app, candidacy_id, "agency")
-        if app.get(candidacy_id, "agency").paused is None:
-            app.pause_cadence(actor, candidacy_id, "candidate travelling")
-        else:
-            app.resume_cadence(actor, candidacy_id)
-    return (count / (time.perf_counter() - started),
-            count / max(1e-9, time.process_time() - cpu))
-
-
 def check_cost(url: Path | str, rounds: int, count: int, pool: int, grown: int) -> dict[str, Any]:
     """The chain check's cost on one store: ``pool`` candidacies of ``grown`` events
     (pause/resume pairs), commands with the check and without in alternating rounds."""
@@ -208,11 +188,12 @@ def check_cost(url: Path | str, rounds: int, count: int, pool: int, grown: int) 
     app.clock = FixedClock(datetime(2026, 11, 25, 10, tzinfo=UTC))
     actor = Actor(user="bench@agency.example", workspace="agency")
     ids = [app.record_interview(actor, interview()).candidacy_id for _ in range(pool)]
-    check_run(app, ids, pool * (grown - 1), False)  # grows each to ``grown`` events
-    check_run(app, ids, count // 4, True)  # warm-up
+    commands_run(app, ids, pool * (grown - 1))  # grows each to ``grown`` events
+    commands_run(app, ids, count // 4, checked=True)  # warm-up
     first = app.recorder.max_notification_id() / pool
     results = alternated(rounds, ["checked", "unchecked"],
-                         lambda side, _: check_run(app, ids, count, side == "checked"))
+                         lambda side, _: commands_run(app, ids, count,
+                                                      checked=side == "checked"))
     events = app.recorder.max_notification_id() / pool
     app.close()
     wall = {side: [r[0] for r in results[side]] for side in results}
@@ -262,9 +243,13 @@ def check_table(checks: dict[str, Any]) -> list[str]:
                 "with / without, per round (wall)", "with / without, per round (CPU)"], rows)]
 
 
-def commands_run(app: Any, ids: list[str], count: int, chained: bool) -> tuple[float, float]:
-    """``count`` single commands (pause, then resume, over ``ids`` in turn): commands/s,
-    and commands per CPU-second of this process (the client's, on PostgreSQL)."""
+def commands_run(app: Any, ids: list[str], count: int, chained: bool = True,
+                 checked: bool = False) -> tuple[float, float]:
+    """``count`` single commands (pause, then resume, over ``ids`` in turn), the chain
+    hashed in each save (``chained``) and checked first as the API does (``checked``):
+    commands/s, and commands per CPU-second of this process (the client's, on
+    PostgreSQL)."""
+    from api.dependencies import refuse_if_chain_broken
     from engine.values import Actor
 
     app.recorder.chain_events = chained
@@ -272,6 +257,8 @@ def commands_run(app: Any, ids: list[str], count: int, chained: bool) -> tuple[f
     started, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         candidacy_id = ids[n % len(ids)]
+        if checked:
+            refuse_if_chain_broken(app, candidacy_id, "agency")
         if app.get(candidacy_id, "agency").paused is None:
             app.pause_cadence(actor, candidacy_id, "candidate travelling")
         else:
