@@ -56,6 +56,11 @@ def test_the_package_data_declaration_ships_every_static_file() -> None:
     shipped = {path for pattern in declared for path in api_dir.glob(pattern) if path.is_file()}
     on_disk = {path for path in assets.STATIC_DIR.rglob("*") if path.is_file()}
     assert on_disk and on_disk <= shipped
+    # And every other file the package reads at run time (the dashboard's templates):
+    # a file only an editable install finds answers 500 after `pip install .`.
+    data = {path for path in api_dir.rglob("*") if path.is_file()
+            and path.suffix not in {".py", ".pyc", ".so"} and "__pycache__" not in path.parts}
+    assert any(path.suffix == ".html" for path in data) and sorted(data - shipped) == []
 
 
 @pytest.mark.parametrize("url", ASSET_URLS)
