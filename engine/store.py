@@ -422,6 +422,8 @@ class _Save:
         return self.ids
 
 
+# Receipt: with it off, 16 clients commit 1.6x slower on SQLite and 1.35x on PostgreSQL
+# (benchmarks/engine_bench.py, quiet run), HTTP commands 1.27x (fastpaths_bench api).
 class GroupWriter:
     """The one writer of a store (a database and its events table) in this process: the
     saves that arrive while a batch is being written wait in a queue, and the next batch
