@@ -387,9 +387,10 @@ class Keyring:
         if not hasattr(self.recorder, "read"):
             return known
         with self._lock:
-            wanted = sorted({str(e.originator_id) for e in events
-                             if e.originator_version != 1}
-                            - self._new.keys() - self._ciphers.keys())
+            # Membership tests, not `set - dict.keys()`: that walks every cached cipher.
+            wanted = sorted({s for s in {str(e.originator_id) for e in events
+                                         if e.originator_version != 1}
+                             if s not in self._new and s not in self._ciphers})
         if len(wanted) < 2:
             return known  # one subject: the lookups of one (`cipher`, `erased`)
         for start in range(0, len(wanted), 500):
