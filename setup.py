@@ -1,8 +1,10 @@
-"""Build Closer: the decision function and its calendar maths compiled with mypyc.
+"""Build Closer: the decision function, its calendar maths and the audit's walk compiled
+with mypyc.
 
 `plan` (engine/decisions.py) and the calendar under it (engine/work_calendar.py) are replay's
 hottest code; compiled, replay spends about a fifth less CPU per event (docs/performance.md,
-"Replay").  engine/replay.py is not compiled: compiling it too cost 45-70% more build CPU for
+"Replay").  `audit verify`'s walk (engine/audit_walk.py) verifies 1.26x the events a
+second compiled (docs/performance.md, "Audit (issue 17)").  engine/replay.py is not compiled: compiling it too cost 45-70% more build CPU for
 no measurable gain (docs/performance.md, "Install and start-up").  The sources stay in
 the package and stay importable: a failed compile (no C compiler) installs them alone,
 and `engine/__init__.py` loads them instead of compiled modules older than their
@@ -13,7 +15,7 @@ import os
 
 from setuptools import setup
 
-COMPILED = ["engine/work_calendar.py", "engine/decisions.py"]
+COMPILED = ["engine/work_calendar.py", "engine/decisions.py", "engine/audit_walk.py"]
 
 
 def ext_modules() -> list:

@@ -1,9 +1,9 @@
 """Closer's domain: lifecycle, aggregate, cadence policy, scheduler, replay.
 
-The decision function and its calendar (`engine.decisions`, `engine.work_calendar`) are compiled
-with mypyc when the project is built (setup.py; `engine.replay` is not, as it gained
-nothing measurable).  Their sources are always shipped beside them and are what runs
-instead when:
+The decision function and its calendar (`engine.decisions`, `engine.work_calendar`) and the
+audit's walk (`engine.audit_walk`) are compiled with mypyc when the project is built
+(setup.py; `engine.replay` is not, as it gained nothing measurable).  Their sources are
+always shipped beside them and are what runs instead when:
 
 - ``CLOSER_PURE_PYTHON`` is set (to compare, or to debug with Python's own tools);
 - in a source checkout, a compiled module is older than its source (edited or checked
@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-GROUP = ("work_calendar", "decisions")
+GROUP = ("work_calendar", "decisions", "audit_walk")
 """The compiled modules, in import order (decisions imports work_calendar)."""
 SHARED = "compiled__mypyc"
 """Their shared library (setup.py's group name), without which none of them loads: a

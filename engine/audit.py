@@ -19,8 +19,6 @@ notification id, the first one first.  docs/audit.md says what this proves to wh
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +30,7 @@ from eventsourcing.persistence import IntegrityError
 from closer_verify.merkle import Frontier, ProofError
 from closer_verify.records import GENESIS, TreeHead, event_hash, raw_event_hash
 from engine.audit_store import Checkpoint, EventHash
+from engine.audit_walk import chain_rows
 from engine.errors import InvalidInput
 
 PAGE = 5000
@@ -138,16 +137,20 @@ def verify(recorder: Any, public_key: Ed25519PublicKey, *, since: int | None = N
     previous_cp_nid = after
     tips: dict[bytes, tuple[int, bytes]] = {}
     gaps: dict[tuple[bytes, int], int] = {}  # (aggregate, missing version): its finding
-    # The hot loop is written out (the chain hash, the leaf and the frontier's append
-    # inline, each stored id's and topic's bytes made once, the driver's rows as they
-    # come): a million UUID() calls alone cost more than the hashing.  Receipt:
-    # benchmarks/audit_bench.py, verify from 0.22x to about 0.5x of replay's read floor.
-    # tests/test_audit.py holds its root equal to closer_verify's definitions.
+    # The hot loop is `engine.audit_walk.chain_rows` (compiled): a million UUID() calls
+    # alone cost more than the hashing, so each stored id's and topic's bytes are made
+    # once and the driver's rows read as they come.  Receipt: benchmarks/audit_bench.py,
+    # verify from 0.22x to about 0.5x of replay's read floor written out, 1.17x compiled.
     id_bytes, topics = recorder.audit_id_bytes, _Topics()
     ids: dict[Any, bytes] = {}
-    sha256, pack_vt, pack_q, record = hashlib.sha256, _PACK_VT, _PACK_Q, _RECORD
     stack, size = frontier.hashes, frontier.size
     next_size = pending[0].size if pending else -1
+
+    def first_tip(version: int, prev: bytes | None) -> tuple[int, bytes]:
+        """The tip an aggregate's first event in this walk extends."""
+        if since is None or version == 1:
+            return (0, GENESIS)
+        return (version - 1, prev if prev is not None else GENESIS)
 
     def odd(nid: int, uid: bytes, version: int, topic: str, state: bytes,
             prev: bytes | None, stored: bytes | None, tip: tuple[int, bytes]) -> bytes:
@@ -188,49 +191,27 @@ def verify(recorder: Any, public_key: Ed25519PublicKey, *, since: int | None = N
 
     while True:
         rows = recorder.select_audit_log(after, page)
-        for nid, raw, version, topic, state, prev, stored in rows:
-            uid = ids.get(raw)
-            if uid is None:
-                uid = ids[raw] = id_bytes(raw)
-            tip = tips.get(uid)
-            if tip is None:
-                tip = (0, GENESIS) if since is None or version == 1 else \
-                    (version - 1, prev if prev is not None else GENESIS)
-            chained = None
-            if version == tip[0] + 1:
-                encoded = topics[topic]
-                chained = sha256(b"".join((b"\x02", tip[1], record, uid,
-                                           pack_vt(version, len(encoded)), encoded,
-                                           pack_q(len(state)), state))).digest()
-                if stored == chained:
-                    tips[uid] = (version, chained)
-                else:
-                    chained = None
-            if chained is None:
-                chained = odd(nid, uid, version, topic, state, prev, stored, tip)
-            # The leaf, and `Frontier.append`.
-            stack.append(sha256(b"\x00" + pack_q(nid) + chained).digest())
-            size += 1
-            merged = size
-            while not merged & 1:
-                right = stack.pop()
-                stack[-1] = sha256(b"\x01" + stack[-1] + right).digest()
-                merged >>= 1
-            if size == next_size:  # one per checkpoint
-                frontier = Frontier(size, stack)
-                while pending and pending[0].size == size:
-                    cp = pending.pop(0)
-                    report.checkpoints_checked += 1
-                    if (frontier.root() != cp.root or nid != cp.last_notification_id) \
-                            and len(findings) < limit:
-                        findings.append(Finding(
-                            CHECKPOINT, None, None, cp.last_notification_id,
-                            f"checkpoint #{cp.seq} (tree size {cp.size}) does not match the "
-                            f"log's first {cp.size} events: an event with a notification id "
-                            f"in ({previous_cp_nid}, {cp.last_notification_id}] was altered, "
-                            "removed, inserted or reordered after it was signed"))
-                    previous_cp_nid = cp.last_notification_id
-                next_size = pending[0].size if pending else -1
+        done = 0
+        while done < len(rows):
+            done, size = chain_rows(rows, done, tips, ids, id_bytes, topics, stack, size,
+                                    next_size, first_tip, odd)
+            if size != next_size:
+                continue
+            nid = rows[done - 1][0]
+            frontier = Frontier(size, stack)  # one per checkpoint
+            while pending and pending[0].size == size:
+                cp = pending.pop(0)
+                report.checkpoints_checked += 1
+                if (frontier.root() != cp.root or nid != cp.last_notification_id) \
+                        and len(findings) < limit:
+                    findings.append(Finding(
+                        CHECKPOINT, None, None, cp.last_notification_id,
+                        f"checkpoint #{cp.seq} (tree size {cp.size}) does not match the "
+                        f"log's first {cp.size} events: an event with a notification id "
+                        f"in ({previous_cp_nid}, {cp.last_notification_id}] was altered, "
+                        "removed, inserted or reordered after it was signed"))
+                previous_cp_nid = cp.last_notification_id
+            next_size = pending[0].size if pending else -1
         if rows:
             after = rows[-1][0]
         report.events += len(rows)
@@ -253,9 +234,6 @@ def verify(recorder: Any, public_key: Ed25519PublicKey, *, since: int | None = N
     return report
 
 
-_PACK_VT = struct.Struct(">QI").pack
-_PACK_Q = struct.Struct(">Q").pack
-_RECORD = b"closer-event-v1\x00"  # closer_verify.records' encoding, written out in verify
 
 
 class _Topics(dict[str, bytes]):
