@@ -173,6 +173,9 @@ def tick_command(
     done = ", ".join(f"{n} {kind}" for kind, n in sorted(report.actions.items())) or "nothing"
     unreadable = (f"; {report.corrupt} passed over, their history cannot be read (see "
                   "closer doctor)" if report.corrupt else "")
+    if report.skipped_broken:
+        unreadable += (f"; {report.skipped_broken} passed over, their chain is broken (see "
+                       "closer audit verify)")
     console.print(f"{report.now.isoformat()}: {report.candidacies} candidacies due; "
                   f"recorded {done}; {report.conflicts} changed concurrently (next tick)"
                   f"{unreadable}{where}", highlight=False, soft_wrap=True)
@@ -363,6 +366,7 @@ def correct(
         row = candidacies.row(candidacy_id) if _is_uuid(candidacy_id) else None
         if row is None:
             raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
+        _refuse_if_chain_broken(candidacies, candidacy_id)
         outcome = candidacies.correct_details(
             Actor(user=by, workspace=row.workspace), candidacy_id,
             {"person": person, "field": field, "value": value})
@@ -402,6 +406,17 @@ def erase(
         candidacies.close()
     console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
                   soft_wrap=True)
+
+
+def _refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str) -> None:
+    """Exit 1 naming the first break: a correction is not recorded on top of altered
+    events (docs/audit.md, "Commands on a broken chain")."""
+    from api.audit_service import chain_warning
+
+    broken = chain_warning(candidacies, candidacy_id)
+    if broken is not None:
+        raise fail(f"not applied: this candidacy's stored history is not what was recorded "
+                   f"({broken.line()}); an admin runs `closer audit verify` and restores it")
 
 
 def _scrubbed(files: dict[str, Any]) -> str:

@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 import structlog
 
 from engine.application import Candidacies, PolicyRun
+from engine.audit import verify_chain
 
 log = structlog.get_logger("closer.scheduler")
 
@@ -32,6 +34,8 @@ class TickReport:
     conflicts: int = 0
     corrupt: int = 0
     """Due candidacies passed over because their history cannot be read."""
+    skipped_broken: int = 0
+    """Due candidacies passed over because their stored chain is broken (docs/audit.md)."""
 
     @property
     def recorded(self) -> int:
@@ -47,8 +51,25 @@ def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> T
     # One transaction per page; a candidacy someone else changed meanwhile is left for
     # the next tick, which decides again.
     for start in range(0, len(due), page):
-        _count(report, app.apply_policies(due[start:start + page], now))
+        chunk = due[start:start + page]
+        batch = [cid for cid in chunk if not _chain_broken(app, cid)]
+        report.skipped_broken += len(chunk) - len(batch)
+        if batch:
+            _count(report, app.apply_policies(batch, now))
     return report
+
+
+def _chain_broken(app: Candidacies, candidacy_id: str) -> bool:
+    """True (and logged) when the candidacy's stored history is not what was written: a
+    decision on altered events is not recorded on top of them."""
+    if getattr(app.recorder, "select_chain_checked", None) is None:
+        return False  # a store without hash chains (in memory) has nothing to check
+    findings = verify_chain(app.recorder, UUID(str(candidacy_id)))
+    if not findings:
+        return False
+    log.warning("chain broken: not decided", candidacy_id=str(candidacy_id),
+                finding=findings[0].line())
+    return True
 
 
 def _count(report: TickReport, run: PolicyRun) -> None:
@@ -67,9 +88,10 @@ def run_forever(app: Candidacies, interval_seconds: float, stop: threading.Event
     each tick that completed (a supervisor's heartbeat)."""
     while not stop.is_set():
         report = tick(app)
-        if report.recorded or report.conflicts or report.corrupt:
+        if report.recorded or report.conflicts or report.corrupt or report.skipped_broken:
             log.info("tick", candidacies=report.candidacies, recorded=report.recorded,
-                     conflicts=report.conflicts, corrupt=report.corrupt)
+                     conflicts=report.conflicts, corrupt=report.corrupt,
+                     skipped_broken=report.skipped_broken)
         if on_pass is not None:
             on_pass()
         stop.wait(interval_seconds)
