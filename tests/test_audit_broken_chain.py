@@ -155,3 +155,40 @@ def test_a_break_below_the_latest_snapshot_refuses_commands_too(
     assert (answer.json()["finding"], answer.json()["version"]) == ("altered", 1)
     events = client.get(f"/candidacies/{cid}/events").json()
     assert events["chain_broken"]["kind"] == "altered" and events["chain_broken"]["version"] == 1
+
+
+def test_the_tick_passes_over_a_broken_chain_and_decides_the_others(
+        candidacies: Candidacies, database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from builders import candidacy_at
+
+    from engine.scheduler import tick
+
+    broken, intact = (candidacy_at(candidacies, COACH, "next_step_closed") for _ in range(2))
+    _tamper(database_url, candidacies, broken)
+    before, others = (candidacies.get(c, WORKSPACE).version for c in (broken, intact))
+    report = tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))  # thank-yous due
+    assert (report.candidacies, report.skipped_broken, report.actions["thank_you"]) == \
+        (2, 1, 1)
+    assert candidacies.get(broken, WORKSPACE).version == before  # nothing recorded on it
+    assert candidacies.get(intact, WORKSPACE).version > others  # its thank-you decided
+
+
+def test_a_command_line_correction_on_a_broken_chain_is_refused(
+        candidacies: Candidacies, database_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli_support import configure, runner
+
+    from api.cli import app as cli
+
+    cid = candidacies.record_interview(COACH, interview(company="Northwind", interviewers=[
+        {"name": "Daniel Whitfield", "title": "VP Engineering"}])).candidacy_id
+    _tamper(database_url, candidacies, cid)
+    configure(monkeypatch, database_url, tmp_path)
+    refused = runner.invoke(cli, ["correct", cid, "--person", "Daniel Whitfield", "--field",
+                                  "email", "--value", "daniel@northwind.example", "--by", "maya"])
+    assert refused.exit_code == 1, refused.output
+    assert "not applied" in refused.output and "altered" in refused.output
+    assert "closer audit verify" in refused.output
+    assert candidacies.get(cid, WORKSPACE).version == 1  # nothing recorded
