@@ -4,9 +4,10 @@ with mypyc.
 `plan` (engine/decisions.py) and the calendar under it (engine/work_calendar.py) are replay's
 hottest code; compiled, replay spends about a fifth less CPU per event (docs/performance.md,
 "Replay").  `audit verify`'s walk (engine/audit_walk.py) verifies 1.26x the events a
-second compiled (docs/performance.md, "Audit (issue 17)").  engine/replay.py is not compiled: compiling it too cost 45-70% more build CPU for
-no measurable gain (docs/performance.md, "Install and start-up").  The sources stay in
-the package and stay importable: a failed compile (no C compiler) installs them alone,
+second compiled (docs/performance.md, "Audit (issue 17)").  engine/replay.py is not
+compiled: compiling it too cost 45-70% more build CPU for no measurable gain
+(docs/performance.md, "Install and start-up").  The sources stay in the package and stay
+importable: a failed compile (no C compiler) installs them alone,
 and `engine/__init__.py` loads them instead of compiled modules older than their
 sources, or when ``CLOSER_PURE_PYTHON`` is set.
 """
