@@ -31,6 +31,7 @@ from api.auth import create_token
 from api.cli import app as cli
 from api.settings import Settings, get_settings
 from engine.application import Candidacies
+from engine.candidacy import Candidacy
 from engine.doctor import diagnose
 from engine.errors import CorruptHistory
 from engine.policy import policy_from_dict
@@ -142,9 +143,11 @@ def test_a_corrupt_event_quarantines_its_candidacy_and_nothing_else(
     assert {item["candidacy_id"] for item in agenda["items"]} == {healthy}
     assert [u["candidacy_id"] for u in agenda["unreadable"]] == [poisoned]
 
-    # The scheduler decides for the others and passes over the corrupt one.
+    # The scheduler decides for the others and passes over the corrupt one. As with the
+    # command above, its chain check comes first: the altered bytes break the chain, so it
+    # is counted there (and never loaded).
     report = tick(candidacies, LATER)
-    assert (report.actions["thank_you"], report.corrupt) == (1, 1)
+    assert (report.actions["thank_you"], report.skipped_broken, report.corrupt) == (1, 1, 0)
 
     # The dispatcher follows past the poison event, records that it did, and delivers.
     dispatcher = Dispatcher(candidacies, adapters={
@@ -348,7 +351,28 @@ def test_the_tick_says_how_many_it_passed_over(
     result = closer(database_url, monkeypatch, "tick", "--now", LATER.isoformat())
     assert result.exit_code == 0, result.output
     assert "recorded 1 thank_you" in result.output
-    assert "1 passed over, their history cannot be read" in result.output
+    # The altered event breaks the chain, checked before anything is loaded.
+    assert "1 passed over, their chain is broken (see closer audit verify)" in result.output
+
+
+def test_the_tick_passes_over_a_history_this_release_cannot_apply(
+        candidacies: Candidacies, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored bytes intact (the chain verifies) but this code cannot apply one event, as
+    after a release that broke an event's ``assign``: the tick counts it as unreadable,
+    decides for the others, and points at closer doctor."""
+    closed(candidacies, "Northwind Analytics")
+    closed(candidacies, "Globex")
+
+    def broken_release(self: Any, candidacy: Any) -> None:
+        if candidacy.company == "Globex":
+            raise KeyError("no_hesitations")
+
+    monkeypatch.setattr(Candidacy.NoHesitationsRecorded, "assign", broken_release)
+    result = closer(database_url, monkeypatch, "tick", "--now", LATER.isoformat())
+    assert result.exit_code == 0, result.output
+    assert "recorded 1 thank_you" in result.output
+    assert "1 passed over, their history cannot be read (see closer doctor)" in result.output
+    assert "chain is broken" not in result.output
 
 
 def test_doctor_on_a_healthy_store_exits_0(
