@@ -380,6 +380,18 @@ def test_the_application_date_is_kept_and_an_event_recorded_before_it_existed_re
     assert "applied_on" not in history_entry(event).data
 
 
+def test_an_interview_key_recorded_before_applied_on_existed_still_matches(
+        candidacies: Candidacies, coach: Actor) -> None:
+    candidacies.record_interview(coach, interview(), idempotency_key="intake-old")
+    record = candidacies.recorder.find_idempotency(coach.workspace, "intake-old")
+    # The fingerprint commit 271b976 (before the field) stores for the same request.
+    assert record is not None and record.fingerprint == (
+        "4556e39fddb7f9453aacf9ecbab25d6ca7140d283084bc0ded59de5a1c8d5b7d")
+    with pytest.raises(IdempotencyKeyReused):
+        candidacies.record_interview(coach, interview(applied_on="2026-11-10"),
+                                     idempotency_key="intake-old")
+
+
 def test_an_out_of_office_reply_without_a_return_date_pauses_for_the_policys_default(
         candidacies: Candidacies, coach: Actor) -> None:
     # Wednesday 25 November 2026 in London; the playbook policy pauses 5 business days.
