@@ -30,6 +30,7 @@ from engine.errors import InvalidInput
 if TYPE_CHECKING:
     from engine.policy import CadencePolicy
     from engine.replay import Metrics, PostgresSource, ReplayPolicy, ReplayResult, SQLiteSource
+    from engine.simulation import SimulationReport
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -670,7 +671,7 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
         _print_calibration(report, modelled=employer is not None)
 
 
-def _print_calibration(report: Any, *, modelled: bool) -> None:
+def _print_calibration(report: SimulationReport, *, modelled: bool) -> None:
     """Days from application to decision per country: the table's, the simulated
     employers', the store's, and the decisions the stalls cut off from the store."""
     table = Table(title="Days from application to offer or rejection (Glassdoor's measure)",
