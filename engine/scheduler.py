@@ -52,11 +52,16 @@ def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> T
     # the next tick, which decides again.
     for start in range(0, len(due), page):
         chunk = due[start:start + page]
-        batch = [cid for cid in chunk if not _chain_broken(app, cid)]
+        batch = _unbroken(app, chunk)
         report.skipped_broken += len(chunk) - len(batch)
         if batch:
             _count(report, app.apply_policies(batch, now))
     return report
+
+
+def _unbroken(app: Candidacies, candidacy_ids: list[str]) -> list[str]:
+    """The candidacies of a page whose stored chain is intact."""
+    return [cid for cid in candidacy_ids if not _chain_broken(app, cid)]
 
 
 def _chain_broken(app: Candidacies, candidacy_id: str) -> bool:
