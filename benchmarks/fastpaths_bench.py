@@ -7,7 +7,8 @@ build as is (above 1: the device saves that much), with its spread.  Which figur
 device was added for decides the bench:
 
     python benchmarks/fastpaths_bench.py tick --count 100000 --dir /tmp/fp-tick --reuse
-    python benchmarks/fastpaths_bench.py tick --count 20000 --gaps 1440 --devices chain-check
+    python benchmarks/fastpaths_bench.py tick --count 20000 --gaps 1440 \
+        --devices chain-check,chain-batch
     python benchmarks/fastpaths_bench.py replay --candidacies 3000 --dir /tmp/fp-replay
     python benchmarks/fastpaths_bench.py engine --rounds 6
 
@@ -16,7 +17,8 @@ device was added for decides the bench:
   ``writer`` pages committed by a writer thread while the next are decided (without it,
   each page is decided and then committed in turn); ``chain-check`` each due candidacy's
   audit chain verified before it is decided (`engine.scheduler._unbroken`; without it,
-  not verified);
+  not verified); ``chain-batch`` those chains read in one query a page
+  (`verify_chains`; without it, one query a candidacy, `verify_chain`);
 - replay (`engine.replay.replay`, one process, CPU per event):
   ``gc`` replay's raised collector thresholds; ``zone-days`` the calendar's per-zone day
   tables (`ZoneDays`: every local day worked out by the tzinfo instead);
@@ -111,6 +113,21 @@ def without_tick_chain_check() -> contextlib.AbstractContextManager[None]:
     return _patched(scheduler, "_unbroken", lambda _app, candidacy_ids: list(candidacy_ids))
 
 
+def without_tick_chain_batch() -> contextlib.AbstractContextManager[None]:
+    """The tick's chain check read one query a due candidacy (`verify_chain` each, as
+    before issue 19's page query), not one a page."""
+    from uuid import UUID
+
+    import engine.scheduler as scheduler
+    from engine.audit import verify_chain
+
+    def per_candidacy(app: Any, candidacy_ids: list[str]) -> list[str]:
+        return [cid for cid in candidacy_ids
+                if not verify_chain(app.recorder, UUID(str(cid)))]
+
+    return _patched(scheduler, "_unbroken", per_candidacy)
+
+
 def without_replay_gc_thresholds() -> contextlib.AbstractContextManager[None]:
     import types
 
@@ -178,7 +195,9 @@ def bench_tick(args: argparse.Namespace) -> list[str]:
     switches = _sides(args.devices, {"gc": ("without gc pause", without_tick_gc_pause),
                                      "writer": ("without writer thread", without_tick_writer),
                                      "chain-check": ("without chain check",
-                                                     without_tick_chain_check)})
+                                                     without_tick_chain_check),
+                                     "chain-batch": ("chain check per candidacy",
+                                                     without_tick_chain_batch)})
     sides = list(switches)
     lines = [f"tick, {args.count:,} candidacies, {load_average()} before"]
     for gap in args.gaps:
