@@ -170,6 +170,11 @@ def _ratio(side: list[dict[str, float]], built: list[dict[str, float]], key: str
     return spread(ratios([r[key] for r in side], [r[key] for r in built]))
 
 
+def _above(side: list[dict[str, float]], built: list[dict[str, float]], key: str) -> str:
+    """In how many rounds the side's figure was above the build's (a sign test's count)."""
+    return f"{sum(s[key] > b[key] for s, b in zip(side, built, strict=True))} of {len(built)}"
+
+
 # -- tick ---------------------------------------------------------------------------------------
 
 
@@ -219,7 +224,8 @@ def bench_tick(args: argparse.Namespace) -> list[str]:
             lines.append(f"  {side}: {median([r['wall'] for r in runs[side]]):.3f} s wall, "
                          f"{median([r['cpu'] for r in runs[side]]):.3f} s CPU; / as built: "
                          f"wall {_ratio(runs[side], built, 'wall')}; "
-                         f"CPU {_ratio(runs[side], built, 'cpu')}")
+                         f"CPU {_ratio(runs[side], built, 'cpu')}, above 1 in "
+                         f"{_above(runs[side], built, 'cpu')} rounds")
     lines.append(f"{load_average()} after")
     return lines
 
