@@ -8,7 +8,8 @@ warm tick first (calendars, imports), then ROUNDS timed ticks, each on a fresh c
 
     python benchmarks/tick_probe.py PRISTINE.db [ROUNDS] --chains
 
-times the tick's chain check alone instead, on PRISTINE.db as it is (read only): the due
+times the tick's chain check alone instead, on PRISTINE.db as it is (read only; or on a
+database URL, a PostgreSQL store that `tick_bench.populate` filled alike): the due
 candidacies' chains read one query a candidacy (`verify_chain`) against one a page of
 200 (`verify_chains`, what the tick does), alternated, ROUNDS of each."""
 
@@ -47,7 +48,8 @@ def fresh(pristine: str, work: str) -> Candidacies:
 
 
 def chains(pristine: str, rounds: int) -> None:
-    app = Candidacies(eventsourcing_env("sqlite:///" + pristine), clock=FixedClock(NOW))
+    url = pristine if "://" in pristine else "sqlite:///" + pristine  # or a PostgreSQL one
+    app = Candidacies(eventsourcing_env(url), clock=FixedClock(NOW))
     due = [UUID(str(cid)) for cid in app.due_ids(NOW)]
     pages = [due[start:start + 200] for start in range(0, len(due), 200)]
 
