@@ -4,7 +4,14 @@ comparing two trees alternated (issue 19, item 3):
     PYTHONPATH=<tree> python benchmarks/tick_probe.py PRISTINE.db [ROUNDS] [--profile]
 
 PRISTINE.db is the `pristine-<count>-<seed>.db` that `tick_bench.py --dir DIR` leaves; a
-warm tick first (calendars, imports), then ROUNDS timed ticks, each on a fresh copy."""
+warm tick first (calendars, imports), then ROUNDS timed ticks, each on a fresh copy.
+
+    python benchmarks/tick_probe.py PRISTINE.db [ROUNDS] --chains
+
+times the tick's chain check alone instead, on PRISTINE.db as it is (read only; or on a
+database URL, a PostgreSQL store that `tick_bench.populate` filled alike): the due
+candidacies' chains read one query a candidacy (`verify_chain`) against one a page of
+200 (`verify_chains`, what the tick does), alternated, ROUNDS of each."""
 
 from __future__ import annotations
 
@@ -13,9 +20,11 @@ import glob
 import os
 import pstats
 import shutil
+import statistics
 import sys
 import time
 from datetime import timedelta
+from uuid import UUID
 
 import structlog
 
@@ -23,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tick_bench import LAST  # noqa: E402
 
 from engine.application import Candidacies  # noqa: E402
+from engine.audit import verify_chain, verify_chains  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
 from engine.scheduler import tick  # noqa: E402
 from engine.store import eventsourcing_env  # noqa: E402
@@ -37,10 +47,44 @@ def fresh(pristine: str, work: str) -> Candidacies:
     return Candidacies(eventsourcing_env("sqlite:///" + work), clock=FixedClock(NOW))
 
 
+def chains(pristine: str, rounds: int) -> None:
+    url = pristine if "://" in pristine else "sqlite:///" + pristine  # or a PostgreSQL one
+    app = Candidacies(eventsourcing_env(url), clock=FixedClock(NOW))
+    due = [UUID(str(cid)) for cid in app.due_ids(NOW)]
+    pages = [due[start:start + 200] for start in range(0, len(due), 200)]
+
+    def one_each() -> int:
+        return sum(bool(verify_chain(app.recorder, uid)) for uid in due)
+
+    def a_page() -> int:
+        return sum(bool(f) for page in pages for f in verify_chains(app.recorder, page).values())
+
+    sides = {"a query each": one_each, "a query a page": a_page}
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    for number in range(rounds + 1):  # round 0 warms both
+        for side in list(sides)[number % 2:] + list(sides)[:number % 2]:
+            cpu, wall = time.process_time(), time.perf_counter()
+            broken = sides[side]()
+            if number:
+                times[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+    app.close()
+    for side, runs in times.items():
+        print(f"{side}: {len(due)} chains ({broken} broken), median "
+              f"{statistics.median(w for w, _ in runs):.4f} s wall, "
+              f"{statistics.median(c for _, c in runs):.4f} s CPU")
+    per = [e[1] / p[1] for e, p in zip(times["a query each"], times["a query a page"],
+                                       strict=True)]
+    print(f"CPU, a query each / a query a page, per round: {statistics.median(per):.2f}x "
+          f"({min(per):.2f}-{max(per):.2f}, {len(per)} rounds)")
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     pristine = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 2
+    if "--chains" in sys.argv:
+        chains(pristine, rounds)
+        return
     work = os.path.join(os.path.dirname(os.path.abspath(pristine)), "probe.db")
     app = fresh(pristine, work)
     tick(app, NOW)  # warm: calendars, imports

@@ -19,7 +19,7 @@ notification id, the first one first.  docs/audit.md says what this proves to wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -274,10 +274,24 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     """One aggregate's chain (what a read of a candidacy checks): each stored event
     against its recorded hash and link, and hashes recorded for events no longer
     stored.  The log's order and the checkpoints are `verify`'s."""
+    return chain_findings(originator_id, *recorder.select_chain_checked(originator_id))
+
+
+def verify_chains(recorder: Any, originator_ids: Sequence[UUID]) -> dict[UUID, list[Finding]]:
+    """`verify_chain` for each of ``originator_ids``, their chains read in one query (a
+    page of the tick's due candidacies): each id's findings, none for an intact chain."""
+    chains = recorder.select_chains_checked(originator_ids)
+    return {uid: chain_findings(uid, *chains[uid]) for uid in originator_ids}
+
+
+def chain_findings(originator_id: UUID, chain: Sequence[tuple[Any, ...]],
+                   orphans: Sequence[int]) -> list[Finding]:
+    """The walk over one aggregate's rows as `select_chain_checked` returns them (its
+    events in version order with their recorded hashes, and the versions hashed but no
+    longer stored): what is wrong, the first break first."""
     findings: list[Finding] = []
     tip = (0, GENESIS)
     uid, key, topics = str(originator_id), originator_id.bytes, _Topics()
-    chain, orphans = recorder.select_chain_checked(originator_id)
     for nid, version, topic, state, prev, stored in chain:
         if version != tip[0] + 1:
             findings.append(Finding(REMOVED, uid, tip[0] + 1, nid,

@@ -19,7 +19,7 @@ from uuid import UUID
 import structlog
 
 from engine.application import Candidacies, PolicyRun
-from engine.audit import verify_chain
+from engine.audit import verify_chains
 
 log = structlog.get_logger("closer.scheduler")
 
@@ -52,24 +52,29 @@ def tick(app: Candidacies, now: datetime | None = None, *, page: int = 200) -> T
     # the next tick, which decides again.
     for start in range(0, len(due), page):
         chunk = due[start:start + page]
-        batch = [cid for cid in chunk if not _chain_broken(app, cid)]
+        batch = _unbroken(app, chunk)
         report.skipped_broken += len(chunk) - len(batch)
         if batch:
             _count(report, app.apply_policies(batch, now))
     return report
 
 
-def _chain_broken(app: Candidacies, candidacy_id: str) -> bool:
-    """True (and logged) when the candidacy's stored history is not what was written: a
-    decision on altered events is not recorded on top of them."""
-    if getattr(app.recorder, "select_chain_checked", None) is None:
-        return False  # a store without hash chains (in memory) has nothing to check
-    findings = verify_chain(app.recorder, UUID(str(candidacy_id)))
-    if not findings:
-        return False
-    log.warning("chain broken: not decided", candidacy_id=str(candidacy_id),
-                finding=findings[0].line())
-    return True
+def _unbroken(app: Candidacies, candidacy_ids: list[str]) -> list[str]:
+    """The candidacies of a page whose stored chain is intact, the page's chains read in
+    one query; each broken one is logged with its first finding and left out: a decision
+    on altered events is not recorded on top of them."""
+    if getattr(app.recorder, "select_chains_checked", None) is None:
+        return candidacy_ids  # a store without hash chains (in memory) has nothing to check
+    uids = [UUID(str(cid)) for cid in candidacy_ids]
+    findings = verify_chains(app.recorder, uids)
+    intact = []
+    for cid, uid in zip(candidacy_ids, uids, strict=True):
+        if findings[uid]:
+            log.warning("chain broken: not decided", candidacy_id=str(cid),
+                        finding=findings[uid][0].line())
+        else:
+            intact.append(cid)
+    return intact
 
 
 def _count(report: TickReport, run: PolicyRun) -> None:

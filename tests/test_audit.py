@@ -103,6 +103,27 @@ def test_an_untouched_store_verifies_with_every_link_and_checkpoint(store: Any) 
     assert audit.verify_chain(app.recorder, UUID(ids["first"])) == []
 
 
+def test_a_page_of_chains_read_in_one_query_finds_what_each_read_alone_finds(
+        store: Any) -> None:
+    """`verify_chains` (the tick's, one query a page) against `verify_chain` for each:
+    an altered event in one, a removed middle and a removed last event (hashes kept) in
+    another, an intact one, and an id with nothing stored."""
+    app, raw, ids = store
+    _, _, state = raw.event(ids["first"], 3)
+    raw.set_state(ids["first"], 3, state.replace(b'"hesitation_id":"r1h', b'"hesitation_id":"r9h'))
+    for version in (2, 26):
+        raw.run(f"DELETE FROM {raw.events} WHERE originator_id=? AND originator_version=?",
+                raw.id(ids["first"]), version)
+    raw.set_state(ids["second"], 1, raw.event(ids["second"], 1)[2] + b" ")
+    uids = [UUID(ids[name]) for name in ("third", "first", "second")] + [UUID(int=7)]
+    found = audit.verify_chains(app.recorder, uids)
+    assert found == {uid: audit.verify_chain(app.recorder, uid) for uid in uids}
+    assert [[(f.kind, f.version) for f in found[uid]] for uid in uids] == [
+        [], [(audit.REMOVED, 2), (audit.ALTERED, 3), (audit.REMOVED, 2), (audit.REMOVED, 26)],
+        [(audit.ALTERED, 1)], []]
+    assert audit.verify_chains(app.recorder, []) == {}
+
+
 def test_verifys_written_out_walk_is_closer_verifys_definition(store: Any) -> None:
     """verify hashes inline for speed; its root is the one the definitions give."""
     from closer_verify.merkle import MerkleTree

@@ -192,3 +192,46 @@ def test_a_command_line_correction_on_a_broken_chain_is_refused(
     assert "not applied" in refused.output and "altered" in refused.output
     assert "closer audit verify" in refused.output
     assert candidacies.get(cid, WORKSPACE).version == 1  # nothing recorded
+
+
+def test_a_page_with_two_broken_chains_skips_exactly_those(
+        candidacies: Candidacies, database_url: str) -> None:
+    """The tick reads a page's chains in one query: of six due candidacies in one page,
+    the one with an altered event and the one whose last event was deleted (its hash
+    stays) are passed over, each logged with its own first break; the four around them
+    are decided."""
+    import logging
+    from datetime import UTC, datetime
+
+    import structlog
+    from builders import candidacy_at
+
+    from engine.scheduler import tick
+
+    ids = [candidacy_at(candidacies, COACH, "next_step_closed") for _ in range(6)]
+    altered, removed = ids[1], ids[4]
+    before = {cid: candidacies.get(cid, WORKSPACE).version for cid in ids}
+    _tamper(database_url, candidacies, altered)
+    raw = Raw(database_url, candidacies)
+    raw.run(f"DELETE FROM {raw.events} WHERE originator_id=? AND originator_version=?",
+            raw.id(removed), before[removed])
+    previous = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+                        cache_logger_on_first_use=False)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            report = tick(candidacies, datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    finally:
+        structlog.configure(**previous)
+    assert (report.candidacies, report.skipped_broken, report.actions["thank_you"]) == \
+        (6, 2, 4)
+    warned = {(entry["candidacy_id"], entry["finding"].split(":")[0]) for entry in logs
+              if entry["event"] == "chain broken: not decided"}
+    assert warned == {(altered, "altered"), (removed, "removed")}
+    assert f"version {before[removed]}" in next(
+        entry["finding"] for entry in logs if entry.get("candidacy_id") == removed)
+    stored = {cid: raw.run(f"SELECT MAX(originator_version) FROM {raw.events} WHERE "
+                           "originator_id=?", raw.id(cid))[0][0] for cid in ids}
+    assert stored[altered] == before[altered]  # nothing recorded on either
+    assert stored[removed] == before[removed] - 1
+    assert all(stored[cid] > before[cid] for cid in ids if cid not in (altered, removed))
