@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.decisions import Action
+from engine.errors import InvalidInput
 from engine.replay import (
     SPECS,
     Filters,
@@ -43,7 +44,6 @@ from engine.replay import (
     ReplayTarget,
     candidacy_histories,
 )
-from engine.errors import InvalidInput
 from engine.response_model import (
     EmployerDraw,
     ResponseModel,
