@@ -649,13 +649,19 @@ def simulate_command(
         "adding this much to the daily log-odds of a decision (fading over "
         "DECAY_DAYS); one round per candidacy.  Default: today's fixed decision times"))]
     = None,
+    update_nudge_effect: Annotated[float | None, typer.Option(help=(
+        "with --nudge-effect: draw the employer's updates from a known update hazard, a "
+        "fresh nudge adding this much to its daily log-odds.  Default: updates at times "
+        "that ignore nudges, as before"))] = None,
 ) -> None:
     """Write plausible histories into the configured store, through the engine."""
-    _friendly(_simulate)(candidacies, seed, country, policy, start, batch, nudge_effect)
+    _friendly(_simulate)(candidacies, seed, country, policy, start, batch, nudge_effect,
+                         update_nudge_effect)
 
 
 def _simulate(count: int, seed: int, country: str | None, policy: str, start: str,
-              batch: int, nudge_effect: float | None = None) -> None:
+              batch: int, nudge_effect: float | None = None,
+              update_nudge_effect: float | None = None) -> None:
     from api.settings import get_settings
     from api.wiring import build_candidacies
     from engine.replay import parse_moment
@@ -674,12 +680,17 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
         raise InvalidInput("--start", f"must be on or before {last_start}, so that "
                                       f"every simulated moment falls before {LAST_DAY}")
     employer = None
+    if update_nudge_effect is not None and nudge_effect is None:
+        raise InvalidInput("--update-nudge-effect", "needs --nudge-effect (the employer "
+                                                    "drawn from a known model)")
     if nudge_effect is not None:
         from engine.response_model import ResponseModel
 
-        if not -5.0 <= nudge_effect <= 5.0:
-            raise InvalidInput("--nudge-effect", "a log-odds effect between -5 and 5")
-        employer = ResponseModel.truth(nudge_effect)
+        for name, effect in (("--nudge-effect", nudge_effect),
+                             ("--update-nudge-effect", update_nudge_effect)):
+            if effect is not None and not -5.0 <= effect <= 5.0:
+                raise InvalidInput(name, "a log-odds effect between -5 and 5")
+        employer = ResponseModel.truth(nudge_effect, update_nudge_effect)
     app = build_candidacies()
     report = _with_progress("simulating", count, lambda tick: simulate(
         app, count, seed, policy=live, country=code, start=first_day, batch=batch,
