@@ -242,3 +242,34 @@ def test_ground_truth_a_known_update_nudge_effect_is_recovered(tmp_path: Path) -
     report = _fit(SQLiteSource(f"{tmp_path}/a.db")).report or {}
     (recent,) = [r for r in report["update_hazard"] if r["feature"] == "nudge_recent"]
     assert 0.0 < recent["low"] <= 1.0 <= recent["high"], recent
+
+
+def test_ground_truth_drawn_updates_predict_another_policy_s_updates(
+        tmp_path: Path) -> None:
+    """Simulate the playbook with employers whose updates answer nudges (U = 2), fit,
+    replay three other policies with drawn updates, and simulate each directly on the
+    same employer seeds: the true updates per candidacy and share advanced lie inside
+    the predicted 95% intervals."""
+    from engine.simulation import simulate_in_memory
+    from tests.test_counterfactual import PAIRS
+
+    truth = ResponseModel.truth(1.0, update_nudge_effect=2.0)
+    count, seed = 500, 12
+    app = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/a.db"),
+                      clock=FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    simulate(app, count, seed, policy=default_policy(), employer=truth)
+    app.close()
+    source = SQLiteSource(f"{tmp_path}/a.db")
+    outcomes = summarise(model_replay(source, list(PAIRS.values()), _fit(source), draws=3,
+                                      seed=3, until=UNTIL, updates=True),
+                         replicates=200, seed=5)
+    for (name, policy), predicted in zip(PAIRS.items(), outcomes, strict=True):
+        updates = advanced = 0
+        for _world, candidacy in simulate_in_memory(count, seed, policy, employer=truth):
+            updates += sum(1 for e in candidacy.pending_events
+                           if type(e).__name__ == "ReplyReceived" and e.kind == "update")
+            advanced += (candidacy.outcome or {}).get("kind") == "advanced"
+        for key, true in (("updates", updates / count), ("advanced", advanced / count)):
+            low, high = predicted.intervals[key]
+            assert low is not None and high is not None
+            assert low <= true <= high, (name, key, true, low, high)
