@@ -424,11 +424,10 @@ class UpdateDraw:
         self.b_nudges = b.get("nudges", 0.0)
         self.b_recent = b.get("nudge_recent", 0.0)
         self.b_updates = b.get("updates", 0.0)
-        zero: Sequence[int] = ()
+        g = [b.get(n, 0.0) for n in FEATURES]
         b_sq = b.get("log_day_sq", 0.0)
-        self.base = [sum(c * v for c, v in zip(
-            [b.get(n, 0.0) for n in FEATURES], features(ctx, day, zero), strict=True))
-            + b_sq * _LOG_DAYS[day] ** 2 for day in range(1, horizon + 1)]
+        self.base = [sum(c * v for c, v in zip(g, features(ctx, day, ()), strict=True))
+                     + b_sq * _LOG_DAYS[day] ** 2 for day in range(1, horizon + 1)]
         if given is not None:
             # Given the record (as `EmployerDraw._condition`): on the round's recorded
             # days (its end day included), an update where one was recorded and none
