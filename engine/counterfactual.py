@@ -187,6 +187,19 @@ class _Updates:
             facts = [fact]
         return facts
 
+    def start(self, nudge_days: Sequence[int], decision: Any) -> None:
+        """The first draw, given the candidate's own nudges: the recorded updates not
+        drawn leave the fact list, those drawn stay in their places, the new ones go in
+        in time order."""
+        new = self.place(nudge_days, 0, decision)
+        kept = {id(f) for facts in self.placed.values() for f in facts}
+        recorded = {id(f) for day, facts in self.recorded.items() if day >= 1 for f in facts}
+        self.live[:] = [f for f in self.live if id(f) not in recorded or id(f) in kept]
+        present = {id(f) for f in self.live}
+        for fact in new:
+            if id(fact) not in present:
+                _insert(self.live, fact)
+
     def place(self, nudge_days: Sequence[int], after: int, decision: Any) -> list[Any]:
         """Draw the days after ``after``; return the facts to insert."""
         earlier = sum(1 for day in self.placed if day <= after)
@@ -386,26 +399,23 @@ def _draw_models(model: ResponseModel, draws: int, seed: int) -> list[ResponseMo
     return [model.sampled(random.Random(f"{seed}:coefficients:{r}")) for r in range(draws)]
 
 
-def _draw_updates(model: ResponseModel, draws: int, seed: int) -> list[dict[str, float]]:
-    """Each draw's update coefficients, from streams of their own (not the decision's)."""
+def _check_update_hazard(model: ResponseModel) -> None:
     if model.update is None:
         raise InvalidInput("--updates", "this response model has no update hazard (a "
                                         "model file written before updates were modelled, "
                                         "or too few updates in the store): refit it with "
                                         "`closer model fit`, or keep the recorded updates")
+
+
+def _draw_updates(model: ResponseModel, draws: int, seed: int) -> list[dict[str, float]]:
+    """Each draw's update coefficients, from streams of their own (not the decision's)."""
+    _check_update_hazard(model)
     out = []
     for r in range(draws):
         drawn = model.sampled_update(random.Random(f"{seed}:update-coefficients:{r}"))
         assert drawn is not None
         out.append(drawn)
     return out
-
-
-def _without_updates(prepared: _Prepared) -> list[Any]:
-    """The facts without the last round's recorded updates from its first business day
-    on (those are drawn); the facts themselves come back where a draw keeps them."""
-    dropped = {id(f) for day, facts in prepared.updates.items() if day >= 1 for f in facts}
-    return [f for f in prepared.facts if id(f) not in dropped]
 
 
 def _insert(live: list[Any], fact: Any) -> None:
@@ -444,18 +454,14 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
                                          random.Random(f"{seed}:{ident}:{r}:updates"),
                                          prepared.observed)
             for p, policy in enumerate(policies):
-                live = (list(prepared.facts) if update_draw is None
-                        else _without_updates(prepared))
+                live = list(prepared.facts)
                 placed = None if update_draw is None else _Updates(
                     update_draw, prepared.updates, live, prepared.withdrawn_at)
                 employer = _Employer(draw, list(prepared.own_nudges), live, placed)
                 if employer.pending is not None:
                     _insert(live, employer.pending)
                 if placed is not None:
-                    kept = {id(f) for f in live}
-                    for fact in placed.place(employer.nudge_days, 0, employer.pending):
-                        if id(fact) not in kept:  # a recorded update stays in its place
-                            _insert(live, fact)
+                    placed.start(employer.nudge_days, employer.pending)
                 target = ModelTarget()
                 target.read(history)
                 run = _Run()
@@ -476,7 +482,7 @@ def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
     views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
     filters = filters or Filters()
     if updates:
-        _draw_updates(model, 1, seed)  # refuse a model without an update hazard here
+        _check_update_hazard(model)  # here, before any partition runs
     parts = source.partitions(max(workers, 2) * 4 if (workers > 1 or cluster) else 1)
     here = [(source, part, views, model, draws, seed, filters, until, updates)
             for part in parts]
