@@ -111,8 +111,7 @@ def print_fit(model: ResponseModel) -> None:
     for name in report.get("not_estimable", []):
         table.add_row(name, "-", "constant in the data")
     console.print(table)
-    print_update_hazard(report)
-    calibration = Table(title="Calibration by decile of predicted daily hazard",
+    calibration = Table(title="Calibration by decile of predicted daily hazard (decision)",
                         title_justify="left")
     for column in ("decile", "person-days", "predicted", "observed"):
         calibration.add_column(column, justify="right")
@@ -120,6 +119,7 @@ def print_fit(model: ResponseModel) -> None:
         calibration.add_row(str(row["decile"]), str(row["rows"]), f"{row['predicted']:.4f}",
                             f"{row['observed']:.4f}")
     console.print(calibration)
+    print_update_hazard(report)
 
 
 def print_update_hazard(report: dict[str, Any]) -> None:
