@@ -273,3 +273,18 @@ def test_ground_truth_drawn_updates_predict_another_policy_s_updates(
             low, high = predicted.intervals[key]
             assert low is not None and high is not None
             assert low <= true <= high, (name, key, true, low, high)
+
+
+def test_drawn_updates_are_the_same_in_worker_processes(tmp_path: Path) -> None:
+    truth = ResponseModel.truth(1.0, update_nudge_effect=1.0)
+    app = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/a.db"),
+                      clock=FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    simulate(app, 80, 2, employer=truth)
+    app.close()
+    source = SQLiteSource(f"{tmp_path}/a.db")
+    here = model_replay(source, POLICIES[:2], truth, draws=2, seed=1, until=UNTIL,
+                        updates=True)
+    there = model_replay(source, POLICIES[:2], truth, draws=2, seed=1, until=UNTIL,
+                         updates=True, workers=2)
+    assert here.rows == there.rows and there.updates == "model"
+    assert sum(r[8] for rows in here.rows[0] for r in rows) > 0
