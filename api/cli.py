@@ -290,7 +290,8 @@ def _details(entry: HistoryEntry) -> str:
     data = entry.data
     if entry.type == "InterviewRecorded":
         names = ", ".join(i["name"] for i in data["interview"]["interviewers"])
-        return f"{data['candidate']['name']} met {names} ({data['interview']['format']})"
+        applied = f", applied {data['applied_on']}" if data.get("applied_on") else ""
+        return f"{data['candidate']['name']} met {names} ({data['interview']['format']}{applied})"
     shown = {k: v for k, v in data.items() if v not in (None, [], {}) and k != "occurred_at"}
     text = "; ".join(f"{k}={_short(v)}" for k, v in shown.items())
     if entry.decided_by:

@@ -30,6 +30,7 @@ from engine.errors import InvalidInput
 if TYPE_CHECKING:
     from engine.policy import CadencePolicy
     from engine.replay import Metrics, PostgresSource, ReplayPolicy, ReplayResult, SQLiteSource
+    from engine.simulation import SimulationReport
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -653,15 +654,20 @@ def simulate_command(
         "with --nudge-effect: draw the employer's updates from a known update hazard, a "
         "fresh nudge adding this much to its daily log-odds.  Default: updates at times "
         "that ignore nudges, as before"))] = None,
+    calibration: Annotated[bool, typer.Option(
+        "--calibration", help=(
+            "also print, per country, the published days from application to decision "
+            "beside the simulated employers', the recorded decisions' and those the "
+            "live policy's stalls cut off"))] = False,
 ) -> None:
     """Write plausible histories into the configured store, through the engine."""
     _friendly(_simulate)(candidacies, seed, country, policy, start, batch, nudge_effect,
-                         update_nudge_effect)
+                         calibration, update_nudge_effect)
 
 
 def _simulate(count: int, seed: int, country: str | None, policy: str, start: str,
               batch: int, nudge_effect: float | None = None,
-              update_nudge_effect: float | None = None) -> None:
+              calibration: bool = False, update_nudge_effect: float | None = None) -> None:
     from api.settings import get_settings
     from api.wiring import build_candidacies
     from engine.replay import parse_moment
@@ -700,6 +706,33 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
                   f"{get_settings().database_url} under {live.name} v{live.version} "
                   f"(seed {seed}): {stages}; {report.decisions_lost_to_stalls} employer "
                   "decisions came after the live policy had stalled")
+    if calibration:
+        _print_calibration(report, modelled=employer is not None)
+
+
+def _print_calibration(report: SimulationReport, *, modelled: bool) -> None:
+    """Days from application to decision per country: the table's, the simulated
+    employers', the store's, and the decisions the stalls cut off from the store."""
+    table = Table(title="Days from application to offer or rejection (Glassdoor's measure)",
+                  title_justify="left")
+    for name in ("country", "published", "employers (n)", "recorded (n)",
+                 "cut off by stalls (n)", "recorded vs published"):
+        table.add_column(name, justify="left" if name == "country" else "right")
+
+    def cell(mean: float | None, count: int) -> str:
+        return "-" if mean is None else f"{mean:.1f} ({count})"
+
+    for code, c in sorted(report.calibration.items(), key=lambda item: -item[1].target):
+        gap = "-" if c.recorded_mean is None else f"{c.recorded_mean / c.target - 1:+.0%}"
+        table.add_row(code, f"{c.target:.1f}", cell(c.decided_mean, c.decided),
+                      cell(c.recorded_mean, c.recorded), cell(c.cut_off_mean, c.cut_off), gap)
+    console.print(table)
+    if modelled:
+        console.print("The employers' decisions came from the response model "
+                      "(--nudge-effect), not from the published table.")
+    console.print("The record holds no decision that came after a stall (a stalled candidacy "
+                  "takes no more replies): those are the slow ones, so the recorded mean "
+                  "falls short of the employers' by what the stalls cut off.")
 
 
 # -- closer export / import ------------------------------------------------------------------------

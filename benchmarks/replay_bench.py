@@ -590,17 +590,28 @@ def coverage_trial(directory: Path, count: int, seed: int, effect: float,
 
 
 def coverage_main(args: argparse.Namespace) -> None:
+    """Seeds ``--first-seed`` .. ``--seeds``; each trial's result is kept in
+    ``DIR/coverage_N_SEED_DRAWS.json``, so a long study runs in pieces (several processes
+    on disjoint seeds) and ``--reuse`` tallies the kept ones instead of running them again."""
     args.dir.mkdir(parents=True, exist_ok=True)
     tally: dict[str, dict[str, int]] = {}
-    for seed in range(1, args.seeds + 1):
-        trial = coverage_trial(args.dir, args.candidacies, seed, 1.0, args.draws)
+    for seed in range(args.first_seed, args.seeds + 1):
+        kept = args.dir / f"coverage_{args.candidacies}_{seed}_{args.draws}.json"
+        if args.reuse and kept.exists():
+            trial = json.loads(kept.read_text())
+        else:
+            started = time.perf_counter()
+            trial = coverage_trial(args.dir, args.candidacies, seed, 1.0, args.draws)
+            kept.write_text(json.dumps(trial))
+            print(f"  seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         print(f"  seed {seed}: {trial}", file=sys.stderr, flush=True)
         for name, checks in trial.items():
             for key, covered in checks.items():
                 tally.setdefault(f"{name}: {key}", {"covered": 0, "trials": 0})
                 tally[f"{name}: {key}"]["trials"] += 1
                 tally[f"{name}: {key}"]["covered"] += int(covered)
-    command = (f"python benchmarks/replay_bench.py --coverage --seeds {args.seeds} "
+    first = f" --first-seed {args.first_seed}" if args.first_seed != 1 else ""
+    command = (f"python benchmarks/replay_bench.py --coverage{first} --seeds {args.seeds} "
                f"--candidacies {args.candidacies} --draws {args.draws}")
     lines = [COVERAGE_SECTION, "", f"`{command}`: per seed, {args.candidacies:,} candidacies "
              "simulated under the playbook with a nudge effect of 1, the model fitted, each "
@@ -758,7 +769,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coverage", action="store_true",
                         help="the ground-truth coverage study (issue 18), its own section")
-    parser.add_argument("--seeds", type=int, default=20, help="--coverage: trials")
+    parser.add_argument("--seeds", type=int, default=20, help="--coverage: the last seed")
+    parser.add_argument("--first-seed", type=int, default=1, help="--coverage: the first")
     parser.add_argument("--tune-scale", action="store_true",
                         help="a model-mode tune of --policies policies over --events events, "
                              "2 local processes against a 2-worker Dask LocalCluster")

@@ -84,7 +84,7 @@ _BASE_FIELDS = frozenset(
 )
 
 
-_OPTIONAL_FIELDS = frozenset({"occurred_at", "override"})
+_OPTIONAL_FIELDS = frozenset({"occurred_at", "override", "applied_on"})
 """Fields added to events with a None default: the history shows them only when given."""
 
 
@@ -206,6 +206,8 @@ class Candidacies(Application[UUID]):
         else the version its workspace starts new candidacies on, else the default."""
         interview = validated(NewCandidacy, details)
         fields = interview.model_dump(mode="json")
+        if fields.get("applied_on") is None:
+            fields.pop("applied_on", None)  # (absent when not given: older keys still match)
         if policy is not None:
             fields["policy"] = policy  # (absent when not given: older keys still match)
         fingerprint = _fingerprint("record_interview", None, fields)
@@ -224,7 +226,7 @@ class Candidacies(Application[UUID]):
             candidate=data.pop("candidate"), company=data.pop("company"),
             role=data.pop("role"), timezone=data.pop("timezone"),
             country=data.pop("country"), subdivision=data.pop("subdivision"),
-            interview=_interview_data(data), policy=policy,
+            applied_on=data.pop("applied_on"), interview=_interview_data(data), policy=policy,
         )
         return self._save(actor, candidacy, idempotency_key, fingerprint, {})
 

@@ -234,8 +234,6 @@ def verify(recorder: Any, public_key: Ed25519PublicKey, *, since: int | None = N
     return report
 
 
-
-
 class _Topics(dict[str, bytes]):
     """Each topic's UTF-8, encoded once."""
 

@@ -69,9 +69,12 @@ class Candidacy(Aggregate):
         subdivision: str | None
         interview: Data
         policy: Data
+        # The day the candidate applied, if known (absent from events recorded before it).
+        applied_on: date | None = None
 
         def assign(self, candidacy: Candidacy) -> None:
             candidacy.workspace = self.workspace
+            candidacy.applied_on = getattr(self, "applied_on", None)
             candidacy.candidate = self.candidate
             candidacy.company = self.company
             candidacy.role = self.role
@@ -464,6 +467,7 @@ class Candidacy(Aggregate):
     # pending_thank_you: the decided or requested thank-you not yet delivered, or None
     # (a class default, for snapshots taken before it existed).
     pending_thank_you: Data | None = None
+    applied_on: date | None = None  # a class default too, for snapshots taken before it
     erased = False
     """True once `Erased`: every command is refused (`CandidacyErased`)."""
 
@@ -537,15 +541,16 @@ class Candidacy(Aggregate):
     def record_interview(
         cls, *, id: UUID, actor: Actor, at: datetime, candidate: Data, company: str, role: str,
         timezone: str, country: str | None, subdivision: str | None, interview: Data,
-        policy: Data,
+        policy: Data, applied_on: date | None = None,
     ) -> Candidacy:
-        """Open a candidacy with its first interview."""
+        """Open a candidacy with its first interview (``applied_on``: the day the candidate
+        applied, if known)."""
         return cls._create(
             cls.InterviewRecorded, id=id, timestamp=at, actor=actor.user,
             on_behalf_of=actor.on_behalf_of, workspace=actor.workspace,
             stage=Stage.INTERVIEWED.value, candidate=candidate, company=company, role=role,
             timezone=timezone, country=country, subdivision=subdivision, interview=interview,
-            policy=policy,
+            policy=policy, applied_on=applied_on,
         )
 
     def raise_hesitation(self, actor: Actor, at: datetime, *, hesitation_id: str, text: str,

@@ -68,10 +68,10 @@ class ReplayState:
     exactly as they do the aggregate.  Its methods ARE the aggregate's (plain functions)."""
 
     __slots__ = ("stage", "round", "workspace", "candidate", "company", "role", "timezone",
-                 "country", "subdivision", "policy", "outcome", "paused", "pauses", "offers",
-                 "interview", "hesitations", "no_hesitations", "next_step", "thank_yous",
-                 "thanked", "awaiting_since", "nudges", "last_reply", "last_update_at",
-                 "reminders", "pending_thank_you", "version")
+                 "country", "subdivision", "applied_on", "policy", "outcome", "paused",
+                 "pauses", "offers", "interview", "hesitations", "no_hesitations", "next_step",
+                 "thank_yous", "thanked", "awaiting_since", "nudges", "last_reply",
+                 "last_update_at", "reminders", "pending_thank_you", "version")
     stage: str
     version: int
 

@@ -23,9 +23,12 @@ Rules of simulated time, the same for both uses:
 - a fact the lifecycle refuses is skipped while the candidacy is open (a person's command
   refused, nothing recorded); once the candidacy is stalled, the history ends there.
 
-The employer's time from the first interview to its decision is drawn per country from a
-lognormal distribution whose mean is Glassdoor's published average (see `MEAN_DAYS` and
-docs/replay.md for how the spread was chosen).
+The employer's time from the candidate's *application* to its decision (offer or rejection,
+as Glassdoor measures it) is drawn per country from a lognormal distribution whose mean is
+Glassdoor's published average (see `MEAN_DAYS` and docs/replay.md for how the spread was
+chosen); the first interview comes some way into it (`APPLICATION_SHARE`), and the application
+day is recorded with the interview.  Worlds whose employer follows a response model
+(``employer=``) keep their decision times from the first interview, as before.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ from engine.values import Actor, ReplyKind
 APPLIED, SKIPPED, REFUSED = "applied", "skipped", "refused"
 """What a target did with a fact: applied it, skipped it (refused while the candidacy is
 open: nothing changes), or refused it because the candidacy has ended (the history stops)."""
+
+DECIDED = (ReplyKind.ADVANCED, ReplyKind.REJECTED)
+"""The employer's decision, as Glassdoor counts it: an offer (advanced) or a rejection."""
 
 MAX_STEPS = 10_000
 """A runaway guard per candidacy: far above any real history's length."""
@@ -237,6 +243,12 @@ SIGMA = 0.5
 """Spread of the lognormal time to decision (log scale): median 0.88x the mean, 10th to
 90th percentile 0.47x to 1.67x (see docs/replay.md for why)."""
 
+APPLICATION_SHARE = (0.15, 0.45)
+"""How far into the time from the application to the decision the first interview comes
+(uniform over this range: 30% on average, about 7 days in the US and 12 in Brazil).  An
+assumption, not a published figure (docs/replay.md): a slow process is slow from the start,
+and the interview always comes before the decision."""
+
 ZONES: dict[str, tuple[str, ...]] = {
     "BR": ("America/Sao_Paulo",), "FR": ("Europe/Paris",), "CH": ("Europe/Zurich",),
     "IT": ("Europe/Rome",), "BE": ("Europe/Brussels",), "AE": ("Asia/Dubai",),
@@ -306,6 +318,7 @@ class World:
     decision: str | None
     rounds: int
     vacation: tuple[datetime, datetime] | None = None
+    applied_on: date | None = None  # the day the candidate applied (recorded)
     answered_vacation: bool = field(default=False, repr=False)
 
     employer: Any = field(default=None, repr=False)  # `EmployerDraw`: replies from a model
@@ -404,26 +417,42 @@ def lognormal_mu(mean: float, sigma: float = SIGMA) -> float:
     return math.log(mean) - sigma * sigma / 2
 
 
+def days_from_application(applied_on: date, at: datetime, timezone: str) -> int:
+    """Calendar days from the application day to the day of ``at`` where the candidacy is
+    (Glassdoor's measure: application to offer or rejection, in days)."""
+    return (at.astimezone(ZoneInfo(timezone)).date() - applied_on).days
+
+
 def generate(index: int, seed: int, *, country: str | None = None,
              start: date = DEFAULT_START, policy: dict[str, Any] | None = None,
              employer: Any = None) -> World:
     """The ``index``-th simulated candidacy of ``seed`` (the same every time).
 
+    The employer decides ``days`` after the application (drawn with Glassdoor's mean); the
+    application came ``lag`` whole days before the first interview, a share of ``days``
+    (`APPLICATION_SHARE`); each from its own stream, so the calibrated times depend on no
+    other choice.
+
     With ``employer`` (an `engine.response_model.ResponseModel`) the employer's decision is
     drawn from that model, day by day, from the candidacy's own seeded stream (the same
     under every policy), and a nudge can change it (`World.react`); such worlds have one
-    round."""
+    round, and the candidate's own behaviour is spread over ``days`` from the first
+    interview, exactly as before the application day was drawn (their decision times
+    must not move: studies compare them across releases)."""
     rng = random.Random(f"{seed}:{index}")
     code = country or rng.choice(tuple(MEAN_DAYS))
     zone_name = rng.choice(ZONES[code])
     zone = ZoneInfo(zone_name)
-    # Its own stream, so the calibrated time does not depend on the other choices.
     timing = random.Random(f"{seed}:{index}:decision")
     days = timing.lognormvariate(lognormal_mu(MEAN_DAYS[code]), SIGMA)
+    lag = max(1, round(days * random.Random(f"{seed}:{index}:applied")
+                       .uniform(*APPLICATION_SHARE)))
 
     first = _interview_moment(rng, start + timedelta(days=rng.randrange(365)), zone)
+    applied_on = first.astimezone(zone).date() - timedelta(days=lag)
     logged = first + timedelta(minutes=30 + rng.randrange(0, 120, 5))
-    decision_at = max(_working_moment(first + timedelta(days=days), zone),
+    since_interview = days if employer is not None else days - lag
+    decision_at = max(_working_moment(first + timedelta(days=since_interview), zone),
                       _working_moment(logged + timedelta(days=1), zone, forward=True))
     silent = rng.random() < P_SILENCE
     decision = None if silent else (ReplyKind.ADVANCED if rng.random() < P_OFFER
@@ -470,7 +499,8 @@ def generate(index: int, seed: int, *, country: str | None = None,
             add(at, "record_interview", id=UUID(int=rng.getrandbits(128), version=4),
                 candidate=candidate, company=rng.choice(_COMPANIES), role=rng.choice(_ROLES),
                 timezone=zone_name, country=code, subdivision=None, interview=interview,
-                policy=dict(policy or {"name": "playbook", "version": 1}))
+                policy=dict(policy or {"name": "playbook", "version": 1}),
+                applied_on=applied_on)
         else:
             add(at, "start_next_round", interview=interview)
         _interview_day(rng, add, at, number, interview, zone)
@@ -493,7 +523,7 @@ def generate(index: int, seed: int, *, country: str | None = None,
     world = World(id=actor_facts[0][2].kwargs["id"], country=code, timezone=zone_name,
                   facts=[f for _, _, f in actor_facts], first_interview_at=first,
                   decision_at=None if silent else decision_at, decision=decision,
-                  rounds=len(interviews), vacation=vacation)
+                  rounds=len(interviews), vacation=vacation, applied_on=applied_on)
     if employer is not None:
         _draw_employer(world, employer, random.Random(f"{seed}:{index}:employer"),
                        random.Random(f"{seed}:{index}:updates"))
@@ -674,21 +704,72 @@ def simulate_in_memory(count: int, seed: int, policy: CadencePolicy, *,
 
 
 @dataclass
+class Calibration:
+    """One country's days from the application to the employer's decision (offer or
+    rejection, `days_from_application`): the published ``target``; every simulated employer
+    that decided (``decided``); the decisions the store records (``recorded``, read from
+    the saved candidacies); and the decisions that came after the live policy had stalled
+    (``cut_off``: the record ends at the stall, so these are missing from it)."""
+
+    target: float
+    decided: int = 0
+    decided_days: int = 0
+    recorded: int = 0
+    recorded_days: int = 0
+    cut_off: int = 0
+    cut_off_days: int = 0
+
+    @staticmethod
+    def _mean(total: int, count: int) -> float | None:
+        return total / count if count else None
+
+    @property
+    def decided_mean(self) -> float | None:
+        return self._mean(self.decided_days, self.decided)
+
+    @property
+    def recorded_mean(self) -> float | None:
+        return self._mean(self.recorded_days, self.recorded)
+
+    @property
+    def cut_off_mean(self) -> float | None:
+        return self._mean(self.cut_off_days, self.cut_off)
+
+
+@dataclass
 class SimulationReport:
-    """What `simulate` wrote."""
+    """What `simulate` wrote, and per country how its time to decision compares with the
+    published table (`Calibration`)."""
 
     candidacies: int = 0
     events: int = 0
     stages: Counter[str] = field(default_factory=Counter)
     decisions_lost_to_stalls: int = 0
+    calibration: dict[str, Calibration] = field(default_factory=dict)
 
     def add(self, world: World, candidacy: Candidacy) -> None:
         self.candidacies += 1
         self.events += candidacy.version
         self.stages[candidacy.stage] += 1
         outcome = candidacy.outcome or {}
-        if world.decision_at is not None and outcome.get("kind") == "stalled":
+        lost = world.decision_at is not None and outcome.get("kind") == "stalled"
+        if lost:
             self.decisions_lost_to_stalls += 1
+        country = self.calibration.get(world.country)
+        if country is None:
+            country = self.calibration[world.country] = Calibration(MEAN_DAYS[world.country])
+        if world.decision_at is not None and world.applied_on is not None:
+            days = days_from_application(world.applied_on, world.decision_at, world.timezone)
+            country.decided += 1
+            country.decided_days += days
+            if lost:
+                country.cut_off += 1
+                country.cut_off_days += days
+        # What the saved candidacy itself says: its application day and its decision.
+        if outcome.get("kind") in DECIDED and candidacy.applied_on is not None:
+            country.recorded += 1
+            country.recorded_days += days_from_application(candidacy.applied_on, outcome["at"],
+                                                           candidacy.timezone)
 
 
 def simulate(app: Any, count: int, seed: int, *, policy: CadencePolicy | None = None,

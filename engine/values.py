@@ -255,6 +255,24 @@ class NewCandidacy(Interview):
     timezone: TimeZoneName
     country: CountryCode | None = None
     subdivision: Name | None = None
+    applied_on: Day | None = Field(
+        default=None, description="the day the candidate applied for the role, if known "
+                                  "(not after the interview's day in its time zone)")
+
+    @field_validator("applied_on")
+    @classmethod
+    def _applied_before_the_interview(cls, applied_on: date | None,
+                                      info: ValidationInfo) -> date | None:
+        # A field validator, so the refusal names the field `applied_on`; declared after
+        # `interviewed_at` and `timezone`, which are in `info.data` when they are valid.
+        moment, zone = info.data.get("interviewed_at"), info.data.get("timezone")
+        if applied_on is None or moment is None or zone is None:
+            return applied_on
+        day = moment.astimezone(ZoneInfo(zone)).date()
+        if applied_on > day:
+            raise ValueError(f"{applied_on.isoformat()} is after the interview's day "
+                             f"({day.isoformat()} in {zone})")
+        return applied_on
 
 
 class NextRound(_Strict):

@@ -69,8 +69,30 @@ def test_on_behalf_of_is_recorded_with_the_token_user_as_actor(client: Any) -> N
     assert "on_behalf_of" not in first["data"]["interview"]
 
 
+def test_the_application_date_is_recorded_and_shown_in_the_view_and_history(
+        client: Any) -> None:
+    applied = record(client, applied_on="2026-11-10")
+    unknown = record(client)
+
+    assert ok(client.get(f"/candidacies/{applied}")).json()["applied_on"] == "2026-11-10"
+    assert history(client, applied)[0]["data"]["applied_on"] == "2026-11-10"
+    # Not given: the view says null, the history leaves it out (as an older event reads).
+    assert ok(client.get(f"/candidacies/{unknown}")).json()["applied_on"] is None
+    assert "applied_on" not in history(client, unknown)[0]["data"]
+
+
+def test_an_application_on_the_interview_s_local_day_is_accepted(client: Any) -> None:
+    # 23:30 UTC on the 25th is already the 26th in Auckland: applying on the 26th is fine.
+    candidacy_id = record(client, interviewed_at="2026-11-25T23:30:00+00:00",
+                          timezone="Pacific/Auckland", country="NZ", applied_on="2026-11-26")
+    assert ok(client.get(f"/candidacies/{candidacy_id}")).json()["applied_on"] == "2026-11-26"
+
+
 @sqlite_only
 @pytest.mark.parametrize("body, field", [
+    (interview(applied_on="2026-11-26"), "applied_on"),
+    (interview(applied_on="2026-11-25T08:00:00+00:00"), "applied_on"),
+    (interview(applied_on="2201-01-01"), "applied_on"),
     ({**interview(), "intreviewers": []}, "intreviewers"),
     ({**interview(), "candidate": {"name": "Maya", "email": "m@example.com", "nick": "M"}},
      "candidate.nick"),

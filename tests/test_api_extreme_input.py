@@ -384,14 +384,15 @@ def test_a_moment_out_of_range_is_a_422_naming_its_field(
 
 
 @pytest.mark.parametrize(("path", "field", "body"), [
+    ("", "applied_on", {}),
     ("pause", "until", {"reason": "travelling"}),
     ("replies", "back_on", {"kind": "out_of_office"}),
 ])
 @pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "2201-01-01", "9999-12-31"])
 def test_a_date_out_of_range_is_a_422_naming_its_field(
         path: str, field: str, body: dict[str, Any], day: str, fuzzed: Fuzzed) -> None:
-    refused = problem(_post(fuzzed.client, _at(fuzzed, path), {**body, field: day}), 422,
-                      "invalid-input")
+    data = interview(interviewers=PANEL, **{field: day}) if not path else {**body, field: day}
+    refused = problem(_post(fuzzed.client, _at(fuzzed, path), data), 422, "invalid-input")
 
     assert refused["field"] == field
     assert refused["reason"] == "must be between 1970-01-01 and 2200-12-31 (UTC)"
@@ -400,6 +401,7 @@ def test_a_date_out_of_range_is_a_422_naming_its_field(
 @pytest.mark.parametrize(("path", "field", "body", "value"), [
     ("", "interviewed_at", {}, "2200-12-31T23:59:59.999999+00:00"),
     ("", "interviewed_at", {}, "1970-01-01T14:00:00+14:00"),
+    ("", "applied_on", {}, "1970-01-01"),
     ("next-step", "scheduled_for", {"description": "Onsite"}, "2200-12-31T09:59:59-14:00"),
     ("offers", "deadline", {"company": "Globex"}, "2200-12-31T23:59:59+00:00"),
     ("rounds", "interviewed_at", {}, "2200-12-31T23:59:59+14:00"),

@@ -16,7 +16,7 @@ from eventsourcing.persistence import IntegrityError as PersistenceIntegrityErro
 from eventsourcing.persistence import StoredEvent
 
 from conftest import memory_url
-from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome
+from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome, history_entry
 from engine.candidacy import Candidacy
 from engine.clock import FixedClock
 from engine.errors import (
@@ -359,6 +359,37 @@ def test_a_return_date_on_a_reply_that_is_not_out_of_office_names_back_on(
     with pytest.raises(InvalidInput) as invalid:
         candidacies.receive_reply(coach, cid, "update", back_on=date(2026, 12, 1))
     assert invalid.value.field == "back_on"
+
+
+def test_the_application_date_is_kept_and_an_event_recorded_before_it_existed_reads_none(
+        candidacies: Candidacies, coach: Actor) -> None:
+    cid = candidacies.record_interview(coach, interview(applied_on="2026-11-10")).candidacy_id
+    assert candidacies.get(cid, coach.workspace).applied_on == date(2026, 11, 10)
+    with pytest.raises(InvalidInput) as invalid:
+        candidacies.record_interview(coach, interview(applied_on="2026-11-26"))
+    assert invalid.value.field == "applied_on"
+
+    # The same event as stored before the field existed: no `applied_on` key at all.
+    mapper = candidacies.mapper
+    stored = mapper.to_stored_event(next(iter(candidacies.events.get(UUID(cid)))))
+    old = mapper.transcoder.decode(stored.state)
+    del old["applied_on"]
+    event = mapper.to_domain_event(StoredEvent(stored.originator_id, stored.originator_version,
+                                               stored.topic, mapper.transcoder.encode(old)))
+    assert event.mutate(None).applied_on is None
+    assert "applied_on" not in history_entry(event).data
+
+
+def test_an_interview_key_recorded_before_applied_on_existed_still_matches(
+        candidacies: Candidacies, coach: Actor) -> None:
+    candidacies.record_interview(coach, interview(), idempotency_key="intake-old")
+    record = candidacies.recorder.find_idempotency(coach.workspace, "intake-old")
+    # The fingerprint commit 271b976 (before the field) stores for the same request.
+    assert record is not None and record.fingerprint == (
+        "4556e39fddb7f9453aacf9ecbab25d6ca7140d283084bc0ded59de5a1c8d5b7d")
+    with pytest.raises(IdempotencyKeyReused):
+        candidacies.record_interview(coach, interview(applied_on="2026-11-10"),
+                                     idempotency_key="intake-old")
 
 
 def test_an_out_of_office_reply_without_a_return_date_pauses_for_the_policys_default(

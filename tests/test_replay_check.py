@@ -122,10 +122,13 @@ def test_replay_check_on_the_cli_reports_a_decision_it_does_not_reproduce(
 
         # A recorded decision the live policy never makes (as a scheduler with another
         # policy, or a bug, would have written it): reported, with why.
-        candidacy = candidacies.get(ids[1], "simulated")
-        first = next(e for e in candidacies.history(ids[1], "simulated")
-                     if e.type == "NudgeDecided")
-        candidacy.send_reminder(actor_for(generate(1, 11)), candidacies.clock.now(),
+        # (On the first candidacy the policy nudged: which one that is follows the
+        # simulated times to decision.)
+        n, forged, first = next((n, cid, e) for n, cid in enumerate(ids)
+                                for e in candidacies.history(cid, "simulated")
+                                if e.type == "NudgeDecided")
+        candidacy = candidacies.get(forged, "simulated")
+        candidacy.send_reminder(actor_for(generate(n, 11)), candidacies.clock.now(),
                                 kind="thank_you_overdue", key="r1:forged",
                                 decided_by={"policy": "playbook", "version": 1,
                                             "rule": "thank_you.deadline", "key": "r1:forged",
@@ -134,6 +137,6 @@ def test_replay_check_on_the_cli_reports_a_decision_it_does_not_reproduce(
 
         found = runner.invoke(cli, ["replay", "--check", *until])
         assert found.exit_code == 1, found.output
-        assert f"{ids[1]} r1:forged: replay did not decide it" in found.output.replace("\n", " ")
+        assert f"{forged} r1:forged: replay did not decide it" in found.output.replace("\n", " ")
     finally:
         get_settings.cache_clear()

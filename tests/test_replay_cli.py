@@ -107,6 +107,30 @@ def test_mistakes_are_one_line_errors(store: Path) -> None:
         assert "Traceback" not in result.output
 
 
+def test_simulate_calibration_prints_the_target_the_record_and_what_the_stalls_cut_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOSER_DATABASE_URL", f"sqlite:///{tmp_path}/calibration.db")
+    monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
+    monkeypatch.setenv("COLUMNS", "160")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["simulate", "--candidacies", "120", "--seed", "2026",
+                                 "--country", "FR", "--calibration"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    text = " ".join(result.output.split())
+    header = next(line for line in lines if "published" in line)
+    assert "employers (n)" in header and "recorded (n)" in header
+    assert "cut off by stalls (n)" in header
+    (row,) = [line for line in lines if line.startswith("│ FR")]
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[1] == "38.9"  # Glassdoor's France
+    cut_off = int(cells[4].split("(")[1].rstrip(")"))
+    # The stalls' count is the one the summary line gives, and the shortfall is explained.
+    assert cut_off > 0 and f"{cut_off} employer decisions came after the live policy" in text
+    assert "the recorded mean falls short" in text
+
+
 def test_vary_names_map_to_policy_fields() -> None:
     assert parse_vary("first_nudge=2..4") == (
         "patience.first_nudge_without_timeline_business_days", [2, 3, 4])

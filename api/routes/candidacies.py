@@ -141,6 +141,8 @@ class CandidacyView(BaseModel):
     timezone: str
     country: str | None = None
     subdivision: str | None = None
+    applied_on: date | None = Field(default=None,
+                                    description="the day the candidate applied, if recorded")
     policy: dict[str, Any]
     interview: dict[str, Any] = Field(description="the current round's interview")
     hesitations: list[Hesitation]
@@ -244,7 +246,8 @@ def candidacy_view(candidacies: Candidacies, candidacy: Candidacy) -> CandidacyV
         "updated_at": candidacy.modified_on, "candidate": candidacy.candidate,
         "company": candidacy.company, "role": candidacy.role, "timezone": candidacy.timezone,
         "country": candidacy.country, "subdivision": candidacy.subdivision,
-        "policy": candidacy.policy, "interview": candidacy.interview,
+        "applied_on": candidacy.applied_on, "policy": candidacy.policy,
+        "interview": candidacy.interview,
         "hesitations": candidacy.hesitations, "no_hesitations": candidacy.no_hesitations,
         "next_step": candidacy.next_step, "thank_yous": candidacy.thank_yous,
         "thanked": candidacy.thanked, "nudges": candidacy.nudges,
