@@ -63,8 +63,9 @@ def _digest(rows: list[tuple[Any, ...]]) -> str:
     return hashlib.sha256(json.dumps(cols).encode()).hexdigest()[:16]
 
 
-# Worked out on the code before updates were modelled (main at 271b976): per policy and
-# draw, share advanced x 240, stalled, nudges, and the digest of every decision outcome.
+# Worked out on the code before updates were modelled (main at 271b976; the same at
+# b56ff47): per policy and draw, share advanced x 240, stalled, nudges, and the digest
+# of every decision outcome.
 FIXED = [[(76, 18, 335, "be58ef9710e2b2e6"), (76, 18, 335, "67618f04dfe32825")],
          [(76, 2, 369, "fd395860cd5eaff9"), (83, 3, 362, "90e7dc8b000eadba")],
          [(68, 55, 227, "9d713e75c5496e21"), (70, 54, 227, "33114d9c0197cfba")]]
