@@ -212,7 +212,7 @@ class _Updates:
                 wanted[day] = facts
         new: list[Any] = []
         for day in [d for d in self.placed if d > after]:
-            if day not in wanted:
+            if wanted.get(day) != self.placed[day]:  # none that day now, or fewer
                 gone = {id(f) for f in self.placed.pop(day)}
                 live = self.live
                 for k in range(len(live) - 1, -1, -1):
