@@ -111,7 +111,7 @@ def print_fit(model: ResponseModel) -> None:
     for name in report.get("not_estimable", []):
         table.add_row(name, "-", "constant in the data")
     console.print(table)
-    calibration = Table(title="Calibration by decile of predicted daily hazard",
+    calibration = Table(title="Calibration by decile of predicted daily hazard (decision)",
                         title_justify="left")
     for column in ("decile", "person-days", "predicted", "observed"):
         calibration.add_column(column, justify="right")
@@ -119,6 +119,30 @@ def print_fit(model: ResponseModel) -> None:
         calibration.add_row(str(row["decile"]), str(row["rows"]), f"{row['predicted']:.4f}",
                             f"{row['observed']:.4f}")
     console.print(calibration)
+    print_update_hazard(report)
+
+
+def print_update_hazard(report: dict[str, Any]) -> None:
+    """The update hazard's coefficients, beside the decision's (or why there is none)."""
+    rows = report.get("update_hazard")
+    if "update_days" not in report:
+        console.print("update hazard: none (a model file written before updates were "
+                      "modelled; refit with `closer model fit`)")
+        return
+    if not rows:
+        console.print(f"update hazard: none ({report.get('update_note', '')})")
+        return
+    table = Table(title=f"Update hazard: {report['update_days']} days with an update; "
+                        f"concordance {report.get('update_concordance', float('nan')):.3f}",
+                  title_justify="left")
+    for column in ("hazard of an update (log-odds)", "coefficient", "95% interval"):
+        table.add_column(column, justify="left" if column.startswith("hazard") else "right")
+    for row in rows:
+        interval = f"{row['low']:.3f} .. {row['high']:.3f}"
+        table.add_row(row["feature"], f"{row['coefficient']:.3f}",
+                      "separated (no update on such days)" if row.get("separated")
+                      else interval)
+    console.print(table)
 
 
 @model_app.command("check")
@@ -136,17 +160,25 @@ def check_command(
 def _check(path: Path, source: str, as_json: bool) -> None:
     from engine.response_model import reply_curves
 
-    curves = reply_curves(load_model(path), _histories(source))
+    fitted = load_model(path)
+    curves = reply_curves(fitted, _histories(source))
     if as_json:
         sys.stdout.write(orjson.dumps(curves, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
+    print_update_hazard(fitted.report or {})
     table = Table(title="Employer decided by business day: observed vs predicted",
                   title_justify="left")
-    for column in ("business day", "at risk", "observed", "predicted"):
+    columns = ["business day", "at risk", "observed", "predicted"]
+    if curves and "updates_observed" in curves[0]:
+        columns += ["updates per round, observed", "predicted"]
+    for column in columns:
         table.add_column(column, justify="right")
     for row in curves:
-        table.add_row(str(row["day"]), str(row["at_risk"]), f"{row['observed']:.3f}",
-                      f"{row['predicted']:.3f}")
+        cells = [str(row["day"]), str(row["at_risk"]), f"{row['observed']:.3f}",
+                 f"{row['predicted']:.3f}"]
+        if "updates_observed" in row:
+            cells += [f"{row['updates_observed']:.3f}", f"{row['updates_predicted']:.3f}"]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -161,7 +193,7 @@ def _fmt(value: float | None, key: str) -> str:
 
 def outcomes_dict(records: Records, outcomes: Sequence[Outcomes], *, draws: int,
                   seed: int) -> dict[str, Any]:
-    return {"employer": "model", "draws": draws, "seed": seed,
+    return {"employer": "model", "updates": records.updates, "draws": draws, "seed": seed,
             "candidacies": records.candidacies, "events": records.events,
             "interval": "95% percentile bootstrap over candidacies and draws",
             "policies": [o.as_dict() for o in outcomes]}
@@ -170,7 +202,8 @@ def outcomes_dict(records: Records, outcomes: Sequence[Outcomes], *, draws: int,
 def print_outcomes(records: Records, outcomes: Sequence[Outcomes], title: str) -> None:
     from engine.counterfactual import OUTCOMES
 
-    table = Table(title=f"{title} (employer: model; {records.draws} draws over "
+    table = Table(title=f"{title} (employer: model, updates: {records.updates}; "
+                        f"{records.draws} draws over "
                         f"{records.candidacies} candidacies; 95% bootstrap intervals)",
                   title_justify="left")
     table.add_column("outcome")
@@ -183,7 +216,7 @@ def print_outcomes(records: Records, outcomes: Sequence[Outcomes], title: str) -
             low, high = o.intervals[key]
             cells.append(f"{_fmt(o.estimates[key], key)} [{_fmt(low, key)}, "
                          f"{_fmt(high, key)}]")
-        table.add_row(label, "↑" if better == "higher" else "↓", *cells)
+        table.add_row(label, {"higher": "↑", "lower": "↓"}.get(better, "·"), *cells)
     console.print(table)
 
 
@@ -214,7 +247,7 @@ def write_outcomes_chart(outcomes: Sequence[Outcomes], path: Path) -> None:
 
     from engine.counterfactual import OUTCOMES
 
-    figure, axes = plt.subplots(2, 4, figsize=(15, 6.5))
+    figure, axes = plt.subplots(2, 5, figsize=(18, 6.5))
     for axis, (key, (label, better)) in zip(axes.flat, OUTCOMES.items(), strict=True):
         for i, o in enumerate(outcomes):
             value = o.estimates[key]
@@ -224,7 +257,9 @@ def write_outcomes_chart(outcomes: Sequence[Outcomes], path: Path) -> None:
             err = [[value - (low if low is not None else value)],
                    [(high if high is not None else value) - value]]
             axis.errorbar([i], [value], yerr=err, fmt="o", color=f"C{i % 10}", capsize=4)
-        axis.set_title(f"{textwrap.fill(label, 40)}\n({better} is better)", fontsize=8)
+        axis.set_title(f"{textwrap.fill(label, 40)}\n("
+                       + ("no better direction" if better == "neither"
+                          else f"{better} is better") + ")", fontsize=8)
         axis.set_xticks(range(len(outcomes)))
         axis.set_xticklabels([o.label for o in outcomes], fontsize=7, rotation=15)
     figure.suptitle("Replay, employer: model (95% bootstrap intervals)")

@@ -175,6 +175,10 @@ def replay_command(
     seed: Annotated[int, typer.Option(help="the draws' seed (--employer model)")] = 0,
     cluster: Annotated[str | None, typer.Option(help=(
         "a Dask scheduler address: run the partitions there (--employer model)"))] = None,
+    updates: Annotated[str, typer.Option(help=(
+        "--employer model: 'recorded' keeps the last round's employer updates as recorded "
+        "(the default; figures as before), 'model' draws them from the model's update "
+        "hazard, so a nudge can bring one"))] = "recorded",
 ) -> None:
     """Re-run recorded histories under cadence policies: the facts as recorded, the
     policy's decisions re-derived by the same decision function."""
@@ -185,10 +189,15 @@ def replay_command(
         _friendly(_no_policy)()
     if employer not in ("recorded", "model"):
         _friendly(_bad_employer)(employer)
+    if updates not in ("recorded", "model"):
+        _friendly(_bad_updates)(updates)
     if employer == "model":
         _friendly(_replay_model)(policy, source, where or [], since, until, as_json, as_csv,
-                                 chart, workers, model, draws, seed, cluster)
+                                 chart, workers, model, draws, seed, cluster,
+                                 updates == "model")
         return
+    if updates != "recorded":
+        _friendly(_updates_need_model)()
     if cluster is not None:
         _friendly(_cluster_needs_model)()
     _friendly(_replay)(policy, source, where or [], since, until, as_json, as_csv, chart,
@@ -200,6 +209,15 @@ def _cluster_needs_model() -> NoReturn:
                                     "uses the local process pool (--workers)")
 
 
+def _bad_updates(updates: str) -> NoReturn:
+    raise InvalidInput("--updates", f"{updates!r}: use 'recorded' or 'model'")
+
+
+def _updates_need_model() -> NoReturn:
+    raise InvalidInput("--updates", "drawing updates needs --employer model (recorded "
+                                    "mode keeps every reply as recorded)")
+
+
 def _bad_employer(employer: str) -> NoReturn:
     raise InvalidInput("--employer", f"{employer!r}: use 'recorded' or 'model'")
 
@@ -207,7 +225,7 @@ def _bad_employer(employer: str) -> NoReturn:
 def _replay_model(policy: list[str], source: str, where: list[str], since: str | None,
                   until: str | None, as_json: bool, as_csv: bool, chart: Path | None,
                   workers: int, model: Path | None, draws: int, seed: int,
-                  cluster: str | None) -> None:
+                  cluster: str | None, draw_updates: bool = False) -> None:
     from api.model_cli import (
         load_model,
         outcomes_csv,
@@ -224,7 +242,8 @@ def _replay_model(policy: list[str], source: str, where: list[str], since: str |
     events = open_source(source)
     records = model_replay(events, policies, fitted, draws=draws, seed=seed,
                            filters=filters, until=_until(until),
-                           workers=_workers(workers, events), cluster=cluster)
+                           workers=_workers(workers, events), cluster=cluster,
+                           updates=draw_updates)
     outcomes = summarise(records, seed=seed)
     if chart is not None:
         write_outcomes_chart(outcomes, chart)
@@ -502,14 +521,23 @@ def tune_command(
     seed: Annotated[int, typer.Option(help="the draws' seed (--employer model)")] = 0,
     cluster: Annotated[str | None, typer.Option(help=(
         "a Dask scheduler address: run the partitions there (--employer model)"))] = None,
+    updates: Annotated[str, typer.Option(help=(
+        "--employer model: 'recorded' keeps the last round's employer updates as recorded "
+        "(the default; figures as before), 'model' draws them from the model's update "
+        "hazard, so a nudge can bring one"))] = "recorded",
 ) -> None:
     """Replay every combination of policy values and rank them by an objective."""
     if employer not in ("recorded", "model"):
         _friendly(_bad_employer)(employer)
+    if updates not in ("recorded", "model"):
+        _friendly(_bad_updates)(updates)
     if employer == "model":
         _friendly(_tune_model)(vary, base, objective, source, where or [], since, until, top,
-                               as_json, workers, model, draws, seed, cluster)
+                               as_json, workers, model, draws, seed, cluster,
+                               updates == "model")
         return
+    if updates != "recorded":
+        _friendly(_updates_need_model)()
     if cluster is not None:
         _friendly(_cluster_needs_model)()
     _friendly(_tune)(vary, base, objective, source, where or [], since, until, top, as_json,
@@ -518,7 +546,8 @@ def tune_command(
 
 def _tune_model(vary: list[str], base: str, objective: str, source: str, where: list[str],
                 since: str | None, until: str | None, top: int, as_json: bool, workers: int,
-                model: Path | None, draws: int, seed: int, cluster: str | None) -> None:
+                model: Path | None, draws: int, seed: int, cluster: str | None,
+                draw_updates: bool = False) -> None:
     from api.model_cli import load_model, rank_outcomes
     from engine.counterfactual import OUTCOMES, model_replay, summarise
     from engine.objective import parse_objective
@@ -533,7 +562,8 @@ def _tune_model(vary: list[str], base: str, objective: str, source: str, where: 
     events = open_source(source)
     records = model_replay(events, policies, fitted, draws=draws, seed=seed,
                            filters=Filters.parse(where, since), until=_until(until),
-                           workers=_workers(workers, events), cluster=cluster)
+                           workers=_workers(workers, events), cluster=cluster,
+                           updates=draw_updates)
     ranked = rank_outcomes(summarise(records, seed=seed), goal)
     if as_json:
         data = {"employer": "model", "objective": str(goal), "draws": draws, "seed": seed,
@@ -553,7 +583,7 @@ def _tune_model(vary: list[str], base: str, objective: str, source: str, where: 
     table.add_column("policy", overflow="fold", min_width=12)
     table.add_column("meets", justify="center")
     for name in shown:
-        arrow = "↑" if OUTCOMES[name][1] == "higher" else "↓"
+        arrow = {"higher": "↑", "lower": "↓"}.get(OUTCOMES[name][1], "·")
         table.add_column(f"{name} {arrow}", justify="right")
     for place, (o, meets, noise) in enumerate(ranked[:top], start=1):
         cells = []
@@ -620,6 +650,10 @@ def simulate_command(
         "adding this much to the daily log-odds of a decision (fading over "
         "DECAY_DAYS); one round per candidacy.  Default: today's fixed decision times"))]
     = None,
+    update_nudge_effect: Annotated[float | None, typer.Option(help=(
+        "with --nudge-effect: draw the employer's updates from a known update hazard, a "
+        "fresh nudge adding this much to its daily log-odds.  Default: updates at times "
+        "that ignore nudges, as before"))] = None,
     calibration: Annotated[bool, typer.Option(
         "--calibration", help=(
             "also print, per country, the published days from application to decision "
@@ -628,12 +662,12 @@ def simulate_command(
 ) -> None:
     """Write plausible histories into the configured store, through the engine."""
     _friendly(_simulate)(candidacies, seed, country, policy, start, batch, nudge_effect,
-                         calibration)
+                         calibration, update_nudge_effect)
 
 
 def _simulate(count: int, seed: int, country: str | None, policy: str, start: str,
               batch: int, nudge_effect: float | None = None,
-              calibration: bool = False) -> None:
+              calibration: bool = False, update_nudge_effect: float | None = None) -> None:
     from api.settings import get_settings
     from api.wiring import build_candidacies
     from engine.replay import parse_moment
@@ -652,12 +686,17 @@ def _simulate(count: int, seed: int, country: str | None, policy: str, start: st
         raise InvalidInput("--start", f"must be on or before {last_start}, so that "
                                       f"every simulated moment falls before {LAST_DAY}")
     employer = None
+    if update_nudge_effect is not None and nudge_effect is None:
+        raise InvalidInput("--update-nudge-effect", "needs --nudge-effect (the employer "
+                                                    "drawn from a known model)")
     if nudge_effect is not None:
         from engine.response_model import ResponseModel
 
-        if not -5.0 <= nudge_effect <= 5.0:
-            raise InvalidInput("--nudge-effect", "a log-odds effect between -5 and 5")
-        employer = ResponseModel.truth(nudge_effect)
+        for name, effect in (("--nudge-effect", nudge_effect),
+                             ("--update-nudge-effect", update_nudge_effect)):
+            if effect is not None and not -5.0 <= effect <= 5.0:
+                raise InvalidInput(name, "a log-odds effect between -5 and 5")
+        employer = ResponseModel.truth(nudge_effect, update_nudge_effect)
     app = build_candidacies()
     report = _with_progress("simulating", count, lambda tick: simulate(
         app, count, seed, policy=live, country=code, start=first_day, batch=batch,

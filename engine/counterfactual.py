@@ -7,8 +7,14 @@ policy's nudge redraws the decision from the next business day on
 (`engine.response_model.EmployerDraw`).  The draw is given what the record shows of that
 employer under the nudges actually sent (`EmployerDraw._condition`): under the live
 policy it decides as recorded; under another, only where its nudges change the hazard.
-Everything else stays as recorded (interviews, earlier rounds, updates, out-of-office
-replies, offers, people's own messages).
+With ``updates=True`` the last round's updates after the interview are drawn too, from
+the model's update hazard (`engine.response_model.UpdateDraw`), given the nudges and the
+record in the same way, so a nudge can bring one; otherwise (the default) they stay as
+recorded.  The update draws have their own seeded streams, so the decision's uniforms
+are the same either way; a policy that waits after an update (the playbook's
+``patience.after_update``) can still nudge differently when the updates move, and so
+meet a different decision.  Everything else stays as recorded (interviews, earlier
+rounds, out-of-office replies, offers, people's own messages).
 
 Each candidacy is run ``draws`` times per policy.  Draw ``r`` has its coefficients drawn
 once from the fit's normal approximation (parameter uncertainty) and, per candidacy, its
@@ -30,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.decisions import Action
+from engine.errors import InvalidInput
 from engine.replay import (
     SPECS,
     Filters,
@@ -42,6 +49,7 @@ from engine.response_model import (
     ResponseModel,
     RoundContext,
     RoundRecord,
+    UpdateDraw,
     business_days_between,
     country_value,
     rounds_of,
@@ -61,11 +69,14 @@ OUTCOMES: dict[str, tuple[str, str]] = {
     "nudges": ("nudges per candidacy", "lower"),
     "pest_breaches": ("share breaching the pest line (manual nudges included)", "lower"),
     "same_day_thank_you": ("same-day thank-you rate", "higher"),
+    "updates": ("employer updates per candidacy", "neither"),
+    "pester_load": ("nudges per candidacy sent before a reply that came", "lower"),
 }
-"""What model mode reports per policy: (label, the better direction)."""
+"""What model mode reports per policy: (label, the better direction: "neither" for a
+count that is no aim in itself)."""
 
 _MEANS = ("advanced", "stalled", "stalled_would_advance", "nudges", "pest_breaches",
-          "same_day_thank_you")
+          "same_day_thank_you", "updates", "pester_load")
 
 
 class _Redrawn:
@@ -89,9 +100,9 @@ class ModelTarget(ReplayTarget):
         return super().fact(fact)
 
 
-def _reply(at: datetime, kind: str) -> Any:
+def _reply(at: datetime, kind: str, note: str = "drawn from the response model") -> Any:
     fact: Any = object.__new__(_REPLY.fact)
-    fact.__dict__ = {"kind": kind, "note": "drawn from the response model",
+    fact.__dict__ = {"kind": kind, "note": note,
                      "occurred_at": at, "back_on": None, "back_at": None, "timestamp": at,
                      "at": at}
     return fact
@@ -100,12 +111,14 @@ def _reply(at: datetime, kind: str) -> Any:
 class _Employer:
     """One run's employer: the draw, the nudges so far, the pending decision fact."""
 
-    __slots__ = ("draw", "nudge_days", "pending", "live")
+    __slots__ = ("draw", "nudge_days", "pending", "live", "updates")
 
-    def __init__(self, draw: EmployerDraw, nudge_days: list[int], live: list[Any]) -> None:
+    def __init__(self, draw: EmployerDraw, nudge_days: list[int], live: list[Any],
+                 updates: _Updates | None = None) -> None:
         self.draw = draw
         self.nudge_days = nudge_days
         self.live = live
+        self.updates = updates
         day = draw.decision_day(nudge_days)
         self.pending: Any = None if day is None else self._fact(day)
 
@@ -116,6 +129,15 @@ class _Employer:
     def react(self, action: Action, at: datetime, state: Any) -> list[Any] | None:
         if action.kind not in ("nudge", "offer_nudge"):
             return None
+        new = self._redraw(at)
+        if self.updates is None:
+            return new
+        # The updates after the nudge's day, given it and the (re)drawn decision.
+        day = self.draw.day_of(at)
+        more = self.updates.place(self.nudge_days, day, self.pending)
+        return [*(new or ()), *more] or None
+
+    def _redraw(self, at: datetime) -> list[Any] | None:
         draw = self.draw
         day = draw.day_of(at)
         self.nudge_days.append(day)
@@ -134,6 +156,75 @@ class _Employer:
         return None if new is None else [new]
 
 
+class _Updates:
+    """One run's drawn updates in the last round: which are in the fact list now.
+
+    An update falls on a day the draw says (`UpdateDraw.days`), before the employer's
+    decision and a recorded withdrawal, and after the interview; on a day the record
+    has updates, they are the recorded facts (their moments, their place in the list),
+    else one drawn fact at the day's drawn minute.  A nudge redraws the days after its
+    own: updates no longer drawn are replaced by `_Redrawn` (skipped), new ones
+    returned to be inserted."""
+
+    __slots__ = ("draw", "recorded", "live", "stop", "placed", "made")
+
+    def __init__(self, draw: UpdateDraw, recorded: dict[int, list[Any]], live: list[Any],
+                 stop: datetime | None) -> None:
+        self.draw = draw
+        self.recorded = recorded
+        self.live = live
+        self.stop = stop
+        self.placed: dict[int, list[Any]] = {}  # day -> the update facts in `live`
+        self.made: dict[int, Any] = {}  # day -> its drawn fact (the same on a redraw)
+
+    def _facts(self, day: int) -> list[Any]:
+        facts = self.recorded.get(day)
+        if facts is None:
+            fact = self.made.get(day)
+            if fact is None:
+                fact = self.made[day] = _reply(self.draw.moment(day), "update",
+                                               "drawn from the response model (update)")
+            facts = [fact]
+        return facts
+
+    def start(self, nudge_days: Sequence[int], decision: Any) -> None:
+        """The first draw, given the candidate's own nudges: the recorded updates not
+        drawn leave the fact list, those drawn stay in their places, the new ones go in
+        in time order."""
+        new = self.place(nudge_days, 0, decision)
+        kept = {id(f) for facts in self.placed.values() for f in facts}
+        recorded = {id(f) for day, facts in self.recorded.items() if day >= 1 for f in facts}
+        self.live[:] = [f for f in self.live if id(f) not in recorded or id(f) in kept]
+        present = {id(f) for f in self.live}
+        for fact in new:
+            if id(fact) not in present:
+                _insert(self.live, fact)
+
+    def place(self, nudge_days: Sequence[int], after: int, decision: Any) -> list[Any]:
+        """Draw the days after ``after``; return the facts to insert."""
+        earlier = sum(1 for day in self.placed if day <= after)
+        wanted: dict[int, list[Any]] = {}
+        for day in self.draw.days(nudge_days, after, earlier):
+            facts = [f for f in self._facts(day)
+                     if (decision is None or f.at < decision.at)
+                     and (self.stop is None or f.at < self.stop)]
+            if facts:
+                wanted[day] = facts
+        new: list[Any] = []
+        for day in [d for d in self.placed if d > after]:
+            if wanted.get(day) != self.placed[day]:  # none that day now, or fewer
+                gone = {id(f) for f in self.placed.pop(day)}
+                live = self.live
+                for k in range(len(live) - 1, -1, -1):
+                    if id(live[k]) in gone:
+                        live[k] = _Redrawn(live[k].at)
+        for day, facts in wanted.items():
+            if day not in self.placed:
+                self.placed[day] = facts
+                new.extend(facts)
+        return new
+
+
 @dataclass(slots=True)
 class _Prepared:
     """A recorded candidacy ready for model mode: its facts without the last round's
@@ -145,6 +236,8 @@ class _Prepared:
     own_nudges: list[int]
     interview_at: datetime
     observed: RoundRecord | None = None  # the last round as recorded: what the draws are given
+    updates: dict[int, list[Any]] = field(default_factory=dict)  # recorded, by business day
+    withdrawn_at: datetime | None = None  # a recorded withdrawal in the last round
 
 
 def prepare(history: Any) -> _Prepared | None:
@@ -164,9 +257,16 @@ def prepare(history: Any) -> _Prepared | None:
     ctx = RoundContext(day, zone, interview.get("timeline"), number,
                        country_value(first.country))
     own: list[int] = []
+    updates: dict[int, list[Any]] = {}
+    withdrawn_at = None
     for fact in facts[start + 1:]:
         if fact.name == "ReplyReceived" and fact.kind in ("advanced", "rejected"):
             continue  # the modelled decision
+        if fact.name == "ReplyReceived" and fact.kind == "update":
+            updates.setdefault(business_days_between(day, fact.at.astimezone(zone).date()),
+                               []).append(fact)
+        if fact.name == "Withdrawn" and withdrawn_at is None:
+            withdrawn_at = fact.at
         if fact.name == "CompetingOfferNoted" and ctx.offer_day is None:
             ctx.offer_day = business_days_between(day, fact.at.astimezone(zone).date())
         if fact.name == "NudgeSent":
@@ -176,13 +276,15 @@ def prepare(history: Any) -> _Prepared | None:
     # the employer's draws are conditioned on it (`EmployerDraw._condition`).
     recorded = rounds_of(history)
     observed = recorded[-1] if recorded and recorded[-1].ctx.round == number else None
-    return _Prepared(history, kept, ctx, own, interview["interviewed_at"], observed)
+    return _Prepared(history, kept, ctx, own, interview["interviewed_at"], observed,
+                     updates, withdrawn_at)
 
 
 class _Run:
     """The loop's tally for one (candidacy, policy, draw): what the outcomes need."""
 
-    __slots__ = ("nudges", "round_nudges", "most", "thanked_at", "last")
+    __slots__ = ("nudges", "round_nudges", "most", "thanked_at", "last", "updates",
+                 "pester", "unanswered")
 
     def __init__(self) -> None:
         self.nudges = 0
@@ -190,9 +292,13 @@ class _Run:
         self.most = 0
         self.thanked_at: datetime | None = None
         self.last: datetime | None = None
+        self.updates = 0
+        self.pester = 0  # nudges before a reply that came (as recorded mode's pester_load)
+        self.unanswered = 0
 
     def _nudge(self, offer: bool) -> None:
         self.nudges += 1
+        self.unanswered += 1
         if not offer:
             self.round_nudges += 1
             self.most = max(self.most, self.round_nudges)
@@ -204,8 +310,14 @@ class _Run:
             self._nudge(False)
         elif name == "RoundStarted":
             self.round_nudges = 0
+            self.unanswered = 0
         elif name == "ThankYouSent" and self.thanked_at is None:
             self.thanked_at = fact.at
+        elif name == "ReplyReceived" and fact.kind != "out_of_office":
+            self.pester += self.unanswered
+            self.unanswered = 0
+            if fact.kind == "update":
+                self.updates += 1
 
     def decision(self, action: Action, at: datetime, state: Any) -> None:
         self.last = at
@@ -218,7 +330,19 @@ class _Run:
         pass
 
     def refused(self, facts: Sequence[Any], index: int, end: int, state: Any) -> None:
-        pass
+        """Stalled by the policy before a reply that was still to come in the round (a
+        decision or an update): its nudges count in the pester load, as recorded mode's."""
+        outcome = state.outcome
+        if not (outcome and outcome.get("kind") == "stalled"):
+            return
+        for k in range(index, end):
+            fact = facts[k]
+            if fact.name == "RoundStarted":
+                return
+            if fact.name == "ReplyReceived" and fact.kind != "out_of_office":
+                self.pester += self.unanswered
+                self.unanswered = 0
+                return
 
 
 @dataclass
@@ -230,6 +354,7 @@ class Records:
     rows: list[list[list[tuple[Any, ...]]]] = field(default_factory=list)
     events: int = 0
     candidacies: int = 0
+    updates: str = "recorded"  # the last round's updates: "recorded" or "model" (drawn)
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -244,7 +369,7 @@ class Records:
 
 
 ROW = ("advanced", "stalled", "stalled_would_advance", "days", "decided", "nudges",
-       "pest_breaches", "same_day_thank_you")
+       "pest_breaches", "same_day_thank_you", "updates", "pester_load")
 
 
 def _outcome(prepared: _Prepared, target: ModelTarget, run: _Run, employer: _Employer,
@@ -267,18 +392,47 @@ def _outcome(prepared: _Prepared, target: ModelTarget, run: _Run, employer: _Emp
                    and run.thanked_at.astimezone(zone).date() == first_day)
     breach = int(run.most > policy.policy.pest_line.max_nudges)
     return (int(kind == "advanced"), int(stalled), int(would), days, decided, run.nudges,
-            breach, same_day)
+            breach, same_day, run.updates, run.pester)
 
 
 def _draw_models(model: ResponseModel, draws: int, seed: int) -> list[ResponseModel]:
     return [model.sampled(random.Random(f"{seed}:coefficients:{r}")) for r in range(draws)]
 
 
+def _check_update_hazard(model: ResponseModel) -> None:
+    if model.update is None:
+        raise InvalidInput("--updates", "this response model has no update hazard (a "
+                                        "model file written before updates were modelled, "
+                                        "or too few updates in the store): refit it with "
+                                        "`closer model fit`, or keep the recorded updates")
+
+
+def _draw_updates(model: ResponseModel, draws: int, seed: int) -> list[dict[str, float]]:
+    """Each draw's update coefficients, from streams of their own (not the decision's)."""
+    _check_update_hazard(model)
+    out = []
+    for r in range(draws):
+        drawn = model.sampled_update(random.Random(f"{seed}:update-coefficients:{r}"))
+        assert drawn is not None
+        out.append(drawn)
+    return out
+
+
+def _insert(live: list[Any], fact: Any) -> None:
+    """Into the time-ordered list, after the facts at the same moment."""
+    position = len(live)
+    while position > 1 and live[position - 1].at > fact.at:
+        position -= 1
+    live.insert(position, fact)
+
+
 def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy],
                     model: ResponseModel, draws: int, seed: int, filters: Filters,
-                    until: datetime | None) -> Records:
-    """Every candidacy of one id range, under each policy, ``draws`` times."""
+                    until: datetime | None, updates: bool = False) -> Records:
+    """Every candidacy of one id range, under each policy, ``draws`` times (with
+    ``updates``, the last round's updates drawn too)."""
     models = _draw_models(model, draws, seed)
+    update_models = _draw_updates(model, draws, seed) if updates else []
     records = Records([p.label for p in policies], draws)
     # With the recorded decisions: the live policy's nudges are what the record of the
     # employer's decision was given (`prepare`).
@@ -292,14 +446,22 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
         for r, drawn in enumerate(models):
             draw = EmployerDraw(prepared.ctx, drawn, random.Random(f"{seed}:{ident}:{r}"),
                                 prepared.observed)
+            update_draw = None
+            if updates:
+                # Its own stream: the decision's uniforms above are the same either way.
+                update_draw = UpdateDraw(prepared.ctx, update_models[r], drawn.horizon_days,
+                                         drawn.decay_days,
+                                         random.Random(f"{seed}:{ident}:{r}:updates"),
+                                         prepared.observed)
             for p, policy in enumerate(policies):
                 live = list(prepared.facts)
-                employer = _Employer(draw, list(prepared.own_nudges), live)
+                placed = None if update_draw is None else _Updates(
+                    update_draw, prepared.updates, live, prepared.withdrawn_at)
+                employer = _Employer(draw, list(prepared.own_nudges), live, placed)
                 if employer.pending is not None:
-                    position = len(live)
-                    while position > 1 and live[position - 1].at > employer.pending.at:
-                        position -= 1
-                    live.insert(position, employer.pending)
+                    _insert(live, employer.pending)
+                if placed is not None:
+                    placed.start(employer.nudge_days, employer.pending)
                 target = ModelTarget()
                 target.read(history)
                 run = _Run()
@@ -313,13 +475,17 @@ def model_partition(source: Any, partition: Any, policies: Sequence[ReplayPolicy
 def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
                  draws: int = 10, seed: int = 0, filters: Filters | None = None,
                  until: datetime | None = None, workers: int = 1,
-                 cluster: str | Any | None = None) -> Records:
+                 cluster: str | Any | None = None, updates: bool = False) -> Records:
     """Run every partition (here, in ``workers`` processes, or on the Dask cluster at
-    ``cluster``: an address or a `distributed.Client`) and merge them in order."""
+    ``cluster``: an address or a `distributed.Client`) and merge them in order.
+    ``updates``: draw the last round's updates from the model too (else as recorded)."""
     views = [p if isinstance(p, ReplayPolicy) else ReplayPolicy(p) for p in policies]
     filters = filters or Filters()
+    if updates:
+        _check_update_hazard(model)  # here, before any partition runs
     parts = source.partitions(max(workers, 2) * 4 if (workers > 1 or cluster) else 1)
-    here = [(source, part, views, model, draws, seed, filters, until) for part in parts]
+    here = [(source, part, views, model, draws, seed, filters, until, updates)
+            for part in parts]
     # Policies cross to other processes as their JSON documents: a policy that has been
     # planned with carries caches whose pickle refers back to its wrapper.
     documents = [(p.policy.model_dump(mode="json"), p.label) for p in views]
@@ -338,7 +504,8 @@ def model_replay(source: Any, policies: Sequence[Any], model: ResponseModel, *,
             results = list(pool.map(_remote_partition, *zip(*args, strict=True)))
     else:
         results = [model_partition(*a) for a in here]
-    total = Records([p.label for p in views], draws)
+    total = Records([p.label for p in views], draws,
+                    updates="model" if updates else "recorded")
     for part in results:
         total.merge(part)
     return total

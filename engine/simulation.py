@@ -322,6 +322,9 @@ class World:
     answered_vacation: bool = field(default=False, repr=False)
 
     employer: Any = field(default=None, repr=False)  # `EmployerDraw`: replies from a model
+    update_draw: Any = field(default=None, repr=False)  # `UpdateDraw`: updates from a model
+    updates: dict[int, SimulatedFact] = field(default_factory=dict, repr=False)  # by day
+    withdrawn_at: datetime | None = field(default=None, repr=False)
     nudge_days: list[int] = field(default_factory=list, repr=False)
     pending: SimulatedFact | None = field(default=None, repr=False)  # the drawn decision
     live: list[SimulatedFact] | None = field(default=None, repr=False)  # drive's fact list
@@ -335,6 +338,35 @@ class World:
             moved = self._redraw(at)
             if moved is not None:
                 new = [*(new or ()), moved]
+            if self.update_draw is not None:
+                more = self._place_updates(self.employer.day_of(at))
+                new = [*(new or ()), *more] or None
+        return new
+
+    def _place_updates(self, after: int) -> list[SimulatedFact]:
+        """The employer's updates after business day ``after`` drawn (again) given the
+        nudges so far, before its decision and a withdrawal; those no longer drawn are
+        blanked in the live list, the new ones returned."""
+        draw = self.update_draw
+        earlier = sum(1 for day in self.updates if day <= after)
+        wanted: dict[int, SimulatedFact] = {}
+        for day in draw.days(self.nudge_days, after, earlier):
+            fact = self.updates.get(day)
+            if fact is None:
+                fact = SimulatedFact(draw.moment(day), "receive_reply", {
+                    "kind": ReplyKind.UPDATE, "note": "Still interviewing other candidates"})
+            if ((self.pending is None or fact.at < self.pending.at)
+                    and (self.withdrawn_at is None or fact.at < self.withdrawn_at)):
+                wanted[day] = fact
+        for day in [d for d in self.updates if d > after and d not in wanted]:
+            gone = self.updates.pop(day)
+            if self.live is not None:
+                for k, fact in enumerate(self.live):
+                    if fact is gone:
+                        self.live[k] = SimulatedFact(fact.at, "", {})  # no longer happens
+                        break
+        new = [fact for day, fact in wanted.items() if day not in self.updates]
+        self.updates.update(wanted)
         return new
 
     def _out_of_office(self, action: Action, at: datetime) -> list[SimulatedFact] | None:
@@ -472,7 +504,8 @@ def generate(index: int, seed: int, *, country: str | None = None,
         else:
             add(at, "start_next_round", interview=interview)
         _interview_day(rng, add, at, number, interview, zone)
-        _while_waiting(rng, add, at, ends_at, zone, number)
+        _while_waiting(rng, add, at, ends_at, zone, number,
+                       updates=employer is None or employer.update is None)
         if not last:
             add(ends_at, "receive_reply", kind=ReplyKind.ADVANCED, note="Invited to the next round")
     if decision is not None and employer is None:
@@ -492,16 +525,20 @@ def generate(index: int, seed: int, *, country: str | None = None,
                   decision_at=None if silent else decision_at, decision=decision,
                   rounds=len(interviews), vacation=vacation, applied_on=applied_on)
     if employer is not None:
-        _draw_employer(world, employer, random.Random(f"{seed}:{index}:employer"))
+        _draw_employer(world, employer, random.Random(f"{seed}:{index}:employer"),
+                       random.Random(f"{seed}:{index}:updates"))
     return world
 
 
-def _draw_employer(world: World, model: Any, rng: random.Random) -> None:
+def _draw_employer(world: World, model: Any, rng: random.Random,
+                   update_rng: random.Random) -> None:
     """The world's employer from ``model``: its decision given the candidate's own
-    nudges (known in advance); the policy's nudges redraw it as they come."""
+    nudges (known in advance); the policy's nudges redraw it as they come.  With an
+    update hazard (``model.update``), its updates too, from ``update_rng``."""
     from engine.response_model import (
         EmployerDraw,
         RoundContext,
+        UpdateDraw,
         business_days_between,
         country_value,
     )
@@ -523,6 +560,13 @@ def _draw_employer(world: World, model: Any, rng: random.Random) -> None:
     world.decision = None if world.pending is None else world.pending.kwargs["kind"]
     if world.pending is not None:
         world.facts.append(world.pending)
+        world.facts.sort(key=lambda f: f.at)
+    if model.update is not None:
+        world.update_draw = UpdateDraw(ctx, model.update, model.horizon_days,
+                                       model.decay_days, update_rng)
+        world.withdrawn_at = next((f.at for f in world.facts if f.command == "withdraw"),
+                                  None)
+        world.facts.extend(world._place_updates(0))
         world.facts.sort(key=lambda f: f.at)
 
 
@@ -572,9 +616,11 @@ def _interview_day(rng: random.Random, add: Callable[..., None], at: datetime, n
 
 
 def _while_waiting(rng: random.Random, add: Callable[..., None], at: datetime,
-                   ends_at: datetime, zone: ZoneInfo, number: int) -> None:
-    """What may happen before the employer's word: an update, a competing offer, a nudge
-    of the candidate's own, a pause, a withdrawal."""
+                   ends_at: datetime, zone: ZoneInfo, number: int, updates: bool = True
+                   ) -> None:
+    """What may happen before the employer's word: an update (not with ``updates``
+    False: drawn from a model instead; the same random draws either way), a competing
+    offer, a nudge of the candidate's own, a pause, a withdrawal."""
     span = (ends_at - at).total_seconds() / 86400
 
     def moment(low: float, high_margin: float) -> datetime | None:
@@ -583,7 +629,7 @@ def _while_waiting(rng: random.Random, add: Callable[..., None], at: datetime,
         when = _working_moment(at + timedelta(days=rng.uniform(low, span - high_margin)), zone)
         return when if at < when < ends_at else None
 
-    if rng.random() < P_UPDATE and (when := moment(3, 1)) is not None:
+    if rng.random() < P_UPDATE and (when := moment(3, 1)) is not None and updates:
         add(when, "receive_reply", kind=ReplyKind.UPDATE,
             note="Still interviewing other candidates")
     if number == 1 and rng.random() < P_COMPETING_OFFER and (when := moment(2, 0.5)):
