@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from api import replay_cli
 from api.cli import app
 from api.replay_cli import parse_vary, rank, variants
 from api.settings import get_settings
@@ -111,7 +113,9 @@ def test_simulate_calibration_prints_the_target_the_record_and_what_the_stalls_c
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOSER_DATABASE_URL", f"sqlite:///{tmp_path}/calibration.db")
     monkeypatch.setenv("CLOSER_LOG_LEVEL", "error")
-    monkeypatch.setenv("COLUMNS", "160")
+    # Wide enough for the table's headers on one line; the module's console was made at
+    # its import, whatever COLUMNS says now.
+    monkeypatch.setattr(replay_cli, "console", Console(highlight=False, width=160))
     get_settings.cache_clear()
     result = runner.invoke(app, ["simulate", "--candidacies", "120", "--seed", "2026",
                                  "--country", "FR", "--calibration"])
