@@ -28,7 +28,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.sql import SQL
 
-from closer_verify.records import GENESIS, event_hash, raw_event_hash
+from closer_verify.records import GENESIS, event_hash
 from engine.memory_store import CloserMemoryRecorder
 from engine.store import CloserPostgresRecorder, CloserSQLiteRecorder
 from engine.tables import ExtraTable, Tx
@@ -155,7 +155,7 @@ class EventChain:
         tips: dict[UUID, tuple[int, bytes]] = {}
         firsts: dict[UUID, int] = {}
         for stored in stored_events:
-            firsts.setdefault(_uuid(stored.originator_id), stored.originator_version)
+            firsts.setdefault(UUID(str(stored.originator_id)), stored.originator_version)
         with self._tips_lock:
             remembered: dict[UUID, tuple[int, bytes]] = self._tips or {}
             for uid, version in firsts.items():
@@ -170,13 +170,12 @@ class EventChain:
             # predecessors in one query, not one round trip each.
             tips.update(self.select_event_hashes(unknown))
         for stored in stored_events:
-            uid = _uuid(stored.originator_id)
+            uid = UUID(str(stored.originator_id))
             version = stored.originator_version
             tip = tips.get(uid)
             if tip is None or tip[0] != version - 1:
                 tip = self._tip_before(uid, version, rows)
-            chained = raw_event_hash(tip[1], uid.bytes, version, stored.topic.encode(),
-                                     stored.state)
+            chained = event_hash(tip[1], uid, version, stored.topic, stored.state)
             rows.append(EventHash(uid, version, tip[1], chained))
             tips[uid] = (version, chained)
         kwargs["event_hashes"] = rows

@@ -11,6 +11,7 @@ without opening a store, for replay, which reads the tables (or an export) itsel
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from datetime import date
@@ -138,9 +139,7 @@ class QuarantiningMapper(Mapper[UUID]):
             sealing = sealing_of(get_topic(type(domain_event)), vars(domain_event))
             if sealing is not None:
                 # A copy with the sealed values: the aggregate keeps the event it applied.
-                # (Made as the library's mapper makes an event, not by `copy.copy`.)
-                sealed = object.__new__(type(domain_event))
-                object.__setattr__(sealed, "__dict__", dict(vars(domain_event)))
+                sealed = copy.copy(domain_event)
                 keyring.seal_state(domain_event.originator_id, vars(sealed), sealing)
                 domain_event = sealed
         return super().to_stored_event(domain_event)

@@ -27,10 +27,10 @@ keeps, and what erasure does not reach).
 
 from __future__ import annotations
 
+import base64
 import os
 import sqlite3
 import threading
-from binascii import a2b_base64, b2a_base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +70,7 @@ class Withheld(str):
     blob: bytes
 
     def __new__(cls, blob: bytes) -> Withheld:
-        value = str.__new__(cls, WITHHELD)
+        value = super().__new__(cls, WITHHELD)
         value.blob = blob
         return value
 
@@ -82,12 +82,10 @@ class SealedAsBase64(Transcoding):
     name = "sealed"
 
     def encode(self, obj: Sealed) -> str:
-        return b2a_base64(obj.blob, newline=False).decode("ascii")  # (b64encode's own call)
+        return base64.b64encode(obj.blob).decode("ascii")
 
     def decode(self, data: str) -> Withheld:
-        # binascii's, not base64.b64decode's wrapper (which calls it): the same bytes and
-        # errors for a str, 0.8 µs a sealed leaf less.
-        return Withheld(a2b_base64(data))
+        return Withheld(base64.b64decode(data))
 
 
 # -- what is personal, per event topic ----------------------------------------------------
@@ -292,11 +290,6 @@ class Keyring:
         self.size = KEYS_CACHED
         """How many subjects' ciphers are kept (0: each is read from the store)."""
         self._new: dict[str, AESGCM] = {}  # made for a save not yet written (`settle`)
-        # The cipher a load's events were last opened with: (the id object, `_changes`
-        # when it was looked up, the cipher), so the events of one load (one id object,
-        # engine.store `_loaded`) look it up once, not once each.
-        self._opening: tuple[UUID, int, AESGCM] | None = None
-        self._changes = 0  # counts `_keep` and `forget`: a memo from before is stale
 
     # lookups
     def cipher(self, subject_id: str) -> AESGCM | None:
@@ -319,7 +312,6 @@ class Keyring:
         if not self.size:
             return cipher
         with self._lock:
-            self._changes += 1
             self._ciphers[subject_id] = (candidacy_id, cipher)
             while len(self._ciphers) > self.size:
                 self._ciphers.popitem(last=False)
@@ -431,23 +423,8 @@ class Keyring:
     def forget(self, candidacy_id: str) -> None:
         """Drop every kept cipher of ``candidacy_id``'s subjects (it was erased)."""
         with self._lock:
-            self._changes += 1
-            self._opening = None
             for sid in [s for s, (g, _) in self._ciphers.items() if g == candidacy_id]:
                 del self._ciphers[sid]
-
-    def _opening_cipher(self, uid: UUID) -> AESGCM | None:
-        """`cipher` of ``uid``, the same id object as the last call's answered from its
-        memo while no key was kept or forgotten since (a kept cipher only: none is
-        looked up again each time, as `cipher` does)."""
-        opening = self._opening
-        if opening is not None and opening[0] is uid and opening[1] == self._changes:
-            return opening[2]
-        changes = self._changes  # read before the lookup: a `forget` during it wins
-        cipher = self.cipher(str(uid))
-        if cipher is not None and self.size:
-            self._opening = (uid, changes, cipher)
-        return cipher
 
     # sealing
     def seal_state(self, uid: UUID, state: dict[str, Any], sealing: Sealing) -> None:
@@ -465,54 +442,27 @@ class Keyring:
         transform(state, sealing, seal)
 
     def open_state(self, uid: UUID, state: dict[str, Any], sealing: Sealing) -> None:
-        """Open ``state``'s sealed strings (each reads `ERASED` once its key is gone), in
-        place: ``state`` is one just decoded, which nothing else holds yet."""
+        """Open ``state``'s sealed strings (each reads `ERASED` once its key is gone)."""
         found: list[AESGCM | None] = []  # looked up at the first sealed leaf, once
-        aad = uid.bytes
 
-        def opened(text: Withheld) -> str:
+        def opened(text: str) -> str:
+            if not isinstance(text, Withheld):
+                return text
             if not found:
-                found.append(self._opening_cipher(uid))
+                found.append(self.cipher(str(uid)))
             cipher = found[0]
             if cipher is None:
                 return ERASED
             blob = text.blob
             try:
-                return cipher.decrypt(blob[:12], blob[12:], aad).decode("utf-8")
+                return cipher.decrypt(blob[:12], blob[12:], uid.bytes).decode("utf-8")
             except InvalidTag:
                 # Sealed with a key this store never had (a copy made without keys:
                 # `tick --on-copy`, `closer import`), the subject keyed anew since: its
                 # key is as good as destroyed here.  (A changed byte: `audit verify`.)
                 return ERASED
 
-        # In place, not `transform`'s copies (a micro-benchmark: 0.8 µs an event and 24 µs
-        # a snapshot less; erasure_bench did not show it, docs/performance.md "Audit").
-        for path in sealing.paths:
-            if path[0] in state:
-                _open_in(state, path[0], path[1:], opened)
-
-
-def _open_in(parent: Any, key: Any, path: Path, opened: Callable[[Withheld], str]) -> None:
-    """Replace each `Withheld` at ``path`` below ``parent[key]`` by ``opened`` of it (as
-    `transform` would, without copying the containers)."""
-    value = parent[key]
-    if not path:
-        if isinstance(value, Withheld):
-            parent[key] = opened(value)
-        elif isinstance(value, dict):
-            for inner in value:
-                _open_in(value, inner, (), opened)
-        elif isinstance(value, list):
-            for index in range(len(value)):
-                _open_in(value, index, (), opened)
-        return
-    step = path[0]
-    if step == "[]":
-        if isinstance(value, list):
-            for index in range(len(value)):
-                _open_in(value, index, path[1:], opened)
-    elif isinstance(value, dict) and step in value:
-        _open_in(value, step, path[1:], opened)
+        transform(state, sealing, opened)
 
 
 def register_scrub(app: Any, *statements: str) -> None:

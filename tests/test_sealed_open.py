@@ -6,13 +6,12 @@ one in the unit tier)."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from builders import interview
 
 from engine.application import SNAPSHOT_INTERVAL, Candidacies
-from engine.personal_data import ERASED, Keyring
+from engine.personal_data import ERASED
 from engine.values import Actor
 
 ZELDA = {"name": "Zelda Quuxbridge", "email": "zelda.quuxbridge@secret.example",
@@ -71,39 +70,6 @@ def test_opening_leaves_the_stored_bytes_and_a_second_load_alike(
         assert _stored(app, cid) == before
         assert first.candidate == second.candidate and first.candidate["name"] == ZELDA["name"]
         assert first.hesitations == second.hesitations
-    finally:
-        app.close()
-
-
-def test_the_cipher_kept_for_a_load_is_dropped_by_an_erasure(
-        candidacies: Candidacies, coach: Actor) -> None:
-    """The events of one load (one id object) share one cipher lookup, however often they
-    are decoded; an erasure in between (`Keyring.forget`) ends that: the very records
-    read before it, decoded again, read "erased"."""
-    app = Candidacies(app_env(candidacies), clock=candidacies.clock, recent=0)
-    try:
-        cid = app.record_interview(coach, interview(candidate=ZELDA)).candidacy_id
-        app.raise_hesitation(coach, cid, "Worried about the notice period")
-        _, stored = app.recorder.select_for_load(None, app.recorder.events_table_name,
-                                                 UUID(cid))
-        assert len(stored) == 2 and stored[0].originator_id is stored[1].originator_id
-        looked_up: list[str] = []
-        real = Keyring.cipher
-
-        def counted(keyring: Keyring, subject_id: str) -> Any:
-            looked_up.append(subject_id)
-            return real(keyring, subject_id)
-
-        app.keyring.cipher = counted.__get__(app.keyring)  # type: ignore[method-assign]
-        for _ in range(2):
-            first, second = (app.mapper.to_domain_event(s) for s in stored)
-            assert first.candidate["name"] == ZELDA["name"]
-            assert second.text == "Worried about the notice period"
-        assert looked_up == [cid]  # two events decoded twice: one lookup
-        # Erased through the same id object (the erasure's own load keeps its memo).
-        app.erase(coach, stored[0].originator_id, "request 17")
-        first, second = (app.mapper.to_domain_event(s) for s in stored)
-        assert first.candidate["name"] == ERASED and second.text == ERASED
     finally:
         app.close()
 
