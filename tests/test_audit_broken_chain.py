@@ -235,3 +235,31 @@ def test_a_page_with_two_broken_chains_skips_exactly_those(
     assert stored[altered] == before[altered]  # nothing recorded on either
     assert stored[removed] == before[removed] - 1
     assert all(stored[cid] > before[cid] for cid in ids if cid not in (altered, removed))
+
+
+def test_a_policy_migration_passes_over_a_broken_chain_and_moves_the_others(
+        candidacies: Candidacies, database_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`closer policy migrate` (and the API's migration, the same `engine.migration`)
+    records no `PolicyMigrated` on altered events: that one fails naming its break, the
+    others move, exit 1."""
+    from cli_support import configure, runner
+
+    from api.cli import app as cli
+    from engine.policy import default_policy
+
+    candidacies.policies.publish(default_policy().model_copy(update={"version": 2}))
+    broken, intact = (candidacies.record_interview(COACH, interview(company="Northwind"))
+                      .candidacy_id for _ in range(2))
+    _tamper(database_url, candidacies, broken)
+    configure(monkeypatch, database_url, tmp_path)
+    result = runner.invoke(cli, ["policy", "migrate", "--to", "playbook@2", "--all",
+                                 "--workspace", WORKSPACE, "--by", "ops"])
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert f"moved {intact}" in output
+    assert f"failed {broken}: not migrated" in output and "altered" in output
+    assert "closer audit verify" in output
+    assert "playbook@2: 1 moved, 0 already on it, 1 failed" in output
+    assert candidacies.get(broken, WORKSPACE).version == 1  # nothing recorded on it
+    assert candidacies.get(intact, WORKSPACE).policy["version"] == 2
