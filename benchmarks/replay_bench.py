@@ -715,13 +715,16 @@ def tune_main(args: argparse.Namespace) -> None:
     floor(path)  # warm the page cache
     load_before = load_average()
     started = time.perf_counter()
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1,  # type: ignore[no-untyped-call]
-                           processes=True, dashboard_address=None)
-    client = Client(cluster)  # type: ignore[no-untyped-call]
+    sides = {"local pool, 2 processes": lambda: tune_run(source, views, model, args.draws, 2)}
+    cluster = client = None
+    if not args.local_only:  # (--local-only: the pool's wall time alone, at a size
+        # where both sides would not fit in one session)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1,  # type: ignore[no-untyped-call]
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)  # type: ignore[no-untyped-call]
+        sides["LocalCluster, 2 workers"] = lambda: tune_run(source, views, model, args.draws,
+                                                            1, client)
     cluster_start = time.perf_counter() - started
-    sides = {"local pool, 2 processes": lambda: tune_run(source, views, model, args.draws, 2),
-             "LocalCluster, 2 workers": lambda: tune_run(source, views, model, args.draws, 1,
-                                                         client)}
 
     def one(side: str, number: int) -> dict[str, Any]:
         m = sides[side]()
@@ -733,14 +736,22 @@ def tune_main(args: argparse.Namespace) -> None:
     try:
         runs = alternated(args.rounds, list(sides), one)
     finally:
-        client.close()  # type: ignore[no-untyped-call]
-        cluster.close()
-    local, dask = (runs[s] for s in sides)
+        if client is not None and cluster is not None:
+            client.close()  # type: ignore[no-untyped-call]
+            cluster.close()
+    local = runs["local pool, 2 processes"]
     seconds = {s: [m["seconds"] for m in runs[s]] for s in sides}
-    speedup = ratios([m["seconds"] for m in local], [m["seconds"] for m in dask])
+    if args.local_only:
+        versus = "The LocalCluster side was not run (`--local-only`)."
+    else:
+        speedup = ratios([m["seconds"] for m in local],
+                         [m["seconds"] for m in runs["LocalCluster, 2 workers"]])
+        versus = (f"Speed-up of the 2-worker LocalCluster over the 2-process pool, per round: "
+                  f"{spread(speedup)} (above 1: the cluster is faster); starting the cluster "
+                  f"took {cluster_start:.1f} s, not counted.")
     command = (f"python benchmarks/replay_bench.py --tune-scale --events {args.events} "
-               f"--policies {args.policies} --draws {args.draws} --rounds {args.rounds} "
-               "[--reuse]")
+               f"--policies {args.policies} --draws {args.draws} --rounds {args.rounds}"
+               f"{' --local-only' if args.local_only else ''} [--reuse]")
     per_event = statistics.median(s / events for s in seconds["local pool, 2 processes"])
     text = "\n".join([
         TUNE_SECTION, "",
@@ -757,11 +768,12 @@ def tune_main(args: argparse.Namespace) -> None:
           f"{spread([m['summary_seconds'] for m in runs[s]], unit=' s', digits=1)} |"
           for s in sides),
         "",
-        f"Speed-up of the 2-worker LocalCluster over the 2-process pool, per round: "
-        f"{spread(speedup)} (above 1: the cluster is faster); starting the cluster took "
-        f"{cluster_start:.1f} s, not counted.",
+        versus,
         f"Extrapolated (not measured) to 1,000,000 events at this machine's rate: about "
-        f"{per_event * 1_000_000 / 60:.0f} minutes with 2 processes.",
+        f"{per_event * 1_000_000 / 60:.0f} minutes with 2 processes." if events < 1_000_000
+        else f"Measured at {events:,} events: "
+             f"{statistics.median(seconds['local pool, 2 processes']) / 60:.0f} minutes "
+             "with 2 processes.",
     ])
     print(text)
     if not args.no_docs:
@@ -780,6 +792,8 @@ def main() -> None:
                         help="a model-mode tune of --policies policies over --events events, "
                              "2 local processes against a 2-worker Dask LocalCluster")
     parser.add_argument("--policies", type=int, default=100, help="--tune-scale: policies")
+    parser.add_argument("--local-only", action="store_true",
+                        help="--tune-scale: the 2-process pool alone, no LocalCluster side")
     parser.add_argument("--model-mode", action="store_true",
                         help="measure --employer model against recorded mode and the floor "
                              "(issue 18) and write its own section")
