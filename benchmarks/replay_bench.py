@@ -449,9 +449,10 @@ def model_store(path: Path, candidacies: int, seed: int) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def model_run(path: Path, draws: int) -> dict[str, Any]:
+def model_run(path: Path, draws: int, updates: bool = False) -> dict[str, Any]:
     """One policy under ``--employer model``, ``draws`` draws, one process, the fitted
-    model (its covariance: every draw samples coefficients)."""
+    model (its covariance: every draw samples coefficients); ``updates``: the employer's
+    updates drawn too (``--updates model``)."""
     from engine.counterfactual import model_replay
     from engine.replay import SQLiteSource, candidacy_histories
     from engine.response_model import fit
@@ -459,7 +460,7 @@ def model_run(path: Path, draws: int) -> dict[str, Any]:
     source = SQLiteSource(path, TABLE)
     model = fit(candidacy_histories(source.batches(None), keep_decisions=True))
     wall, cpu = time.perf_counter(), time.process_time()
-    records = model_replay(source, policies(1), model, draws=draws, seed=1)
+    records = model_replay(source, policies(1), model, draws=draws, seed=1, updates=updates)
     elapsed, used = time.perf_counter() - wall, time.process_time() - cpu
     # Events per second per draw: the events read, times the draws each was run for.
     rates = _rates(records.events * draws, elapsed, used)
@@ -476,7 +477,8 @@ def model_main(args: argparse.Namespace) -> None:
         model_store(path, args.candidacies, args.seed)
     floor(path)  # warm the page cache
     sides = {"floor": lambda: floor(path), "recorded": lambda: replay_run(path, 1, 1),
-             "model": lambda: model_run(path, args.draws)}
+             "model": lambda: model_run(path, args.draws),
+             "updates": lambda: model_run(path, args.draws, updates=True)}
 
     def one(side: str, number: int) -> dict[str, Any]:
         m = sides[side]()
@@ -502,6 +504,9 @@ def model_main(args: argparse.Namespace) -> None:
         f"| replay, employer model, 1 policy, per draw ({args.draws} draws) | "
         f"{spread(rate['model'], unit='', digits=0)} | "
         f"{spread(ratios(rate['model'], rate['recorded']))} |",
+        f"| the same with the updates drawn too (`--updates model`) | "
+        f"{spread(rate['updates'], unit='', digits=0)} | "
+        f"{spread(ratios(rate['updates'], rate['recorded']))} |",
         "",
         "Model mode's rate counts each event once per draw it was replayed for: the "
         "store is read and decoded once for all the draws, so reading is shared between "
