@@ -424,10 +424,7 @@ class UpdateDraw:
         self.b_nudges = b.get("nudges", 0.0)
         self.b_recent = b.get("nudge_recent", 0.0)
         self.b_updates = b.get("updates", 0.0)
-        g = [b.get(n, 0.0) for n in FEATURES]
-        b_sq = b.get("log_day_sq", 0.0)
-        self.base = [sum(c * v for c, v in zip(g, features(ctx, day, ()), strict=True))
-                     + b_sq * _LOG_DAYS[day] ** 2 for day in range(1, horizon + 1)]
+        self.base = self._base(ctx, b, horizon)
         if given is not None:
             # Given the record (as `EmployerDraw._condition`): on the round's recorded
             # days (its end day included), an update where one was recorded and none
@@ -442,6 +439,30 @@ class UpdateDraw:
         self.thresholds = [log(u / (1.0 - u)) if 0.0 < u < 1.0
                            else -math.inf if u <= 0.0 else math.inf for u in uniforms]
 
+    @staticmethod
+    def _base(ctx: RoundContext, b: dict[str, float], horizon: int) -> list[float]:
+        """The linear predictor without the nudge and update terms, per day: `features`
+        spelled out (built once per candidacy and draw), its terms summed in its order
+        (the same roundings, so the same draws).  Speed: through `features` it took 40%
+        of the drawn-updates replay's CPU (benchmarks/replay_bench.py --model-mode)."""
+        b_one, b_log, b_sq = b.get("intercept", 0.0), b.get("log_day", 0.0), b.get(
+            "log_day_sq", 0.0)
+        b_inside, b_after = b.get("timeline_inside", 0.0), b.get("timeline_after", 0.0)
+        b_offer = b.get("offer", 0.0)
+        rounds = b.get("round", 0.0) * float(ctx.round - 1)
+        country = b.get("country", 0.0) * ctx.country
+        low = high = horizon + 1
+        if ctx.timeline:
+            low, high = ctx.timeline["min_weeks"] * 5, ctx.timeline["max_weeks"] * 5
+        offer = ctx.offer_day if ctx.offer_day is not None else horizon + 1
+        logs = _LOG_DAYS
+        return [b_one + b_log * logs[day]
+                + (b_inside if low < day <= high else 0.0)
+                + (b_after if day > high else 0.0)
+                + (b_offer if offer < day else 0.0)
+                + rounds + country + b_sq * logs[day] ** 2
+                for day in range(1, horizon + 1)]
+
     def eta(self, day: int, nudge_days: Sequence[int], updates: int) -> float:
         """The linear predictor on ``day`` given the nudge days and the updates before."""
         before = [k for k in nudge_days if k < day]
@@ -451,12 +472,14 @@ class UpdateDraw:
                 -(day - max(before) - 1) / self.decay)
         return eta
 
-    def days(self, nudge_days: Sequence[int], after: int = 0, earlier: int = 0
-             ) -> list[int]:
+    def days(self, nudge_days: Sequence[int], after: int = 0, earlier: int = 0,
+             through: int | None = None) -> list[int]:
         """The business days > ``after`` with an update, given these nudges and
-        ``earlier`` updates on the days up to ``after``."""
+        ``earlier`` updates on the days up to ``after``; with ``through``, only the days
+        up to it (the caller keeps none after it: later days do not change earlier ones)."""
+        last = self.horizon if through is None else min(through, self.horizon)
         out: list[int] = []
-        for day in range(after + 1, self.horizon + 1):
+        for day in range(after + 1, last + 1):
             if self.thresholds[day - 1] < self.eta(day, nudge_days, earlier + len(out)):
                 out.append(day)
         return out
@@ -468,6 +491,10 @@ class UpdateDraw:
         local = datetime.combine(business_day(self.ctx.interview_day, day), _WORK_START,
                                  self.ctx.zone) + timedelta(minutes=self.minutes[day - 1])
         return local.astimezone(UTC)
+
+    def day_of(self, moment: datetime) -> int:
+        return business_days_between(self.ctx.interview_day,
+                                     moment.astimezone(self.ctx.zone).date())
 
 
 # -- person-day rows from recorded histories ---------------------------------------------------

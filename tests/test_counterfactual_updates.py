@@ -71,6 +71,17 @@ FIXED = [[(76, 18, 335, "be58ef9710e2b2e6"), (76, 18, 335, "67618f04dfe32825")],
          [(68, 55, 227, "9d713e75c5496e21"), (70, 54, 227, "33114d9c0197cfba")]]
 
 
+ON_FIXED = [[(41, "8291e8e15130b6f7"), (41, "d7a03e3af9ec718a")],
+            [(43, "d8c95c39d97619b3"), (42, "6982816eaa1999c9")],
+            [(40, "e1b4b46908e91768"), (40, "9cda7df6de2383b0")]]
+
+
+def _digest_all(rows: list[tuple[Any, ...]]) -> str:
+    """Every outcome of one policy and draw (the whole row)."""
+    cols = [[*r[:3], round(r[3], 9), *r[4:]] for r in rows]
+    return hashlib.sha256(json.dumps(cols).encode()).hexdigest()[:16]
+
+
 def test_model_mode_keeps_its_figures_and_drawing_updates_keeps_the_decisions(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.counterfactual as counterfactual
@@ -113,6 +124,10 @@ def test_model_mode_keeps_its_figures_and_drawing_updates_keeps_the_decisions(
     moved = sum(a[:8] != b[:8] for p in (1, 2) for r in range(2)
                 for a, b in zip(off.rows[p][r], on.rows[p][r], strict=True))
     assert moved <= 0.02 * 4 * 240
+    # The drawn updates' figures as the code before it was made cheaper (main at 4e0ca66):
+    # per policy and draw, the updates and the digest of every outcome.
+    assert [[(sum(x[8] for x in rows), _digest_all(rows)) for rows in per_draw]
+            for per_draw in on.rows] == ON_FIXED
 
 
 def test_a_nudge_can_bring_an_update_and_counts_in_the_pester_load(tmp_path: Path) -> None:
@@ -289,3 +304,35 @@ def test_drawn_updates_are_the_same_in_worker_processes(tmp_path: Path) -> None:
                          updates=True, workers=2)
     assert here.rows == there.rows and there.updates == "model"
     assert sum(r[8] for rows in here.rows[0] for r in rows) > 0
+
+
+def test_the_update_draw_s_day_terms_and_a_cut_draw_are_the_uncut_draw_s() -> None:
+    """`UpdateDraw`'s per-day terms, spelled out, are `features`' sum bit for bit (the
+    same roundings), and drawing only the days up to ``through`` gives the first days of
+    the whole draw (later days never change earlier ones)."""
+    import random
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from engine.response_model import _LOG_DAYS, FEATURES, RoundContext, UpdateDraw, features
+
+    rng = random.Random(4)
+    for case in range(60):
+        ctx = RoundContext(date(2026, 3, 2 + case % 5), ZoneInfo("Europe/Paris"),
+                           {"min_weeks": 1, "max_weeks": 3} if case % 2 else None,
+                           1 + case % 3, rng.uniform(-1, 1),
+                           rng.choice([None, 4, 11]))
+        b = {n: rng.gauss(0, 2) for n in UPDATE_FEATURES}
+        b["intercept"] = rng.uniform(-4, 0)
+        draw = UpdateDraw(ctx, b, 60, 3.0, random.Random(case))
+        g = [b[n] for n in FEATURES]
+        assert draw.base == [sum(c * v for c, v in zip(g, features(ctx, day, ()),
+                                                        strict=True))
+                             + b["log_day_sq"] * _LOG_DAYS[day] ** 2
+                             for day in range(1, 61)], case
+        nudges = sorted(rng.sample(range(0, 40), case % 4))
+        after = rng.choice([0, *nudges])
+        whole = draw.days(nudges, after, case % 2)
+        for through in (after, after + 1, after + 7, 30, 59, 60, 90):
+            assert draw.days(nudges, after, case % 2, through) == [
+                d for d in whole if d <= through], (case, through)
