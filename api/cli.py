@@ -19,7 +19,7 @@ from rich.table import Table
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
 from api.audit_cli import audit_app
-from api.cli_errors import fail
+from api.cli_errors import fail, refuse_if_chain_broken
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -367,7 +367,7 @@ def correct(
         row = candidacies.row(candidacy_id) if _is_uuid(candidacy_id) else None
         if row is None:
             raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
-        _refuse_if_chain_broken(candidacies, candidacy_id)
+        refuse_if_chain_broken(candidacies, candidacy_id)
         outcome = candidacies.correct_details(
             Actor(user=by, workspace=row.workspace), candidacy_id,
             {"person": person, "field": field, "value": value})
@@ -407,17 +407,6 @@ def erase(
         candidacies.close()
     console.print(f"{done}; store rewritten: {_scrubbed(files)}", highlight=False,
                   soft_wrap=True)
-
-
-def _refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str) -> None:
-    """Exit 1 naming the first break: a correction is not recorded on top of altered
-    events (docs/audit.md, "Commands on a broken chain")."""
-    from api.audit_service import chain_warning
-
-    broken = chain_warning(candidacies, candidacy_id)
-    if broken is not None:
-        raise fail(f"not applied: this candidacy's stored history is not what was recorded "
-                   f"({broken.line()}); an admin runs `closer audit verify` and restores it")
 
 
 def _scrubbed(files: dict[str, Any]) -> str:

@@ -157,6 +157,49 @@ def test_a_voicemail_task_is_confirmed_on_the_cli(store: str, tmp_path: Path) ->
     assert again.exit_code == 1 and "already confirmed" in again.output
 
 
+def test_a_task_on_a_broken_chain_is_not_confirmed(store: str) -> None:
+    """`closer messages confirm` records a delivery on the candidacy: not on altered
+    events (docs/audit.md); the API's confirm route refuses it the same way."""
+    from tests.test_audit import Raw
+
+    clock = FixedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        phone_only = [{"name": "Daniel Whitfield", "title": "VP Engineering",
+                       "phone": "+44 20 7946 0958"}]
+        candidacy_id = app.record_interview(
+            MAYA, interview(format="video", company="Northwind",
+                            interviewers=phone_only)).candidacy_id
+        app.record_no_hesitations(MAYA, candidacy_id)
+        app.close_next_step(MAYA, candidacy_id, "a systems design interview")
+        app.send_thank_you(MAYA, candidacy_id, "voicemail_and_email", mode="send_for_me")
+    finally:
+        app.close()
+    run("dispatch", "--once")
+    listed = run("messages", "list", "--candidacy", candidacy_id)
+    [message_id] = re.findall(r"^([0-9a-f-]{36})\s+sent\s+thank_you\s+voicemail", listed, re.M)
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        raw = Raw(store, app)
+        _, _, state = raw.event(candidacy_id, 1)
+        raw.run(f"UPDATE {raw.events} SET state=? WHERE originator_id=? AND "
+                "originator_version=1", state.replace(b"Northwind", b"Southwind"),
+                raw.id(candidacy_id))
+        before = app.get(candidacy_id, MAYA.workspace).version
+    finally:
+        app.close()
+
+    get_settings.cache_clear()
+    refused = runner.invoke(cli, ["messages", "confirm", message_id, "--by", "maya"])
+    assert refused.exit_code == 1, refused.output
+    assert "not applied" in refused.output and "altered" in refused.output
+    app = Candidacies(eventsourcing_env(store), clock=clock)
+    try:
+        assert app.get(candidacy_id, MAYA.workspace).version == before  # nothing recorded
+    finally:
+        app.close()
+
+
 def test_a_message_awaiting_approval_is_edited_on_the_cli_and_goes_with_the_new_text(
         store: str, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
         tmp_path: Path) -> None:
