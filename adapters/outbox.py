@@ -64,6 +64,7 @@ from adapters.message import Message, MessageContext, message_id, plain_error
 from adapters.outbox_rows import MessageRow, PassedOver, deliverable_messages, use
 from adapters.proofing import DEFAULT_RULES, ProofReport, ProofRules, prepare
 from adapters.proofing import proof as proof_message
+from engine.audit import first_break
 from engine.candidacy import CORRECTIONS, Candidacy
 from engine.decisions import fallback_channel
 from engine.errors import CorruptHistory, IllegalCommand
@@ -769,6 +770,19 @@ class Dispatcher:
             # A person's retry and the automatic fallback both queued: one thank-you, not two.
             message.record(OutboxMessage.Cancelled, now, reason=elsewhere)
             log.info("message cancelled", message_id=str(uid), why=elsewhere)
+            return None
+        broken = first_break(self.app.recorder, UUID(message.candidacy_id))
+        if broken is not None:
+            # Not sent, and nothing recorded on the candidacy: its stored history is not
+            # what was recorded (docs/audit.md); a person retries it once it is restored.
+            findings = [{"code": "chain-broken", "excerpt": "", "message": (
+                f"not sent: candidacy {message.candidacy_id}'s stored history is not what "
+                f"was recorded ({broken.line()}); an admin runs `closer audit verify` and "
+                "restores it, then retries this message.")}]
+            message.record(OutboxMessage.Blocked, now, findings=findings)
+            report.blocked += 1
+            log.warning("message blocked: chain broken", message_id=str(uid),
+                        candidacy_id=message.candidacy_id, finding=broken.line())
             return None
         try:
             adapter = self.adapter(message.channel)

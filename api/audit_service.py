@@ -111,11 +111,7 @@ def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
         uid = UUID(str(candidacy_id))
     except ValueError:
         return None
-    select = getattr(candidacies.recorder, "select_chain_checked", None)
-    if select is None:
-        return None
-    findings = audit.verify_chain(candidacies.recorder, uid)
-    return findings[0] if findings else None
+    return audit.first_break(candidacies.recorder, uid)
 
 
 class LogNotIntact(RuntimeError):

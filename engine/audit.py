@@ -277,6 +277,15 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
     return chain_findings(originator_id, *recorder.select_chain_checked(originator_id))
 
 
+def first_break(recorder: Any, originator_id: UUID) -> Finding | None:
+    """The first break in one aggregate's chain (None: intact, or a store that keeps no
+    chains, as the in-memory one): what a write checks before it records on top of it."""
+    if getattr(recorder, "select_chain_checked", None) is None:
+        return None
+    findings = verify_chain(recorder, originator_id)
+    return findings[0] if findings else None
+
+
 def verify_chains(recorder: Any, originator_ids: Sequence[UUID]) -> dict[UUID, list[Finding]]:
     """`verify_chain` for each of ``originator_ids``, their chains read in one query (a
     page of the tick's due candidacies): each id's findings, none for an intact chain."""

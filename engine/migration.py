@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from engine.audit import verify_chain
+from engine.audit import first_break
 from engine.errors import (
     CandidacyNotFound,
     CloserError,
@@ -132,12 +132,12 @@ def _one(app: Any, actor: Actor, row: CandidacyRow, target: PolicyRef, reason: s
     if _ref(row) == target:
         report.unchanged.append(row.id)
         return
-    broken = _first_break(app, row.id)
+    broken = first_break(app.recorder, UUID(row.id))
     if broken is not None:
         # Not moved on top of altered events, as a single command would not be (docs/audit.md).
         report.failed.append(Failure(row.id, "chain-broken", (
-            f"not migrated: its stored history is not what was recorded ({broken}); an "
-            "admin runs `closer audit verify` and restores it")))
+            f"not migrated: its stored history is not what was recorded ({broken.line()}); "
+            "an admin runs `closer audit verify` and restores it")))
         return
     for attempt in range(RETRIES):
         try:
@@ -158,15 +158,6 @@ def _one(app: Any, actor: Actor, row: CandidacyRow, target: PolicyRef, reason: s
         else:
             report.moved.append(row.id)
         return
-
-
-def _first_break(app: Any, candidacy_id: str) -> str | None:
-    """The first break in the candidacy's hash chain, as a line (None: intact, or a store
-    without chains)."""
-    if getattr(app.recorder, "select_chain_checked", None) is None:
-        return None
-    findings = verify_chain(app.recorder, UUID(candidacy_id))
-    return findings[0].line() if findings else None
 
 
 _PROBLEMS: dict[type[CloserError], str] = {

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from adapters_fixtures import SmtpServer, smtp_server  # noqa: F401
 from api_support import WORKSPACE, TestClient
 from builders import interview
 from dashboard_support import ORIGIN, form_fields, sign_in
@@ -263,3 +265,49 @@ def test_a_policy_migration_passes_over_a_broken_chain_and_moves_the_others(
     assert "playbook@2: 1 moved, 0 already on it, 1 failed" in output
     assert candidacies.get(broken, WORKSPACE).version == 1  # nothing recorded on it
     assert candidacies.get(intact, WORKSPACE).policy["version"] == 2
+
+
+def test_the_outbox_sends_nothing_for_a_broken_chain_and_records_nothing_on_it(
+        candidacies: Candidacies, database_url: str,
+        smtp_server: SmtpServer) -> None:  # noqa: F811
+    """A thank-you queued for a candidacy whose stored history was then altered is
+    blocked with a `chain-broken` finding naming the break (a person retries it once the
+    history is restored): no email goes, no delivery fact is recorded on it; the other
+    candidacy's thank-you is delivered."""
+    from adapters.email import EmailAdapter
+    from adapters.outbox import Dispatcher
+    from adapters.outbox_rows import message_rows
+
+    ids = []
+    for _ in range(2):
+        cid = candidacies.record_interview(COACH, interview(company="Northwind")).candidacy_id
+        candidacies.record_no_hesitations(COACH, cid)
+        candidacies.close_next_step(COACH, cid, "a systems design interview")
+        candidacies.send_thank_you(COACH, cid, "email", mode="send_for_me")
+        ids.append(cid)
+    broken, intact = ids
+
+    def stored_versions(cid: str) -> int:  # read around the chain check, as SQL would
+        return len(Raw(database_url, candidacies).run(
+            f"SELECT originator_version FROM {candidacies.recorder.events_table_name} "
+            "WHERE originator_id=?", Raw(database_url, candidacies).id(cid)))
+
+    dispatcher = Dispatcher(candidacies, adapters={"email": EmailAdapter(
+        host=smtp_server.host, port=smtp_server.port, starttls=False)})
+    while dispatcher.follow():  # both thank-yous queued
+        pass
+    _tamper(database_url, candidacies, broken)
+    versions = candidacies.get(intact, WORKSPACE).version, stored_versions(broken)
+
+    report = dispatcher.run_once()
+
+    assert (report.sent, report.blocked) == (1, 1)
+    assert len(smtp_server.sink.received) == 1
+    rows = {row.candidacy_id: row for row in message_rows(candidacies)}
+    assert (rows[intact].status, rows[broken].status) == ("sent", "blocked")
+    [finding] = candidacies.repository.get(UUID(rows[broken].id)).findings
+    assert finding["code"] == "chain-broken" and "altered" in finding["message"]
+    assert "closer audit verify" in finding["message"]
+    # Nothing recorded on the broken one; the intact one's delivery is.
+    assert stored_versions(broken) == versions[1]
+    assert candidacies.get(intact, WORKSPACE).version > versions[0]
