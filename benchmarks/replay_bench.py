@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -715,10 +716,13 @@ def tune_main(args: argparse.Namespace) -> None:
     floor(path)  # warm the page cache
     load_before = load_average()
     started = time.perf_counter()
-    sides = {"local pool, 2 processes": lambda: tune_run(source, views, model, args.draws, 2)}
+    sides: dict[str, Callable[[], dict[str, Any]]] = {}
+    if not args.cluster_only:
+        sides["local pool, 2 processes"] = lambda: tune_run(source, views, model,
+                                                            args.draws, 2)
     cluster = client = None
-    if not args.local_only:  # (--local-only: the pool's wall time alone, at a size
-        # where both sides would not fit in one session)
+    if not args.local_only:  # (--local-only / --cluster-only: one side alone, at a size
+        # where both would not fit in one session)
         cluster = LocalCluster(n_workers=2, threads_per_worker=1,  # type: ignore[no-untyped-call]
                                processes=True, dashboard_address=None)
         client = Client(cluster)  # type: ignore[no-untyped-call]
@@ -739,11 +743,14 @@ def tune_main(args: argparse.Namespace) -> None:
         if client is not None and cluster is not None:
             client.close()  # type: ignore[no-untyped-call]
             cluster.close()
-    local = runs["local pool, 2 processes"]
     seconds = {s: [m["seconds"] for m in runs[s]] for s in sides}
-    if args.local_only:
-        versus = "The LocalCluster side was not run (`--local-only`)."
+    first = runs[next(iter(sides))]
+    if args.local_only or args.cluster_only:
+        versus = (f"Only the {next(iter(sides))} side was run "
+                  f"(`{'--local-only' if args.local_only else '--cluster-only'}`); starting "
+                  f"the cluster took {cluster_start:.1f} s, not counted.")
     else:
+        local = runs["local pool, 2 processes"]
         speedup = ratios([m["seconds"] for m in local],
                          [m["seconds"] for m in runs["LocalCluster, 2 workers"]])
         versus = (f"Speed-up of the 2-worker LocalCluster over the 2-process pool, per round: "
@@ -751,13 +758,15 @@ def tune_main(args: argparse.Namespace) -> None:
                   f"took {cluster_start:.1f} s, not counted.")
     command = (f"python benchmarks/replay_bench.py --tune-scale --events {args.events} "
                f"--policies {args.policies} --draws {args.draws} --rounds {args.rounds}"
-               f"{' --local-only' if args.local_only else ''} [--reuse]")
-    per_event = statistics.median(s / events for s in seconds["local pool, 2 processes"])
+               f"{' --local-only' if args.local_only else ''}"
+               f"{' --cluster-only' if args.cluster_only else ''} [--reuse]")
+    side_seconds = seconds[next(iter(sides))]
+    per_event = statistics.median(s / events for s in side_seconds)
     text = "\n".join([
         TUNE_SECTION, "",
         f"`{command}`: {len(views)} policies (the playbook and `--vary max_nudges=1..10 "
         f"--vary spacing=1..10`), employer model (fitted on the store), {args.draws} "
-        f"draw(s), over {events:,} events ({local[0]['candidacies']:,} candidacies); "
+        f"draw(s), over {events:,} events ({first[0]['candidacies']:,} candidacies); "
         f"{load_before} before, {load_average()} after.",
         "",
         "| side | wall time, replay (median of rounds) | policy-events/s | bootstrap "
@@ -770,10 +779,9 @@ def tune_main(args: argparse.Namespace) -> None:
         "",
         versus,
         f"Extrapolated (not measured) to 1,000,000 events at this machine's rate: about "
-        f"{per_event * 1_000_000 / 60:.0f} minutes with 2 processes." if events < 1_000_000
-        else f"Measured at {events:,} events: "
-             f"{statistics.median(seconds['local pool, 2 processes']) / 60:.0f} minutes "
-             "with 2 processes.",
+        f"{per_event * 1_000_000 / 60:.0f} minutes ({next(iter(sides))})."
+        if events < 1_000_000 else f"Measured at {events:,} events: "
+        f"{statistics.median(side_seconds) / 60:.0f} minutes ({next(iter(sides))}).",
     ])
     print(text)
     if not args.no_docs:
@@ -794,6 +802,8 @@ def main() -> None:
     parser.add_argument("--policies", type=int, default=100, help="--tune-scale: policies")
     parser.add_argument("--local-only", action="store_true",
                         help="--tune-scale: the 2-process pool alone, no LocalCluster side")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="--tune-scale: the 2-worker LocalCluster alone")
     parser.add_argument("--model-mode", action="store_true",
                         help="measure --employer model against recorded mode and the floor "
                              "(issue 18) and write its own section")
