@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from engine.policy import default_policy, policy_from_dict
+
+if TYPE_CHECKING:
+    from engine.policy import CadencePolicy
 
 
 def interview(**overrides: Any) -> dict[str, Any]:
@@ -64,3 +69,13 @@ def candidacy_at(candidacies: Any, actor: Any, stage: str, *, hesitation: bool =
     outcome = candidacies.get(candidacy_id, actor.workspace)
     assert outcome.stage == stage, (outcome.stage, stage)
     return candidacy_id
+
+
+def policy_variant(name: str, **changes: Any) -> CadencePolicy:
+    """The playbook under another name with some fields changed (``section__field=value``)."""
+    data = default_policy().model_dump(mode="json")
+    data["name"] = name
+    for key, value in changes.items():
+        section, field = key.split("__")
+        data[section][field] = value
+    return policy_from_dict(data)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import policy_variant
 from typer.testing import CliRunner
 
 from api.cli import app as cli
@@ -29,7 +30,7 @@ from engine.clock import FixedClock
 from engine.counterfactual import _km_quantiles, model_replay, summarise
 from engine.errors import InvalidInput
 from engine.objective import parse_objective
-from engine.policy import CadencePolicy, default_policy, policy_from_dict
+from engine.policy import CadencePolicy, default_policy
 from engine.replay import SQLiteSource, candidacy_histories
 from engine.response_model import ModelRefused, ResponseModel, fit
 from engine.simulation import generate, simulate, simulate_in_memory
@@ -44,15 +45,6 @@ ONE = [{"name": "Daniel Whitfield", "title": "VP Engineering"}]
 
 def at(day: int, hour: int) -> datetime:
     return datetime(2026, 1, day, hour, tzinfo=UTC)
-
-
-def variant(name: str, **changes: Any) -> CadencePolicy:
-    data = default_policy().model_dump(mode="json")
-    data["name"] = name
-    for key, value in changes.items():
-        section, field = key.split("__")
-        data[section][field] = value
-    return policy_from_dict(data)
 
 
 @pytest.fixture
@@ -113,9 +105,9 @@ def test_recorded_mode_is_the_default_and_gives_the_figures_worked_out_by_hand(
 
 
 def test_with_a_nudge_effect_the_simulated_employer_answers_nudges() -> None:
-    eager = variant("eager", patience__first_nudge_without_timeline_business_days=1,
-                    nudge__spacing_business_days=1, pest_line__max_nudges=6,
-                    patience__first_nudge_after_timeline_min_business_days=0)
+    eager = policy_variant("eager", patience__first_nudge_without_timeline_business_days=1,
+                           nudge__spacing_business_days=1, pest_line__max_nudges=6,
+                           patience__first_nudge_after_timeline_min_business_days=0)
 
     def decisions(effect: float, policy: CadencePolicy) -> list[datetime | None]:
         truth = ResponseModel.truth(effect)
@@ -162,11 +154,11 @@ def test_objectives_are_a_small_checked_grammar() -> None:
 # -- ground truth ---------------------------------------------------------------------------
 
 PAIRS = {
-    "more persistent": variant("persistent", pest_line__max_nudges=6,
-                               stall__grace_business_days=10),
-    "less persistent": variant("brief", pest_line__max_nudges=1,
-                               patience__window_without_timeline_weeks=2),
-    "other spacing": variant("spaced", nudge__spacing_business_days=2),
+    "more persistent": policy_variant("persistent", pest_line__max_nudges=6,
+                                      stall__grace_business_days=10),
+    "less persistent": policy_variant("brief", pest_line__max_nudges=1,
+                                      patience__window_without_timeline_weeks=2),
+    "other spacing": policy_variant("spaced", nudge__spacing_business_days=2),
 }
 
 

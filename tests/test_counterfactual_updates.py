@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import policy_variant
 from typer.testing import CliRunner
 
 from api.cli import app as cli
@@ -20,7 +21,7 @@ from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.counterfactual import model_replay, summarise
 from engine.errors import InvalidInput
-from engine.policy import CadencePolicy, default_policy, policy_from_dict
+from engine.policy import CadencePolicy, default_policy
 from engine.replay import SQLiteSource, candidacy_histories
 from engine.response_model import UPDATE_FEATURES, ResponseModel, fit
 from engine.simulation import simulate
@@ -30,19 +31,10 @@ runner = CliRunner()
 UNTIL = datetime(2027, 6, 1, tzinfo=UTC)
 
 
-def variant(name: str, **changes: Any) -> CadencePolicy:
-    data = default_policy().model_dump(mode="json")
-    data["name"] = name
-    for key, value in changes.items():
-        section, field = key.split("__")
-        data[section][field] = value
-    return policy_from_dict(data)
-
-
 POLICIES = [default_policy(),
-            variant("persistent", pest_line__max_nudges=6, stall__grace_business_days=10),
-            variant("brief", pest_line__max_nudges=1,
-                    patience__window_without_timeline_weeks=2)]
+            policy_variant("persistent", pest_line__max_nudges=6, stall__grace_business_days=10),
+            policy_variant("brief", pest_line__max_nudges=1,
+                           patience__window_without_timeline_weeks=2)]
 
 
 def _store(tmp_path: Path, count: int, seed: int, effect: float = 1.0) -> SQLiteSource:
@@ -134,9 +126,9 @@ def test_a_nudge_can_bring_an_update_and_counts_in_the_pester_load(tmp_path: Pat
     source = _store(tmp_path, 220, 5)
     model = _fit(source)
     assert model.update is not None
-    eager = variant("eager", patience__first_nudge_without_timeline_business_days=1,
-                    nudge__spacing_business_days=1, pest_line__max_nudges=6,
-                    patience__first_nudge_after_timeline_min_business_days=0)
+    eager = policy_variant("eager", patience__first_nudge_without_timeline_business_days=1,
+                           nudge__spacing_business_days=1, pest_line__max_nudges=6,
+                           patience__first_nudge_after_timeline_min_business_days=0)
     answering = ResponseModel(model.coefficients, model.advance, covariance=model.covariance,
                               update={**model.update, "nudge_recent": 4.0},
                               update_covariance=None)

@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from builders import policy_variant
 
 from engine.application import Candidacies
 from engine.clock import FixedClock
 from engine.errors import InvalidInput
 from engine.history_io import export, import_file
-from engine.policy import CadencePolicy, default_policy, policy_from_dict
+from engine.policy import CadencePolicy, default_policy
 from engine.replay import Filters, JsonlSource, agreement, replay, source_for
 from engine.simulation import simulate
 from engine.store import eventsourcing_env
@@ -33,16 +34,6 @@ ONE = [{"name": "Daniel Whitfield", "title": "VP Engineering"}]
 
 def at(day: int, hour: int, minute: int = 0, month: int = 1) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
-
-
-def variant(name: str, **changes: Any) -> CadencePolicy:
-    """The playbook with some fields changed (``section__field=value``)."""
-    data = default_policy().model_dump(mode="json")
-    data["name"] = name
-    for key, value in changes.items():
-        section, field = key.split("__")
-        data[section][field] = value
-    return policy_from_dict(data)
 
 
 @pytest.fixture
@@ -88,9 +79,9 @@ def test_a_reply_on_day_10_under_a_policy_that_stalls_after_7_days_is_a_prematur
     # impatient: first nudge 1 business day after the thank-you (Tue 6 Jan 10:00); one
     # nudge at most; patience without a timeline 1 week: stalled Mon 12 Jan 10:00 (day 7,
     # grace 0; the last nudge's 1-day spacing ended on the 7th).
-    impatient = variant("impatient", patience__first_nudge_without_timeline_business_days=1,
-                        patience__window_without_timeline_weeks=1, pest_line__max_nudges=1,
-                        stall__grace_business_days=0, nudge__spacing_business_days=1)
+    impatient = policy_variant("impatient", patience__first_nudge_without_timeline_business_days=1,
+                               patience__window_without_timeline_weeks=1, pest_line__max_nudges=1,
+                               stall__grace_business_days=0, nudge__spacing_business_days=1)
     playbook, short = metrics(source, default_policy(), impatient)
 
     # The playbook: first nudge 7 business days after the thank-you (Wed 14 Jan 10:00),
@@ -115,7 +106,7 @@ def test_a_stated_timeline_makes_early_nudges_impatient_and_a_late_rejection_pre
     cid = record(app, clock, coach, interviewed=at(5, 9), logged=at(5, 10),
                  timeline={"min_weeks": 2, "max_weeks": 3})
     reply(app, clock, coach, cid, at(10, 10, month=2), "rejected")
-    patient = variant("patient", patience__first_nudge_after_timeline_min_business_days=5)
+    patient = policy_variant("patient", patience__first_nudge_after_timeline_min_business_days=5)
     playbook, later = metrics(source, default_policy(), patient)
 
     # The playbook nudges at the early end (Mon 19 Jan 09:00: before the late end, 26 Jan
@@ -139,8 +130,8 @@ def test_quiet_hours_that_hold_an_evening_thank_you_past_midnight_miss_the_deadl
         store: Any, coach: Actor) -> None:
     app, clock, source = store
     record(app, clock, coach, interviewed=at(5, 18), logged=at(5, 20, 30), thank_you=None)
-    late_quiet = variant("late-quiet", quiet_hours__start="22:00", quiet_hours__end="07:00")
-    next_day = variant("next-day", thank_you__deadline_days_after_interview=1)
+    late_quiet = policy_variant("late-quiet", quiet_hours__start="22:00", quiet_hours__end="07:00")
+    next_day = policy_variant("next-day", thank_you__deadline_days_after_interview=1)
     playbook, evening, relaxed = metrics(source, default_policy(), late_quiet, next_day,
                                          until=at(7, 0))
 
@@ -195,7 +186,7 @@ def test_filters_pick_candidacies_by_final_recorded_stage_and_interview_date(
 def test_replay_skips_other_aggregates_and_recomputes_recorded_decisions(
         store: Any, coach: Actor) -> None:
     app, clock, source = store
-    app.policies.publish(variant("house", pest_line__max_nudges=2))  # another aggregate
+    app.policies.publish(policy_variant("house", pest_line__max_nudges=2))  # another aggregate
     cid = record(app, clock, coach, interviewed=at(5, 9), logged=at(5, 10), timeline=None)
     # What the live scheduler recorded for this history: nudges on 14 and 21 Jan.
     for day in (14, 21):
@@ -203,7 +194,7 @@ def test_replay_skips_other_aggregates_and_recomputes_recorded_decisions(
         assert [a.kind for a in app.apply_policy(cid)] == ["nudge"]
     reply(app, clock, coach, cid, at(22, 10), "advanced")
     (playbook,) = metrics(source, default_policy())
-    one = variant("one", pest_line__max_nudges=1)
+    one = policy_variant("one", pest_line__max_nudges=1)
     (single,) = metrics(source, one)
 
     assert playbook["candidacies"] == 1 and playbook["nudges"] == 2
@@ -218,7 +209,7 @@ def test_export_then_import_is_lossless_and_replays_the_same(
         store: Any, tmp_path: Any) -> None:
     app, _clock, source = store
     simulate(app, 25, seed=11)
-    app.policies.publish(variant("house", pest_line__max_nudges=2))
+    app.policies.publish(policy_variant("house", pest_line__max_nudges=2))
     first = io.BytesIO()
     exported = export(source.batches(None), first, with_policies=True)
     path = tmp_path / "histories.jsonl"
@@ -269,7 +260,7 @@ def test_a_damaged_export_line_is_named_by_its_number_and_nothing_is_imported(
 def test_replaying_simulated_histories_under_the_live_policy_reproduces_their_decisions(
         store: Any, live: str) -> None:
     app, _clock, source = store
-    policy = default_policy() if live == "playbook" else variant(
+    policy = default_policy() if live == "playbook" else policy_variant(
         "house", pest_line__max_nudges=2, nudge__spacing_business_days=3,
         quiet_hours__start="21:00")
     simulate(app, 120, seed=5, policy=policy)
@@ -284,7 +275,7 @@ def test_replaying_simulated_histories_under_the_live_policy_reproduces_their_de
 def test_two_workers_count_the_same_as_one(store: Any) -> None:
     app, _clock, source = store
     simulate(app, 60, seed=2)
-    policies = [default_policy(), variant("one", pest_line__max_nudges=1)]
+    policies = [default_policy(), policy_variant("one", pest_line__max_nudges=1)]
     assert metrics(source, *policies, workers=2) == metrics(source, *policies, workers=1)
     assert replay(source, policies, workers=2, until=FAR).workers == 2
 
