@@ -278,8 +278,8 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
 
 
 def first_break(recorder: Any, originator_id: UUID) -> Finding | None:
-    """The first break in one aggregate's chain (None: intact, or a store that keeps no
-    chains, as the in-memory one): what a write checks before it records on top of it."""
+    """The first break in one aggregate's chain (None: intact, or a recorder without the
+    audit's chains): what a write checks before it records on top of it."""
     if getattr(recorder, "select_chain_checked", None) is None:
         return None
     findings = verify_chain(recorder, originator_id)

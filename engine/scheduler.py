@@ -64,7 +64,7 @@ def _unbroken(app: Candidacies, candidacy_ids: list[str]) -> list[str]:
     one query; each broken one is logged with its first finding and left out: a decision
     on altered events is not recorded on top of them."""
     if getattr(app.recorder, "select_chains_checked", None) is None:
-        return candidacy_ids  # a store without hash chains (in memory) has nothing to check
+        return candidacy_ids  # a recorder without the audit's chains has nothing to check
     uids = [UUID(str(cid)) for cid in candidacy_ids]
     findings = verify_chains(app.recorder, uids)
     intact = []
