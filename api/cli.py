@@ -19,7 +19,7 @@ from rich.table import Table
 # Only what every `--help` needs is imported here: each command imports the store, the
 # engine's application, the web stack etc. in its body, when it runs (tests/test_startup.py).
 from api.audit_cli import audit_app
-from api.cli_errors import fail, refuse_if_chain_broken
+from api.cli_errors import exit_if_chain_broken, fail
 from api.outbox_cli import register as register_outbox
 from api.policy_cli import policy_app
 from api.replay_cli import register as register_replay
@@ -367,7 +367,7 @@ def correct(
         row = candidacies.row(candidacy_id) if _is_uuid(candidacy_id) else None
         if row is None:
             raise InvalidInput("candidacy_id", f"no candidacy {candidacy_id}")
-        refuse_if_chain_broken(candidacies, candidacy_id)
+        exit_if_chain_broken(candidacies, candidacy_id)
         outcome = candidacies.correct_details(
             Actor(user=by, workspace=row.workspace), candidacy_id,
             {"person": person, "field": field, "value": value})

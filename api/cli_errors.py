@@ -19,7 +19,7 @@ def fail(problem: object, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def refuse_if_chain_broken(candidacies: Any, candidacy_id: str) -> None:
+def exit_if_chain_broken(candidacies: Any, candidacy_id: str) -> None:
     """Exit 1 naming the first break when the candidacy's stored chain is broken: a
     command line's command is not recorded on top of altered events (docs/audit.md,
     "Commands on a broken chain"), as the API's command routes refuse it."""

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import typer
 
-from api.cli_errors import fail, refuse_if_chain_broken
+from api.cli_errors import exit_if_chain_broken, fail
 
 # The outbox, the store and the settings are imported by the commands that use them, so
 # that `closer --help` does not load them (tests/test_startup.py).
@@ -215,7 +215,7 @@ def register(app: typer.Typer) -> None:
             if row is None:
                 raise fail(f"no message {message_id}")
             actor = Actor(user=by, workspace=row.workspace)
-            refuse_if_chain_broken(candidacies, row.candidacy_id)
+            exit_if_chain_broken(candidacies, row.candidacy_id)
             try:
                 outcome = candidacies.confirm_message(actor, row.candidacy_id, message_id)
             except CloserError as error:
