@@ -34,7 +34,7 @@ from api.auth import TokenVerifier, create_token
 from api.dashboard.pages import PREFIX as DASHBOARD
 from api.dashboard.session import SessionSigner
 from api.demo import COACH, DEMO_DAYS, demo_settings, seed_demo
-from api.dependencies import InFlight, known_query_only
+from api.dependencies import CommandTurns, InFlight, known_query_only
 from api.limits import BODY_METHODS, BodyLimits
 from api.logs import configure_logging
 from api.outbox_cli import build_dispatcher
@@ -120,6 +120,9 @@ def create_app(settings: Settings | None = None, *,
     app.state.candidacies = application
     app.state.tokens = TokenVerifier(application, ttl=settings.token_cache_seconds)
     app.state.inflight = InFlight()
+    # On SQLite 4 commands at once, not as many as anyio's 40 threads: 1.2x the commands
+    # answered, half the p99 (docs/performance.md, "Concurrent commands"); PostgreSQL 40.
+    app.state.command_turns = CommandTurns(settings.concurrent_command_count())
     app.state.session_signer = SessionSigner(_session_secret(settings), settings.session_hours)
     for router in ROUTERS:
         app.include_router(router)

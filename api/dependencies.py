@@ -6,14 +6,19 @@ thread pool, a hop per dependency per request."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import Depends, Header, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
@@ -188,6 +193,25 @@ class InFlight:
                 self._keys.discard(entry)
 
 
+class CommandTurns:
+    """At most ``size`` commands at once (`Settings.concurrent_commands`), each in a worker
+    thread; the others await their turn on the event loop, in order.  One anyio limiter
+    a loop: it is bound to the loop it first waits in (the server has one loop; a test
+    client may start one a request)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                  CapacityLimiter] = weakref.WeakKeyDictionary()
+
+    def limiter(self) -> CapacityLimiter:
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = CapacityLimiter(self.size)
+        return limiter
+
+
 @dataclass(frozen=True, slots=True)
 class CommandRunner:
     """Runs one engine command for the caller with the request's version and key."""
@@ -198,6 +222,7 @@ class CommandRunner:
     idempotency_key: str | None
     inflight: InFlight
     response: Response
+    turns: CommandTurns
 
     def actor(self, on_behalf_of: str | None) -> Actor:
         return Actor(user=self.principal.user, workspace=self.principal.workspace,
@@ -206,17 +231,20 @@ class CommandRunner:
     async def record(self, details: NewCandidacy, on_behalf_of: str | None,
                      policy: dict[str, Any] | None = None) -> Outcome:
         """Open a candidacy (there is no version to expect yet) on ``policy`` (default: the
-        application's), in a worker thread."""
-        return await run_in_threadpool(self._record, details, on_behalf_of, policy)
+        application's), in a worker thread when its turn comes."""
+        return await anyio.to_thread.run_sync(
+            partial(self._record, details, on_behalf_of, policy), limiter=self.turns.limiter())
 
     async def run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
                   on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         """``command(actor, candidacy_id, *args, **kwargs)`` with If-Match and the key, in
-        a worker thread of FastAPI's pool: the store's reads and commits never hold the
-        event loop.  (The routes are `async def` that await this: a plain `def` route
-        costs a second thread hop, as FastAPI validates its response in the pool too.)"""
-        return await run_in_threadpool(self._run, command, candidacy_id, *args,
-                                       on_behalf_of=on_behalf_of, **kwargs)
+        a worker thread when its turn comes (`turns`): the store's reads and commits never
+        hold the event loop.  (The routes are `async def` that await this: a plain `def`
+        route costs a second thread hop, as FastAPI validates its response in the pool
+        too.)"""
+        return await anyio.to_thread.run_sync(
+            partial(self._run, command, candidacy_id, *args, on_behalf_of=on_behalf_of,
+                    **kwargs), limiter=self.turns.limiter())
 
     def _record(self, details: NewCandidacy, on_behalf_of: str | None,
                 policy: dict[str, Any] | None = None) -> Outcome:
@@ -295,7 +323,7 @@ async def command_runner(request: Request, response: Response, credentials: Cred
     principal = await require_writer(request, credentials)
     state = request.app.state
     return CommandRunner(state.candidacies, principal, expected_version(if_match),
-                         idempotency_key, state.inflight, response)
+                         idempotency_key, state.inflight, response, state.command_turns)
 
 
 Command = Annotated[CommandRunner, Depends(command_runner)]

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="interface `closer serve` binds")
     port: int = Field(default=8000, ge=1, le=65535, description="port `closer serve` binds")
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    concurrent_commands: int | None = Field(
+        default=None, ge=1, le=64,
+        description="commands a worker process runs at once (each in a thread; the others "
+                    "wait their turn); default: 4 on SQLite (its commits are local and "
+                    "quick: more at once only contend for the interpreter), 40 on "
+                    "PostgreSQL (its commits wait on the server: more in flight make "
+                    "bigger batches)",
+    )
     token_cache_seconds: float = Field(
         default=30.0, ge=0, le=3600,
         description="how long a process trusts a verified API token before reading it again",
@@ -159,6 +167,12 @@ class Settings(BaseSettings):
     audit_checkpoint_every_seconds: float = Field(
         default=3600.0, gt=0, le=7 * 86400,
         description="how often `closer serve` records a signed checkpoint of the log")
+
+    def concurrent_command_count(self) -> int:
+        """`concurrent_commands`, or its default for the store (see there)."""
+        if self.concurrent_commands is not None:
+            return self.concurrent_commands
+        return 40 if self.database_url.startswith(("postgresql:", "postgres:")) else 4
 
     def audit_key_path(self) -> str:
         """`audit_key_file`, or its default (see there)."""

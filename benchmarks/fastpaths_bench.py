@@ -37,7 +37,9 @@ device was added for decides the bench:
   kept copies (``CLOSER_RECENT_CANDIDACIES=0``); ``tcp`` the TCP listener of `TcpConfig`
   (several workers only); ``group-commit`` the store's writer batching saves (issue 19:
   without it every save commits alone); ``chain-check`` the candidacy's audit chain
-  verified before each command (`refuse_if_chain_broken`; without it, not verified).
+  verified before each command (`refuse_if_chain_broken`; without it, not verified);
+  ``concurrent-commands`` the cap on commands running at once (`Settings.concurrent_commands`;
+  without it 40, as many as anyio's default thread pool).
 
     python benchmarks/fastpaths_bench.py projections --candidacies 300
     python benchmarks/fastpaths_bench.py api --store sqlite --devices inline,copies
@@ -449,6 +451,8 @@ def start_api(database_url: str, port: int, workers: int, device: str) -> Any:
            "CLOSER_WORKERS": str(workers), WITHOUT: device}
     if device == "copies":
         env["CLOSER_RECENT_CANDIDACIES"] = "0"
+    elif device == "concurrent-commands":
+        env["CLOSER_CONCURRENT_COMMANDS"] = "40"  # as many as anyio's thread pool, as before
     server = subprocess.Popen([sys.executable, __file__, "serve"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)

@@ -18,6 +18,7 @@ from api_support import (
     walk_to,
 )
 
+from api.dependencies import CommandTurns
 from engine.application import Candidacies
 
 COMMAND_PATHS = [path for path, *_ in COMMANDS]
@@ -296,3 +297,52 @@ def test_commands_run_off_the_event_loop(client: Any, candidacies: Candidacies,
     ok(client.post(f"/candidacies/{candidacy_id}/offers",
                    json={"company": "Rival", "deadline": "2099-01-01T17:00:00+00:00"}))
     assert loops == [False]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_no_more_commands_run_at_once_than_the_setting_allows(
+        api: Any, client_for: Any, candidacies: Candidacies, threads: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # More commands at once than cores only contend for the interpreter
+    # (docs/performance.md, "Concurrent commands"): the others wait their turn, and every
+    # one is answered.
+    api.state.command_turns = CommandTurns(threads)
+    client = client_for("recruiter")
+    ids = [walk_to(client, "awaiting") for _ in range(6)]
+    running, most, lock = 0, 0, threading.Lock()
+    note = candidacies.note_competing_offer
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            threading.Event().wait(0.2)  # long enough for the others to pile up
+            return note(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(candidacies, "note_competing_offer", noting)
+    body = {"company": "Rival", "deadline": "2099-01-01T17:00:00+00:00"}
+    answers: list[Any] = []
+    senders = [threading.Thread(target=lambda cid=cid: answers.append(
+        client.post(f"/candidacies/{cid}/offers", json=body))) for cid in ids]
+    with client:  # one event loop for every request, as the server has
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+    assert [answer.status_code for answer in answers] == [200] * 6
+    assert most == threads
+
+
+def test_concurrent_commands_default_to_the_store() -> None:
+    from api.settings import Settings
+
+    assert Settings(database_url="sqlite:///x.db").concurrent_command_count() == 4
+    assert Settings(database_url="postgresql://u@h/db").concurrent_command_count() == 40
+    assert Settings(database_url="postgres://u@h/db").concurrent_command_count() == 40
+    assert Settings(database_url="postgresql://u@h/db",
+                    concurrent_commands=2).concurrent_command_count() == 2

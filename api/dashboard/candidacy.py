@@ -178,7 +178,7 @@ async def command(request: Request, candidacy_id: CandidacyId,
     zone = candidacies.get(candidacy_id, viewer.workspace).timezone
     try:
         outcome = await run(candidacies, viewer, candidacy_id, command, form, zone,
-                            request.app.state.inflight)
+                            request.app.state)
     except (CloserError, ValidationError, ProblemError) as error:
         status, message = refusal(error)
         return candidacy_page(request, viewer, candidacy_id, status=status, error=message)

@@ -167,16 +167,18 @@ def new_key() -> str:
 
 
 async def run(candidacies: Candidacies, viewer: Viewer, candidacy_id: str, command: str,
-              form: FormData, zone: str, inflight: Any) -> Outcome:
-    """Run the form's ``command`` as the API would (raises the engine's errors, or
-    `ValidationError` for a field)."""
+              form: FormData, zone: str, state: Any) -> Outcome:
+    """Run the form's ``command`` as the API would, with the app's (``state``'s) in-flight
+    keys and command turns (raises the engine's errors, or `ValidationError` for a
+    field)."""
     spec = COMMANDS[command]
     body = spec.body.model_validate(body_of(command, form, zone))
     method, args, kwargs = spec.call(candidacies, body)
     version = form.get("version", "").strip()  # the route refuses a form without one
     runner = CommandRunner(candidacies, viewer.principal,
                            int(version) if version.isdigit() else None,
-                           form.text("idempotency_key"), inflight, Response())
+                           form.text("idempotency_key"), state.inflight, Response(),
+                           state.command_turns)
     return await runner.run(method, candidacy_id, *args, **kwargs)
 
 
