@@ -6,29 +6,27 @@
 
 `fill` populates `closer_tick_pristine` as `tick_bench.py` populates its SQLite file
 (COUNT candidacies, default 20,000, seed 3) and analyses it (this machine's server runs
-without autovacuum); each timed tick runs on a fresh copy made from it as a template."""
+without autovacuum); after a warm tick, each timed tick runs on a fresh copy made from
+it as a template (`tick_probe.timed_ticks`)."""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from datetime import timedelta
 
 import psycopg
 import structlog
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tick_bench import LAST, populate  # noqa: E402
+from tick_probe import NOW, timed_ticks  # noqa: E402
 
 from engine.application import Candidacies  # noqa: E402
 from engine.clock import FixedClock  # noqa: E402
-from engine.scheduler import tick  # noqa: E402
 from engine.store import eventsourcing_env  # noqa: E402
 
 ADMIN = os.environ.get("CLOSER_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PRISTINE, WORK = "closer_tick_pristine", "closer_tick_work"
-NOW = LAST + timedelta(minutes=1440)
 
 
 def url_of(name: str) -> str:
@@ -50,16 +48,11 @@ def main() -> None:
         with psycopg.connect(url_of(PRISTINE), autocommit=True) as conn:
             conn.execute("ANALYZE")
         return
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    for _ in range(rounds):
+    def fresh() -> Candidacies:
         recreate(WORK, PRISTINE)
-        app = Candidacies(eventsourcing_env(url_of(WORK)), clock=FixedClock(NOW))
-        cpu, wall = time.process_time(), time.perf_counter()
-        report = tick(app, NOW)
-        print(f"tick: {time.perf_counter() - wall:.3f} s wall, "
-              f"{time.process_time() - cpu:.3f} s CPU, {report.candidacies} due, "
-              f"{report.recorded} recorded")
-        app.close()
+        return Candidacies(eventsourcing_env(url_of(WORK)), clock=FixedClock(NOW))
+
+    timed_ticks(fresh, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from uuid import UUID
 
@@ -45,6 +46,22 @@ def fresh(pristine: str, work: str) -> Candidacies:
         os.unlink(path)
     shutil.copyfile(pristine, work)
     return Candidacies(eventsourcing_env("sqlite:///" + work), clock=FixedClock(NOW))
+
+
+def timed_ticks(open_fresh: Callable[[], Candidacies], rounds: int) -> None:
+    """A warm tick (calendars, imports), then ``rounds`` timed ones, each on the fresh
+    store ``open_fresh`` opens, printed."""
+    app = open_fresh()
+    tick(app, NOW)
+    app.close()
+    for _ in range(rounds):
+        app = open_fresh()
+        cpu, wall = time.process_time(), time.perf_counter()
+        report = tick(app, NOW)
+        print(f"tick: {time.perf_counter() - wall:.3f} s wall, "
+              f"{time.process_time() - cpu:.3f} s CPU, {report.candidacies} due, "
+              f"{report.recorded} recorded")
+        app.close()
 
 
 def chains(pristine: str, rounds: int) -> None:
@@ -86,17 +103,7 @@ def main() -> None:
         chains(pristine, rounds)
         return
     work = os.path.join(os.path.dirname(os.path.abspath(pristine)), "probe.db")
-    app = fresh(pristine, work)
-    tick(app, NOW)  # warm: calendars, imports
-    app.close()
-    for _ in range(rounds):
-        app = fresh(pristine, work)
-        cpu, wall = time.process_time(), time.perf_counter()
-        report = tick(app, NOW)
-        print(f"tick: {time.perf_counter() - wall:.3f} s wall, "
-              f"{time.process_time() - cpu:.3f} s CPU, {report.candidacies} due, "
-              f"{report.recorded} recorded")
-        app.close()
+    timed_ticks(lambda: fresh(pristine, work), rounds)
     if "--profile" in sys.argv:
         app = fresh(pristine, work)
         profiler = cProfile.Profile()
