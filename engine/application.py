@@ -34,6 +34,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 from eventsourcing.utils import get_topic
+from pydantic import BaseModel
 
 from engine.candidacy import Candidacy
 from engine.clock import Clock, SystemClock
@@ -210,7 +211,7 @@ class Candidacies(Application[UUID]):
             fields.pop("applied_on", None)  # (absent when not given: older keys still match)
         if policy is not None:
             fields["policy"] = policy  # (absent when not given: older keys still match)
-        fingerprint = _fingerprint("record_interview", None, fields)
+        fingerprint = _fingerprint("record_interview", None, fields, idempotency_key)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
@@ -428,7 +429,7 @@ class Candidacies(Application[UUID]):
             candidacy.receive_reply(actor, now, kind=reply.kind.value, note=reply.note,
                                     occurred_at=received, back_on=back_on)
 
-        return self._execute(actor, candidacy_id, "receive_reply", reply.model_dump(mode="json"),
+        return self._execute(actor, candidacy_id, "receive_reply", reply,
                              command, **options)
 
     def note_competing_offer(self, actor: Actor, candidacy_id: Any, company: str,
@@ -439,7 +440,7 @@ class Candidacies(Application[UUID]):
                                   "noted_at": occurred_at})
         noted = self._past("occurred_at", offer.noted_at)
         return self._execute(
-            actor, candidacy_id, "note_competing_offer", offer.model_dump(mode="json"),
+            actor, candidacy_id, "note_competing_offer", offer,
             lambda c, now: c.note_competing_offer(actor, now, company=offer.company,
                                                   deadline=offer.deadline, occurred_at=noted),
             **options)
@@ -534,7 +535,7 @@ class Candidacies(Application[UUID]):
             return {"round": candidacy.round}
 
         return self._execute(actor, candidacy_id, "start_next_round",
-                             details.model_dump(mode="json"), command, **options)
+                             details, command, **options)
 
     def migrate_policy(self, actor: Actor, candidacy_id: Any, name: str, version: object, *,
                        reason: str | None = None, **options: Any) -> Outcome:
@@ -559,7 +560,7 @@ class Candidacies(Application[UUID]):
         stays in the history, and messages queued (or retried) later use the correction."""
         fix = validated(Correction, correction)
         return self._execute(
-            actor, candidacy_id, "correct_details", fix.model_dump(mode="json"),
+            actor, candidacy_id, "correct_details", fix,
             lambda c, now: c.correct_details(actor, now, person=fix.person,
                                              field=fix.field.value, value=fix.value),
             **options)
@@ -857,11 +858,11 @@ class Candidacies(Application[UUID]):
     # -- the one command path -------------------------------------------------------------
 
     def _execute(
-        self, actor: Actor, candidacy_id: Any, command: str, args: dict[str, Any],
+        self, actor: Actor, candidacy_id: Any, command: str, args: dict[str, Any] | BaseModel,
         run: Callable[[Candidacy, datetime], dict[str, Any] | None], *,
         expected_version: int | None = None, idempotency_key: str | None = None,
     ) -> Outcome:
-        fingerprint = _fingerprint(command, str(candidacy_id), args)
+        fingerprint = _fingerprint(command, str(candidacy_id), args, idempotency_key)
         replay = self._replayed(actor, idempotency_key, fingerprint)
         if replay:
             return replay
@@ -1147,7 +1148,15 @@ def _uuid(candidacy_id: Any) -> UUID:
         raise CandidacyNotFound(candidacy_id) from None
 
 
-def _fingerprint(command: str, candidacy_id: str | None, args: dict[str, Any]) -> str:
+def _fingerprint(command: str, candidacy_id: str | None, args: dict[str, Any] | BaseModel,
+                 key: str | None) -> str:
+    """What an idempotency key is recorded with (the same key with other arguments is
+    refused): ``args`` as JSON (a model's fields as `model_dump` gives them); nothing to
+    compute for a command sent without a key."""
+    if key is None:
+        return ""
+    if isinstance(args, BaseModel):
+        args = args.model_dump(mode="json")
     payload = orjson.dumps({"command": command, "candidacy": candidacy_id, "args": args},
                            option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(payload).hexdigest()
