@@ -2,11 +2,20 @@
 generator), for comparing two trees alternated (issue 19, item 2):
 
     PYTHONPATH=<tree> python benchmarks/route_probe.py cmd|health [--profile]
+    python benchmarks/route_probe.py parts [ROUNDS]
 
 Seeds 16 candidacies on a fresh SQLite file, sends 30 warm-up requests, then times 300
 (`POST /candidacies/{id}/offers`, or `GET /healthz`): CPU a request over every thread of
 the process (the command's worker thread included); with ``--profile`` a cProfile of 300
-more (the event loop's thread only)."""
+more (the event loop's thread only).
+
+``parts`` splits a command request's CPU into its layers, four sides of 300 requests
+alternated in one process for ROUNDS rounds (default 7), medians: the whole request;
+the same without the chain check (`refuse_if_chain_broken` a no-op); the command
+answered from a fixed outcome in its worker thread (the route, the dependencies, the
+middleware and the thread hop: no engine); and the same answered on the event loop (no
+hop).  The differences are the chain check, the engine's command and the hop.  A probe
+(the sides are patched in), not a device: nothing of it ships."""
 
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +72,54 @@ async def request(app: Any, token: str, method: str, path: str, body: bytes) -> 
     return status[0]
 
 
+PARTS = ("whole request", "no chain check", "no engine", "no engine, no hop")
+
+
+def parts(run: Any, seed: Callable[[], None], rounds: int) -> None:
+    """`parts` (the module's docstring): each side's median CPU a request, and the layers.
+    Each side of each round ``seed``s new candidacies first, so that every side's chains
+    are as long (3 events to 23: the chain check grows with the history)."""
+    import statistics
+
+    import anyio.to_thread
+
+    from api import dependencies
+    from engine.application import Outcome
+
+    real_run, real_check = dependencies.CommandRunner.run, dependencies.refuse_if_chain_broken
+    fixed = Outcome(candidacy_id="probe", version=5, stage="next_step_closed")
+
+    async def no_engine(self: Any, *_: Any, **__: Any) -> Outcome:
+        return await anyio.to_thread.run_sync(self._answered, fixed,
+                                              limiter=self.turns.limiter())
+
+    async def no_hop(self: Any, *_: Any, **__: Any) -> Outcome:
+        return self._answered(fixed)  # type: ignore[no-any-return]
+
+    sides = {"whole request": (real_run, real_check),
+             "no chain check": (real_run, lambda *_: None),
+             "no engine": (no_engine, real_check), "no engine, no hop": (no_hop, real_check)}
+    cpu: dict[str, list[float]] = {side: [] for side in PARTS}
+    for number in range(rounds):
+        order = PARTS[number % 4:] + PARTS[:number % 4]
+        for side in order:
+            dependencies.CommandRunner.run, dependencies.refuse_if_chain_broken = sides[side]
+            seed()
+            asyncio.run(run(30))
+            started = time.process_time()
+            asyncio.run(run(300))
+            cpu[side].append((time.process_time() - started) / 300 * 1e3)
+    dependencies.CommandRunner.run, dependencies.refuse_if_chain_broken = sides["whole request"]
+    median = {side: statistics.median(values) for side, values in cpu.items()}
+    for side in PARTS:
+        print(f"{side:18} {median[side]:.3f} ms CPU a request (median of {rounds}; "
+              f"{min(cpu[side]):.3f}-{max(cpu[side]):.3f})")
+    print(f"the chain check    {median['whole request'] - median['no chain check']:.3f} ms")
+    print(f"the engine's command {median['no chain check'] - median['no engine']:.3f} ms")
+    print(f"the thread hop     {median['no engine'] - median['no engine, no hop']:.3f} ms")
+    print(f"route, dependencies, middleware {median['no engine, no hop']:.3f} ms")
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "cmd"
     devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the process's life
@@ -72,23 +130,33 @@ def main() -> None:
     candidacies = build_candidacies(settings)
     actor = Actor(user="probe@agency", workspace="probe")
     now = datetime.now(UTC).isoformat()
-    ids = []
-    for n in range(16):
-        cid = candidacies.record_interview(actor, interview(
-            interviewers=PANEL, interviewed_at=now, company=f"Probe {n}")).candidacy_id
-        candidacies.record_no_hesitations(actor, cid)
-        candidacies.close_next_step(actor, cid, "Onsite")
-        ids.append(str(cid))
+    ids: list[str] = []
+
+    def seed() -> None:
+        """16 new candidacies (3 events each) for the requests to go to."""
+        ids.clear()
+        for n in range(16):
+            cid = candidacies.record_interview(actor, interview(
+                interviewers=PANEL, interviewed_at=now, company=f"Probe {n}")).candidacy_id
+            candidacies.record_no_hesitations(actor, cid)
+            candidacies.close_next_step(actor, cid, "Onsite")
+            ids.append(str(cid))
+
+    seed()
     token = create_token(candidacies, workspace="probe", role="recruiter")
     app = create_app(settings, candidacies=candidacies)
 
     async def run(count: int) -> None:
         for i in range(count):
-            if kind == "cmd":
+            if kind in ("cmd", "parts"):
                 await request(app, token, "POST", f"/candidacies/{ids[i % 16]}/offers", BODY)
             else:
                 await request(app, token, "GET", "/healthz", b"")
 
+    if kind == "parts":
+        parts(run, seed, int(sys.argv[2]) if len(sys.argv) > 2 else 7)
+        candidacies.close()
+        return
     asyncio.run(run(30))
     cpu, wall = time.process_time(), time.perf_counter()
     asyncio.run(run(300))

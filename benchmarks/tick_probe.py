@@ -11,7 +11,15 @@ warm tick first (calendars, imports), then ROUNDS timed ticks, each on a fresh c
 times the tick's chain check alone instead, on PRISTINE.db as it is (read only; or on a
 database URL, a PostgreSQL store that `tick_bench.populate` filled alike): the due
 candidacies' chains read one query a candidacy (`verify_chain`) against one a page of
-200 (`verify_chains`, what the tick does), alternated, ROUNDS of each."""
+200 (`verify_chains`, what the tick does), alternated, ROUNDS of each.
+
+    python benchmarks/tick_probe.py PRISTINE.db [ROUNDS] --loads
+
+times what the tick must do before it decides anything, on PRISTINE.db as it is (read
+only): the due candidacies loaded as the tick loads them (`Candidacies._load_many`, pages
+of 200: their snapshots and later events decoded into domain events and projected),
+against issue 19's floor C (`tick_bench.floor_due_events`: the same events read and
+their JSON decoded), alternated, ROUNDS of each."""
 
 from __future__ import annotations
 
@@ -95,12 +103,51 @@ def chains(pristine: str, rounds: int) -> None:
           f"({min(per):.2f}-{max(per):.2f}, {len(per)} rounds)")
 
 
+def loads(pristine: str, rounds: int) -> None:
+    from pathlib import Path
+
+    from tick_bench import floor_due_events
+
+    app = Candidacies(eventsourcing_env("sqlite:///" + pristine), clock=FixedClock(NOW))
+    due = list(app.due_ids(NOW))
+    pages = [due[start:start + 200] for start in range(0, len(due), 200)]
+
+    def load() -> None:
+        for page in pages:
+            app._load_many(page)
+
+    def floor_c() -> None:
+        floor_due_events(Path(pristine), NOW)
+
+    sides = {"load": load, "floor C": floor_c}
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    for number in range(rounds + 1):  # round 0 warms both
+        for side in list(sides)[number % 2:] + list(sides)[:number % 2]:
+            cpu, wall = time.process_time(), time.perf_counter()
+            sides[side]()
+            if number:
+                times[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+    app.close()
+    for side, runs in times.items():
+        print(f"{side}: {len(due)} due candidacies, median "
+              f"{statistics.median(w for w, _ in runs):.4f} s wall, "
+              f"{statistics.median(c for _, c in runs):.4f} s CPU")
+    for what, index in (("wall", 0), ("CPU", 1)):
+        per = [lo[index] / fl[index] for lo, fl in zip(times["load"], times["floor C"],
+                                                        strict=True)]
+        print(f"{what}, load / floor C, per round: {statistics.median(per):.2f}x "
+              f"({min(per):.2f}-{max(per):.2f}, {len(per)} rounds)")
+
+
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     pristine = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 2
     if "--chains" in sys.argv:
         chains(pristine, rounds)
+        return
+    if "--loads" in sys.argv:
+        loads(pristine, rounds)
         return
     work = os.path.join(os.path.dirname(os.path.abspath(pristine)), "probe.db")
     timed_ticks(lambda: fresh(pristine, work), rounds)
