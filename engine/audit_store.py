@@ -194,12 +194,16 @@ class EventChain:
             return found  # (below version - 1 only if a hash row was removed: verify says)
         # Stored before the audit: hash its earlier events now, in this write.
         tip = (0, GENESIS)
-        for earlier in self.select_events(uid, lte=version - 1):  # type: ignore[attr-defined]
+        for earlier in self._events_before(uid, version):
             chained = event_hash(tip[1], uid, earlier.originator_version, earlier.topic,
                                  earlier.state)
             rows.append(EventHash(uid, earlier.originator_version, tip[1], chained))
             tip = (earlier.originator_version, chained)
         return tip
+
+    def _events_before(self, uid: UUID, version: int) -> list[StoredEvent]:
+        """``uid``'s stored events below ``version``, in order."""
+        return list(self.select_events(uid, lte=version - 1))  # type: ignore[attr-defined]
 
     def _remember(self, rows: list[EventHash]) -> None:
         if not rows:
@@ -250,6 +254,15 @@ class ChainQueries(EventChain):
             "originator_id=? AND originator_version<? ORDER BY originator_version DESC "
             "LIMIT 1", (self._id_param(uid), version))  # type: ignore[attr-defined]
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def _events_before(self, uid: UUID, version: int) -> list[StoredEvent]:
+        # Through `_select`, as the writer's other reads: inside a batch, its transaction.
+        events, _ = self._notification_table()  # type: ignore[attr-defined]
+        rows = self._select(  # type: ignore[attr-defined]
+            f"SELECT originator_version, topic, state FROM {events} WHERE originator_id=? "
+            "AND originator_version<? ORDER BY originator_version",
+            (self._id_param(uid), version))  # type: ignore[attr-defined]
+        return [StoredEvent(uid, int(v), topic, bytes(state)) for v, topic, state in rows]
 
     def select_event_hashes(self, wanted: dict[UUID, int]) -> dict[UUID, tuple[int, bytes]]:
         keys = {self._id_param(uid): uid for uid in wanted}  # type: ignore[attr-defined]

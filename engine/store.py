@@ -575,33 +575,62 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
     def _write_batch(self, batch: list[_Save]) -> None:
         """One transaction; each save inside a savepoint, so a refused one (a duplicate
         version, a reused idempotency key, a stale position) is rolled back alone and its
-        batch-mates commit."""
+        batch-mates commit.
+
+        Each save's events are inserted before its chain is read (`_prepare`): the first
+        insert takes SQLite's write lock, so what the batch then reads no other writer can
+        change before it commits (a read first would start a snapshot another process's
+        commit could make stale, and the upgrade to writing would fail).  And the batch
+        reads through its own connection (`_BATCH`): asking the pool for another while
+        holding its one writer connection waited for a thread that, in the library's pool,
+        holds the queue for connections while it waits for that writer (5 s, then
+        `ConnectionUnavailableError`: a snapshot's write did, with two worker processes)."""
         pending: dict[Any, Any] = {}
         with self.datastore.transaction(commit=True) as c:
-            for save in batch:
-                recorder = save.recorder
-                c.execute("SAVEPOINT closer_save")
-                try:
-                    save.prepared = recorder._prepare(save.events, save.kwargs, pending)
-                    save.ids = recorder._insert_events(c, save.events, **save.kwargs)
-                except Exception as error:
-                    c.execute("ROLLBACK TO closer_save")
-                    save.ids, save.error = None, as_library_error(error)
-                else:
-                    recorder._written(save.prepared, pending)
-                c.execute("RELEASE closer_save")
+            _BATCH.reader = c.sqlite_cursor.connection.cursor()
+            try:
+                for save in batch:
+                    self._write_one(c, save, pending)
+            finally:
+                _BATCH.reader = None
         for save in batch:
             if save.error is None:
                 save.recorder._committed(save.prepared)
 
+    @staticmethod
+    def _write_one(c: Any, save: _Save, pending: dict[Any, Any]) -> None:
+        recorder = save.recorder
+        c.execute("SAVEPOINT closer_save")
+        try:
+            save.ids = recorder._insert_stored(c, save.events, save.kwargs)
+            save.prepared = recorder._prepare(save.events, save.kwargs, pending)
+            recorder._insert_rows(c, save.kwargs, save.ids)
+        except Exception as error:
+            c.execute("ROLLBACK TO closer_save")
+            save.ids, save.error = None, as_library_error(error)
+        else:
+            recorder._written(save.prepared, pending)
+        c.execute("RELEASE closer_save")
+
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        notification_ids = self._insert_stored(c, stored_events, kwargs)
+        self._insert_rows(c, kwargs, notification_ids)
+        return notification_ids
+
+    def _insert_stored(self, c: Any, stored_events: Any,
+                       kwargs: dict[str, Any]) -> Sequence[int] | None:
+        """The library's insert of the events (and of its ``tracking``): their ids."""
+        ids: Sequence[int] | None = super()._insert_events(c, stored_events, **kwargs)
+        return ids
+
+    def _insert_rows(self, c: Any, kwargs: dict[str, Any],
+                     notification_ids: Sequence[int] | None) -> None:
+        """The save's rows and tracking records, after its events."""
         _write_rows(Tx(c, "?"), kwargs, self._row_writes, self.extra_tables)
         if kwargs.get("position") is not None:
             self._insert_tracking(c, kwargs["position"])
         for tracking in _followed_past(kwargs, notification_ids):
             self._insert_tracking(c, tracking)
-        return notification_ids
 
     def _create(self, statements: Sequence[str]) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -609,11 +638,20 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
                 c.execute(statement)
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        reader = getattr(_BATCH, "reader", None)
+        if reader is not None:  # this thread is writing a batch: read in its transaction
+            reader.row_factory = None
+            return reader.execute(sql, tuple(params)).fetchall()  # type: ignore[no-any-return]
         with self.datastore.transaction(commit=False) as c:
             # Plain tuples: the pool's sqlite3.Row factory costs a third of a row read.
             c.sqlite_cursor.row_factory = None
             c.execute(sql, tuple(params))
             return c.fetchall()  # type: ignore[no-any-return]
+
+
+_BATCH = threading.local()
+"""``reader``: a cursor on the transaction of the batch this thread is writing on SQLite
+(`CloserSQLiteRecorder._write_batch`), which its saves' reads go through."""
 
 
 def _followed_past(kwargs: dict[str, Any], notification_ids: Sequence[int] | None

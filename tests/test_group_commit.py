@@ -320,3 +320,93 @@ def test_an_added_table_is_written_and_rolled_back_with_its_own_save_in_a_batch(
         assert candidacies.get(cid, "agency").candidate["name"]  # its key decrypts it
         assert verify_chain(candidacies.recorder, UUID(cid)) == []
     assert len(candidacies.rows("agency")) == 3  # the holder's, and the two recorded
+
+
+def _until_queue_held(pool: Any) -> None:
+    """Until another thread holds eventsourcing 9.5.6's pool's queue for connections
+    (`ConnectionPool._get_semaphore`: a thread waiting for the writer connection holds it
+    while it waits)."""
+    deadline = time.monotonic() + 10
+    while pool._get_semaphore.acquire(blocking=False):
+        pool._get_semaphore.release()
+        assert time.monotonic() < deadline, "the writer never queued"
+        time.sleep(0.001)
+
+
+def test_a_sqlite_batch_reads_its_chain_in_its_own_transaction_while_a_writer_waits(
+        tmp_path: Any, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The batch must read the predecessor's hash (another application object, or another
+    # process, wrote it: forget_tips) while another thread of the process waits for the
+    # pool's one writer connection, which the batch holds (a snapshot's write did, with
+    # two worker processes).  Read through a second connection, the batch waited for that
+    # thread and that thread for the batch: 5 s, then ConnectionUnavailableError, every
+    # save of the batch refused.
+    app = Candidacies(eventsourcing_env(f"sqlite:///{tmp_path}/closer.db"), clock=clock)
+    try:
+        cid = app.record_interview(ACTOR, interview()).candidacy_id
+        recorder = app.recorder
+        recorder.forget_tips()
+        real = type(recorder).select_event_hashes
+        writer_got: list[bool] = []
+
+        def writer() -> None:
+            with recorder.datastore.get_connection(commit=True):
+                writer_got.append(True)
+
+        waiting = threading.Thread(target=writer)
+
+        def select_event_hashes(self: Any, wanted: dict[UUID, int]) -> Any:
+            waiting.start()
+            _until_queue_held(recorder.datastore.pool)
+            return real(self, wanted)
+
+        monkeypatch.setattr(type(recorder), "select_event_hashes", select_event_hashes)
+        outcome = app.note_competing_offer(ACTOR, cid, "Rival", DEADLINE)
+        waiting.join(30)
+        assert waiting.is_alive() is False and writer_got == [True]
+        assert outcome.version == 2
+        assert verify_chain(recorder, UUID(cid)) == []
+    finally:
+        app.close()
+
+
+def test_a_sqlite_batch_takes_the_write_lock_before_it_reads_so_another_writer_waits(
+        tmp_path: Any, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two application objects on one file, each with its own pool: as two processes.
+    # The batch reads its chain in its transaction after its events' insert took SQLite's
+    # write lock, so the other's write waits for its commit; had it read first, the other
+    # would commit in between and the batch's upgrade to writing fail (SQLITE_BUSY).
+    url = f"sqlite:///{tmp_path}/closer.db"
+    first, other = (Candidacies(eventsourcing_env(url), clock=clock) for _ in range(2))
+    try:
+        other.recorder.group_commit = False  # not this process's writer: its own commits
+        cid = first.record_interview(ACTOR, interview()).candidacy_id
+        recorder = first.recorder
+        recorder.forget_tips()
+        real = type(recorder).select_event_hashes
+        wrote = threading.Event()
+        results: list[Any] = []
+
+        def write_other() -> None:
+            results.append(other.record_interview(ACTOR, interview()))
+            wrote.set()
+
+        writing = threading.Thread(target=write_other)
+
+        def select_event_hashes(self: Any, wanted: dict[UUID, int]) -> Any:
+            found = real(self, wanted)  # the batch's first read, if it has not written yet
+            if self is recorder and not writing.is_alive() and not wrote.is_set():
+                writing.start()
+                wrote.wait(1)  # it commits here only if this batch holds no write lock
+            return found
+
+        monkeypatch.setattr(type(recorder), "select_event_hashes", select_event_hashes)
+        outcome = first.note_competing_offer(ACTOR, cid, "Rival", DEADLINE)
+        writing.join(30)
+        assert outcome.version == 2
+        assert len(results) == 1 and results[0].version == 1
+        for uid in (cid, results[0].candidacy_id):
+            assert verify_chain(recorder, UUID(str(uid))) == []
+    finally:
+        first.close()
+        other.close()
