@@ -30,6 +30,7 @@ from eventsourcing.domain import EventSourcingError, Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
+    PersistenceError,
     StoredEvent,
     Transcoder,
 )
@@ -958,7 +959,14 @@ class Candidacies(Application[UUID]):
         if self.snapshots is None:
             return
         for snapshot in self._snapshots_due(processing_event):
-            self.snapshots.put([snapshot])
+            try:
+                self.snapshots.put([snapshot])
+            except PersistenceError as error:
+                # The events are committed: the command happened and is answered so.  A
+                # snapshot only shortens later loads (the events make the same state).
+                log.warning("snapshot not written", candidacy_id=str(snapshot.originator_id),
+                            version=snapshot.originator_version,
+                            error=f"{type(error).__name__}: {error}")
 
     @staticmethod
     def _snapshots_due(processing_event: Any) -> list[Any]:

@@ -6,14 +6,17 @@ late-logged facts, snapshots and the current-row table.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+import structlog
+import structlog.testing
 from builders import PANEL, candidacy_at, interview
 from eventsourcing.persistence import IntegrityError as PersistenceIntegrityError
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 
 from conftest import memory_url
 from engine.application import SNAPSHOT_INTERVAL, Candidacies, Outcome, history_entry
@@ -488,6 +491,44 @@ def test_snapshots_every_interval_load_to_the_same_state(
     fresh = Candidacies(candidacies.env, clock=clock)
     try:
         assert state(fresh.get(cid, coach.workspace)) == state(loaded)
+    finally:
+        fresh.close()
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_command_answered_as_recorded(
+        candidacies: Candidacies, coach: Actor, clock: FixedClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The snapshot is written after the command's events committed: failing then, the
+    # command still happened (answered, stored), only without its snapshot (logged).
+    def refused(_events: Any, **_: Any) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(candidacies.snapshots, "put", refused)
+    cid = candidacies.record_interview(coach, interview(interviewers=PANEL)).candidacy_id
+    for version in range(2, SNAPSHOT_INTERVAL):  # paused and resumed up to the one before
+        clock.advance(timedelta(hours=1))
+        if version % 2 == 0:
+            candidacies.pause_cadence(coach, cid, f"pause {version}")
+        else:
+            candidacies.resume_cadence(coach, cid)
+    previous = structlog.get_config()  # (the suite logs errors only)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+                        cache_logger_on_first_use=False)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            outcome = candidacies.note_competing_offer(coach, cid, "Contoso",
+                                                       clock.now() + timedelta(days=9))
+    finally:
+        structlog.configure(**previous)
+    assert outcome.version == SNAPSHOT_INTERVAL
+    assert [e.version for e in candidacies.history(cid, coach.workspace)][-1] == \
+        SNAPSHOT_INTERVAL
+    assert list(candidacies.snapshots.get(UUID(cid))) == []
+    assert [(line["event"], line["version"]) for line in logs
+            if line["log_level"] == "warning"] == [("snapshot not written", SNAPSHOT_INTERVAL)]
+    fresh = Candidacies(candidacies.env, clock=clock)
+    try:
+        assert fresh.get(cid, coach.workspace).version == SNAPSHOT_INTERVAL
     finally:
         fresh.close()
 
