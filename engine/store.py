@@ -592,6 +592,7 @@ class CloserSQLiteRecorder(_Queries, SQLiteProcessRecorder):
                 for save in batch:
                     self._write_one(c, save, pending)
             finally:
+                _BATCH.reader.close()
                 _BATCH.reader = None
         for save in batch:
             if save.error is None:

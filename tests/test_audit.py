@@ -362,3 +362,21 @@ def test_a_current_row_that_disagrees_with_its_events_is_named(store: Any) -> No
             "WHERE id=?", ids["third"])
     kinds = [(f.kind, f.originator_id) for f in audit.verify_rows(app)[1]]
     assert (audit.ROW, "00000000-0000-4000-8000-000000000000") in kinds
+
+
+def test_a_candidacy_stored_before_the_audit_is_chained_whole_by_its_next_command(
+        store: Any) -> None:
+    # Its events carry no hashes (written before issue 17): the next save hashes them in
+    # its own write, from the events it reads (on SQLite, in the batch's transaction),
+    # and the chain then verifies.
+    app, raw, ids = store
+    second = ids["second"]
+    raw.run("DELETE FROM closer_event_hashes WHERE originator_id=?", raw.id(second))
+    app.recorder.forget_tips()
+    version = app.row(second).version
+    assert audit.verify_chain(app.recorder, UUID(second)) != []
+    app.raise_hesitation(ids["actor"], second, "A late worry")
+    assert audit.verify_chain(app.recorder, UUID(second)) == []
+    hashed = raw.run("SELECT originator_version FROM closer_event_hashes WHERE "
+                     "originator_id=? ORDER BY originator_version", raw.id(second))
+    assert [row[0] for row in hashed] == list(range(1, version + 2))
