@@ -107,11 +107,17 @@ def store_public_key(settings: Settings | None = None) -> str:
 
 def chain_warning(candidacies: Any, candidacy_id: str) -> audit.Finding | None:
     """The first break in a candidacy's chain, for its readers (None: intact)."""
+    return chain_check(candidacies, candidacy_id)[0]
+
+
+def chain_check(candidacies: Any, candidacy_id: str) -> tuple[audit.Finding | None, int | None]:
+    """`chain_warning`, and the candidacy's highest stored version (`audit.
+    check_before_write`; None, None for an id that is no candidacy's)."""
     try:
         uid = UUID(str(candidacy_id))
     except ValueError:
-        return None
-    return audit.first_break(candidacies.recorder, uid)
+        return None, None
+    return audit.check_before_write(candidacies.recorder, uid)
 
 
 class LogNotIntact(RuntimeError):

@@ -257,7 +257,9 @@ class CommandRunner:
     def _run(self, command: Callable[..., Outcome], candidacy_id: str, *args: Any,
              on_behalf_of: str | None = None, **kwargs: Any) -> Outcome:
         actor = self.actor(on_behalf_of)
-        refuse_if_chain_broken(self.candidacies, candidacy_id, self.principal.workspace)
+        stored = refuse_if_chain_broken(self.candidacies, candidacy_id, self.principal.workspace)
+        if stored is not None:
+            self.candidacies.drop_stale_copy(candidacy_id, stored)
         with self.inflight.hold(self.principal.workspace, self.idempotency_key):
             for _ in range(CONFLICT_RETRIES):
                 try:
@@ -280,19 +282,20 @@ class CommandRunner:
 
 
 def refuse_if_chain_broken(candidacies: Candidacies, candidacy_id: str,
-                           workspace: str) -> None:
+                           workspace: str) -> int | None:
     """409 ``chain-broken`` naming the first break when the candidacy's stored history is
     not what Closer wrote (docs/audit.md, "Commands on a broken chain"): a command is
     judged against the stage its events make, so it is not recorded on top of altered
-    ones.  Another workspace's candidacy is left to the command (which answers 404)."""
-    from api.audit_service import chain_warning
+    ones.  Another workspace's candidacy is left to the command (which answers 404).
+    Else the highest version the read found stored (None: not known)."""
+    from api.audit_service import chain_check
 
-    broken = chain_warning(candidacies, candidacy_id)
+    broken, stored = chain_check(candidacies, candidacy_id)
     if broken is None:
-        return
+        return stored
     row = candidacies.row(candidacy_id)
     if row is None or row.workspace != workspace:
-        return
+        return None
     raise ProblemError(
         "chain-broken", f"not applied: this candidacy's stored history is not what was "
         f"recorded ({broken.line()}); an admin runs `closer audit verify` and restores it",

@@ -836,6 +836,14 @@ class Candidacies(Application[UUID]):
             raise CandidacyNotFound(candidacy_id)
         return entries
 
+    def drop_stale_copy(self, candidacy_id: Any, stored_version: int) -> None:
+        """Forget the kept copy of the candidacy (`RecentCandidacies`) unless it is at
+        ``stored_version``, the version a read of the store just found: another process
+        or application object saved it since, and a command decided on the copy would be
+        refused at its save (on PostgreSQL failing its batch-mates' script, which is then
+        written again save by save) before being decided again on what is stored."""
+        self.recent.drop_unless(_uuid(candidacy_id), stored_version)
+
     def row(self, candidacy_id: Any) -> CandidacyRow | None:
         """The candidacy's current row (no aggregate load)."""
         return self.recorder.find_candidacy_row(str(_uuid(candidacy_id)))
@@ -1138,6 +1146,13 @@ class RecentCandidacies:
             self._items.move_to_end(candidacy.id)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+    def drop_unless(self, uid: UUID, version: int) -> None:
+        """Forget the copy of ``uid`` unless it is at ``version``."""
+        with self._lock:
+            held = self._items.get(uid)
+            if held is not None and held.version != version:
+                del self._items[uid]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -280,10 +280,18 @@ def verify_chain(recorder: Any, originator_id: UUID) -> list[Finding]:
 def first_break(recorder: Any, originator_id: UUID) -> Finding | None:
     """The first break in one aggregate's chain (None: intact, or a recorder without the
     audit's chains): what a write checks before it records on top of it."""
+    return check_before_write(recorder, originator_id)[0]
+
+
+def check_before_write(recorder: Any, originator_id: UUID
+                       ) -> tuple[Finding | None, int | None]:
+    """`first_break`, and the highest version stored (0: none), both from the one read
+    of the chain; ``(None, None)`` for a recorder without the audit's chains."""
     if getattr(recorder, "select_chain_checked", None) is None:
-        return None
-    findings = verify_chain(recorder, originator_id)
-    return findings[0] if findings else None
+        return None, None
+    chain, orphans = recorder.select_chain_checked(originator_id)
+    findings = chain_findings(originator_id, chain, orphans)
+    return (findings[0] if findings else None), (int(chain[-1][1]) if chain else 0)
 
 
 def verify_chains(recorder: Any, originator_ids: Sequence[UUID]) -> dict[UUID, list[Finding]]:

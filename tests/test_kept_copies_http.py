@@ -63,6 +63,40 @@ def test_a_second_writer_makes_the_kept_copy_stale(
     assert candidacies.recent.take(UUID(candidacy_id)).version == version + 2  # type: ignore[union-attr]
 
 
+
+def test_a_stale_copy_is_dropped_by_the_chain_check_before_it_is_decided_on(
+        live: Any, candidacies: Candidacies, database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command's chain check reads the stored chain, and so its highest version: a kept
+    # copy behind it is forgotten, and the command decided once, on what is stored (a
+    # stale copy decided first fails at its save: on PostgreSQL its batch-mates' script
+    # is then written again save by save).
+    candidacy_id = walk_to(live, "awaiting")
+    version = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER)).json()["version"]
+    other = Candidacies(eventsourcing_env(database_url))
+    try:
+        other.note_competing_offer(ACTOR, candidacy_id, "Elsewhere", DEADLINE)
+    finally:
+        other.close()
+    assert UUID(candidacy_id) in candidacies.recent  # at ``version``: one behind the store
+    decided: list[int] = []
+    apply = candidacies._apply
+
+    def counted(actor: Any, candidacy: Any, *args: Any) -> Any:
+        decided.append(candidacy.version)
+        return apply(actor, candidacy, *args)
+
+    monkeypatch.setattr(candidacies, "_apply", counted)
+    response = ok(live.post(f"/candidacies/{candidacy_id}/offers",
+                            json={**OFFER, "company": "Later"}))
+    assert response.json()["version"] == version + 2
+    assert decided == [version + 1]  # never on the stale copy at ``version``
+    # A copy at the stored version is kept (the next command starts from it).
+    candidacies.drop_stale_copy(candidacy_id, version + 2)
+    assert UUID(candidacy_id) in candidacies.recent
+    candidacies.drop_stale_copy(candidacy_id, version + 3)
+    assert UUID(candidacy_id) not in candidacies.recent
+
 def test_a_stale_if_match_on_a_warm_candidacy_is_a_412(live: Any) -> None:
     candidacy_id = walk_to(live, "awaiting")
     version = len(history(live, candidacy_id))
