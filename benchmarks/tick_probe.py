@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
 import structlog
@@ -72,6 +73,20 @@ def timed_ticks(open_fresh: Callable[[], Candidacies], rounds: int) -> None:
         app.close()
 
 
+def alternated(sides: dict[str, Callable[[], object]], rounds: int
+               ) -> dict[str, list[tuple[float, float]]]:
+    """Each of two ``sides`` run ``rounds`` times, their order alternating (after a round
+    that warms both): each side's ``(wall, CPU)`` seconds, round by round."""
+    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    for number in range(rounds + 1):  # round 0 warms both
+        for side in list(sides)[number % 2:] + list(sides)[:number % 2]:
+            cpu, wall = time.process_time(), time.perf_counter()
+            sides[side]()
+            if number:
+                times[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return times
+
+
 def chains(pristine: str, rounds: int) -> None:
     url = pristine if "://" in pristine else "sqlite:///" + pristine  # or a PostgreSQL one
     app = Candidacies(eventsourcing_env(url), clock=FixedClock(NOW))
@@ -84,14 +99,8 @@ def chains(pristine: str, rounds: int) -> None:
     def a_page() -> int:
         return sum(bool(f) for page in pages for f in verify_chains(app.recorder, page).values())
 
-    sides = {"a query each": one_each, "a query a page": a_page}
-    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
-    for number in range(rounds + 1):  # round 0 warms both
-        for side in list(sides)[number % 2:] + list(sides)[:number % 2]:
-            cpu, wall = time.process_time(), time.perf_counter()
-            broken = sides[side]()
-            if number:
-                times[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+    times = alternated({"a query each": one_each, "a query a page": a_page}, rounds)
+    broken = a_page()
     app.close()
     for side, runs in times.items():
         print(f"{side}: {len(due)} chains ({broken} broken), median "
@@ -104,8 +113,6 @@ def chains(pristine: str, rounds: int) -> None:
 
 
 def loads(pristine: str, rounds: int) -> None:
-    from pathlib import Path
-
     from tick_bench import floor_due_events
 
     app = Candidacies(eventsourcing_env("sqlite:///" + pristine), clock=FixedClock(NOW))
@@ -119,14 +126,7 @@ def loads(pristine: str, rounds: int) -> None:
     def floor_c() -> None:
         floor_due_events(Path(pristine), NOW)
 
-    sides = {"load": load, "floor C": floor_c}
-    times: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
-    for number in range(rounds + 1):  # round 0 warms both
-        for side in list(sides)[number % 2:] + list(sides)[:number % 2]:
-            cpu, wall = time.process_time(), time.perf_counter()
-            sides[side]()
-            if number:
-                times[side].append((time.perf_counter() - wall, time.process_time() - cpu))
+    times = alternated({"load": load, "floor C": floor_c}, rounds)
     app.close()
     for side, runs in times.items():
         print(f"{side}: {len(due)} due candidacies, median "
