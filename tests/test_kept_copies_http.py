@@ -43,8 +43,9 @@ def test_warm_commands_over_http(live: Any, candidacies: Candidacies) -> None:
     assert UUID(candidacy_id) in candidacies.recent  # the next command starts from its copy
 
 
-def test_a_second_writer_makes_the_kept_copy_stale(
-        live: Any, candidacies: Candidacies, database_url: str) -> None:
+def stale_copy(live: Any, database_url: str) -> tuple[str, int]:
+    """A candidacy whose copy the app keeps at the version it answers, then saved once
+    more by another application object (another process): its id and that version."""
     candidacy_id = walk_to(live, "awaiting")
     version = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER)).json()["version"]
     other = Candidacies(eventsourcing_env(database_url))
@@ -52,16 +53,21 @@ def test_a_second_writer_makes_the_kept_copy_stale(
         other.note_competing_offer(ACTOR, candidacy_id, "Elsewhere", DEADLINE)
     finally:
         other.close()
+    return candidacy_id, version
+
+
+def test_a_second_writer_makes_the_kept_copy_stale(
+        live: Any, candidacies: Candidacies, database_url: str) -> None:
+    candidacy_id, version = stale_copy(live, database_url)
 
     response = ok(live.post(f"/candidacies/{candidacy_id}/offers",
                             json={**OFFER, "company": "Later"}))
 
     assert response.json()["version"] == version + 2
     companies = [e["data"].get("company") for e in history(live, candidacy_id)[version:]]
-    assert companies == ["Elsewhere", "Later"]  # refused on the copy, decided on the store
+    assert companies == ["Elsewhere", "Later"]  # decided on the store, not on the copy
     # Kept again at the stored version: the next command starts from the copy once more.
     assert candidacies.recent.take(UUID(candidacy_id)).version == version + 2  # type: ignore[union-attr]
-
 
 
 def test_a_stale_copy_is_dropped_by_the_chain_check_before_it_is_decided_on(
@@ -71,13 +77,7 @@ def test_a_stale_copy_is_dropped_by_the_chain_check_before_it_is_decided_on(
     # copy behind it is forgotten, and the command decided once, on what is stored (a
     # stale copy decided first fails at its save: on PostgreSQL its batch-mates' script
     # is then written again save by save).
-    candidacy_id = walk_to(live, "awaiting")
-    version = ok(live.post(f"/candidacies/{candidacy_id}/offers", json=OFFER)).json()["version"]
-    other = Candidacies(eventsourcing_env(database_url))
-    try:
-        other.note_competing_offer(ACTOR, candidacy_id, "Elsewhere", DEADLINE)
-    finally:
-        other.close()
+    candidacy_id, version = stale_copy(live, database_url)
     assert UUID(candidacy_id) in candidacies.recent  # at ``version``: one behind the store
     decided: list[int] = []
     apply = candidacies._apply
@@ -96,6 +96,7 @@ def test_a_stale_copy_is_dropped_by_the_chain_check_before_it_is_decided_on(
     assert UUID(candidacy_id) in candidacies.recent
     candidacies.drop_stale_copy(candidacy_id, version + 3)
     assert UUID(candidacy_id) not in candidacies.recent
+
 
 def test_a_stale_if_match_on_a_warm_candidacy_is_a_412(live: Any) -> None:
     candidacy_id = walk_to(live, "awaiting")
